@@ -1,0 +1,44 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let package = Package(
+    name: "deployctl",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "deployctl", targets: ["deployctl"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // API-shaped values, the ordered JSON tree and the service errors.
+        .target(name: "DeployModel"),
+        // The SQLite state file: schema, migrations, transactions.
+        .target(name: "DeployStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        // The built-in S3-like artifact store beside the state file.
+        .target(name: "ArtifactStore"),
+        // The API operations over the store.
+        .target(
+            name: "ControlPlane",
+            dependencies: ["DeployModel", "DeployStore", "ArtifactStore", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // Thin ArgumentParser commands, input parsing and output formatting.
+        .target(
+            name: "DeployCLI",
+            dependencies: [
+                "DeployModel", "ControlPlane", "DeployStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "deployctl", dependencies: ["DeployCLI"]),
+
+        .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
+        .testTarget(name: "DeployStoreTests", dependencies: ["DeployStore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),
+        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "DeployModel", "DeployStore"]),
+        .testTarget(name: "DeployCLITests", dependencies: ["DeployCLI", "DeployModel"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["DeployModel"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

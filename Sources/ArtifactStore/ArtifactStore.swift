@@ -1,0 +1,121 @@
+import Foundation
+
+/// What the store knows about one stored object version.
+public struct StoredObject: Sendable, Equatable, Codable {
+    public var bucket: String
+    public var key: String
+    /// The SHA-256 of the content, in hex: the object's eTag.
+    public var eTag: String
+    public var versionId: String
+    public var size: Int64
+    /// Where the content lives on disk.
+    public var path: String
+}
+
+/// Why the store refused a request.
+public enum ArtifactStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    case invalidBucketName(String)
+    case invalidKey(String)
+    case noSuchObject(bucket: String, key: String, version: String?)
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .invalidBucketName(let b):
+            return "invalid bucket name '\(b)': use 3-63 characters of lowercase letters, digits, '.' and '-'"
+        case .invalidKey(let k):
+            return "invalid object key '\(k)': it must be non-empty and must not contain '..' components or NUL"
+        case .noSuchObject(let b, let k, let v):
+            return "no object s3://\(b)/\(k)\(v.map { " (version \($0))" } ?? "") in the artifact store"
+        case .io(let m): return m
+        }
+    }
+}
+
+/// The built-in artifact store: an S3-shaped object store in a directory beside the state file.
+///
+/// Each bucket is a folder; each object version is stored as `<bucket>/<key>@v/<versionId>` with a
+/// `meta.json` beside it, and `<bucket>/<key>@v/latest` names the newest version. The interface is
+/// the part of S3 deployctl uses (put, head, locate), so an S3-compatible endpoint can stand behind it later.
+public struct ArtifactStore: Sendable {
+    public let root: URL
+
+    public init(root: URL) {
+        self.root = root
+    }
+
+    /// The store that belongs to a state file: `<state dir>/artifacts`.
+    public init(besideStateFile statePath: String) {
+        let directory = URL(fileURLWithPath: statePath).deletingLastPathComponent()
+        self.root = directory.appendingPathComponent("artifacts", isDirectory: true)
+    }
+
+    /// Copies `file` into the store as a new version of `bucket/key`.
+    public func put(bucket: String, key: String, contentsOf file: URL) throws(ArtifactStoreError) -> StoredObject {
+        try Self.validate(bucket: bucket, key: key)
+        let versions = versionsDirectory(bucket: bucket, key: key)
+        let versionId = Self.newVersionId()
+        let target = versions.appendingPathComponent(versionId, isDirectory: true)
+        do {
+            try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+            let content = target.appendingPathComponent("content")
+            let digest = try SHA256.hexDigest(ofFile: file)
+            try FileManager.default.copyItem(at: file, to: content)
+            let size = (try FileManager.default.attributesOfItem(atPath: content.path)[.size] as? NSNumber)?.int64Value ?? 0
+            let object = StoredObject(
+                bucket: bucket, key: key, eTag: digest, versionId: versionId, size: size, path: content.path)
+            let meta = try JSONEncoder().encode(object)
+            try meta.write(to: target.appendingPathComponent("meta.json"), options: .atomic)
+            try Data(versionId.utf8).write(to: versions.appendingPathComponent("latest"), options: .atomic)
+            return object
+        } catch let error as ArtifactStoreError {
+            throw error
+        } catch {
+            try? FileManager.default.removeItem(at: target)
+            throw .io("cannot store s3://\(bucket)/\(key): \(error.localizedDescription)")
+        }
+    }
+
+    /// The stored object, its newest version unless `version` names one.
+    public func head(bucket: String, key: String, version: String? = nil) throws(ArtifactStoreError) -> StoredObject {
+        try Self.validate(bucket: bucket, key: key)
+        let versions = versionsDirectory(bucket: bucket, key: key)
+        let chosen: String
+        if let version {
+            chosen = version
+        } else {
+            guard let latest = try? String(contentsOf: versions.appendingPathComponent("latest"), encoding: .utf8) else {
+                throw .noSuchObject(bucket: bucket, key: key, version: nil)
+            }
+            chosen = latest.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard !chosen.contains("/"), !chosen.hasPrefix("."),
+            let data = try? Data(contentsOf: versions.appendingPathComponent(chosen).appendingPathComponent("meta.json")),
+            let object = try? JSONDecoder().decode(StoredObject.self, from: data)
+        else {
+            throw .noSuchObject(bucket: bucket, key: key, version: version)
+        }
+        return object
+    }
+
+    func versionsDirectory(bucket: String, key: String) -> URL {
+        root.appendingPathComponent(bucket, isDirectory: true).appendingPathComponent(key + "@v", isDirectory: true)
+    }
+
+    static func validate(bucket: String, key: String) throws(ArtifactStoreError) {
+        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789.-")
+        guard (3...63).contains(bucket.count), bucket.allSatisfy({ allowed.contains($0) }),
+            bucket.first != ".", bucket.first != "-"
+        else { throw .invalidBucketName(bucket) }
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
+        guard !key.isEmpty, !key.hasPrefix("/"), !key.contains("\0"),
+            !parts.contains(where: { $0 == ".." || $0 == "." || $0.isEmpty })
+        else { throw .invalidKey(key) }
+    }
+
+    static func newVersionId() -> String {
+        let stamp = String(UInt64(Date().timeIntervalSince1970 * 1_000_000), radix: 36)
+        let random = (0..<8).map { _ in String("abcdefghijklmnopqrstuvwxyz0123456789".randomElement() ?? "0") }.joined()
+        return stamp + random
+    }
+}

@@ -1,0 +1,153 @@
+import ArtifactStore
+import DeployModel
+import DeployStore
+import Foundation
+import GRDB
+
+/// The CodeDeploy API operations over a state file. Every operation takes the model's input shape and returns
+/// its output shape (or throws a `ServiceError` with the model's exception name), and runs as one SQLite
+/// transaction, so a killed process never leaves half a resource behind. Nothing here prints or exits.
+public final class ControlPlane: Sendable {
+    public let state: StateFile
+    public let artifacts: ArtifactStore
+    /// Region and account used in ARNs (`arn:aws:codedeploy:<region>:<account>:application:<name>`).
+    public let region: String
+    public let account: String
+    let clock: @Sendable () -> Date
+
+    public init(
+        state: StateFile, artifacts: ArtifactStore, region: String = "local", account: String = "000000000000",
+        clock: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.state = state
+        self.artifacts = artifacts
+        self.region = region
+        self.account = account
+        self.clock = clock
+    }
+
+    /// Opens (creating if needed) the state file at `path` and the artifact store beside it.
+    public convenience init(statePath: String, region: String = "local") throws {
+        let state = try StateFile(path: statePath)
+        self.init(state: state, artifacts: ArtifactStore(besideStateFile: statePath), region: region)
+    }
+
+    /// The current time, rounded to milliseconds as AWS reports times.
+    func now() -> Date {
+        Date(timeIntervalSince1970: (clock().timeIntervalSince1970 * 1000).rounded() / 1000)
+    }
+
+    func arnPrefix() -> String { "arn:aws:codedeploy:\(region):\(account):" }
+}
+
+// MARK: - Stored JSON
+
+/// Encodes a value as compact JSON for a column.
+func storedJSON<T: Encodable>(_ value: T) throws -> String {
+    try JSONValueEncoder().encode(value).compact()
+}
+
+/// Decodes a column written by `storedJSON`.
+func fromStoredJSON<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+    try JSONValueDecoder().decode(type, from: JSONValue.parse(text))
+}
+
+// MARK: - Common validation
+
+enum Validate {
+    static func name(_ value: String?, required: String, invalid: String, what: String, max: Int = 100) throws -> String {
+        guard let value, !value.isEmpty else { throw ServiceError(required, "The \(what) name must be specified.") }
+        guard value.count <= max else {
+            throw ServiceError(invalid, "The \(what) name '\(value)' is longer than \(max) characters.")
+        }
+        guard !value.contains(where: { $0.isNewline || $0 == "\0" }) else {
+            throw ServiceError(invalid, "The \(what) name contains a line break or NUL character.")
+        }
+        return value
+    }
+
+    static func applicationName(_ value: String?) throws -> String {
+        try name(value, required: "ApplicationNameRequiredException", invalid: "InvalidApplicationNameException", what: "application")
+    }
+
+    static func groupName(_ value: String?) throws -> String {
+        try name(
+            value, required: "DeploymentGroupNameRequiredException", invalid: "InvalidDeploymentGroupNameException",
+            what: "deployment group")
+    }
+
+    static func configName(_ value: String?) throws -> String {
+        try name(
+            value, required: "DeploymentConfigNameRequiredException", invalid: "InvalidDeploymentConfigNameException",
+            what: "deployment configuration")
+    }
+
+    static func deploymentId(_ value: String?) throws -> String {
+        guard let value, !value.isEmpty else {
+            throw ServiceError("DeploymentIdRequiredException", "At least one deployment ID must be specified.")
+        }
+        guard value.count <= 20, value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
+            throw ServiceError("InvalidDeploymentIdException", "The deployment ID '\(value)' is not valid: expected d- followed by 9 letters or digits.")
+        }
+        return value
+    }
+
+    static func instanceName(_ value: String?) throws -> String {
+        guard let value, !value.isEmpty else {
+            throw ServiceError("InstanceNameRequiredException", "An on-premises instance name must be specified.")
+        }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+=,.@_-")
+        guard value.count <= 100, value.allSatisfy({ allowed.contains($0) }) else {
+            throw ServiceError(
+                "InvalidInstanceNameException",
+                "The on-premises instance name '\(value)' is not valid: use at most 100 letters, digits and +=,.@_- characters.")
+        }
+        return value
+    }
+
+    static func batch<T>(_ items: [T], limit: Int, what: String, required: String) throws {
+        guard !items.isEmpty else { throw ServiceError(required, "At least one \(what) must be specified.") }
+        guard items.count <= limit else {
+            throw ServiceError("BatchLimitExceededException", "The maximum number of \(what)s that can be requested is \(limit); got \(items.count).")
+        }
+    }
+}
+
+// MARK: - Identifiers
+
+enum Identifier {
+    static func uuid() -> String { UUID().uuidString.lowercased() }
+
+    /// `d-` followed by 9 uppercase letters and digits, as CodeDeploy deployment IDs look.
+    static func deploymentId() -> String {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        var generator = SystemRandomNumberGenerator()
+        return "d-" + String((0..<9).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] })
+    }
+
+    static func suffix(_ length: Int) -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<length).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] })
+    }
+}
+
+// MARK: - Paging
+
+/// Offset-based pages behind opaque `nextToken`s.
+enum Paging {
+    static let pageSize = 100
+
+    static func page<T>(_ items: [T], token: String?, pageSize: Int = Paging.pageSize) throws -> ([T], String?) {
+        var offset = 0
+        if let token, !token.isEmpty {
+            guard token.hasPrefix("o"), let value = Int(token.dropFirst()), value >= 0, value <= items.count else {
+                throw ServiceError("InvalidNextTokenException", "The next token '\(token)' is not valid.")
+            }
+            offset = value
+        }
+        let end = min(items.count, offset + pageSize)
+        let next = end < items.count ? "o\(end)" : nil
+        return (Array(items[offset..<end]), next)
+    }
+}

@@ -1,0 +1,222 @@
+import DeployModel
+import Foundation
+import GRDB
+
+struct GroupRecord {
+    var id: String
+    var applicationId: String
+    var name: String
+    var configName: String
+    /// What the user configured; names, IDs and the last-deployment members are filled in on read.
+    var info: DeploymentGroupInfo
+}
+
+extension ControlPlane {
+    func findGroup(_ db: Database, app: ApplicationRow, name: String) throws -> GroupRecord? {
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT * FROM deployment_groups WHERE application_id = ? AND name = ?", arguments: [app.id, name])
+        else { return nil }
+        return GroupRecord(
+            id: row["id"], applicationId: row["application_id"], name: row["name"], configName: row["config_name"],
+            info: try fromStoredJSON(DeploymentGroupInfo.self, row["info"]))
+    }
+
+    func requireGroup(_ db: Database, app: ApplicationRow, name: String?) throws -> GroupRecord {
+        let name = try Validate.groupName(name)
+        guard let group = try findGroup(db, app: app, name: name) else {
+            throw ServiceError("DeploymentGroupDoesNotExistException", "The deployment group \(name) does not exist with the user or AWS account.")
+        }
+        return group
+    }
+
+    /// The group as `get-deployment-group` shows it, with its last attempted and last successful deployments.
+    func groupInfo(_ db: Database, app: ApplicationRow, group: GroupRecord) throws -> DeploymentGroupInfo {
+        var info = group.info
+        info.applicationName = app.name
+        info.deploymentGroupId = group.id
+        info.deploymentGroupName = group.name
+        info.deploymentConfigName = group.configName
+        info.computePlatform = .server
+        let latest = try Row.fetchOne(
+            db, sql: "SELECT id, status, info FROM deployments WHERE group_id = ? ORDER BY create_time DESC, rowid DESC LIMIT 1",
+            arguments: [group.id])
+        if let latest {
+            let deployment = try fromStoredJSON(DeploymentInfo.self, latest["info"])
+            info.lastAttemptedDeployment = LastDeploymentInfo(
+                deploymentId: deployment.deploymentId, status: deployment.status, endTime: deployment.completeTime,
+                createTime: deployment.createTime)
+            info.targetRevision = deployment.revision
+        }
+        let succeeded = try Row.fetchOne(
+            db,
+            sql: "SELECT info FROM deployments WHERE group_id = ? AND status = 'Succeeded' ORDER BY create_time DESC, rowid DESC LIMIT 1",
+            arguments: [group.id])
+        if let succeeded {
+            let deployment = try fromStoredJSON(DeploymentInfo.self, succeeded["info"])
+            info.lastSuccessfulDeployment = LastDeploymentInfo(
+                deploymentId: deployment.deploymentId, status: deployment.status, endTime: deployment.completeTime,
+                createTime: deployment.createTime)
+        }
+        return info
+    }
+
+    /// Checks the parts of a group definition deployctl acts on.
+    func validateGroupSettings(_ info: DeploymentGroupInfo) throws {
+        if let filters = info.onPremisesInstanceTagFilters, !filters.isEmpty, info.onPremisesTagSet?.onPremisesTagSetList?.isEmpty == false {
+            throw ServiceError(
+                "InvalidOnPremisesTagCombinationException",
+                "--on-premises-instance-tag-filters and --on-premises-tag-set cannot be used together.")
+        }
+        if let problem = TagMatching.problem(in: info.onPremisesInstanceTagFilters ?? []) {
+            throw ServiceError("InvalidTagException", "Invalid on-premises instance tag filter: \(problem).")
+        }
+        let tagSet = info.onPremisesTagSet?.onPremisesTagSetList ?? []
+        guard tagSet.count <= 3 else {
+            throw ServiceError("TagSetListLimitExceededException", "An on-premises tag set holds at most 3 tag groups; got \(tagSet.count).")
+        }
+        for (index, group) in tagSet.enumerated() {
+            guard !group.isEmpty, group.count <= 10 else {
+                throw ServiceError("InvalidTagException", "Tag group \(index + 1) of the on-premises tag set must hold 1 to 10 filters.")
+            }
+            if let problem = TagMatching.problem(in: group) {
+                throw ServiceError("InvalidTagException", "Invalid filter in tag group \(index + 1) of the on-premises tag set: \(problem).")
+            }
+        }
+        if info.deploymentStyle?.deploymentType == .blueGreen || info.blueGreenDeploymentConfiguration != nil {
+            throw ServiceError("InvalidDeploymentStyleException", "Blue/green deployments are not supported by deployctl; use IN_PLACE.")
+        }
+        if let rollback = info.autoRollbackConfiguration, rollback.enabled == true, rollback.events?.isEmpty ?? true {
+            throw ServiceError("InvalidAutoRollbackConfigException", "Automatic rollback is enabled but no events are given (DEPLOYMENT_FAILURE, DEPLOYMENT_STOP_ON_REQUEST).")
+        }
+    }
+
+    public func createDeploymentGroup(_ input: CreateDeploymentGroupInput) throws -> CreateDeploymentGroupOutput {
+        let name = try Validate.groupName(input.deploymentGroupName)
+        let tags = try validatedTags(input.tags ?? [], error: "InvalidTagsToAddException")
+        let info = DeploymentGroupInfo(
+            ec2TagFilters: input.ec2TagFilters ?? [],
+            onPremisesInstanceTagFilters: input.onPremisesInstanceTagFilters ?? [],
+            autoScalingGroups: [],
+            serviceRoleArn: input.serviceRoleArn,
+            triggerConfigurations: input.triggerConfigurations ?? [],
+            alarmConfiguration: input.alarmConfiguration,
+            autoRollbackConfiguration: input.autoRollbackConfiguration,
+            deploymentStyle: input.deploymentStyle
+                ?? DeploymentStyle(deploymentType: .inPlace, deploymentOption: .withoutTrafficControl),
+            outdatedInstancesStrategy: input.outdatedInstancesStrategy ?? .update,
+            blueGreenDeploymentConfiguration: input.blueGreenDeploymentConfiguration,
+            loadBalancerInfo: input.loadBalancerInfo,
+            ec2TagSet: input.ec2TagSet,
+            onPremisesTagSet: input.onPremisesTagSet,
+            ecsServices: input.ecsServices,
+            terminationHookEnabled: input.terminationHookEnabled ?? false)
+        try validateGroupSettings(info)
+        return try state.write { db in
+            let app = try requireApplication(db, input.applicationName)
+            let configName = input.deploymentConfigName ?? "CodeDeployDefault.OneAtATime"
+            _ = try requireConfig(db, configName)
+            if try findGroup(db, app: app, name: name) != nil {
+                throw ServiceError("DeploymentGroupAlreadyExistsException", "The deployment group \(name) already exists for application \(app.name).")
+            }
+            let id = Identifier.uuid()
+            try db.execute(
+                sql: "INSERT INTO deployment_groups (id, application_id, name, config_name, info) VALUES (?, ?, ?, ?, ?)",
+                arguments: [id, app.id, name, configName, try storedJSON(info)])
+            try replaceTags(db, resourceId: id, adding: tags)
+            return CreateDeploymentGroupOutput(deploymentGroupId: id)
+        }
+    }
+
+    public func getDeploymentGroup(_ input: GetDeploymentGroupInput) throws -> GetDeploymentGroupOutput {
+        try state.read { db in
+            let app = try requireApplication(db, input.applicationName)
+            let group = try requireGroup(db, app: app, name: input.deploymentGroupName)
+            return GetDeploymentGroupOutput(deploymentGroupInfo: try groupInfo(db, app: app, group: group))
+        }
+    }
+
+    public func listDeploymentGroups(_ input: ListDeploymentGroupsInput) throws -> ListDeploymentGroupsOutput {
+        try state.read { db in
+            let app = try requireApplication(db, input.applicationName)
+            let names = try String.fetchAll(db, sql: "SELECT name FROM deployment_groups WHERE application_id = ? ORDER BY name", arguments: [app.id])
+            let (page, next) = try Paging.page(names, token: input.nextToken)
+            return ListDeploymentGroupsOutput(applicationName: app.name, deploymentGroups: page, nextToken: next)
+        }
+    }
+
+    public func batchGetDeploymentGroups(_ input: BatchGetDeploymentGroupsInput) throws -> BatchGetDeploymentGroupsOutput {
+        try Validate.batch(input.deploymentGroupNames, limit: 100, what: "deployment group name", required: "DeploymentGroupNameRequiredException")
+        return try state.read { db in
+            let app = try requireApplication(db, input.applicationName)
+            var infos: [DeploymentGroupInfo] = []
+            var missing: [String] = []
+            for name in input.deploymentGroupNames {
+                if let group = try findGroup(db, app: app, name: try Validate.groupName(name)) {
+                    infos.append(try groupInfo(db, app: app, group: group))
+                } else {
+                    missing.append(name)
+                }
+            }
+            let message = missing.isEmpty ? nil : "Deployment groups not found: \(missing.joined(separator: ", "))"
+            return BatchGetDeploymentGroupsOutput(deploymentGroupsInfo: infos, errorMessage: message)
+        }
+    }
+
+    public func updateDeploymentGroup(_ input: UpdateDeploymentGroupInput) throws -> UpdateDeploymentGroupOutput {
+        try state.write { db in
+            let app = try requireApplication(db, input.applicationName)
+            var group = try requireGroup(db, app: app, name: input.currentDeploymentGroupName)
+            if let newName = input.newDeploymentGroupName, newName != group.name {
+                let newName = try Validate.groupName(newName)
+                if try findGroup(db, app: app, name: newName) != nil {
+                    throw ServiceError("DeploymentGroupAlreadyExistsException", "The deployment group \(newName) already exists for application \(app.name).")
+                }
+                group.name = newName
+            }
+            if let configName = input.deploymentConfigName {
+                _ = try requireConfig(db, configName)
+                group.configName = configName
+            }
+            var info = group.info
+            if let v = input.ec2TagFilters { info.ec2TagFilters = v }
+            if let v = input.onPremisesInstanceTagFilters {
+                info.onPremisesInstanceTagFilters = v
+                if !v.isEmpty, input.onPremisesTagSet == nil { info.onPremisesTagSet = nil }
+            }
+            if let v = input.onPremisesTagSet {
+                info.onPremisesTagSet = v
+                if v.onPremisesTagSetList?.isEmpty == false, input.onPremisesInstanceTagFilters == nil { info.onPremisesInstanceTagFilters = [] }
+            }
+            if let v = input.serviceRoleArn { info.serviceRoleArn = v }
+            if let v = input.triggerConfigurations { info.triggerConfigurations = v }
+            if let v = input.alarmConfiguration { info.alarmConfiguration = v }
+            if let v = input.autoRollbackConfiguration { info.autoRollbackConfiguration = v }
+            if let v = input.outdatedInstancesStrategy { info.outdatedInstancesStrategy = v }
+            if let v = input.deploymentStyle { info.deploymentStyle = v }
+            if let v = input.blueGreenDeploymentConfiguration { info.blueGreenDeploymentConfiguration = v }
+            if let v = input.loadBalancerInfo { info.loadBalancerInfo = v }
+            if let v = input.ec2TagSet { info.ec2TagSet = v }
+            if let v = input.ecsServices { info.ecsServices = v }
+            if let v = input.terminationHookEnabled { info.terminationHookEnabled = v }
+            try validateGroupSettings(info)
+            try db.execute(
+                sql: "UPDATE deployment_groups SET name = ?, config_name = ?, info = ? WHERE id = ?",
+                arguments: [group.name, group.configName, try storedJSON(info), group.id])
+            return UpdateDeploymentGroupOutput(hooksNotCleanedUp: [])
+        }
+    }
+
+    /// Deletes a group. Like AWS, a missing group is not an error; its past deployments stay readable.
+    public func deleteDeploymentGroup(_ input: DeleteDeploymentGroupInput) throws -> DeleteDeploymentGroupOutput {
+        let name = try Validate.groupName(input.deploymentGroupName)
+        return try state.write { db in
+            let app = try requireApplication(db, input.applicationName)
+            if let group = try findGroup(db, app: app, name: name) {
+                try db.execute(sql: "DELETE FROM resource_tags WHERE resource_id = ?", arguments: [group.id])
+                try db.execute(sql: "DELETE FROM deployment_groups WHERE id = ?", arguments: [group.id])
+            }
+            return DeleteDeploymentGroupOutput(hooksNotCleanedUp: [])
+        }
+    }
+}

@@ -1,0 +1,361 @@
+import DeployModel
+import Foundation
+import GRDB
+
+/// The server platform's in-place lifecycle, in order (DESIGN.md §4).
+public let serverLifecycleEvents = [
+    "BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic", "ApplicationStop", "DownloadBundle", "BeforeInstall", "Install",
+    "AfterInstall", "ApplicationStart", "ValidateService", "BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic",
+]
+
+extension DeploymentStatus {
+    /// Created, Queued, InProgress, Baking and Ready deployments hold their group.
+    public var isActive: Bool { ![.succeeded, .failed, .stopped].contains(self) }
+}
+
+extension ControlPlane {
+    static let noInstancesMessage =
+        "The deployment failed because no instances were found for your deployment group. Check your deployment group settings to make sure the tags for your on-premises instances correctly identify the instances you want to deploy to, and then try again."
+
+    func findDeployment(_ db: Database, _ id: String) throws -> DeploymentInfo? {
+        guard let row = try Row.fetchOne(db, sql: "SELECT info FROM deployments WHERE id = ?", arguments: [id]) else { return nil }
+        return try fromStoredJSON(DeploymentInfo.self, row["info"])
+    }
+
+    func requireDeployment(_ db: Database, _ id: String?) throws -> DeploymentInfo {
+        let id = try Validate.deploymentId(id)
+        guard let info = try findDeployment(db, id) else {
+            throw ServiceError("DeploymentDoesNotExistException", "The deployment \(id) does not exist with the user or AWS account.")
+        }
+        return info
+    }
+
+    func saveDeployment(_ db: Database, _ info: DeploymentInfo) throws {
+        try db.execute(
+            sql: "UPDATE deployments SET status = ?, info = ? WHERE id = ?",
+            arguments: [info.status?.rawValue ?? "Created", try storedJSON(info), info.deploymentId])
+    }
+
+    /// The registered instances a group (or a deployment's `targetInstances`) selects, by name.
+    func selectTargets(_ db: Database, group: DeploymentGroupInfo, override: TargetInstances?) throws -> [InstanceInfo] {
+        let names = try String.fetchAll(db, sql: "SELECT name FROM instances WHERE registered = 1 ORDER BY name")
+        var selected: [InstanceInfo] = []
+        for name in names {
+            let tags = try instanceTags(db, name)
+            let matches: Bool
+            if let filters = override?.tagFilters, !filters.isEmpty {
+                matches = TagMatching.matches(tags, anyOf: filters.map(TagFilter.init))
+            } else if let set = group.onPremisesTagSet?.onPremisesTagSetList, !set.isEmpty {
+                matches = TagMatching.matches(tags, everyGroupOf: set)
+            } else {
+                matches = TagMatching.matches(tags, anyOf: group.onPremisesInstanceTagFilters ?? [])
+            }
+            if matches, let info = try findInstance(db, name) { selected.append(info) }
+        }
+        return selected
+    }
+
+    public func createDeployment(_ input: CreateDeploymentInput) throws -> CreateDeploymentOutput {
+        if let description = input.description, description.count > 100 {
+            throw ServiceError("DescriptionTooLongException", "The description is longer than 100 characters.")
+        }
+        if let rollback = input.autoRollbackConfiguration, rollback.enabled == true, rollback.events?.isEmpty ?? true {
+            throw ServiceError("InvalidAutoRollbackConfigException", "Automatic rollback is enabled but no events are given.")
+        }
+        if input.targetInstances?.autoScalingGroups?.isEmpty == false || input.targetInstances?.ec2TagSet != nil {
+            throw ServiceError("InvalidTargetInstancesException", "--target-instances takes tagFilters for on-premises instances only.")
+        }
+        if let problem = TagMatching.problem(in: (input.targetInstances?.tagFilters ?? []).map(TagFilter.init)) {
+            throw ServiceError("InvalidTargetInstancesException", "Invalid tag filter in --target-instances: \(problem).")
+        }
+        return try state.write { db in
+            let app = try requireApplication(db, input.applicationName)
+            guard let groupName = input.deploymentGroupName, !groupName.isEmpty else {
+                throw ServiceError("DeploymentGroupNameRequiredException", "The deployment group name must be specified.")
+            }
+            guard let group = try findGroup(db, app: app, name: groupName) else {
+                throw ServiceError("DeploymentGroupDoesNotExistException", "The deployment group \(groupName) does not exist for application \(app.name).")
+            }
+            let current = try groupInfo(db, app: app, group: group)
+            let (revision, identity) = try normalizedRevision(input.revision ?? current.targetRevision)
+            let configName = input.deploymentConfigName ?? group.configName
+            _ = try requireConfig(db, configName)
+
+            if let active = try String.fetchOne(
+                db,
+                sql: """
+                    SELECT id FROM deployments WHERE group_id = ? AND status IN ('Created', 'Queued', 'InProgress', 'Baking', 'Ready')
+                    ORDER BY create_time LIMIT 1
+                    """, arguments: [group.id])
+            {
+                throw ServiceError(
+                    "DeploymentLimitExceededException", "The Deployment Group '\(group.name)' already has an active Deployment '\(active)'.")
+            }
+
+            try upsertRevision(db, appId: app.id, revision: revision, identity: identity, description: nil)
+            let created = now()
+            try markRevisionUsed(db, appId: app.id, identity: identity, groupName: group.name, at: created)
+
+            var id = Identifier.deploymentId()
+            while try findDeployment(db, id) != nil { id = Identifier.deploymentId() }
+            let targets = try selectTargets(db, group: current, override: input.targetInstances)
+            let previous = try Row.fetchOne(
+                db,
+                sql: "SELECT info FROM deployments WHERE group_id = ? AND status = 'Succeeded' ORDER BY create_time DESC, rowid DESC LIMIT 1",
+                arguments: [group.id]
+            ).map { try fromStoredJSON(DeploymentInfo.self, $0["info"]) }
+
+            var info = DeploymentInfo(
+                applicationName: app.name, deploymentGroupName: group.name, deploymentConfigName: configName, deploymentId: id,
+                previousRevision: previous?.revision, revision: revision, status: .created, createTime: created,
+                deploymentOverview: DeploymentOverview(
+                    pending: targets.count, inProgress: 0, succeeded: 0, failed: 0, skipped: 0, ready: 0),
+                description: input.description, creator: .user,
+                ignoreApplicationStopFailures: input.ignoreApplicationStopFailures ?? false,
+                autoRollbackConfiguration: input.autoRollbackConfiguration ?? current.autoRollbackConfiguration,
+                updateOutdatedInstancesOnly: input.updateOutdatedInstancesOnly ?? false,
+                deploymentStyle: current.deploymentStyle, targetInstances: input.targetInstances,
+                instanceTerminationWaitTimeStarted: false, fileExistsBehavior: input.fileExistsBehavior ?? .disallow,
+                deploymentStatusMessages: [], computePlatform: .server)
+            if targets.isEmpty {
+                info.status = .failed
+                info.completeTime = created
+                info.errorInformation = ErrorInformation(code: .noInstances, message: Self.noInstancesMessage)
+            }
+            try db.execute(
+                sql: "INSERT INTO deployments (id, application_id, group_id, status, create_time, info) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [id, app.id, group.id, info.status?.rawValue, created.timeIntervalSince1970, try storedJSON(info)])
+            for (position, instance) in targets.enumerated() {
+                let name = instance.instanceName ?? ""
+                let target = InstanceTarget(
+                    deploymentId: id, targetId: name, targetArn: instance.instanceArn, status: .pending, lastUpdatedAt: created,
+                    lifecycleEvents: serverLifecycleEvents.map { LifecycleEvent(lifecycleEventName: $0, status: .pending) })
+                try db.execute(
+                    sql: "INSERT INTO deployment_targets (deployment_id, target_id, position, status, info) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [id, name, position, "Pending", try storedJSON(target)])
+            }
+            return CreateDeploymentOutput(deploymentId: id)
+        }
+    }
+
+    public func getDeployment(_ input: GetDeploymentInput) throws -> GetDeploymentOutput {
+        try state.read { db in GetDeploymentOutput(deploymentInfo: try requireDeployment(db, input.deploymentId)) }
+    }
+
+    public func batchGetDeployments(_ input: BatchGetDeploymentsInput) throws -> BatchGetDeploymentsOutput {
+        try Validate.batch(input.deploymentIds, limit: 25, what: "deployment ID", required: "DeploymentIdRequiredException")
+        return try state.read { db in
+            var infos: [DeploymentInfo] = []
+            for id in input.deploymentIds {
+                if let info = try findDeployment(db, try Validate.deploymentId(id)) { infos.append(info) }
+            }
+            return BatchGetDeploymentsOutput(deploymentsInfo: infos)
+        }
+    }
+
+    /// Newest first, as the console and `aws deploy list-deployments` show them.
+    public func listDeployments(_ input: ListDeploymentsInput) throws -> ListDeploymentsOutput {
+        if input.applicationName != nil, input.deploymentGroupName == nil {
+            throw ServiceError("DeploymentGroupNameRequiredException", "If applicationName is specified, then deploymentGroupName must be specified.")
+        }
+        if input.applicationName == nil, input.deploymentGroupName != nil {
+            throw ServiceError("ApplicationNameRequiredException", "If deploymentGroupName is specified, then applicationName must be specified.")
+        }
+        if let range = input.createTimeRange, let start = range.start, let end = range.end, start > end {
+            throw ServiceError("InvalidTimeRangeException", "The start of --create-time-range is after its end.")
+        }
+        return try state.read { db in
+            var clauses: [String] = []
+            var arguments: [any DatabaseValueConvertible] = []
+            if input.applicationName != nil {
+                let app = try requireApplication(db, input.applicationName)
+                let group = try requireGroup(db, app: app, name: input.deploymentGroupName)
+                clauses.append("group_id = ?")
+                arguments.append(group.id)
+            }
+            if let statuses = input.includeOnlyStatuses, !statuses.isEmpty {
+                clauses.append("status IN (\(statuses.map { _ in "?" }.joined(separator: ", ")))")
+                arguments += statuses.map(\.rawValue)
+            }
+            if let start = input.createTimeRange?.start {
+                clauses.append("create_time >= ?")
+                arguments.append(start.timeIntervalSince1970)
+            }
+            if let end = input.createTimeRange?.end {
+                clauses.append("create_time <= ?")
+                arguments.append(end.timeIntervalSince1970)
+            }
+            let whereClause = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+            let ids = try String.fetchAll(
+                db, sql: "SELECT id FROM deployments\(whereClause) ORDER BY create_time DESC, rowid DESC",
+                arguments: StatementArguments(arguments))
+            let (page, next) = try Paging.page(ids, token: input.nextToken)
+            return ListDeploymentsOutput(deployments: page, nextToken: next)
+        }
+    }
+
+    /// Stops dispatching: a deployment that has not started anything is stopped at once; its pending targets are skipped.
+    public func stopDeployment(_ input: StopDeploymentInput) throws -> StopDeploymentOutput {
+        try state.write { db in
+            var info = try requireDeployment(db, input.deploymentId)
+            guard info.status?.isActive ?? false else {
+                throw ServiceError("DeploymentAlreadyCompletedException", "The deployment \(info.deploymentId ?? "") has already completed.")
+            }
+            let stopped = now()
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT target_id, info FROM deployment_targets WHERE deployment_id = ?", arguments: [info.deploymentId])
+            var skipped = 0
+            for row in rows {
+                var target = try fromStoredJSON(InstanceTarget.self, row["info"])
+                guard target.status == .pending else { continue }
+                target.status = .skipped
+                target.lastUpdatedAt = stopped
+                target.lifecycleEvents = target.lifecycleEvents?.map { event in
+                    var event = event
+                    if event.status == .pending {
+                        event.status = .skipped
+                        event.endTime = stopped
+                    }
+                    return event
+                }
+                skipped += 1
+                try db.execute(
+                    sql: "UPDATE deployment_targets SET status = 'Skipped', info = ? WHERE deployment_id = ? AND target_id = ?",
+                    arguments: [try storedJSON(target), info.deploymentId, row["target_id"] as String])
+            }
+            var overview = info.deploymentOverview ?? DeploymentOverview()
+            overview.pending = max(0, (overview.pending ?? 0) - skipped)
+            overview.skipped = (overview.skipped ?? 0) + skipped
+            info.deploymentOverview = overview
+            info.status = .stopped
+            info.completeTime = stopped
+            info.errorInformation = ErrorInformation(code: .manualStop, message: "The deployment was stopped by a stop-deployment request.")
+            try saveDeployment(db, info)
+            return StopDeploymentOutput(status: .succeeded, statusMessage: "Deployment \(info.deploymentId ?? "") stopped.")
+        }
+    }
+
+    // MARK: Targets
+
+    func targets(_ db: Database, deploymentId: String) throws -> [InstanceTarget] {
+        try Row.fetchAll(
+            db, sql: "SELECT info FROM deployment_targets WHERE deployment_id = ? ORDER BY position", arguments: [deploymentId]
+        ).map { try fromStoredJSON(InstanceTarget.self, $0["info"]) }
+    }
+
+    func requireTarget(_ db: Database, deploymentId: String, targetId: String) throws -> InstanceTarget {
+        let wanted = targetId.split(separator: "/").last.map { String($0) } ?? targetId
+        let all = try targets(db, deploymentId: deploymentId)
+        guard let target = all.first(where: { $0.targetId == targetId || $0.targetId == wanted || $0.targetArn == targetId }) else {
+            throw ServiceError("DeploymentTargetDoesNotExistException", "The target \(targetId) is not part of deployment \(deploymentId).")
+        }
+        return target
+    }
+
+    public func listDeploymentTargets(_ input: ListDeploymentTargetsInput) throws -> ListDeploymentTargetsOutput {
+        try state.read { db in
+            let info = try requireDeployment(db, input.deploymentId)
+            var all = try targets(db, deploymentId: info.deploymentId ?? "")
+            for (name, values) in input.targetFilters ?? [:] {
+                switch name {
+                case "TargetStatus":
+                    let allowed = TargetStatus.allCases.map(\.rawValue)
+                    if let bad = values.first(where: { !allowed.contains($0) }) {
+                        throw ServiceError("InvalidInstanceStatusException", "'\(bad)' is not a target status; use \(allowed.joined(separator: ", ")).")
+                    }
+                    all = all.filter { values.contains($0.status?.rawValue ?? "") }
+                case "ServerInstanceLabel":
+                    all = all.filter { values.contains($0.instanceLabel?.rawValue ?? "") }
+                default:
+                    throw ServiceError("InvalidTargetFilterNameException", "'\(name)' is not a target filter; use TargetStatus or ServerInstanceLabel.")
+                }
+            }
+            let (page, next) = try Paging.page(all.compactMap(\.targetId), token: input.nextToken)
+            return ListDeploymentTargetsOutput(targetIds: page, nextToken: next)
+        }
+    }
+
+    public func getDeploymentTarget(_ input: GetDeploymentTargetInput) throws -> GetDeploymentTargetOutput {
+        try state.read { db in
+            let info = try requireDeployment(db, input.deploymentId)
+            let targetId = input.targetId
+            guard !targetId.isEmpty else {
+                throw ServiceError("DeploymentTargetIdRequiredException", "A target ID must be specified.")
+            }
+            let target = try requireTarget(db, deploymentId: info.deploymentId ?? "", targetId: targetId)
+            return GetDeploymentTargetOutput(
+                deploymentTarget: DeploymentTarget(deploymentTargetType: .instanceTarget, instanceTarget: target))
+        }
+    }
+
+    public func batchGetDeploymentTargets(_ input: BatchGetDeploymentTargetsInput) throws -> BatchGetDeploymentTargetsOutput {
+        guard !input.targetIds.isEmpty else { throw ServiceError("DeploymentTargetIdRequiredException", "At least one target ID must be specified.") }
+        guard input.targetIds.count <= 25 else {
+            throw ServiceError("DeploymentTargetListSizeExceededException", "At most 25 targets can be requested; got \(input.targetIds.count).")
+        }
+        return try state.read { db in
+            let info = try requireDeployment(db, input.deploymentId)
+            let found = try input.targetIds.map { id in
+                DeploymentTarget(
+                    deploymentTargetType: .instanceTarget,
+                    instanceTarget: try requireTarget(db, deploymentId: info.deploymentId ?? "", targetId: id))
+            }
+            return BatchGetDeploymentTargetsOutput(deploymentTargets: found)
+        }
+    }
+
+    // MARK: Deprecated instance views
+
+    func summary(_ target: InstanceTarget) -> InstanceSummary {
+        InstanceSummary(
+            deploymentId: target.deploymentId, instanceId: target.targetId,
+            status: target.status.flatMap { InstanceStatus(rawValue: $0.rawValue) }, lastUpdatedAt: target.lastUpdatedAt,
+            lifecycleEvents: target.lifecycleEvents)
+    }
+
+    public func listDeploymentInstances(_ input: ListDeploymentInstancesInput) throws -> ListDeploymentInstancesOutput {
+        try state.read { db in
+            let info = try requireDeployment(db, input.deploymentId)
+            var all = try targets(db, deploymentId: info.deploymentId ?? "")
+            if let statuses = input.instanceStatusFilter, !statuses.isEmpty {
+                all = all.filter { target in statuses.contains { $0.rawValue == target.status?.rawValue } }
+            }
+            if let types = input.instanceTypeFilter, !types.isEmpty, !types.contains(.blue) {
+                all = []
+            }
+            let (page, next) = try Paging.page(all.compactMap(\.targetId), token: input.nextToken)
+            return ListDeploymentInstancesOutput(instancesList: page, nextToken: next)
+        }
+    }
+
+    public func getDeploymentInstance(_ input: GetDeploymentInstanceInput) throws -> GetDeploymentInstanceOutput {
+        try state.read { db in
+            let info = try requireDeployment(db, input.deploymentId)
+            guard !input.instanceId.isEmpty else { throw ServiceError("InstanceIdRequiredException", "An instance ID must be specified.") }
+            do {
+                let target = try requireTarget(db, deploymentId: info.deploymentId ?? "", targetId: input.instanceId)
+                return GetDeploymentInstanceOutput(instanceSummary: summary(target))
+            } catch let error as ServiceError where error.code == "DeploymentTargetDoesNotExistException" {
+                throw ServiceError("InstanceDoesNotExistException", error.message)
+            }
+        }
+    }
+
+    public func batchGetDeploymentInstances(_ input: BatchGetDeploymentInstancesInput) throws -> BatchGetDeploymentInstancesOutput {
+        try Validate.batch(input.instanceIds, limit: 25, what: "instance ID", required: "InstanceIdRequiredException")
+        return try state.read { db in
+            let info = try requireDeployment(db, input.deploymentId)
+            var summaries: [InstanceSummary] = []
+            var missing: [String] = []
+            for id in input.instanceIds {
+                if let target = try? requireTarget(db, deploymentId: info.deploymentId ?? "", targetId: id) {
+                    summaries.append(summary(target))
+                } else {
+                    missing.append(id)
+                }
+            }
+            let message = missing.isEmpty ? nil : "Instances not in deployment \(info.deploymentId ?? ""): \(missing.joined(separator: ", "))"
+            return BatchGetDeploymentInstancesOutput(instancesSummary: summaries, errorMessage: message)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import DeployModel
+import Foundation
+
+/// Turns the text of structured flags into request JSON, as the aws CLI reads them:
+/// JSON, shorthand, or `file://PATH` holding either.
+enum ArgumentValue {
+    static func contents(_ text: String, flag: String) throws -> String {
+        guard text.hasPrefix("file://") else { return text }
+        let path = String(text.dropFirst("file://".count))
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw CLIFailure.usage("Error parsing parameter '\(flag)': cannot read \(path): \(error.localizedDescription)")
+        }
+    }
+
+    static func json(_ text: String, flag: String) throws -> JSONValue {
+        do {
+            return try JSONValue.parse(text)
+        } catch {
+            throw CLIFailure.usage("Error parsing parameter '\(flag)': \(error.description)")
+        }
+    }
+
+    static func shorthand(_ text: String, flag: String) throws -> JSONValue {
+        do {
+            return try ShorthandParser.parseStructure(text)
+        } catch let error as ShorthandSyntaxError {
+            throw CLIFailure.usage("Error parsing parameter '\(flag)': \(error.description)")
+        }
+    }
+
+    /// A structure or map flag: `{"a": 1}`, `a=1,b=2`, or `file://x.json`.
+    static func structure(_ text: String, flag: String) throws -> JSONValue {
+        let body = try contents(text, flag: flag).trimmingCharacters(in: .whitespacesAndNewlines)
+        if body.hasPrefix("{") || body.hasPrefix("[") { return try json(body, flag: flag) }
+        return try shorthand(body, flag: flag)
+    }
+
+    /// A list of structures: one JSON list, or one shorthand structure (or JSON object) per word.
+    static func structureList(_ values: [String], flag: String) throws -> JSONValue {
+        if values.count == 1 {
+            let body = try contents(values[0], flag: flag).trimmingCharacters(in: .whitespacesAndNewlines)
+            if body.hasPrefix("[") { return try json(body, flag: flag) }
+            return .array([try structure(body, flag: flag)])
+        }
+        return .array(try values.map { try structure($0, flag: flag) })
+    }
+
+    /// A list of scalars: words, or one JSON list.
+    static func scalarList(_ values: [String], flag: String) throws -> JSONValue {
+        if values.count == 1 {
+            let body = try contents(values[0], flag: flag).trimmingCharacters(in: .whitespacesAndNewlines)
+            if body.hasPrefix("[") { return try json(body, flag: flag) }
+            return .array([.string(body)])
+        }
+        return .array(values.map { .string($0) })
+    }
+
+    /// `--s3-location` / `--github-location`, the aws CLI's shortcuts for `--revision`.
+    static func revisionShortcut(s3Location: String?, githubLocation: String?) throws -> JSONValue? {
+        if s3Location != nil, githubLocation != nil {
+            throw CLIFailure.usage("Give only one of --s3-location and --github-location.")
+        }
+        if let s3Location {
+            let parsed = try structure(s3Location, flag: "--s3-location")
+            guard parsed["bucket"] != nil, parsed["key"] != nil, parsed["bundleType"] != nil else {
+                throw CLIFailure.usage("--s3-location must specify bucket, key and bundleType.")
+            }
+            return .members([("revisionType", .string("S3")), ("s3Location", parsed)])
+        }
+        if let githubLocation {
+            let parsed = try structure(githubLocation, flag: "--github-location")
+            guard parsed["repository"] != nil, parsed["commitId"] != nil else {
+                throw CLIFailure.usage("--github-location must specify repository and commitId.")
+            }
+            return .members([("revisionType", .string("GitHub")), ("gitHubLocation", parsed)])
+        }
+        return nil
+    }
+}

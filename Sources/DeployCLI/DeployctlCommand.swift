@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `deployctl`: the root command. Its subcommands mirror `aws deploy`.
+public struct DeployctlCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "deployctl",
+        abstract: "Self-hosted deployments for servers you own, with the commands, flags and JSON of `aws deploy`.",
+        discussion: """
+            State lives in one SQLite file (--state, $DEPLOYCTL_STATE, or a per-user default). Exit codes: 0 success, \
+            252 bad usage or invalid parameters, 254 the operation refused the request, 255 anything else.
+            """,
+        version: "0.1.0",
+        subcommands: operationCommands
+    )
+
+    public init() {}
+
+    /// Parses, runs, and maps every failure to one stderr line and the aws CLI v2 exit codes.
+    public static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let failure as CLIFailure {
+            FileHandle.standardError.write(Data((failure.message + "\n").utf8))
+            Glibc.exit(failure.exitCode)
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if code == .success {
+                if !message.isEmpty { print(message) }
+                Glibc.exit(0)
+            }
+            FileHandle.standardError.write(Data((message + "\n").utf8))
+            if code == .validationFailure { Glibc.exit(252) }
+            if error is DecodingError || error is EncodingError { Glibc.exit(255) }
+            Glibc.exit(code == .failure ? 255 : code.rawValue)
+        }
+    }
+}

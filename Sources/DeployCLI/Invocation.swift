@@ -1,0 +1,167 @@
+import ArgumentParser
+import ControlPlane
+import DeployModel
+import DeployStore
+import Foundation
+
+/// How a command ended, if not with success: the one place that picks exit codes (as aws CLI v2 does).
+public enum CLIFailure: Error, Equatable {
+    /// Bad usage or a request that fails validation before it reaches the service: exit 252.
+    case usage(String)
+    /// The operation refused the request: exit 254, with the AWS exception name.
+    case service(operation: String, code: String, message: String)
+    /// Anything else (the state file cannot be opened, I/O): exit 255.
+    case other(String)
+
+    public var exitCode: Int32 {
+        switch self {
+        case .usage: return 252
+        case .service: return 254
+        case .other: return 255
+        }
+    }
+
+    public var message: String {
+        switch self {
+        case .usage(let m): return m
+        case .service(let op, let code, let message):
+            return "An error occurred (\(code)) when calling the \(op) operation: \(message)"
+        case .other(let m): return m
+        }
+    }
+}
+
+/// Output formats of `--output`.
+public enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case json, text, table
+}
+
+/// Flags every subcommand shares.
+public struct GlobalOptions: ParsableArguments {
+    @Option(name: .customLong("state"), help: ArgumentHelp("The SQLite state file (default: $DEPLOYCTL_STATE, else $XDG_STATE_HOME/deployctl/state.db, ~/.local/state/deployctl/state.db, or /var/lib/deployctl/state.db for root).", valueName: "path"))
+    var state: String?
+
+    @Option(name: .customLong("output"), help: ArgumentHelp("The output format: json (default), text or table.", valueName: "format"))
+    var output: OutputFormat = .json
+
+    @Option(name: .customLong("region"), help: ArgumentHelp("The region written into ARNs (default: $DEPLOYCTL_REGION, else 'local'). Nothing leaves this machine.", valueName: "name"))
+    var region: String?
+
+    @Flag(name: .customLong("no-paginate"), help: "Print only the first page of a list instead of following nextToken.")
+    var noPaginate = false
+
+    public init() {}
+
+    var statePath: String { StateLocation.resolve(explicit: state, environment: ProcessInfo.processInfo.environment) }
+
+    func openControlPlane() throws -> ControlPlane {
+        let region = region ?? ProcessInfo.processInfo.environment["DEPLOYCTL_REGION"] ?? "local"
+        do {
+            return try ControlPlane(statePath: statePath, region: region)
+        } catch let error as StateFileError {
+            throw CLIFailure.other(error.description)
+        }
+    }
+}
+
+/// `--cli-input-json`, which every API subcommand takes.
+public struct CLIInputOptions: ParsableArguments {
+    @Option(name: .customLong("cli-input-json"), help: ArgumentHelp("Read the request from JSON (text, or file://PATH), with the operation's member names; flags given too take precedence.", valueName: "json"))
+    var cliInputJSON: String?
+
+    public init() {}
+}
+
+/// A generated API subcommand: its flags become the request, the control plane answers, the answer is printed.
+protocol OperationCommand {
+    static var operationName: String { get }
+    var cliInput: CLIInputOptions { get }
+    var global: GlobalOptions { get }
+    func flagMembers() throws -> [(String, JSONValue)]
+}
+
+extension OperationCommand {
+    func invoke<Input: Decodable, Output: Encodable>(
+        _ type: Input.Type, _ call: (ControlPlane, Input) throws -> Output
+    ) throws {
+        var request = JSONValue.object([])
+        if let text = cliInput.cliInputJSON {
+            let body = try ArgumentValue.contents(text, flag: "--cli-input-json")
+            request = try ArgumentValue.json(body, flag: "--cli-input-json")
+            guard case .object = request else { throw CLIFailure.usage("--cli-input-json must be a JSON object.") }
+        }
+        request = request.merging(.members(try flagMembers()))
+
+        let plane = try global.openControlPlane()
+        let userGaveToken = request["nextToken"] != nil || request["NextToken"] != nil
+        var merged: JSONValue? = nil
+        var pageRequest = request
+        while true {
+            let input: Input
+            do {
+                input = try JSONValueDecoder().decode(Input.self, from: pageRequest)
+            } catch {
+                throw CLIFailure.usage(Self.usageMessage(for: error))
+            }
+            let output: Output
+            do {
+                output = try call(plane, input)
+            } catch let error as ServiceError {
+                throw CLIFailure.service(operation: Self.operationName, code: error.code, message: error.message)
+            }
+            let page = try JSONValueEncoder().encode(output)
+            merged = merged.map { Self.mergePages($0, page) } ?? page
+            guard !userGaveToken, !global.noPaginate, let token = page["nextToken"]?.stringValue ?? page["NextToken"]?.stringValue else {
+                break
+            }
+            let tokenKey = page["nextToken"] != nil ? "nextToken" : "NextToken"
+            pageRequest = request.merging(.members([(tokenKey, .string(token))]))
+        }
+        var result = merged ?? .object([])
+        if !userGaveToken, !global.noPaginate, case .object(let members) = result {
+            result = .object(members.filter { $0.key != "nextToken" && $0.key != "NextToken" })
+        }
+        let text = OutputFormatter.format(result, as: global.output, operation: Self.operationName)
+        if !text.isEmpty { print(text, terminator: "") }
+    }
+
+    /// Concatenates the list members of two pages of the same listing.
+    static func mergePages(_ first: JSONValue, _ next: JSONValue) -> JSONValue {
+        guard case .object(var members) = first, case .object(let more) = next else { return next }
+        for member in more {
+            if let index = members.firstIndex(where: { $0.key == member.key }) {
+                if case .array(let a) = members[index].value, case .array(let b) = member.value {
+                    members[index].value = .array(a + b)
+                } else {
+                    members[index].value = member.value
+                }
+            } else {
+                members.append(member)
+            }
+        }
+        return .object(members)
+    }
+
+    static func usageMessage(for error: ParameterValidationError) -> String {
+        if case .missing = error.problem, error.path.count == 1 {
+            return "the following arguments are required: --\(flagName(error.path[0]))"
+        }
+        if error.path.count >= 1 {
+            return "Parameter validation failed (--\(flagName(error.path[0]))): \(error.description)"
+        }
+        return "Parameter validation failed: \(error.description)"
+    }
+
+    /// The aws CLI's flag for a member name: `ec2TagFilters` → `ec2-tag-filters`, `ResourceArn` → `resource-arn`.
+    static func flagName(_ member: String) -> String {
+        var out = ""
+        let chars = Array(member)
+        for (i, c) in chars.enumerated() {
+            if c.isUppercase, i > 0, chars[i - 1].isLowercase || chars[i - 1].isNumber {
+                out.append("-")
+            }
+            out.append(Character(c.lowercased()))
+        }
+        return out
+    }
+}

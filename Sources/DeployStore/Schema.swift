@@ -1,0 +1,85 @@
+import GRDB
+
+/// The schema, as an append-only list of migrations. `PRAGMA user_version` records how many have run;
+/// they run inside the same IMMEDIATE transaction that checks the version, so processes that open a new
+/// file at the same moment cannot both apply one. Never edit a migration that has shipped: append a new one.
+enum Schema {
+    static let migrations: [@Sendable (Database) throws -> Void] = [
+        v1
+    ]
+
+    static func v1(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE applications (
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    compute_platform TEXT NOT NULL,
+                    create_time REAL NOT NULL
+                );
+                CREATE TABLE deployment_configs (
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    info TEXT NOT NULL,
+                    create_time REAL NOT NULL
+                );
+                CREATE TABLE deployment_groups (
+                    id TEXT PRIMARY KEY,
+                    application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    config_name TEXT NOT NULL,
+                    info TEXT NOT NULL,
+                    UNIQUE (application_id, name)
+                );
+                CREATE INDEX deployment_groups_by_config ON deployment_groups(config_name);
+                CREATE TABLE instances (
+                    name TEXT PRIMARY KEY,
+                    registered INTEGER NOT NULL,
+                    info TEXT NOT NULL
+                );
+                CREATE TABLE instance_tags (
+                    instance_name TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,
+                    key TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    PRIMARY KEY (instance_name, key)
+                );
+                CREATE TABLE revisions (
+                    application_id TEXT NOT NULL REFERENCES applications(id) ON DELETE CASCADE,
+                    location_key TEXT NOT NULL,
+                    location TEXT NOT NULL,
+                    description TEXT,
+                    register_time REAL NOT NULL,
+                    first_used_time REAL,
+                    last_used_time REAL,
+                    deployment_groups TEXT NOT NULL DEFAULT '[]',
+                    PRIMARY KEY (application_id, location_key)
+                );
+                CREATE TABLE deployments (
+                    id TEXT PRIMARY KEY,
+                    application_id TEXT NOT NULL,
+                    group_id TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    create_time REAL NOT NULL,
+                    info TEXT NOT NULL
+                );
+                CREATE INDEX deployments_by_group ON deployments(application_id, group_id, create_time);
+                CREATE INDEX deployments_by_time ON deployments(create_time);
+                CREATE TABLE deployment_targets (
+                    deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+                    target_id TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    status TEXT NOT NULL,
+                    info TEXT NOT NULL,
+                    PRIMARY KEY (deployment_id, target_id)
+                );
+                CREATE TABLE resource_tags (
+                    resource_id TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    position INTEGER NOT NULL,
+                    PRIMARY KEY (resource_id, key)
+                );
+                """)
+    }
+}

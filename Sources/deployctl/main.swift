@@ -1,0 +1,3 @@
+import DeployCLI
+
+DeployctlCommand.main()
