@@ -41,6 +41,9 @@ OPERATIONS = [
 # The aws CLI's `--s3-location` / `--github-location` shortcuts (awscli/customizations/codedeploy/locationargs.py).
 REVISION_SHORTCUT_OPERATIONS = {"CreateDeployment", "RegisterApplicationRevision", "GetApplicationRevision"}
 
+# Members the model requires that deployctl does not need (there is no IAM here).
+OPTIONAL_MEMBERS = {("CreateDeploymentGroupInput", "serviceRoleArn")}
+
 # Values real CodeDeploy sends that its own model does not list (GetDeploymentConfig of OneAtATime).
 EXTRA_ENUM_VALUES = {"MinimumHealthyHostsType": ["MOST_CONCURRENCY"]}
 
@@ -179,7 +182,7 @@ class Generator:
         return lines
 
     def struct_decl(self, shape):
-        required = set(shape.required_members)
+        required = {m for m in shape.required_members if (shape.name, m) not in OPTIONAL_MEMBERS}
         doc = first_sentence(shape.documentation)
         lines = []
         lines.append(f"/// {doc}" if doc else f"/// The `{shape.name}` shape of the API.")
@@ -272,7 +275,7 @@ class Generator:
         om = self.model.operation_model(op)
         shape = om.input_shape
         cmd = botocore.xform_name(op, "-")
-        required = set(shape.required_members) if shape else set()
+        required = {m for m in shape.required_members if (shape.name, m) not in OPTIONAL_MEMBERS} if shape else set()
         abstract = first_sentence(om.documentation)
         discussion = strip_doc(om.documentation, limit=1200)
         out_type = om.output_shape.name if om.output_shape is not None and om.output_shape.members else None

@@ -58,7 +58,12 @@ struct ShorthandParser {
             var items: [JSONValue]? = nil
             while index < chars.count, chars[index] == ",", !nextItemIsMember(closing: closing) {
                 index += 1
+                let itemStart = index
                 let item = try parseValue(stops: closing.map { [",", $0] } ?? [","])
+                if item == .string(""), itemStart >= chars.count || (chars[itemStart] != "'" && chars[itemStart] != "\"") {
+                    index = itemStart
+                    throw fail("empty list item (quote it as '' if it is meant to be empty)")
+                }
                 if items == nil { items = [value] }
                 items?.append(item)
             }

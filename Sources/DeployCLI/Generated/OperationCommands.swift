@@ -374,7 +374,7 @@ struct CreateDeploymentGroupCommand: ParsableCommand, OperationCommand {
     @Option(name: .customLong("auto-scaling-groups"), parsing: .upToNextOption, help: ArgumentHelp("A list of associated Amazon EC2 Auto Scaling groups.", valueName: "string ..."))
     var autoScalingGroups: [String] = []
 
-    @Option(name: .customLong("service-role-arn"), help: ArgumentHelp("A service role Amazon Resource Name (ARN) that allows CodeDeploy to act on the user's behalf when interacting with Amazon Web Services services. (required)", valueName: "string"))
+    @Option(name: .customLong("service-role-arn"), help: ArgumentHelp("A service role Amazon Resource Name (ARN) that allows CodeDeploy to act on the user's behalf when interacting with Amazon Web Services services.", valueName: "string"))
     var serviceRoleArn: String?
 
     @Option(name: .customLong("trigger-configurations"), parsing: .upToNextOption, help: ArgumentHelp("Information about triggers to create when the deployment group is created. For examples, see Create a Trigger for an CodeDeploy Event in the CodeDeploy User Guide. Shorthand: triggerName=string,triggerTargetArn=string,triggerEvents=[DeploymentStart|DeploymentSuccess|DeploymentFailure|DeploymentStop|DeploymentRollback|DeploymentReady|InstanceStart|InstanceSuccess|InstanceFailure|InstanceReady,...] (or JSON, or file://PATH).", valueName: "shorthand|json ..."))

@@ -1367,7 +1367,7 @@ public struct CreateDeploymentGroupInput: Codable, Sendable, Equatable {
     /// A list of associated Amazon EC2 Auto Scaling groups.
     public var autoScalingGroups: [String]?
     /// A service role Amazon Resource Name (ARN) that allows CodeDeploy to act on the user's behalf when interacting with Amazon Web Services services.
-    public var serviceRoleArn: String
+    public var serviceRoleArn: String?
     /// Information about triggers to create when the deployment group is created.
     public var triggerConfigurations: [TriggerConfig]?
     /// Information to add about Amazon CloudWatch alarms when the deployment group is created.
@@ -1422,7 +1422,7 @@ public struct CreateDeploymentGroupInput: Codable, Sendable, Equatable {
         ec2TagFilters: [EC2TagFilter]? = nil,
         onPremisesInstanceTagFilters: [TagFilter]? = nil,
         autoScalingGroups: [String]? = nil,
-        serviceRoleArn: String,
+        serviceRoleArn: String? = nil,
         triggerConfigurations: [TriggerConfig]? = nil,
         alarmConfiguration: AlarmConfiguration? = nil,
         autoRollbackConfiguration: AutoRollbackConfiguration? = nil,

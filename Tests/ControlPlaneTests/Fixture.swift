@@ -1,0 +1,58 @@
+import ArtifactStore
+import ControlPlane
+import DeployModel
+import DeployStore
+import Foundation
+
+/// A control plane over a fresh state file in a temporary directory.
+final class PlaneFixture {
+    let directory: URL
+    let plane: ControlPlane
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("cp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        plane = try ControlPlane(statePath: directory.appendingPathComponent("state.db").path)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    func instance(_ name: String, tags: [(String, String)]) throws {
+        try plane.registerOnPremisesInstance(RegisterOnPremisesInstanceInput(instanceName: name))
+        if !tags.isEmpty {
+            try plane.addTagsToOnPremisesInstances(
+                AddTagsToOnPremisesInstancesInput(tags: tags.map { Tag(key: $0.0, value: $0.1) }, instanceNames: [name]))
+        }
+    }
+
+    func app(_ name: String = "app") throws {
+        _ = try plane.createApplication(CreateApplicationInput(applicationName: name))
+    }
+
+    func group(_ name: String = "group", app: String = "app", filters: [TagFilter] = [], tagSet: [[TagFilter]]? = nil, config: String? = nil) throws {
+        _ = try plane.createDeploymentGroup(
+            CreateDeploymentGroupInput(
+                applicationName: app, deploymentGroupName: name, deploymentConfigName: config,
+                onPremisesInstanceTagFilters: filters, onPremisesTagSet: tagSet.map { OnPremisesTagSet(onPremisesTagSetList: $0) }))
+    }
+
+    func deploy(app: String = "app", group: String = "group", key: String = "app.zip") throws -> String {
+        let output = try plane.createDeployment(
+            CreateDeploymentInput(
+                applicationName: app, deploymentGroupName: group,
+                revision: RevisionLocation(revisionType: .s3, s3Location: S3Location(bucket: "releases", key: key, bundleType: .zip))))
+        return output.deploymentId ?? ""
+    }
+}
+
+/// The service error code a throwing call produced, or nil.
+func serviceErrorCode(_ body: () throws -> Void) -> String? {
+    do {
+        try body()
+        return nil
+    } catch let error as ServiceError {
+        return error.code
+    } catch {
+        return "unexpected: \(error)"
+    }
+}

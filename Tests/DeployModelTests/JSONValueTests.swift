@@ -1,0 +1,115 @@
+import DeployModel
+import Foundation
+import Testing
+
+@Suite struct JSONValueTests {
+    @Test func rendersLikePythonJsonDumpsIndent4() {
+        let value = JSONValue.members([
+            ("zeta", .int(1)), ("alpha", .array([.string("a\"b"), .bool(true), .null])), ("empty", .object([])), ("list", .array([])),
+            ("pi", .double(3.25)),
+        ])
+        #expect(
+            value.rendered() == """
+                {
+                    "zeta": 1,
+                    "alpha": [
+                        "a\\"b",
+                        true,
+                        null
+                    ],
+                    "empty": {},
+                    "list": [],
+                    "pi": 3.25
+                }
+                """)
+    }
+
+    @Test func parseKeepsMemberOrderAndRoundTrips() throws {
+        let text = #"{"b": 1, "a": [1.5, "x\u00e9\n", {"k": null}], "c": false}"#
+        let value = try JSONValue.parse(text)
+        guard case .object(let members) = value else {
+            Issue.record("not an object")
+            return
+        }
+        #expect(members.map(\.key) == ["b", "a", "c"])
+        #expect(try JSONValue.parse(value.compact()) == value)
+        #expect(value["a"]?.arrayValue?[1] == .string("xé\n"))
+    }
+
+    @Test(arguments: ["{", "[1,]", "{\"a\" 1}", "tru", "\"unterminated", "{} x", "[\"\\q\"]"])
+    func malformedJSONIsAnErrorWithAPosition(_ text: String) {
+        #expect(throws: JSONSyntaxError.self) { try JSONValue.parse(text) }
+    }
+
+    @Test func encoderKeepsModelOrderAndDropsNil() throws {
+        let info = ApplicationInfo(applicationId: "id", applicationName: "n", createTime: Date(timeIntervalSince1970: 1_409_764_576.589))
+        let value = try JSONValueEncoder().encode(GetApplicationOutput(application: info))
+        #expect(
+            value.compact() == #"{"application":{"applicationId":"id","applicationName":"n","createTime":"2014-09-03T17:16:16.589000+00:00"}}"#)
+    }
+
+    @Test func timestampsFormatAsAwsCliV2AndParseBack() {
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00+00:00")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 1.5)) == "1970-01-01T00:00:01.500000+00:00")
+        #expect(Timestamp.parse("2026-11-22T10:00:00Z") == Date(timeIntervalSince1970: 1_795_341_600))
+        #expect(Timestamp.parse("2026-11-22T12:00:00+02:00") == Date(timeIntervalSince1970: 1_795_341_600))
+        #expect(Timestamp.parse("2026-11-22") == Date(timeIntervalSince1970: 1_795_305_600))
+        #expect(Timestamp.parse("1795341600") == Date(timeIntervalSince1970: 1_795_341_600))
+        #expect(Timestamp.parse("yesterday") == nil)
+        #expect(Timestamp.parse("2026-13-01") == nil)
+    }
+}
+
+@Suite struct JSONValueDecoderTests {
+    let decoder = JSONValueDecoder()
+
+    @Test func shorthandStringsBecomeTypedValues() throws {
+        let value = JSONValue.members([("type", .string("HOST_COUNT")), ("value", .string("3"))])
+        #expect(try decoder.decode(MinimumHealthyHosts.self, from: value) == MinimumHealthyHosts(type: .hostCount, value: 3))
+        let rollback = JSONValue.members([("enabled", .string("true")), ("events", .string("DEPLOYMENT_FAILURE"))])
+        #expect(
+            try decoder.decode(AutoRollbackConfiguration.self, from: rollback)
+                == AutoRollbackConfiguration(enabled: true, events: [.deploymentFailure]))
+    }
+
+    @Test func unknownMembersAreReportedWithTheValidNames() {
+        let value = JSONValue.members([("Kye", .string("env")), ("Value", .string("prod"))])
+        do {
+            _ = try decoder.decode(TagFilter.self, from: value)
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.path == ["Kye"])
+            #expect(error.problem == .unknown(validNames: ["Key", "Type", "Value"]))
+        }
+    }
+
+    @Test func missingRequiredMembersNameTheirPath() {
+        do {
+            _ = try decoder.decode(CreateApplicationInput.self, from: .object([]))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.path == ["applicationName"])
+            #expect(error.problem == .missing)
+        }
+    }
+
+    @Test func badEnumValuesListTheValidOnes() {
+        do {
+            _ = try decoder.decode(TagFilter.self, from: .members([("Type", .string("KEYONLY"))]))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.path == ["Type"])
+            #expect(error.description.contains("KEY_ONLY, VALUE_ONLY, KEY_AND_VALUE"))
+        }
+    }
+
+    @Test func nestedTypeErrorsCarryListPositions() {
+        let value = JSONValue.members([("tags", .array([.members([("Key", .string("a"))]), .string("oops")]))])
+        do {
+            _ = try decoder.decode(CreateApplicationInput.self, from: value.merging(.members([("applicationName", .string("x"))])))
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.dottedPath == "tags[1]")
+        }
+    }
+}

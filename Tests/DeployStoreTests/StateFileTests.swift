@@ -1,0 +1,61 @@
+import DeployStore
+import Foundation
+import GRDB
+import Testing
+
+@Suite struct StateFileTests {
+    func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString)/nested/state.db").path
+    }
+
+    @Test func createdWithMode0600InWalModeAtTheCurrentSchema() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let state = try StateFile(path: path)
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        #expect(try state.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") } == "wal")
+        #expect(try state.read { try Int.fetchOne($0, sql: "PRAGMA user_version") } == StateFile.schemaVersion)
+        // Opening again is a no-op upgrade.
+        _ = try StateFile(path: path)
+    }
+
+    @Test func aFileFromANewerDeployctlIsRefused() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let state = try StateFile(path: path)
+        try state.write { try $0.execute(sql: "PRAGMA user_version = 99") }
+        #expect(throws: StateFileError.newerSchema(path: path, found: 99, supported: StateFile.schemaVersion)) {
+            _ = try StateFile(path: path)
+        }
+    }
+
+    @Test func aFailedWriteLeavesNothingBehind() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let state = try StateFile(path: path)
+        struct Boom: Error {}
+        #expect(throws: Boom.self) {
+            try state.write { db in
+                try db.execute(sql: "INSERT INTO applications (id, name, compute_platform, create_time) VALUES ('1', 'a', 'Server', 0)")
+                throw Boom()
+            }
+        }
+        #expect(try state.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM applications") } == 0)
+    }
+
+    @Test func aFileThatIsNotSQLiteIsAClearError() throws {
+        let path = temporaryPath()
+        let dir = (path as NSString).deletingLastPathComponent
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data(String(repeating: "not a database ", count: 100).utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: StateFileError.self) { _ = try StateFile(path: path) }
+    }
+
+    @Test func locationPrecedence() {
+        #expect(StateLocation.resolve(explicit: "/x.db", environment: ["DEPLOYCTL_STATE": "/y.db"]) == "/x.db")
+        #expect(StateLocation.resolve(explicit: nil, environment: ["DEPLOYCTL_STATE": "/y.db"]) == "/y.db")
+        #expect(StateLocation.resolve(explicit: nil, environment: ["XDG_STATE_HOME": "/s"]) == "/s/deployctl/state.db")
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+
+/// Runs the built `deployctl` binary as a user would, against a state file of its own.
+struct Deployctl {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// The binary next to the test bundle (`.build/debug/deployctl`), or `$DEPLOYCTL_BIN`.
+    static let binary: String = {
+        if let explicit = ProcessInfo.processInfo.environment["DEPLOYCTL_BIN"] { return explicit }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("deployctl").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/deployctl").path
+    }()
+
+    let directory: URL
+    var statePath: String { directory.appendingPathComponent("state.db").path }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    func cleanUp() { try? FileManager.default.removeItem(at: directory) }
+
+    /// Runs `deployctl ARGS --state <this state>` and collects its output.
+    @discardableResult
+    func run(_ arguments: [String], withState: Bool = true) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments + (withState ? ["--state", statePath] : [])
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "DEPLOYCTL_STATE")
+        process.environment = environment
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Runs and returns stdout parsed as JSON, failing loudly when the command did not succeed.
+    func json(_ arguments: [String]) throws -> [String: Any] {
+        let result = try run(arguments)
+        guard result.status == 0 else {
+            throw Failure("deployctl \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)")
+        }
+        guard let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
+            throw Failure("not a JSON object: \(result.stdout)")
+        }
+        return object
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+}
