@@ -13,6 +13,7 @@ Run it again after changing OPERATIONS below: `make generate`.
 import html
 import os
 import re
+import subprocess
 import sys
 
 import botocore
@@ -384,13 +385,17 @@ def main():
     stale = []
     for path, text in targets.items():
         if check:
+            formatted = subprocess.run(["swift", "format", "format", "--assume-filename", path], cwd=ROOT, input=text,
+                                       capture_output=True, text=True, check=True).stdout
             with open(path, encoding="utf-8") as f:
-                if f.read() != text:
+                if f.read() != formatted:
                     stale.append(path)
             continue
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
+        # Keep generated code in the repository's format (.swift-format) so lint stays clean.
+        subprocess.run(["swift", "format", "format", "-i", path], cwd=ROOT, check=True)
     if stale:
         print("generated files are out of date (run `make generate`): " + ", ".join(stale), file=sys.stderr)
         sys.exit(1)

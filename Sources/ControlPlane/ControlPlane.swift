@@ -87,7 +87,8 @@ enum Validate {
             throw ServiceError("DeploymentIdRequiredException", "At least one deployment ID must be specified.")
         }
         guard value.count <= 20, value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
-            throw ServiceError("InvalidDeploymentIdException", "The deployment ID '\(value)' is not valid: expected d- followed by 9 letters or digits.")
+            throw ServiceError(
+                "InvalidDeploymentIdException", "The deployment ID '\(value)' is not valid: expected d- followed by 9 letters or digits.")
         }
         return value
     }

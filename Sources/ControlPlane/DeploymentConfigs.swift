@@ -51,10 +51,12 @@ extension ControlPlane {
             throw ServiceError("InvalidDeploymentConfigNameException", "The prefix CodeDeployDefault. is reserved for predefined configurations.")
         }
         if let platform = input.computePlatform, platform != .server {
-            throw ServiceError("InvalidComputePlatformException", "The compute platform \(platform.rawValue) is not supported by deployctl; only Server is.")
+            throw ServiceError(
+                "InvalidComputePlatformException", "The compute platform \(platform.rawValue) is not supported by deployctl; only Server is.")
         }
         if input.trafficRoutingConfig != nil {
-            throw ServiceError("InvalidTrafficRoutingConfigurationException", "Traffic routing applies to Lambda and ECS configurations, not Server ones.")
+            throw ServiceError(
+                "InvalidTrafficRoutingConfigurationException", "Traffic routing applies to Lambda and ECS configurations, not Server ones.")
         }
         guard let minimum = input.minimumHealthyHosts, let type = minimum.type, let value = minimum.value else {
             throw ServiceError(
@@ -73,7 +75,8 @@ extension ControlPlane {
         }
         return try state.write { db in
             if try findConfig(db, name) != nil {
-                throw ServiceError("DeploymentConfigAlreadyExistsException", "The deployment configuration \(name) already exists with the user or AWS account.")
+                throw ServiceError(
+                    "DeploymentConfigAlreadyExistsException", "The deployment configuration \(name) already exists with the user or AWS account.")
             }
             let id = Identifier.uuid()
             let created = now()

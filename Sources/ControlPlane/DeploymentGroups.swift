@@ -38,26 +38,20 @@ extension ControlPlane {
         info.deploymentGroupName = group.name
         info.deploymentConfigName = group.configName
         info.computePlatform = .server
-        let latest = try Row.fetchOne(
-            db, sql: "SELECT id, status, info FROM deployments WHERE group_id = ? ORDER BY create_time DESC, rowid DESC LIMIT 1",
-            arguments: [group.id])
-        if let latest {
-            let deployment = try fromStoredJSON(DeploymentInfo.self, latest["info"])
-            info.lastAttemptedDeployment = LastDeploymentInfo(
-                deploymentId: deployment.deploymentId, status: deployment.status, endTime: deployment.completeTime,
-                createTime: deployment.createTime)
-            info.targetRevision = deployment.revision
+        func newest(_ condition: String) throws -> DeploymentInfo? {
+            try Row.fetchOne(
+                db, sql: "SELECT info FROM deployments WHERE group_id = ?\(condition) ORDER BY create_time DESC, rowid DESC LIMIT 1",
+                arguments: [group.id]
+            ).map { try fromStoredJSON(DeploymentInfo.self, $0["info"]) }
         }
-        let succeeded = try Row.fetchOne(
-            db,
-            sql: "SELECT info FROM deployments WHERE group_id = ? AND status = 'Succeeded' ORDER BY create_time DESC, rowid DESC LIMIT 1",
-            arguments: [group.id])
-        if let succeeded {
-            let deployment = try fromStoredJSON(DeploymentInfo.self, succeeded["info"])
-            info.lastSuccessfulDeployment = LastDeploymentInfo(
-                deploymentId: deployment.deploymentId, status: deployment.status, endTime: deployment.completeTime,
-                createTime: deployment.createTime)
+        func summary(_ d: DeploymentInfo) -> LastDeploymentInfo {
+            LastDeploymentInfo(deploymentId: d.deploymentId, status: d.status, endTime: d.completeTime, createTime: d.createTime)
         }
+        if let latest = try newest("") {
+            info.lastAttemptedDeployment = summary(latest)
+            info.targetRevision = latest.revision
+        }
+        info.lastSuccessfulDeployment = try newest(" AND status = 'Succeeded'").map(summary)
         return info
     }
 
@@ -87,7 +81,9 @@ extension ControlPlane {
             throw ServiceError("InvalidDeploymentStyleException", "Blue/green deployments are not supported by deployctl; use IN_PLACE.")
         }
         if let rollback = info.autoRollbackConfiguration, rollback.enabled == true, rollback.events?.isEmpty ?? true {
-            throw ServiceError("InvalidAutoRollbackConfigException", "Automatic rollback is enabled but no events are given (DEPLOYMENT_FAILURE, DEPLOYMENT_STOP_ON_REQUEST).")
+            throw ServiceError(
+                "InvalidAutoRollbackConfigException",
+                "Automatic rollback is enabled but no events are given (DEPLOYMENT_FAILURE, DEPLOYMENT_STOP_ON_REQUEST).")
         }
     }
 
@@ -117,7 +113,8 @@ extension ControlPlane {
             let configName = input.deploymentConfigName ?? "CodeDeployDefault.OneAtATime"
             _ = try requireConfig(db, configName)
             if try findGroup(db, app: app, name: name) != nil {
-                throw ServiceError("DeploymentGroupAlreadyExistsException", "The deployment group \(name) already exists for application \(app.name).")
+                throw ServiceError(
+                    "DeploymentGroupAlreadyExistsException", "The deployment group \(name) already exists for application \(app.name).")
             }
             let id = Identifier.uuid()
             try db.execute(
@@ -170,7 +167,8 @@ extension ControlPlane {
             if let newName = input.newDeploymentGroupName, newName != group.name {
                 let newName = try Validate.groupName(newName)
                 if try findGroup(db, app: app, name: newName) != nil {
-                    throw ServiceError("DeploymentGroupAlreadyExistsException", "The deployment group \(newName) already exists for application \(app.name).")
+                    throw ServiceError(
+                        "DeploymentGroupAlreadyExistsException", "The deployment group \(newName) already exists for application \(app.name).")
                 }
                 group.name = newName
             }

@@ -74,7 +74,8 @@ extension ControlPlane {
                 throw ServiceError("DeploymentGroupNameRequiredException", "The deployment group name must be specified.")
             }
             guard let group = try findGroup(db, app: app, name: groupName) else {
-                throw ServiceError("DeploymentGroupDoesNotExistException", "The deployment group \(groupName) does not exist for application \(app.name).")
+                throw ServiceError(
+                    "DeploymentGroupDoesNotExistException", "The deployment group \(groupName) does not exist for application \(app.name).")
             }
             let current = try groupInfo(db, app: app, group: group)
             let (revision, identity) = try normalizedRevision(input.revision ?? current.targetRevision)
@@ -261,13 +262,15 @@ extension ControlPlane {
                 case "TargetStatus":
                     let allowed = TargetStatus.allCases.map(\.rawValue)
                     if let bad = values.first(where: { !allowed.contains($0) }) {
-                        throw ServiceError("InvalidInstanceStatusException", "'\(bad)' is not a target status; use \(allowed.joined(separator: ", ")).")
+                        throw ServiceError(
+                            "InvalidInstanceStatusException", "'\(bad)' is not a target status; use \(allowed.joined(separator: ", ")).")
                     }
                     all = all.filter { values.contains($0.status?.rawValue ?? "") }
                 case "ServerInstanceLabel":
                     all = all.filter { values.contains($0.instanceLabel?.rawValue ?? "") }
                 default:
-                    throw ServiceError("InvalidTargetFilterNameException", "'\(name)' is not a target filter; use TargetStatus or ServerInstanceLabel.")
+                    throw ServiceError(
+                        "InvalidTargetFilterNameException", "'\(name)' is not a target filter; use TargetStatus or ServerInstanceLabel.")
                 }
             }
             let (page, next) = try Paging.page(all.compactMap(\.targetId), token: input.nextToken)

@@ -105,7 +105,9 @@ extension ControlPlane {
         guard names.count <= 10 else {
             throw ServiceError("InstanceLimitExceededException", "At most 10 instances can be tagged in one call; got \(names.count).")
         }
-        guard tags.count <= 10 else { throw ServiceError("TagLimitExceededException", "At most 10 tags can be given in one call; got \(tags.count).") }
+        guard tags.count <= 10 else {
+            throw ServiceError("TagLimitExceededException", "At most 10 tags can be given in one call; got \(tags.count).")
+        }
         return try validatedTags(tags, error: "InvalidTagException")
     }
 
@@ -114,16 +116,7 @@ extension ControlPlane {
         try state.write { db in
             for name in input.instanceNames {
                 _ = try requireRegisteredInstance(db, try Validate.instanceName(name))
-                var position = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(position), -1) FROM instance_tags WHERE instance_name = ?", arguments: [name]) ?? -1
-                for (key, value) in tags {
-                    position += 1
-                    try db.execute(
-                        sql: """
-                            INSERT INTO instance_tags (instance_name, key, value, position) VALUES (?, ?, ?, ?)
-                            ON CONFLICT (instance_name, key) DO UPDATE SET value = excluded.value
-                            """, arguments: [name, key, value, position])
-                }
-                let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM instance_tags WHERE instance_name = ?", arguments: [name]) ?? 0
+                let count = try upsertTags(db, table: "instance_tags", ownerColumn: "instance_name", owner: name, tags: tags)
                 guard count <= 10 else {
                     throw ServiceError("TagLimitExceededException", "An on-premises instance can have at most 10 tags; \(name) would have \(count).")
                 }

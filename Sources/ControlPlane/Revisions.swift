@@ -19,7 +19,8 @@ extension ControlPlane {
                 throw ServiceError("InvalidRevisionException", "An S3 revision needs a bundleType: tar, tgz or zip.")
             }
             guard [.tar, .tgz, .zip].contains(bundleType) else {
-                throw ServiceError("InvalidRevisionException", "The bundle type \(bundleType.rawValue) is for Lambda and ECS; a Server revision is tar, tgz or zip.")
+                throw ServiceError(
+                    "InvalidRevisionException", "The bundle type \(bundleType.rawValue) is for Lambda and ECS; a Server revision is tar, tgz or zip.")
             }
             revision.gitHubLocation = nil
             revision.string = nil
@@ -59,8 +60,9 @@ extension ControlPlane {
 
     /// Registers the revision if it is new (keeping an existing description unless a new one is given).
     func upsertRevision(_ db: Database, appId: String, revision: RevisionLocation, identity: String, description: String?) throws {
-        let exists = try Bool.fetchOne(
-            db, sql: "SELECT 1 FROM revisions WHERE application_id = ? AND location_key = ?", arguments: [appId, identity]) ?? false
+        let exists =
+            try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM revisions WHERE application_id = ? AND location_key = ?", arguments: [appId, identity]) ?? false
         if exists {
             if let description {
                 try db.execute(
@@ -122,7 +124,8 @@ extension ControlPlane {
                 let row = try Row.fetchOne(
                     db, sql: "SELECT * FROM revisions WHERE application_id = ? AND location_key = ?", arguments: [app.id, identity])
             else {
-                throw ServiceError("RevisionDoesNotExistException", "No application revision found for the given revision in application \(app.name).")
+                throw ServiceError(
+                    "RevisionDoesNotExistException", "No application revision found for the given revision in application \(app.name).")
             }
             let (location, generic) = try revisionInfo(row)
             _ = revision

@@ -20,16 +20,24 @@ extension ControlPlane {
 
     /// Sets the given tags on a resource, replacing the values of keys it already has.
     func replaceTags(_ db: Database, resourceId: String, adding tags: [(String, String)]) throws {
-        var position = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(position), -1) FROM resource_tags WHERE resource_id = ?", arguments: [resourceId]) ?? -1
+        try upsertTags(db, table: "resource_tags", ownerColumn: "resource_id", owner: resourceId, tags: tags)
+    }
+
+    /// Adds tags to one owner in a tag table (new keys go last; existing keys keep their place); returns the owner's tag count.
+    @discardableResult
+    func upsertTags(_ db: Database, table: String, ownerColumn: String, owner: String, tags: [(String, String)]) throws -> Int {
+        var position =
+            try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(position), -1) FROM \(table) WHERE \(ownerColumn) = ?", arguments: [owner]) ?? -1
         for (key, value) in tags {
             position += 1
             try db.execute(
                 sql: """
-                    INSERT INTO resource_tags (resource_id, key, value, position) VALUES (?, ?, ?, ?)
-                    ON CONFLICT (resource_id, key) DO UPDATE SET value = excluded.value
+                    INSERT INTO \(table) (\(ownerColumn), key, value, position) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (\(ownerColumn), key) DO UPDATE SET value = excluded.value
                     """,
-                arguments: [resourceId, key, value, position])
+                arguments: [owner, key, value, position])
         }
+        return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table) WHERE \(ownerColumn) = ?", arguments: [owner]) ?? 0
     }
 
     func resourceTags(_ db: Database, resourceId: String) throws -> [Tag] {
@@ -63,19 +71,23 @@ extension ControlPlane {
             let appName = String(name[..<slash])
             let groupName = String(name[name.index(after: slash)...])
             guard let app = try findApplication(db, appName), let group = try findGroup(db, app: app, name: groupName) else {
-                throw ServiceError("DeploymentGroupDoesNotExistException", "The deployment group \(groupName) does not exist with the user or AWS account.")
+                throw ServiceError(
+                    "DeploymentGroupDoesNotExistException", "The deployment group \(groupName) does not exist with the user or AWS account.")
             }
             return group.id
         case "deploymentconfig":
             guard let config = try findConfig(db, name) else {
-                throw ServiceError("DeploymentConfigDoesNotExistException", "The deployment configuration \(name) does not exist with the user or AWS account.")
+                throw ServiceError(
+                    "DeploymentConfigDoesNotExistException", "The deployment configuration \(name) does not exist with the user or AWS account.")
             }
             guard !config.predefined else {
                 throw ServiceError("ArnNotSupportedException", "The predefined deployment configuration \(name) cannot be tagged.")
             }
             return config.id
         default:
-            throw ServiceError("ArnNotSupportedException", "Resources of type '\(type)' cannot be tagged; use an application, deployment group or deployment config ARN.")
+            throw ServiceError(
+                "ArnNotSupportedException",
+                "Resources of type '\(type)' cannot be tagged; use an application, deployment group or deployment config ARN.")
         }
     }
 
@@ -84,8 +96,7 @@ extension ControlPlane {
         let tags = try validatedTags(input.tags, error: "InvalidTagsToAddException")
         return try state.write { db in
             let id = try resolveResourceArn(db, input.resourceArn)
-            try replaceTags(db, resourceId: id, adding: tags)
-            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM resource_tags WHERE resource_id = ?", arguments: [id]) ?? 0
+            let count = try upsertTags(db, table: "resource_tags", ownerColumn: "resource_id", owner: id, tags: tags)
             guard count <= Self.tagLimit else {
                 throw ServiceError("InvalidTagsToAddException", "A resource can have at most \(Self.tagLimit) tags; this would make \(count).")
             }

@@ -38,13 +38,20 @@ public enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable 
 
 /// Flags every subcommand shares.
 public struct GlobalOptions: ParsableArguments {
-    @Option(name: .customLong("state"), help: ArgumentHelp("The SQLite state file (default: $DEPLOYCTL_STATE, else $XDG_STATE_HOME/deployctl/state.db, ~/.local/state/deployctl/state.db, or /var/lib/deployctl/state.db for root).", valueName: "path"))
+    @Option(
+        name: .customLong("state"),
+        help: ArgumentHelp(
+            "The SQLite state file (default: $DEPLOYCTL_STATE, else $XDG_STATE_HOME/deployctl/state.db, ~/.local/state/deployctl/state.db, or /var/lib/deployctl/state.db for root).",
+            valueName: "path"))
     var state: String?
 
     @Option(name: .customLong("output"), help: ArgumentHelp("The output format: json (default), text or table.", valueName: "format"))
     var output: OutputFormat = .json
 
-    @Option(name: .customLong("region"), help: ArgumentHelp("The region written into ARNs (default: $DEPLOYCTL_REGION, else 'local'). Nothing leaves this machine.", valueName: "name"))
+    @Option(
+        name: .customLong("region"),
+        help: ArgumentHelp("The region written into ARNs (default: $DEPLOYCTL_REGION, else 'local'). Nothing leaves this machine.", valueName: "name")
+    )
     var region: String?
 
     @Flag(name: .customLong("no-paginate"), help: "Print only the first page of a list instead of following nextToken.")
@@ -66,7 +73,11 @@ public struct GlobalOptions: ParsableArguments {
 
 /// `--cli-input-json`, which every API subcommand takes.
 public struct CLIInputOptions: ParsableArguments {
-    @Option(name: .customLong("cli-input-json"), help: ArgumentHelp("Read the request from JSON (text, or file://PATH), with the operation's member names; flags given too take precedence.", valueName: "json"))
+    @Option(
+        name: .customLong("cli-input-json"),
+        help: ArgumentHelp(
+            "Read the request from JSON (text, or file://PATH), with the operation's member names; flags given too take precedence.",
+            valueName: "json"))
     var cliInputJSON: String?
 
     public init() {}

@@ -86,7 +86,8 @@ enum TextFormat {
 enum TableFormat {
     enum Block {
         case title(String)
-        case rows([[String]])
+        /// Rows of cells; with a header when the rows come from a list of objects.
+        case rows([[String]], header: [String]? = nil)
     }
 
     static func render(_ value: JSONValue, title: String) -> String {
@@ -94,8 +95,8 @@ enum TableFormat {
         collect(value, depth: 0, into: &sections)
         var contentWidth = title.count + 4
         for section in sections {
-            if case .rows(let rows) = section.block {
-                let widths = columnWidths(rows)
+            if case .rows(let rows, let header) = section.block {
+                let widths = columnWidths(rows + (header.map { [$0] } ?? []))
                 let inner = widths.reduce(0, +) + widths.count * 4 - 1
                 contentWidth = max(contentWidth, inner + section.depth * 2)
             } else if case .title(let t) = section.block {
@@ -109,18 +110,26 @@ enum TableFormat {
             switch section.block {
             case .title(let t):
                 out += left + center(t, width) + String(repeating: "|", count: section.depth + 1) + "\n"
-                if index + 1 < sections.count, case .rows = sections[index + 1].block {} else {
-                    out += String(repeating: "|", count: section.depth) + "+" + String(repeating: "-", count: width) + "+"
+                if index + 1 < sections.count, case .rows = sections[index + 1].block {
+                } else {
+                    out +=
+                        String(repeating: "|", count: section.depth) + "+" + String(repeating: "-", count: width) + "+"
                         + String(repeating: "|", count: section.depth) + "\n"
                 }
-            case .rows(let rows):
-                var widths = columnWidths(rows)
+            case .rows(let rows, let header):
+                var widths = columnWidths(rows + (header.map { [$0] } ?? []))
                 let used = widths.reduce(0, +) + widths.count * 3 + (widths.count - 1)
                 if used < width, !widths.isEmpty { widths[widths.count - 1] += width - used }
-                let rule = String(repeating: "|", count: section.depth) + "+"
+                let rule =
+                    String(repeating: "|", count: section.depth) + "+"
                     + widths.map { String(repeating: "-", count: $0 + 3) }.joined(separator: "+") + "+"
                     + String(repeating: "|", count: section.depth)
                 out += rule + "\n"
+                if let header {
+                    let cells = header.enumerated().map { i, cell in center(cell, widths[i] + 3) }
+                    out += left + cells.joined(separator: "|") + String(repeating: "|", count: section.depth + 1) + "\n"
+                    out += rule + "\n"
+                }
                 for row in rows {
                     let cells = row.enumerated().map { i, cell in "  " + cell.padding(toLength: widths[i] + 1, withPad: " ", startingAt: 0) }
                     out += left + cells.joined(separator: "|") + String(repeating: "|", count: section.depth + 1) + "\n"
@@ -161,6 +170,28 @@ enum TableFormat {
         case .array(let items):
             let scalars = items.filter(TextFormat.isScalar)
             if !scalars.isEmpty { sections.append((depth, .rows(scalars.map { [TextFormat.scalarText($0)] }))) }
+            let objects = items.compactMap { item -> [JSONMember]? in
+                if case .object(let members) = item { return members }
+                return nil
+            }
+            if !objects.isEmpty, objects.count == items.count - scalars.count {
+                // A list of objects is one grid: a column per scalar member, a row per object.
+                let keys = Set(objects.flatMap { $0.filter { TextFormat.isScalar($0.value) }.map(\.key) }).sorted()
+                if !keys.isEmpty {
+                    let rows = objects.map { members in
+                        keys.map { key in members.first { $0.key == key }.map { TextFormat.scalarText($0.value) } ?? "" }
+                    }
+                    sections.append((depth, .rows(rows, header: keys)))
+                }
+                for members in objects {
+                    for member in members.sorted(by: { $0.key < $1.key })
+                    where !TextFormat.isScalar(member.value) && !member.value.isEmptyContainer {
+                        sections.append((depth + 1, .title(member.key)))
+                        collect(member.value, depth: depth + 1, into: &sections)
+                    }
+                }
+                return
+            }
             for item in items where !TextFormat.isScalar(item) { collect(item, depth: depth, into: &sections) }
         default:
             sections.append((depth, .rows([[TextFormat.scalarText(value)]])))

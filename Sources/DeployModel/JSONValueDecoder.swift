@@ -177,24 +177,26 @@ private struct DecoderCore: Decoder {
     func singleValueContainer() throws -> any SingleValueDecodingContainer { SingleContainer(decoder: self) }
 
     func decodeValue<T: Decodable>(_ type: T.Type) throws -> T {
-        if type == Date.self {
-            switch value {
-            case .int(let i): return Date(timeIntervalSince1970: Double(i)) as! T
-            case .double(let d): return Date(timeIntervalSince1970: d) as! T
-            case .string(let s):
-                guard let date = Timestamp.parse(s) else {
-                    throw DecodingError.dataCorrupted(
-                        .init(
-                            codingPath: codingPath,
-                            debugDescription: "'\(s)' is not a timestamp (use ISO 8601 such as 2026-11-22T10:00:00Z, or epoch seconds)"
-                        ))
-                }
-                return date as! T
-            default: throw mismatch(Date.self)
-            }
-        }
-        if type == JSONValue.self { return value as! T }
+        if type == Date.self, let date = try decodeDate() as? T { return date }
+        if type == JSONValue.self, let value = value as? T { return value }
         return try T(from: self)
+    }
+
+    func decodeDate() throws -> Date {
+        switch value {
+        case .int(let i): return Date(timeIntervalSince1970: Double(i))
+        case .double(let d): return Date(timeIntervalSince1970: d)
+        case .string(let s):
+            guard let date = Timestamp.parse(s) else {
+                throw DecodingError.dataCorrupted(
+                    .init(
+                        codingPath: codingPath,
+                        debugDescription: "'\(s)' is not a timestamp (use ISO 8601 such as 2026-11-22T10:00:00Z, or epoch seconds)"
+                    ))
+            }
+            return date
+        default: throw mismatch(Date.self)
+        }
     }
 
     func child(_ value: JSONValue, key: any CodingKey) -> DecoderCore {

@@ -37,35 +37,80 @@ public enum Timestamp {
     public static func parse(_ text: String) -> Date? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         if let epoch = Double(trimmed) { return Date(timeIntervalSince1970: epoch) }
-        let pattern =
-            #"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?)?\s*(Z|z|[+-]\d{2}:?\d{2})?$"#
-        guard let regex = try? NSRegularExpression(pattern: pattern),
-            let m = regex.firstMatch(in: trimmed, range: NSRange(trimmed.startIndex..., in: trimmed))
+        var scanner = DigitScanner(Array(trimmed.utf8))
+        guard let year = scanner.number(4), scanner.take("-"), let month = scanner.number(2), scanner.take("-"),
+            let day = scanner.number(2)
         else { return nil }
-        func group(_ i: Int) -> String? {
-            guard let r = Range(m.range(at: i), in: trimmed) else { return nil }
-            return String(trimmed[r])
+        var hour = 0
+        var minute = 0
+        var second = 0
+        var fraction = 0.0
+        if scanner.take("T") || scanner.take("t") || scanner.take(" ") {
+            guard let h = scanner.number(2), scanner.take(":"), let m = scanner.number(2) else { return nil }
+            hour = h
+            minute = m
+            if scanner.take(":") {
+                guard let s = scanner.number(2) else { return nil }
+                second = s
+                if scanner.take(".") {
+                    guard let digits = scanner.digits(), !digits.isEmpty else { return nil }
+                    fraction = Double("0." + digits) ?? 0
+                }
+            }
         }
+        var offset = 0
+        if scanner.take("Z") || scanner.take("z") {
+        } else if let sign = scanner.peek, sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") {
+            scanner.index += 1
+            guard let oh = scanner.number(2) else { return nil }
+            _ = scanner.take(":")
+            guard let om = scanner.number(2) else { return nil }
+            offset = (oh * 3600 + om * 60) * (sign == UInt8(ascii: "-") ? -1 : 1)
+        }
+        guard scanner.atEnd, (1...12).contains(month), (1...31).contains(day), (0...23).contains(hour), (0...59).contains(minute),
+            (0...60).contains(second)
+        else { return nil }
         var parts = tm()
-        parts.tm_year = Int32(group(1).flatMap(Int.init) ?? 1970) - 1900
-        parts.tm_mon = Int32(group(2).flatMap(Int.init) ?? 1) - 1
-        parts.tm_mday = Int32(group(3).flatMap(Int.init) ?? 1)
-        parts.tm_hour = Int32(group(4).flatMap(Int.init) ?? 0)
-        parts.tm_min = Int32(group(5).flatMap(Int.init) ?? 0)
-        parts.tm_sec = Int32(group(6).flatMap(Int.init) ?? 0)
-        guard (0...11).contains(parts.tm_mon), (1...31).contains(parts.tm_mday), (0...23).contains(parts.tm_hour),
-            (0...59).contains(parts.tm_min), (0...60).contains(parts.tm_sec)
-        else { return nil }
-        var seconds = Double(timegm(&parts))
-        if let fraction = group(7) { seconds += Double("0." + fraction) ?? 0 }
-        if let zone = group(8), zone != "Z", zone != "z" {
-            let digits = zone.dropFirst().replacingOccurrences(of: ":", with: "")
-            let hours = Int(digits.prefix(2)) ?? 0
-            let minutes = Int(digits.suffix(2)) ?? 0
-            let offset = Double(hours * 3600 + minutes * 60)
-            seconds += zone.hasPrefix("-") ? offset : -offset
+        parts.tm_year = Int32(year - 1900)
+        parts.tm_mon = Int32(month - 1)
+        parts.tm_mday = Int32(day)
+        parts.tm_hour = Int32(hour)
+        parts.tm_min = Int32(minute)
+        parts.tm_sec = Int32(second)
+        return Date(timeIntervalSince1970: Double(timegm(&parts) - offset) + fraction)
+    }
+}
+
+private struct DigitScanner {
+    let bytes: [UInt8]
+    var index = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    var atEnd: Bool { index >= bytes.count }
+    var peek: UInt8? { atEnd ? nil : bytes[index] }
+
+    mutating func take(_ character: Unicode.Scalar) -> Bool {
+        guard peek == UInt8(ascii: character) else { return false }
+        index += 1
+        return true
+    }
+
+    mutating func number(_ count: Int) -> Int? {
+        guard index + count <= bytes.count else { return nil }
+        var value = 0
+        for byte in bytes[index..<index + count] {
+            guard (48...57).contains(byte) else { return nil }
+            value = value * 10 + Int(byte - 48)
         }
-        return Date(timeIntervalSince1970: seconds)
+        index += count
+        return value
+    }
+
+    mutating func digits() -> String? {
+        let start = index
+        while let b = peek, (48...57).contains(b) { index += 1 }
+        return String(decoding: bytes[start..<index], as: UTF8.self)
     }
 }
 

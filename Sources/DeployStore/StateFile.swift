@@ -85,6 +85,12 @@ public final class StateFile: Sendable {
 
     private func migrate() throws(StateFileError) {
         do {
+            // The common case, an up-to-date file, needs no write lock: readers never wait for writers.
+            let version = try queue.read { try Int.fetchOne($0, sql: "PRAGMA user_version") ?? 0 }
+            if version == Schema.migrations.count { return }
+            if version > Schema.migrations.count {
+                throw StateFileError.newerSchema(path: path, found: version, supported: Schema.migrations.count)
+            }
             try queue.writeWithoutTransaction { db in
                 try db.inTransaction(.immediate) {
                     let current = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0

@@ -14,7 +14,8 @@ import Testing
         #expect(info?.linkedToGitHub == false)
 
         try f.plane.updateApplication(UpdateApplicationInput(applicationName: "shop", newApplicationName: "store"))
-        #expect(serviceErrorCode { _ = try f.plane.getApplication(GetApplicationInput(applicationName: "shop")) } == "ApplicationDoesNotExistException")
+        #expect(
+            serviceErrorCode { _ = try f.plane.getApplication(GetApplicationInput(applicationName: "shop")) } == "ApplicationDoesNotExistException")
         #expect(try f.plane.getApplication(GetApplicationInput(applicationName: "store")).application?.applicationId == id)
 
         try f.plane.deleteApplication(DeleteApplicationInput(applicationName: "store"))
@@ -108,7 +109,8 @@ import Testing
             serviceErrorCode { try f.plane.deleteDeploymentConfig(DeleteDeploymentConfigInput(deploymentConfigName: "Three")) }
                 == "DeploymentConfigInUseException")
         _ = try f.plane.updateDeploymentGroup(
-            UpdateDeploymentGroupInput(applicationName: "app", currentDeploymentGroupName: "group", deploymentConfigName: "CodeDeployDefault.AllAtOnce"))
+            UpdateDeploymentGroupInput(
+                applicationName: "app", currentDeploymentGroupName: "group", deploymentConfigName: "CodeDeployDefault.AllAtOnce"))
         try f.plane.deleteDeploymentConfig(DeleteDeploymentConfigInput(deploymentConfigName: "Three"))
         #expect(
             serviceErrorCode { _ = try f.plane.getDeploymentConfig(GetDeploymentConfigInput(deploymentConfigName: "Three")) }
@@ -177,15 +179,20 @@ import Testing
 
         try f.plane.removeTagsFromOnPremisesInstances(
             RemoveTagsFromOnPremisesInstancesInput(tags: [Tag(key: "role")], instanceNames: ["web-1"]))
-        #expect(try f.plane.getOnPremisesInstance(GetOnPremisesInstanceInput(instanceName: "web-1")).instanceInfo?.tags == [Tag(key: "env", value: "prod")])
+        #expect(
+            try f.plane.getOnPremisesInstance(GetOnPremisesInstanceInput(instanceName: "web-1")).instanceInfo?.tags == [
+                Tag(key: "env", value: "prod")
+            ])
 
         try f.plane.deregisterOnPremisesInstance(DeregisterOnPremisesInstanceInput(instanceName: "lab-1"))
-        #expect(try f.plane.listOnPremisesInstances(ListOnPremisesInstancesInput(registrationStatus: .registered)).instanceNames == ["db-1", "web-1"])
+        #expect(
+            try f.plane.listOnPremisesInstances(ListOnPremisesInstancesInput(registrationStatus: .registered)).instanceNames == ["db-1", "web-1"])
         #expect(try f.plane.listOnPremisesInstances(ListOnPremisesInstancesInput(registrationStatus: .deregistered)).instanceNames == ["lab-1"])
         #expect(try f.plane.getOnPremisesInstance(GetOnPremisesInstanceInput(instanceName: "lab-1")).instanceInfo?.deregisterTime != nil)
         #expect(
             serviceErrorCode {
-                try f.plane.addTagsToOnPremisesInstances(AddTagsToOnPremisesInstancesInput(tags: [Tag(key: "a", value: "b")], instanceNames: ["lab-1"]))
+                try f.plane.addTagsToOnPremisesInstances(
+                    AddTagsToOnPremisesInstancesInput(tags: [Tag(key: "a", value: "b")], instanceNames: ["lab-1"]))
             } == "InstanceNotRegisteredException")
         // A deregistered name can be registered again.
         try f.instance("lab-1", tags: [])
@@ -260,7 +267,8 @@ import Testing
         #expect(stopped?.status == .stopped)
         #expect(stopped?.deploymentOverview?.skipped == 4)
         #expect(stopped?.deploymentOverview?.pending == 0)
-        #expect(serviceErrorCode { _ = try f.plane.stopDeployment(StopDeploymentInput(deploymentId: first)) } == "DeploymentAlreadyCompletedException")
+        #expect(
+            serviceErrorCode { _ = try f.plane.stopDeployment(StopDeploymentInput(deploymentId: first)) } == "DeploymentAlreadyCompletedException")
         let skipped = try f.plane.listDeploymentTargets(ListDeploymentTargetsInput(deploymentId: first, targetFilters: ["TargetStatus": ["Skipped"]]))
         #expect(skipped.targetIds?.count == 4)
         let second = try f.deploy(key: "v2.zip")
@@ -298,7 +306,8 @@ import Testing
                         revision: RevisionLocation(revisionType: .s3, s3Location: S3Location(bucket: "b", key: "k", bundleType: .zip)),
                         deploymentConfigName: "Nope"))
             } == "DeploymentConfigDoesNotExistException")
-        #expect(serviceErrorCode { _ = try f.plane.getDeployment(GetDeploymentInput(deploymentId: "d-AAAAAAAAA")) } == "DeploymentDoesNotExistException")
+        #expect(
+            serviceErrorCode { _ = try f.plane.getDeployment(GetDeploymentInput(deploymentId: "d-AAAAAAAAA")) } == "DeploymentDoesNotExistException")
         #expect(serviceErrorCode { _ = try f.plane.getDeployment(GetDeploymentInput(deploymentId: "d-../../x")) } == "InvalidDeploymentIdException")
     }
 
@@ -314,8 +323,12 @@ import Testing
         #expect(try f.plane.listDeployments(ListDeploymentsInput(applicationName: "app", deploymentGroupName: "group")).deployments == [created])
         #expect(
             try f.plane.listDeployments(ListDeploymentsInput(createTimeRange: TimeRange(start: Date().addingTimeInterval(3600)))).deployments == [])
-        #expect(serviceErrorCode { _ = try f.plane.listDeployments(ListDeploymentsInput(applicationName: "app")) } == "DeploymentGroupNameRequiredException")
-        #expect(serviceErrorCode { _ = try f.plane.listDeployments(ListDeploymentsInput(deploymentGroupName: "group")) } == "ApplicationNameRequiredException")
+        #expect(
+            serviceErrorCode { _ = try f.plane.listDeployments(ListDeploymentsInput(applicationName: "app")) }
+                == "DeploymentGroupNameRequiredException")
+        #expect(
+            serviceErrorCode { _ = try f.plane.listDeployments(ListDeploymentsInput(deploymentGroupName: "group")) }
+                == "ApplicationNameRequiredException")
     }
 
     @Test func revisionsAreRegisteredAndTracked() throws {
@@ -415,6 +428,8 @@ import Testing
                 _ = try f.plane.listTagsForResource(ListTagsForResourceInput(resourceArn: "arn:aws:codedeploy:local:0:instance/x"))
             } == "ArnNotSupportedException")
         #expect(serviceErrorCode { try f.plane.tagResource(TagResourceInput(resourceArn: renamed, tags: [])) } == "TagRequiredException")
-        #expect(serviceErrorCode { _ = try f.plane.listTagsForResource(ListTagsForResourceInput(resourceArn: appArn)) } == "ApplicationDoesNotExistException")
+        #expect(
+            serviceErrorCode { _ = try f.plane.listTagsForResource(ListTagsForResourceInput(resourceArn: appArn)) }
+                == "ApplicationDoesNotExistException")
     }
 }

@@ -1,6 +1,7 @@
-@testable import DeployCLI
 import DeployModel
 import Testing
+
+@testable import DeployCLI
 
 @Suite struct ShorthandTests {
     func parse(_ text: String) throws -> JSONValue { try ShorthandParser.parseStructure(text) }

@@ -41,7 +41,8 @@ import Testing
         #expect(typo.status == 252)
         #expect(
             typo.stderr.contains(
-                #"--on-premises-instance-tag-filters): Unknown parameter in onPremisesInstanceTagFilters[0]: "Kye", must be one of: Key, Type, Value"#))
+                #"--on-premises-instance-tag-filters): Unknown parameter in onPremisesInstanceTagFilters[0]: "Kye", must be one of: Key, Type, Value"#
+            ))
         let badJSON = try cli.run(["create-deployment-config", "--deployment-config-name", "c", "--minimum-healthy-hosts", "{\"type\": "])
         #expect(badJSON.status == 252)
         #expect(badJSON.stderr.hasPrefix("Error parsing parameter '--minimum-healthy-hosts': invalid JSON"))
@@ -73,7 +74,9 @@ import Testing
         try cli.run(["create-application", "--application-name", "a"])
         let before = try Data(contentsOf: URL(fileURLWithPath: cli.statePath))
         #expect(try cli.run(["create-application", "--application-name", "a"]).status == 254)
-        #expect(try cli.run(["create-deployment-group", "--application-name", "a", "--deployment-group-name", "g", "--deployment-config-name", "Nope"]).status == 254)
+        #expect(
+            try cli.run(["create-deployment-group", "--application-name", "a", "--deployment-group-name", "g", "--deployment-config-name", "Nope"])
+                .status == 254)
         let apps = try cli.json(["list-applications"])["applications"] as? [String]
         #expect(apps == ["a"])
         let groups = try cli.json(["list-deployment-groups", "--application-name", "a"])["deploymentGroups"] as? [String]

@@ -58,13 +58,24 @@ struct CreateApplicationCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "CreateApplication"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The name of the application. This name must be unique with the applicable user or Amazon Web Services account. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp(
+            "The name of the application. This name must be unique with the applicable user or Amazon Web Services account. (required)",
+            valueName: "string"))
     var applicationName: String?
 
-    @Option(name: .customLong("compute-platform"), help: ArgumentHelp("The destination platform type for the deployment (Lambda, Server, or ECS). One of: Server, Lambda, ECS.", valueName: "string"))
+    @Option(
+        name: .customLong("compute-platform"),
+        help: ArgumentHelp(
+            "The destination platform type for the deployment (Lambda, Server, or ECS). One of: Server, Lambda, ECS.", valueName: "string"))
     var computePlatform: String?
 
-    @Option(name: .customLong("tags"), parsing: .upToNextOption, help: ArgumentHelp("The metadata that you apply to CodeDeploy applications to help you organize and categorize them. Each tag consists of a key and an optional value, both of which you define. Shorthand: Key=string,Value=string (or JSON, or file://PATH).", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("tags"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The metadata that you apply to CodeDeploy applications to help you organize and categorize them. Each tag consists of a key and an optional value, both of which you define. Shorthand: Key=string,Value=string (or JSON, or file://PATH).",
+            valueName: "shorthand|json ..."))
     var tags: [String] = []
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -93,7 +104,10 @@ struct GetApplicationCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "GetApplication"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp(
+            "The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var applicationName: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -120,7 +134,11 @@ struct ListApplicationsCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "ListApplications"
 
-    @Option(name: .customLong("next-token"), help: ArgumentHelp("An identifier returned from the previous list applications call. It can be used to return the next set of applications in the list.", valueName: "string"))
+    @Option(
+        name: .customLong("next-token"),
+        help: ArgumentHelp(
+            "An identifier returned from the previous list applications call. It can be used to return the next set of applications in the list.",
+            valueName: "string"))
     var nextToken: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -147,7 +165,11 @@ struct BatchGetApplicationsCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "BatchGetApplications"
 
-    @Option(name: .customLong("application-names"), parsing: .upToNextOption, help: ArgumentHelp("A list of application names separated by spaces. The maximum number of application names you can specify is 100. (required)", valueName: "string ..."))
+    @Option(
+        name: .customLong("application-names"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "A list of application names separated by spaces. The maximum number of application names you can specify is 100. (required)",
+            valueName: "string ..."))
     var applicationNames: [String] = []
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -156,7 +178,9 @@ struct BatchGetApplicationsCommand: ParsableCommand, OperationCommand {
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if !applicationNames.isEmpty { members.append(("applicationNames", try ArgumentValue.scalarList(applicationNames, flag: "--application-names"))) }
+        if !applicationNames.isEmpty {
+            members.append(("applicationNames", try ArgumentValue.scalarList(applicationNames, flag: "--application-names")))
+        }
         return members
     }
 
@@ -192,7 +216,9 @@ struct UpdateApplicationCommand: ParsableCommand, OperationCommand {
     }
 
     func run() throws {
-        try invoke(UpdateApplicationInput.self) { plane, input in try plane.updateApplication(input); return EmptyOutput() }
+        try invoke(UpdateApplicationInput.self) { plane, input in
+            try plane.updateApplication(input); return EmptyOutput()
+        }
     }
 }
 
@@ -205,7 +231,10 @@ struct DeleteApplicationCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "DeleteApplication"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp(
+            "The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var applicationName: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -219,7 +248,9 @@ struct DeleteApplicationCommand: ParsableCommand, OperationCommand {
     }
 
     func run() throws {
-        try invoke(DeleteApplicationInput.self) { plane, input in try plane.deleteApplication(input); return EmptyOutput() }
+        try invoke(DeleteApplicationInput.self) { plane, input in
+            try plane.deleteApplication(input); return EmptyOutput()
+        }
     }
 }
 
@@ -232,19 +263,36 @@ struct CreateDeploymentConfigCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "CreateDeploymentConfig"
 
-    @Option(name: .customLong("deployment-config-name"), help: ArgumentHelp("The name of the deployment configuration to create. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("deployment-config-name"),
+        help: ArgumentHelp("The name of the deployment configuration to create. (required)", valueName: "string"))
     var deploymentConfigName: String?
 
-    @Option(name: .customLong("minimum-healthy-hosts"), help: ArgumentHelp("The minimum number of healthy instances that should be available at any time during the deployment. There are two parameters expected in the input: type and value. Shorthand: type=HOST_COUNT|FLEET_PERCENT,value=integer (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("minimum-healthy-hosts"),
+        help: ArgumentHelp(
+            "The minimum number of healthy instances that should be available at any time during the deployment. There are two parameters expected in the input: type and value. Shorthand: type=HOST_COUNT|FLEET_PERCENT,value=integer (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var minimumHealthyHosts: String?
 
-    @Option(name: .customLong("traffic-routing-config"), help: ArgumentHelp("The configuration that specifies how the deployment traffic is routed. Shorthand: type=TimeBasedCanary|TimeBasedLinear|AllAtOnce,timeBasedCanary={canaryPercentage=integer,canaryInterval=integer},timeBasedLinear={linearPercentage=integer,linearInterval=integer} (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("traffic-routing-config"),
+        help: ArgumentHelp(
+            "The configuration that specifies how the deployment traffic is routed. Shorthand: type=TimeBasedCanary|TimeBasedLinear|AllAtOnce,timeBasedCanary={canaryPercentage=integer,canaryInterval=integer},timeBasedLinear={linearPercentage=integer,linearInterval=integer} (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var trafficRoutingConfig: String?
 
-    @Option(name: .customLong("compute-platform"), help: ArgumentHelp("The destination platform type for the deployment (Lambda, Server, or ECS). One of: Server, Lambda, ECS.", valueName: "string"))
+    @Option(
+        name: .customLong("compute-platform"),
+        help: ArgumentHelp(
+            "The destination platform type for the deployment (Lambda, Server, or ECS). One of: Server, Lambda, ECS.", valueName: "string"))
     var computePlatform: String?
 
-    @Option(name: .customLong("zonal-config"), help: ArgumentHelp("Configure the ZonalConfig object if you want CodeDeploy to deploy your application to one Availability Zone at a time, within an Amazon Web Services Region. For more information about the zonal configuration feature, see zonal configuration in the CodeDeploy User Guide. Shorthand: firstZoneMonitorDurationInSeconds=long,monitorDurationInSeconds=long,minimumHealthyHostsPerZone={type=HOST_COUNT|FLEET_PERCENT,value=integer} (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("zonal-config"),
+        help: ArgumentHelp(
+            "Configure the ZonalConfig object if you want CodeDeploy to deploy your application to one Availability Zone at a time, within an Amazon Web Services Region. For more information about the zonal configuration feature, see zonal configuration in the CodeDeploy User Guide. Shorthand: firstZoneMonitorDurationInSeconds=long,monitorDurationInSeconds=long,minimumHealthyHostsPerZone={type=HOST_COUNT|FLEET_PERCENT,value=integer} (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var zonalConfig: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -254,8 +302,12 @@ struct CreateDeploymentConfigCommand: ParsableCommand, OperationCommand {
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
         if let deploymentConfigName { members.append(("deploymentConfigName", .string(deploymentConfigName))) }
-        if let minimumHealthyHosts { members.append(("minimumHealthyHosts", try ArgumentValue.structure(minimumHealthyHosts, flag: "--minimum-healthy-hosts"))) }
-        if let trafficRoutingConfig { members.append(("trafficRoutingConfig", try ArgumentValue.structure(trafficRoutingConfig, flag: "--traffic-routing-config"))) }
+        if let minimumHealthyHosts {
+            members.append(("minimumHealthyHosts", try ArgumentValue.structure(minimumHealthyHosts, flag: "--minimum-healthy-hosts")))
+        }
+        if let trafficRoutingConfig {
+            members.append(("trafficRoutingConfig", try ArgumentValue.structure(trafficRoutingConfig, flag: "--traffic-routing-config")))
+        }
         if let computePlatform { members.append(("computePlatform", .string(computePlatform))) }
         if let zonalConfig { members.append(("zonalConfig", try ArgumentValue.structure(zonalConfig, flag: "--zonal-config"))) }
         return members
@@ -275,7 +327,10 @@ struct GetDeploymentConfigCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "GetDeploymentConfig"
 
-    @Option(name: .customLong("deployment-config-name"), help: ArgumentHelp("The name of a deployment configuration associated with the user or Amazon Web Services account. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("deployment-config-name"),
+        help: ArgumentHelp(
+            "The name of a deployment configuration associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var deploymentConfigName: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -302,7 +357,11 @@ struct ListDeploymentConfigsCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "ListDeploymentConfigs"
 
-    @Option(name: .customLong("next-token"), help: ArgumentHelp("An identifier returned from the previous ListDeploymentConfigs call. It can be used to return the next set of deployment configurations in the list.", valueName: "string"))
+    @Option(
+        name: .customLong("next-token"),
+        help: ArgumentHelp(
+            "An identifier returned from the previous ListDeploymentConfigs call. It can be used to return the next set of deployment configurations in the list.",
+            valueName: "string"))
     var nextToken: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -325,11 +384,15 @@ struct DeleteDeploymentConfigCommand: ParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete-deployment-config",
         abstract: "Deletes a deployment configuration.",
-        discussion: "Deletes a deployment configuration. A deployment configuration cannot be deleted if it is currently in use. Predefined configurations cannot be deleted."
+        discussion:
+            "Deletes a deployment configuration. A deployment configuration cannot be deleted if it is currently in use. Predefined configurations cannot be deleted."
     )
     static let operationName = "DeleteDeploymentConfig"
 
-    @Option(name: .customLong("deployment-config-name"), help: ArgumentHelp("The name of a deployment configuration associated with the user or Amazon Web Services account. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("deployment-config-name"),
+        help: ArgumentHelp(
+            "The name of a deployment configuration associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var deploymentConfigName: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -343,7 +406,9 @@ struct DeleteDeploymentConfigCommand: ParsableCommand, OperationCommand {
     }
 
     func run() throws {
-        try invoke(DeleteDeploymentConfigInput.self) { plane, input in try plane.deleteDeploymentConfig(input); return EmptyOutput() }
+        try invoke(DeleteDeploymentConfigInput.self) { plane, input in
+            try plane.deleteDeploymentConfig(input); return EmptyOutput()
+        }
     }
 }
 
@@ -356,61 +421,132 @@ struct CreateDeploymentGroupCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "CreateDeploymentGroup"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp(
+            "The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var applicationName: String?
 
-    @Option(name: .customLong("deployment-group-name"), help: ArgumentHelp("The name of a new deployment group for the specified application. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("deployment-group-name"),
+        help: ArgumentHelp("The name of a new deployment group for the specified application. (required)", valueName: "string"))
     var deploymentGroupName: String?
 
-    @Option(name: .customLong("deployment-config-name"), help: ArgumentHelp("If specified, the deployment configuration name can be either one of the predefined configurations provided with CodeDeploy or a custom deployment configuration that you create by calling the create deployment configuration operation.", valueName: "string"))
+    @Option(
+        name: .customLong("deployment-config-name"),
+        help: ArgumentHelp(
+            "If specified, the deployment configuration name can be either one of the predefined configurations provided with CodeDeploy or a custom deployment configuration that you create by calling the create deployment configuration operation.",
+            valueName: "string"))
     var deploymentConfigName: String?
 
-    @Option(name: .customLong("ec2-tag-filters"), parsing: .upToNextOption, help: ArgumentHelp("The Amazon EC2 tags on which to filter. The deployment group includes Amazon EC2 instances with any of the specified tags. Cannot be used in the same call as ec2TagSet. Shorthand: Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE (or JSON, or file://PATH).", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("ec2-tag-filters"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The Amazon EC2 tags on which to filter. The deployment group includes Amazon EC2 instances with any of the specified tags. Cannot be used in the same call as ec2TagSet. Shorthand: Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE (or JSON, or file://PATH).",
+            valueName: "shorthand|json ..."))
     var ec2TagFilters: [String] = []
 
-    @Option(name: .customLong("on-premises-instance-tag-filters"), parsing: .upToNextOption, help: ArgumentHelp("The on-premises instance tags on which to filter. The deployment group includes on-premises instances with any of the specified tags. Cannot be used in the same call as OnPremisesTagSet. Shorthand: Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE (or JSON, or file://PATH).", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("on-premises-instance-tag-filters"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The on-premises instance tags on which to filter. The deployment group includes on-premises instances with any of the specified tags. Cannot be used in the same call as OnPremisesTagSet. Shorthand: Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE (or JSON, or file://PATH).",
+            valueName: "shorthand|json ..."))
     var onPremisesInstanceTagFilters: [String] = []
 
-    @Option(name: .customLong("auto-scaling-groups"), parsing: .upToNextOption, help: ArgumentHelp("A list of associated Amazon EC2 Auto Scaling groups.", valueName: "string ..."))
+    @Option(
+        name: .customLong("auto-scaling-groups"), parsing: .upToNextOption,
+        help: ArgumentHelp("A list of associated Amazon EC2 Auto Scaling groups.", valueName: "string ..."))
     var autoScalingGroups: [String] = []
 
-    @Option(name: .customLong("service-role-arn"), help: ArgumentHelp("A service role Amazon Resource Name (ARN) that allows CodeDeploy to act on the user's behalf when interacting with Amazon Web Services services.", valueName: "string"))
+    @Option(
+        name: .customLong("service-role-arn"),
+        help: ArgumentHelp(
+            "A service role Amazon Resource Name (ARN) that allows CodeDeploy to act on the user's behalf when interacting with Amazon Web Services services.",
+            valueName: "string"))
     var serviceRoleArn: String?
 
-    @Option(name: .customLong("trigger-configurations"), parsing: .upToNextOption, help: ArgumentHelp("Information about triggers to create when the deployment group is created. For examples, see Create a Trigger for an CodeDeploy Event in the CodeDeploy User Guide. Shorthand: triggerName=string,triggerTargetArn=string,triggerEvents=[DeploymentStart|DeploymentSuccess|DeploymentFailure|DeploymentStop|DeploymentRollback|DeploymentReady|InstanceStart|InstanceSuccess|InstanceFailure|InstanceReady,...] (or JSON, or file://PATH).", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("trigger-configurations"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Information about triggers to create when the deployment group is created. For examples, see Create a Trigger for an CodeDeploy Event in the CodeDeploy User Guide. Shorthand: triggerName=string,triggerTargetArn=string,triggerEvents=[DeploymentStart|DeploymentSuccess|DeploymentFailure|DeploymentStop|DeploymentRollback|DeploymentReady|InstanceStart|InstanceSuccess|InstanceFailure|InstanceReady,...] (or JSON, or file://PATH).",
+            valueName: "shorthand|json ..."))
     var triggerConfigurations: [String] = []
 
-    @Option(name: .customLong("alarm-configuration"), help: ArgumentHelp("Information to add about Amazon CloudWatch alarms when the deployment group is created. Shorthand: enabled=boolean,ignorePollAlarmFailure=boolean,alarms=[{name=string},...] (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("alarm-configuration"),
+        help: ArgumentHelp(
+            "Information to add about Amazon CloudWatch alarms when the deployment group is created. Shorthand: enabled=boolean,ignorePollAlarmFailure=boolean,alarms=[{name=string},...] (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var alarmConfiguration: String?
 
-    @Option(name: .customLong("auto-rollback-configuration"), help: ArgumentHelp("Configuration information for an automatic rollback that is added when a deployment group is created. Shorthand: enabled=boolean,events=[DEPLOYMENT_FAILURE|DEPLOYMENT_STOP_ON_ALARM|DEPLOYMENT_STOP_ON_REQUEST,...] (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("auto-rollback-configuration"),
+        help: ArgumentHelp(
+            "Configuration information for an automatic rollback that is added when a deployment group is created. Shorthand: enabled=boolean,events=[DEPLOYMENT_FAILURE|DEPLOYMENT_STOP_ON_ALARM|DEPLOYMENT_STOP_ON_REQUEST,...] (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var autoRollbackConfiguration: String?
 
-    @Option(name: .customLong("outdated-instances-strategy"), help: ArgumentHelp("Indicates what happens when new Amazon EC2 instances are launched mid-deployment and do not receive the deployed application revision. One of: UPDATE, IGNORE.", valueName: "string"))
+    @Option(
+        name: .customLong("outdated-instances-strategy"),
+        help: ArgumentHelp(
+            "Indicates what happens when new Amazon EC2 instances are launched mid-deployment and do not receive the deployed application revision. One of: UPDATE, IGNORE.",
+            valueName: "string"))
     var outdatedInstancesStrategy: String?
 
-    @Option(name: .customLong("deployment-style"), help: ArgumentHelp("Information about the type of deployment, in-place or blue/green, that you want to run and whether to route deployment traffic behind a load balancer. Shorthand: deploymentType=IN_PLACE|BLUE_GREEN,deploymentOption=WITH_TRAFFIC_CONTROL|WITHOUT_TRAFFIC_CONTROL (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("deployment-style"),
+        help: ArgumentHelp(
+            "Information about the type of deployment, in-place or blue/green, that you want to run and whether to route deployment traffic behind a load balancer. Shorthand: deploymentType=IN_PLACE|BLUE_GREEN,deploymentOption=WITH_TRAFFIC_CONTROL|WITHOUT_TRAFFIC_CONTROL (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var deploymentStyle: String?
 
-    @Option(name: .customLong("blue-green-deployment-configuration"), help: ArgumentHelp("Information about blue/green deployment options for a deployment group. Shorthand: terminateBlueInstancesOnDeploymentSuccess={action=TERMINATE|KEEP_ALIVE,terminationWaitTimeInMinutes=integer},deploymentReadyOption={actionOnTimeout=CONTINUE_DEPLOYMENT|STOP_DEPLOYMENT,waitTimeInMinutes=integer},greenFleetProvisioningOption={action=DISCOVER_EXISTING|COPY_AUTO_SCALING_GROUP} (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("blue-green-deployment-configuration"),
+        help: ArgumentHelp(
+            "Information about blue/green deployment options for a deployment group. Shorthand: terminateBlueInstancesOnDeploymentSuccess={action=TERMINATE|KEEP_ALIVE,terminationWaitTimeInMinutes=integer},deploymentReadyOption={actionOnTimeout=CONTINUE_DEPLOYMENT|STOP_DEPLOYMENT,waitTimeInMinutes=integer},greenFleetProvisioningOption={action=DISCOVER_EXISTING|COPY_AUTO_SCALING_GROUP} (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var blueGreenDeploymentConfiguration: String?
 
-    @Option(name: .customLong("load-balancer-info"), help: ArgumentHelp("Information about the load balancer used in a deployment. Shorthand: elbInfoList=[{name=string},...],targetGroupInfoList=[{name=string},...],targetGroupPairInfoList=[{targetGroups=[{name=string},...],prodTrafficRoute={listenerArns=[string,...]},testTrafficRoute={listenerArns=[string,...]}},...] (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("load-balancer-info"),
+        help: ArgumentHelp(
+            "Information about the load balancer used in a deployment. Shorthand: elbInfoList=[{name=string},...],targetGroupInfoList=[{name=string},...],targetGroupPairInfoList=[{targetGroups=[{name=string},...],prodTrafficRoute={listenerArns=[string,...]},testTrafficRoute={listenerArns=[string,...]}},...] (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var loadBalancerInfo: String?
 
-    @Option(name: .customLong("ec2-tag-set"), help: ArgumentHelp("Information about groups of tags applied to Amazon EC2 instances. The deployment group includes only Amazon EC2 instances identified by all the tag groups. Cannot be used in the same call as ec2TagFilters. Shorthand: ec2TagSetList=[[{Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE},...],...] (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("ec2-tag-set"),
+        help: ArgumentHelp(
+            "Information about groups of tags applied to Amazon EC2 instances. The deployment group includes only Amazon EC2 instances identified by all the tag groups. Cannot be used in the same call as ec2TagFilters. Shorthand: ec2TagSetList=[[{Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE},...],...] (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var ec2TagSet: String?
 
-    @Option(name: .customLong("ecs-services"), parsing: .upToNextOption, help: ArgumentHelp("The target Amazon ECS services in the deployment group. This applies only to deployment groups that use the Amazon ECS compute platform. A target Amazon ECS service is specified as an Amazon ECS cluster and service name pair using the format <clustername>:<servicename>. Shorthand: serviceName=string,clusterName=string (or JSON, or file://PATH).", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("ecs-services"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The target Amazon ECS services in the deployment group. This applies only to deployment groups that use the Amazon ECS compute platform. A target Amazon ECS service is specified as an Amazon ECS cluster and service name pair using the format <clustername>:<servicename>. Shorthand: serviceName=string,clusterName=string (or JSON, or file://PATH).",
+            valueName: "shorthand|json ..."))
     var ecsServices: [String] = []
 
-    @Option(name: .customLong("on-premises-tag-set"), help: ArgumentHelp("Information about groups of tags applied to on-premises instances. The deployment group includes only on-premises instances identified by all of the tag groups. Cannot be used in the same call as onPremisesInstanceTagFilters. Shorthand: onPremisesTagSetList=[[{Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE},...],...] (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("on-premises-tag-set"),
+        help: ArgumentHelp(
+            "Information about groups of tags applied to on-premises instances. The deployment group includes only on-premises instances identified by all of the tag groups. Cannot be used in the same call as onPremisesInstanceTagFilters. Shorthand: onPremisesTagSetList=[[{Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE},...],...] (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var onPremisesTagSet: String?
 
-    @Option(name: .customLong("tags"), parsing: .upToNextOption, help: ArgumentHelp("The metadata that you apply to CodeDeploy deployment groups to help you organize and categorize them. Each tag consists of a key and an optional value, both of which you define. Shorthand: Key=string,Value=string (or JSON, or file://PATH).", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("tags"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The metadata that you apply to CodeDeploy deployment groups to help you organize and categorize them. Each tag consists of a key and an optional value, both of which you define. Shorthand: Key=string,Value=string (or JSON, or file://PATH).",
+            valueName: "shorthand|json ..."))
     var tags: [String] = []
 
-    @Flag(name: .customLong("termination-hook-enabled"), inversion: .prefixedNo, help: ArgumentHelp("This parameter only applies if you are using CodeDeploy with Amazon EC2 Auto Scaling. For more information, see Integrating CodeDeploy with Amazon EC2 Auto Scaling in the CodeDeploy User Guide."))
+    @Flag(
+        name: .customLong("termination-hook-enabled"), inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "This parameter only applies if you are using CodeDeploy with Amazon EC2 Auto Scaling. For more information, see Integrating CodeDeploy with Amazon EC2 Auto Scaling in the CodeDeploy User Guide."
+        ))
     var terminationHookEnabled: Bool?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -423,15 +559,36 @@ struct CreateDeploymentGroupCommand: ParsableCommand, OperationCommand {
         if let deploymentGroupName { members.append(("deploymentGroupName", .string(deploymentGroupName))) }
         if let deploymentConfigName { members.append(("deploymentConfigName", .string(deploymentConfigName))) }
         if !ec2TagFilters.isEmpty { members.append(("ec2TagFilters", try ArgumentValue.structureList(ec2TagFilters, flag: "--ec2-tag-filters"))) }
-        if !onPremisesInstanceTagFilters.isEmpty { members.append(("onPremisesInstanceTagFilters", try ArgumentValue.structureList(onPremisesInstanceTagFilters, flag: "--on-premises-instance-tag-filters"))) }
-        if !autoScalingGroups.isEmpty { members.append(("autoScalingGroups", try ArgumentValue.scalarList(autoScalingGroups, flag: "--auto-scaling-groups"))) }
+        if !onPremisesInstanceTagFilters.isEmpty {
+            members.append(
+                (
+                    "onPremisesInstanceTagFilters",
+                    try ArgumentValue.structureList(onPremisesInstanceTagFilters, flag: "--on-premises-instance-tag-filters")
+                ))
+        }
+        if !autoScalingGroups.isEmpty {
+            members.append(("autoScalingGroups", try ArgumentValue.scalarList(autoScalingGroups, flag: "--auto-scaling-groups")))
+        }
         if let serviceRoleArn { members.append(("serviceRoleArn", .string(serviceRoleArn))) }
-        if !triggerConfigurations.isEmpty { members.append(("triggerConfigurations", try ArgumentValue.structureList(triggerConfigurations, flag: "--trigger-configurations"))) }
-        if let alarmConfiguration { members.append(("alarmConfiguration", try ArgumentValue.structure(alarmConfiguration, flag: "--alarm-configuration"))) }
-        if let autoRollbackConfiguration { members.append(("autoRollbackConfiguration", try ArgumentValue.structure(autoRollbackConfiguration, flag: "--auto-rollback-configuration"))) }
+        if !triggerConfigurations.isEmpty {
+            members.append(("triggerConfigurations", try ArgumentValue.structureList(triggerConfigurations, flag: "--trigger-configurations")))
+        }
+        if let alarmConfiguration {
+            members.append(("alarmConfiguration", try ArgumentValue.structure(alarmConfiguration, flag: "--alarm-configuration")))
+        }
+        if let autoRollbackConfiguration {
+            members.append(
+                ("autoRollbackConfiguration", try ArgumentValue.structure(autoRollbackConfiguration, flag: "--auto-rollback-configuration")))
+        }
         if let outdatedInstancesStrategy { members.append(("outdatedInstancesStrategy", .string(outdatedInstancesStrategy))) }
         if let deploymentStyle { members.append(("deploymentStyle", try ArgumentValue.structure(deploymentStyle, flag: "--deployment-style"))) }
-        if let blueGreenDeploymentConfiguration { members.append(("blueGreenDeploymentConfiguration", try ArgumentValue.structure(blueGreenDeploymentConfiguration, flag: "--blue-green-deployment-configuration"))) }
+        if let blueGreenDeploymentConfiguration {
+            members.append(
+                (
+                    "blueGreenDeploymentConfiguration",
+                    try ArgumentValue.structure(blueGreenDeploymentConfiguration, flag: "--blue-green-deployment-configuration")
+                ))
+        }
         if let loadBalancerInfo { members.append(("loadBalancerInfo", try ArgumentValue.structure(loadBalancerInfo, flag: "--load-balancer-info"))) }
         if let ec2TagSet { members.append(("ec2TagSet", try ArgumentValue.structure(ec2TagSet, flag: "--ec2-tag-set"))) }
         if !ecsServices.isEmpty { members.append(("ecsServices", try ArgumentValue.structureList(ecsServices, flag: "--ecs-services"))) }
@@ -455,10 +612,15 @@ struct GetDeploymentGroupCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "GetDeploymentGroup"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp(
+            "The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var applicationName: String?
 
-    @Option(name: .customLong("deployment-group-name"), help: ArgumentHelp("The name of a deployment group for the specified application. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("deployment-group-name"),
+        help: ArgumentHelp("The name of a deployment group for the specified application. (required)", valueName: "string"))
     var deploymentGroupName: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -486,10 +648,17 @@ struct ListDeploymentGroupsCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "ListDeploymentGroups"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp(
+            "The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var applicationName: String?
 
-    @Option(name: .customLong("next-token"), help: ArgumentHelp("An identifier returned from the previous list deployment groups call. It can be used to return the next set of deployment groups in the list.", valueName: "string"))
+    @Option(
+        name: .customLong("next-token"),
+        help: ArgumentHelp(
+            "An identifier returned from the previous list deployment groups call. It can be used to return the next set of deployment groups in the list.",
+            valueName: "string"))
     var nextToken: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -517,10 +686,16 @@ struct BatchGetDeploymentGroupsCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "BatchGetDeploymentGroups"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The name of an CodeDeploy application associated with the applicable user or Amazon Web Services account. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp(
+            "The name of an CodeDeploy application associated with the applicable user or Amazon Web Services account. (required)",
+            valueName: "string"))
     var applicationName: String?
 
-    @Option(name: .customLong("deployment-group-names"), parsing: .upToNextOption, help: ArgumentHelp("The names of the deployment groups. (required)", valueName: "string ..."))
+    @Option(
+        name: .customLong("deployment-group-names"), parsing: .upToNextOption,
+        help: ArgumentHelp("The names of the deployment groups. (required)", valueName: "string ..."))
     var deploymentGroupNames: [String] = []
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -530,7 +705,9 @@ struct BatchGetDeploymentGroupsCommand: ParsableCommand, OperationCommand {
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
         if let applicationName { members.append(("applicationName", .string(applicationName))) }
-        if !deploymentGroupNames.isEmpty { members.append(("deploymentGroupNames", try ArgumentValue.scalarList(deploymentGroupNames, flag: "--deployment-group-names"))) }
+        if !deploymentGroupNames.isEmpty {
+            members.append(("deploymentGroupNames", try ArgumentValue.scalarList(deploymentGroupNames, flag: "--deployment-group-names")))
+        }
         return members
     }
 
@@ -548,61 +725,127 @@ struct UpdateDeploymentGroupCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "UpdateDeploymentGroup"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The application name that corresponds to the deployment group to update. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp("The application name that corresponds to the deployment group to update. (required)", valueName: "string"))
     var applicationName: String?
 
-    @Option(name: .customLong("current-deployment-group-name"), help: ArgumentHelp("The current name of the deployment group. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("current-deployment-group-name"),
+        help: ArgumentHelp("The current name of the deployment group. (required)", valueName: "string"))
     var currentDeploymentGroupName: String?
 
-    @Option(name: .customLong("new-deployment-group-name"), help: ArgumentHelp("The new name of the deployment group, if you want to change it.", valueName: "string"))
+    @Option(
+        name: .customLong("new-deployment-group-name"),
+        help: ArgumentHelp("The new name of the deployment group, if you want to change it.", valueName: "string"))
     var newDeploymentGroupName: String?
 
-    @Option(name: .customLong("deployment-config-name"), help: ArgumentHelp("The replacement deployment configuration name to use, if you want to change it.", valueName: "string"))
+    @Option(
+        name: .customLong("deployment-config-name"),
+        help: ArgumentHelp("The replacement deployment configuration name to use, if you want to change it.", valueName: "string"))
     var deploymentConfigName: String?
 
-    @Option(name: .customLong("ec2-tag-filters"), parsing: .upToNextOption, help: ArgumentHelp("The replacement set of Amazon EC2 tags on which to filter, if you want to change them. To keep the existing tags, enter their names. To remove tags, do not enter any tag names. Shorthand: Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE (or JSON, or file://PATH).", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("ec2-tag-filters"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The replacement set of Amazon EC2 tags on which to filter, if you want to change them. To keep the existing tags, enter their names. To remove tags, do not enter any tag names. Shorthand: Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE (or JSON, or file://PATH).",
+            valueName: "shorthand|json ..."))
     var ec2TagFilters: [String] = []
 
-    @Option(name: .customLong("on-premises-instance-tag-filters"), parsing: .upToNextOption, help: ArgumentHelp("The replacement set of on-premises instance tags on which to filter, if you want to change them. To keep the existing tags, enter their names. To remove tags, do not enter any tag names. Shorthand: Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE (or JSON, or file://PATH).", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("on-premises-instance-tag-filters"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The replacement set of on-premises instance tags on which to filter, if you want to change them. To keep the existing tags, enter their names. To remove tags, do not enter any tag names. Shorthand: Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE (or JSON, or file://PATH).",
+            valueName: "shorthand|json ..."))
     var onPremisesInstanceTagFilters: [String] = []
 
-    @Option(name: .customLong("auto-scaling-groups"), parsing: .upToNextOption, help: ArgumentHelp("The replacement list of Auto Scaling groups to be included in the deployment group, if you want to change them. To keep the Auto Scaling groups, enter their names or do not specify this parameter.", valueName: "string ..."))
+    @Option(
+        name: .customLong("auto-scaling-groups"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The replacement list of Auto Scaling groups to be included in the deployment group, if you want to change them. To keep the Auto Scaling groups, enter their names or do not specify this parameter.",
+            valueName: "string ..."))
     var autoScalingGroups: [String] = []
 
-    @Option(name: .customLong("service-role-arn"), help: ArgumentHelp("A replacement ARN for the service role, if you want to change it.", valueName: "string"))
+    @Option(
+        name: .customLong("service-role-arn"),
+        help: ArgumentHelp("A replacement ARN for the service role, if you want to change it.", valueName: "string"))
     var serviceRoleArn: String?
 
-    @Option(name: .customLong("trigger-configurations"), parsing: .upToNextOption, help: ArgumentHelp("Information about triggers to change when the deployment group is updated. For examples, see Edit a Trigger in a CodeDeploy Deployment Group in the CodeDeploy User Guide. Shorthand: triggerName=string,triggerTargetArn=string,triggerEvents=[DeploymentStart|DeploymentSuccess|DeploymentFailure|DeploymentStop|DeploymentRollback|DeploymentReady|InstanceStart|InstanceSuccess|InstanceFailure|InstanceReady,...] (or JSON, or file://PATH).", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("trigger-configurations"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "Information about triggers to change when the deployment group is updated. For examples, see Edit a Trigger in a CodeDeploy Deployment Group in the CodeDeploy User Guide. Shorthand: triggerName=string,triggerTargetArn=string,triggerEvents=[DeploymentStart|DeploymentSuccess|DeploymentFailure|DeploymentStop|DeploymentRollback|DeploymentReady|InstanceStart|InstanceSuccess|InstanceFailure|InstanceReady,...] (or JSON, or file://PATH).",
+            valueName: "shorthand|json ..."))
     var triggerConfigurations: [String] = []
 
-    @Option(name: .customLong("alarm-configuration"), help: ArgumentHelp("Information to add or change about Amazon CloudWatch alarms when the deployment group is updated. Shorthand: enabled=boolean,ignorePollAlarmFailure=boolean,alarms=[{name=string},...] (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("alarm-configuration"),
+        help: ArgumentHelp(
+            "Information to add or change about Amazon CloudWatch alarms when the deployment group is updated. Shorthand: enabled=boolean,ignorePollAlarmFailure=boolean,alarms=[{name=string},...] (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var alarmConfiguration: String?
 
-    @Option(name: .customLong("auto-rollback-configuration"), help: ArgumentHelp("Information for an automatic rollback configuration that is added or changed when a deployment group is updated. Shorthand: enabled=boolean,events=[DEPLOYMENT_FAILURE|DEPLOYMENT_STOP_ON_ALARM|DEPLOYMENT_STOP_ON_REQUEST,...] (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("auto-rollback-configuration"),
+        help: ArgumentHelp(
+            "Information for an automatic rollback configuration that is added or changed when a deployment group is updated. Shorthand: enabled=boolean,events=[DEPLOYMENT_FAILURE|DEPLOYMENT_STOP_ON_ALARM|DEPLOYMENT_STOP_ON_REQUEST,...] (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var autoRollbackConfiguration: String?
 
-    @Option(name: .customLong("outdated-instances-strategy"), help: ArgumentHelp("Indicates what happens when new Amazon EC2 instances are launched mid-deployment and do not receive the deployed application revision. One of: UPDATE, IGNORE.", valueName: "string"))
+    @Option(
+        name: .customLong("outdated-instances-strategy"),
+        help: ArgumentHelp(
+            "Indicates what happens when new Amazon EC2 instances are launched mid-deployment and do not receive the deployed application revision. One of: UPDATE, IGNORE.",
+            valueName: "string"))
     var outdatedInstancesStrategy: String?
 
-    @Option(name: .customLong("deployment-style"), help: ArgumentHelp("Information about the type of deployment, either in-place or blue/green, you want to run and whether to route deployment traffic behind a load balancer. Shorthand: deploymentType=IN_PLACE|BLUE_GREEN,deploymentOption=WITH_TRAFFIC_CONTROL|WITHOUT_TRAFFIC_CONTROL (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("deployment-style"),
+        help: ArgumentHelp(
+            "Information about the type of deployment, either in-place or blue/green, you want to run and whether to route deployment traffic behind a load balancer. Shorthand: deploymentType=IN_PLACE|BLUE_GREEN,deploymentOption=WITH_TRAFFIC_CONTROL|WITHOUT_TRAFFIC_CONTROL (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var deploymentStyle: String?
 
-    @Option(name: .customLong("blue-green-deployment-configuration"), help: ArgumentHelp("Information about blue/green deployment options for a deployment group. Shorthand: terminateBlueInstancesOnDeploymentSuccess={action=TERMINATE|KEEP_ALIVE,terminationWaitTimeInMinutes=integer},deploymentReadyOption={actionOnTimeout=CONTINUE_DEPLOYMENT|STOP_DEPLOYMENT,waitTimeInMinutes=integer},greenFleetProvisioningOption={action=DISCOVER_EXISTING|COPY_AUTO_SCALING_GROUP} (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("blue-green-deployment-configuration"),
+        help: ArgumentHelp(
+            "Information about blue/green deployment options for a deployment group. Shorthand: terminateBlueInstancesOnDeploymentSuccess={action=TERMINATE|KEEP_ALIVE,terminationWaitTimeInMinutes=integer},deploymentReadyOption={actionOnTimeout=CONTINUE_DEPLOYMENT|STOP_DEPLOYMENT,waitTimeInMinutes=integer},greenFleetProvisioningOption={action=DISCOVER_EXISTING|COPY_AUTO_SCALING_GROUP} (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var blueGreenDeploymentConfiguration: String?
 
-    @Option(name: .customLong("load-balancer-info"), help: ArgumentHelp("Information about the load balancer used in a deployment. Shorthand: elbInfoList=[{name=string},...],targetGroupInfoList=[{name=string},...],targetGroupPairInfoList=[{targetGroups=[{name=string},...],prodTrafficRoute={listenerArns=[string,...]},testTrafficRoute={listenerArns=[string,...]}},...] (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("load-balancer-info"),
+        help: ArgumentHelp(
+            "Information about the load balancer used in a deployment. Shorthand: elbInfoList=[{name=string},...],targetGroupInfoList=[{name=string},...],targetGroupPairInfoList=[{targetGroups=[{name=string},...],prodTrafficRoute={listenerArns=[string,...]},testTrafficRoute={listenerArns=[string,...]}},...] (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var loadBalancerInfo: String?
 
-    @Option(name: .customLong("ec2-tag-set"), help: ArgumentHelp("Information about groups of tags applied to on-premises instances. The deployment group includes only Amazon EC2 instances identified by all the tag groups. Shorthand: ec2TagSetList=[[{Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE},...],...] (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("ec2-tag-set"),
+        help: ArgumentHelp(
+            "Information about groups of tags applied to on-premises instances. The deployment group includes only Amazon EC2 instances identified by all the tag groups. Shorthand: ec2TagSetList=[[{Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE},...],...] (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var ec2TagSet: String?
 
-    @Option(name: .customLong("ecs-services"), parsing: .upToNextOption, help: ArgumentHelp("The target Amazon ECS services in the deployment group. This applies only to deployment groups that use the Amazon ECS compute platform. A target Amazon ECS service is specified as an Amazon ECS cluster and service name pair using the format <clustername>:<servicename>. Shorthand: serviceName=string,clusterName=string (or JSON, or file://PATH).", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("ecs-services"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The target Amazon ECS services in the deployment group. This applies only to deployment groups that use the Amazon ECS compute platform. A target Amazon ECS service is specified as an Amazon ECS cluster and service name pair using the format <clustername>:<servicename>. Shorthand: serviceName=string,clusterName=string (or JSON, or file://PATH).",
+            valueName: "shorthand|json ..."))
     var ecsServices: [String] = []
 
-    @Option(name: .customLong("on-premises-tag-set"), help: ArgumentHelp("Information about an on-premises instance tag set. The deployment group includes only on-premises instances identified by all the tag groups. Shorthand: onPremisesTagSetList=[[{Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE},...],...] (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("on-premises-tag-set"),
+        help: ArgumentHelp(
+            "Information about an on-premises instance tag set. The deployment group includes only on-premises instances identified by all the tag groups. Shorthand: onPremisesTagSetList=[[{Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE},...],...] (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var onPremisesTagSet: String?
 
-    @Flag(name: .customLong("termination-hook-enabled"), inversion: .prefixedNo, help: ArgumentHelp("This parameter only applies if you are using CodeDeploy with Amazon EC2 Auto Scaling. For more information, see Integrating CodeDeploy with Amazon EC2 Auto Scaling in the CodeDeploy User Guide."))
+    @Flag(
+        name: .customLong("termination-hook-enabled"), inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "This parameter only applies if you are using CodeDeploy with Amazon EC2 Auto Scaling. For more information, see Integrating CodeDeploy with Amazon EC2 Auto Scaling in the CodeDeploy User Guide."
+        ))
     var terminationHookEnabled: Bool?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -616,15 +859,36 @@ struct UpdateDeploymentGroupCommand: ParsableCommand, OperationCommand {
         if let newDeploymentGroupName { members.append(("newDeploymentGroupName", .string(newDeploymentGroupName))) }
         if let deploymentConfigName { members.append(("deploymentConfigName", .string(deploymentConfigName))) }
         if !ec2TagFilters.isEmpty { members.append(("ec2TagFilters", try ArgumentValue.structureList(ec2TagFilters, flag: "--ec2-tag-filters"))) }
-        if !onPremisesInstanceTagFilters.isEmpty { members.append(("onPremisesInstanceTagFilters", try ArgumentValue.structureList(onPremisesInstanceTagFilters, flag: "--on-premises-instance-tag-filters"))) }
-        if !autoScalingGroups.isEmpty { members.append(("autoScalingGroups", try ArgumentValue.scalarList(autoScalingGroups, flag: "--auto-scaling-groups"))) }
+        if !onPremisesInstanceTagFilters.isEmpty {
+            members.append(
+                (
+                    "onPremisesInstanceTagFilters",
+                    try ArgumentValue.structureList(onPremisesInstanceTagFilters, flag: "--on-premises-instance-tag-filters")
+                ))
+        }
+        if !autoScalingGroups.isEmpty {
+            members.append(("autoScalingGroups", try ArgumentValue.scalarList(autoScalingGroups, flag: "--auto-scaling-groups")))
+        }
         if let serviceRoleArn { members.append(("serviceRoleArn", .string(serviceRoleArn))) }
-        if !triggerConfigurations.isEmpty { members.append(("triggerConfigurations", try ArgumentValue.structureList(triggerConfigurations, flag: "--trigger-configurations"))) }
-        if let alarmConfiguration { members.append(("alarmConfiguration", try ArgumentValue.structure(alarmConfiguration, flag: "--alarm-configuration"))) }
-        if let autoRollbackConfiguration { members.append(("autoRollbackConfiguration", try ArgumentValue.structure(autoRollbackConfiguration, flag: "--auto-rollback-configuration"))) }
+        if !triggerConfigurations.isEmpty {
+            members.append(("triggerConfigurations", try ArgumentValue.structureList(triggerConfigurations, flag: "--trigger-configurations")))
+        }
+        if let alarmConfiguration {
+            members.append(("alarmConfiguration", try ArgumentValue.structure(alarmConfiguration, flag: "--alarm-configuration")))
+        }
+        if let autoRollbackConfiguration {
+            members.append(
+                ("autoRollbackConfiguration", try ArgumentValue.structure(autoRollbackConfiguration, flag: "--auto-rollback-configuration")))
+        }
         if let outdatedInstancesStrategy { members.append(("outdatedInstancesStrategy", .string(outdatedInstancesStrategy))) }
         if let deploymentStyle { members.append(("deploymentStyle", try ArgumentValue.structure(deploymentStyle, flag: "--deployment-style"))) }
-        if let blueGreenDeploymentConfiguration { members.append(("blueGreenDeploymentConfiguration", try ArgumentValue.structure(blueGreenDeploymentConfiguration, flag: "--blue-green-deployment-configuration"))) }
+        if let blueGreenDeploymentConfiguration {
+            members.append(
+                (
+                    "blueGreenDeploymentConfiguration",
+                    try ArgumentValue.structure(blueGreenDeploymentConfiguration, flag: "--blue-green-deployment-configuration")
+                ))
+        }
         if let loadBalancerInfo { members.append(("loadBalancerInfo", try ArgumentValue.structure(loadBalancerInfo, flag: "--load-balancer-info"))) }
         if let ec2TagSet { members.append(("ec2TagSet", try ArgumentValue.structure(ec2TagSet, flag: "--ec2-tag-set"))) }
         if !ecsServices.isEmpty { members.append(("ecsServices", try ArgumentValue.structureList(ecsServices, flag: "--ecs-services"))) }
@@ -647,10 +911,15 @@ struct DeleteDeploymentGroupCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "DeleteDeploymentGroup"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp(
+            "The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var applicationName: String?
 
-    @Option(name: .customLong("deployment-group-name"), help: ArgumentHelp("The name of a deployment group for the specified application. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("deployment-group-name"),
+        help: ArgumentHelp("The name of a deployment group for the specified application. (required)", valueName: "string"))
     var deploymentGroupName: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -674,17 +943,22 @@ struct RegisterOnPremisesInstanceCommand: ParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "register-on-premises-instance",
         abstract: "Registers an on-premises instance.",
-        discussion: "Registers an on-premises instance. Only one IAM ARN (an IAM session ARN or IAM user ARN) is supported in the request. You cannot use both."
+        discussion:
+            "Registers an on-premises instance. Only one IAM ARN (an IAM session ARN or IAM user ARN) is supported in the request. You cannot use both."
     )
     static let operationName = "RegisterOnPremisesInstance"
 
-    @Option(name: .customLong("instance-name"), help: ArgumentHelp("The name of the on-premises instance to register. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("instance-name"), help: ArgumentHelp("The name of the on-premises instance to register. (required)", valueName: "string"))
     var instanceName: String?
 
-    @Option(name: .customLong("iam-session-arn"), help: ArgumentHelp("The ARN of the IAM session to associate with the on-premises instance.", valueName: "string"))
+    @Option(
+        name: .customLong("iam-session-arn"),
+        help: ArgumentHelp("The ARN of the IAM session to associate with the on-premises instance.", valueName: "string"))
     var iamSessionArn: String?
 
-    @Option(name: .customLong("iam-user-arn"), help: ArgumentHelp("The ARN of the user to associate with the on-premises instance.", valueName: "string"))
+    @Option(
+        name: .customLong("iam-user-arn"), help: ArgumentHelp("The ARN of the user to associate with the on-premises instance.", valueName: "string"))
     var iamUserArn: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -700,7 +974,9 @@ struct RegisterOnPremisesInstanceCommand: ParsableCommand, OperationCommand {
     }
 
     func run() throws {
-        try invoke(RegisterOnPremisesInstanceInput.self) { plane, input in try plane.registerOnPremisesInstance(input); return EmptyOutput() }
+        try invoke(RegisterOnPremisesInstanceInput.self) { plane, input in
+            try plane.registerOnPremisesInstance(input); return EmptyOutput()
+        }
     }
 }
 
@@ -713,7 +989,8 @@ struct DeregisterOnPremisesInstanceCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "DeregisterOnPremisesInstance"
 
-    @Option(name: .customLong("instance-name"), help: ArgumentHelp("The name of the on-premises instance to deregister. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("instance-name"), help: ArgumentHelp("The name of the on-premises instance to deregister. (required)", valueName: "string"))
     var instanceName: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -727,7 +1004,9 @@ struct DeregisterOnPremisesInstanceCommand: ParsableCommand, OperationCommand {
     }
 
     func run() throws {
-        try invoke(DeregisterOnPremisesInstanceInput.self) { plane, input in try plane.deregisterOnPremisesInstance(input); return EmptyOutput() }
+        try invoke(DeregisterOnPremisesInstanceInput.self) { plane, input in
+            try plane.deregisterOnPremisesInstance(input); return EmptyOutput()
+        }
     }
 }
 
@@ -740,7 +1019,9 @@ struct GetOnPremisesInstanceCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "GetOnPremisesInstance"
 
-    @Option(name: .customLong("instance-name"), help: ArgumentHelp("The name of the on-premises instance about which to get information. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("instance-name"),
+        help: ArgumentHelp("The name of the on-premises instance about which to get information. (required)", valueName: "string"))
     var instanceName: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -763,17 +1044,30 @@ struct ListOnPremisesInstancesCommand: ParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-on-premises-instances",
         abstract: "Gets a list of names for one or more on-premises instances.",
-        discussion: "Gets a list of names for one or more on-premises instances. Unless otherwise specified, both registered and deregistered on-premises instance names are listed. To list only registered or deregistered on-premises instance names, use the registration status parameter."
+        discussion:
+            "Gets a list of names for one or more on-premises instances. Unless otherwise specified, both registered and deregistered on-premises instance names are listed. To list only registered or deregistered on-premises instance names, use the registration status parameter."
     )
     static let operationName = "ListOnPremisesInstances"
 
-    @Option(name: .customLong("registration-status"), help: ArgumentHelp("The registration status of the on-premises instances: Deregistered: Include deregistered on-premises instances in the resulting list. Registered: Include registered on-premises instances in the resulting list. One of: Registered, Deregistered.", valueName: "string"))
+    @Option(
+        name: .customLong("registration-status"),
+        help: ArgumentHelp(
+            "The registration status of the on-premises instances: Deregistered: Include deregistered on-premises instances in the resulting list. Registered: Include registered on-premises instances in the resulting list. One of: Registered, Deregistered.",
+            valueName: "string"))
     var registrationStatus: String?
 
-    @Option(name: .customLong("tag-filters"), parsing: .upToNextOption, help: ArgumentHelp("The on-premises instance tags that are used to restrict the on-premises instance names returned. Shorthand: Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE (or JSON, or file://PATH).", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("tag-filters"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The on-premises instance tags that are used to restrict the on-premises instance names returned. Shorthand: Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE (or JSON, or file://PATH).",
+            valueName: "shorthand|json ..."))
     var tagFilters: [String] = []
 
-    @Option(name: .customLong("next-token"), help: ArgumentHelp("An identifier returned from the previous list on-premises instances call. It can be used to return the next set of on-premises instances in the list.", valueName: "string"))
+    @Option(
+        name: .customLong("next-token"),
+        help: ArgumentHelp(
+            "An identifier returned from the previous list on-premises instances call. It can be used to return the next set of on-premises instances in the list.",
+            valueName: "string"))
     var nextToken: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -798,11 +1092,16 @@ struct BatchGetOnPremisesInstancesCommand: ParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-on-premises-instances",
         abstract: "Gets information about one or more on-premises instances.",
-        discussion: "Gets information about one or more on-premises instances. The maximum number of on-premises instances that can be returned is 25."
+        discussion:
+            "Gets information about one or more on-premises instances. The maximum number of on-premises instances that can be returned is 25."
     )
     static let operationName = "BatchGetOnPremisesInstances"
 
-    @Option(name: .customLong("instance-names"), parsing: .upToNextOption, help: ArgumentHelp("The names of the on-premises instances about which to get information. The maximum number of instance names you can specify is 25. (required)", valueName: "string ..."))
+    @Option(
+        name: .customLong("instance-names"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The names of the on-premises instances about which to get information. The maximum number of instance names you can specify is 25. (required)",
+            valueName: "string ..."))
     var instanceNames: [String] = []
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -829,10 +1128,16 @@ struct AddTagsToOnPremisesInstancesCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "AddTagsToOnPremisesInstances"
 
-    @Option(name: .customLong("tags"), parsing: .upToNextOption, help: ArgumentHelp("The tag key-value pairs to add to the on-premises instances. Keys and values are both required. Keys cannot be null or empty strings. Value-only tags are not allowed. Shorthand: Key=string,Value=string (or JSON, or file://PATH). (required)", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("tags"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The tag key-value pairs to add to the on-premises instances. Keys and values are both required. Keys cannot be null or empty strings. Value-only tags are not allowed. Shorthand: Key=string,Value=string (or JSON, or file://PATH). (required)",
+            valueName: "shorthand|json ..."))
     var tags: [String] = []
 
-    @Option(name: .customLong("instance-names"), parsing: .upToNextOption, help: ArgumentHelp("The names of the on-premises instances to which to add tags. (required)", valueName: "string ..."))
+    @Option(
+        name: .customLong("instance-names"), parsing: .upToNextOption,
+        help: ArgumentHelp("The names of the on-premises instances to which to add tags. (required)", valueName: "string ..."))
     var instanceNames: [String] = []
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -847,7 +1152,9 @@ struct AddTagsToOnPremisesInstancesCommand: ParsableCommand, OperationCommand {
     }
 
     func run() throws {
-        try invoke(AddTagsToOnPremisesInstancesInput.self) { plane, input in try plane.addTagsToOnPremisesInstances(input); return EmptyOutput() }
+        try invoke(AddTagsToOnPremisesInstancesInput.self) { plane, input in
+            try plane.addTagsToOnPremisesInstances(input); return EmptyOutput()
+        }
     }
 }
 
@@ -860,10 +1167,16 @@ struct RemoveTagsFromOnPremisesInstancesCommand: ParsableCommand, OperationComma
     )
     static let operationName = "RemoveTagsFromOnPremisesInstances"
 
-    @Option(name: .customLong("tags"), parsing: .upToNextOption, help: ArgumentHelp("The tag key-value pairs to remove from the on-premises instances. Shorthand: Key=string,Value=string (or JSON, or file://PATH). (required)", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("tags"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The tag key-value pairs to remove from the on-premises instances. Shorthand: Key=string,Value=string (or JSON, or file://PATH). (required)",
+            valueName: "shorthand|json ..."))
     var tags: [String] = []
 
-    @Option(name: .customLong("instance-names"), parsing: .upToNextOption, help: ArgumentHelp("The names of the on-premises instances from which to remove tags. (required)", valueName: "string ..."))
+    @Option(
+        name: .customLong("instance-names"), parsing: .upToNextOption,
+        help: ArgumentHelp("The names of the on-premises instances from which to remove tags. (required)", valueName: "string ..."))
     var instanceNames: [String] = []
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -878,7 +1191,9 @@ struct RemoveTagsFromOnPremisesInstancesCommand: ParsableCommand, OperationComma
     }
 
     func run() throws {
-        try invoke(RemoveTagsFromOnPremisesInstancesInput.self) { plane, input in try plane.removeTagsFromOnPremisesInstances(input); return EmptyOutput() }
+        try invoke(RemoveTagsFromOnPremisesInstancesInput.self) { plane, input in
+            try plane.removeTagsFromOnPremisesInstances(input); return EmptyOutput()
+        }
     }
 }
 
@@ -891,19 +1206,32 @@ struct RegisterApplicationRevisionCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "RegisterApplicationRevision"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp(
+            "The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var applicationName: String?
 
     @Option(name: .customLong("description"), help: ArgumentHelp("A comment about the revision.", valueName: "string"))
     var description: String?
 
-    @Option(name: .customLong("revision"), help: ArgumentHelp("Information about the application revision to register, including type and location. Shorthand: revisionType=S3|GitHub|String|AppSpecContent,s3Location={bucket=string,key=string,bundleType=tar|tgz|zip|YAML|JSON,version=string,eTag=string},gitHubLocation={repository=string,commitId=string},string={content=string,sha256=string},appSpecContent={content=string,sha256=string} (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("revision"),
+        help: ArgumentHelp(
+            "Information about the application revision to register, including type and location. Shorthand: revisionType=S3|GitHub|String|AppSpecContent,s3Location={bucket=string,key=string,bundleType=tar|tgz|zip|YAML|JSON,version=string,eTag=string},gitHubLocation={repository=string,commitId=string},string={content=string,sha256=string},appSpecContent={content=string,sha256=string} (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var revision: String?
 
-    @Option(name: .customLong("s3-location"), help: ArgumentHelp("The revision in the artifact store: bucket=string,key=string,bundleType=tar|tgz|zip[,eTag=string][,version=string]. Replaces --revision.", valueName: "shorthand"))
+    @Option(
+        name: .customLong("s3-location"),
+        help: ArgumentHelp(
+            "The revision in the artifact store: bucket=string,key=string,bundleType=tar|tgz|zip[,eTag=string][,version=string]. Replaces --revision.",
+            valueName: "shorthand"))
     var s3Location: String?
 
-    @Option(name: .customLong("github-location"), help: ArgumentHelp("A GitHub revision: repository=string,commitId=string. Replaces --revision.", valueName: "shorthand"))
+    @Option(
+        name: .customLong("github-location"),
+        help: ArgumentHelp("A GitHub revision: repository=string,commitId=string. Replaces --revision.", valueName: "shorthand"))
     var githubLocation: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -915,12 +1243,16 @@ struct RegisterApplicationRevisionCommand: ParsableCommand, OperationCommand {
         if let applicationName { members.append(("applicationName", .string(applicationName))) }
         if let description { members.append(("description", .string(description))) }
         if let revision { members.append(("revision", try ArgumentValue.structure(revision, flag: "--revision"))) }
-        if let revision = try ArgumentValue.revisionShortcut(s3Location: s3Location, githubLocation: githubLocation) { members.append(("revision", revision)) }
+        if let revision = try ArgumentValue.revisionShortcut(s3Location: s3Location, githubLocation: githubLocation) {
+            members.append(("revision", revision))
+        }
         return members
     }
 
     func run() throws {
-        try invoke(RegisterApplicationRevisionInput.self) { plane, input in try plane.registerApplicationRevision(input); return EmptyOutput() }
+        try invoke(RegisterApplicationRevisionInput.self) { plane, input in
+            try plane.registerApplicationRevision(input); return EmptyOutput()
+        }
     }
 }
 
@@ -933,16 +1265,28 @@ struct GetApplicationRevisionCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "GetApplicationRevision"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The name of the application that corresponds to the revision. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp("The name of the application that corresponds to the revision. (required)", valueName: "string"))
     var applicationName: String?
 
-    @Option(name: .customLong("revision"), help: ArgumentHelp("Information about the application revision to get, including type and location. Shorthand: revisionType=S3|GitHub|String|AppSpecContent,s3Location={bucket=string,key=string,bundleType=tar|tgz|zip|YAML|JSON,version=string,eTag=string},gitHubLocation={repository=string,commitId=string},string={content=string,sha256=string},appSpecContent={content=string,sha256=string} (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("revision"),
+        help: ArgumentHelp(
+            "Information about the application revision to get, including type and location. Shorthand: revisionType=S3|GitHub|String|AppSpecContent,s3Location={bucket=string,key=string,bundleType=tar|tgz|zip|YAML|JSON,version=string,eTag=string},gitHubLocation={repository=string,commitId=string},string={content=string,sha256=string},appSpecContent={content=string,sha256=string} (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var revision: String?
 
-    @Option(name: .customLong("s3-location"), help: ArgumentHelp("The revision in the artifact store: bucket=string,key=string,bundleType=tar|tgz|zip[,eTag=string][,version=string]. Replaces --revision.", valueName: "shorthand"))
+    @Option(
+        name: .customLong("s3-location"),
+        help: ArgumentHelp(
+            "The revision in the artifact store: bucket=string,key=string,bundleType=tar|tgz|zip[,eTag=string][,version=string]. Replaces --revision.",
+            valueName: "shorthand"))
     var s3Location: String?
 
-    @Option(name: .customLong("github-location"), help: ArgumentHelp("A GitHub revision: repository=string,commitId=string. Replaces --revision.", valueName: "shorthand"))
+    @Option(
+        name: .customLong("github-location"),
+        help: ArgumentHelp("A GitHub revision: repository=string,commitId=string. Replaces --revision.", valueName: "shorthand"))
     var githubLocation: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -953,7 +1297,9 @@ struct GetApplicationRevisionCommand: ParsableCommand, OperationCommand {
         var members: [(String, JSONValue)] = []
         if let applicationName { members.append(("applicationName", .string(applicationName))) }
         if let revision { members.append(("revision", try ArgumentValue.structure(revision, flag: "--revision"))) }
-        if let revision = try ArgumentValue.revisionShortcut(s3Location: s3Location, githubLocation: githubLocation) { members.append(("revision", revision)) }
+        if let revision = try ArgumentValue.revisionShortcut(s3Location: s3Location, githubLocation: githubLocation) {
+            members.append(("revision", revision))
+        }
         return members
     }
 
@@ -971,25 +1317,50 @@ struct ListApplicationRevisionsCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "ListApplicationRevisions"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp(
+            "The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var applicationName: String?
 
-    @Option(name: .customLong("sort-by"), help: ArgumentHelp("The column name to use to sort the list results: registerTime: Sort by the time the revisions were registered with CodeDeploy. firstUsedTime: Sort by the time the revisions were first used in a deployment. lastUsedTime: Sort by the time the revisions were last used in a deployment. One of: registerTime, firstUsedTime, lastUsedTime.", valueName: "string"))
+    @Option(
+        name: .customLong("sort-by"),
+        help: ArgumentHelp(
+            "The column name to use to sort the list results: registerTime: Sort by the time the revisions were registered with CodeDeploy. firstUsedTime: Sort by the time the revisions were first used in a deployment. lastUsedTime: Sort by the time the revisions were last used in a deployment. One of: registerTime, firstUsedTime, lastUsedTime.",
+            valueName: "string"))
     var sortBy: String?
 
-    @Option(name: .customLong("sort-order"), help: ArgumentHelp("The order in which to sort the list results: ascending: ascending order. descending: descending order. If not specified, the results are sorted in ascending order. If set to null, the results are sorted in an arbitrary order. One of: ascending, descending.", valueName: "string"))
+    @Option(
+        name: .customLong("sort-order"),
+        help: ArgumentHelp(
+            "The order in which to sort the list results: ascending: ascending order. descending: descending order. If not specified, the results are sorted in ascending order. If set to null, the results are sorted in an arbitrary order. One of: ascending, descending.",
+            valueName: "string"))
     var sortOrder: String?
 
-    @Option(name: .customLong("s3-bucket"), help: ArgumentHelp("An Amazon S3 bucket name to limit the search for revisions. If set to null, all of the user's buckets are searched.", valueName: "string"))
+    @Option(
+        name: .customLong("s3-bucket"),
+        help: ArgumentHelp(
+            "An Amazon S3 bucket name to limit the search for revisions. If set to null, all of the user's buckets are searched.", valueName: "string"
+        ))
     var s3Bucket: String?
 
-    @Option(name: .customLong("s3-key-prefix"), help: ArgumentHelp("A key prefix for the set of Amazon S3 objects to limit the search for revisions.", valueName: "string"))
+    @Option(
+        name: .customLong("s3-key-prefix"),
+        help: ArgumentHelp("A key prefix for the set of Amazon S3 objects to limit the search for revisions.", valueName: "string"))
     var s3KeyPrefix: String?
 
-    @Option(name: .customLong("deployed"), help: ArgumentHelp("Whether to list revisions based on whether the revision is the target revision of a deployment group: include: List revisions that are target revisions of a deployment group. exclude: Do not list revisions that are target revisions of a deployment group. ignore: List all revisions. One of: include, exclude, ignore.", valueName: "string"))
+    @Option(
+        name: .customLong("deployed"),
+        help: ArgumentHelp(
+            "Whether to list revisions based on whether the revision is the target revision of a deployment group: include: List revisions that are target revisions of a deployment group. exclude: Do not list revisions that are target revisions of a deployment group. ignore: List all revisions. One of: include, exclude, ignore.",
+            valueName: "string"))
     var deployed: String?
 
-    @Option(name: .customLong("next-token"), help: ArgumentHelp("An identifier returned from the previous ListApplicationRevisions call. It can be used to return the next set of applications in the list.", valueName: "string"))
+    @Option(
+        name: .customLong("next-token"),
+        help: ArgumentHelp(
+            "An identifier returned from the previous ListApplicationRevisions call. It can be used to return the next set of applications in the list.",
+            valueName: "string"))
     var nextToken: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1018,14 +1389,21 @@ struct BatchGetApplicationRevisionsCommand: ParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-application-revisions",
         abstract: "Gets information about one or more application revisions.",
-        discussion: "Gets information about one or more application revisions. The maximum number of application revisions that can be returned is 25."
+        discussion:
+            "Gets information about one or more application revisions. The maximum number of application revisions that can be returned is 25."
     )
     static let operationName = "BatchGetApplicationRevisions"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The name of an CodeDeploy application about which to get revision information. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp("The name of an CodeDeploy application about which to get revision information. (required)", valueName: "string"))
     var applicationName: String?
 
-    @Option(name: .customLong("revisions"), parsing: .upToNextOption, help: ArgumentHelp("An array of RevisionLocation objects that specify information to get about the application revisions, including type and location. The maximum number of RevisionLocation objects you can specify is 25. Shorthand: revisionType=S3|GitHub|String|AppSpecContent,s3Location={bucket=string,key=string,bundleType=tar|tgz|zip|YAML|JSON,version=string,eTag=string},gitHubLocation={repository=string,commitId=string},string={content=string,sha256=string},appSpecContent={content=string,sha256=string} (or JSON, or file://PATH). (required)", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("revisions"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "An array of RevisionLocation objects that specify information to get about the application revisions, including type and location. The maximum number of RevisionLocation objects you can specify is 25. Shorthand: revisionType=S3|GitHub|String|AppSpecContent,s3Location={bucket=string,key=string,bundleType=tar|tgz|zip|YAML|JSON,version=string,eTag=string},gitHubLocation={repository=string,commitId=string},string={content=string,sha256=string},appSpecContent={content=string,sha256=string} (or JSON, or file://PATH). (required)",
+            valueName: "shorthand|json ..."))
     var revisions: [String] = []
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1053,43 +1431,82 @@ struct CreateDeploymentCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "CreateDeployment"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp(
+            "The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var applicationName: String?
 
     @Option(name: .customLong("deployment-group-name"), help: ArgumentHelp("The name of the deployment group.", valueName: "string"))
     var deploymentGroupName: String?
 
-    @Option(name: .customLong("revision"), help: ArgumentHelp("The type and location of the revision to deploy. Shorthand: revisionType=S3|GitHub|String|AppSpecContent,s3Location={bucket=string,key=string,bundleType=tar|tgz|zip|YAML|JSON,version=string,eTag=string},gitHubLocation={repository=string,commitId=string},string={content=string,sha256=string},appSpecContent={content=string,sha256=string} (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("revision"),
+        help: ArgumentHelp(
+            "The type and location of the revision to deploy. Shorthand: revisionType=S3|GitHub|String|AppSpecContent,s3Location={bucket=string,key=string,bundleType=tar|tgz|zip|YAML|JSON,version=string,eTag=string},gitHubLocation={repository=string,commitId=string},string={content=string,sha256=string},appSpecContent={content=string,sha256=string} (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var revision: String?
 
-    @Option(name: .customLong("deployment-config-name"), help: ArgumentHelp("The name of a deployment configuration associated with the user or Amazon Web Services account. If not specified, the value configured in the deployment group is used as the default.", valueName: "string"))
+    @Option(
+        name: .customLong("deployment-config-name"),
+        help: ArgumentHelp(
+            "The name of a deployment configuration associated with the user or Amazon Web Services account. If not specified, the value configured in the deployment group is used as the default.",
+            valueName: "string"))
     var deploymentConfigName: String?
 
     @Option(name: .customLong("description"), help: ArgumentHelp("A comment about the deployment.", valueName: "string"))
     var description: String?
 
-    @Flag(name: .customLong("ignore-application-stop-failures"), inversion: .prefixedNo, help: ArgumentHelp("If true, then if an ApplicationStop, BeforeBlockTraffic, or AfterBlockTraffic deployment lifecycle event to an instance fails, then the deployment continues to the next deployment lifecycle event. For example, if ApplicationStop fails, the deployment continues with DownloadBundle."))
+    @Flag(
+        name: .customLong("ignore-application-stop-failures"), inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "If true, then if an ApplicationStop, BeforeBlockTraffic, or AfterBlockTraffic deployment lifecycle event to an instance fails, then the deployment continues to the next deployment lifecycle event. For example, if ApplicationStop fails, the deployment continues with DownloadBundle."
+        ))
     var ignoreApplicationStopFailures: Bool?
 
-    @Option(name: .customLong("target-instances"), help: ArgumentHelp("Information about the instances that belong to the replacement environment in a blue/green deployment. Shorthand: tagFilters=[{Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE},...],autoScalingGroups=[string,...],ec2TagSet={ec2TagSetList=[[{Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE},...],...]} (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("target-instances"),
+        help: ArgumentHelp(
+            "Information about the instances that belong to the replacement environment in a blue/green deployment. Shorthand: tagFilters=[{Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE},...],autoScalingGroups=[string,...],ec2TagSet={ec2TagSetList=[[{Key=string,Value=string,Type=KEY_ONLY|VALUE_ONLY|KEY_AND_VALUE},...],...]} (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var targetInstances: String?
 
-    @Option(name: .customLong("auto-rollback-configuration"), help: ArgumentHelp("Configuration information for an automatic rollback that is added when a deployment is created. Shorthand: enabled=boolean,events=[DEPLOYMENT_FAILURE|DEPLOYMENT_STOP_ON_ALARM|DEPLOYMENT_STOP_ON_REQUEST,...] (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("auto-rollback-configuration"),
+        help: ArgumentHelp(
+            "Configuration information for an automatic rollback that is added when a deployment is created. Shorthand: enabled=boolean,events=[DEPLOYMENT_FAILURE|DEPLOYMENT_STOP_ON_ALARM|DEPLOYMENT_STOP_ON_REQUEST,...] (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var autoRollbackConfiguration: String?
 
-    @Flag(name: .customLong("update-outdated-instances-only"), inversion: .prefixedNo, help: ArgumentHelp("Indicates whether to deploy to all instances or only to instances that are not running the latest application revision."))
+    @Flag(
+        name: .customLong("update-outdated-instances-only"), inversion: .prefixedNo,
+        help: ArgumentHelp("Indicates whether to deploy to all instances or only to instances that are not running the latest application revision."))
     var updateOutdatedInstancesOnly: Bool?
 
-    @Option(name: .customLong("file-exists-behavior"), help: ArgumentHelp("Information about how CodeDeploy handles files that already exist in a deployment target location but weren't part of the previous successful deployment. The fileExistsBehavior parameter takes any of the following values: DISALLOW: The deployment fails. One of: DISALLOW, OVERWRITE, RETAIN.", valueName: "string"))
+    @Option(
+        name: .customLong("file-exists-behavior"),
+        help: ArgumentHelp(
+            "Information about how CodeDeploy handles files that already exist in a deployment target location but weren't part of the previous successful deployment. The fileExistsBehavior parameter takes any of the following values: DISALLOW: The deployment fails. One of: DISALLOW, OVERWRITE, RETAIN.",
+            valueName: "string"))
     var fileExistsBehavior: String?
 
-    @Option(name: .customLong("override-alarm-configuration"), help: ArgumentHelp("Allows you to specify information about alarms associated with a deployment. The alarm configuration that you specify here will override the alarm configuration at the deployment group level. Shorthand: enabled=boolean,ignorePollAlarmFailure=boolean,alarms=[{name=string},...] (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("override-alarm-configuration"),
+        help: ArgumentHelp(
+            "Allows you to specify information about alarms associated with a deployment. The alarm configuration that you specify here will override the alarm configuration at the deployment group level. Shorthand: enabled=boolean,ignorePollAlarmFailure=boolean,alarms=[{name=string},...] (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var overrideAlarmConfiguration: String?
 
-    @Option(name: .customLong("s3-location"), help: ArgumentHelp("The revision in the artifact store: bucket=string,key=string,bundleType=tar|tgz|zip[,eTag=string][,version=string]. Replaces --revision.", valueName: "shorthand"))
+    @Option(
+        name: .customLong("s3-location"),
+        help: ArgumentHelp(
+            "The revision in the artifact store: bucket=string,key=string,bundleType=tar|tgz|zip[,eTag=string][,version=string]. Replaces --revision.",
+            valueName: "shorthand"))
     var s3Location: String?
 
-    @Option(name: .customLong("github-location"), help: ArgumentHelp("A GitHub revision: repository=string,commitId=string. Replaces --revision.", valueName: "shorthand"))
+    @Option(
+        name: .customLong("github-location"),
+        help: ArgumentHelp("A GitHub revision: repository=string,commitId=string. Replaces --revision.", valueName: "shorthand"))
     var githubLocation: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1105,11 +1522,19 @@ struct CreateDeploymentCommand: ParsableCommand, OperationCommand {
         if let description { members.append(("description", .string(description))) }
         if let ignoreApplicationStopFailures { members.append(("ignoreApplicationStopFailures", .bool(ignoreApplicationStopFailures))) }
         if let targetInstances { members.append(("targetInstances", try ArgumentValue.structure(targetInstances, flag: "--target-instances"))) }
-        if let autoRollbackConfiguration { members.append(("autoRollbackConfiguration", try ArgumentValue.structure(autoRollbackConfiguration, flag: "--auto-rollback-configuration"))) }
+        if let autoRollbackConfiguration {
+            members.append(
+                ("autoRollbackConfiguration", try ArgumentValue.structure(autoRollbackConfiguration, flag: "--auto-rollback-configuration")))
+        }
         if let updateOutdatedInstancesOnly { members.append(("updateOutdatedInstancesOnly", .bool(updateOutdatedInstancesOnly))) }
         if let fileExistsBehavior { members.append(("fileExistsBehavior", .string(fileExistsBehavior))) }
-        if let overrideAlarmConfiguration { members.append(("overrideAlarmConfiguration", try ArgumentValue.structure(overrideAlarmConfiguration, flag: "--override-alarm-configuration"))) }
-        if let revision = try ArgumentValue.revisionShortcut(s3Location: s3Location, githubLocation: githubLocation) { members.append(("revision", revision)) }
+        if let overrideAlarmConfiguration {
+            members.append(
+                ("overrideAlarmConfiguration", try ArgumentValue.structure(overrideAlarmConfiguration, flag: "--override-alarm-configuration")))
+        }
+        if let revision = try ArgumentValue.revisionShortcut(s3Location: s3Location, githubLocation: githubLocation) {
+            members.append(("revision", revision))
+        }
         return members
     }
 
@@ -1123,11 +1548,14 @@ struct GetDeploymentCommand: ParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-deployment",
         abstract: "Gets information about a deployment.",
-        discussion: "Gets information about a deployment. The content property of the appSpecContent object in the returned revision is always null. Use GetApplicationRevision and the sha256 property of the returned appSpecContent object to get the content of the deployment’s AppSpec file."
+        discussion:
+            "Gets information about a deployment. The content property of the appSpecContent object in the returned revision is always null. Use GetApplicationRevision and the sha256 property of the returned appSpecContent object to get the content of the deployment’s AppSpec file."
     )
     static let operationName = "GetDeployment"
 
-    @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The unique ID of a deployment associated with the user or Amazon Web Services account. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("deployment-id"),
+        help: ArgumentHelp("The unique ID of a deployment associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var deploymentId: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1154,22 +1582,44 @@ struct ListDeploymentsCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "ListDeployments"
 
-    @Option(name: .customLong("application-name"), help: ArgumentHelp("The name of an CodeDeploy application associated with the user or Amazon Web Services account. If applicationName is specified, then deploymentGroupName must be specified. If it is not specified, then deploymentGroupName must not be specified.", valueName: "string"))
+    @Option(
+        name: .customLong("application-name"),
+        help: ArgumentHelp(
+            "The name of an CodeDeploy application associated with the user or Amazon Web Services account. If applicationName is specified, then deploymentGroupName must be specified. If it is not specified, then deploymentGroupName must not be specified.",
+            valueName: "string"))
     var applicationName: String?
 
-    @Option(name: .customLong("deployment-group-name"), help: ArgumentHelp("The name of a deployment group for the specified application. If deploymentGroupName is specified, then applicationName must be specified. If it is not specified, then applicationName must not be specified.", valueName: "string"))
+    @Option(
+        name: .customLong("deployment-group-name"),
+        help: ArgumentHelp(
+            "The name of a deployment group for the specified application. If deploymentGroupName is specified, then applicationName must be specified. If it is not specified, then applicationName must not be specified.",
+            valueName: "string"))
     var deploymentGroupName: String?
 
-    @Option(name: .customLong("external-id"), help: ArgumentHelp("The unique ID of an external resource for returning deployments linked to the external resource.", valueName: "string"))
+    @Option(
+        name: .customLong("external-id"),
+        help: ArgumentHelp("The unique ID of an external resource for returning deployments linked to the external resource.", valueName: "string"))
     var externalId: String?
 
-    @Option(name: .customLong("include-only-statuses"), parsing: .upToNextOption, help: ArgumentHelp("A subset of deployments to list by status: Created: Include created deployments in the resulting list. Queued: Include queued deployments in the resulting list. In Progress: Include in-progress deployments in the resulting list. Succeeded: Include successful deployments in the resulting list. Values: Created, Queued, InProgress, Baking, Succeeded, Failed, Stopped, Ready.", valueName: "string ..."))
+    @Option(
+        name: .customLong("include-only-statuses"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "A subset of deployments to list by status: Created: Include created deployments in the resulting list. Queued: Include queued deployments in the resulting list. In Progress: Include in-progress deployments in the resulting list. Succeeded: Include successful deployments in the resulting list. Values: Created, Queued, InProgress, Baking, Succeeded, Failed, Stopped, Ready.",
+            valueName: "string ..."))
     var includeOnlyStatuses: [String] = []
 
-    @Option(name: .customLong("create-time-range"), help: ArgumentHelp("A time range (start and end) for returning a subset of the list of deployments. Shorthand: start=timestamp,end=timestamp (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("create-time-range"),
+        help: ArgumentHelp(
+            "A time range (start and end) for returning a subset of the list of deployments. Shorthand: start=timestamp,end=timestamp (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var createTimeRange: String?
 
-    @Option(name: .customLong("next-token"), help: ArgumentHelp("An identifier returned from the previous list deployments call. It can be used to return the next set of deployments in the list.", valueName: "string"))
+    @Option(
+        name: .customLong("next-token"),
+        help: ArgumentHelp(
+            "An identifier returned from the previous list deployments call. It can be used to return the next set of deployments in the list.",
+            valueName: "string"))
     var nextToken: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1181,7 +1631,9 @@ struct ListDeploymentsCommand: ParsableCommand, OperationCommand {
         if let applicationName { members.append(("applicationName", .string(applicationName))) }
         if let deploymentGroupName { members.append(("deploymentGroupName", .string(deploymentGroupName))) }
         if let externalId { members.append(("externalId", .string(externalId))) }
-        if !includeOnlyStatuses.isEmpty { members.append(("includeOnlyStatuses", try ArgumentValue.scalarList(includeOnlyStatuses, flag: "--include-only-statuses"))) }
+        if !includeOnlyStatuses.isEmpty {
+            members.append(("includeOnlyStatuses", try ArgumentValue.scalarList(includeOnlyStatuses, flag: "--include-only-statuses")))
+        }
         if let createTimeRange { members.append(("createTimeRange", try ArgumentValue.structure(createTimeRange, flag: "--create-time-range"))) }
         if let nextToken { members.append(("nextToken", .string(nextToken))) }
         return members
@@ -1201,7 +1653,11 @@ struct BatchGetDeploymentsCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "BatchGetDeployments"
 
-    @Option(name: .customLong("deployment-ids"), parsing: .upToNextOption, help: ArgumentHelp("A list of deployment IDs, separated by spaces. The maximum number of deployment IDs you can specify is 25. (required)", valueName: "string ..."))
+    @Option(
+        name: .customLong("deployment-ids"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "A list of deployment IDs, separated by spaces. The maximum number of deployment IDs you can specify is 25. (required)",
+            valueName: "string ..."))
     var deploymentIds: [String] = []
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1231,7 +1687,11 @@ struct StopDeploymentCommand: ParsableCommand, OperationCommand {
     @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The unique ID of a deployment. (required)", valueName: "string"))
     var deploymentId: String?
 
-    @Flag(name: .customLong("auto-rollback-enabled"), inversion: .prefixedNo, help: ArgumentHelp("Indicates, when a deployment is stopped, whether instances that have been updated should be rolled back to the previous version of the application revision."))
+    @Flag(
+        name: .customLong("auto-rollback-enabled"), inversion: .prefixedNo,
+        help: ArgumentHelp(
+            "Indicates, when a deployment is stopped, whether instances that have been updated should be rolled back to the previous version of the application revision."
+        ))
     var autoRollbackEnabled: Bool?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1262,10 +1722,18 @@ struct ListDeploymentTargetsCommand: ParsableCommand, OperationCommand {
     @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The unique ID of a deployment. (required)", valueName: "string"))
     var deploymentId: String?
 
-    @Option(name: .customLong("next-token"), help: ArgumentHelp("A token identifier returned from the previous ListDeploymentTargets call. It can be used to return the next set of deployment targets in the list.", valueName: "string"))
+    @Option(
+        name: .customLong("next-token"),
+        help: ArgumentHelp(
+            "A token identifier returned from the previous ListDeploymentTargets call. It can be used to return the next set of deployment targets in the list.",
+            valueName: "string"))
     var nextToken: String?
 
-    @Option(name: .customLong("target-filters"), help: ArgumentHelp("A key used to filter the returned targets. The two valid values are: TargetStatus - A TargetStatus filter string can be Failed, InProgress, Pending, Ready, Skipped, Succeeded, or Unknown. ServerInstanceLabel - A ServerInstanceLabel filter string can be Blue or Green. Shorthand: {KeyName=[string,...]} (or JSON, or file://PATH).", valueName: "shorthand|json"))
+    @Option(
+        name: .customLong("target-filters"),
+        help: ArgumentHelp(
+            "A key used to filter the returned targets. The two valid values are: TargetStatus - A TargetStatus filter string can be Failed, InProgress, Pending, Ready, Skipped, Succeeded, or Unknown. ServerInstanceLabel - A ServerInstanceLabel filter string can be Blue or Green. Shorthand: {KeyName=[string,...]} (or JSON, or file://PATH).",
+            valueName: "shorthand|json"))
     var targetFilters: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1321,14 +1789,19 @@ struct BatchGetDeploymentTargetsCommand: ParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-deployment-targets",
         abstract: "Returns an array of one or more targets associated with a deployment.",
-        discussion: "Returns an array of one or more targets associated with a deployment. This method works with all compute types and should be used instead of the deprecated BatchGetDeploymentInstances. The maximum number of targets that can be returned is 25. The type of targets returned depends on the deployment's compute platform or deployment method: EC2/On-premises: Information about Amazon EC2 instance targets. Lambda: Information about Lambda functions targets. Amazon ECS: Information about Amazon ECS service targets. CloudFormation: Information about targets of blue/green deployments initiated by a CloudFormation stack update."
+        discussion:
+            "Returns an array of one or more targets associated with a deployment. This method works with all compute types and should be used instead of the deprecated BatchGetDeploymentInstances. The maximum number of targets that can be returned is 25. The type of targets returned depends on the deployment's compute platform or deployment method: EC2/On-premises: Information about Amazon EC2 instance targets. Lambda: Information about Lambda functions targets. Amazon ECS: Information about Amazon ECS service targets. CloudFormation: Information about targets of blue/green deployments initiated by a CloudFormation stack update."
     )
     static let operationName = "BatchGetDeploymentTargets"
 
     @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The unique ID of a deployment. (required)", valueName: "string"))
     var deploymentId: String?
 
-    @Option(name: .customLong("target-ids"), parsing: .upToNextOption, help: ArgumentHelp("The unique IDs of the deployment targets. The compute platform of the deployment determines the type of the targets and their formats. The maximum number of deployment target IDs you can specify is 25. (required)", valueName: "string ..."))
+    @Option(
+        name: .customLong("target-ids"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The unique IDs of the deployment targets. The compute platform of the deployment determines the type of the targets and their formats. The maximum number of deployment target IDs you can specify is 25. (required)",
+            valueName: "string ..."))
     var targetIds: [String] = []
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1352,20 +1825,33 @@ struct ListDeploymentInstancesCommand: ParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-deployment-instances",
         abstract: "The newer BatchGetDeploymentTargets should be used instead because it works with all compute types.",
-        discussion: "The newer BatchGetDeploymentTargets should be used instead because it works with all compute types. ListDeploymentInstances throws an exception if it is used with a compute platform other than EC2/On-premises or Lambda. Lists the instance for a deployment associated with the user or Amazon Web Services account."
+        discussion:
+            "The newer BatchGetDeploymentTargets should be used instead because it works with all compute types. ListDeploymentInstances throws an exception if it is used with a compute platform other than EC2/On-premises or Lambda. Lists the instance for a deployment associated with the user or Amazon Web Services account."
     )
     static let operationName = "ListDeploymentInstances"
 
     @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The unique ID of a deployment. (required)", valueName: "string"))
     var deploymentId: String?
 
-    @Option(name: .customLong("next-token"), help: ArgumentHelp("An identifier returned from the previous list deployment instances call. It can be used to return the next set of deployment instances in the list.", valueName: "string"))
+    @Option(
+        name: .customLong("next-token"),
+        help: ArgumentHelp(
+            "An identifier returned from the previous list deployment instances call. It can be used to return the next set of deployment instances in the list.",
+            valueName: "string"))
     var nextToken: String?
 
-    @Option(name: .customLong("instance-status-filter"), parsing: .upToNextOption, help: ArgumentHelp("A subset of instances to list by status: Pending: Include those instances with pending deployments. InProgress: Include those instances where deployments are still in progress. Succeeded: Include those instances with successful deployments. Failed: Include those instances with failed deployments. Values: Pending, InProgress, Succeeded, Failed, Skipped, Unknown, Ready.", valueName: "string ..."))
+    @Option(
+        name: .customLong("instance-status-filter"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "A subset of instances to list by status: Pending: Include those instances with pending deployments. InProgress: Include those instances where deployments are still in progress. Succeeded: Include those instances with successful deployments. Failed: Include those instances with failed deployments. Values: Pending, InProgress, Succeeded, Failed, Skipped, Unknown, Ready.",
+            valueName: "string ..."))
     var instanceStatusFilter: [String] = []
 
-    @Option(name: .customLong("instance-type-filter"), parsing: .upToNextOption, help: ArgumentHelp("The set of instances in a blue/green deployment, either those in the original environment (\"BLUE\") or those in the replacement environment (\"GREEN\"), for which you want to view instance information. Values: Blue, Green.", valueName: "string ..."))
+    @Option(
+        name: .customLong("instance-type-filter"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The set of instances in a blue/green deployment, either those in the original environment (\"BLUE\") or those in the replacement environment (\"GREEN\"), for which you want to view instance information. Values: Blue, Green.",
+            valueName: "string ..."))
     var instanceTypeFilter: [String] = []
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1376,8 +1862,12 @@ struct ListDeploymentInstancesCommand: ParsableCommand, OperationCommand {
         var members: [(String, JSONValue)] = []
         if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
         if let nextToken { members.append(("nextToken", .string(nextToken))) }
-        if !instanceStatusFilter.isEmpty { members.append(("instanceStatusFilter", try ArgumentValue.scalarList(instanceStatusFilter, flag: "--instance-status-filter"))) }
-        if !instanceTypeFilter.isEmpty { members.append(("instanceTypeFilter", try ArgumentValue.scalarList(instanceTypeFilter, flag: "--instance-type-filter"))) }
+        if !instanceStatusFilter.isEmpty {
+            members.append(("instanceStatusFilter", try ArgumentValue.scalarList(instanceStatusFilter, flag: "--instance-status-filter")))
+        }
+        if !instanceTypeFilter.isEmpty {
+            members.append(("instanceTypeFilter", try ArgumentValue.scalarList(instanceTypeFilter, flag: "--instance-type-filter")))
+        }
         return members
     }
 
@@ -1398,7 +1888,8 @@ struct GetDeploymentInstanceCommand: ParsableCommand, OperationCommand {
     @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The unique ID of a deployment. (required)", valueName: "string"))
     var deploymentId: String?
 
-    @Option(name: .customLong("instance-id"), help: ArgumentHelp("The unique ID of an instance in the deployment group. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("instance-id"), help: ArgumentHelp("The unique ID of an instance in the deployment group. (required)", valueName: "string"))
     var instanceId: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1422,14 +1913,19 @@ struct BatchGetDeploymentInstancesCommand: ParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-deployment-instances",
         abstract: "This method works, but is deprecated.",
-        discussion: "This method works, but is deprecated. Use BatchGetDeploymentTargets instead. Returns an array of one or more instances associated with a deployment. This method works with EC2/On-premises and Lambda compute platforms. The newer BatchGetDeploymentTargets works with all compute platforms. The maximum number of instances that can be returned is 25."
+        discussion:
+            "This method works, but is deprecated. Use BatchGetDeploymentTargets instead. Returns an array of one or more instances associated with a deployment. This method works with EC2/On-premises and Lambda compute platforms. The newer BatchGetDeploymentTargets works with all compute platforms. The maximum number of instances that can be returned is 25."
     )
     static let operationName = "BatchGetDeploymentInstances"
 
     @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The unique ID of a deployment. (required)", valueName: "string"))
     var deploymentId: String?
 
-    @Option(name: .customLong("instance-ids"), parsing: .upToNextOption, help: ArgumentHelp("The unique IDs of instances used in the deployment. The maximum number of instance IDs you can specify is 25. (required)", valueName: "string ..."))
+    @Option(
+        name: .customLong("instance-ids"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "The unique IDs of instances used in the deployment. The maximum number of instance IDs you can specify is 25. (required)",
+            valueName: "string ..."))
     var instanceIds: [String] = []
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1457,10 +1953,16 @@ struct TagResourceCommand: ParsableCommand, OperationCommand {
     )
     static let operationName = "TagResource"
 
-    @Option(name: .customLong("resource-arn"), help: ArgumentHelp("The ARN of a resource, such as a CodeDeploy application or deployment group. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("resource-arn"),
+        help: ArgumentHelp("The ARN of a resource, such as a CodeDeploy application or deployment group. (required)", valueName: "string"))
     var resourceArn: String?
 
-    @Option(name: .customLong("tags"), parsing: .upToNextOption, help: ArgumentHelp("A list of tags that TagResource associates with a resource. The resource is identified by the ResourceArn input parameter. Shorthand: Key=string,Value=string (or JSON, or file://PATH). (required)", valueName: "shorthand|json ..."))
+    @Option(
+        name: .customLong("tags"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "A list of tags that TagResource associates with a resource. The resource is identified by the ResourceArn input parameter. Shorthand: Key=string,Value=string (or JSON, or file://PATH). (required)",
+            valueName: "shorthand|json ..."))
     var tags: [String] = []
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1475,7 +1977,9 @@ struct TagResourceCommand: ParsableCommand, OperationCommand {
     }
 
     func run() throws {
-        try invoke(TagResourceInput.self) { plane, input in try plane.tagResource(input); return EmptyOutput() }
+        try invoke(TagResourceInput.self) { plane, input in
+            try plane.tagResource(input); return EmptyOutput()
+        }
     }
 }
 
@@ -1484,14 +1988,23 @@ struct UntagResourceCommand: ParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "untag-resource",
         abstract: "Disassociates a resource from a list of tags.",
-        discussion: "Disassociates a resource from a list of tags. The resource is identified by the ResourceArn input parameter. The tags are identified by the list of keys in the TagKeys input parameter."
+        discussion:
+            "Disassociates a resource from a list of tags. The resource is identified by the ResourceArn input parameter. The tags are identified by the list of keys in the TagKeys input parameter."
     )
     static let operationName = "UntagResource"
 
-    @Option(name: .customLong("resource-arn"), help: ArgumentHelp("The Amazon Resource Name (ARN) that specifies from which resource to disassociate the tags with the keys in the TagKeys input parameter. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("resource-arn"),
+        help: ArgumentHelp(
+            "The Amazon Resource Name (ARN) that specifies from which resource to disassociate the tags with the keys in the TagKeys input parameter. (required)",
+            valueName: "string"))
     var resourceArn: String?
 
-    @Option(name: .customLong("tag-keys"), parsing: .upToNextOption, help: ArgumentHelp("A list of keys of Tag objects. The Tag objects identified by the keys are disassociated from the resource specified by the ResourceArn input parameter. (required)", valueName: "string ..."))
+    @Option(
+        name: .customLong("tag-keys"), parsing: .upToNextOption,
+        help: ArgumentHelp(
+            "A list of keys of Tag objects. The Tag objects identified by the keys are disassociated from the resource specified by the ResourceArn input parameter. (required)",
+            valueName: "string ..."))
     var tagKeys: [String] = []
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1506,7 +2019,9 @@ struct UntagResourceCommand: ParsableCommand, OperationCommand {
     }
 
     func run() throws {
-        try invoke(UntagResourceInput.self) { plane, input in try plane.untagResource(input); return EmptyOutput() }
+        try invoke(UntagResourceInput.self) { plane, input in
+            try plane.untagResource(input); return EmptyOutput()
+        }
     }
 }
 
@@ -1515,14 +2030,23 @@ struct ListTagsForResourceCommand: ParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-tags-for-resource",
         abstract: "Returns a list of tags for the resource identified by a specified Amazon Resource Name (ARN).",
-        discussion: "Returns a list of tags for the resource identified by a specified Amazon Resource Name (ARN). Tags are used to organize and categorize your CodeDeploy resources."
+        discussion:
+            "Returns a list of tags for the resource identified by a specified Amazon Resource Name (ARN). Tags are used to organize and categorize your CodeDeploy resources."
     )
     static let operationName = "ListTagsForResource"
 
-    @Option(name: .customLong("resource-arn"), help: ArgumentHelp("The ARN of a CodeDeploy resource. ListTagsForResource returns all the tags associated with the resource that is identified by the ResourceArn. (required)", valueName: "string"))
+    @Option(
+        name: .customLong("resource-arn"),
+        help: ArgumentHelp(
+            "The ARN of a CodeDeploy resource. ListTagsForResource returns all the tags associated with the resource that is identified by the ResourceArn. (required)",
+            valueName: "string"))
     var resourceArn: String?
 
-    @Option(name: .customLong("next-token"), help: ArgumentHelp("An identifier returned from the previous ListTagsForResource call. It can be used to return the next set of applications in the list.", valueName: "string"))
+    @Option(
+        name: .customLong("next-token"),
+        help: ArgumentHelp(
+            "An identifier returned from the previous ListTagsForResource call. It can be used to return the next set of applications in the list.",
+            valueName: "string"))
     var nextToken: String?
 
     @OptionGroup var cliInput: CLIInputOptions
@@ -1540,4 +2064,3 @@ struct ListTagsForResourceCommand: ParsableCommand, OperationCommand {
         try invoke(ListTagsForResourceInput.self) { plane, input in try plane.listTagsForResource(input) }
     }
 }
-

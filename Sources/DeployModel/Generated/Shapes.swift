@@ -108,7 +108,8 @@ public enum DeploymentCreator: String, Codable, Sendable, CaseIterable, CustomSt
             throw DecodingError.dataCorrupted(
                 .init(
                     codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: user, autoscaling, codeDeployRollback, CodeDeploy, CodeDeployAutoUpdate, CloudFormation, CloudFormationRollback, autoscalingTermination"
+                    debugDescription:
+                        "invalid value '\(raw)'; valid values: user, autoscaling, codeDeployRollback, CodeDeploy, CodeDeployAutoUpdate, CloudFormation, CloudFormationRollback, autoscalingTermination"
                 ))
         }
         self = value
@@ -289,7 +290,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable, CustomStringConv
             throw DecodingError.dataCorrupted(
                 .init(
                     codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: AGENT_ISSUE, ALARM_ACTIVE, APPLICATION_MISSING, AUTOSCALING_VALIDATION_ERROR, AUTO_SCALING_CONFIGURATION, AUTO_SCALING_IAM_ROLE_PERMISSIONS, CODEDEPLOY_RESOURCE_CANNOT_BE_FOUND, CUSTOMER_APPLICATION_UNHEALTHY, DEPLOYMENT_GROUP_MISSING, ECS_UPDATE_ERROR, ELASTIC_LOAD_BALANCING_INVALID, ELB_INVALID_INSTANCE, HEALTH_CONSTRAINTS, HEALTH_CONSTRAINTS_INVALID, HOOK_EXECUTION_FAILURE, IAM_ROLE_MISSING, IAM_ROLE_PERMISSIONS, INTERNAL_ERROR, INVALID_ECS_SERVICE, INVALID_LAMBDA_CONFIGURATION, INVALID_LAMBDA_FUNCTION, INVALID_REVISION, MANUAL_STOP, MISSING_BLUE_GREEN_DEPLOYMENT_CONFIGURATION, MISSING_ELB_INFORMATION, MISSING_GITHUB_TOKEN, NO_EC2_SUBSCRIPTION, NO_INSTANCES, OVER_MAX_INSTANCES, RESOURCE_LIMIT_EXCEEDED, REVISION_MISSING, THROTTLED, TIMEOUT, CLOUDFORMATION_STACK_FAILURE"
+                    debugDescription:
+                        "invalid value '\(raw)'; valid values: AGENT_ISSUE, ALARM_ACTIVE, APPLICATION_MISSING, AUTOSCALING_VALIDATION_ERROR, AUTO_SCALING_CONFIGURATION, AUTO_SCALING_IAM_ROLE_PERMISSIONS, CODEDEPLOY_RESOURCE_CANNOT_BE_FOUND, CUSTOMER_APPLICATION_UNHEALTHY, DEPLOYMENT_GROUP_MISSING, ECS_UPDATE_ERROR, ELASTIC_LOAD_BALANCING_INVALID, ELB_INVALID_INSTANCE, HEALTH_CONSTRAINTS, HEALTH_CONSTRAINTS_INVALID, HOOK_EXECUTION_FAILURE, IAM_ROLE_MISSING, IAM_ROLE_PERMISSIONS, INTERNAL_ERROR, INVALID_ECS_SERVICE, INVALID_LAMBDA_CONFIGURATION, INVALID_LAMBDA_FUNCTION, INVALID_REVISION, MANUAL_STOP, MISSING_BLUE_GREEN_DEPLOYMENT_CONFIGURATION, MISSING_ELB_INFORMATION, MISSING_GITHUB_TOKEN, NO_EC2_SUBSCRIPTION, NO_INSTANCES, OVER_MAX_INSTANCES, RESOURCE_LIMIT_EXCEEDED, REVISION_MISSING, THROTTLED, TIMEOUT, CLOUDFORMATION_STACK_FAILURE"
                 ))
         }
         self = value
@@ -419,7 +421,8 @@ public enum LifecycleErrorCode: String, Codable, Sendable, CaseIterable, CustomS
             throw DecodingError.dataCorrupted(
                 .init(
                     codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: Success, ScriptMissing, ScriptNotExecutable, ScriptTimedOut, ScriptFailed, UnknownError"
+                    debugDescription:
+                        "invalid value '\(raw)'; valid values: Success, ScriptMissing, ScriptNotExecutable, ScriptTimedOut, ScriptFailed, UnknownError"
                 ))
         }
         self = value
@@ -722,7 +725,8 @@ public enum TriggerEventType: String, Codable, Sendable, CaseIterable, CustomStr
             throw DecodingError.dataCorrupted(
                 .init(
                     codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: DeploymentStart, DeploymentSuccess, DeploymentFailure, DeploymentStop, DeploymentRollback, DeploymentReady, InstanceStart, InstanceSuccess, InstanceFailure, InstanceReady"
+                    debugDescription:
+                        "invalid value '\(raw)'; valid values: DeploymentStart, DeploymentSuccess, DeploymentFailure, DeploymentStop, DeploymentRollback, DeploymentReady, InstanceStart, InstanceSuccess, InstanceFailure, InstanceReady"
                 ))
         }
         self = value
@@ -4228,4 +4232,3 @@ public struct ZonalConfig: Codable, Sendable, Equatable {
         self.minimumHealthyHostsPerZone = minimumHealthyHostsPerZone
     }
 }
-

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The README demo: an application, three tagged on-premises instances, a deployment group that selects two
+# of them, and a deployment, all in a throw-away state file. Prints every command before running it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deployctl=${DEPLOYCTL:-.build/debug/deployctl}
+demo_dir=$(mktemp -d "${TMPDIR:-/tmp}/deployctl-demo.XXXXXX")
+export DEPLOYCTL_STATE="$demo_dir/state.db"
+
+run() { printf '\n$ deployctl %s\n' "$*"; "$deployctl" "$@"; }
+
+run create-application --application-name web-shop
+for host in web-1 web-2 web-3; do
+  run register-on-premises-instance --instance-name "$host"
+done
+run add-tags-to-on-premises-instances --instance-names web-1 web-2 --tags Key=env,Value=prod
+run add-tags-to-on-premises-instances --instance-names web-3 --tags Key=env,Value=staging
+run create-deployment-group --application-name web-shop --deployment-group-name prod \
+  --on-premises-instance-tag-filters Key=env,Value=prod,Type=KEY_AND_VALUE \
+  --deployment-config-name CodeDeployDefault.HalfAtATime
+id=$("$deployctl" create-deployment --application-name web-shop --deployment-group-name prod \
+  --s3-location bucket=releases,key=web-shop-1.0.zip,bundleType=zip --description "first release" \
+  --output text)
+printf '\n$ deployctl create-deployment ... --output text\n%s\n' "$id"
+run get-deployment --deployment-id "$id"
+run list-deployment-targets --deployment-id "$id"
+run get-deployment-target --deployment-id "$id" --target-id web-1 --output table
+printf '\nState file: %s (remove it with: rm -r %s)\n' "$DEPLOYCTL_STATE" "$demo_dir"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building and testing deployctl needs on Debian 12 with the Swift toolchain on PATH.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+
+packages=(libsqlite3-dev libarchive-dev libyaml-dev python3 python3-pip)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import botocore, pytest' 2>/dev/null; then
+  echo "setup: installing botocore and pytest for the output-shape tests"
+  python3 -m pip install --quiet botocore pytest 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages botocore pytest
+fi
+
+command -v swift >/dev/null || { echo "setup: the Swift toolchain (swift) is not on PATH" >&2; exit 1; }
