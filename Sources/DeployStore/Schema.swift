@@ -63,7 +63,8 @@ enum Schema {
                     create_time REAL NOT NULL,
                     info TEXT NOT NULL
                 );
-                CREATE INDEX deployments_by_group ON deployments(application_id, group_id, create_time);
+                CREATE INDEX deployments_by_group ON deployments(group_id, create_time);
+                CREATE INDEX deployments_by_status ON deployments(status, create_time);
                 CREATE INDEX deployments_by_time ON deployments(create_time);
                 CREATE TABLE deployment_targets (
                     deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
