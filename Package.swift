@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // API-shaped values, the ordered JSON tree and the service errors.
@@ -18,6 +19,14 @@ let package = Package(
         .target(name: "DeployStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         // The built-in S3-like artifact store beside the state file.
         .target(name: "ArtifactStore"),
+        // libarchive, linked from the system (libarchive-dev).
+        .systemLibrary(name: "CArchive", providers: [.apt(["libarchive-dev"])]),
+        // appspec.yml: parsed into typed values with source positions, validated with every finding collected.
+        .target(name: "AppSpec", dependencies: [.product(name: "Yams", package: "Yams")]),
+        // Revision bundles (zip, tar, tgz): list, safe extraction, creation.
+        .target(name: "Bundles", dependencies: ["CArchive"]),
+        // Checking and pushing revisions: appspec + bundle together.
+        .target(name: "Revisions", dependencies: ["AppSpec", "Bundles", "ArtifactStore", "ControlPlane", "DeployModel"]),
         // The API operations over the store.
         .target(
             name: "ControlPlane",
@@ -27,7 +36,7 @@ let package = Package(
         .target(
             name: "DeployCLI",
             dependencies: [
-                "DeployModel", "ControlPlane", "DeployStore",
+                "DeployModel", "ControlPlane", "DeployStore", "AppSpec", "Bundles", "ArtifactStore", "Revisions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -36,6 +45,9 @@ let package = Package(
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
         .testTarget(name: "DeployStoreTests", dependencies: ["DeployStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),
+        .testTarget(name: "AppSpecTests", dependencies: ["AppSpec"]),
+        .testTarget(name: "BundlesTests", dependencies: ["Bundles"]),
+        .testTarget(name: "RevisionsTests", dependencies: ["Revisions", "AppSpec", "Bundles", "ControlPlane", "DeployModel", "ArtifactStore"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "DeployModel", "DeployStore"]),
         .testTarget(name: "DeployCLITests", dependencies: ["DeployCLI", "DeployModel"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DeployModel"]),

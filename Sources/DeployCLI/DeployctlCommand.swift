@@ -15,7 +15,7 @@ public struct DeployctlCommand: ParsableCommand {
             252 bad usage or invalid parameters, 254 the operation refused the request, 255 anything else.
             """,
         version: "0.1.0",
-        subcommands: operationCommands
+        subcommands: operationCommands + [PushCommand.self, ValidateCommand.self, BundleCommand.self]
     )
 
     public init() {}
@@ -26,7 +26,7 @@ public struct DeployctlCommand: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let failure as CLIFailure {
-            FileHandle.standardError.write(Data((failure.message + "\n").utf8))
+            if !failure.message.isEmpty { FileHandle.standardError.write(Data((failure.message + "\n").utf8)) }
             Glibc.exit(failure.exitCode)
         } catch {
             let code = exitCode(for: error)

@@ -12,12 +12,15 @@ public enum CLIFailure: Error, Equatable {
     case service(operation: String, code: String, message: String)
     /// Anything else (the state file cannot be opened, I/O): exit 255.
     case other(String)
+    /// `validate` (or `push`) found errors in a revision and has printed them: exit 1.
+    case problemsFound
 
     public var exitCode: Int32 {
         switch self {
         case .usage: return 252
         case .service: return 254
         case .other: return 255
+        case .problemsFound: return 1
         }
     }
 
@@ -27,6 +30,7 @@ public enum CLIFailure: Error, Equatable {
         case .service(let op, let code, let message):
             return "An error occurred (\(code)) when calling the \(op) operation: \(message)"
         case .other(let m): return m
+        case .problemsFound: return ""
         }
     }
 }

@@ -1,0 +1,552 @@
+import Foundation
+import Yams
+
+/// The outcome of reading an appspec: the typed value when there were no errors, and every finding.
+public struct AppSpecReport: Sendable, Equatable {
+    /// The appspec, when it has no errors.
+    public var appSpec: AppSpec?
+    /// Whatever could be read, errors or not (entries with errors left out), for checks that go on regardless.
+    public var partial: AppSpec?
+    public var findings: [Finding]
+
+    public var errors: [Finding] { findings.filter { $0.severity == .error } }
+    public var warnings: [Finding] { findings.filter { $0.severity == .warning } }
+}
+
+/// Parses and validates appspec.yml text. It never stops at the first problem and never crashes on a shape:
+/// every finding names the file, line, column and key, and says what was expected.
+public enum AppSpecParser {
+    public static let topLevelKeys = ["version", "os", "files", "permissions", "hooks", "file_exists_behavior"]
+    static let fileKeys = ["source", "destination"]
+    static let scriptKeys = ["location", "timeout", "runas", "sudo"]
+    static let permissionKeys = ["object", "pattern", "except", "owner", "group", "mode", "acls", "context", "type"]
+    static let contextKeys = ["name", "type", "range"]
+    /// AWS caps a lifecycle event at 3600 s; deployctl allows more and says so.
+    public static let awsEventTimeoutCap = 3600
+
+    public static func parse(_ text: String, fileName: String = "appspec.yml") -> AppSpecReport {
+        var walker = Walker(file: fileName, text: text)
+        let spec = walker.document()
+        let errors = walker.findings.contains { $0.severity == .error }
+        // In file order, so the report reads top to bottom (whole-file findings first).
+        let ordered = walker.findings.enumerated().sorted { a, b in
+            let pa = a.element.position.map { ($0.line, $0.column) } ?? (0, 0)
+            let pb = b.element.position.map { ($0.line, $0.column) } ?? (0, 0)
+            return pa != pb ? pa < pb : a.offset < b.offset
+        }.map(\.element)
+        return AppSpecReport(appSpec: errors ? nil : spec, partial: spec, findings: ordered)
+    }
+}
+
+private struct Walker {
+    let file: String
+    let text: String
+    var findings: [Finding] = []
+
+    init(file: String, text: String) {
+        self.file = file
+        self.text = text
+    }
+
+    mutating func error(_ node: Node?, _ path: String, _ message: String) {
+        findings.append(Finding(.error, file: file, position: position(node), keyPath: path, message: message))
+    }
+
+    mutating func warning(_ node: Node?, _ path: String, _ message: String) {
+        findings.append(Finding(.warning, file: file, position: position(node), keyPath: path, message: message))
+    }
+
+    func position(_ node: Node?) -> SourcePosition? {
+        guard let mark = node?.mark else { return nil }
+        return SourcePosition(line: mark.line, column: mark.column)
+    }
+
+    // MARK: Document
+
+    mutating func document() -> AppSpec? {
+        if text.utf8.count > 1_048_576 {
+            error(nil, "", "the file is larger than 1 MiB; an appspec is a short YAML document")
+            return nil
+        }
+        if text.contains("\t"),
+            let line = text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex(where: {
+                $0.prefix(while: { $0 == " " || $0 == "\t" }).contains("\t")
+            })
+        {
+            findings.append(
+                Finding(
+                    .error, file: file, position: SourcePosition(line: line + 1, column: 1), keyPath: "",
+                    message: "a tab is used for indentation; YAML indents with spaces only"))
+            return nil
+        }
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let yaml as YamlError {
+            reportSyntax(yaml)
+            return nil
+        } catch {
+            self.error(nil, "", "cannot read the file as YAML: \(error)")
+            return nil
+        }
+        guard let root, !isNull(root) else {
+            error(nil, "", "the file is empty; an appspec needs at least `version: 0.0` and `os: linux`")
+            return nil
+        }
+        guard let mapping = root.mapping else {
+            error(root, "", "the top level must be a mapping of keys (version, os, files, permissions, hooks), got \(describe(root))")
+            return nil
+        }
+        var spec = AppSpec()
+        var seen: [String: Node] = [:]
+        for (keyNode, value) in mapping {
+            guard let key = keyNode.scalar?.string else {
+                error(keyNode, "", "keys must be plain names, got \(describe(keyNode))")
+                continue
+            }
+            seen[key] = keyNode
+            switch key {
+            case "version": spec.version = version(value, keyNode) ?? spec.version
+            case "os": spec.os = os(value, keyNode) ?? spec.os
+            case "files": spec.files = files(value, keyNode)
+            case "permissions": spec.permissions = permissions(value, keyNode)
+            case "hooks": spec.hooks = hooks(value, keyNode)
+            case "file_exists_behavior": spec.fileExistsBehavior = fileExistsBehavior(value)
+            case "resources":
+                error(keyNode, key, "`resources` belongs to Lambda and ECS appspecs; a server appspec uses files and hooks")
+            default:
+                error(keyNode, key, "unknown top-level key '\(key)'" + choice(key, AppSpecParser.topLevelKeys))
+            }
+        }
+        if seen["version"] == nil { error(root, "version", "missing; add `version: 0.0`") }
+        if seen["os"] == nil { error(root, "os", "missing; add `os: linux`") }
+        return spec
+    }
+
+    mutating func reportSyntax(_ yaml: YamlError) {
+        switch yaml {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            var message = "invalid YAML: \(problem)"
+            if let context { message += " (\(context.text) at \(context.mark.line):\(context.mark.column))" }
+            findings.append(
+                Finding(.error, file: file, position: SourcePosition(line: mark.line, column: mark.column), keyPath: "", message: message))
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            for key in duplicates {
+                let (first, second) = duplicateLines(of: key, after: context.mark)
+                findings.append(
+                    Finding(
+                        .error, file: file, position: second, keyPath: key,
+                        message: "duplicate key; it is already set at line \(first.line)"))
+            }
+        case .reader(let problem, let offset, _, _):
+            error(nil, "", "the file is not valid UTF-8 text: \(problem)\(offset.map { " at byte \($0)" } ?? "")")
+        default:
+            error(nil, "", "invalid YAML: \(yaml)")
+        }
+    }
+
+    /// Yams reports a duplicate at the first occurrence; find the repeated key's own line for the message.
+    func duplicateLines(of key: String, after mark: Mark) -> (SourcePosition, SourcePosition?) {
+        let first = SourcePosition(line: mark.line, column: mark.column)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard mark.line >= 1, mark.line <= lines.count else { return (first, first) }
+        let indent = mark.column - 1
+        for index in mark.line..<lines.count {
+            let line = lines[index]
+            let leading = line.prefix(while: { $0 == " " }).count
+            let rest = line.dropFirst(leading)
+            let bare = rest.hasPrefix("- ") ? rest.dropFirst(2) : rest
+            let column = leading + (rest.count - bare.count)
+            if column == indent, bare.hasPrefix(key + ":") || bare.hasPrefix("\"\(key)\":") || bare.hasPrefix("'\(key)':") {
+                return (first, SourcePosition(line: index + 1, column: column + 1))
+            }
+        }
+        return (first, first)
+    }
+
+    // MARK: Scalars
+
+    func isNull(_ node: Node) -> Bool {
+        guard case .scalar(let s) = node else { return false }
+        return s.style == .plain && ["", "~", "null", "Null", "NULL"].contains(s.string)
+    }
+
+    func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let s):
+            if isNull(node) { return "nothing (null)" }
+            return s.style == .plain ? "'\(s.string)'" : "\"\(s.string)\""
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    func expected(_ names: [String]) -> String { "; expected one of: \(names.joined(separator: ", "))" }
+
+    /// "; did you mean 'X'?" when a candidate is close, else the list of what is allowed.
+    func choice(_ name: String, _ candidates: [String]) -> String {
+        let hint = suggestion(name, candidates)
+        return hint.isEmpty ? expected(candidates) : hint
+    }
+
+    func suggestion(_ name: String, _ candidates: [String]) -> String {
+        Suggestion.closest(to: name, in: candidates).map { "; did you mean '\($0)'?" } ?? ""
+    }
+
+    /// A non-empty string scalar, or an error naming what was there instead.
+    mutating func string(_ node: Node, _ path: String, what: String) -> String? {
+        guard case .scalar(let s) = node, !isNull(node) else {
+            error(node, path, "expected \(what), got \(describe(node))")
+            return nil
+        }
+        let value = s.string.trimmingCharacters(in: .whitespaces)
+        guard !value.isEmpty else {
+            error(node, path, "expected \(what), got an empty string")
+            return nil
+        }
+        return value
+    }
+
+    mutating func version(_ node: Node, _ key: Node) -> String? {
+        guard case .scalar(let s) = node, !isNull(node) else {
+            error(isNull(node) ? key : node, "version", "expected 0.0, got \(describe(node))")
+            return nil
+        }
+        let raw = s.string.trimmingCharacters(in: .whitespaces)
+        if let number = Double(raw), number == 0, raw.allSatisfy({ $0.isNumber || $0 == "." }) { return "0.0" }
+        error(node, "version", "unsupported version \(describe(node)); the only appspec version is 0.0")
+        return nil
+    }
+
+    mutating func os(_ node: Node, _ key: Node) -> String? {
+        guard let value = string(node, "os", what: "linux") else { return nil }
+        switch value {
+        case "linux": return value
+        case "windows":
+            error(node, "os", "windows appspecs are not supported by deployctl, which deploys to Linux hosts; use `os: linux`")
+        default:
+            error(node, "os", "unsupported operating system '\(value)'" + choice(value, ["linux"]))
+        }
+        return nil
+    }
+
+    mutating func fileExistsBehavior(_ node: Node) -> FileExistsBehavior? {
+        if isNull(node) { return nil }
+        guard let value = string(node, "file_exists_behavior", what: "DISALLOW, OVERWRITE or RETAIN") else { return nil }
+        if let behavior = FileExistsBehavior(rawValue: value) { return behavior }
+        let names = FileExistsBehavior.allCases.map(\.rawValue)
+        error(node, "file_exists_behavior", "invalid value '\(value)'" + choice(value, names))
+        return nil
+    }
+
+    // MARK: Sections
+
+    /// The items of a section that must be a non-empty list.
+    mutating func list(_ node: Node, _ key: Node, _ path: String, example: String) -> [Node]? {
+        if isNull(node) {
+            error(key, path, "the section is empty; remove it or add entries (\(example))")
+            return nil
+        }
+        guard case .sequence(let seq) = node else {
+            error(node, path, "expected a list of entries (\(example)), got \(describe(node))")
+            return nil
+        }
+        if seq.isEmpty {
+            error(node, path, "the section is empty; remove it or add entries (\(example))")
+            return nil
+        }
+        return Array(seq)
+    }
+
+    /// The members of a mapping entry; unknown keys are reported with a suggestion.
+    mutating func entry(_ node: Node, _ path: String, known: [String], what: String) -> [String: (Node, Node)]? {
+        guard let mapping = node.mapping else {
+            error(node, path, "expected \(what) (a mapping with \(known.joined(separator: ", "))), got \(describe(node))")
+            return nil
+        }
+        var members: [String: (Node, Node)] = [:]
+        for (keyNode, value) in mapping {
+            guard let key = keyNode.scalar?.string else {
+                error(keyNode, path, "keys must be plain names, got \(describe(keyNode))")
+                continue
+            }
+            if known.contains(key) {
+                members[key] = (keyNode, value)
+            } else {
+                error(keyNode, "\(path).\(key)", "unknown key '\(key)'" + choice(key, known))
+            }
+        }
+        return members
+    }
+
+    mutating func files(_ node: Node, _ key: Node) -> [FileMapping] {
+        guard let items = list(node, key, "files", example: "each with source and destination") else { return [] }
+        var result: [FileMapping] = []
+        for (index, item) in items.enumerated() {
+            let path = "files[\(index)]"
+            guard let members = entry(item, path, known: AppSpecParser.fileKeys, what: "a file mapping") else { continue }
+            var source: String?
+            if let (_, value) = members["source"] {
+                if case .scalar(let s) = value, !isNull(value) {
+                    source = s.string
+                    if let problem = PathRules.escapesBundle(s.string) { error(value, "\(path).source", problem) }
+                } else {
+                    error(value, "\(path).source", "expected a path in the bundle (`/` for all of it), got \(describe(value))")
+                }
+            } else {
+                error(item, "\(path).source", "missing; say which path of the bundle to install (`/` for all of it)")
+            }
+            var destination: String?
+            if let (_, value) = members["destination"] {
+                if let d = string(value, "\(path).destination", what: "an absolute directory path") {
+                    if d.hasPrefix("/") {
+                        destination = d
+                    } else {
+                        error(value, "\(path).destination", "must be an absolute path (starting with /), got '\(d)'")
+                    }
+                }
+            } else {
+                error(item, "\(path).destination", "missing; say which absolute directory to install into")
+            }
+            if let source, let destination {
+                result.append(FileMapping(source: source, destination: destination, position: position(item)))
+            }
+        }
+        return result
+    }
+
+    mutating func hooks(_ node: Node, _ key: Node) -> [String: [HookScript]] {
+        if isNull(node) {
+            error(key, "hooks", "the section is empty; remove it or map lifecycle events to scripts")
+            return [:]
+        }
+        guard let mapping = node.mapping else {
+            error(node, "hooks", "expected a mapping of lifecycle events to lists of scripts (BeforeInstall: [- location: …]), got \(describe(node))")
+            return [:]
+        }
+        if mapping.isEmpty { error(node, "hooks", "the section is empty; remove it or map lifecycle events to scripts") }
+        var result: [String: [HookScript]] = [:]
+        for (eventNode, value) in mapping {
+            guard let event = eventNode.scalar?.string else {
+                error(eventNode, "hooks", "event names must be plain names, got \(describe(eventNode))")
+                continue
+            }
+            let path = "hooks.\(event)"
+            if LifecycleEventName.reserved.contains(event) {
+                error(
+                    eventNode, path,
+                    "\(event) is run by the agent itself and cannot have scripts; use one of \(LifecycleEventName.hookable.joined(separator: ", "))")
+                continue
+            }
+            guard LifecycleEventName.hookable.contains(event) else {
+                error(eventNode, path, "unknown lifecycle event '\(event)'" + choice(event, LifecycleEventName.hookable))
+                continue
+            }
+            if isNull(value) {
+                warning(eventNode, path, "no scripts listed; the event is ignored")
+                continue
+            }
+            guard case .sequence(let seq) = value else {
+                let hint = value.mapping != nil ? " (put a '- ' before location)" : ""
+                error(value, path, "expected a list of scripts (- location: scripts/run.sh), got \(describe(value))\(hint)")
+                continue
+            }
+            var scripts: [HookScript] = []
+            for (index, item) in seq.enumerated() {
+                if let script = hookScript(item, "\(path)[\(index)]") { scripts.append(script) }
+            }
+            if seq.isEmpty { warning(value, path, "no scripts listed; the event is ignored") }
+            result[event] = scripts
+        }
+        return result
+    }
+
+    mutating func hookScript(_ node: Node, _ path: String) -> HookScript? {
+        guard let members = entry(node, path, known: AppSpecParser.scriptKeys, what: "a script") else { return nil }
+        var location: String?
+        if let (_, value) = members["location"] {
+            if let l = string(value, "\(path).location", what: "the script's path in the bundle") {
+                if let problem = PathRules.escapesBundle(l) {
+                    error(value, "\(path).location", problem)
+                } else {
+                    location = l
+                }
+            }
+        } else {
+            error(node, "\(path).location", "missing; give the script's path in the bundle")
+        }
+        var timeout = HookScript.defaultTimeout
+        if let (_, value) = members["timeout"] {
+            if case .scalar(let s) = value, !isNull(value), let seconds = Int(s.string.trimmingCharacters(in: .whitespaces)), seconds > 0 {
+                timeout = seconds
+                if seconds > AppSpecParser.awsEventTimeoutCap {
+                    warning(
+                        value, "\(path).timeout",
+                        "\(seconds) s is above AWS CodeDeploy's 3600 s limit per event; deployctl allows it, AWS would not")
+                }
+            } else {
+                error(value, "\(path).timeout", "must be a positive whole number of seconds, got \(describe(value))")
+            }
+        }
+        var runas: String?
+        if let (_, value) = members["runas"] {
+            if let user = string(value, "\(path).runas", what: "a user name") {
+                if user.range(of: #"^[a-z_][a-z0-9_.-]*\$?$"#, options: [.regularExpression, .caseInsensitive]) != nil, user.count <= 32 {
+                    runas = user
+                } else {
+                    error(value, "\(path).runas", "'\(user)' is not a valid user name")
+                }
+            }
+        }
+        if let (keyNode, _) = members["sudo"] {
+            warning(keyNode, "\(path).sudo", "sudo is ignored by deployctl; use runas to choose the user")
+        }
+        guard let location else { return nil }
+        return HookScript(location: location, timeout: timeout, runas: runas, position: position(node))
+    }
+
+    mutating func permissions(_ node: Node, _ key: Node) -> [Permission] {
+        guard let items = list(node, key, "permissions", example: "each with an object and what to set on it") else { return [] }
+        var result: [Permission] = []
+        for (index, item) in items.enumerated() {
+            let path = "permissions[\(index)]"
+            guard let members = entry(item, path, known: AppSpecParser.permissionKeys, what: "a permission") else { continue }
+            var ok = true
+            var permission = Permission(object: "", position: position(item))
+            if let (_, value) = members["object"] {
+                if let object = string(value, "\(path).object", what: "an absolute path") {
+                    if object.hasPrefix("/") {
+                        permission.object = object
+                    } else {
+                        error(value, "\(path).object", "must be an absolute path (starting with /), got '\(object)'")
+                        ok = false
+                    }
+                } else {
+                    ok = false
+                }
+            } else {
+                error(item, "\(path).object", "missing; give the absolute path the permissions apply to")
+                ok = false
+            }
+            if let (_, value) = members["pattern"] {
+                if let pattern = string(value, "\(path).pattern", what: "a glob such as *.sh") { permission.pattern = pattern } else { ok = false }
+            }
+            if let (_, value) = members["except"] {
+                if let globs = stringList(value, "\(path).except", what: "globs") { permission.except = globs } else { ok = false }
+            }
+            if let (_, value) = members["owner"] {
+                if let owner = string(value, "\(path).owner", what: "a user name") { permission.owner = owner } else { ok = false }
+            }
+            if let (_, value) = members["group"] {
+                if let group = string(value, "\(path).group", what: "a group name") { permission.group = group } else { ok = false }
+            }
+            if let (_, value) = members["mode"] {
+                if let mode = mode(value, "\(path).mode") { permission.mode = mode } else { ok = false }
+            }
+            if let (_, value) = members["acls"] {
+                if let entries = stringList(value, "\(path).acls", what: "ACL entries such as u:bob:rw") {
+                    for (i, text) in entries.enumerated() {
+                        switch ACLGrammar.parse(text) {
+                        case .success(let acl): permission.acls.append(acl)
+                        case .failure(let problem):
+                            error(value, "\(path).acls[\(i)]", problem.message)
+                            ok = false
+                        }
+                    }
+                } else {
+                    ok = false
+                }
+            }
+            if let (_, value) = members["context"] {
+                if let context = selinuxContext(value, "\(path).context") { permission.context = context } else { ok = false }
+            }
+            if let (_, value) = members["type"] {
+                if case .scalar(let s) = value, let single = PermissionObjectType(rawValue: s.string) {
+                    error(value, "\(path).type", "must be a list; write `type: [\(single.rawValue)]`")
+                    ok = false
+                } else if let names = stringList(value, "\(path).type", what: "file and/or directory") {
+                    var types: [PermissionObjectType] = []
+                    for name in names {
+                        if let type = PermissionObjectType(rawValue: name) {
+                            types.append(type)
+                        } else {
+                            error(value, "\(path).type", "unknown type '\(name)'" + choice(name, ["file", "directory"]))
+                            ok = false
+                        }
+                    }
+                    permission.types = types
+                } else {
+                    ok = false
+                }
+            }
+            if ok { result.append(permission) }
+        }
+        return result
+    }
+
+    mutating func stringList(_ node: Node, _ path: String, what: String) -> [String]? {
+        guard case .sequence(let seq) = node, !seq.isEmpty else {
+            error(node, path, "expected a non-empty list of \(what), got \(describe(node))")
+            return nil
+        }
+        var out: [String] = []
+        for (index, item) in seq.enumerated() {
+            guard let s = string(item, "\(path)[\(index)]", what: what) else { return nil }
+            out.append(s)
+        }
+        return out
+    }
+
+    /// The mode is read from the raw scalar text, so `0644`, `644` and `"0644"` all mean rw-r--r--.
+    mutating func mode(_ node: Node, _ path: String) -> FileMode? {
+        guard case .scalar(let s) = node, !isNull(node) else {
+            error(node, path, "expected octal permission digits such as 644 or 0755, got \(describe(node))")
+            return nil
+        }
+        let raw = s.string.trimmingCharacters(in: .whitespaces)
+        guard !raw.isEmpty, raw.count <= 4, raw.allSatisfy({ ("0"..."7").contains($0) }), let bits = UInt16(raw, radix: 8) else {
+            error(node, path, "'\(raw)' is not an octal mode: use 1 to 4 digits 0-7, such as 644 or 0755")
+            return nil
+        }
+        return FileMode(bits: bits)
+    }
+
+    mutating func selinuxContext(_ node: Node, _ path: String) -> SELinuxContext? {
+        guard let members = entry(node, path, known: AppSpecParser.contextKeys, what: "an SELinux context") else { return nil }
+        guard let (_, typeNode) = members["type"] else {
+            error(node, "\(path).type", "missing; an SELinux context needs a type such as httpd_sys_content_t")
+            return nil
+        }
+        guard let type = string(typeNode, "\(path).type", what: "an SELinux type") else { return nil }
+        var context = SELinuxContext(type: type)
+        if let (_, value) = members["name"] { context.name = string(value, "\(path).name", what: "an SELinux user") }
+        if let (_, value) = members["range"] {
+            guard let range = string(value, "\(path).range", what: "an MLS range such as s0 or s0-s0:c0.c1023") else { return nil }
+            if let problem = SELinuxRange.problem(in: range) {
+                error(value, "\(path).range", problem)
+                return nil
+            }
+            context.range = range
+        }
+        return context
+    }
+}
+
+/// Path checks shared by appspec sources, script locations and bundle entries.
+public enum PathRules {
+    /// A reason when `path` (relative to the bundle root; a leading `/` is still relative) would leave the bundle.
+    public static func escapesBundle(_ path: String) -> String? {
+        var depth = 0
+        for part in path.split(separator: "/") {
+            if part == ".." {
+                depth -= 1
+                if depth < 0 { return "'\(path)' leaves the bundle through '..'; paths are relative to the bundle root" }
+            } else if part != "." {
+                depth += 1
+            }
+        }
+        return path.contains("\0") ? "'\(path)' contains a NUL character" : nil
+    }
+}

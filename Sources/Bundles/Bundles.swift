@@ -1,0 +1,389 @@
+import CArchive
+import Foundation
+
+/// The archive kinds a revision bundle can be.
+public enum BundleType: String, Sendable, CaseIterable, Codable {
+    case zip, tar, tgz
+}
+
+/// One entry of a bundle, as its header declares it.
+public struct BundleEntry: Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable {
+        case file, directory, symlink, hardlink, device, fifo, socket
+    }
+
+    /// The entry's path inside the bundle, with any leading `./` removed.
+    public var path: String
+    public var kind: Kind
+    /// The declared uncompressed size in bytes.
+    public var size: Int64
+    public var mode: UInt16
+    /// The target of a symlink or hard link.
+    public var linkTarget: String?
+}
+
+/// Bounds that keep a hostile bundle from filling the disk.
+public struct BundleLimits: Sendable, Equatable {
+    public var maxTotalBytes: Int64
+    public var maxEntries: Int
+
+    public init(maxTotalBytes: Int64 = 10 << 30, maxEntries: Int = 1_000_000) {
+        self.maxTotalBytes = maxTotalBytes
+        self.maxEntries = maxEntries
+    }
+
+    public static let `default` = BundleLimits()
+}
+
+/// Why a bundle could not be read, extracted or created; each case names the file or entry at fault.
+public enum BundleError: Error, Sendable, Equatable, CustomStringConvertible {
+    case cannotOpen(path: String, reason: String)
+    case typeMismatch(path: String, declared: BundleType, detected: BundleType)
+    case unsafeEntry(path: String, reason: String)
+    case limitExceeded(String)
+    case corrupt(path: String, reason: String)
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path, let reason): return "cannot open the bundle \(path): \(reason)"
+        case .typeMismatch(let path, let declared, let detected):
+            return "the bundle \(path) was declared \(declared.rawValue) but is a \(detected.rawValue) archive"
+        case .unsafeEntry(let path, let reason): return "unsafe entry '\(path)': \(reason)"
+        case .limitExceeded(let what): return what
+        case .corrupt(let path, let reason): return "the bundle \(path) is damaged: \(reason)"
+        case .io(let message): return message
+        }
+    }
+}
+
+/// What an extraction wrote.
+public struct ExtractionSummary: Sendable, Equatable {
+    public var entries: Int
+    public var bytes: Int64
+}
+
+/// The rules every entry must pass before anything is written (pure; used for listing, validation and extraction).
+public struct EntrySafety {
+    private var symlinks: Set<String> = []
+    private var regularFiles: Set<String> = []
+    private var count = 0
+    private var declaredBytes: Int64 = 0
+    let limits: BundleLimits
+
+    public init(limits: BundleLimits = .default) { self.limits = limits }
+
+    /// The entry's path with `./` prefixes and trailing slashes removed; empty for the root itself.
+    public static func normalize(_ path: String) -> String {
+        var p = Substring(path)
+        while p.hasPrefix("./") { p = p.dropFirst(2) }
+        while p.hasSuffix("/") && p.count > 1 { p = p.dropLast() }
+        if p == "." { return "" }
+        return String(p)
+    }
+
+    static func components(_ path: String) -> [Substring] { path.split(separator: "/", omittingEmptySubsequences: true) }
+
+    /// Whether `target`, resolved from the directory holding `path`, stays inside the bundle.
+    static func staysInside(_ target: String, from path: String) -> Bool {
+        if target.hasPrefix("/") { return false }
+        var depth = components(path).count - 1
+        for part in components(target) {
+            if part == ".." {
+                depth -= 1
+                if depth < 0 { return false }
+            } else if part != "." {
+                depth += 1
+            }
+        }
+        return true
+    }
+
+    /// Checks one entry against the rules and the limits, in archive order.
+    public mutating func check(_ entry: BundleEntry) throws(BundleError) {
+        let path = entry.path
+        count += 1
+        if count > limits.maxEntries {
+            throw .limitExceeded("the bundle has more than \(limits.maxEntries) entries (the limit); refusing to extract it")
+        }
+        if entry.size > 0 { declaredBytes += entry.size }
+        if declaredBytes > limits.maxTotalBytes {
+            throw .limitExceeded(
+                "the bundle declares more than \(limits.maxTotalBytes) bytes uncompressed (the limit) by entry '\(path)'; refusing to extract it")
+        }
+        if path.hasPrefix("/") { throw .unsafeEntry(path: path, reason: "absolute paths are not allowed in a bundle") }
+        if path.contains("\0") { throw .unsafeEntry(path: path, reason: "the name contains a NUL character") }
+        let parts = Self.components(path)
+        if parts.contains("..") { throw .unsafeEntry(path: path, reason: "'..' components would write outside the bundle") }
+        var prefix = ""
+        for part in parts.dropLast() {
+            prefix = prefix.isEmpty ? String(part) : prefix + "/" + part
+            if symlinks.contains(prefix) {
+                throw .unsafeEntry(path: path, reason: "it would be written through the symlink '\(prefix)'")
+            }
+        }
+        switch entry.kind {
+        case .device, .fifo, .socket:
+            throw .unsafeEntry(path: path, reason: "\(entry.kind.rawValue) entries are not allowed in a bundle")
+        case .symlink:
+            let target = entry.linkTarget ?? ""
+            guard !target.isEmpty, Self.staysInside(target, from: path) else {
+                throw .unsafeEntry(path: path, reason: "the symlink points outside the bundle (to '\(target)')")
+            }
+            symlinks.insert(path)
+        case .hardlink:
+            let target = Self.normalize(entry.linkTarget ?? "")
+            guard !target.isEmpty, !target.hasPrefix("/"), !Self.components(target).contains(".."), regularFiles.contains(target) else {
+                throw .unsafeEntry(
+                    path: path, reason: "the hard link points outside the bundle or to no earlier file (to '\(entry.linkTarget ?? "")')")
+            }
+            regularFiles.insert(path)
+        case .file:
+            regularFiles.insert(path)
+            symlinks.remove(path)
+        case .directory:
+            break
+        }
+    }
+}
+
+/// A libarchive reader over a bundle file, restricted to zip and tar (plain or compressed).
+final class ArchiveReader {
+    let handle: OpaquePointer
+    let path: String
+
+    init(path: String) throws(BundleError) {
+        guard let handle = archive_read_new() else { throw .io("libarchive could not allocate a reader") }
+        self.handle = handle
+        self.path = path
+        archive_read_support_filter_all(handle)
+        archive_read_support_format_zip(handle)
+        archive_read_support_format_tar(handle)
+        archive_read_support_format_gnutar(handle)
+        guard FileManager.default.fileExists(atPath: path) else {
+            archive_read_free(handle)
+            throw .cannotOpen(path: path, reason: "no such file")
+        }
+        if archive_read_open_filename(handle, path, 1 << 16) != ARCHIVE_OK {
+            let reason = Self.message(handle)
+            archive_read_free(handle)
+            throw .cannotOpen(path: path, reason: reason)
+        }
+    }
+
+    deinit { archive_read_free(handle) }
+
+    static func message(_ handle: OpaquePointer?) -> String {
+        guard let handle, let text = archive_error_string(handle) else { return "unknown libarchive error" }
+        return String(cString: text)
+    }
+
+    /// The next entry's header, or nil at the end.
+    func next() throws(BundleError) -> (OpaquePointer, BundleEntry)? {
+        var entry: OpaquePointer?
+        let status = archive_read_next_header(handle, &entry)
+        if status == ARCHIVE_EOF { return nil }
+        guard status == ARCHIVE_OK || status == ARCHIVE_WARN, let entry else {
+            throw .corrupt(path: path, reason: Self.message(handle))
+        }
+        let rawPath =
+            archive_entry_pathname_utf8(entry).map { String(cString: $0) }
+            ?? archive_entry_pathname(entry).map { String(cString: $0) } ?? ""
+        let type = UInt32(archive_entry_filetype(entry))
+        var kind: BundleEntry.Kind
+        switch type & deployctl_AE_IFMT {
+        case deployctl_AE_IFDIR: kind = .directory
+        case deployctl_AE_IFLNK: kind = .symlink
+        case deployctl_AE_IFCHR, deployctl_AE_IFBLK: kind = .device
+        case deployctl_AE_IFIFO: kind = .fifo
+        case deployctl_AE_IFSOCK: kind = .socket
+        default: kind = .file
+        }
+        var target: String?
+        if let hardlink = archive_entry_hardlink(entry) {
+            kind = .hardlink
+            target = String(cString: hardlink)
+        } else if kind == .symlink, let symlink = archive_entry_symlink(entry) {
+            target = String(cString: symlink)
+        }
+        let normalized = rawPath.hasPrefix("/") ? rawPath : EntrySafety.normalize(rawPath)
+        let info = BundleEntry(
+            path: normalized, kind: kind, size: archive_entry_size_is_set(entry) != 0 ? archive_entry_size(entry) : 0,
+            mode: UInt16(truncatingIfNeeded: archive_entry_perm(entry)), linkTarget: target)
+        return (entry, info)
+    }
+
+    /// The bundle type, known once the first header has been read.
+    var detectedType: BundleType? {
+        let format = archive_format(handle) & ARCHIVE_FORMAT_BASE_MASK
+        if format == ARCHIVE_FORMAT_ZIP { return .zip }
+        if format == ARCHIVE_FORMAT_TAR {
+            return archive_filter_code(handle, 0) == ARCHIVE_FILTER_NONE ? .tar : .tgz
+        }
+        return nil
+    }
+
+    func checkDeclared(_ declared: BundleType?) throws(BundleError) {
+        guard let declared, let detected = detectedType else { return }
+        // A gzip-compressed tar declared `tar` works with the CodeDeploy agent too (GNU tar detects it).
+        if declared == detected || (declared == .tar && detected == .tgz) { return }
+        throw .typeMismatch(path: path, declared: declared, detected: detected)
+    }
+}
+
+/// Reading, extracting and creating revision bundles.
+public enum Bundle {
+    /// The type of the bundle at `path`, read from its content.
+    public static func detectType(of path: String) throws(BundleError) -> BundleType {
+        let reader = try ArchiveReader(path: path)
+        _ = try reader.next()
+        guard let type = reader.detectedType else { throw .corrupt(path: path, reason: "it is empty or not a zip or tar archive") }
+        return type
+    }
+
+    /// Every entry of the bundle, checked against the safety rules and limits; nothing is written.
+    public static func entries(of path: String, declaredType: BundleType? = nil, limits: BundleLimits = .default) throws(BundleError)
+        -> [BundleEntry]
+    {
+        let reader = try ArchiveReader(path: path)
+        var safety = EntrySafety(limits: limits)
+        var result: [BundleEntry] = []
+        var first = true
+        while let (_, entry) = try reader.next() {
+            if first {
+                try reader.checkDeclared(declaredType)
+                first = false
+            }
+            try safety.check(entry)
+            if !entry.path.isEmpty { result.append(entry) }
+            if archive_read_data_skip(reader.handle) != ARCHIVE_OK {
+                throw .corrupt(path: path, reason: ArchiveReader.message(reader.handle))
+            }
+        }
+        if first, reader.detectedType == nil { throw .corrupt(path: path, reason: "it is empty or not a zip or tar archive") }
+        return result
+    }
+
+    /// Extracts the bundle into `directory`, which must not exist yet or be empty.
+    ///
+    /// Entries are checked before each is written, and written below a fresh staging directory beside the target
+    /// that is renamed into place at the end, so a refused or failed extraction leaves nothing behind.
+    @discardableResult
+    public static func extract(
+        _ path: String, declaredType: BundleType? = nil, into directory: String, limits: BundleLimits = .default
+    ) throws(BundleError) -> ExtractionSummary {
+        let fm = FileManager.default
+        let target = URL(fileURLWithPath: directory).standardizedFileURL.path
+        if fm.fileExists(atPath: target), let contents = try? fm.contentsOfDirectory(atPath: target), !contents.isEmpty {
+            throw .io("cannot extract into \(target): the directory is not empty")
+        }
+        let parent = (target as NSString).deletingLastPathComponent
+        do {
+            try fm.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        } catch {
+            throw .io("cannot create \(parent): \(error.localizedDescription)")
+        }
+        let staging = target + ".partial-\(UUID().uuidString.prefix(8))"
+        do {
+            try fm.createDirectory(atPath: staging, withIntermediateDirectories: false)
+        } catch {
+            throw .io("cannot create \(staging): \(error.localizedDescription)")
+        }
+        do throws(BundleError) {
+            let summary = try extractEntries(path, declaredType: declaredType, staging: staging, limits: limits)
+            if fm.fileExists(atPath: target) { try? fm.removeItem(atPath: target) }
+            guard rename(staging, target) == 0 else {
+                throw BundleError.io("cannot move the extracted bundle to \(target): \(String(cString: strerror(errno)))")
+            }
+            return summary
+        } catch {
+            try? fm.removeItem(atPath: staging)
+            throw error
+        }
+    }
+
+    private static func extractEntries(_ path: String, declaredType: BundleType?, staging: String, limits: BundleLimits) throws(BundleError)
+        -> ExtractionSummary
+    {
+        let reader = try ArchiveReader(path: path)
+        guard let writer = archive_write_disk_new() else { throw .io("libarchive could not allocate a writer") }
+        defer { archive_write_free(writer) }
+        let flags = ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS
+        archive_write_disk_set_options(writer, flags)
+        var safety = EntrySafety(limits: limits)
+        var summary = ExtractionSummary(entries: 0, bytes: 0)
+        var first = true
+        while let (entry, info) = try reader.next() {
+            if first {
+                try reader.checkDeclared(declaredType)
+                first = false
+            }
+            try safety.check(info)
+            if info.path.isEmpty {
+                _ = archive_read_data_skip(reader.handle)
+                continue
+            }
+            archive_entry_set_pathname(entry, staging + "/" + info.path)
+            if info.kind == .hardlink, let target = info.linkTarget {
+                archive_entry_set_hardlink(entry, staging + "/" + EntrySafety.normalize(target))
+            }
+            archive_entry_set_perm(entry, mode_t(info.mode & 0o1777))
+            archive_entry_set_uid(entry, Int64(getuid()))
+            archive_entry_set_gid(entry, Int64(getgid()))
+            guard archive_write_header(writer, entry) == ARCHIVE_OK else {
+                throw .unsafeEntry(path: info.path, reason: ArchiveReader.message(writer))
+            }
+            if info.kind == .file {
+                var buffer: UnsafeRawPointer?
+                var size = 0
+                var offset: la_int64_t = 0
+                while true {
+                    let status = archive_read_data_block(reader.handle, &buffer, &size, &offset)
+                    if status == ARCHIVE_EOF { break }
+                    guard status == ARCHIVE_OK || status == ARCHIVE_WARN else {
+                        throw .corrupt(path: path, reason: "entry '\(info.path)': \(ArchiveReader.message(reader.handle))")
+                    }
+                    summary.bytes += Int64(size)
+                    if summary.bytes > limits.maxTotalBytes {
+                        throw .limitExceeded(
+                            "the bundle expands to more than \(limits.maxTotalBytes) bytes (the limit) at entry '\(info.path)'; refusing to extract it"
+                        )
+                    }
+                    guard archive_write_data_block(writer, buffer, size, offset) == ARCHIVE_OK else {
+                        throw .io("cannot write '\(info.path)': \(ArchiveReader.message(writer))")
+                    }
+                }
+            }
+            guard archive_write_finish_entry(writer) == ARCHIVE_OK else {
+                throw .io("cannot finish '\(info.path)': \(ArchiveReader.message(writer))")
+            }
+            summary.entries += 1
+        }
+        if first, reader.detectedType == nil { throw .corrupt(path: path, reason: "it is empty or not a zip or tar archive") }
+        return summary
+    }
+}
+
+extension Bundle {
+    /// The content of one regular file of the bundle (at most `maxBytes`), without extracting anything else.
+    public static func readFile(_ path: String, entry wanted: String, maxBytes: Int) throws(BundleError) -> Data {
+        let reader = try ArchiveReader(path: path)
+        while let (_, entry) = try reader.next() {
+            guard entry.path == wanted, entry.kind == .file else {
+                _ = archive_read_data_skip(reader.handle)
+                continue
+            }
+            var data = Data()
+            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { archive_read_data(reader.handle, $0.baseAddress, $0.count) }
+                if count < 0 { throw .corrupt(path: path, reason: "entry '\(wanted)': \(ArchiveReader.message(reader.handle))") }
+                if count == 0 { break }
+                data.append(contentsOf: chunk[0..<count])
+                if data.count > maxBytes { throw .limitExceeded("'\(wanted)' is larger than \(maxBytes) bytes") }
+            }
+            return data
+        }
+        throw .io("'\(wanted)' is not in the bundle \(path)")
+    }
+}
