@@ -47,7 +47,6 @@ let package = Package(
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),
         .testTarget(name: "AppSpecTests", dependencies: ["AppSpec"]),
         .testTarget(name: "BundlesTests", dependencies: ["Bundles"]),
-        .testTarget(name: "RevisionsTests", dependencies: ["Revisions", "AppSpec", "Bundles", "ControlPlane", "DeployModel", "ArtifactStore"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "DeployModel", "DeployStore"]),
         .testTarget(name: "DeployCLITests", dependencies: ["DeployCLI", "DeployModel"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DeployModel"]),

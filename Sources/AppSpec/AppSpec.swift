@@ -152,6 +152,12 @@ public struct SELinuxContext: Sendable, Equatable {
     public var name: String?
     public var type: String
     public var range: String?
+
+    public init(name: String? = nil, type: String, range: String? = nil) {
+        self.name = name
+        self.type = type
+        self.range = range
+    }
 }
 
 /// One `permissions` entry.

@@ -20,6 +20,14 @@ public struct BundleEntry: Sendable, Equatable {
     public var mode: UInt16
     /// The target of a symlink or hard link.
     public var linkTarget: String?
+
+    public init(path: String, kind: Kind, size: Int64, mode: UInt16, linkTarget: String? = nil) {
+        self.path = path
+        self.kind = kind
+        self.size = size
+        self.mode = mode
+        self.linkTarget = linkTarget
+    }
 }
 
 /// Bounds that keep a hostile bundle from filling the disk.
@@ -160,14 +168,10 @@ final class ArchiveReader {
         archive_read_support_format_zip(handle)
         archive_read_support_format_tar(handle)
         archive_read_support_format_gnutar(handle)
-        guard FileManager.default.fileExists(atPath: path) else {
-            archive_read_free(handle)
-            throw .cannotOpen(path: path, reason: "no such file")
-        }
+        // A throwing init still runs deinit once every property is set, and deinit frees the handle.
+        guard FileManager.default.fileExists(atPath: path) else { throw .cannotOpen(path: path, reason: "no such file") }
         if archive_read_open_filename(handle, path, 1 << 16) != ARCHIVE_OK {
-            let reason = Self.message(handle)
-            archive_read_free(handle)
-            throw .cannotOpen(path: path, reason: reason)
+            throw .cannotOpen(path: path, reason: Self.message(handle))
         }
     }
 

@@ -1,0 +1,62 @@
+import AppSpec
+import Foundation
+import Testing
+
+/// A small deterministic generator, so a failing input can be reproduced from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite struct AppSpecFuzzTests {
+    static let fragments = [
+        "version: 0.0\n", "os: linux\n", "hooks:\n", "  BeforeInstall:\n", "    - location: a.sh\n", "      timeout: 30\n",
+        "files:\n", "  - source: /\n", "    destination: /opt/x\n", "permissions:\n", "  - object: /opt\n", "    mode: 0644\n",
+        "    acls: [u:a:rw, 'd:g:b:7']\n", "    context: {type: t, range: s0-s1:c0.c3}\n", "- ", ": ", "[", "]", "{", "}", "&a ", "*a", "!!str ",
+        "'", "\"", "\t", "\n", "  ", "~", "null", "0x1F", "1e9", "-", "?", "|", ">", "%YAML 1.1\n", "---\n", "...\n", "\u{00e9}", "\u{1F680}",
+        "\u{0000}", "type: [file, directory]\n", "runas: root\n", "file_exists_behavior: RETAIN\n",
+    ]
+
+    /// 8,000 generated and mutated documents: the parser returns findings and never traps.
+    @Test func randomAndMutatedDocumentsNeverCrash() throws {
+        var rng = SplitMix64(state: 0xD3_9107)
+        let corpus = try Corpus.files("valid").map { try Corpus.text("valid", $0) } + Corpus.files("invalid").map { try Corpus.text("invalid", $0) }
+        var parsed = 0
+        var accepted = 0
+        for round in 0..<8000 {
+            var text: String
+            if round % 2 == 0, let base = corpus.randomElement(using: &rng) {
+                var scalars = Array(base.unicodeScalars)
+                for _ in 0..<Int.random(in: 1...6, using: &rng) {
+                    let choice = Int.random(in: 0..<4, using: &rng)
+                    let at = scalars.isEmpty ? 0 : Int.random(in: 0..<scalars.count, using: &rng)
+                    switch choice {
+                    case 0 where !scalars.isEmpty: scalars.remove(at: at)
+                    case 1: scalars.insert(contentsOf: Self.fragments.randomElement(using: &rng)?.unicodeScalars ?? "".unicodeScalars, at: at)
+                    case 2 where !scalars.isEmpty: scalars[at] = Unicode.Scalar(UInt8.random(in: 32...126, using: &rng))
+                    default: scalars = Array(scalars.prefix(at))
+                    }
+                }
+                text = String(String.UnicodeScalarView(scalars))
+            } else {
+                text = (0..<Int.random(in: 0...25, using: &rng)).map { _ in Self.fragments.randomElement(using: &rng) ?? "" }.joined()
+            }
+            let report = AppSpecParser.parse(text)
+            parsed += 1
+            if report.appSpec != nil {
+                accepted += 1
+                #expect(report.errors.isEmpty)
+            } else {
+                #expect(!report.errors.isEmpty, "rejected without an error: \(text.debugDescription)")
+            }
+        }
+        #expect(parsed == 8000)
+        #expect(accepted > 0)
+    }
+}

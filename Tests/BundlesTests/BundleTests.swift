@@ -1,0 +1,218 @@
+import Bundles
+import Foundation
+import Testing
+
+/// A scratch directory per test.
+final class Scratch {
+    let url: URL
+    var path: String { url.path }
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("bundles-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+
+    func write(_ relative: String, _ text: String, mode: Int = 0o644) throws {
+        let file = url.appendingPathComponent(relative)
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: file)
+        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: file.path)
+    }
+
+    func contents(_ relative: String = "") -> [String] {
+        let base = relative.isEmpty ? path : path + "/" + relative
+        return ((FileManager.default.enumerator(atPath: base)?.allObjects as? [String]) ?? []).sorted()
+    }
+}
+
+enum Hostile {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let directory = root.appendingPathComponent("Fixtures/bundles/hostile")
+
+    /// Generates the hostile bundles once per test process (they are not committed).
+    static let generated: Bool = {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", root.appendingPathComponent("Scripts/make-hostile-bundles.py").path, directory.path]
+        process.standardOutput = FileHandle.nullDevice
+        do {
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus == 0
+        } catch {
+            return false
+        }
+    }()
+
+    static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+}
+
+@Suite struct HostileBundleTests {
+    static let cases: [(String, String)] = [
+        ("zip-slip.zip", "'..' components would write outside the bundle"),
+        ("absolute-path.tar", "absolute paths are not allowed"),
+        ("symlink-escape.tar", "the symlink points outside the bundle (to '/etc')"),
+        ("symlink-then-write.tar", "the symlink points outside the bundle"),
+        ("symlink-then-write.zip", "the symlink points outside the bundle"),
+        ("hardlink-escape.tar", "the hard link points outside the bundle"),
+        ("device-file.tar", "device entries are not allowed"),
+        ("fifo.tar", "fifo entries are not allowed"),
+    ]
+
+    @Test(arguments: cases)
+    func refusedAndNothingWritten(_ name: String, _ reason: String) throws {
+        #expect(Hostile.generated, "Scripts/make-hostile-bundles.py failed")
+        let scratch = try Scratch()
+        let target = scratch.path + "/deploy/archive"
+        #expect {
+            try Bundle.extract(Hostile.path(name), into: target)
+        } throws: { error in
+            (error as? BundleError)?.description.contains(reason) == true
+        }
+        #expect(!FileManager.default.fileExists(atPath: target))
+        // Nothing at all was left: no staging directory, no escaped file next to or above the target.
+        #expect(scratch.contents() == ["deploy"])
+        #expect(scratch.contents("deploy") == [])
+        #expect(!FileManager.default.fileExists(atPath: "/tmp/deployctl-hostile-absolute.txt"))
+        // Listing refuses the same bundle for the same reason without writing anything.
+        #expect(throws: BundleError.self) { try Bundle.entries(of: Hostile.path(name)) }
+    }
+
+    @Test func zipBombIsRefusedAtTheByteLimit() throws {
+        #expect(Hostile.generated)
+        let scratch = try Scratch()
+        let limits = BundleLimits(maxTotalBytes: 8 << 20, maxEntries: 100)
+        #expect {
+            try Bundle.extract(Hostile.path("zip-bomb.zip"), into: scratch.path + "/out", limits: limits)
+        } throws: { error in
+            if case .limitExceeded(let message)? = error as? BundleError { return message.contains("8388608 bytes") }
+            return false
+        }
+        #expect(scratch.contents() == [])
+        // With the default limits the same archive extracts: the limit, not the shape, refused it.
+        let summary = try Bundle.extract(Hostile.path("zip-bomb.zip"), into: scratch.path + "/ok")
+        #expect(summary.bytes == 64 << 20 + 23)
+    }
+
+    @Test func entryCountLimit() throws {
+        #expect(Hostile.generated)
+        let scratch = try Scratch()
+        #expect(throws: BundleError.self) {
+            try Bundle.extract(Hostile.path("many-entries.tgz"), into: scratch.path + "/out", limits: BundleLimits(maxEntries: 1000))
+        }
+        #expect(scratch.contents() == [])
+        #expect(try Bundle.entries(of: Hostile.path("many-entries.tgz")).count == 5001)
+    }
+}
+
+@Suite struct BundleRoundTripTests {
+    func sampleTree(_ scratch: Scratch) throws -> String {
+        try scratch.write("src/appspec.yml", "version: 0.0\nos: linux\n")
+        try scratch.write("src/scripts/start.sh", "#!/bin/sh\necho start\n", mode: 0o755)
+        try scratch.write("src/site/index.html", "<h1>hi</h1>\n", mode: 0o640)
+        try scratch.write("src/site/assets/app.css", "body{}\n")
+        try scratch.write("src/.git/config", "[core]\n")
+        try FileManager.default.createSymbolicLink(atPath: scratch.path + "/src/site/current", withDestinationPath: "assets")
+        try FileManager.default.createSymbolicLink(atPath: scratch.path + "/src/start", withDestinationPath: "scripts/start.sh")
+        return scratch.path + "/src"
+    }
+
+    @Test(arguments: BundleType.allCases)
+    func createThenExtractKeepsContentModesAndSymlinks(_ type: BundleType) throws {
+        let scratch = try Scratch()
+        let source = try sampleTree(scratch)
+        let bundle = scratch.path + "/bundle.\(type.rawValue)"
+        let created = try Bundle.create(from: source, to: bundle, type: type)
+        #expect(created.entries == 11)
+        #expect(try Bundle.detectType(of: bundle) == type)
+
+        let out = scratch.path + "/out"
+        try Bundle.extract(bundle, declaredType: type, into: out)
+        let fm = FileManager.default
+        #expect(try String(contentsOfFile: out + "/scripts/start.sh", encoding: .utf8) == "#!/bin/sh\necho start\n")
+        #expect((try fm.attributesOfItem(atPath: out + "/scripts/start.sh")[.posixPermissions] as? Int) == 0o755)
+        #expect((try fm.attributesOfItem(atPath: out + "/site/index.html")[.posixPermissions] as? Int) == 0o640)
+        #expect(try fm.destinationOfSymbolicLink(atPath: out + "/site/current") == "assets")
+        #expect(try fm.destinationOfSymbolicLink(atPath: out + "/start") == "scripts/start.sh")
+        #expect(fm.fileExists(atPath: out + "/.git/config"))
+    }
+
+    @Test func hiddenFilesCanBeLeftOut() throws {
+        let scratch = try Scratch()
+        let source = try sampleTree(scratch)
+        try Bundle.create(from: source, to: scratch.path + "/b.zip", ignoreHidden: true)
+        let names = try Bundle.entries(of: scratch.path + "/b.zip").map(\.path)
+        #expect(!names.contains { $0.hasPrefix(".git") })
+        #expect(names.contains("site/index.html"))
+    }
+
+    @Test func declaredTypeMustMatchTheContent() throws {
+        let scratch = try Scratch()
+        let source = try sampleTree(scratch)
+        try Bundle.create(from: source, to: scratch.path + "/b.zip", type: .zip)
+        try Bundle.create(from: source, to: scratch.path + "/b.tgz", type: .tgz)
+        #expect(throws: BundleError.typeMismatch(path: scratch.path + "/b.zip", declared: .tar, detected: .zip)) {
+            try Bundle.extract(scratch.path + "/b.zip", declaredType: .tar, into: scratch.path + "/x")
+        }
+        // A tgz declared tar is accepted, as the CodeDeploy agent (GNU tar) accepts it.
+        try Bundle.extract(scratch.path + "/b.tgz", declaredType: .tar, into: scratch.path + "/y")
+        #expect(throws: BundleError.self) { try Bundle.extract(scratch.path + "/b.tgz", declaredType: .zip, into: scratch.path + "/z") }
+    }
+
+    @Test func refusesANonEmptyTargetAndNonArchives() throws {
+        let scratch = try Scratch()
+        let source = try sampleTree(scratch)
+        try Bundle.create(from: source, to: scratch.path + "/b.zip")
+        try scratch.write("busy/file", "x")
+        #expect(throws: BundleError.self) { try Bundle.extract(scratch.path + "/b.zip", into: scratch.path + "/busy") }
+        #expect(throws: BundleError.self) { try Bundle.entries(of: source + "/appspec.yml") }
+        #expect(throws: BundleError.self) { try Bundle.entries(of: scratch.path + "/missing.zip") }
+    }
+
+    @Test func readsOneFileWithoutExtracting() throws {
+        let scratch = try Scratch()
+        let source = try sampleTree(scratch)
+        try Bundle.create(from: source, to: scratch.path + "/b.tgz", type: .tgz)
+        let data = try Bundle.readFile(scratch.path + "/b.tgz", entry: "appspec.yml", maxBytes: 1024)
+        #expect(String(decoding: data, as: UTF8.self) == "version: 0.0\nos: linux\n")
+        #expect(throws: BundleError.self) { try Bundle.readFile(scratch.path + "/b.tgz", entry: "nope", maxBytes: 10) }
+    }
+}
+
+@Suite struct EntrySafetyTests {
+    func check(_ entries: [BundleEntry]) -> BundleError? {
+        var safety = EntrySafety()
+        do {
+            for entry in entries { try safety.check(entry) }
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func file(_ path: String) -> BundleEntry { BundleEntry(path: path, kind: .file, size: 1, mode: 0o644) }
+    func link(_ path: String, _ target: String, _ kind: BundleEntry.Kind = .symlink) -> BundleEntry {
+        BundleEntry(path: path, kind: kind, size: 0, mode: 0o777, linkTarget: target)
+    }
+
+    @Test func symlinksInsideTheBundleAreFine() {
+        #expect(check([file("a/b.txt"), link("a/c", "b.txt"), link("d", "a/../a/b.txt"), link("a/e", "../a")]) == nil)
+    }
+
+    @Test func writingThroughAnEarlierSymlinkIsRefused() {
+        #expect(check([link("sub", "real"), file("sub/x.txt")]) != nil)
+    }
+
+    @Test func hardLinksMustPointAtAnEarlierFile() {
+        #expect(check([file("a"), link("b", "a", .hardlink)]) == nil)
+        #expect(check([link("b", "a", .hardlink)]) != nil)
+    }
+
+    @Test func normalization() {
+        #expect(EntrySafety.normalize("./a/b/") == "a/b")
+        #expect(EntrySafety.normalize("./") == "")
+        #expect(EntrySafety.normalize("././x") == "x")
+    }
+}
