@@ -26,3 +26,8 @@ run get-deployment --deployment-id "$id"
 run list-deployment-targets --deployment-id "$id"
 run get-deployment-target --deployment-id "$id" --target-id web-1 --output table
 printf '\nState file: %s (remove it with: rm -r %s)\n' "$DEPLOYCTL_STATE" "$demo_dir"
+
+# A revision: validate the sample static site, push it into the artifact store, and deploy what push registered.
+run validate --source Fixtures/apps/static-site
+run push --application-name web-shop --s3-location s3://releases/static-site-1.0.zip --source Fixtures/apps/static-site
+run list-application-revisions --application-name web-shop
