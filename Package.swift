@@ -27,6 +27,9 @@ let package = Package(
         .target(name: "Bundles", dependencies: ["CArchive"]),
         // Checking and pushing revisions: appspec + bundle together.
         .target(name: "Revisions", dependencies: ["AppSpec", "Bundles", "ArtifactStore", "ControlPlane", "DeployModel"]),
+        // The on-host deployment engine: deployment root, bundle download, install, hooks, script logs.
+        .target(name: "CAgentSupport"),
+        .target(name: "Agent", dependencies: ["AppSpec", "Bundles", "CAgentSupport"]),
         // The API operations over the store.
         .target(
             name: "ControlPlane",
@@ -36,7 +39,7 @@ let package = Package(
         .target(
             name: "DeployCLI",
             dependencies: [
-                "DeployModel", "ControlPlane", "DeployStore", "AppSpec", "Bundles", "ArtifactStore", "Revisions",
+                "DeployModel", "ControlPlane", "DeployStore", "AppSpec", "Bundles", "ArtifactStore", "Revisions", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -47,6 +50,7 @@ let package = Package(
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),
         .testTarget(name: "AppSpecTests", dependencies: ["AppSpec"]),
         .testTarget(name: "BundlesTests", dependencies: ["Bundles"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "AppSpec", "Bundles"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "DeployModel", "DeployStore"]),
         .testTarget(name: "DeployCLITests", dependencies: ["DeployCLI", "DeployModel"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DeployModel"]),

@@ -190,3 +190,6 @@ public struct Permission: Sendable, Equatable {
         self.position = position
     }
 }
+
+/// `FileExistsBehavior` under a name that does not clash with the API model's enum of the same name.
+public typealias AppSpecFileExistsBehavior = FileExistsBehavior

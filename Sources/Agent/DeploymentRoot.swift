@@ -1,0 +1,95 @@
+import Foundation
+
+/// The agent's directory tree (DESIGN.md §4):
+///
+///     <root>/<group-id>/<deployment-id>/{bundle.<ext>, deployment-archive/, logs/scripts.log}
+///     <root>/deployment-instructions/<group-id>-cleanup                   what the last install created
+///     <root>/deployment-instructions/<group-id>_last_successful_install   deployment dir of the last good install
+///     <root>/deployment-instructions/<group-id>_most_recent_install       deployment dir of the latest download
+public struct DeploymentRoot: Sendable {
+    public let path: String
+
+    public init(path: String) {
+        self.path = URL(fileURLWithPath: path).standardizedFileURL.path
+    }
+
+    /// `/opt/deployctl/deployment-root` for root, else under the per-user state directory.
+    public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if getuid() == 0 { return "/opt/deployctl/deployment-root" }
+        if let xdg = environment["XDG_STATE_HOME"], !xdg.isEmpty { return xdg + "/deployctl/deployment-root" }
+        return (environment["HOME"] ?? NSHomeDirectory()) + "/.local/state/deployctl/deployment-root"
+    }
+
+    public func groupDirectory(_ groupId: String) -> String { path + "/" + groupId }
+    public func deploymentDirectory(group: String, deployment: String) -> String { groupDirectory(group) + "/" + deployment }
+    public func archiveDirectory(group: String, deployment: String) -> String {
+        deploymentDirectory(group: group, deployment: deployment) + "/deployment-archive"
+    }
+    public func scriptLog(group: String, deployment: String) -> String {
+        deploymentDirectory(group: group, deployment: deployment) + "/logs/scripts.log"
+    }
+    public var instructionsDirectory: String { path + "/deployment-instructions" }
+    public func cleanupList(_ group: String) -> String { instructionsDirectory + "/\(group)-cleanup" }
+    func marker(_ group: String, _ kind: String) -> String { instructionsDirectory + "/\(group)_\(kind)" }
+
+    /// The deployment directory the marker names, if it still exists.
+    public func lastSuccessfulInstall(_ group: String) -> String? { readMarker(marker(group, "last_successful_install")) }
+    public func mostRecentInstall(_ group: String) -> String? { readMarker(marker(group, "most_recent_install")) }
+
+    func readMarker(_ file: String) -> String? {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
+        let directory = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return FileManager.default.fileExists(atPath: directory) ? directory : nil
+    }
+
+    func writeMarker(_ group: String, _ kind: String, _ directory: String) throws {
+        try FileManager.default.createDirectory(atPath: instructionsDirectory, withIntermediateDirectories: true)
+        let file = marker(group, kind)
+        let temporary = file + ".tmp"
+        try Data(directory.utf8).write(to: URL(fileURLWithPath: temporary))
+        guard rename(temporary, file) == 0 else { throw AgentError.io("cannot write \(file): \(String(cString: strerror(errno)))") }
+    }
+
+    public func markMostRecent(_ group: String, _ directory: String) throws { try writeMarker(group, "most_recent_install", directory) }
+    public func markLastSuccessful(_ group: String, _ directory: String) throws {
+        try writeMarker(group, "last_successful_install", directory)
+    }
+
+    /// Removes the oldest deployment directories of a group so that at most `maxRevisions` remain, never the
+    /// current one, the last successful one, or the most recent one.
+    @discardableResult
+    public func prune(group: String, keeping current: String, maxRevisions: Int) -> [String] {
+        let directory = groupDirectory(group)
+        let protected = Set([current, lastSuccessfulInstall(group), mostRecentInstall(group)].compactMap { $0 })
+        let all = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).map { directory + "/" + $0 }
+        let excess = all.count - maxRevisions
+        guard excess > 0 else { return [] }
+        let candidates = all.filter { !protected.contains($0) }.sorted { modified($0) < modified($1) }
+        var removed: [String] = []
+        for victim in candidates.prefix(excess) where (try? FileManager.default.removeItem(atPath: victim)) != nil {
+            removed.append(victim)
+        }
+        return removed
+    }
+
+    func modified(_ path: String) -> Double {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return 0 }
+        return Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+    }
+}
+
+/// A failure of the engine outside a script: the deployment root, the bundle, the appspec or the install.
+public enum AgentError: Error, Sendable, Equatable, CustomStringConvertible {
+    case io(String)
+    case bundle(String)
+    case appSpec([String])
+    case install(String)
+
+    public var description: String {
+        switch self {
+        case .io(let m), .bundle(let m), .install(let m): return m
+        case .appSpec(let findings): return "the appspec is invalid: " + findings.joined(separator: "; ")
+        }
+    }
+}

@@ -1,0 +1,298 @@
+import AppSpec
+import CAgentSupport
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The error codes CodeDeploy reports for a lifecycle event.
+public enum LifecycleErrorCode: String, Sendable, Codable {
+    case success = "Success"
+    case scriptMissing = "ScriptMissing"
+    case scriptNotExecutable = "ScriptNotExecutable"
+    case scriptTimedOut = "ScriptTimedOut"
+    case scriptFailed = "ScriptFailed"
+    case outputsLeftOpen = "OutputsLeftOpen"
+    case unknownError = "UnknownError"
+}
+
+/// How one script (or one event) ended: the code, the script, a one-line message and the log tail.
+public struct ScriptOutcome: Sendable, Equatable {
+    public var code: LifecycleErrorCode
+    public var scriptName: String
+    public var message: String
+    public var logTail: String
+
+    public var succeeded: Bool { code == .success }
+}
+
+/// A user a hook runs as, from the passwd database.
+public struct RunAsUser: Sendable, Equatable {
+    public var name: String
+    public var uid: uid_t
+    public var gid: gid_t
+    public var home: String
+    public var shell: String
+
+    public static func lookup(_ name: String) -> RunAsUser? {
+        guard let entry = getpwnam(name) else { return nil }
+        return RunAsUser(
+            name: name, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid, home: String(cString: entry.pointee.pw_dir),
+            shell: String(cString: entry.pointee.pw_shell))
+    }
+}
+
+/// Runs hook scripts: directly (no shell interpolation), in a new session so the whole process group can be
+/// killed, as the `runas` user through util-linux `setpriv`, with output streamed line by line to the script log.
+public struct HookRunner: Sendable {
+    /// After SIGTERM to the group on timeout, how long before SIGKILL.
+    public var killGrace: TimeInterval
+    /// After the script exits, how long its output pipes may stay open before the hook is reported `OutputsLeftOpen`.
+    public var outputGrace: TimeInterval
+    /// The longest line kept whole; longer output is split into lines of this size, so memory stays bounded.
+    public static let maxLineBytes = 64 * 1024
+
+    public init(killGrace: TimeInterval = 5, outputGrace: TimeInterval = 1) {
+        self.killGrace = killGrace
+        self.outputGrace = outputGrace
+    }
+
+    /// Runs one script of `archiveRoot` and returns how it ended. Never throws: every failure is an outcome.
+    public func run(_ script: HookScript, archiveRoot: String, environment: [String: String], log: ScriptLog) -> ScriptOutcome {
+        let location = script.location
+        let relative = location.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+        let path = archiveRoot + "/" + relative
+        log.write("Script - \(location)")
+        log.resetTail()
+        func outcome(_ code: LifecycleErrorCode, _ message: String) -> ScriptOutcome {
+            ScriptOutcome(code: code, scriptName: location, message: message, logTail: log.tail)
+        }
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            return outcome(.scriptMissing, "Script does not exist at specified location: \(path)")
+        }
+        if info.st_mode & 0o111 == 0 {
+            log.write("[warning] \(location) is not executable; making it executable")
+            guard chmod(path, info.st_mode & 0o7777 | 0o111) == 0 else {
+                return outcome(.scriptNotExecutable, "Unable to make the script at \(location) executable: \(String(cString: strerror(errno)))")
+            }
+        }
+        var env = environment
+        var arguments: [String] = Self.hasShebang(path) ? [path] : ["/bin/sh", path]
+        let prefix = script.runas.map { "Script at specified location: \(location) run as user \($0)" } ?? "Script at specified location: \(location)"
+        if let name = script.runas {
+            guard let user = RunAsUser.lookup(name) else {
+                return outcome(.unknownError, "\(prefix): the user '\(name)' does not exist on this host")
+            }
+            if user.uid != geteuid() {
+                guard geteuid() == 0 else {
+                    return outcome(.unknownError, "\(prefix): switching to another user needs deployctl to run as root")
+                }
+                arguments = ["/usr/bin/setpriv", "--reuid=\(user.uid)", "--regid=\(user.gid)", "--init-groups", "--"] + arguments
+            }
+            env["HOME"] = user.home
+            env["USER"] = user.name
+            env["LOGNAME"] = user.name
+            env["SHELL"] = user.shell
+        }
+        do {
+            return try execute(
+                arguments, directory: archiveRoot, environment: env, timeout: script.timeout, log: log, prefix: prefix, location: location)
+        } catch {
+            return outcome(.unknownError, "\(prefix) could not be started: \(error)")
+        }
+    }
+
+    static func hasShebang(_ path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: 2)) == Data("#!".utf8)
+    }
+
+    struct SpawnError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private func execute(
+        _ arguments: [String], directory: String, environment: [String: String], timeout: Int, log: ScriptLog, prefix: String,
+        location: String
+    ) throws -> ScriptOutcome {
+        var outPipe: [Int32] = [0, 0]
+        var errPipe: [Int32] = [0, 0]
+        guard deployctl_pipe_cloexec(&outPipe) == 0, deployctl_pipe_cloexec(&errPipe) == 0 else {
+            throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        deployctl_spawn_addchdir(&actions, directory)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        // POSIX_SPAWN_SETSID (0x80): a new session, so the script leads its own process group.
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | 0x80))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
+        close(outPipe[1])
+        close(errPipe[1])
+        guard status == 0 else {
+            close(outPipe[0])
+            close(errPipe[0])
+            throw SpawnError(description: String(cString: strerror(status)))
+        }
+        defer {
+            close(outPipe[0])
+            close(errPipe[0])
+        }
+
+        let start = Self.now()
+        let deadline = start + Double(timeout)
+        var streams = [OutputStream(fd: outPipe[0], label: "[stdout]"), OutputStream(fd: errPipe[0], label: "[stderr]")]
+        var exitStatus: Int32?
+        var exitedAt: Double?
+        var timedOut = false
+        var termSentAt: Double?
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+
+        while true {
+            let open = streams.indices.filter { !streams[$0].closed }
+            if exitStatus != nil, open.isEmpty { break }
+            if let exitedAt, Self.now() - exitedAt > outputGrace, !open.isEmpty { break }
+            var fds = open.map { pollfd(fd: streams[$0].fd, events: Int16(POLLIN), revents: 0) }
+            let wait = fds.isEmpty ? 50 : 100
+            let ready =
+                fds.isEmpty
+                ? {
+                    usleep(UInt32(wait) * 1000); return Int32(0)
+                }() : poll(&fds, nfds_t(fds.count), Int32(wait))
+            if ready > 0 {
+                for (slot, index) in open.enumerated() where fds[slot].revents != 0 {
+                    let count = buffer.withUnsafeMutableBytes { read(streams[index].fd, $0.baseAddress, $0.count) }
+                    if count <= 0 {
+                        streams[index].finish(log)
+                    } else {
+                        streams[index].consume(buffer[0..<count], log)
+                    }
+                }
+            }
+            if exitStatus == nil {
+                var raw: Int32 = 0
+                if waitpid(pid, &raw, WNOHANG) == pid {
+                    exitStatus = raw
+                    exitedAt = Self.now()
+                }
+            }
+            let now = Self.now()
+            if exitStatus == nil, !timedOut, now >= deadline {
+                timedOut = true
+                termSentAt = now
+                log.write("[deployctl] timeout of \(timeout) s reached: sending SIGTERM to the script's process group")
+                kill(-pid, SIGTERM)
+            }
+            if let sent = termSentAt, now - sent >= killGrace {
+                log.write("[deployctl] the process group did not stop within \(Int(killGrace)) s: sending SIGKILL")
+                kill(-pid, SIGKILL)
+                termSentAt = nil
+            }
+        }
+        if timedOut {
+            // Whatever is left of the group goes too; the script's own status is reaped.
+            kill(-pid, SIGKILL)
+            if exitStatus == nil {
+                var raw: Int32 = 0
+                waitpid(pid, &raw, 0)
+            }
+            for index in streams.indices { streams[index].flush(log) }
+            return ScriptOutcome(
+                code: .scriptTimedOut, scriptName: location, message: "\(prefix) failed to complete in \(timeout) seconds", logTail: log.tail)
+        }
+        for index in streams.indices { streams[index].flush(log) }
+        let stillOpen = streams.filter { !$0.closed }.map { $0.label == "[stdout]" ? "STDOUT" : "STDERR" }
+        let raw = exitStatus ?? 0
+        let exited = raw & 0x7f == 0
+        let code = (raw >> 8) & 0xff
+        if !exited {
+            return ScriptOutcome(
+                code: .scriptFailed, scriptName: location, message: "\(prefix) was killed by signal \(raw & 0x7f)", logTail: log.tail)
+        }
+        if code != 0 {
+            return ScriptOutcome(code: .scriptFailed, scriptName: location, message: "\(prefix) failed with exit code \(code)", logTail: log.tail)
+        }
+        if !stillOpen.isEmpty {
+            let which = stillOpen.joined(separator: " and ")
+            log.write("[deployctl] the script exited but a background process still holds its \(which); not waiting for it")
+            return ScriptOutcome(
+                code: .outputsLeftOpen, scriptName: location,
+                message:
+                    "\(prefix) exited with code 0 but left \(which) open: a background process it started still holds it. Redirect that process's output (cmd > /dev/null 2>&1 &) or run it as a service.",
+                logTail: log.tail)
+        }
+        return ScriptOutcome(code: .success, scriptName: location, message: "Succeeded", logTail: log.tail)
+    }
+
+    static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+}
+
+/// One output pipe: bytes in, whole lines out to the log, at most `maxLineBytes` held at a time.
+private struct OutputStream {
+    let fd: Int32
+    let label: String
+    var pending: [UInt8] = []
+    var closed = false
+
+    init(fd: Int32, label: String) {
+        self.fd = fd
+        self.label = label
+    }
+
+    mutating func consume(_ bytes: ArraySlice<UInt8>, _ log: ScriptLog) {
+        var start = bytes.startIndex
+        for index in bytes.indices where bytes[index] == UInt8(ascii: "\n") {
+            pending.append(contentsOf: bytes[start..<index])
+            emit(log)
+            start = index + 1
+        }
+        pending.append(contentsOf: bytes[start..<bytes.endIndex])
+        while pending.count >= HookRunner.maxLineBytes {
+            let chunk = Array(pending.prefix(HookRunner.maxLineBytes))
+            pending.removeFirst(HookRunner.maxLineBytes)
+            log.write(label + String(decoding: chunk, as: UTF8.self))
+        }
+    }
+
+    mutating func emit(_ log: ScriptLog) {
+        log.write(label + String(decoding: pending, as: UTF8.self))
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    mutating func finish(_ log: ScriptLog) {
+        flush(log)
+        closed = true
+    }
+
+    mutating func flush(_ log: ScriptLog) {
+        if !pending.isEmpty { emit(log) }
+    }
+}

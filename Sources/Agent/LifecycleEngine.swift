@@ -1,0 +1,292 @@
+import AppSpec
+import Bundles
+import Foundation
+
+/// Where a deployment's revision comes from on this host.
+public enum BundleSource: Sendable, Equatable {
+    case archive(path: String, type: BundleType?)
+    case directory(String)
+}
+
+/// Everything the engine needs to run one deployment on this host.
+public struct DeploymentSpec: Sendable {
+    public var deploymentId: String
+    public var applicationName: String
+    public var deploymentGroupName: String
+    public var deploymentGroupId: String
+    public var bundle: BundleSource
+    /// From the deployment; the appspec's own value wins, then this, then DISALLOW.
+    public var fileExistsBehavior: FileExistsBehavior?
+    public var ignoreApplicationStopFailures: Bool
+    public var appSpecFileName: String?
+    /// Prefixed to every destination; hooks see it as `DEPLOYCTL_INSTALL_ROOT`.
+    public var installRoot: String?
+    /// Only these events (run in lifecycle order); nil for all.
+    public var events: [String]?
+    /// Extra variables for hooks (`BUNDLE_BUCKET`, `BUNDLE_COMMIT`, …).
+    public var revisionEnvironment: [String: String]
+
+    public init(
+        deploymentId: String, applicationName: String, deploymentGroupName: String, deploymentGroupId: String, bundle: BundleSource,
+        fileExistsBehavior: FileExistsBehavior? = nil, ignoreApplicationStopFailures: Bool = false, appSpecFileName: String? = nil,
+        installRoot: String? = nil, events: [String]? = nil, revisionEnvironment: [String: String] = [:]
+    ) {
+        self.deploymentId = deploymentId
+        self.applicationName = applicationName
+        self.deploymentGroupName = deploymentGroupName
+        self.deploymentGroupId = deploymentGroupId
+        self.bundle = bundle
+        self.fileExistsBehavior = fileExistsBehavior
+        self.ignoreApplicationStopFailures = ignoreApplicationStopFailures
+        self.appSpecFileName = appSpecFileName
+        self.installRoot = installRoot
+        self.events = events
+        self.revisionEnvironment = revisionEnvironment
+    }
+}
+
+/// The status a lifecycle event reports.
+public enum EventStatus: String, Sendable, Codable {
+    case pending = "Pending"
+    case inProgress = "InProgress"
+    case succeeded = "Succeeded"
+    case failed = "Failed"
+    case skipped = "Skipped"
+}
+
+/// One lifecycle event's result, as the control plane's `LifecycleEvent` carries it.
+public struct EventResult: Sendable, Equatable {
+    public var name: String
+    public var status: EventStatus
+    public var startTime: Date?
+    public var endTime: Date?
+    public var diagnostics: ScriptOutcome?
+    /// A failure that `ignoreApplicationStopFailures` let the deployment go past.
+    public var ignoredFailure: Bool = false
+    /// Which revision's scripts ran (the deployment directory), for the old-revision events.
+    public var revisionDirectory: String?
+}
+
+/// Receives each event as it starts and ends (the `deployctl local` printer; later the agent's reporter).
+public protocol LifecycleReporter {
+    func eventStarted(_ name: String)
+    func eventFinished(_ result: EventResult)
+}
+
+/// Runs the lifecycle of one deployment on this host (DESIGN.md §4).
+public struct LifecycleEngine {
+    public var root: DeploymentRoot
+    public var runner: HookRunner
+    public var maxRevisions: Int
+
+    /// Events whose scripts come from the last successfully installed revision of the group.
+    public static let previousRevisionEvents: Set<String> = ["ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"]
+    /// Events that need a load balancer, which deployctl does not manage: reported Skipped.
+    public static let trafficEvents: Set<String> = [
+        "BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic", "BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic",
+    ]
+
+    public init(root: DeploymentRoot, runner: HookRunner = HookRunner(), maxRevisions: Int = 5) {
+        self.root = root
+        self.runner = runner
+        self.maxRevisions = maxRevisions
+    }
+
+    /// The events a run performs, in lifecycle order.
+    public static func plannedEvents(_ requested: [String]?) -> [String] {
+        guard let requested, !requested.isEmpty else { return LifecycleEventName.all }
+        return LifecycleEventName.all.filter { requested.contains($0) }
+    }
+
+    /// Runs the deployment and returns every event's result; after a failure the remaining events are Skipped.
+    public func run(_ spec: DeploymentSpec, reporter: (any LifecycleReporter)? = nil) -> [EventResult] {
+        let group = spec.deploymentGroupId
+        let deploymentDirectory = root.deploymentDirectory(group: group, deployment: spec.deploymentId)
+        let archive = root.archiveDirectory(group: group, deployment: spec.deploymentId)
+        // The previous revision is fixed before this deployment writes any marker.
+        let previous = root.lastSuccessfulInstall(group).flatMap { $0 == deploymentDirectory ? nil : $0 }
+        do {
+            try FileManager.default.createDirectory(atPath: deploymentDirectory + "/logs", withIntermediateDirectories: true)
+        } catch {
+            return Self.plannedEvents(spec.events).map {
+                EventResult(
+                    name: $0, status: .failed, startTime: Date(), endTime: Date(),
+                    diagnostics: ScriptOutcome(
+                        code: .unknownError, scriptName: "", message: "cannot create \(deploymentDirectory): \(error.localizedDescription)",
+                        logTail: ""))
+            }
+        }
+        let log = ScriptLog(path: root.scriptLog(group: group, deployment: spec.deploymentId))
+        var appSpec: AppSpec? = currentAppSpec(archive: archive, name: spec.appSpecFileName)
+        var results: [EventResult] = []
+        var failed = false
+        for event in Self.plannedEvents(spec.events) {
+            // After a failure nothing else runs; without a load balancer there is no traffic to block or allow.
+            if failed || Self.trafficEvents.contains(event) {
+                let result = EventResult(name: event, status: .skipped, endTime: Date())
+                reporter?.eventFinished(result)
+                results.append(result)
+                continue
+            }
+            var result = EventResult(name: event, status: .inProgress, startTime: Date())
+            if event == "ApplicationStop", previous == nil {
+                // First deployment of the group on this host: there is no old revision to stop.
+                result.status = .skipped
+                result.endTime = Date()
+                reporter?.eventFinished(result)
+                results.append(result)
+                continue
+            }
+            reporter?.eventStarted(event)
+            let outcome: ScriptOutcome?
+            switch event {
+            case "DownloadBundle":
+                outcome = download(spec, directory: deploymentDirectory, archive: archive, log: log)
+                appSpec = currentAppSpec(archive: archive, name: spec.appSpecFileName)
+            case "Install":
+                outcome = install(spec, appSpec: appSpec, archive: archive, directory: deploymentDirectory, log: log)
+            case "ApplicationStop":
+                let oldDirectory = previous ?? deploymentDirectory
+                result.revisionDirectory = oldDirectory
+                let oldArchive = oldDirectory + "/deployment-archive"
+                outcome = runHooks(
+                    event, appSpec: currentAppSpec(archive: oldArchive, name: spec.appSpecFileName), archive: oldArchive, spec: spec, log: log)
+            default:
+                outcome = runHooks(event, appSpec: appSpec, archive: archive, spec: spec, log: log)
+            }
+            result.endTime = Date()
+            result.diagnostics = outcome
+            if let outcome, !outcome.succeeded {
+                if event == "ApplicationStop" && spec.ignoreApplicationStopFailures {
+                    log.write("[deployctl] ApplicationStop failed and ignoreApplicationStopFailures is set: going on (\(outcome.message))")
+                    result.status = .succeeded
+                    result.ignoredFailure = true
+                } else {
+                    result.status = .failed
+                    failed = true
+                }
+            } else {
+                result.status = .succeeded
+            }
+            reporter?.eventFinished(result)
+            results.append(result)
+        }
+        return results
+    }
+
+    /// The appspec of an unpacked revision: the requested name, else appspec.yaml, else appspec.yml.
+    func currentAppSpec(archive: String, name: String?) -> AppSpec? {
+        for candidate in [name ?? "appspec.yml", "appspec.yaml", "appspec.yml"] {
+            if let text = try? String(contentsOfFile: archive + "/" + candidate, encoding: .utf8) {
+                return AppSpecParser.parse(text, fileName: candidate).appSpec
+            }
+        }
+        return nil
+    }
+
+    func failure(_ message: String) -> ScriptOutcome {
+        ScriptOutcome(code: .unknownError, scriptName: "", message: message, logTail: "")
+    }
+
+    /// DownloadBundle: unpack (or copy) the revision into `deployment-archive`, prune old revisions, mark it most recent.
+    func download(_ spec: DeploymentSpec, directory: String, archive: String, log: ScriptLog) -> ScriptOutcome? {
+        let group = spec.deploymentGroupId
+        for removed in root.prune(group: group, keeping: directory, maxRevisions: maxRevisions) {
+            log.write("[deployctl] removed old revision \(removed) (max_revisions \(maxRevisions))")
+        }
+        try? FileManager.default.removeItem(atPath: archive)
+        do {
+            switch spec.bundle {
+            case .archive(let path, let type):
+                try Bundle.extract(path, declaredType: type, into: archive)
+                stripSingleTopDirectory(archive, appSpecName: spec.appSpecFileName)
+            case .directory(let path):
+                try FileManager.default.copyItem(atPath: path, toPath: archive)
+            }
+        } catch let error as BundleError {
+            return failure("DownloadBundle: \(error.description)")
+        } catch {
+            return failure("DownloadBundle: cannot copy the revision: \(error.localizedDescription)")
+        }
+        let names = [spec.appSpecFileName ?? "appspec.yml", "appspec.yaml", "appspec.yml"]
+        guard let name = names.first(where: { FileManager.default.fileExists(atPath: archive + "/" + $0) }),
+            let text = try? String(contentsOfFile: archive + "/" + name, encoding: .utf8)
+        else {
+            return failure(
+                "DownloadBundle: the revision has no appspec at its root (looked for \(Array(Set(names)).sorted().joined(separator: ", ")))")
+        }
+        let report = AppSpecParser.parse(text, fileName: name)
+        for finding in report.findings { log.write("[appspec] \(finding.description)") }
+        guard report.appSpec != nil else {
+            return ScriptOutcome(
+                code: .unknownError, scriptName: name,
+                message: "the appspec is invalid: " + report.errors.map(\.description).joined(separator: "; "), logTail: log.tail)
+        }
+        do {
+            try root.markMostRecent(group, directory)
+        } catch {
+            return failure("DownloadBundle: \(error)")
+        }
+        return nil
+    }
+
+    /// A bundle whose only top-level entry is a directory holding the appspec is used from inside it.
+    func stripSingleTopDirectory(_ archive: String, appSpecName: String?) {
+        let fm = FileManager.default
+        guard let entries = try? fm.contentsOfDirectory(atPath: archive), entries.count == 1, let only = entries.first else { return }
+        let inner = archive + "/" + only
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: inner, isDirectory: &isDir), isDir.boolValue,
+            let innerEntries = try? fm.contentsOfDirectory(atPath: inner),
+            innerEntries.contains(where: { $0.lowercased().contains("appspec") })
+        else { return }
+        let temporary = archive + "-temp"
+        guard rename(inner, temporary) == 0, rmdir(archive) == 0, rename(temporary, archive) == 0 else { return }
+    }
+
+    /// Install: remove what the previous install of the group created, copy the files, apply permissions.
+    func install(_ spec: DeploymentSpec, appSpec: AppSpec?, archive: String, directory: String, log: ScriptLog) -> ScriptOutcome? {
+        guard let appSpec else { return failure("Install: the revision has no valid appspec") }
+        let group = spec.deploymentGroupId
+        let installer = Installer(installRoot: spec.installRoot)
+        let cleanup = root.cleanupList(group)
+        let removed = Installer.removePrevious(cleanupList: cleanup)
+        if !removed.isEmpty { log.write("[deployctl] removed \(removed.count) path(s) installed by the previous revision") }
+        let behavior = appSpec.fileExistsBehavior ?? spec.fileExistsBehavior ?? .disallow
+        do {
+            let plan = try installer.plan(appSpec, archive: archive, behavior: behavior)
+            for retained in plan.retained { log.write("[deployctl] kept existing \(retained) (RETAIN)") }
+            let installed = try installer.execute(plan, cleanupList: cleanup)
+            for note in try installer.applyPermissions(appSpec, installed: installed) { log.write("[deployctl] \(note)") }
+            log.write("[deployctl] installed \(plan.copies.count) file(s) and \(plan.directories.count) directorie(s)")
+            try root.markLastSuccessful(group, directory)
+        } catch let error as AgentError {
+            log.write("[deployctl] Install failed: \(error.description)")
+            return ScriptOutcome(code: .unknownError, scriptName: "", message: "Install: \(error.description)", logTail: log.tail)
+        } catch {
+            return failure("Install: \(error)")
+        }
+        return nil
+    }
+
+    /// The hooks of one event, one script after another, stopping at the first failure.
+    func runHooks(_ event: String, appSpec: AppSpec?, archive: String, spec: DeploymentSpec, log: ScriptLog) -> ScriptOutcome? {
+        guard let scripts = appSpec?.hooks[event], !scripts.isEmpty else { return nil }
+        log.write("LifecycleEvent - \(event)")
+        var environment = ProcessInfo.processInfo.environment
+        environment["LIFECYCLE_EVENT"] = event
+        environment["DEPLOYMENT_ID"] = spec.deploymentId
+        environment["APPLICATION_NAME"] = spec.applicationName
+        environment["DEPLOYMENT_GROUP_NAME"] = spec.deploymentGroupName
+        environment["DEPLOYMENT_GROUP_ID"] = spec.deploymentGroupId
+        environment["DEPLOYCTL_INSTALL_ROOT"] = Installer(installRoot: spec.installRoot).installRoot
+        for (key, value) in spec.revisionEnvironment { environment[key] = value }
+        var last: ScriptOutcome?
+        for script in scripts {
+            let outcome = runner.run(script, archiveRoot: archive, environment: environment, log: log)
+            if !outcome.succeeded { return outcome }
+            last = outcome
+        }
+        return last
+    }
+}

@@ -1,0 +1,8 @@
+#ifndef DEPLOYCTL_CAGENTSUPPORT_H
+#define DEPLOYCTL_CAGENTSUPPORT_H
+#include <spawn.h>
+
+/* GNU extensions Swift's Glibc module does not import. */
+int deployctl_pipe_cloexec(int fds[2]);
+int deployctl_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+#endif

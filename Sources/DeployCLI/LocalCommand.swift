@@ -1,0 +1,193 @@
+import Agent
+import AppSpec
+import ArgumentParser
+import Bundles
+import DeployModel
+import Foundation
+
+/// The bundle type `deployctl local` takes: an archive type or a plain directory.
+enum LocalBundleType: String, ExpressibleByArgument, CaseIterable {
+    case zip, tar, tgz, directory
+}
+
+extension AppSpecFileExistsBehavior: ExpressibleByArgument {
+    public init?(argument: String) { self.init(rawValue: argument.uppercased()) }
+}
+
+/// `deployctl local`: run a revision on this host now, as `codedeploy-local` does, with nothing else installed.
+struct LocalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "local",
+        abstract: "Deploy a bundle or directory on this host now, as codedeploy-local does (deployctl extension).",
+        discussion: """
+            Runs the lifecycle events in order (ApplicationStop from the group's last successful revision, DownloadBundle, \
+            BeforeInstall, Install, AfterInstall, ApplicationStart, ValidateService; the traffic events are Skipped since \
+            there is no load balancer) and prints each with its status and duration; on failure, the event, error code, \
+            script and log tail. Running it twice on the same --deployment-group exercises the real redeploy path. Exits 0 \
+            only when every event succeeded (or was skipped), 1 otherwise.
+            """)
+
+    @Option(
+        name: .customLong("bundle-location"),
+        help: ArgumentHelp("The revision: a zip/tar/tgz file or a directory (default: the current directory).", valueName: "path"))
+    var bundleLocation: String = "."
+
+    @Option(
+        name: .customLong("type"),
+        help: ArgumentHelp("zip, tar, tgz or directory (default: directory for a directory, else detected).", valueName: "type"))
+    var type: LocalBundleType?
+
+    @Option(
+        name: .customLong("file-exists-behavior"),
+        help: ArgumentHelp(
+            "What to do with files that exist and are not ours: DISALLOW (default), OVERWRITE or RETAIN. The appspec's own value wins.",
+            valueName: "behavior"))
+    var fileExistsBehavior: AppSpecFileExistsBehavior?
+
+    @Option(
+        name: .customLong("deployment-group"),
+        help: ArgumentHelp("The deployment group ID: the directory under the agent root that keeps this group's history.", valueName: "id"))
+    var deploymentGroup: String = "default-local-deployment-group"
+
+    @Option(name: .customLong("deployment-group-name"), help: ArgumentHelp("DEPLOYMENT_GROUP_NAME for hooks.", valueName: "name"))
+    var deploymentGroupName: String = "LocalFleet"
+
+    @Option(
+        name: .customLong("application-name"), help: ArgumentHelp("APPLICATION_NAME for hooks (default: the bundle location).", valueName: "name"))
+    var applicationName: String?
+
+    @Option(
+        name: .customLong("events"), help: ArgumentHelp("Run only these events (comma-separated); they run in lifecycle order.", valueName: "list"))
+    var events: String?
+
+    @Option(
+        name: .customLong("appspec-filename"),
+        help: ArgumentHelp("The appspec's name at the revision root (default appspec.yml, then appspec.yaml).", valueName: "name"))
+    var appSpecFileName: String?
+
+    @Option(
+        name: .customLong("agent-root"),
+        help: ArgumentHelp(
+            "The deployment root (default /opt/deployctl/deployment-root for root, else under ~/.local/state/deployctl).", valueName: "dir"))
+    var agentRoot: String?
+
+    @Option(
+        name: .customLong("install-root"),
+        help: ArgumentHelp("Place every destination under this directory (like DESTDIR); hooks see it as DEPLOYCTL_INSTALL_ROOT.", valueName: "dir"))
+    var installRoot: String?
+
+    @Flag(name: .customLong("ignore-application-stop-failures"), help: "Log an ApplicationStop failure and go on with the deployment.")
+    var ignoreApplicationStopFailures = false
+
+    @Option(name: .customLong("max-revisions"), help: ArgumentHelp("How many deployment directories to keep per group (default 5).", valueName: "n"))
+    var maxRevisions: Int = 5
+
+    @Option(name: .customLong("output"), help: ArgumentHelp("text (default) or json, one document for CI.", valueName: "format"))
+    var output: ReportFormat = .text
+
+    func validate() throws {
+        guard maxRevisions >= 1 else { throw ValidationError("--max-revisions must be 1 or more.") }
+        if let events {
+            let names = events.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            for name in names where !LifecycleEventName.all.contains(name) {
+                let hint = Suggestion.closest(to: name, in: LifecycleEventName.all).map { "; did you mean '\($0)'?" } ?? ""
+                throw ValidationError("--events: unknown lifecycle event '\(name)'\(hint)")
+            }
+        }
+    }
+
+    func run() throws {
+        let location = URL(fileURLWithPath: bundleLocation).standardizedFileURL.path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: location, isDirectory: &isDirectory) else {
+            throw CLIFailure.usage("--bundle-location \(bundleLocation) does not exist")
+        }
+        let source: BundleSource
+        if type == .directory || (type == nil && isDirectory.boolValue) {
+            guard isDirectory.boolValue else { throw CLIFailure.usage("--bundle-location \(bundleLocation) is a file, not a directory") }
+            source = .directory(location)
+        } else {
+            guard !isDirectory.boolValue else {
+                throw CLIFailure.usage("--bundle-location \(bundleLocation) is a directory; use --type directory or give an archive")
+            }
+            source = .archive(path: location, type: type.flatMap { Bundles.BundleType(rawValue: $0.rawValue) })
+        }
+        let suffix = String((0..<9).map { _ in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".randomElement() ?? "A" })
+        let spec = DeploymentSpec(
+            deploymentId: "d-\(suffix)-local", applicationName: applicationName ?? bundleLocation, deploymentGroupName: deploymentGroupName,
+            deploymentGroupId: deploymentGroup, bundle: source, fileExistsBehavior: fileExistsBehavior,
+            ignoreApplicationStopFailures: ignoreApplicationStopFailures, appSpecFileName: appSpecFileName, installRoot: installRoot,
+            events: events.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } })
+        let root = DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath())
+        let engine = LifecycleEngine(root: root, maxRevisions: maxRevisions)
+        let directory = root.deploymentDirectory(group: spec.deploymentGroupId, deployment: spec.deploymentId)
+        let printer = output == .text ? EventPrinter() : nil
+        if output == .text { print("Deployment \(spec.deploymentId) of \(bundleLocation) in \(directory)") }
+        let results = engine.run(spec, reporter: printer)
+        let failed = results.first { $0.status == EventStatus.failed }
+        let logPath = root.scriptLog(group: spec.deploymentGroupId, deployment: spec.deploymentId)
+        switch output {
+        case .text:
+            if let failed {
+                print("Deployment failed at \(failed.name). See the deployment log at \(logPath)")
+            } else {
+                print("Deployment succeeded. Log: \(logPath)")
+            }
+        case .json:
+            print(Self.json(spec: spec, directory: directory, log: logPath, results: results).rendered())
+        }
+        if failed != nil { throw CLIFailure.problemsFound }
+    }
+
+    static func json(spec: DeploymentSpec, directory: String, log: String, results: [EventResult]) -> JSONValue {
+        let events = results.map { result -> JSONValue in
+            var members: [(String, JSONValue)] = [("lifecycleEventName", .string(result.name)), ("status", .string(result.status.rawValue))]
+            if let start = result.startTime { members.append(("startTime", .string(Timestamp.format(start)))) }
+            if let end = result.endTime { members.append(("endTime", .string(Timestamp.format(end)))) }
+            if let start = result.startTime, let end = result.endTime {
+                members.append(("durationSeconds", .double((end.timeIntervalSince(start) * 1000).rounded() / 1000)))
+            }
+            if let d = result.diagnostics, !d.succeeded || result.ignoredFailure {
+                members.append(
+                    (
+                        "diagnostics",
+                        .members([
+                            ("errorCode", .string(d.code.rawValue)), ("scriptName", .string(d.scriptName)), ("message", .string(d.message)),
+                            ("logTail", .string(d.logTail)),
+                        ])
+                    ))
+            }
+            if result.ignoredFailure { members.append(("ignoredFailure", .bool(true))) }
+            return .members(members)
+        }
+        let failed = results.contains { $0.status == .failed }
+        return .members([
+            ("deploymentId", .string(spec.deploymentId)), ("deploymentGroupId", .string(spec.deploymentGroupId)),
+            ("status", .string(failed ? "Failed" : "Succeeded")), ("deploymentDirectory", .string(directory)), ("log", .string(log)),
+            ("events", .array(events)),
+        ])
+    }
+}
+
+/// Prints each lifecycle event as it finishes; on failure the error code, the script and the log tail.
+final class EventPrinter: LifecycleReporter {
+    func eventStarted(_ name: String) {}
+
+    func eventFinished(_ result: EventResult) {
+        var line =
+            "  " + result.name.padding(toLength: 20, withPad: " ", startingAt: 0)
+            + result.status.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)
+        if let start = result.startTime, let end = result.endTime {
+            line += String(format: "%8.3fs", end.timeIntervalSince(start))
+        }
+        if result.ignoredFailure { line += "  (failure ignored: ignoreApplicationStopFailures)" }
+        print(line)
+        if let d = result.diagnostics, !d.succeeded {
+            print("    \(d.code.rawValue)\(d.scriptName.isEmpty ? "" : " in \(d.scriptName)"): \(d.message)")
+            if !d.logTail.isEmpty {
+                for tailLine in d.logTail.split(separator: "\n", omittingEmptySubsequences: false).suffix(20) { print("    | \(tailLine)") }
+            }
+        }
+        FileHandle.standardOutput.synchronizeFile()
+    }
+}
