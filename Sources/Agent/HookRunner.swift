@@ -130,6 +130,8 @@ public struct HookRunner: Sendable {
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
         deployctl_spawn_addchdir(&actions, directory)
+        // Nothing but stdin, stdout and stderr reaches the hook: a daemon it starts must not hold the agent's files.
+        deployctl_spawn_addclosefrom(&actions, 3)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

@@ -177,18 +177,26 @@ import Testing
         let root = try cli.run(["--help"], withState: false)
         #expect(root.status == 0)
         let commands = root.stdout.split(separator: "\n").compactMap { line -> String? in
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            guard line.hasPrefix("  "), let first = trimmed.split(separator: " ").first, first.contains("-"), !first.hasPrefix("-") else {
+            // Subcommand rows are indented by exactly two spaces; wrapped descriptions by more.
+            guard line.hasPrefix("  "), line.dropFirst(2).first != " ", let first = line.split(separator: " ").first, !first.hasPrefix("-"),
+                first.allSatisfy({ $0.isLowercase || $0 == "-" })
+            else {
                 return nil
             }
             return String(first)
         }
-        #expect(commands.count >= 41)
+        let extensions: [String: String] = ["push": "--s3-location", "validate": "--bundle", "bundle": "extract", "local": "--bundle-location"]
+        #expect(commands.count >= 41 + extensions.count)
         for command in commands {
             let help = try cli.run([command, "--help"], withState: false)
             #expect(help.status == 0, "\(command) --help")
-            #expect(help.stdout.contains("--cli-input-json"), "\(command) --help lists --cli-input-json")
-            #expect(help.stdout.contains("--state"), "\(command) --help lists --state")
+            #expect(!help.stdout.hasPrefix("OVERVIEW: Self-hosted"), "\(command) --help printed the root help")
+            if let flag = extensions[command] {
+                #expect(help.stdout.contains(flag), "\(command) --help lists \(flag)")
+            } else {
+                #expect(help.stdout.contains("--cli-input-json"), "\(command) --help lists --cli-input-json")
+                #expect(help.stdout.contains("--state"), "\(command) --help lists --state")
+            }
         }
         let create = try cli.run(["create-deployment", "--help"], withState: false).stdout
         #expect(create.contains("--s3-location"))

@@ -5,4 +5,6 @@
 /* GNU extensions Swift's Glibc module does not import. */
 int deployctl_pipe_cloexec(int fds[2]);
 int deployctl_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+/* Closes every descriptor from `lowest` up in the child, so hooks inherit nothing of the agent's. */
+int deployctl_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowest);
 #endif

@@ -1,0 +1,379 @@
+import Agent
+import AppSpec
+import Bundles
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A scratch area with an agent root, an install root and revisions written on the fly.
+final class Sandbox {
+    let url: URL
+    var path: String { url.path }
+    var root: DeploymentRoot { DeploymentRoot(path: path + "/agent-root") }
+    var installRoot: String { path + "/install" }
+    var counter = 0
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        chmod(path, 0o755)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+
+    /// Writes a revision directory from `files` (path → content; a content starting with "->" makes a symlink).
+    func revision(_ files: [String: String], executable: Set<String> = []) throws -> String {
+        counter += 1
+        let dir = path + "/rev\(counter)"
+        for (relative, content) in files {
+            let file = dir + "/" + relative
+            try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            if content.hasPrefix("->") {
+                try FileManager.default.createSymbolicLink(atPath: file, withDestinationPath: String(content.dropFirst(2)))
+            } else {
+                try Data(content.utf8).write(to: URL(fileURLWithPath: file))
+                chmod(file, executable.contains(relative) || relative.hasSuffix(".sh") ? 0o755 : 0o644)
+            }
+        }
+        return dir
+    }
+
+    func spec(_ revision: String, id: String? = nil, behavior: FileExistsBehavior? = nil, events: [String]? = nil, ignoreStop: Bool = false)
+        -> DeploymentSpec
+    {
+        counter += 1
+        return DeploymentSpec(
+            deploymentId: id ?? String(format: "d-TEST%05d", counter), applicationName: "app", deploymentGroupName: "group",
+            deploymentGroupId: "group-id", bundle: .directory(revision), fileExistsBehavior: behavior, ignoreApplicationStopFailures: ignoreStop,
+            installRoot: installRoot, events: events)
+    }
+
+    func engine(maxRevisions: Int = 5) -> LifecycleEngine {
+        LifecycleEngine(root: root, runner: HookRunner(killGrace: 1, outputGrace: 0.5), maxRevisions: maxRevisions)
+    }
+
+    func installed(_ relative: String) -> String { installRoot + relative }
+}
+
+extension [EventResult] {
+    func status(_ name: String) -> EventStatus? { first { $0.name == name }?.status }
+    var failure: EventResult? { first { $0.status == .failed } }
+}
+
+let staticAppSpec = """
+    version: 0.0
+    os: linux
+    files:
+      - source: site
+        destination: /srv/app
+    """
+
+@Suite(.serialized) struct InstallTests {
+    @Test func firstInstallThenRedeployRemovesTheOldRevisionsFiles() throws {
+        let box = try Sandbox()
+        let v1 = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "v1", "site/old.html": "only in v1", "site/css/a.css": "a"])
+        let first = box.engine().run(box.spec(v1))
+        #expect(first.failure == nil, "\(String(describing: first.failure))")
+        #expect(first.status("ApplicationStop") == .skipped)
+        #expect(try String(contentsOfFile: box.installed("/srv/app/index.html"), encoding: .utf8) == "v1")
+
+        let v2 = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "v2"])
+        let second = box.engine().run(box.spec(v2))
+        #expect(second.failure == nil)
+        #expect(try String(contentsOfFile: box.installed("/srv/app/index.html"), encoding: .utf8) == "v2")
+        #expect(!FileManager.default.fileExists(atPath: box.installed("/srv/app/old.html")))
+        #expect(!FileManager.default.fileExists(atPath: box.installed("/srv/app/css")))
+        #expect(second.status("ApplicationStop") == .succeeded)
+    }
+
+    @Test func disallowFailsNamingEveryConflictAndTouchesNothing() throws {
+        let box = try Sandbox()
+        try FileManager.default.createDirectory(atPath: box.installed("/srv/app"), withIntermediateDirectories: true)
+        try Data("mine".utf8).write(to: URL(fileURLWithPath: box.installed("/srv/app/index.html")))
+        try Data("mine too".utf8).write(to: URL(fileURLWithPath: box.installed("/srv/app/b.html")))
+        let rev = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "new", "site/b.html": "new", "site/c.html": "new"])
+        let results = box.engine().run(box.spec(rev))
+        let failure = try #require(results.failure)
+        #expect(failure.name == "Install")
+        let message = failure.diagnostics?.message ?? ""
+        #expect(message.contains(box.installed("/srv/app/index.html")) && message.contains(box.installed("/srv/app/b.html")))
+        #expect(message.contains("2 file(s) already exist"))
+        #expect(!FileManager.default.fileExists(atPath: box.installed("/srv/app/c.html")))
+        #expect(try String(contentsOfFile: box.installed("/srv/app/index.html"), encoding: .utf8) == "mine")
+        #expect(results.status("AfterInstall") == .skipped)
+    }
+
+    @Test func overwriteReplacesAndRetainKeeps() throws {
+        let box = try Sandbox()
+        try FileManager.default.createDirectory(atPath: box.installed("/srv/app"), withIntermediateDirectories: true)
+        try Data("mine".utf8).write(to: URL(fileURLWithPath: box.installed("/srv/app/index.html")))
+        let rev = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "new", "site/extra.html": "extra"])
+        #expect(box.engine().run(box.spec(rev, behavior: .retain)).failure == nil)
+        #expect(try String(contentsOfFile: box.installed("/srv/app/index.html"), encoding: .utf8) == "mine")
+        #expect(FileManager.default.fileExists(atPath: box.installed("/srv/app/extra.html")))
+        #expect(box.engine().run(box.spec(rev, behavior: .overwrite)).failure == nil)
+        #expect(try String(contentsOfFile: box.installed("/srv/app/index.html"), encoding: .utf8) == "new")
+        // The appspec's own file_exists_behavior wins over the deployment's.
+        let strict = try box.revision([
+            "appspec.yml": staticAppSpec + "\nfile_exists_behavior: DISALLOW\n", "site/index.html": "x", "site/z.html": "z",
+        ])
+        try Data("foreign".utf8).write(to: URL(fileURLWithPath: box.installed("/srv/app/z.html")))
+        #expect(box.engine().run(box.spec(strict, behavior: .overwrite)).failure?.name == "Install")
+    }
+
+    @Test func permissionsAreAppliedAndSymlinksPreserved() throws {
+        let box = try Sandbox()
+        let spec =
+            staticAppSpec + """
+
+                permissions:
+                  - object: /srv/app
+                    pattern: "*.sh"
+                    mode: 0750
+                    type: [file]
+                  - object: /srv/app/data
+                    mode: 700
+                    type: [directory]
+                  - object: /srv/app
+                    pattern: "*.html"
+                    except: [secret.html]
+                    mode: "0604"
+                    type: [file]
+                """
+        let rev = try box.revision([
+            "appspec.yml": spec, "site/run.sh": "#!/bin/sh\n", "site/index.html": "i", "site/secret.html": "s", "site/data/deep/f.txt": "f",
+            "site/current": "->index.html", "site/data/link": "->../index.html",
+        ])
+        let results = box.engine().run(box.spec(rev))
+        #expect(results.failure == nil, "\(String(describing: results.failure?.diagnostics))")
+        func mode(_ p: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: box.installed(p))[.posixPermissions] as? Int) ?? -1 }
+        #expect(mode("/srv/app/run.sh") == 0o750)
+        #expect(mode("/srv/app/index.html") == 0o604)
+        #expect(mode("/srv/app/secret.html") == 0o644)
+        #expect(mode("/srv/app/data/deep") == 0o700)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: box.installed("/srv/app/current")) == "index.html")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: box.installed("/srv/app/data/link")) == "../index.html")
+    }
+
+    @Test func anInterruptedInstallIsCleanedUpByTheNextOne() throws {
+        let box = try Sandbox()
+        let cleanup = box.root.cleanupList("group-id")
+        try FileManager.default.createDirectory(atPath: box.installed("/srv/app"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: (cleanup as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        // What a killed install leaves: its list names a file it had started to copy, and a torn last line.
+        try Data("half".utf8).write(to: URL(fileURLWithPath: box.installed("/srv/app/index.html")))
+        try Data("\(box.installed("/srv/app/index.html"))\n/srv/app/tor".utf8).write(to: URL(fileURLWithPath: cleanup))
+        let rev = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "whole"])
+        #expect(box.engine().run(box.spec(rev)).failure == nil)
+        #expect(try String(contentsOfFile: box.installed("/srv/app/index.html"), encoding: .utf8) == "whole")
+    }
+
+    @Test func maxRevisionsKeepsTheLastSuccessfulEvenAfterFailures() throws {
+        let box = try Sandbox()
+        let good = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "good"])
+        let goodSpec = box.spec(good, id: "d-GOOD00000")
+        #expect(box.engine(maxRevisions: 2).run(goodSpec).failure == nil)
+        let bad = try box.revision([
+            "appspec.yml": staticAppSpec + "\nhooks:\n  BeforeInstall:\n    - location: fail.sh\n", "site/index.html": "bad",
+            "fail.sh": "#!/bin/sh\nexit 1\n",
+        ])
+        for i in 0..<4 {
+            let results = box.engine(maxRevisions: 2).run(box.spec(bad, id: "d-BAD0000\(i)0"))
+            #expect(results.failure?.name == "BeforeInstall")
+        }
+        let kept = try FileManager.default.contentsOfDirectory(atPath: box.root.groupDirectory("group-id")).sorted()
+        #expect(kept.contains("d-GOOD00000"), "the last successful revision survives: \(kept)")
+        #expect(kept.count <= 3)
+        #expect(kept.contains("d-BAD000030"))
+    }
+}
+
+@Suite(.serialized) struct HookTests {
+    @Test func hooksSeeTheirEnvironmentAndRunFromTheArchiveRoot() throws {
+        let box = try Sandbox()
+        let out = box.path + "/env.txt"
+        let rev = try box.revision([
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: env.sh\n",
+            "env.sh":
+                "echo \"$LIFECYCLE_EVENT $DEPLOYMENT_ID $APPLICATION_NAME $DEPLOYMENT_GROUP_NAME $DEPLOYMENT_GROUP_ID $DEPLOYCTL_INSTALL_ROOT $(pwd)\" > \(out)\n",
+        ])
+        let spec = box.spec(rev, id: "d-ENV000000")
+        #expect(box.engine().run(spec).failure == nil)
+        let archive = box.root.archiveDirectory(group: "group-id", deployment: "d-ENV000000")
+        #expect(
+            try String(contentsOfFile: out, encoding: .utf8)
+                == "AfterInstall d-ENV000000 app group group-id \(box.installRoot) \(archive)\n")
+    }
+
+    @Test func aNonExecutableScriptIsMadeExecutable() throws {
+        let box = try Sandbox()
+        let rev = try box.revision([
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: plain\n", "plain": "#!/bin/sh\necho ran\n",
+        ])
+        let results = box.engine().run(box.spec(rev))
+        #expect(results.status("BeforeInstall") == .succeeded)
+    }
+
+    @Test func timeoutKillsTheWholeProcessGroup() throws {
+        let box = try Sandbox()
+        let pids = box.path + "/pids"
+        let rev = try box.revision([
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: slow.sh\n      timeout: 1\n",
+            "slow.sh": "#!/bin/sh\ntrap '' TERM\nsleep 120 &\necho $! > \(pids)\necho $$ >> \(pids)\nsleep 120\n",
+        ])
+        let start = Date()
+        let results = box.engine().run(box.spec(rev))
+        let failure = try #require(results.failure)
+        #expect(failure.diagnostics?.code == .scriptTimedOut)
+        #expect(failure.diagnostics?.message == "Script at specified location: slow.sh failed to complete in 1 seconds")
+        #expect(Date().timeIntervalSince(start) < 10)
+        // The script ignored SIGTERM, so SIGKILL followed after the grace period; neither it nor its child survive.
+        usleep(200_000)
+        for pid in try String(contentsOfFile: pids, encoding: .utf8).split(separator: "\n").compactMap({ pid_t($0) }) {
+            // Gone, or a zombie waiting for a reaper (the container's init may not reap orphans).
+            let state = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.split(separator: " ").dropFirst(2).first
+            #expect(state == nil || state == "Z", "process \(pid) is still running (state \(state ?? ""))")
+        }
+    }
+
+    @Test func aBackgroundChildHoldingStdoutDoesNotHangTheDeployment() throws {
+        let box = try Sandbox()
+        let rev = try box.revision([
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: bg.sh\n      timeout: 120\n",
+            "bg.sh": "#!/bin/sh\nsleep 60 &\necho started\n",
+        ])
+        let start = Date()
+        let results = box.engine().run(box.spec(rev))
+        #expect(Date().timeIntervalSince(start) < 10)
+        #expect(results.failure?.diagnostics?.code == .outputsLeftOpen)
+        #expect(results.failure?.diagnostics?.logTail.contains("[stdout]started") == true)
+        // A child that redirects its output is fine.
+        let good = try box.revision([
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: bg.sh\n",
+            "bg.sh": "#!/bin/sh\nsleep 30 > /dev/null 2>&1 &\necho started\n",
+        ])
+        #expect(box.engine().run(box.spec(good)).failure == nil)
+    }
+
+    @Test func failuresCarryTheLogTailAndStopTheEvent() throws {
+        let box = try Sandbox()
+        var script = "#!/bin/sh\n"
+        for i in 0..<400 { script += "echo line-\(i)-padding-padding-padding\n" }
+        script += "echo boom >&2\nexit 7\n"
+        let rev = try box.revision([
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: a.sh\n    - location: never.sh\n",
+            "a.sh": script, "never.sh": "#!/bin/sh\ntouch \(box.path)/never-ran\n",
+        ])
+        let spec = box.spec(rev)
+        let results = box.engine().run(spec)
+        let d = try #require(results.failure?.diagnostics)
+        #expect(d.code == .scriptFailed)
+        #expect(d.message == "Script at specified location: a.sh failed with exit code 7")
+        #expect(d.logTail.count <= 2048)
+        #expect(d.logTail.hasSuffix("[stderr]boom"))
+        #expect(d.logTail.contains("line-399"))
+        #expect(!d.logTail.contains("line-1-"))
+        #expect(!FileManager.default.fileExists(atPath: box.path + "/never-ran"))
+        // The whole output is in the log on disk, timestamped and prefixed.
+        let log = try String(contentsOfFile: box.root.scriptLog(group: "group-id", deployment: spec.deploymentId), encoding: .utf8)
+        #expect(log.contains(" [stdout]line-0-padding"))
+        #expect(log.split(separator: "\n").filter { $0.contains("[stdout]line-") }.count == 400)
+    }
+
+    @Test func applicationStopRunsThePreviousRevisionAndItsFailureCanBeIgnored() throws {
+        let box = try Sandbox()
+        let marker = box.path + "/stopped-by"
+        let v1 = try box.revision([
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  ApplicationStop:\n    - location: stop.sh\n",
+            "stop.sh": "#!/bin/sh\necho v1 > \(marker)\nexit 1\n",
+        ])
+        #expect(box.engine().run(box.spec(v1)).failure == nil)
+        let v2 = try box.revision([
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  ApplicationStop:\n    - location: stop.sh\n",
+            "stop.sh": "#!/bin/sh\necho v2 > \(marker)\n",
+        ])
+        let failing = box.engine().run(box.spec(v2))
+        #expect(failing.failure?.name == "ApplicationStop")
+        #expect(try String(contentsOfFile: marker, encoding: .utf8) == "v1\n")
+        let ignored = box.engine().run(box.spec(v2, ignoreStop: true))
+        #expect(ignored.failure == nil)
+        #expect(ignored.first { $0.name == "ApplicationStop" }?.ignoredFailure == true)
+        #expect(ignored.status("ValidateService") == .succeeded)
+        // Now v2 is the last good revision: its stop script runs next time.
+        #expect(box.engine().run(box.spec(v2)).failure == nil)
+        #expect(try String(contentsOfFile: marker, encoding: .utf8) == "v2\n")
+    }
+
+    @Test func eventsSubsetRunsOnlyThoseInLifecycleOrder() throws {
+        let box = try Sandbox()
+        let trace = box.path + "/trace"
+        var hooks = "version: 0.0\nos: linux\nhooks:\n"
+        var files: [String: String] = [:]
+        for event in ["BeforeInstall", "AfterInstall", "ApplicationStart", "ValidateService"] {
+            hooks += "  \(event):\n    - location: \(event).sh\n"
+            files["\(event).sh"] = "#!/bin/sh\necho \(event) >> \(trace)\n"
+        }
+        files["appspec.yml"] = hooks
+        let rev = try box.revision(files)
+        let results = box.engine().run(box.spec(rev, events: ["ValidateService", "DownloadBundle", "BeforeInstall"]))
+        #expect(results.map(\.name) == ["DownloadBundle", "BeforeInstall", "ValidateService"])
+        #expect(try String(contentsOfFile: trace, encoding: .utf8) == "BeforeInstall\nValidateService\n")
+    }
+}
+
+@Suite(.serialized) struct RunAsTests {
+    /// A real user and a supplementary group, created for the test and removed after.
+    @Test func hooksRunAsTheRunasUserWithItsGroupsAndEnvironment() throws {
+        guard geteuid() == 0 else {
+            print("skipped: creating users and switching to them needs root")
+            return
+        }
+        let suffix = String(UUID().uuidString.prefix(6)).lowercased()
+        let user = "dctl-\(suffix)"
+        let extra = "dctlx-\(suffix)"
+        func sh(_ command: String) -> Int32 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", command]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            guard (try? p.run()) != nil else { return -1 }
+            p.waitUntilExit()
+            return p.terminationStatus
+        }
+        #expect(sh("groupadd \(extra) && useradd -M -d /home/\(user) -s /bin/sh -G \(extra) \(user)") == 0)
+        defer { _ = sh("userdel \(user); groupdel \(extra)") }
+        let box = try Sandbox()
+        let out = box.path + "/who"
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        chmod(out, 0o666)
+        let rev = try box.revision([
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: who.sh\n      runas: \(user)\n",
+            "who.sh": "#!/bin/sh\necho \"$(id -un) $(id -u) $(id -g) $(id -Gn | tr ' ' ',') $HOME $USER $LOGNAME\" > \(out)\n",
+        ])
+        let results = box.engine().run(box.spec(rev))
+        #expect(results.failure == nil, "\(String(describing: results.failure?.diagnostics))")
+        let entry = try #require(RunAsUser.lookup(user))
+        let groups = try String(contentsOfFile: out, encoding: .utf8).split(separator: " ")
+        #expect(groups.count == 7)
+        #expect(groups[0] == Substring(user))
+        #expect(groups[1] == Substring(String(entry.uid)))
+        #expect(groups[2] == Substring(String(entry.gid)))
+        #expect(groups[3].split(separator: ",").contains(Substring(extra)))
+        #expect(groups[4] == "/home/\(user)")
+        #expect(groups[5] == Substring(user) && groups[6].hasPrefix(user))
+    }
+
+    @Test func anUnknownRunasUserIsAClearError() throws {
+        let box = try Sandbox()
+        let rev = try box.revision([
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: a.sh\n      runas: no-such-user-here\n",
+            "a.sh": "#!/bin/sh\n",
+        ])
+        let d = try #require(box.engine().run(box.spec(rev)).failure?.diagnostics)
+        #expect(d.message.contains("the user 'no-such-user-here' does not exist on this host"))
+    }
+}
