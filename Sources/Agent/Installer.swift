@@ -37,6 +37,14 @@ public struct Installer: Sendable {
 
     /// Removes, newest first, what the cleanup list names: files and symlinks, and directories once empty.
     /// A torn last line (no newline) is ignored. Returns the paths removed.
+    /// The paths a cleanup list names (without its torn last line).
+    public static func listed(in cleanupList: String) -> [String] {
+        guard let text = try? String(contentsOfFile: cleanupList, encoding: .utf8) else { return [] }
+        var lines = text.components(separatedBy: "\n")
+        lines.removeLast()
+        return lines.filter { !$0.isEmpty }
+    }
+
     @discardableResult
     public static func removePrevious(cleanupList: String) -> [String] {
         guard let text = try? String(contentsOfFile: cleanupList, encoding: .utf8) else { return [] }
@@ -61,7 +69,11 @@ public struct Installer: Sendable {
 
     /// Plans the `files` section. Fails before touching anything when a source is missing, two sources land on one
     /// destination, or (DISALLOW) files that are not ours exist; the error names every conflicting file.
-    public func plan(_ spec: AppSpec, archive: String, behavior: FileExistsBehavior) throws(AgentError) -> InstallPlan {
+    /// `owned` lists paths the previous install created (the cleanup list): they will be gone by then, so they are
+    /// not conflicts (used by preflight, which plans before any cleanup has run).
+    public func plan(_ spec: AppSpec, archive: String, behavior: FileExistsBehavior, owned: Set<String> = []) throws(AgentError)
+        -> InstallPlan
+    {
         var plan = InstallPlan()
         var claimed: [String: String] = [:]
         var plannedDirectories = Set<String>()
@@ -98,7 +110,7 @@ public struct Installer: Sendable {
             }
             claimed[target] = source
             var info = stat()
-            if lstat(target, &info) == 0 {
+            if !owned.contains(target), lstat(target, &info) == 0 {
                 if info.st_mode & S_IFMT == S_IFDIR {
                     throw .install("cannot install \(source): a directory exists at \(target)")
                 }

@@ -85,6 +85,15 @@ struct LocalCommand: ParsableCommand {
     @Option(name: .customLong("output"), help: ArgumentHelp("text (default) or json, one document for CI.", valueName: "format"))
     var output: ReportFormat = .text
 
+    @Flag(
+        name: .customLong("preflight"),
+        help: """
+            Change nothing; report what the deployment would do and what would stop it: the events and scripts that \
+            would run (and from which revision), runas users that do not exist, destinations that are not writable, \
+            files that would conflict under the file_exists_behavior, and whether the disk has room.
+            """)
+    var preflight = false
+
     func validate() throws {
         guard maxRevisions >= 1 else { throw ValidationError("--max-revisions must be 1 or more.") }
         if let events {
@@ -120,6 +129,12 @@ struct LocalCommand: ParsableCommand {
             events: events.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } })
         let root = DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath())
         let engine = LifecycleEngine(root: root, maxRevisions: maxRevisions)
+        if preflight {
+            let report = engine.preflight(spec)
+            print(Self.render(report, format: output), terminator: "")
+            if !report.ok { throw CLIFailure.problemsFound }
+            return
+        }
         let directory = root.deploymentDirectory(group: spec.deploymentGroupId, deployment: spec.deploymentId)
         let printer = output == .text ? EventPrinter() : nil
         if output == .text { print("Deployment \(spec.deploymentId) of \(bundleLocation) in \(directory)") }
@@ -137,6 +152,42 @@ struct LocalCommand: ParsableCommand {
             print(Self.json(spec: spec, directory: directory, log: logPath, results: results).rendered())
         }
         if failed != nil { throw CLIFailure.problemsFound }
+    }
+
+    static func render(_ report: PreflightReport, format: ReportFormat) -> String {
+        switch format {
+        case .text:
+            var out = "Preflight (nothing was changed):\n"
+            for event in report.events {
+                var line =
+                    "  " + event.name.padding(toLength: 20, withPad: " ", startingAt: 0)
+                    + event.action.padding(toLength: 6, withPad: " ", startingAt: 0)
+                if !event.scripts.isEmpty { line += " " + event.scripts.joined(separator: ", ") }
+                if let directory = event.revisionDirectory { line += " (from \(directory))" }
+                if let note = event.note { line += " (\(note))" }
+                out += line + "\n"
+            }
+            out += "  files to install: \(report.filesToInstall); disk needed about \(report.bytesNeeded * 2) bytes, \(report.bytesAvailable) free\n"
+            for note in report.notes { out += "note: \(note)\n" }
+            for problem in report.problems { out += "problem: \(problem)\n" }
+            out += report.ok ? "Preflight passed: nothing would stop this deployment.\n" : "Preflight found \(report.problems.count) problem(s).\n"
+            return out
+        case .json:
+            let events = report.events.map { event -> JSONValue in
+                var members: [(String, JSONValue)] = [
+                    ("lifecycleEventName", .string(event.name)), ("action", .string(event.action)),
+                    ("scripts", .array(event.scripts.map { .string($0) })),
+                ]
+                if let directory = event.revisionDirectory { members.append(("revisionDirectory", .string(directory))) }
+                if let note = event.note { members.append(("note", .string(note))) }
+                return .members(members)
+            }
+            return JSONValue.members([
+                ("ok", .bool(report.ok)), ("events", .array(events)), ("problems", .array(report.problems.map { .string($0) })),
+                ("notes", .array(report.notes.map { .string($0) })), ("filesToInstall", .int(report.filesToInstall)),
+                ("bytesNeeded", .int(Int(report.bytesNeeded * 2))), ("bytesAvailable", .int(Int(report.bytesAvailable))),
+            ]).rendered() + "\n"
+        }
     }
 
     static func json(spec: DeploymentSpec, directory: String, log: String, results: [EventResult]) -> JSONValue {

@@ -377,3 +377,39 @@ let staticAppSpec = """
         #expect(d.message.contains("the user 'no-such-user-here' does not exist on this host"))
     }
 }
+
+@Suite(.serialized) struct PreflightTests {
+    @Test func reportsWhatWouldRunAndWhatWouldStopItWithoutChangingAnything() throws {
+        let box = try Sandbox()
+        let v1 = try box.revision([
+            "appspec.yml": staticAppSpec
+                + "\nhooks:\n  ApplicationStop:\n    - location: stop.sh\n      runas: nobody-here-\(UInt16.random(in: 0...9999))\n",
+            "site/index.html": "v1", "stop.sh": "#!/bin/sh\n",
+        ])
+        #expect(box.engine().run(box.spec(v1, id: "d-FIRST0000")).failure == nil)
+        try Data("not ours".utf8).write(to: URL(fileURLWithPath: box.installed("/srv/app/foreign.html")))
+        let v2 = try box.revision([
+            "appspec.yml": staticAppSpec + "\nhooks:\n  AfterInstall:\n    - location: missing.sh\n", "site/index.html": "v2",
+            "site/foreign.html": "clash",
+        ])
+        let before = try FileManager.default.contentsOfDirectory(atPath: box.root.groupDirectory("group-id"))
+        let report = box.engine().preflight(box.spec(v2))
+        #expect(!report.ok)
+        let stop = try #require(report.events.first { $0.name == "ApplicationStop" })
+        #expect(stop.action == "run")
+        #expect(stop.scripts == ["stop.sh"])
+        #expect(stop.revisionDirectory?.hasSuffix("/d-FIRST0000") == true)
+        #expect(report.problems.contains { $0.contains("runs as 'nobody-here-") && $0.contains("does not exist") })
+        #expect(report.problems.contains { $0.contains("AfterInstall: the script missing.sh is not in the revision") })
+        #expect(report.problems.contains { $0 == "\(box.installed("/srv/app/foreign.html")) exists and is not ours (file_exists_behavior DISALLOW)" })
+        // index.html was installed by the previous revision: it is ours, not a conflict.
+        #expect(!report.problems.contains { $0.contains("index.html") })
+        #expect(report.filesToInstall == 2)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: box.root.groupDirectory("group-id")) == before)
+        #expect(try String(contentsOfFile: box.installed("/srv/app/index.html"), encoding: .utf8) == "v1")
+
+        let relaxed = box.engine().preflight(box.spec(v2, behavior: .overwrite))
+        #expect(!relaxed.problems.contains { $0.contains("foreign.html") })
+        #expect(relaxed.notes.contains { $0.contains("foreign.html exists and would be overwritten") })
+    }
+}
