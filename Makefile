@@ -1,7 +1,7 @@
 # deployctl — see README.md. `make demo` and `make test` are the two commands a fresh machine needs.
 SWIFT ?= swift
 
-.PHONY: all setup build release demo test lint generate check-generated bench bench-extract clean
+.PHONY: all setup build release demo test lint generate check-generated bench bench-extract bench-local clean
 
 all: build
 
@@ -34,6 +34,10 @@ check-generated:
 
 bench: release
 	python3 bench/control_plane.py
+
+bench-local: release
+	command -v bsdtar >/dev/null || apt-get install -y -qq libarchive-tools
+	python3 bench/local.py
 
 bench-extract: release
 	command -v bsdtar >/dev/null || apt-get install -y -qq libarchive-tools

@@ -31,3 +31,6 @@ printf '\nState file: %s (remove it with: rm -r %s)\n' "$DEPLOYCTL_STATE" "$demo
 run validate --source Fixtures/apps/static-site
 run push --application-name web-shop --s3-location s3://releases/static-site-1.0.zip --source Fixtures/apps/static-site
 run list-application-revisions --application-name web-shop
+
+# And the same sample deployed on this host, into a sandbox instead of /var/www.
+run local --bundle-location Fixtures/apps/static-site --agent-root "$demo_dir/agent-root" --install-root "$demo_dir/host"

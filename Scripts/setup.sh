@@ -3,7 +3,7 @@
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
-packages=(libsqlite3-dev libarchive-dev libyaml-dev python3 python3-pip)
+packages=(libsqlite3-dev libarchive-dev libyaml-dev python3 python3-pip acl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

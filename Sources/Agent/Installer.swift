@@ -1,4 +1,5 @@
 import AppSpec
+import CAgentSupport
 import Foundation
 
 /// What one `files` step will do: directories to create and entries to copy, decided before anything is touched.
@@ -214,7 +215,10 @@ public struct Installer: Sendable {
         let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, info.st_mode & 0o7777)
         guard output >= 0 else { throw .install("cannot create \(target): \(String(cString: strerror(errno)))") }
         defer { close(output) }
-        while true {
+        // In-kernel copy first; plain reads and writes when the filesystem cannot (or copies less).
+        let copied = info.st_size > 0 ? deployctl_copy_range(input, output, Int64(info.st_size)) : 0
+        if copied > 0 { lseek(input, off_t(copied), SEEK_SET) }
+        while copied < Int64(info.st_size) || info.st_size == 0 {
             let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
             if count < 0 { throw .install("cannot read \(source): \(String(cString: strerror(errno)))") }
             if count == 0 { break }

@@ -132,6 +132,7 @@ public struct LifecycleEngine {
             if event == "ApplicationStop", previous == nil {
                 // First deployment of the group on this host: there is no old revision to stop.
                 result.status = .skipped
+                result.startTime = nil
                 result.endTime = Date()
                 reporter?.eventFinished(result)
                 results.append(result)

@@ -13,3 +13,14 @@ int deployctl_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *pa
 int deployctl_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowest) {
     return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
 }
+
+long long deployctl_copy_range(int in, int out, long long length) {
+    long long total = 0;
+    while (total < length) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)(length - total), 0);
+        if (n < 0) return total > 0 ? total : -1;
+        if (n == 0) break;
+        total += n;
+    }
+    return total;
+}

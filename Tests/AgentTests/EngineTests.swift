@@ -158,6 +158,30 @@ let staticAppSpec = """
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: box.installed("/srv/app/data/link")) == "../index.html")
     }
 
+    @Test func aclsAreAppliedWithSetfacl() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/setfacl"), geteuid() == 0 else {
+            print("skipped: setfacl (Debian package acl) and root are needed to apply ACLs")
+            return
+        }
+        let box = try Sandbox()
+        let spec =
+            staticAppSpec
+            + "\npermissions:\n  - object: /srv/app\n    pattern: \"*.txt\"\n    acls: [\"u:root:rw\", \"g:root:r\"]\n    type: [file]\n"
+        let rev = try box.revision(["appspec.yml": spec, "site/a.txt": "a"])
+        let results = box.engine().run(box.spec(rev))
+        #expect(results.failure == nil, "\(String(describing: results.failure?.diagnostics))")
+        let getfacl = Process()
+        getfacl.executableURL = URL(fileURLWithPath: "/usr/bin/getfacl")
+        getfacl.arguments = ["-p", box.installed("/srv/app/a.txt")]
+        let out = Pipe()
+        getfacl.standardOutput = out
+        try getfacl.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        getfacl.waitUntilExit()
+        #expect(text.contains("user:root:rw-"))
+        #expect(text.contains("group:root:r--"))
+    }
+
     @Test func anInterruptedInstallIsCleanedUpByTheNextOne() throws {
         let box = try Sandbox()
         let cleanup = box.root.cleanupList("group-id")

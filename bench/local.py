@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""`deployctl local`: a trivial deployment, and installing / redeploying a 10,000-file bundle.
+
+1. A revision with one no-op hook (AfterInstall: `true`), deployed RUNS times to the same group (so every run after
+   the first is a real redeploy: ApplicationStop of the previous revision, cleanup, install). Baseline in the same
+   run: spawning the hook itself (`/bin/sh noop.sh`).
+2. A 10,000-file / 100 MB tgz bundle (the extraction benchmark's tree) installed into an empty install root, then
+   redeployed over itself. Baseline in the same run: `bsdtar -xf` into a fresh directory plus `cp -a` of the result.
+
+Prints medians, ratios and peak RSS (ru_maxrss of each child). Usage: `make bench-local` or
+`python3 bench/local.py [--binary PATH] [--runs N] [--files N] [--megabytes N]`. Needs bsdtar (libarchive-tools).
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from extract import make_tree, run  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "deployctl"))
+    parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--big-runs", type=int, default=3)
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--megabytes", type=int, default=100)
+    args = parser.parse_args()
+    if not shutil.which("bsdtar"):
+        raise SystemExit("bsdtar is missing: apt-get install libarchive-tools")
+
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as scratch:
+        print(f"release build, {os.cpu_count()} cores")
+        trivial = os.path.join(scratch, "trivial")
+        os.makedirs(trivial)
+        with open(os.path.join(trivial, "appspec.yml"), "w") as f:
+            f.write("version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: noop.sh\n")
+        with open(os.path.join(trivial, "noop.sh"), "w") as f:
+            f.write("#!/bin/sh\ntrue\n")
+        os.chmod(os.path.join(trivial, "noop.sh"), 0o755)
+        agent_root = os.path.join(scratch, "agent-root")
+        deploy = [args.binary, "local", "--bundle-location", trivial, "--agent-root", agent_root, "--install-root",
+                  os.path.join(scratch, "host")]
+        samples, rss = [], 0.0
+        for _ in range(args.runs):
+            seconds, peak = run(deploy)
+            samples.append(seconds)
+            rss = max(rss, peak)
+        hook = [run(["/bin/sh", os.path.join(trivial, "noop.sh")])[0] for _ in range(args.runs)]
+        local_ms, hook_ms = statistics.median(samples) * 1000, statistics.median(hook) * 1000
+        print(f"trivial bundle, {args.runs} deployments to one group (every one after the first a redeploy):")
+        print(f"  deployctl local median {local_ms:.1f} ms, peak RSS {rss:.1f} MiB; the hook alone {hook_ms:.1f} ms "
+              f"(overhead {local_ms - hook_ms:.1f} ms)")
+
+        tree = os.path.join(scratch, "tree")
+        os.makedirs(tree)
+        make_tree(tree, args.files, args.megabytes << 20)
+        with open(os.path.join(tree, "appspec.yml"), "w") as f:
+            f.write("version: 0.0\nos: linux\nfiles:\n  - source: /\n    destination: /srv/big\n")
+        bundle = os.path.join(scratch, "big.tgz")
+        subprocess.run([args.binary, "bundle", "create", "--source", tree, "--bundle", bundle, "--bundle-type", "tgz"],
+                       check=True, stdout=subprocess.DEVNULL)
+        shutil.rmtree(tree)
+        installs, redeploys, baselines, peak = [], [], [], 0.0
+        for i in range(args.big_runs):
+            root = os.path.join(scratch, f"big-root-{i}")
+            host = os.path.join(scratch, f"big-host-{i}")
+            command = [args.binary, "local", "--bundle-location", bundle, "--type", "tgz", "--agent-root", root,
+                       "--install-root", host, "--events", "DownloadBundle,Install"]
+            seconds, rss = run(command)
+            installs.append(seconds)
+            peak = max(peak, rss)
+            seconds, rss = run(command)
+            redeploys.append(seconds)
+            peak = max(peak, rss)
+            shutil.rmtree(root)
+            shutil.rmtree(host)
+            extract_dir = os.path.join(scratch, f"bsdtar-{i}")
+            copy_dir = os.path.join(scratch, f"cp-{i}")
+            os.makedirs(extract_dir)
+            start = time.perf_counter()
+            subprocess.run(["bsdtar", "-xf", bundle, "-C", extract_dir], check=True)
+            subprocess.run(["cp", "-a", extract_dir + "/.", copy_dir], check=True)
+            baselines.append(time.perf_counter() - start)
+            shutil.rmtree(extract_dir)
+            shutil.rmtree(copy_dir)
+        install, redeploy, baseline = (statistics.median(x) for x in (installs, redeploys, baselines))
+        print(f"{args.files} files / {args.megabytes} MB tgz, median of {args.big_runs}:")
+        print(f"  install  {install:.3f} s  ({install / baseline:.2f}x bsdtar -xf + cp -a {baseline:.3f} s)")
+        print(f"  redeploy {redeploy:.3f} s  ({redeploy / baseline:.2f}x; removes the previous install first)")
+        print(f"  peak RSS {peak:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
