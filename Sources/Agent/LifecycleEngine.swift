@@ -199,6 +199,9 @@ public struct LifecycleEngine {
         do {
             switch spec.bundle {
             case .archive(let path, let type):
+                // As codedeploy-local does, the deployment directory links to the bundle it was made from.
+                let link = directory + "/bundle." + (type?.rawValue ?? (try? Bundle.detectType(of: path).rawValue) ?? "bundle")
+                if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == nil { symlink(path, link) }
                 try Bundle.extract(path, declaredType: type, into: archive)
                 stripSingleTopDirectory(archive, appSpecName: spec.appSpecFileName)
             case .directory(let path):

@@ -79,6 +79,12 @@ struct LocalCommand: ParsableCommand {
     @Flag(name: .customLong("ignore-application-stop-failures"), help: "Log an ApplicationStop failure and go on with the deployment.")
     var ignoreApplicationStopFailures = false
 
+    @Option(
+        name: .customLong("deployment-id"),
+        help: ArgumentHelp(
+            "Use this deployment ID instead of a random d-XXXXXXXXX-local (for reproducible paths in scripts and tests).", valueName: "id"))
+    var deploymentId: String?
+
     @Option(name: .customLong("max-revisions"), help: ArgumentHelp("How many deployment directories to keep per group (default 5).", valueName: "n"))
     var maxRevisions: Int = 5
 
@@ -96,6 +102,15 @@ struct LocalCommand: ParsableCommand {
 
     func validate() throws {
         guard maxRevisions >= 1 else { throw ValidationError("--max-revisions must be 1 or more.") }
+        if let deploymentId,
+            deploymentId.isEmpty || deploymentId.count > 64
+                || !deploymentId.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+        {
+            throw ValidationError("--deployment-id must be 1-64 letters, digits, '-' or '_'.")
+        }
+        if deploymentGroup.isEmpty || deploymentGroup.contains("/") || deploymentGroup.hasPrefix(".") {
+            throw ValidationError("--deployment-group must be a plain name (no '/', not starting with '.').")
+        }
         if let events {
             let names = events.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             for name in names where !LifecycleEventName.all.contains(name) {
@@ -123,7 +138,8 @@ struct LocalCommand: ParsableCommand {
         }
         let suffix = String((0..<9).map { _ in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".randomElement() ?? "A" })
         let spec = DeploymentSpec(
-            deploymentId: "d-\(suffix)-local", applicationName: applicationName ?? bundleLocation, deploymentGroupName: deploymentGroupName,
+            deploymentId: deploymentId ?? "d-\(suffix)-local", applicationName: applicationName ?? bundleLocation,
+            deploymentGroupName: deploymentGroupName,
             deploymentGroupId: deploymentGroup, bundle: source, fileExistsBehavior: fileExistsBehavior,
             ignoreApplicationStopFailures: ignoreApplicationStopFailures, appSpecFileName: appSpecFileName, installRoot: installRoot,
             events: events.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } })

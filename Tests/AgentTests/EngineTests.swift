@@ -55,12 +55,93 @@ final class Sandbox {
         LifecycleEngine(root: root, runner: HookRunner(killGrace: 1, outputGrace: 0.5), maxRevisions: maxRevisions)
     }
 
+    /// Runs the deployment through the built binary (`deployctl local --output json`), as a user would.
+    func deploy(_ spec: DeploymentSpec, maxRevisions: Int = 5) throws -> [Outcome] {
+        guard case .directory(let revision) = spec.bundle else { throw Binary.Failure("only directory revisions here") }
+        var arguments = [
+            "local", "--bundle-location", revision, "--type", "directory", "--agent-root", root.path, "--install-root", installRoot,
+            "--deployment-group", spec.deploymentGroupId, "--deployment-group-name", spec.deploymentGroupName,
+            "--application-name", spec.applicationName, "--deployment-id", spec.deploymentId, "--max-revisions", String(maxRevisions),
+            "--output", "json",
+        ]
+        if let behavior = spec.fileExistsBehavior { arguments += ["--file-exists-behavior", behavior.rawValue] }
+        if let events = spec.events { arguments += ["--events", events.joined(separator: ",")] }
+        if spec.ignoreApplicationStopFailures { arguments.append("--ignore-application-stop-failures") }
+        let (status, stdout, stderr) = try Binary.run(arguments)
+        guard let document = try? JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any],
+            let events = document["events"] as? [[String: Any]]
+        else { throw Binary.Failure("deployctl local exited \(status) without a report: \(stdout) \(stderr)") }
+        let outcomes = events.map(Outcome.init)
+        let failed = outcomes.contains { $0.status == .failed }
+        guard status == (failed ? 1 : 0) else { throw Binary.Failure("exit status \(status) does not match the report") }
+        return outcomes
+    }
+
     func installed(_ relative: String) -> String { installRoot + relative }
 }
 
-extension [EventResult] {
+/// The built `deployctl` next to the test bundle (`.build/debug/deployctl`), or `$DEPLOYCTL_BIN`.
+enum Binary {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    static let path: String = {
+        if let explicit = ProcessInfo.processInfo.environment["DEPLOYCTL_BIN"] { return explicit }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("deployctl").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/debug/deployctl").path
+    }()
+
+    static func run(_ arguments: [String]) throws -> (Int32, String, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, stdout, stderr)
+    }
+}
+
+/// One event of `deployctl local --output json`.
+struct Outcome {
+    struct Diagnostics {
+        var code: LifecycleErrorCode?
+        var message: String
+        var logTail: String
+    }
+    var name: String
+    var status: EventStatus?
+    var diagnostics: Diagnostics?
+    var ignoredFailure: Bool
+
+    init(_ json: [String: Any]) {
+        name = json["lifecycleEventName"] as? String ?? ""
+        status = (json["status"] as? String).flatMap(EventStatus.init(rawValue:))
+        ignoredFailure = json["ignoredFailure"] as? Bool ?? false
+        diagnostics = (json["diagnostics"] as? [String: Any]).map {
+            Diagnostics(
+                code: ($0["errorCode"] as? String).flatMap(LifecycleErrorCode.init(rawValue:)), message: $0["message"] as? String ?? "",
+                logTail: $0["logTail"] as? String ?? "")
+        }
+    }
+}
+
+extension [Outcome] {
     func status(_ name: String) -> EventStatus? { first { $0.name == name }?.status }
-    var failure: EventResult? { first { $0.status == .failed } }
+    var failure: Outcome? { first { $0.status == .failed } }
 }
 
 let staticAppSpec = """
@@ -75,13 +156,13 @@ let staticAppSpec = """
     @Test func firstInstallThenRedeployRemovesTheOldRevisionsFiles() throws {
         let box = try Sandbox()
         let v1 = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "v1", "site/old.html": "only in v1", "site/css/a.css": "a"])
-        let first = box.engine().run(box.spec(v1))
+        let first = try box.deploy(box.spec(v1))
         #expect(first.failure == nil, "\(String(describing: first.failure))")
         #expect(first.status("ApplicationStop") == .skipped)
         #expect(try String(contentsOfFile: box.installed("/srv/app/index.html"), encoding: .utf8) == "v1")
 
         let v2 = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "v2"])
-        let second = box.engine().run(box.spec(v2))
+        let second = try box.deploy(box.spec(v2))
         #expect(second.failure == nil)
         #expect(try String(contentsOfFile: box.installed("/srv/app/index.html"), encoding: .utf8) == "v2")
         #expect(!FileManager.default.fileExists(atPath: box.installed("/srv/app/old.html")))
@@ -95,7 +176,7 @@ let staticAppSpec = """
         try Data("mine".utf8).write(to: URL(fileURLWithPath: box.installed("/srv/app/index.html")))
         try Data("mine too".utf8).write(to: URL(fileURLWithPath: box.installed("/srv/app/b.html")))
         let rev = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "new", "site/b.html": "new", "site/c.html": "new"])
-        let results = box.engine().run(box.spec(rev))
+        let results = try box.deploy(box.spec(rev))
         let failure = try #require(results.failure)
         #expect(failure.name == "Install")
         let message = failure.diagnostics?.message ?? ""
@@ -111,17 +192,17 @@ let staticAppSpec = """
         try FileManager.default.createDirectory(atPath: box.installed("/srv/app"), withIntermediateDirectories: true)
         try Data("mine".utf8).write(to: URL(fileURLWithPath: box.installed("/srv/app/index.html")))
         let rev = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "new", "site/extra.html": "extra"])
-        #expect(box.engine().run(box.spec(rev, behavior: .retain)).failure == nil)
+        #expect(try box.deploy(box.spec(rev, behavior: .retain)).failure == nil)
         #expect(try String(contentsOfFile: box.installed("/srv/app/index.html"), encoding: .utf8) == "mine")
         #expect(FileManager.default.fileExists(atPath: box.installed("/srv/app/extra.html")))
-        #expect(box.engine().run(box.spec(rev, behavior: .overwrite)).failure == nil)
+        #expect(try box.deploy(box.spec(rev, behavior: .overwrite)).failure == nil)
         #expect(try String(contentsOfFile: box.installed("/srv/app/index.html"), encoding: .utf8) == "new")
         // The appspec's own file_exists_behavior wins over the deployment's.
         let strict = try box.revision([
             "appspec.yml": staticAppSpec + "\nfile_exists_behavior: DISALLOW\n", "site/index.html": "x", "site/z.html": "z",
         ])
         try Data("foreign".utf8).write(to: URL(fileURLWithPath: box.installed("/srv/app/z.html")))
-        #expect(box.engine().run(box.spec(strict, behavior: .overwrite)).failure?.name == "Install")
+        #expect(try box.deploy(box.spec(strict, behavior: .overwrite)).failure?.name == "Install")
     }
 
     @Test func permissionsAreAppliedAndSymlinksPreserved() throws {
@@ -147,7 +228,7 @@ let staticAppSpec = """
             "appspec.yml": spec, "site/run.sh": "#!/bin/sh\n", "site/index.html": "i", "site/secret.html": "s", "site/data/deep/f.txt": "f",
             "site/current": "->index.html", "site/data/link": "->../index.html",
         ])
-        let results = box.engine().run(box.spec(rev))
+        let results = try box.deploy(box.spec(rev))
         #expect(results.failure == nil, "\(String(describing: results.failure?.diagnostics))")
         func mode(_ p: String) -> Int { (try? FileManager.default.attributesOfItem(atPath: box.installed(p))[.posixPermissions] as? Int) ?? -1 }
         #expect(mode("/srv/app/run.sh") == 0o750)
@@ -168,7 +249,7 @@ let staticAppSpec = """
             staticAppSpec
             + "\npermissions:\n  - object: /srv/app\n    pattern: \"*.txt\"\n    acls: [\"u:root:rw\", \"g:root:r\"]\n    type: [file]\n"
         let rev = try box.revision(["appspec.yml": spec, "site/a.txt": "a"])
-        let results = box.engine().run(box.spec(rev))
+        let results = try box.deploy(box.spec(rev))
         #expect(results.failure == nil, "\(String(describing: results.failure?.diagnostics))")
         let getfacl = Process()
         getfacl.executableURL = URL(fileURLWithPath: "/usr/bin/getfacl")
@@ -191,7 +272,7 @@ let staticAppSpec = """
         try Data("half".utf8).write(to: URL(fileURLWithPath: box.installed("/srv/app/index.html")))
         try Data("\(box.installed("/srv/app/index.html"))\n/srv/app/tor".utf8).write(to: URL(fileURLWithPath: cleanup))
         let rev = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "whole"])
-        #expect(box.engine().run(box.spec(rev)).failure == nil)
+        #expect(try box.deploy(box.spec(rev)).failure == nil)
         #expect(try String(contentsOfFile: box.installed("/srv/app/index.html"), encoding: .utf8) == "whole")
     }
 
@@ -199,13 +280,13 @@ let staticAppSpec = """
         let box = try Sandbox()
         let good = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "good"])
         let goodSpec = box.spec(good, id: "d-GOOD00000")
-        #expect(box.engine(maxRevisions: 2).run(goodSpec).failure == nil)
+        #expect(try box.deploy(goodSpec, maxRevisions: 2).failure == nil)
         let bad = try box.revision([
             "appspec.yml": staticAppSpec + "\nhooks:\n  BeforeInstall:\n    - location: fail.sh\n", "site/index.html": "bad",
             "fail.sh": "#!/bin/sh\nexit 1\n",
         ])
         for i in 0..<4 {
-            let results = box.engine(maxRevisions: 2).run(box.spec(bad, id: "d-BAD0000\(i)0"))
+            let results = try box.deploy(box.spec(bad, id: "d-BAD0000\(i)0"), maxRevisions: 2)
             #expect(results.failure?.name == "BeforeInstall")
         }
         let kept = try FileManager.default.contentsOfDirectory(atPath: box.root.groupDirectory("group-id")).sorted()
@@ -225,7 +306,7 @@ let staticAppSpec = """
                 "echo \"$LIFECYCLE_EVENT $DEPLOYMENT_ID $APPLICATION_NAME $DEPLOYMENT_GROUP_NAME $DEPLOYMENT_GROUP_ID $DEPLOYCTL_INSTALL_ROOT $(pwd)\" > \(out)\n",
         ])
         let spec = box.spec(rev, id: "d-ENV000000")
-        #expect(box.engine().run(spec).failure == nil)
+        #expect(try box.deploy(spec).failure == nil)
         let archive = box.root.archiveDirectory(group: "group-id", deployment: "d-ENV000000")
         #expect(
             try String(contentsOfFile: out, encoding: .utf8)
@@ -237,7 +318,7 @@ let staticAppSpec = """
         let rev = try box.revision([
             "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: plain\n", "plain": "#!/bin/sh\necho ran\n",
         ])
-        let results = box.engine().run(box.spec(rev))
+        let results = try box.deploy(box.spec(rev))
         #expect(results.status("BeforeInstall") == .succeeded)
     }
 
@@ -249,7 +330,7 @@ let staticAppSpec = """
             "slow.sh": "#!/bin/sh\ntrap '' TERM\nsleep 120 &\necho $! > \(pids)\necho $$ >> \(pids)\nsleep 120\n",
         ])
         let start = Date()
-        let results = box.engine().run(box.spec(rev))
+        let results = try box.deploy(box.spec(rev))
         let failure = try #require(results.failure)
         #expect(failure.diagnostics?.code == .scriptTimedOut)
         #expect(failure.diagnostics?.message == "Script at specified location: slow.sh failed to complete in 1 seconds")
@@ -270,7 +351,7 @@ let staticAppSpec = """
             "bg.sh": "#!/bin/sh\nsleep 60 &\necho started\n",
         ])
         let start = Date()
-        let results = box.engine().run(box.spec(rev))
+        let results = try box.deploy(box.spec(rev))
         #expect(Date().timeIntervalSince(start) < 10)
         #expect(results.failure?.diagnostics?.code == .outputsLeftOpen)
         #expect(results.failure?.diagnostics?.logTail.contains("[stdout]started") == true)
@@ -279,7 +360,7 @@ let staticAppSpec = """
             "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: bg.sh\n",
             "bg.sh": "#!/bin/sh\nsleep 30 > /dev/null 2>&1 &\necho started\n",
         ])
-        #expect(box.engine().run(box.spec(good)).failure == nil)
+        #expect(try box.deploy(box.spec(good)).failure == nil)
     }
 
     @Test func failuresCarryTheLogTailAndStopTheEvent() throws {
@@ -292,7 +373,7 @@ let staticAppSpec = """
             "a.sh": script, "never.sh": "#!/bin/sh\ntouch \(box.path)/never-ran\n",
         ])
         let spec = box.spec(rev)
-        let results = box.engine().run(spec)
+        let results = try box.deploy(spec)
         let d = try #require(results.failure?.diagnostics)
         #expect(d.code == .scriptFailed)
         #expect(d.message == "Script at specified location: a.sh failed with exit code 7")
@@ -314,20 +395,20 @@ let staticAppSpec = """
             "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  ApplicationStop:\n    - location: stop.sh\n",
             "stop.sh": "#!/bin/sh\necho v1 > \(marker)\nexit 1\n",
         ])
-        #expect(box.engine().run(box.spec(v1)).failure == nil)
+        #expect(try box.deploy(box.spec(v1)).failure == nil)
         let v2 = try box.revision([
             "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  ApplicationStop:\n    - location: stop.sh\n",
             "stop.sh": "#!/bin/sh\necho v2 > \(marker)\n",
         ])
-        let failing = box.engine().run(box.spec(v2))
+        let failing = try box.deploy(box.spec(v2))
         #expect(failing.failure?.name == "ApplicationStop")
         #expect(try String(contentsOfFile: marker, encoding: .utf8) == "v1\n")
-        let ignored = box.engine().run(box.spec(v2, ignoreStop: true))
+        let ignored = try box.deploy(box.spec(v2, ignoreStop: true))
         #expect(ignored.failure == nil)
         #expect(ignored.first { $0.name == "ApplicationStop" }?.ignoredFailure == true)
         #expect(ignored.status("ValidateService") == .succeeded)
         // Now v2 is the last good revision: its stop script runs next time.
-        #expect(box.engine().run(box.spec(v2)).failure == nil)
+        #expect(try box.deploy(box.spec(v2)).failure == nil)
         #expect(try String(contentsOfFile: marker, encoding: .utf8) == "v2\n")
     }
 
@@ -342,7 +423,7 @@ let staticAppSpec = """
         }
         files["appspec.yml"] = hooks
         let rev = try box.revision(files)
-        let results = box.engine().run(box.spec(rev, events: ["ValidateService", "DownloadBundle", "BeforeInstall"]))
+        let results = try box.deploy(box.spec(rev, events: ["ValidateService", "DownloadBundle", "BeforeInstall"]))
         #expect(results.map(\.name) == ["DownloadBundle", "BeforeInstall", "ValidateService"])
         #expect(try String(contentsOfFile: trace, encoding: .utf8) == "BeforeInstall\nValidateService\n")
     }
@@ -378,7 +459,7 @@ let staticAppSpec = """
             "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: who.sh\n      runas: \(user)\n",
             "who.sh": "#!/bin/sh\necho \"$(id -un) $(id -u) $(id -g) $(id -Gn | tr ' ' ',') $HOME $USER $LOGNAME\" > \(out)\n",
         ])
-        let results = box.engine().run(box.spec(rev))
+        let results = try box.deploy(box.spec(rev))
         #expect(results.failure == nil, "\(String(describing: results.failure?.diagnostics))")
         let entry = try #require(RunAsUser.lookup(user))
         let groups = try String(contentsOfFile: out, encoding: .utf8).split(separator: " ")
@@ -397,7 +478,7 @@ let staticAppSpec = """
             "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: a.sh\n      runas: no-such-user-here\n",
             "a.sh": "#!/bin/sh\n",
         ])
-        let d = try #require(box.engine().run(box.spec(rev)).failure?.diagnostics)
+        let d = try #require(try box.deploy(box.spec(rev)).failure?.diagnostics)
         #expect(d.message.contains("the user 'no-such-user-here' does not exist on this host"))
     }
 }
@@ -410,7 +491,7 @@ let staticAppSpec = """
                 + "\nhooks:\n  ApplicationStop:\n    - location: stop.sh\n      runas: nobody-here-\(UInt16.random(in: 0...9999))\n",
             "site/index.html": "v1", "stop.sh": "#!/bin/sh\n",
         ])
-        #expect(box.engine().run(box.spec(v1, id: "d-FIRST0000")).failure == nil)
+        #expect(try box.deploy(box.spec(v1, id: "d-FIRST0000")).failure == nil)
         try Data("not ours".utf8).write(to: URL(fileURLWithPath: box.installed("/srv/app/foreign.html")))
         let v2 = try box.revision([
             "appspec.yml": staticAppSpec + "\nhooks:\n  AfterInstall:\n    - location: missing.sh\n", "site/index.html": "v2",

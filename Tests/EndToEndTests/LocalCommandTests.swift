@@ -139,6 +139,13 @@ import Testing
         #expect(typo.stderr.contains("did you mean 'AfterInstall'?"))
         let wrongType = try local(cli, ["--bundle-location", Self.apps + "/static-site", "--type", "zip"])
         #expect(wrongType.status == 252)
+        let preflight = try local(cli, ["--bundle-location", Self.apps + "/failing-hooks", "--preflight"])
+        #expect(preflight.status == 1)
+        #expect(preflight.stdout.contains("problem: ApplicationStart: the script scripts/not-there.sh is not in the revision"))
+        #expect(preflight.stdout.contains("  AfterInstall        run    scripts/sleep.sh"))
+        let clean = try local(cli, ["--bundle-location", Self.apps + "/static-site", "--preflight", "--output", "json"])
+        #expect(clean.status == 0, "\(clean.stdout)")
+        #expect(clean.stdout.contains("\"ok\": true"))
         #expect(!FileManager.default.fileExists(atPath: cli.directory.appendingPathComponent("root").path))
     }
 }
