@@ -45,15 +45,17 @@ let package = Package(
         ),
         .executableTarget(name: "deployctl", dependencies: ["DeployCLI"]),
 
+        // Shared by the test targets that run the built binary.
+        .target(name: "TestSupport", path: "Tests/Support"),
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
         .testTarget(name: "DeployStoreTests", dependencies: ["DeployStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),
         .testTarget(name: "AppSpecTests", dependencies: ["AppSpec"]),
         .testTarget(name: "BundlesTests", dependencies: ["Bundles"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "AppSpec", "Bundles"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "AppSpec", "Bundles", "TestSupport"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "DeployModel", "DeployStore"]),
         .testTarget(name: "DeployCLITests", dependencies: ["DeployCLI", "DeployModel"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["DeployModel"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["DeployModel", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,6 +2,7 @@ import Agent
 import AppSpec
 import Bundles
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -87,17 +88,7 @@ enum Binary {
         init(_ description: String) { self.description = description }
     }
 
-    static let path: String = {
-        if let explicit = ProcessInfo.processInfo.environment["DEPLOYCTL_BIN"] { return explicit }
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("deployctl").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent(".build/debug/deployctl").path
-    }()
+    static var path: String { BuiltBinary.path }
 
     static func run(_ arguments: [String]) throws -> (Int32, String, String) {
         let process = Process()

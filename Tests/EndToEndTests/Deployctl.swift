@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// Runs the built `deployctl` binary as a user would, against a state file of its own.
 struct Deployctl {
@@ -8,18 +9,7 @@ struct Deployctl {
         var stderr: String
     }
 
-    /// The binary next to the test bundle (`.build/debug/deployctl`), or `$DEPLOYCTL_BIN`.
-    static let binary: String = {
-        if let explicit = ProcessInfo.processInfo.environment["DEPLOYCTL_BIN"] { return explicit }
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("deployctl").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/deployctl").path
-    }()
+    static var binary: String { BuiltBinary.path }
 
     let directory: URL
     var statePath: String { directory.appendingPathComponent("state.db").path }
