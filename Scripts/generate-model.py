@@ -333,6 +333,15 @@ class Generator:
             ]
             builders.append(
                 "        if let revision = try ArgumentValue.revisionShortcut(s3Location: s3Location, githubLocation: githubLocation) { members.append((\"revision\", revision)) }")
+        if op == "CreateDeployment":
+            lines += [
+                '    @Flag(name: .customLong("wait"), help: "Follow the deployment until it ends, with a live per-instance view; exit non-zero unless it succeeds (deployctl extension).")',
+                "    var wait = false",
+                "",
+                '    @Option(name: .customLong("timeout"), help: ArgumentHelp("With --wait: give up after this many seconds (default: no limit).", valueName: "seconds"))',
+                "    var timeout: Double?",
+                "",
+            ]
         lines += [
             "    @OptionGroup var cliInput: CLIInputOptions",
             "    @OptionGroup var global: GlobalOptions",
@@ -350,7 +359,10 @@ class Generator:
         ]
         method = lower_camel(op)
         in_type = shape.name if shape else None
-        if in_type and out_type:
+        if op == "CreateDeployment":
+            lines.append(f"        let output = try invoke({in_type}.self) {{ plane, input in try plane.{bare(method)}(input) }}")
+            lines.append("        if wait, let id = output?.deploymentId { try DeploymentWaiter(global: global, timeout: timeout).wait(for: id) }")
+        elif in_type and out_type:
             lines.append(f"        try invoke({in_type}.self) {{ plane, input in try plane.{bare(method)}(input) }}")
         elif in_type:
             lines.append(f"        try invoke({in_type}.self) {{ plane, input in try plane.{bare(method)}(input); return EmptyOutput() }}")

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <spawn.h>
+#include <signal.h>
 #include <unistd.h>
 #include "CAgentSupport.h"
 
@@ -24,3 +25,17 @@ long long deployctl_copy_range(int in, int out, long long length) {
     }
     return total;
 }
+
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_stop(int signal) { (void)signal; stop_requested = 1; }
+
+void deployctl_install_stop_handler(void) {
+    struct sigaction action = {0};
+    action.sa_handler = on_stop;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+}
+
+int deployctl_stop_requested(void) { return stop_requested; }

@@ -68,7 +68,14 @@ extension ControlPlane {
         if let problem = TagMatching.problem(in: (input.targetInstances?.tagFilters ?? []).map(TagFilter.init)) {
             throw ServiceError("InvalidTargetInstancesException", "Invalid tag filter in --target-instances: \(problem).")
         }
-        return try state.write { db in
+        return try state.write { db in CreateDeploymentOutput(deploymentId: try insertDeployment(db, input, creator: .user)) }
+    }
+
+    /// Creates a deployment inside the caller's transaction (create-deployment, and automatic rollbacks).
+    func insertDeployment(_ db: Database, _ input: CreateDeploymentInput, creator: DeploymentCreator, rollbackInfo: RollbackInfo? = nil) throws
+        -> String
+    {
+        do {
             let app = try requireApplication(db, input.applicationName)
             guard let groupName = input.deploymentGroupName, !groupName.isEmpty else {
                 throw ServiceError("DeploymentGroupNameRequiredException", "The deployment group name must be specified.")
@@ -111,13 +118,14 @@ extension ControlPlane {
                 previousRevision: previous?.revision, revision: revision, status: .created, createTime: created,
                 deploymentOverview: DeploymentOverview(
                     pending: targets.count, inProgress: 0, succeeded: 0, failed: 0, skipped: 0, ready: 0),
-                description: input.description, creator: .user,
+                description: input.description, creator: creator,
                 ignoreApplicationStopFailures: input.ignoreApplicationStopFailures ?? false,
                 autoRollbackConfiguration: input.autoRollbackConfiguration ?? current.autoRollbackConfiguration,
                 updateOutdatedInstancesOnly: input.updateOutdatedInstancesOnly ?? false,
                 deploymentStyle: current.deploymentStyle, targetInstances: input.targetInstances,
                 instanceTerminationWaitTimeStarted: false, fileExistsBehavior: input.fileExistsBehavior ?? .disallow,
                 deploymentStatusMessages: [], computePlatform: .server)
+            info.rollbackInfo = rollbackInfo
             if targets.isEmpty {
                 info.status = .failed
                 info.completeTime = created
@@ -135,7 +143,7 @@ extension ControlPlane {
                     sql: "INSERT INTO deployment_targets (deployment_id, target_id, position, status, info) VALUES (?, ?, ?, ?, ?)",
                     arguments: [id, name, position, "Pending", try storedJSON(target)])
             }
-            return CreateDeploymentOutput(deploymentId: id)
+            return id
         }
     }
 
@@ -195,44 +203,51 @@ extension ControlPlane {
         }
     }
 
-    /// Stops dispatching: a deployment that has not started anything is stopped at once; its pending targets are skipped.
+    /// Stops dispatching: targets not started are skipped at once; events already running finish (their agents
+    /// report them, and their targets end Skipped). With `--auto-rollback-enabled`, or the deployment's
+    /// `autoRollbackConfiguration` listing DEPLOYMENT_STOP_ON_REQUEST, the last successful revision is redeployed.
     public func stopDeployment(_ input: StopDeploymentInput) throws -> StopDeploymentOutput {
         try state.write { db in
             var info = try requireDeployment(db, input.deploymentId)
+            let id = info.deploymentId ?? ""
             guard info.status?.isActive ?? false else {
-                throw ServiceError("DeploymentAlreadyCompletedException", "The deployment \(info.deploymentId ?? "") has already completed.")
+                throw ServiceError("DeploymentAlreadyCompletedException", "The deployment \(id) has already completed.")
             }
             let stopped = now()
-            let rows = try Row.fetchAll(
-                db, sql: "SELECT target_id, info FROM deployment_targets WHERE deployment_id = ?", arguments: [info.deploymentId])
-            var skipped = 0
-            for row in rows {
-                var target = try fromStoredJSON(InstanceTarget.self, row["info"])
-                guard target.status == .pending else { continue }
+            let outstanding = Set(
+                try String.fetchAll(db, sql: "SELECT instance_name FROM host_commands WHERE deployment_id = ?", arguments: [id]))
+            for var target in try targets(db, deploymentId: id) where target.status == .pending || target.status == .inProgress {
+                if outstanding.contains(target.targetId ?? "") { continue }
                 target.status = .skipped
                 target.lastUpdatedAt = stopped
                 target.lifecycleEvents = target.lifecycleEvents?.map { event in
                     var event = event
-                    if event.status == .pending {
+                    if event.status == .pending || event.status == .inProgress {
                         event.status = .skipped
                         event.endTime = stopped
                     }
                     return event
                 }
-                skipped += 1
-                try db.execute(
-                    sql: "UPDATE deployment_targets SET status = 'Skipped', info = ? WHERE deployment_id = ? AND target_id = ?",
-                    arguments: [try storedJSON(target), info.deploymentId, row["target_id"] as String])
+                try saveTarget(db, target)
             }
-            var overview = info.deploymentOverview ?? DeploymentOverview()
-            overview.pending = max(0, (overview.pending ?? 0) - skipped)
-            overview.skipped = (overview.skipped ?? 0) + skipped
-            info.deploymentOverview = overview
             info.status = .stopped
             info.completeTime = stopped
             info.errorInformation = ErrorInformation(code: .manualStop, message: "The deployment was stopped by a stop-deployment request.")
+            info = try withOverview(db, info)
             try saveDeployment(db, info)
-            return StopDeploymentOutput(status: .succeeded, statusMessage: "Deployment \(info.deploymentId ?? "") stopped.")
+            let requested = input.autoRollbackEnabled
+            if requested == true
+                || (requested == nil && info.autoRollbackConfiguration?.enabled == true
+                    && info.autoRollbackConfiguration?.events?.contains(.deploymentStopOnRequest) == true)
+            {
+                try rollBackIfConfigured(db, info, event: .deploymentStopOnRequest, force: true)
+            }
+            if outstanding.isEmpty {
+                return StopDeploymentOutput(status: .succeeded, statusMessage: "Deployment \(id) stopped.")
+            }
+            return StopDeploymentOutput(
+                status: .pending,
+                statusMessage: "Deployment \(id) is stopping: \(outstanding.count) lifecycle event(s) already running will finish first.")
         }
     }
 

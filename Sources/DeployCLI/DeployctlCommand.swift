@@ -15,7 +15,9 @@ public struct DeployctlCommand: ParsableCommand {
             252 bad usage or invalid parameters, 254 the operation refused the request, 255 anything else.
             """,
         version: "0.1.0",
-        subcommands: operationCommands + [PushCommand.self, ValidateCommand.self, BundleCommand.self, LocalCommand.self]
+        subcommands: operationCommands + [
+            PushCommand.self, ValidateCommand.self, BundleCommand.self, LocalCommand.self, AgentGroupCommand.self, WaitCommand.self,
+        ]
     )
 
     public init() {}

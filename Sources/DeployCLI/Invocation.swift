@@ -96,9 +96,10 @@ protocol OperationCommand {
 }
 
 extension OperationCommand {
+    @discardableResult
     func invoke<Input: Decodable, Output: Encodable>(
         _ type: Input.Type, _ call: (ControlPlane, Input) throws -> Output
-    ) throws {
+    ) throws -> Output? {
         var request = JSONValue.object([])
         if let text = cliInput.cliInputJSON {
             let body = try ArgumentValue.contents(text, flag: "--cli-input-json")
@@ -110,6 +111,7 @@ extension OperationCommand {
         let plane = try global.openControlPlane()
         let userGaveToken = request["nextToken"] != nil || request["NextToken"] != nil
         var merged: JSONValue? = nil
+        var firstOutput: Output?
         var pageRequest = request
         while true {
             let input: Input
@@ -124,6 +126,7 @@ extension OperationCommand {
             } catch let error as ServiceError {
                 throw CLIFailure.service(operation: Self.operationName, code: error.code, message: error.message)
             }
+            if firstOutput == nil { firstOutput = output }
             let page = try JSONValueEncoder().encode(output)
             merged = merged.map { Self.mergePages($0, page) } ?? page
             guard !userGaveToken, !global.noPaginate, let token = page["nextToken"]?.stringValue ?? page["NextToken"]?.stringValue else {
@@ -138,6 +141,7 @@ extension OperationCommand {
         }
         let text = OutputFormatter.format(result, as: global.output, operation: Self.operationName)
         if !text.isEmpty { print(text, terminator: "") }
+        return firstOutput
     }
 
     /// Concatenates the list members of two pages of the same listing.

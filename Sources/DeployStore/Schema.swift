@@ -5,8 +5,25 @@ import GRDB
 /// file at the same moment cannot both apply one. Never edit a migration that has shipped: append a new one.
 enum Schema {
     static let migrations: [@Sendable (Database) throws -> Void] = [
-        v1
+        v1, v2,
     ]
+
+    /// Host commands handed to agents: one lifecycle event of one target, until the agent completes it.
+    static func v2(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE host_commands (
+                    id TEXT PRIMARY KEY,
+                    deployment_id TEXT NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+                    instance_name TEXT NOT NULL,
+                    event_name TEXT NOT NULL,
+                    acknowledged INTEGER NOT NULL DEFAULT 0,
+                    deadline REAL NOT NULL,
+                    UNIQUE (deployment_id, instance_name)
+                );
+                CREATE INDEX host_commands_by_instance ON host_commands(instance_name);
+                """)
+    }
 
     static func v1(_ db: Database) throws {
         try db.execute(

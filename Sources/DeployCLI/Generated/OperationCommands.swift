@@ -1509,6 +1509,15 @@ struct CreateDeploymentCommand: ParsableCommand, OperationCommand {
         help: ArgumentHelp("A GitHub revision: repository=string,commitId=string. Replaces --revision.", valueName: "shorthand"))
     var githubLocation: String?
 
+    @Flag(
+        name: .customLong("wait"),
+        help: "Follow the deployment until it ends, with a live per-instance view; exit non-zero unless it succeeds (deployctl extension).")
+    var wait = false
+
+    @Option(
+        name: .customLong("timeout"), help: ArgumentHelp("With --wait: give up after this many seconds (default: no limit).", valueName: "seconds"))
+    var timeout: Double?
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
@@ -1539,7 +1548,8 @@ struct CreateDeploymentCommand: ParsableCommand, OperationCommand {
     }
 
     func run() throws {
-        try invoke(CreateDeploymentInput.self) { plane, input in try plane.createDeployment(input) }
+        let output = try invoke(CreateDeploymentInput.self) { plane, input in try plane.createDeployment(input) }
+        if wait, let id = output?.deploymentId { try DeploymentWaiter(global: global, timeout: timeout).wait(for: id) }
     }
 }
 

@@ -1,0 +1,114 @@
+import AppSpec
+import CAgentSupport
+import Foundation
+
+/// One host command as the agent runs it: an event of a deployment, with everything the engine needs.
+public struct AgentCommand: Sendable {
+    public var id: String
+    public var event: String
+    public var spec: DeploymentSpec
+    /// Set when the bundle cannot be fetched; DownloadBundle then fails with this message.
+    public var bundleProblem: String?
+
+    public init(id: String, event: String, spec: DeploymentSpec, bundleProblem: String? = nil) {
+        self.id = id
+        self.event = event
+        self.spec = spec
+        self.bundleProblem = bundleProblem
+    }
+}
+
+/// The control plane as an agent sees it (DESIGN.md §1). The local implementation opens the state file; a remote
+/// one will speak HTTP. Nothing in the agent touches SQLite.
+public protocol AgentControlPlane {
+    func poll(instanceName: String) throws -> AgentCommand?
+    func acknowledge(_ id: String, expectedSeconds: Int) throws
+    func complete(_ id: String, result: EventResult) throws
+}
+
+/// The agent's loop: poll, acknowledge, run with the engine, complete. A command in progress is remembered in
+/// `<agent-root>/ongoing-deployment/<command-id>` so that an agent killed mid-event reports it failed on restart
+/// instead of silently running it again.
+public struct AgentLoop {
+    public var engine: LifecycleEngine
+    public var controlPlane: any AgentControlPlane
+    public var instanceName: String
+
+    public init(engine: LifecycleEngine, controlPlane: any AgentControlPlane, instanceName: String) {
+        self.engine = engine
+        self.controlPlane = controlPlane
+        self.instanceName = instanceName
+    }
+
+    var ongoingDirectory: String { engine.root.path + "/ongoing-deployment" }
+
+    /// Installs the SIGTERM/SIGINT handler: the current event finishes (bounded by its timeout), then the loop ends.
+    public static func handleStopSignals() { deployctl_install_stop_handler() }
+    public static var stopRequested: Bool { deployctl_stop_requested() != 0 }
+
+    /// Reports commands a previous run of this agent was killed in the middle of. Returns how many.
+    @discardableResult
+    public func recoverInterrupted() -> Int {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: ongoingDirectory)) ?? []
+        var count = 0
+        for id in files {
+            let event =
+                (try? String(contentsOfFile: ongoingDirectory + "/" + id, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            let outcome = ScriptOutcome(
+                code: .unknownError, scriptName: "",
+                message: "The agent restarted while \(event.isEmpty ? "this event" : event) was running; it was not run again.",
+                logTail: "")
+            try? controlPlane.complete(id, result: EventResult(name: event, status: .failed, endTime: Date(), diagnostics: outcome))
+            try? FileManager.default.removeItem(atPath: ongoingDirectory + "/" + id)
+            count += 1
+        }
+        return count
+    }
+
+    /// Runs every command the control plane has for this instance now; returns how many ran.
+    public func runPending(shouldStop: () -> Bool = { AgentLoop.stopRequested }) throws -> Int {
+        var count = 0
+        while !shouldStop(), let command = try controlPlane.poll(instanceName: instanceName) {
+            try run(command)
+            count += 1
+        }
+        return count
+    }
+
+    func run(_ command: AgentCommand) throws {
+        try FileManager.default.createDirectory(atPath: ongoingDirectory, withIntermediateDirectories: true)
+        let marker = ongoingDirectory + "/" + command.id
+        try Data(command.event.utf8).write(to: URL(fileURLWithPath: marker))
+        defer { try? FileManager.default.removeItem(atPath: marker) }
+        try controlPlane.acknowledge(command.id, expectedSeconds: engine.expectedSeconds(command.spec, event: command.event))
+        let result: EventResult
+        if command.event == "DownloadBundle", let problem = command.bundleProblem {
+            result = EventResult(
+                name: command.event, status: .failed, startTime: Date(), endTime: Date(),
+                diagnostics: ScriptOutcome(code: .unknownError, scriptName: "", message: problem, logTail: ""))
+        } else {
+            var spec = command.spec
+            spec.events = [command.event]
+            result =
+                engine.run(spec).first { $0.name == command.event }
+                ?? EventResult(name: command.event, status: .skipped, endTime: Date())
+        }
+        try controlPlane.complete(command.id, result: result)
+    }
+}
+
+extension LifecycleEngine {
+    /// How long an event may take: the sum of its scripts' timeouts (one hour for the agent's own events).
+    public func expectedSeconds(_ spec: DeploymentSpec, event: String) -> Int {
+        if event == "DownloadBundle" || event == "Install" { return HookScript.defaultTimeout }
+        let group = spec.deploymentGroupId
+        let archive: String
+        if event == "ApplicationStop", let previous = root.lastSuccessfulInstall(group) {
+            archive = previous + "/deployment-archive"
+        } else {
+            archive = root.archiveDirectory(group: group, deployment: spec.deploymentId)
+        }
+        let scripts = currentAppSpec(archive: archive, name: spec.appSpecFileName)?.hooks[event] ?? []
+        return max(60, scripts.reduce(0) { $0 + $1.timeout })
+    }
+}

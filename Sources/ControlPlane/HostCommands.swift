@@ -1,0 +1,335 @@
+import DeployModel
+import Foundation
+import GRDB
+
+/// One lifecycle event of one deployment for one instance, as an agent receives it.
+public struct HostCommand: Sendable, Equatable {
+    public var id: String
+    public var deploymentId: String
+    public var instanceName: String
+    public var lifecycleEvent: String
+    public var applicationName: String
+    public var deploymentGroupName: String
+    public var deploymentGroupId: String
+    public var revision: RevisionLocation
+    /// Where the bundle is on this machine, for S3 revisions in the built-in artifact store.
+    public var bundlePath: String?
+    /// Why there is no bundle path (the object is missing, the revision type cannot be fetched here).
+    public var bundleProblem: String?
+    public var fileExistsBehavior: String?
+    public var ignoreApplicationStopFailures: Bool
+}
+
+/// How an agent reports a host command.
+public struct HostCommandReport: Sendable, Equatable {
+    public var status: LifecycleEventStatus
+    public var errorCode: String?
+    public var scriptName: String?
+    public var message: String?
+    public var logTail: String?
+
+    public init(status: LifecycleEventStatus, errorCode: String? = nil, scriptName: String? = nil, message: String? = nil, logTail: String? = nil) {
+        self.status = status
+        self.errorCode = errorCode
+        self.scriptName = scriptName
+        self.message = message
+        self.logTail = logTail
+    }
+}
+
+/// The agent side of the control plane (DESIGN.md §1): agents poll for the next host command of their instance,
+/// acknowledge it, run it, and complete it. Every call also advances the deployments it touches, so no daemon is needed.
+extension ControlPlane {
+    /// How long an agent has to acknowledge a command it polled, and the margin added to its expected duration.
+    static let acknowledgeWindow: TimeInterval = 60
+    static let completionMargin: TimeInterval = 60
+
+    /// The next command for `instanceName`, or nil. The command is leased to the caller until acknowledged.
+    public func pollHostCommand(instanceName: String) throws -> HostCommand? {
+        try state.write { db in
+            try sweepExpiredCommands(db)
+            let candidates = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT d.id AS deployment_id FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
+                    WHERE t.target_id = ? AND d.status IN ('Created', 'InProgress') ORDER BY d.create_time
+                    """, arguments: [instanceName])
+            for row in candidates {
+                let deploymentId: String = row["deployment_id"]
+                try advance(db, deploymentId)
+                if let command = try nextCommand(db, deploymentId: deploymentId, instance: instanceName) { return command }
+            }
+            return nil
+        }
+    }
+
+    /// The agent has started the command and expects it to take at most `expectedSeconds` (its hooks' timeouts).
+    public func acknowledgeHostCommand(id: String, expectedSeconds: Int) throws {
+        try state.write { db in
+            let deadline = now().timeIntervalSince1970 + Double(max(expectedSeconds, 1)) + Self.completionMargin
+            try db.execute(sql: "UPDATE host_commands SET acknowledged = 1, deadline = ? WHERE id = ?", arguments: [deadline, id])
+            guard db.changesCount == 1 else {
+                throw ServiceError("InvalidHostCommandException", "The host command \(id) is not outstanding (it completed or was failed).")
+            }
+        }
+    }
+
+    /// Records how the command ended and advances the deployment.
+    public func completeHostCommand(id: String, report: HostCommandReport) throws {
+        try state.write { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM host_commands WHERE id = ?", arguments: [id]) else {
+                throw ServiceError("InvalidHostCommandException", "The host command \(id) is not outstanding (it completed or was failed).")
+            }
+            try db.execute(sql: "DELETE FROM host_commands WHERE id = ?", arguments: [id])
+            try finishEvent(db, deploymentId: row["deployment_id"], instance: row["instance_name"], event: row["event_name"], report: report)
+            try advance(db, row["deployment_id"])
+        }
+    }
+
+    // MARK: Internals
+
+    func targetRow(_ db: Database, deploymentId: String, instance: String) throws -> InstanceTarget? {
+        try Row.fetchOne(
+            db, sql: "SELECT info FROM deployment_targets WHERE deployment_id = ? AND target_id = ?", arguments: [deploymentId, instance]
+        ).map { try fromStoredJSON(InstanceTarget.self, $0["info"]) }
+    }
+
+    func saveTarget(_ db: Database, _ target: InstanceTarget) throws {
+        try db.execute(
+            sql: "UPDATE deployment_targets SET status = ?, info = ? WHERE deployment_id = ? AND target_id = ?",
+            arguments: [target.status?.rawValue ?? "Pending", try storedJSON(target), target.deploymentId, target.targetId])
+    }
+
+    /// Fails commands whose agent did not acknowledge or complete them in time.
+    func sweepExpiredCommands(_ db: Database) throws {
+        let expired = try Row.fetchAll(db, sql: "SELECT * FROM host_commands WHERE deadline < ?", arguments: [now().timeIntervalSince1970])
+        for row in expired {
+            let instance: String = row["instance_name"]
+            let event: String = row["event_name"]
+            let acknowledged: Bool = row["acknowledged"]
+            try db.execute(sql: "DELETE FROM host_commands WHERE id = ?", arguments: [row["id"] as String])
+            let message =
+                acknowledged
+                ? "The agent on \(instance) did not complete \(event) within its hooks' timeouts plus \(Int(Self.completionMargin)) s; it is presumed gone. Restart it; the next deployment will work."
+                : "The agent on \(instance) did not acknowledge \(event) within \(Int(Self.acknowledgeWindow)) s; it is presumed gone."
+            try finishEvent(
+                db, deploymentId: row["deployment_id"], instance: instance, event: event,
+                report: HostCommandReport(status: .failed, errorCode: "UnknownError", message: message))
+            try advance(db, row["deployment_id"])
+        }
+    }
+
+    /// The next event of the instance's target, if its target is in flight and nothing of it is outstanding.
+    func nextCommand(_ db: Database, deploymentId: String, instance: String) throws -> HostCommand? {
+        guard var info = try findDeployment(db, deploymentId), info.status == .inProgress,
+            var target = try targetRow(db, deploymentId: deploymentId, instance: instance), target.status == .inProgress
+        else { return nil }
+        if try Bool.fetchOne(
+            db, sql: "SELECT 1 FROM host_commands WHERE deployment_id = ? AND instance_name = ?", arguments: [deploymentId, instance])
+            ?? false
+        {
+            return nil
+        }
+        var events = target.lifecycleEvents ?? []
+        let stamp = now()
+        // The traffic events need a load balancer, which deployctl does not manage: they are skipped here.
+        while let index = events.firstIndex(where: { $0.status == .pending }), Self.trafficEvents.contains(events[index].lifecycleEventName ?? "") {
+            events[index].status = .skipped
+            events[index].endTime = stamp
+        }
+        target.lifecycleEvents = events
+        guard let index = events.firstIndex(where: { $0.status == .pending }) else {
+            target.status = .succeeded
+            target.lastUpdatedAt = stamp
+            try saveTarget(db, target)
+            try advance(db, deploymentId)
+            return nil
+        }
+        let event = events[index].lifecycleEventName ?? ""
+        events[index].status = .inProgress
+        events[index].startTime = stamp
+        target.lifecycleEvents = events
+        target.lastUpdatedAt = stamp
+        try saveTarget(db, target)
+        let id = "hc-" + Identifier.uuid()
+        try db.execute(
+            sql: "INSERT INTO host_commands (id, deployment_id, instance_name, event_name, deadline) VALUES (?, ?, ?, ?, ?)",
+            arguments: [id, deploymentId, instance, event, stamp.timeIntervalSince1970 + Self.acknowledgeWindow])
+        info = try requireDeployment(db, deploymentId)
+        var bundlePath: String?
+        var problem: String?
+        if let revision = info.revision {
+            switch revision.revisionType {
+            case .s3?:
+                let s3 = revision.s3Location
+                do {
+                    let object = try artifacts.head(bucket: s3?.bucket ?? "", key: s3?.key ?? "", version: s3?.version)
+                    if let eTag = s3?.eTag?.replacingOccurrences(of: "\"", with: ""), !eTag.isEmpty, eTag != object.eTag {
+                        problem = "Expected deployment artifact bundle etag \(eTag) but was actually \(object.eTag)"
+                    } else {
+                        bundlePath = object.path
+                    }
+                } catch {
+                    problem = "The bundle s3://\(s3?.bucket ?? "")/\(s3?.key ?? "") is not in the artifact store (\(error)); push it first."
+                }
+            default:
+                problem =
+                    "\(revision.revisionType?.rawValue ?? "This") revisions cannot be fetched by deployctl yet; push the bundle and deploy its S3 location."
+            }
+        }
+        return HostCommand(
+            id: id, deploymentId: deploymentId, instanceName: instance, lifecycleEvent: event, applicationName: info.applicationName ?? "",
+            deploymentGroupName: info.deploymentGroupName ?? "", deploymentGroupId: try groupId(db, deploymentId) ?? "",
+            revision: info.revision ?? RevisionLocation(), bundlePath: bundlePath, bundleProblem: problem,
+            fileExistsBehavior: info.fileExistsBehavior?.rawValue, ignoreApplicationStopFailures: info.ignoreApplicationStopFailures ?? false)
+    }
+
+    static let trafficEvents: Set<String> = [
+        "BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic", "BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic",
+    ]
+
+    func groupId(_ db: Database, _ deploymentId: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT group_id FROM deployments WHERE id = ?", arguments: [deploymentId])
+    }
+
+    /// Records an event's end on its target; a failure fails the target and skips its remaining events.
+    func finishEvent(_ db: Database, deploymentId: String, instance: String, event: String, report: HostCommandReport) throws {
+        guard var target = try targetRow(db, deploymentId: deploymentId, instance: instance) else { return }
+        var events = target.lifecycleEvents ?? []
+        let stamp = now()
+        guard let index = events.firstIndex(where: { $0.lifecycleEventName == event }) else { return }
+        events[index].status = report.status
+        events[index].endTime = stamp
+        if events[index].startTime == nil { events[index].startTime = stamp }
+        let code = report.errorCode.flatMap { LifecycleErrorCode(rawValue: $0) } ?? (report.errorCode == nil ? nil : .scriptFailed)
+        events[index].diagnostics = Diagnostics(
+            errorCode: code ?? (report.status == .failed ? .unknownError : .success), scriptName: report.scriptName ?? "",
+            message: report.message ?? (report.status == .failed ? "Failed" : "Succeeded"), logTail: String((report.logTail ?? "").suffix(2048)))
+        let deployment = try findDeployment(db, deploymentId)
+        let stopped = deployment?.status == .stopped
+        if report.status == .failed {
+            for i in events.indices where events[i].status == .pending {
+                events[i].status = .skipped
+                events[i].endTime = stamp
+            }
+            target.status = .failed
+        } else if stopped {
+            for i in events.indices where events[i].status == .pending {
+                events[i].status = .skipped
+                events[i].endTime = stamp
+            }
+            target.status = .skipped
+        } else if !events.contains(where: { $0.status == .pending || $0.status == .inProgress }) {
+            target.status = .succeeded
+        }
+        target.lifecycleEvents = events
+        target.lastUpdatedAt = stamp
+        try saveTarget(db, target)
+        if stopped, let deployment { try saveDeployment(db, withOverview(db, deployment)) }
+    }
+
+    /// The deployment's overview counts from its targets.
+    func withOverview(_ db: Database, _ info: DeploymentInfo) throws -> DeploymentInfo {
+        var info = info
+        let all = try targets(db, deploymentId: info.deploymentId ?? "")
+        func count(_ status: TargetStatus) -> Int { all.filter { $0.status == status }.count }
+        info.deploymentOverview = DeploymentOverview(
+            pending: count(.pending), inProgress: count(.inProgress), succeeded: count(.succeeded), failed: count(.failed),
+            skipped: count(.skipped), ready: count(.ready))
+        return info
+    }
+
+    /// Moves a deployment on: starts the targets the configuration allows, or ends it (and rolls back if asked).
+    func advance(_ db: Database, _ deploymentId: String) throws {
+        guard var info = try findDeployment(db, deploymentId), info.status == .created || info.status == .inProgress else { return }
+        let stamp = now()
+        if info.status == .created {
+            info.status = .inProgress
+            info.startTime = stamp
+        }
+        var all = try targets(db, deploymentId: deploymentId)
+        let config = try findConfig(db, info.deploymentConfigName ?? "CodeDeployDefault.OneAtATime")
+        let rule = Orchestrator.Rule(config?.info.minimumHealthyHosts) ?? .oneAtATime
+        let states: [Orchestrator.TargetState] = all.map {
+            switch $0.status {
+            case .inProgress?: return .inProgress
+            case .succeeded?: return .succeeded
+            case .failed?: return .failed
+            case .skipped?: return .skipped
+            default: return .pending
+            }
+        }
+        let decision = Orchestrator.decide(rule, targets: states)
+        for index in decision.start {
+            all[index].status = .inProgress
+            all[index].lastUpdatedAt = stamp
+            try saveTarget(db, all[index])
+        }
+        switch decision.outcome {
+        case .running:
+            break
+        case .succeeded:
+            info.status = .succeeded
+            info.completeTime = stamp
+        case .failed(let code, let message):
+            info.status = .failed
+            info.completeTime = stamp
+            info.errorInformation = ErrorInformation(code: code, message: message)
+            for index in all.indices where all[index].status == .pending {
+                all[index].status = .skipped
+                all[index].lastUpdatedAt = stamp
+                all[index].lifecycleEvents = all[index].lifecycleEvents?.map { event in
+                    var event = event
+                    if event.status == .pending {
+                        event.status = .skipped
+                        event.endTime = stamp
+                    }
+                    return event
+                }
+                try saveTarget(db, all[index])
+            }
+        }
+        info = try withOverview(db, info)
+        try saveDeployment(db, info)
+        if case .failed = decision.outcome {
+            try rollBackIfConfigured(db, info, event: .deploymentFailure)
+        }
+    }
+
+    /// Starts a deployment of the group's last successful revision when the configuration asks for it.
+    func rollBackIfConfigured(_ db: Database, _ failed: DeploymentInfo, event: AutoRollbackEvent, force: Bool = false) throws {
+        guard force || (failed.autoRollbackConfiguration?.enabled == true && failed.autoRollbackConfiguration?.events?.contains(event) == true)
+        else { return }
+        guard let failedId = failed.deploymentId, let groupId = try groupId(db, failedId) else { return }
+        var failedInfo = failed
+        guard
+            let previous = try Row.fetchOne(
+                db,
+                sql:
+                    "SELECT info FROM deployments WHERE group_id = ? AND status = 'Succeeded' AND id != ? ORDER BY create_time DESC, rowid DESC LIMIT 1",
+                arguments: [groupId, failedId]
+            ).map({ try fromStoredJSON(DeploymentInfo.self, $0["info"]) }), let revision = previous.revision
+        else {
+            failedInfo.rollbackInfo = RollbackInfo(
+                rollbackMessage: "Automatic rollback was not performed: the group has no earlier successful deployment.")
+            try saveDeployment(db, failedInfo)
+            return
+        }
+        let rollbackId = try insertDeployment(
+            db,
+            CreateDeploymentInput(
+                applicationName: failed.applicationName ?? "", deploymentGroupName: failed.deploymentGroupName, revision: revision,
+                deploymentConfigName: failed.deploymentConfigName, description: "Rollback of \(failedId)",
+                ignoreApplicationStopFailures: failed.ignoreApplicationStopFailures,
+                autoRollbackConfiguration: AutoRollbackConfiguration(enabled: false, events: []),
+                fileExistsBehavior: failed.fileExistsBehavior),
+            creator: .codeDeployRollback,
+            rollbackInfo: RollbackInfo(
+                rollbackTriggeringDeploymentId: failedId,
+                rollbackMessage: "Automatic rollback of \(failedId) to the revision of \(previous.deploymentId ?? "")"))
+        failedInfo.rollbackInfo = RollbackInfo(
+            rollbackDeploymentId: rollbackId,
+            rollbackMessage: "Automatic rollback to the revision of \(previous.deploymentId ?? "") started as \(rollbackId)")
+        try saveDeployment(db, failedInfo)
+    }
+}
