@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <spawn.h>
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 #include "CAgentSupport.h"
@@ -36,6 +37,12 @@ void deployctl_install_stop_handler(void) {
     sigemptyset(&action.sa_mask);
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGINT, &action, NULL);
+    /* A parent may have started us with these blocked (a mask is inherited through exec): unblock them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }
 
 int deployctl_stop_requested(void) { return stop_requested; }

@@ -185,7 +185,10 @@ import Testing
             }
             return String(first)
         }
-        let extensions: [String: String] = ["push": "--s3-location", "validate": "--bundle", "bundle": "extract", "local": "--bundle-location"]
+        let extensions: [String: String] = [
+            "push": "--s3-location", "validate": "--bundle", "bundle": "extract", "local": "--bundle-location", "agent": "run",
+            "wait": "deployment-successful",
+        ]
         #expect(commands.count >= 41 + extensions.count)
         for command in commands {
             let help = try cli.run([command, "--help"], withState: false)

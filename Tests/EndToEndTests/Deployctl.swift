@@ -35,8 +35,11 @@ struct Deployctl {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        // stderr is drained on its own thread, so a chatty command (a waiter's progress lines) cannot fill the
+        // pipe and block while we read stdout.
+        let errorReader = DataReader(err.fileHandleForReading)
         let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        let errData = errorReader.finish()
         process.waitUntilExit()
         return Result(
             status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
@@ -58,5 +61,23 @@ struct Deployctl {
     struct Failure: Error, CustomStringConvertible {
         var description: String
         init(_ description: String) { self.description = description }
+    }
+}
+
+/// Reads a pipe to its end on a thread of its own.
+final class DataReader: @unchecked Sendable {
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ handle: FileHandle) {
+        Thread.detachNewThread { [self] in
+            data = handle.readDataToEndOfFile()
+            done.signal()
+        }
+    }
+
+    func finish() -> Data {
+        done.wait()
+        return data
     }
 }
