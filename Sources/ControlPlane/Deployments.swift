@@ -106,7 +106,13 @@ extension ControlPlane {
 
             var id = Identifier.deploymentId()
             while try findDeployment(db, id) != nil { id = Identifier.deploymentId() }
-            let targets = try selectTargets(db, group: current, override: input.targetInstances)
+            // Instances whose last deployment in this group failed go first, as on AWS.
+            let targets = try selectTargets(db, group: current, override: input.targetInstances).enumerated().sorted { a, b in
+                let af = try? lastTargetFailed(db, groupId: group.id, instance: a.element.instanceName ?? "")
+                let bf = try? lastTargetFailed(db, groupId: group.id, instance: b.element.instanceName ?? "")
+                if (af ?? false) != (bf ?? false) { return af ?? false }
+                return a.offset < b.offset
+            }.map(\.element)
             let previous = try Row.fetchOne(
                 db,
                 sql: "SELECT info FROM deployments WHERE group_id = ? AND status = 'Succeeded' ORDER BY create_time DESC, rowid DESC LIMIT 1",
@@ -249,6 +255,15 @@ extension ControlPlane {
                 status: .pending,
                 statusMessage: "Deployment \(id) is stopping: \(outstanding.count) lifecycle event(s) already running will finish first.")
         }
+    }
+
+    func lastTargetFailed(_ db: Database, groupId: String, instance: String) throws -> Bool {
+        try String.fetchOne(
+            db,
+            sql: """
+                SELECT t.status FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
+                WHERE d.group_id = ? AND t.target_id = ? ORDER BY d.create_time DESC, d.rowid DESC LIMIT 1
+                """, arguments: [groupId, instance]) == "Failed"
     }
 
     // MARK: Targets
