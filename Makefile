@@ -1,7 +1,10 @@
 # deployctl — see README.md. `make demo` and `make test` are the two commands a fresh machine needs.
 SWIFT ?= swift
 
-.PHONY: all setup build release demo test lint generate check-generated bench bench-extract bench-local clean
+PREFIX ?= /usr/local
+SYSTEMD_DIR ?= /etc/systemd/system
+
+.PHONY: all setup build release demo test lint install install-agent generate check-generated bench bench-extract bench-local bench-fleet clean
 
 all: build
 
@@ -35,6 +38,9 @@ check-generated:
 bench: release
 	python3 bench/control_plane.py
 
+bench-fleet: release
+	python3 bench/fleet.py
+
 bench-local: release
 	command -v bsdtar >/dev/null || apt-get install -y -qq libarchive-tools
 	python3 bench/local.py
@@ -42,6 +48,16 @@ bench-local: release
 bench-extract: release
 	command -v bsdtar >/dev/null || apt-get install -y -qq libarchive-tools
 	python3 bench/extract.py
+
+install: release
+	install -D -m 0755 .build/release/deployctl $(DESTDIR)$(PREFIX)/bin/deployctl
+
+# The agent as a systemd service per instance: then `systemctl enable --now deployctl-agent@<instance-name>`.
+install-agent: install
+	install -D -m 0644 packaging/deployctl-agent@.service $(DESTDIR)$(SYSTEMD_DIR)/deployctl-agent@.service
+	install -d -m 0755 $(DESTDIR)/etc/deployctl
+	@if [ -z "$(DESTDIR)" ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; start an agent with: systemctl enable --now deployctl-agent@<instance-name>"
 
 clean:
 	rm -rf .build

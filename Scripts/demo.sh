@@ -29,8 +29,24 @@ printf '\nState file: %s (remove it with: rm -r %s)\n' "$DEPLOYCTL_STATE" "$demo
 
 # A revision: validate the sample static site, push it into the artifact store, and deploy what push registered.
 run validate --source Fixtures/apps/static-site
-run push --application-name web-shop --s3-location s3://releases/static-site-1.0.zip --source Fixtures/apps/static-site
-run list-application-revisions --application-name web-shop
+push_out=$("$deployctl" push --application-name web-shop --s3-location s3://releases/static-site-1.0.zip --source Fixtures/apps/static-site)
+printf '\n$ deployctl push --application-name web-shop --s3-location s3://releases/static-site-1.0.zip --source Fixtures/apps/static-site\n%s\n' "$push_out"
+location=$(printf '%s\n' "$push_out" | sed -n 's/.*--s3-location \([^ ]*\).*/\1/p')
+
+# Deploy it for real: one agent per instance (each with its own agent root and install root, as separate hosts
+# would have), the first deployment stopped to free the group, and create-deployment --wait showing the live view.
+run stop-deployment --deployment-id "$id"
+agents=()
+for host in web-1 web-2 web-3; do
+  "$deployctl" agent run --instance-name "$host" --agent-root "$demo_dir/$host/agent-root" \
+    --install-root "$demo_dir/$host/host" --poll-interval 0.2 2>>"$demo_dir/agents.log" &
+  agents+=($!)
+done
+trap 'kill "${agents[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+run create-deployment --application-name web-shop --deployment-group-name prod --s3-location "$location" --wait --timeout 120
+for host in web-1 web-2 web-3; do
+  if [ -f "$demo_dir/$host/host/var/www/static-site/index.html" ]; then echo "$host: static-site installed"; else echo "$host: not in the group (tagged staging)"; fi
+done
 
 # And the same sample deployed on this host, into a sandbox instead of /var/www.
 run local --bundle-location Fixtures/apps/static-site --agent-root "$demo_dir/agent-root" --install-root "$demo_dir/host"

@@ -46,13 +46,28 @@ extension ControlPlane {
 
     /// The next command for `instanceName`, or nil. The command is leased to the caller until acknowledged.
     public func pollHostCommand(instanceName: String) throws -> HostCommand? {
-        try state.write { db in
+        // Most polls find nothing: answer those from a read, without taking the write lock.
+        let stamp = now().timeIntervalSince1970
+        let work = try state.read { db in
+            try Bool.fetchOne(
+                db,
+                sql: """
+                    SELECT EXISTS (SELECT 1 FROM host_commands WHERE deadline < ?)
+                        OR EXISTS (
+                            SELECT 1 FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
+                            WHERE t.target_id = ? AND (d.status = 'Created' OR (d.status = 'InProgress' AND t.status = 'InProgress'
+                                AND NOT EXISTS (SELECT 1 FROM host_commands h WHERE h.deployment_id = d.id AND h.instance_name = t.target_id))))
+                    """, arguments: [stamp, instanceName]) ?? false
+        }
+        guard work else { return nil }
+        return try state.write { db in
             try sweepExpiredCommands(db)
             let candidates = try Row.fetchAll(
                 db,
                 sql: """
                     SELECT d.id AS deployment_id FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
-                    WHERE t.target_id = ? AND d.status IN ('Created', 'InProgress') ORDER BY d.create_time
+                    WHERE t.target_id = ? AND (d.status = 'Created' OR (d.status = 'InProgress' AND t.status = 'InProgress'))
+                    ORDER BY d.create_time
                     """, arguments: [instanceName])
             for row in candidates {
                 let deploymentId: String = row["deployment_id"]
@@ -260,6 +275,12 @@ extension ControlPlane {
             }
         }
         let decision = Orchestrator.decide(rule, targets: states)
+        if decision.start.isEmpty, decision.outcome == .running, info.status == .inProgress, info.startTime != stamp {
+            // Nothing to start and nothing ended: only the counts can have moved.
+            let counted = try withOverview(db, info)
+            if counted.deploymentOverview != info.deploymentOverview { try saveDeployment(db, counted) }
+            return
+        }
         for index in decision.start {
             all[index].status = .inProgress
             all[index].lastUpdatedAt = stamp

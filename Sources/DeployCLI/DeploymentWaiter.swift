@@ -8,7 +8,7 @@ import Foundation
 struct DeploymentWaiter {
     let global: GlobalOptions
     let timeout: Double?
-    var interval: Double = 0.5
+    var interval: Double = 0.2
 
     func wait(for deploymentId: String) throws {
         let plane = try global.openControlPlane()

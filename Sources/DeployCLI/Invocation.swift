@@ -140,7 +140,8 @@ extension OperationCommand {
             result = .object(members.filter { $0.key != "nextToken" && $0.key != "NextToken" })
         }
         let text = OutputFormatter.format(result, as: global.output, operation: Self.operationName)
-        if !text.isEmpty { print(text, terminator: "") }
+        // Written unbuffered, so it comes before anything printed after it (a waiter's progress on stderr).
+        if !text.isEmpty { FileHandle.standardOutput.write(Data(text.utf8)) }
         return firstOutput
     }
 
