@@ -93,4 +93,24 @@ final class ManualClock: @unchecked Sendable {
         #expect(try plane.pollHostCommand(instanceName: "a") == nil)
         #expect(try plane.pollHostCommand(instanceName: "b") != nil)
     }
+
+    @Test func targetInstancesAndIgnoreApplicationStopFailuresReachTheAgent() throws {
+        let clock = ManualClock()
+        let (plane, dir) = try fixture(clock)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try plane.addTagsToOnPremisesInstances(AddTagsToOnPremisesInstancesInput(tags: [Tag(key: "only", value: "me")], instanceNames: ["b"]))
+        let id =
+            try plane.createDeployment(
+                CreateDeploymentInput(
+                    applicationName: "app", deploymentGroupName: "g",
+                    revision: RevisionLocation(revisionType: .s3, s3Location: S3Location(bucket: "bkt", key: "k.zip", bundleType: .zip)),
+                    ignoreApplicationStopFailures: true,
+                    targetInstances: TargetInstances(tagFilters: [EC2TagFilter(key: "only", value: "me", type: .keyAndValue)]))
+            ).deploymentId ?? ""
+        #expect(try plane.listDeploymentTargets(ListDeploymentTargetsInput(deploymentId: id)).targetIds == ["b"])
+        #expect(try plane.pollHostCommand(instanceName: "a") == nil)
+        let command = try #require(try plane.pollHostCommand(instanceName: "b"))
+        #expect(command.ignoreApplicationStopFailures)
+        #expect(command.lifecycleEvent == "ApplicationStop")
+    }
 }

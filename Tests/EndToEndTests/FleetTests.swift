@@ -175,7 +175,12 @@ final class Fleet {
             // web-3 failed last time, so it goes first now (and succeeds) before web-1 fails.
             ("CodeDeployDefault.HalfAtATime", "bad-first", "Failed", ["Failed", "Skipped", "Succeeded"]),
             ("CodeDeployDefault.AllAtOnce", "bad-first", "Succeeded", ["Failed", "Succeeded", "Succeeded"]),
+            // Custom HOST_COUNT 1 of 3: two at a time; one failure still leaves the minimum.
+            ("TwoAtATime", "bad-first", "Succeeded", ["Failed", "Succeeded", "Succeeded"]),
         ]
+        try fleet.cli.run([
+            "create-deployment-config", "--deployment-config-name", "TwoAtATime", "--minimum-healthy-hosts", "type=HOST_COUNT,value=1",
+        ])
         for (config, version, expected, statuses) in cases {
             let result = try fleet.deploy(version, config: config)
             let info = try fleet.info(result.id)
