@@ -177,7 +177,7 @@ public struct LifecycleEngine {
 
     /// The appspec of an unpacked revision: the requested name, else appspec.yaml, else appspec.yml.
     func currentAppSpec(archive: String, name: String?) -> AppSpec? {
-        for candidate in [name ?? "appspec.yml", "appspec.yaml", "appspec.yml"] {
+        for candidate in AppSpecParser.candidateFileNames(name) {
             if let text = try? String(contentsOfFile: archive + "/" + candidate, encoding: .utf8) {
                 return AppSpecParser.parse(text, fileName: candidate).appSpec
             }
@@ -212,12 +212,12 @@ public struct LifecycleEngine {
         } catch {
             return failure("DownloadBundle: cannot copy the revision: \(error.localizedDescription)")
         }
-        let names = [spec.appSpecFileName ?? "appspec.yml", "appspec.yaml", "appspec.yml"]
+        let names = AppSpecParser.candidateFileNames(spec.appSpecFileName)
         guard let name = names.first(where: { FileManager.default.fileExists(atPath: archive + "/" + $0) }),
             let text = try? String(contentsOfFile: archive + "/" + name, encoding: .utf8)
         else {
             return failure(
-                "DownloadBundle: the revision has no appspec at its root (looked for \(Array(Set(names)).sorted().joined(separator: ", ")))")
+                "DownloadBundle: the revision has no appspec at its root (looked for \(names.joined(separator: ", ")))")
         }
         let report = AppSpecParser.parse(text, fileName: name)
         for finding in report.findings { log.write("[appspec] \(finding.description)") }

@@ -57,11 +57,11 @@ extension LifecycleEngine {
                 return report
             }
         }
-        let names = [spec.appSpecFileName ?? "appspec.yml", "appspec.yaml", "appspec.yml"]
+        let names = AppSpecParser.candidateFileNames(spec.appSpecFileName)
         guard let name = names.first(where: { fm.fileExists(atPath: revision + "/" + $0) }),
             let text = try? String(contentsOfFile: revision + "/" + name, encoding: .utf8)
         else {
-            report.problems.append("the revision has no appspec at its root (looked for \(Array(Set(names)).sorted().joined(separator: ", ")))")
+            report.problems.append("the revision has no appspec at its root (looked for \(names.joined(separator: ", ")))")
             return report
         }
         let parsed = AppSpecParser.parse(text, fileName: name)

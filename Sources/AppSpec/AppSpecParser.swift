@@ -24,6 +24,14 @@ public enum AppSpecParser {
     /// AWS caps a lifecycle event at 3600 s; deployctl allows more and says so.
     public static let awsEventTimeoutCap = 3600
 
+    /// The names an appspec is looked up by at the revision root, in order: the requested one, then
+    /// `appspec.yaml`, then `appspec.yml` (DESIGN.md §4: the same for every event, unlike the Ruby agent).
+    public static func candidateFileNames(_ requested: String?) -> [String] {
+        var names: [String] = []
+        for name in [requested ?? "appspec.yml", "appspec.yaml", "appspec.yml"] where !names.contains(name) { names.append(name) }
+        return names
+    }
+
     public static func parse(_ text: String, fileName: String = "appspec.yml") -> AppSpecReport {
         var walker = Walker(file: fileName, text: text)
         let spec = walker.document()

@@ -49,11 +49,7 @@ struct RevisionTree {
 /// every `files` source it names is in the revision. Collects every problem; never stops at the first.
 public enum RevisionValidator {
     /// The appspec names tried in order: the requested one, then `appspec.yaml`, then `appspec.yml`.
-    public static func appSpecCandidates(_ requested: String?) -> [String] {
-        var names: [String] = []
-        for name in [requested ?? "appspec.yml", "appspec.yaml", "appspec.yml"] where !names.contains(name) { names.append(name) }
-        return names
-    }
+    public static func appSpecCandidates(_ requested: String?) -> [String] { AppSpecParser.candidateFileNames(requested) }
 
     /// Validates a source directory (what `push` would bundle).
     public static func validate(directory: String, appSpecFileName: String? = nil, ignoreHidden: Bool = false) -> ValidationReport {
