@@ -68,18 +68,33 @@ public struct HookRunner: Sendable {
         func outcome(_ code: LifecycleErrorCode, _ message: String) -> ScriptOutcome {
             ScriptOutcome(code: code, scriptName: location, message: message, logTail: log.tail)
         }
+        // The script is reached inside the revision only: a location that leads out of it (through '..' or a
+        // symlink) is never made executable nor run.
+        let revision = ConfinedRoot(path: archiveRoot, policy: .beneath)
+        let fd: Int32
+        do throws(ConfinedRoot.Refusal) {
+            let parent = try revision.openParent(relative)
+            defer { close(parent.fd) }
+            // A symlink to another file inside the revision is fine; it is resolved beneath the revision too.
+            fd = deployctl_openat2(parent.fd, parent.name, deployctl_o_path(), 0, deployctl_resolve_beneath())
+            if fd < 0 { throw revision.refusal(relative, errno) }
+        } catch {
+            if error.missing { return outcome(.scriptMissing, "Script does not exist at specified location: \(path)") }
+            return outcome(.scriptMissing, "Script at specified location: \(location) cannot be used: \(error.reason)")
+        }
+        defer { close(fd) }
         var info = stat()
-        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, let resolved = ConfinedRoot.realPath(of: fd) else {
             return outcome(.scriptMissing, "Script does not exist at specified location: \(path)")
         }
         if info.st_mode & 0o111 == 0 {
             log.write("[warning] \(location) is not executable; making it executable")
-            guard chmod(path, info.st_mode & 0o7777 | 0o111) == 0 else {
+            guard chmod("/proc/self/fd/\(fd)", info.st_mode & 0o7777 | 0o111) == 0 else {
                 return outcome(.scriptNotExecutable, "Unable to make the script at \(location) executable: \(String(cString: strerror(errno)))")
             }
         }
         var env = environment
-        var arguments: [String] = Self.hasShebang(path) ? [path] : ["/bin/sh", path]
+        var arguments: [String] = Self.hasShebang(resolved) ? [resolved] : ["/bin/sh", resolved]
         let prefix = script.runas.map { "Script at specified location: \(location) run as user \($0)" } ?? "Script at specified location: \(location)"
         if let name = script.runas {
             guard let user = RunAsUser.lookup(name) else {

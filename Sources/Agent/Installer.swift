@@ -16,17 +16,27 @@ public struct InstallPlan: Sendable, Equatable {
     public var retained: [String] = []
     /// Destinations that exist and were not ours (the DISALLOW conflicts).
     public var conflicts: [String] = []
+    /// The deployment archive the sources are in.
+    public var archive: String = ""
 }
 
 /// Installs a revision's files and permissions, and removes what the previous install of the group created.
+///
+/// Every destination is reached through `target`, a ``ConfinedRoot``: with an install root nothing leads out of
+/// it; on the host's real root no symlink that a deployment installed is ever written through. Sources are read
+/// through a ``ConfinedRoot`` on the deployment archive that refuses anything leading out of the revision.
 public struct Installer: Sendable {
     /// Prefixed to every destination (as `DESTDIR` is for `make install`); empty for the real root.
     public var installRoot: String
+    /// Where destinations are resolved.
+    public var target: ConfinedRoot
 
-    public init(installRoot: String?) {
+    /// `placedSymlinks`: on the real root, the symlinks earlier deployments installed (``placedSymlinks(in:)``).
+    public init(installRoot: String?, placedSymlinks: Set<String> = []) {
         var root = installRoot.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? ""
         if root == "/" { root = "" }
         self.installRoot = root
+        target = root.isEmpty ? ConfinedRoot(path: "/", policy: .host(placed: placedSymlinks)) : ConfinedRoot(path: root, policy: .inRoot)
     }
 
     public func destination(_ path: String) -> String {
@@ -34,33 +44,75 @@ public struct Installer: Sendable {
         return installRoot + normalized
     }
 
+    /// The path inside the install root of a destination (as `destination(_:)` gives it), nil when it is not in it.
+    func relative(_ destination: String) -> String? {
+        if installRoot.isEmpty { return destination }
+        if destination == installRoot { return "" }
+        guard destination.hasPrefix(installRoot + "/") else { return nil }
+        return String(destination.dropFirst(installRoot.count))
+    }
+
+    func confined(_ destination: String) throws(AgentError) -> String {
+        guard let path = relative(destination) else { throw .install("\(destination) is outside the install root \(installRoot)") }
+        return path
+    }
+
+    func lstatDestination(_ destination: String) throws(AgentError) -> stat? {
+        let inside = try confined(destination)
+        do {
+            return try target.lstat(inside)
+        } catch {
+            throw .install("cannot install to \(error.path): \(error.reason)")
+        }
+    }
+
+    func openParent(_ destination: String) throws(AgentError) -> (fd: Int32, name: String) {
+        let inside = try confined(destination)
+        do {
+            return try target.openParent(inside)
+        } catch {
+            throw .install("cannot install to \(error.path): \(error.reason)")
+        }
+    }
+
+    /// The symlinks that deployments recorded in the cleanup lists of a deployment root and that still exist:
+    /// on the real root, the installer never writes through them.
+    public static func placedSymlinks(in instructionsDirectory: String) -> Set<String> {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: instructionsDirectory)) ?? []
+        var placed = Set<String>()
+        for file in files where file.hasSuffix("-cleanup") {
+            for path in listed(in: instructionsDirectory + "/" + file) {
+                var info = stat()
+                if Glibc.lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK { placed.insert(path) }
+            }
+        }
+        return placed
+    }
+
     // MARK: Cleanup of the previous install
 
-    /// Removes, newest first, what the cleanup list names: files and symlinks, and directories once empty.
-    /// A torn last line (no newline) is ignored. Returns the paths removed.
     /// The paths a cleanup list names (without its torn last line).
     public static func listed(in cleanupList: String) -> [String] {
         guard let text = try? String(contentsOfFile: cleanupList, encoding: .utf8) else { return [] }
         var lines = text.components(separatedBy: "\n")
+        // The piece after the last newline is either empty or a torn write: drop it either way.
         lines.removeLast()
         return lines.filter { !$0.isEmpty }
     }
 
+    /// Removes, newest first, what the cleanup list names: files and symlinks, and directories once empty. Each
+    /// path is resolved inside the install root like an install (a path outside it, or reached through a symlink
+    /// a deployment placed, is left alone). Returns the paths removed.
     @discardableResult
-    public static func removePrevious(cleanupList: String) -> [String] {
-        guard let text = try? String(contentsOfFile: cleanupList, encoding: .utf8) else { return [] }
-        var lines = text.components(separatedBy: "\n")
-        // The piece after the last newline is either empty or a torn write: drop it either way.
-        lines.removeLast()
+    public func removePrevious(cleanupList: String) -> [String] {
         var removed: [String] = []
-        for path in lines.reversed() where !path.isEmpty {
+        for path in Self.listed(in: cleanupList).reversed() {
+            guard let inside = relative(path), let parent = try? target.openParent(inside) else { continue }
+            defer { close(parent.fd) }
             var info = stat()
-            guard lstat(path, &info) == 0 else { continue }
-            if info.st_mode & S_IFMT == S_IFDIR {
-                if rmdir(path) == 0 { removed.append(path) }
-            } else if unlink(path) == 0 {
-                removed.append(path)
-            }
+            guard fstatat(parent.fd, parent.name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            let flags = info.st_mode & S_IFMT == S_IFDIR ? AT_REMOVEDIR : 0
+            if unlinkat(parent.fd, parent.name, flags) == 0 { removed.append(path) }
         }
         try? FileManager.default.removeItem(atPath: cleanupList)
         return removed
@@ -68,25 +120,34 @@ public struct Installer: Sendable {
 
     // MARK: Planning
 
-    /// Plans the `files` section. Fails before touching anything when a source is missing, two sources land on one
-    /// destination, or (DISALLOW) files that are not ours exist; the error names every conflicting file.
+    /// Plans the `files` section. Fails before touching anything when a source is missing or leads out of the
+    /// revision, two sources land on one destination, a destination cannot be reached inside the install root, or
+    /// (DISALLOW) files that are not ours exist; the error names every conflicting file.
     /// `owned` lists paths the previous install created (the cleanup list): they will be gone by then, so they are
     /// not conflicts (used by preflight, which plans before any cleanup has run).
     public func plan(_ spec: AppSpec, archive: String, behavior: FileExistsBehavior, owned: Set<String> = []) throws(AgentError)
         -> InstallPlan
     {
         var plan = InstallPlan()
+        plan.archive = archive
         var claimed: [String: String] = [:]
         var plannedDirectories = Set<String>()
-        let fm = FileManager.default
+        let revision = ConfinedRoot(path: archive, policy: .beneath)
 
         func addDirectory(_ path: String) throws(AgentError) {
             var components: [String] = []
             var current = path
-            while !current.isEmpty, current != "/", !plannedDirectories.contains(current) {
-                var info = stat()
-                if lstat(current, &info) == 0 {
-                    guard info.st_mode & S_IFMT == S_IFDIR || (info.st_mode & S_IFMT == S_IFLNK && isDirectory(current)) else {
+            while !current.isEmpty, current != "/", current != installRoot, !plannedDirectories.contains(current) {
+                if let info = try lstatDestination(current) {
+                    if info.st_mode & S_IFMT == S_IFLNK {
+                        // Reached through below: it must lead to a directory inside the root.
+                        let inside = try confined(current)
+                        do {
+                            close(try target.openDirectory(inside))
+                        } catch {
+                            throw .install("cannot install under \(current): \(error.reason)")
+                        }
+                    } else if info.st_mode & S_IFMT != S_IFDIR {
                         throw .install("cannot create the directory \(current): a file is in the way")
                     }
                     break
@@ -109,9 +170,11 @@ public struct Installer: Sendable {
             if plannedDirectories.contains(target) {
                 throw .install("the appspec installs the file \(source) where it also needs the directory \(target)")
             }
+            for (claimedPath, _) in claimed where target.hasPrefix(claimedPath + "/") {
+                throw .install("the appspec installs \(target) inside \(claimedPath), which it installs as a file or symlink")
+            }
             claimed[target] = source
-            var info = stat()
-            if !owned.contains(target), lstat(target, &info) == 0 {
+            if !owned.contains(target), let info = try lstatDestination(target) {
                 if info.st_mode & S_IFMT == S_IFDIR {
                     throw .install("cannot install \(source): a directory exists at \(target)")
                 }
@@ -129,20 +192,22 @@ public struct Installer: Sendable {
             let relative = mapping.source.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
             let source = relative.isEmpty ? archive : archive + "/" + relative
             let target = destination(mapping.destination)
-            var info = stat()
-            guard lstat(source, &info) == 0 else {
+            let found: stat?
+            do {
+                found = try revision.lstat(relative)
+            } catch {
+                throw .install("the files source '\(mapping.source)' cannot be used: \(error.reason)")
+            }
+            guard let info = found else {
                 throw .install("the files source '\(mapping.source)' is not in the revision")
             }
             try addDirectory(target)
             if info.st_mode & S_IFMT == S_IFDIR {
-                let entries = ((fm.enumerator(atPath: source)?.allObjects as? [String]) ?? []).sorted()
-                for entry in entries {
-                    var entryInfo = stat()
-                    guard lstat(source + "/" + entry, &entryInfo) == 0 else { continue }
-                    if entryInfo.st_mode & S_IFMT == S_IFDIR {
-                        try addDirectory(target + "/" + entry)
+                for entry in Self.walk(source) {
+                    if entry.isDirectory {
+                        try addDirectory(target + "/" + entry.path)
                     } else {
-                        try addCopy(source + "/" + entry, target + "/" + entry, from: mapping.source)
+                        try addCopy(source + "/" + entry.path, target + "/" + entry.path, from: mapping.source)
                     }
                 }
             } else {
@@ -158,9 +223,23 @@ public struct Installer: Sendable {
         return plan
     }
 
-    func isDirectory(_ path: String) -> Bool {
-        var isDir: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+    /// Every entry below `directory`, sorted, without following any symlink (a symlink is an entry, not a tree).
+    static func walk(_ directory: String) -> [(path: String, isDirectory: Bool)] {
+        var result: [(path: String, isDirectory: Bool)] = []
+        func visit(_ relative: String) {
+            let absolute = relative.isEmpty ? directory : directory + "/" + relative
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: absolute) else { return }
+            for name in names.sorted() {
+                let path = relative.isEmpty ? name : relative + "/" + name
+                var info = stat()
+                guard Glibc.lstat(directory + "/" + path, &info) == 0 else { continue }
+                let isDirectory = info.st_mode & S_IFMT == S_IFDIR
+                result.append((path, isDirectory))
+                if isDirectory { visit(path) }
+            }
+        }
+        visit("")
+        return result.sorted { $0.path < $1.path }
     }
 
     // MARK: Execution
@@ -173,59 +252,84 @@ public struct Installer: Sendable {
             throw .io("cannot write the cleanup list \(cleanupList): \(String(cString: strerror(errno)))")
         }
         defer { fclose(record) }
-        func note(_ path: String) {
-            fputs(path + "\n", record)
-            fflush(record)
+        func note(_ path: String) throws(AgentError) {
+            guard fputs(path + "\n", record) >= 0, fflush(record) == 0 else {
+                throw .io("cannot write the cleanup list \(cleanupList): \(String(cString: strerror(errno)))")
+            }
+        }
+        let revision = ConfinedRoot(path: plan.archive, policy: .beneath)
+        if !installRoot.isEmpty, !FileManager.default.fileExists(atPath: installRoot) {
+            do {
+                try FileManager.default.createDirectory(atPath: installRoot, withIntermediateDirectories: true)
+            } catch {
+                throw .install("cannot create the install root \(installRoot): \(error.localizedDescription)")
+            }
         }
         var installed: [String] = []
         for directory in plan.directories {
-            guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
+            let parent = try openParent(directory)
+            defer { close(parent.fd) }
+            guard mkdirat(parent.fd, parent.name, 0o755) == 0 || errno == EEXIST else {
                 throw .install("cannot create \(directory): \(String(cString: strerror(errno)))")
             }
-            note(directory)
+            try note(directory)
             installed.append(directory)
         }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         for copy in plan.copies {
-            note(copy.destination)
-            if copy.replaces { unlink(copy.destination) }
-            try Self.copyEntry(copy.source, to: copy.destination, buffer: &buffer)
+            try note(copy.destination)
+            let parent = try openParent(copy.destination)
+            defer { close(parent.fd) }
+            if copy.replaces { unlinkat(parent.fd, parent.name, 0) }
+            let source = copy.source == plan.archive ? "" : String(copy.source.dropFirst(plan.archive.count))
+            try Self.copyEntry(source, of: revision, toParent: parent.fd, name: parent.name, display: copy.destination, buffer: &buffer)
             installed.append(copy.destination)
         }
         return installed
     }
 
-    /// Copies a file (content, mode, modification time) or recreates a symlink with the same target.
-    static func copyEntry(_ source: String, to target: String, buffer: inout [UInt8]) throws(AgentError) {
-        var info = stat()
-        guard lstat(source, &info) == 0 else { throw .install("cannot read \(source): \(String(cString: strerror(errno)))") }
+    /// Copies a file (content, mode, modification time) or recreates a symlink with the same target, from inside
+    /// the revision to `name` in the directory `parentFD` (created anew: never through an existing entry).
+    static func copyEntry(
+        _ source: String, of revision: ConfinedRoot, toParent parentFD: Int32, name: String, display: String, buffer: inout [UInt8]
+    ) throws(AgentError) {
+        let shown = revision.display(source)
+        let found: stat?? = try? revision.lstat(source)
+        guard let existing = found else { throw .install("cannot read \(shown): it leads outside the revision") }
+        guard var info = existing else { throw .install("cannot read \(shown): no such file") }
         if info.st_mode & S_IFMT == S_IFLNK {
+            let parent: (fd: Int32, name: String)
+            do { parent = try revision.openParent(source) } catch { throw .install("cannot read \(shown): \(error.reason)") }
+            defer { close(parent.fd) }
             var link = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let count = readlink(source, &link, link.count - 1)
-            guard count >= 0 else { throw .install("cannot read the symlink \(source)") }
+            let count = readlinkat(parent.fd, parent.name, &link, link.count - 1)
+            guard count >= 0 else { throw .install("cannot read the symlink \(shown)") }
             let text = String(decoding: link[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            guard symlink(text, target) == 0 else {
-                throw .install("cannot create the symlink \(target): \(String(cString: strerror(errno)))")
+            guard symlinkat(text, parentFD, name) == 0 else {
+                throw .install("cannot create the symlink \(display): \(String(cString: strerror(errno)))")
             }
             return
         }
-        let input = open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw .install("cannot read \(source): \(String(cString: strerror(errno)))") }
+        let input: Int32
+        do { input = try revision.openEntry(source, flags: O_RDONLY) } catch { throw .install("cannot read \(shown): \(error.reason)") }
         defer { close(input) }
-        let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, info.st_mode & 0o7777)
-        guard output >= 0 else { throw .install("cannot create \(target): \(String(cString: strerror(errno)))") }
+        guard fstat(input, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw .install("cannot install \(shown): only regular files, directories and symlinks can be installed")
+        }
+        let output = openat(parentFD, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, info.st_mode & 0o7777)
+        guard output >= 0 else { throw .install("cannot create \(display): \(String(cString: strerror(errno)))") }
         defer { close(output) }
         // In-kernel copy first; plain reads and writes when the filesystem cannot (or copies less).
         let copied = info.st_size > 0 ? deployctl_copy_range(input, output, Int64(info.st_size)) : 0
         if copied > 0 { lseek(input, off_t(copied), SEEK_SET) }
         while copied < Int64(info.st_size) || info.st_size == 0 {
             let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-            if count < 0 { throw .install("cannot read \(source): \(String(cString: strerror(errno)))") }
+            if count < 0 { throw .install("cannot read \(shown): \(String(cString: strerror(errno)))") }
             if count == 0 { break }
             var written = 0
             while written < count {
                 let n = buffer.withUnsafeBytes { raw in write(output, raw.baseAddress.map { $0 + written }, count - written) }
-                guard n > 0 else { throw .install("cannot write \(target): \(String(cString: strerror(errno)))") }
+                guard n > 0 else { throw .install("cannot write \(display): \(String(cString: strerror(errno)))") }
                 written += n
             }
         }
@@ -243,37 +347,48 @@ public struct Installer: Sendable {
         var done = Set<String>()
         for permission in spec.permissions {
             let object = destination(permission.object)
-            var targets: [String] = []
+            // `object: /` is the whole install root: everything installed is below it.
+            let prefix = object.hasSuffix("/") ? object : object + "/"
+            var targets: [(path: String, fd: Int32)] = []
+            defer { targets.forEach { close($0.fd) } }
             for path in installed {
+                guard let inside = relative(path), let fd = try? target.openEntry(inside) else { continue }
                 var info = stat()
-                guard lstat(path, &info) == 0, info.st_mode & S_IFMT != S_IFLNK else { continue }
-                let isDir = info.st_mode & S_IFMT == S_IFDIR
-                guard permission.types.contains(isDir ? .directory : .file) else { continue }
-                if path == object, !isDir {
-                    targets.append(path)
+                guard fstat(fd, &info) == 0, info.st_mode & S_IFMT != S_IFLNK else {
+                    close(fd)
                     continue
                 }
-                guard path.hasPrefix(object + "/") else { continue }
-                let relative = String(path.dropFirst(object.count + 1))
-                if permission.pattern != "**" {
-                    guard !relative.contains("/"), Glob.matches(permission.pattern, relative) else { continue }
+                let isDir = info.st_mode & S_IFMT == S_IFDIR
+                var matches = false
+                if permission.types.contains(isDir ? .directory : .file) {
+                    if path == object, !isDir {
+                        matches = true
+                    } else if path.hasPrefix(prefix) {
+                        let relative = String(path.dropFirst(prefix.count))
+                        let name = (relative as NSString).lastPathComponent
+                        matches =
+                            (permission.pattern == "**" || (!relative.contains("/") && Glob.matches(permission.pattern, relative)))
+                            && !permission.except.contains(where: { Glob.matches($0, name) })
+                    }
                 }
-                let name = (relative as NSString).lastPathComponent
-                if permission.except.contains(where: { Glob.matches($0, name) }) { continue }
-                targets.append(path)
+                if matches { targets.append((path, fd)) } else { close(fd) }
             }
-            for target in targets {
-                guard done.insert(target).inserted else {
-                    throw .install("the permissions for \(target) are set by more than one permissions entry")
+            for (path, fd) in targets {
+                guard done.insert(path).inserted else {
+                    throw .install("the permissions for \(path) are set by more than one permissions entry")
                 }
-                if let mode = permission.mode, chmod(target, mode_t(mode.bits)) != 0 {
-                    throw .install("cannot chmod \(mode.octal) \(target): \(String(cString: strerror(errno)))")
+                // The descriptor was opened without following a symlink; its /proc path names exactly that inode.
+                let exact = "/proc/self/fd/\(fd)"
+                if let mode = permission.mode, chmod(exact, mode_t(mode.bits)) != 0 {
+                    throw .install("cannot chmod \(mode.octal) \(path): \(String(cString: strerror(errno)))")
                 }
                 if !permission.acls.isEmpty {
-                    if let note = try Self.applyACLs(permission.acls.map(\.description), to: target) { notes.append(note) }
+                    if let note = try Self.applyACLs(permission.acls.map(\.description), to: ConfinedRoot.procPath(of: fd), shown: path) {
+                        notes.append(note)
+                    }
                 }
                 if let context = permission.context {
-                    if let note = try Self.applyContext(context, to: target) { notes.append(note) }
+                    if let note = try Self.applyContext(context, to: ConfinedRoot.procPath(of: fd), shown: path) { notes.append(note) }
                 }
                 if permission.owner != nil || permission.group != nil {
                     var uid = uid_t.max
@@ -286,8 +401,8 @@ public struct Installer: Sendable {
                         guard let entry = getgrnam(group) else { throw .install("the group '\(group)' does not exist on this host") }
                         gid = entry.pointee.gr_gid
                     }
-                    guard lchown(target, uid, gid) == 0 else {
-                        throw .install("cannot change the owner of \(target): \(String(cString: strerror(errno)))")
+                    guard chown(exact, uid, gid) == 0 else {
+                        throw .install("cannot change the owner of \(path): \(String(cString: strerror(errno)))")
                     }
                 }
             }
@@ -316,16 +431,16 @@ public struct Installer: Sendable {
         return (process.terminationStatus, text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
-    static func applyACLs(_ entries: [String], to target: String) throws(AgentError) -> String? {
+    static func applyACLs(_ entries: [String], to target: String, shown: String) throws(AgentError) -> String? {
         guard let setfacl = tool("setfacl") else {
             return "acls skipped: setfacl is not installed (Debian: apt-get install acl)"
         }
         let (status, message) = run(setfacl, ["-m", entries.joined(separator: ","), target])
-        guard status == 0 else { throw .install("setfacl -m \(entries.joined(separator: ",")) \(target) failed: \(message)") }
+        guard status == 0 else { throw .install("setfacl -m \(entries.joined(separator: ",")) \(shown) failed: \(message)") }
         return nil
     }
 
-    static func applyContext(_ context: SELinuxContext, to target: String) throws(AgentError) -> String? {
+    static func applyContext(_ context: SELinuxContext, to target: String, shown: String) throws(AgentError) -> String? {
         guard FileManager.default.fileExists(atPath: "/sys/fs/selinux/enforce"), let chcon = tool("chcon") else {
             return "SELinux context skipped: SELinux is not enabled on this host"
         }
@@ -333,7 +448,7 @@ public struct Installer: Sendable {
         if let user = context.name { arguments += ["-u", user] }
         if let range = context.range { arguments += ["-l", range] }
         let (status, message) = run(chcon, arguments + [target])
-        guard status == 0 else { throw .install("chcon \(arguments.joined(separator: " ")) \(target) failed: \(message)") }
+        guard status == 0 else { throw .install("chcon \(arguments.joined(separator: " ")) \(shown) failed: \(message)") }
         return nil
     }
 }

@@ -177,9 +177,20 @@ public struct LifecycleEngine {
 
     /// The appspec of an unpacked revision: the requested name, else appspec.yaml, else appspec.yml.
     func currentAppSpec(archive: String, name: String?) -> AppSpec? {
+        guard let (candidate, text) = Self.readAppSpec(archive: archive, name: name) else { return nil }
+        return AppSpecParser.parse(text, fileName: candidate).appSpec
+    }
+
+    /// The largest appspec read (AWS's own limit on an appspec is far below it).
+    public static let maxAppSpecBytes = 1 << 20
+
+    /// The appspec file of an unpacked revision and its text, read inside the revision only (a symlink leading
+    /// out of it is never read).
+    public static func readAppSpec(archive: String, name: String?) -> (String, String)? {
+        let revision = ConfinedRoot(path: archive, policy: .beneath)
         for candidate in AppSpecParser.candidateFileNames(name) {
-            if let text = try? String(contentsOfFile: archive + "/" + candidate, encoding: .utf8) {
-                return AppSpecParser.parse(text, fileName: candidate).appSpec
+            if let data = try? revision.readFile(candidate, maxBytes: maxAppSpecBytes) {
+                return (candidate, String(decoding: data, as: UTF8.self))
             }
         }
         return nil
@@ -205,17 +216,14 @@ public struct LifecycleEngine {
                 try Bundle.extract(path, declaredType: type, into: archive)
                 stripSingleTopDirectory(archive, appSpecName: spec.appSpecFileName)
             case .directory(let path):
-                try FileManager.default.copyItem(atPath: path, toPath: archive)
+                // The same entry rules as an archive: nothing that leads out of the revision is copied.
+                try Bundle.copyDirectory(path, into: archive)
             }
-        } catch let error as BundleError {
-            return failure("DownloadBundle: \(error.description)")
         } catch {
-            return failure("DownloadBundle: cannot copy the revision: \(error.localizedDescription)")
+            return failure("DownloadBundle: \(error.description)")
         }
         let names = AppSpecParser.candidateFileNames(spec.appSpecFileName)
-        guard let name = names.first(where: { FileManager.default.fileExists(atPath: archive + "/" + $0) }),
-            let text = try? String(contentsOfFile: archive + "/" + name, encoding: .utf8)
-        else {
+        guard let (name, text) = Self.readAppSpec(archive: archive, name: spec.appSpecFileName) else {
             return failure(
                 "DownloadBundle: the revision has no appspec at its root (looked for \(names.joined(separator: ", ")))")
         }
@@ -252,9 +260,9 @@ public struct LifecycleEngine {
     func install(_ spec: DeploymentSpec, appSpec: AppSpec?, archive: String, directory: String, log: ScriptLog) -> ScriptOutcome? {
         guard let appSpec else { return failure("Install: the revision has no valid appspec") }
         let group = spec.deploymentGroupId
-        let installer = Installer(installRoot: spec.installRoot)
+        let installer = Installer(installRoot: spec.installRoot, placedSymlinks: Installer.placedSymlinks(in: root.instructionsDirectory))
         let cleanup = root.cleanupList(group)
-        let removed = Installer.removePrevious(cleanupList: cleanup)
+        let removed = installer.removePrevious(cleanupList: cleanup)
         if !removed.isEmpty { log.write("[deployctl] removed \(removed.count) path(s) installed by the previous revision") }
         let behavior = appSpec.fileExistsBehavior ?? spec.fileExistsBehavior ?? .disallow
         do {

@@ -43,6 +43,12 @@ extension LifecycleEngine {
         case .directory(let path):
             revision = path
             report.bytesNeeded = Self.treeSize(path)
+            do {
+                _ = try Bundle.entries(ofDirectory: path)
+            } catch {
+                report.problems.append("the revision cannot be used: \(error)")
+                return report
+            }
         case .archive(let path, let type):
             do {
                 let entries = try Bundle.entries(of: path, declaredType: type)
@@ -58,9 +64,7 @@ extension LifecycleEngine {
             }
         }
         let names = AppSpecParser.candidateFileNames(spec.appSpecFileName)
-        guard let name = names.first(where: { fm.fileExists(atPath: revision + "/" + $0) }),
-            let text = try? String(contentsOfFile: revision + "/" + name, encoding: .utf8)
-        else {
+        guard let (name, text) = Self.readAppSpec(archive: revision, name: spec.appSpecFileName) else {
             report.problems.append("the revision has no appspec at its root (looked for \(names.joined(separator: ", ")))")
             return report
         }
@@ -115,7 +119,7 @@ extension LifecycleEngine {
 
         // Files: conflicts and writable destinations, as Install would see them after its cleanup.
         if Self.plannedEvents(spec.events).contains("Install") {
-            let installer = Installer(installRoot: spec.installRoot)
+            let installer = Installer(installRoot: spec.installRoot, placedSymlinks: Installer.placedSymlinks(in: root.instructionsDirectory))
             let owned = Set(Installer.listed(in: root.cleanupList(group)))
             let behavior = appSpec.fileExistsBehavior ?? spec.fileExistsBehavior ?? .disallow
             do {

@@ -391,3 +391,147 @@ extension Bundle {
         throw .io("'\(wanted)' is not in the bundle \(path)")
     }
 }
+
+extension Bundle {
+    /// Every entry of a revision directory, checked against the same rules and limits as a bundle's entries.
+    /// Symlinks are entries (their targets are checked), never followed.
+    public static func entries(ofDirectory root: String, limits: BundleLimits = .default) throws(BundleError) -> [BundleEntry] {
+        let (entries, problems) = try checkedEntries(ofDirectory: root, limits: limits)
+        if let first = problems.first { throw first }
+        return entries
+    }
+
+    /// Like ``entries(ofDirectory:limits:)``, but collects every unsafe entry instead of stopping at the first;
+    /// only an unreadable directory or an exceeded limit throws. Unsafe entries are left out of `entries`.
+    public static func checkedEntries(ofDirectory root: String, limits: BundleLimits = .default) throws(BundleError) -> (
+        entries: [BundleEntry], problems: [BundleError]
+    ) {
+        var problems: [BundleError] = []
+        var safety = EntrySafety(limits: limits)
+        var result: [BundleEntry] = []
+        var pending = [""]
+        while let relative = pending.popLast() {
+            let absolute = relative.isEmpty ? root : root + "/" + relative
+            let names: [String]
+            do {
+                names = try FileManager.default.contentsOfDirectory(atPath: absolute)
+            } catch {
+                throw .cannotOpen(path: absolute, reason: "cannot list the directory (\(error.localizedDescription))")
+            }
+            var directories: [String] = []
+            for name in names.sorted() {
+                let path = relative.isEmpty ? name : relative + "/" + name
+                var info = stat()
+                guard lstat(root + "/" + path, &info) == 0 else {
+                    throw .io("cannot read \(root)/\(path): \(String(cString: strerror(errno)))")
+                }
+                var entry = BundleEntry(path: path, kind: .file, size: Int64(info.st_size), mode: UInt16(info.st_mode & 0o7777))
+                switch info.st_mode & S_IFMT {
+                case S_IFDIR:
+                    entry.kind = .directory
+                    entry.size = 0
+                    directories.append(path)
+                case S_IFLNK:
+                    entry.kind = .symlink
+                    entry.size = 0
+                    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+                    let count = readlink(root + "/" + path, &buffer, buffer.count - 1)
+                    guard count >= 0 else { throw .io("cannot read the symlink \(root)/\(path): \(String(cString: strerror(errno)))") }
+                    entry.linkTarget = String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                case S_IFREG: entry.kind = .file
+                case S_IFIFO: entry.kind = .fifo
+                case S_IFSOCK: entry.kind = .socket
+                default: entry.kind = .device
+                }
+                do {
+                    try safety.check(entry)
+                    result.append(entry)
+                } catch {
+                    if case .limitExceeded = error { throw error }
+                    problems.append(error)
+                    directories.removeAll { $0 == path }
+                }
+            }
+            pending.append(contentsOf: directories.reversed())
+        }
+        return (result, problems)
+    }
+
+    /// Copies a revision directory into `directory` (which must not exist yet or be empty) under the same rules as
+    /// an extraction: every entry is checked first, symlinks are copied as symlinks and never followed, and the copy
+    /// is made in a staging directory renamed into place, so a refused revision leaves nothing behind.
+    public static func copyDirectory(_ source: String, into directory: String, limits: BundleLimits = .default) throws(BundleError) {
+        let root = URL(fileURLWithPath: source).standardizedFileURL.path
+        let entries = try entries(ofDirectory: root, limits: limits)
+        let fm = FileManager.default
+        let target = URL(fileURLWithPath: directory).standardizedFileURL.path
+        if fm.fileExists(atPath: target), let contents = try? fm.contentsOfDirectory(atPath: target), !contents.isEmpty {
+            throw .io("cannot copy into \(target): the directory is not empty")
+        }
+        let staging = target + ".partial-\(UUID().uuidString.prefix(8))"
+        guard mkdir(staging, 0o700) == 0 else { throw .io("cannot create \(staging): \(String(cString: strerror(errno)))") }
+        do throws(BundleError) {
+            var buffer = [UInt8](repeating: 0, count: 1 << 20)
+            var total: Int64 = 0
+            for entry in entries {
+                let from = root + "/" + entry.path
+                let to = staging + "/" + entry.path
+                switch entry.kind {
+                case .directory:
+                    guard mkdir(to, 0o700) == 0 else { throw .io("cannot create \(to): \(String(cString: strerror(errno)))") }
+                case .symlink:
+                    guard symlink(entry.linkTarget ?? "", to) == 0 else {
+                        throw .io("cannot create the symlink \(to): \(String(cString: strerror(errno)))")
+                    }
+                default:
+                    total += try copyFile(from, to: to, mode: mode_t(entry.mode), buffer: &buffer)
+                    if total > limits.maxTotalBytes {
+                        throw .limitExceeded("the revision holds more than \(limits.maxTotalBytes) bytes (the limit) at '\(entry.path)'")
+                    }
+                }
+            }
+            // Directory modes last (deepest first), so a read-only directory is still filled.
+            for entry in entries.reversed() where entry.kind == .directory {
+                chmod(staging + "/" + entry.path, mode_t(entry.mode))
+            }
+            chmod(staging, 0o755)
+            if fm.fileExists(atPath: target) { try? fm.removeItem(atPath: target) }
+            guard rename(staging, target) == 0 else {
+                throw .io("cannot move the copied revision to \(target): \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            try? fm.removeItem(atPath: staging)
+            throw error
+        }
+    }
+
+    private static func copyFile(_ source: String, to target: String, mode: mode_t, buffer: inout [UInt8]) throws(BundleError) -> Int64 {
+        let input = open(source, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard input >= 0 else { throw .io("cannot read \(source): \(String(cString: strerror(errno)))") }
+        defer { close(input) }
+        var info = stat()
+        guard fstat(input, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw .unsafeEntry(path: source, reason: "it changed into something other than a regular file while being copied")
+        }
+        let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard output >= 0 else { throw .io("cannot create \(target): \(String(cString: strerror(errno)))") }
+        defer { close(output) }
+        var total: Int64 = 0
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+            if count < 0 { throw .io("cannot read \(source): \(String(cString: strerror(errno)))") }
+            if count == 0 { break }
+            var written = 0
+            while written < count {
+                let n = buffer.withUnsafeBytes { raw in write(output, raw.baseAddress.map { $0 + written }, count - written) }
+                guard n > 0 else { throw .io("cannot write \(target): \(String(cString: strerror(errno)))") }
+                written += n
+            }
+            total += Int64(count)
+        }
+        fchmod(output, mode)
+        var times = [info.st_atim, info.st_mtim]
+        futimens(output, &times)
+        return total
+    }
+}

@@ -46,3 +46,26 @@ void deployctl_install_stop_handler(void) {
 }
 
 int deployctl_stop_requested(void) { return stop_requested; }
+
+#include <errno.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+
+int deployctl_openat2(int dirfd, const char *path, int flags, unsigned int mode, unsigned long long resolve) {
+    struct open_how how = {0};
+    how.flags = (unsigned long long)flags | O_CLOEXEC;
+    how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+    how.resolve = resolve;
+    long fd;
+    do {
+        fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+    } while (fd < 0 && (errno == EAGAIN || errno == EINTR));
+    return (int)fd;
+}
+
+int deployctl_o_path(void) { return O_PATH; }
+int deployctl_o_nofollow(void) { return O_NOFOLLOW; }
+int deployctl_o_directory(void) { return O_DIRECTORY; }
+unsigned long long deployctl_resolve_in_root(void) { return RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS; }
+unsigned long long deployctl_resolve_beneath(void) { return RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS; }
+unsigned long long deployctl_resolve_no_symlinks(void) { return RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS; }

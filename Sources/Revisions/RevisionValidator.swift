@@ -59,28 +59,27 @@ public enum RevisionValidator {
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
             return ValidationReport(findings: [Finding(.error, file: directory, position: nil, keyPath: "", message: "not a directory")])
         }
-        for relative in FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? [] {
-            if ignoreHidden, relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
-            var info = stat()
-            guard lstat(root + "/" + relative, &info) == 0 else { continue }
-            let kind: BundleEntry.Kind
-            switch info.st_mode & S_IFMT {
-            case S_IFDIR: kind = .directory
-            case S_IFLNK: kind = .symlink
-            case S_IFREG: kind = .file
-            case S_IFIFO: kind = .fifo
-            case S_IFSOCK: kind = .socket
-            default: kind = .device
-            }
-            tree.items[relative] = RevisionTree.Item(kind: kind, mode: UInt16(info.st_mode & 0o7777))
-        }
+        // The same entry rules as a bundle (and as the agent applies when it copies a directory revision).
+        let entries: [BundleEntry]
         var findings: [Finding] = []
-        for (path, item) in tree.items.sorted(by: { $0.key < $1.key }) where [.fifo, .socket, .device].contains(item.kind) {
-            findings.append(
-                Finding(.error, file: directory, position: nil, keyPath: path, message: "\(item.kind.rawValue) files cannot go into a bundle"))
+        do {
+            let checked = try Bundle.checkedEntries(ofDirectory: root)
+            entries = checked.entries
+            for problem in checked.problems {
+                var keyPath = ""
+                if case .unsafeEntry(let path, _) = problem { keyPath = path }
+                findings.append(Finding(.error, file: directory, position: nil, keyPath: keyPath, message: problem.description))
+            }
+        } catch {
+            return ValidationReport(findings: [Finding(.error, file: directory, position: nil, keyPath: "", message: error.description)])
+        }
+        for entry in entries {
+            if ignoreHidden, entry.path.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
+            tree.items[entry.path] = RevisionTree.Item(kind: entry.kind, mode: entry.mode)
         }
         return check(tree: tree, source: directory, findings: findings, appSpecFileName: appSpecFileName) { name in
-            try? String(contentsOfFile: root + "/" + name, encoding: .utf8)
+            // Only a regular file of the revision is read: an appspec symlink is never followed.
+            tree.items[name]?.kind == .file ? try? String(contentsOfFile: root + "/" + name, encoding: .utf8) : nil
         }
     }
 

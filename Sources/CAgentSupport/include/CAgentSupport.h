@@ -12,4 +12,14 @@ long long deployctl_copy_range(int in, int out, long long length);
 /* SIGTERM and SIGINT set a flag instead of ending the process, so the agent can finish its current event. */
 void deployctl_install_stop_handler(void);
 int deployctl_stop_requested(void);
+/* openat2(2): `resolve` is a RESOLVE_* mask; EAGAIN/EINTR are retried. Returns a descriptor or -1 (errno set). */
+int deployctl_openat2(int dirfd, const char *path, int flags, unsigned int mode, unsigned long long resolve);
+int deployctl_o_path(void);
+int deployctl_o_nofollow(void);
+int deployctl_o_directory(void);
+/* Symlinks resolve as if the directory were `/`: nothing leads out of it. */
+unsigned long long deployctl_resolve_in_root(void);
+/* Any step that would leave the directory (`..`, an absolute or escaping symlink) fails with EXDEV. */
+unsigned long long deployctl_resolve_beneath(void);
+unsigned long long deployctl_resolve_no_symlinks(void);
 #endif
