@@ -341,6 +341,10 @@ class Generator:
                 '    @Option(name: .customLong("timeout"), help: ArgumentHelp("With --wait: give up after this many seconds (default: no limit).", valueName: "seconds"))',
                 "    var timeout: Double?",
                 "",
+                "    func validate() throws {",
+                '        if let timeout { try NumberRange.check("--timeout", timeout, NumberRange.waitSeconds) }',
+                "    }",
+                "",
             ]
         lines += [
             "    @OptionGroup var cliInput: CLIInputOptions",

@@ -109,6 +109,11 @@ extension LifecycleEngine {
             archive = root.archiveDirectory(group: group, deployment: spec.deploymentId)
         }
         let scripts = currentAppSpec(archive: archive, name: spec.appSpecFileName)?.hooks[event] ?? []
-        return max(60, scripts.reduce(0) { $0 + $1.timeout })
+        // Saturating: timeouts are bounded by the parser, but a sum must never be able to trap.
+        let total = scripts.reduce(0) { sum, script in
+            let (next, overflow) = sum.addingReportingOverflow(max(0, script.timeout))
+            return overflow ? Int.max : next
+        }
+        return max(60, total)
     }
 }

@@ -23,6 +23,9 @@ public enum AppSpecParser {
     static let contextKeys = ["name", "type", "range"]
     /// AWS caps a lifecycle event at 3600 s; deployctl allows more and says so.
     public static let awsEventTimeoutCap = 3600
+    /// The longest timeout deployctl accepts for one script (a day): beyond it a number is a mistake, and bounding
+    /// it keeps every sum of timeouts far from overflow.
+    public static let maxScriptTimeout = 86_400
 
     /// The names an appspec is looked up by at the revision root, in order: the requested one, then
     /// `appspec.yaml`, then `appspec.yml` (DESIGN.md §4: the same for every event, unlike the Ruby agent).
@@ -180,11 +183,20 @@ private struct Walker {
         return s.style == .plain && ["", "~", "null", "Null", "NULL"].contains(s.string)
     }
 
+    /// A value as findings quote it: at most `limit` characters, control characters escaped.
+    static func cut(_ text: String, limit: Int = 80) -> String {
+        var shown = String(
+            text.unicodeScalars.prefix(limit).map { $0.properties.generalCategory == .control ? "\\u{\(String($0.value, radix: 16))}" : String($0) }
+                .joined())
+        if text.unicodeScalars.count > limit { shown += "… (\(text.utf8.count) bytes)" }
+        return shown
+    }
+
     func describe(_ node: Node) -> String {
         switch node {
         case .scalar(let s):
             if isNull(node) { return "nothing (null)" }
-            return s.style == .plain ? "'\(s.string)'" : "\"\(s.string)\""
+            return s.style == .plain ? "'\(Self.cut(s.string))'" : "\"\(Self.cut(s.string))\""
         case .mapping: return "a mapping"
         case .sequence: return "a list"
         case .alias: return "an alias"
@@ -388,12 +400,22 @@ private struct Walker {
         var timeout = HookScript.defaultTimeout
         if let (_, value) = members["timeout"] {
             if case .scalar(let s) = value, !isNull(value), let seconds = Int(s.string.trimmingCharacters(in: .whitespaces)), seconds > 0 {
-                timeout = seconds
-                if seconds > AppSpecParser.awsEventTimeoutCap {
+                timeout = min(seconds, AppSpecParser.maxScriptTimeout)
+                if seconds > AppSpecParser.maxScriptTimeout {
+                    error(
+                        value, "\(path).timeout",
+                        "\(Self.cut(s.string)) s is more than deployctl's limit of \(AppSpecParser.maxScriptTimeout) s (a day) per script")
+                } else if seconds > AppSpecParser.awsEventTimeoutCap {
                     warning(
                         value, "\(path).timeout",
                         "\(seconds) s is above AWS CodeDeploy's 3600 s limit per event; deployctl allows it, AWS would not")
                 }
+            } else if case .scalar(let s) = value, !isNull(value), s.string.trimmingCharacters(in: .whitespaces).allSatisfy(\.isNumber),
+                !s.string.trimmingCharacters(in: .whitespaces).isEmpty, Int(s.string.trimmingCharacters(in: .whitespaces)) == nil
+            {
+                error(
+                    value, "\(path).timeout",
+                    "\(Self.cut(s.string)) s is more than deployctl's limit of \(AppSpecParser.maxScriptTimeout) s (a day) per script")
             } else {
                 error(value, "\(path).timeout", "must be a positive whole number of seconds, got \(describe(value))")
             }

@@ -43,6 +43,8 @@ extension ControlPlane {
     /// How long an agent has to acknowledge a command it polled, and the margin added to its expected duration.
     static let acknowledgeWindow: TimeInterval = 60
     static let completionMargin: TimeInterval = 60
+    /// The longest an acknowledged event may be expected to run (30 days).
+    static let maxExpectedSeconds = 30 * 86_400
 
     /// The next command for `instanceName`, or nil. The command is leased to the caller until acknowledged.
     public func pollHostCommand(instanceName: String) throws -> HostCommand? {
@@ -81,7 +83,8 @@ extension ControlPlane {
     /// The agent has started the command and expects it to take at most `expectedSeconds` (its hooks' timeouts).
     public func acknowledgeHostCommand(id: String, expectedSeconds: Int) throws {
         try state.write { db in
-            let deadline = now().timeIntervalSince1970 + Double(max(expectedSeconds, 1)) + Self.completionMargin
+            // Bounded: an agent's figure (the sum of its scripts' timeouts) is never trusted to be sane.
+            let deadline = now().timeIntervalSince1970 + Double(min(max(expectedSeconds, 1), Self.maxExpectedSeconds)) + Self.completionMargin
             try db.execute(sql: "UPDATE host_commands SET acknowledged = 1, deadline = ? WHERE id = ?", arguments: [deadline, id])
             guard db.changesCount == 1 else {
                 throw ServiceError("InvalidHostCommandException", "The host command \(id) is not outstanding (it completed or was failed).")

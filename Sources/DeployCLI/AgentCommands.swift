@@ -96,8 +96,8 @@ struct AgentGroupCommand: ParsableCommand {
         @OptionGroup var global: GlobalOptions
 
         func validate() throws {
-            guard pollInterval > 0 else { throw ValidationError("--poll-interval must be more than 0.") }
-            guard maxRevisions >= 1 else { throw ValidationError("--max-revisions must be 1 or more.") }
+            try NumberRange.check("--poll-interval", pollInterval, 0.1...3600)
+            try NumberRange.check("--max-revisions", maxRevisions, 1...10_000)
         }
 
         func run() throws {

@@ -1,3 +1,4 @@
+import ArgumentParser
 import DeployModel
 import Foundation
 
@@ -78,4 +79,25 @@ enum ArgumentValue {
         }
         return nil
     }
+}
+
+/// Range checks for numeric flags, with a message that names the flag and what it allows.
+enum NumberRange {
+    /// `--timeout` of a waiter: a second to a year.
+    static let waitSeconds: ClosedRange<Double> = 1...31_536_000
+
+    static func check(_ flag: String, _ value: Double, _ range: ClosedRange<Double>) throws {
+        guard value.isFinite, range.contains(value) else {
+            throw ValidationError(
+                "\(flag) must be a number of seconds from \(format(range.lowerBound)) to \(format(range.upperBound)), got \(value).")
+        }
+    }
+
+    static func check(_ flag: String, _ value: Int, _ range: ClosedRange<Int>) throws {
+        guard range.contains(value) else {
+            throw ValidationError("\(flag) must be a whole number from \(range.lowerBound) to \(range.upperBound), got \(value).")
+        }
+    }
+
+    static func format(_ value: Double) -> String { value == value.rounded() ? String(Int(value)) : String(value) }
 }

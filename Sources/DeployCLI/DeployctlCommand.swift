@@ -22,10 +22,34 @@ public struct DeployctlCommand: ParsableCommand {
 
     public init() {}
 
+    /// `--next-token -5` or `--timeout -1` as the aws CLI (argparse) reads them: a value that looks like a negative
+    /// number belongs to the option before it, so it reaches the range check instead of being taken for a flag.
+    static func joiningNegativeNumbers(_ arguments: [String]) -> [String] {
+        var result: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "--" {
+                result += arguments[index...]
+                break
+            }
+            if argument.hasPrefix("--"), !argument.contains("="), index + 1 < arguments.count,
+                arguments[index + 1].count > 1, arguments[index + 1].hasPrefix("-"), Double(arguments[index + 1]) != nil
+            {
+                result.append(argument + "=" + arguments[index + 1])
+                index += 2
+                continue
+            }
+            result.append(argument)
+            index += 1
+        }
+        return result
+    }
+
     /// Parses, runs, and maps every failure to one stderr line and the aws CLI v2 exit codes.
     public static func main() {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(Self.joiningNegativeNumbers(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch let failure as CLIFailure {
             if !failure.message.isEmpty { FileHandle.standardError.write(Data((failure.message + "\n").utf8)) }

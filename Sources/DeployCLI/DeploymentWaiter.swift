@@ -112,6 +112,10 @@ struct WaitCommand: ParsableCommand {
 
         @OptionGroup var global: GlobalOptions
 
+        func validate() throws {
+            if let timeout { try NumberRange.check("--timeout", timeout, NumberRange.waitSeconds) }
+        }
+
         func run() throws {
             try DeploymentWaiter(global: global, timeout: timeout).wait(for: deploymentId)
         }

@@ -101,7 +101,7 @@ struct LocalCommand: ParsableCommand {
     var preflight = false
 
     func validate() throws {
-        guard maxRevisions >= 1 else { throw ValidationError("--max-revisions must be 1 or more.") }
+        try NumberRange.check("--max-revisions", maxRevisions, 1...10_000)
         if let deploymentId,
             deploymentId.isEmpty || deploymentId.count > 64
                 || !deploymentId.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })

@@ -212,6 +212,11 @@ struct BundleCommand: ParsableCommand {
         @Option(name: .customLong("max-entries"), help: ArgumentHelp("Refuse bundles with more entries (default 1,000,000).", valueName: "n"))
         var maxEntries: Int = BundleLimits.default.maxEntries
 
+        func validate() throws {
+            try NumberRange.check("--max-bytes", Int(maxBytes), 1...Int(Int64.max))
+            try NumberRange.check("--max-entries", maxEntries, 1...100_000_000)
+        }
+
         func run() throws {
             do {
                 let summary = try Bundle.extract(

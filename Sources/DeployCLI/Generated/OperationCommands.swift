@@ -1518,6 +1518,10 @@ struct CreateDeploymentCommand: ParsableCommand, OperationCommand {
         name: .customLong("timeout"), help: ArgumentHelp("With --wait: give up after this many seconds (default: no limit).", valueName: "seconds"))
     var timeout: Double?
 
+    func validate() throws {
+        if let timeout { try NumberRange.check("--timeout", timeout, NumberRange.waitSeconds) }
+    }
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
