@@ -180,4 +180,5 @@ public struct ConfinedRoot: Sendable {
     public static func procPath(of fd: Int32) -> String { "/proc/\(getpid())/fd/\(fd)" }
 }
 
-private func statPath(_ path: String, _ info: inout stat) -> Int32 { stat(path, &info) }
+/// `stat(2)` by path (inside types where `stat` names the struct).
+func statPath(_ path: String, _ info: inout stat) -> Int32 { stat(path, &info) }

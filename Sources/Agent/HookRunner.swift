@@ -187,6 +187,7 @@ public struct HookRunner: Sendable {
         var exitedAt: Double?
         var timedOut = false
         var termSentAt: Double?
+        var logFailedAt: Double?
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
 
         while true {
@@ -218,7 +219,13 @@ public struct HookRunner: Sendable {
                 }
             }
             let now = Self.now()
-            if exitStatus == nil, !timedOut, now >= deadline {
+            if log.failure != nil, logFailedAt == nil {
+                // The output can no longer be kept (a full disk): the event fails, so the script is stopped now.
+                logFailedAt = now
+                kill(-pid, SIGTERM)
+                termSentAt = now
+            }
+            if exitStatus == nil, !timedOut, logFailedAt == nil, now >= deadline {
                 timedOut = true
                 termSentAt = now
                 log.write("[deployctl] timeout of \(timeout) s reached: sending SIGTERM to the script's process group")
@@ -229,6 +236,16 @@ public struct HookRunner: Sendable {
                 kill(-pid, SIGKILL)
                 termSentAt = nil
             }
+        }
+        if let failure = log.failure, logFailedAt != nil {
+            kill(-pid, SIGKILL)
+            if exitStatus == nil {
+                var raw: Int32 = 0
+                waitpid(pid, &raw, 0)
+            }
+            return ScriptOutcome(
+                code: .unknownError, scriptName: location, message: "\(prefix) was stopped: its output cannot be logged: \(failure)",
+                logTail: log.tail)
         }
         if timedOut {
             // Whatever is left of the group goes too; the script's own status is reaped.
@@ -293,14 +310,13 @@ private struct OutputStream {
         }
         pending.append(contentsOf: bytes[start..<bytes.endIndex])
         while pending.count >= HookRunner.maxLineBytes {
-            let chunk = Array(pending.prefix(HookRunner.maxLineBytes))
+            log.writeOutput(label, pending.prefix(HookRunner.maxLineBytes))
             pending.removeFirst(HookRunner.maxLineBytes)
-            log.write(label + String(decoding: chunk, as: UTF8.self))
         }
     }
 
     mutating func emit(_ log: ScriptLog) {
-        log.write(label + String(decoding: pending, as: UTF8.self))
+        log.writeOutput(label, pending[...])
         pending.removeAll(keepingCapacity: true)
     }
 

@@ -78,6 +78,8 @@ public struct LifecycleEngine {
     public var root: DeploymentRoot
     public var runner: HookRunner
     public var maxRevisions: Int
+    /// The cap of each deployment's scripts.log (head and tail kept; see ``ScriptLog``).
+    public var maxLogBytes: Int64
 
     /// Events whose scripts come from the last successfully installed revision of the group.
     public static let previousRevisionEvents: Set<String> = ["ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"]
@@ -86,10 +88,11 @@ public struct LifecycleEngine {
         "BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic", "BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic",
     ]
 
-    public init(root: DeploymentRoot, runner: HookRunner = HookRunner(), maxRevisions: Int = 5) {
+    public init(root: DeploymentRoot, runner: HookRunner = HookRunner(), maxRevisions: Int = 5, maxLogBytes: Int64 = ScriptLog.defaultMaxBytes) {
         self.root = root
         self.runner = runner
         self.maxRevisions = maxRevisions
+        self.maxLogBytes = maxLogBytes
     }
 
     /// The events a run performs, in lifecycle order.
@@ -116,7 +119,7 @@ public struct LifecycleEngine {
                         logTail: ""))
             }
         }
-        let log = ScriptLog(path: root.scriptLog(group: group, deployment: spec.deploymentId))
+        let log = ScriptLog(path: root.scriptLog(group: group, deployment: spec.deploymentId), maxBytes: maxLogBytes)
         var appSpec: AppSpec? = currentAppSpec(archive: archive, name: spec.appSpecFileName)
         var results: [EventResult] = []
         var failed = false
@@ -139,7 +142,7 @@ public struct LifecycleEngine {
                 continue
             }
             reporter?.eventStarted(event)
-            let outcome: ScriptOutcome?
+            var outcome: ScriptOutcome?
             switch event {
             case "DownloadBundle":
                 outcome = download(spec, directory: deploymentDirectory, archive: archive, log: log)
@@ -154,6 +157,10 @@ public struct LifecycleEngine {
                     event, appSpec: currentAppSpec(archive: oldArchive, name: spec.appSpecFileName), archive: oldArchive, spec: spec, log: log)
             default:
                 outcome = runHooks(event, appSpec: appSpec, archive: archive, spec: spec, log: log)
+            }
+            if outcome?.succeeded ?? true, let problem = log.failure {
+                outcome = ScriptOutcome(
+                    code: .unknownError, scriptName: "", message: "\(event): the deployment log cannot be written: \(problem)", logTail: log.tail)
             }
             result.endTime = Date()
             result.diagnostics = outcome

@@ -90,6 +90,11 @@ struct AgentGroupCommand: ParsableCommand {
         @Option(name: .customLong("max-revisions"), help: ArgumentHelp("Deployment directories kept per group (default 5).", valueName: "n"))
         var maxRevisions: Int = 5
 
+        @Option(
+            name: .customLong("max-log-bytes"),
+            help: ArgumentHelp("Cap of each deployment's scripts.log; the first and last output are kept (default 64 MiB).", valueName: "bytes"))
+        var maxLogBytes: Int64 = ScriptLog.defaultMaxBytes
+
         @Flag(name: .customLong("once"), help: "Process what is pending now, then exit.")
         var once = false
 
@@ -98,6 +103,7 @@ struct AgentGroupCommand: ParsableCommand {
         func validate() throws {
             try NumberRange.check("--poll-interval", pollInterval, 0.1...3600)
             try NumberRange.check("--max-revisions", maxRevisions, 1...10_000)
+            try NumberRange.check("--max-log-bytes", Int(maxLogBytes), Int(ScriptLog.minimumMaxBytes)...Int(Int64.max))
         }
 
         func run() throws {
@@ -110,7 +116,8 @@ struct AgentGroupCommand: ParsableCommand {
             } catch let error as ServiceError {
                 throw CLIFailure.service(operation: "GetOnPremisesInstance", code: error.code, message: error.message)
             }
-            let engine = LifecycleEngine(root: DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath()), maxRevisions: maxRevisions)
+            let engine = LifecycleEngine(
+                root: DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath()), maxRevisions: maxRevisions, maxLogBytes: maxLogBytes)
             let loop = AgentLoop(
                 engine: engine, controlPlane: LocalAgentControlPlane(plane: plane, installRoot: installRoot), instanceName: instanceName)
             AgentLoop.handleStopSignals()
@@ -135,7 +142,7 @@ struct AgentGroupCommand: ParsableCommand {
         }
 
         func log(_ message: String) {
-            FileHandle.standardError.write(Data("\(Timestamp.format(Date())) deployctl agent \(instanceName): \(message)\n".utf8))
+            StandardStreams.err("\(Timestamp.format(Date())) deployctl agent \(instanceName): \(message)\n")
         }
     }
 }

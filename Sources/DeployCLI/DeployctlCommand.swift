@@ -51,8 +51,10 @@ public struct DeployctlCommand: ParsableCommand {
         do {
             var command = try parseAsRoot(Self.joiningNegativeNumbers(Array(CommandLine.arguments.dropFirst())))
             try command.run()
+            // What print() buffered: a full disk behind a redirect must not pass for success.
+            if fflush(nil) != 0 { throw CLIFailure.other("cannot write the output: \(String(cString: strerror(errno)))") }
         } catch let failure as CLIFailure {
-            if !failure.message.isEmpty { FileHandle.standardError.write(Data((failure.message + "\n").utf8)) }
+            if !failure.message.isEmpty { StandardStreams.err(failure.message + "\n") }
             Glibc.exit(failure.exitCode)
         } catch {
             let code = exitCode(for: error)
@@ -61,7 +63,7 @@ public struct DeployctlCommand: ParsableCommand {
                 if !message.isEmpty { print(message) }
                 Glibc.exit(0)
             }
-            FileHandle.standardError.write(Data((message + "\n").utf8))
+            StandardStreams.err(message + "\n")
             if code == .validationFailure { Glibc.exit(252) }
             if error is DecodingError || error is EncodingError { Glibc.exit(255) }
             Glibc.exit(code == .failure ? 255 : code.rawValue)

@@ -34,11 +34,11 @@ struct DeploymentWaiter {
             if live {
                 var out = drawn > 0 ? "\u{1B}[\(drawn)F" : ""
                 for line in lines { out += "\u{1B}[2K" + line + "\n" }
-                FileHandle.standardError.write(Data(out.utf8))
+                StandardStreams.err(out)
                 drawn = lines.count
             } else {
                 for line in lines where !previousLines.contains(line) {
-                    FileHandle.standardError.write(Data("\(Timestamp.format(Date())) \(line)\n".utf8))
+                    StandardStreams.err("\(Timestamp.format(Date())) \(line)\n")
                 }
             }
             previousLines = lines

@@ -141,7 +141,7 @@ extension OperationCommand {
         }
         let text = OutputFormatter.format(result, as: global.output, operation: Self.operationName)
         // Written unbuffered, so it comes before anything printed after it (a waiter's progress on stderr).
-        if !text.isEmpty { FileHandle.standardOutput.write(Data(text.utf8)) }
+        if !text.isEmpty { try StandardStreams.out(text) }
         return firstOutput
     }
 

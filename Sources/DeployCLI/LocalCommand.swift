@@ -88,6 +88,11 @@ struct LocalCommand: ParsableCommand {
     @Option(name: .customLong("max-revisions"), help: ArgumentHelp("How many deployment directories to keep per group (default 5).", valueName: "n"))
     var maxRevisions: Int = 5
 
+    @Option(
+        name: .customLong("max-log-bytes"),
+        help: ArgumentHelp("Cap of each deployment's scripts.log; the first and last output are kept (default 64 MiB).", valueName: "bytes"))
+    var maxLogBytes: Int64 = ScriptLog.defaultMaxBytes
+
     @Option(name: .customLong("output"), help: ArgumentHelp("text (default) or json, one document for CI.", valueName: "format"))
     var output: ReportFormat = .text
 
@@ -102,6 +107,7 @@ struct LocalCommand: ParsableCommand {
 
     func validate() throws {
         try NumberRange.check("--max-revisions", maxRevisions, 1...10_000)
+        try NumberRange.check("--max-log-bytes", Int(maxLogBytes), Int(ScriptLog.minimumMaxBytes)...Int(Int64.max))
         if let deploymentId,
             deploymentId.isEmpty || deploymentId.count > 64
                 || !deploymentId.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
@@ -144,7 +150,7 @@ struct LocalCommand: ParsableCommand {
             ignoreApplicationStopFailures: ignoreApplicationStopFailures, appSpecFileName: appSpecFileName, installRoot: installRoot,
             events: events.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } })
         let root = DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath())
-        let engine = LifecycleEngine(root: root, maxRevisions: maxRevisions)
+        let engine = LifecycleEngine(root: root, maxRevisions: maxRevisions, maxLogBytes: maxLogBytes)
         if preflight {
             let report = engine.preflight(spec)
             print(Self.render(report, format: output), terminator: "")
@@ -255,6 +261,6 @@ final class EventPrinter: LifecycleReporter {
                 for tailLine in d.logTail.split(separator: "\n", omittingEmptySubsequences: false).suffix(20) { print("    | \(tailLine)") }
             }
         }
-        FileHandle.standardOutput.synchronizeFile()
+        fflush(nil)
     }
 }

@@ -143,7 +143,7 @@ struct PushCommand: ParsableCommand {
             switch error {
             case .invalidS3Location: throw CLIFailure.usage(error.description)
             case .invalidRevision(let report):
-                FileHandle.standardError.write(Data(ReportRendering.render(report, target: source, format: .text).utf8))
+                StandardStreams.err(ReportRendering.render(report, target: source, format: .text))
                 throw CLIFailure.problemsFound
             default: throw CLIFailure.other(error.description)
             }
@@ -151,7 +151,7 @@ struct PushCommand: ParsableCommand {
             throw CLIFailure.service(operation: "RegisterApplicationRevision", code: error.code, message: error.message)
         }
         for warning in result.report.warnings {
-            FileHandle.standardError.write(Data((warning.description + "\n").utf8))
+            StandardStreams.err(warning.description + "\n")
         }
         let location = result.location
         var shorthand = "bucket=\(location.bucket ?? ""),key=\(location.key ?? ""),bundleType=\(location.bundleType?.rawValue ?? "zip")"

@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+
+/// The deployment log (issue 9, items 5 and 15): capped with head and tail kept, bytes written as they came, and a
+/// full disk reported as a failed event instead of a crash.
+@Suite(.serialized) struct ScriptLogTests {
+    static func logFiles(_ root: String) -> [String] {
+        (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter { $0.hasSuffix("scripts.log") }.map {
+            root + "/" + $0
+        }
+    }
+
+    @Test func aCappedLogKeepsTheFirstAndLastOutputAndSaysWhatWasDropped() throws {
+        let cli = try Deployctl()
+        defer { cli.cleanUp() }
+        let revision = cli.directory.path + "/rev"
+        // 40,000 numbered lines of 100 bytes: 4 MB against a 1 MiB cap.
+        try ConfinementTests.revision(
+            revision, appspec: "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: loud.sh\n",
+            files: ["loud.sh": "#!/bin/sh\nseq 1 40000 | while read n; do printf 'line %093d\\n' $n; done\n"])
+        let result = try ConfinementTests.local(cli, ["--bundle-location", revision, "--max-log-bytes", "1048576"])
+        #expect(result.status == 0, "\(result.stdout)")
+        let log = try #require(Self.logFiles(cli.directory.path + "/root").first)
+        let head = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(head.contains("[stdout]line " + String(repeating: "0", count: 92) + "1\n"))
+        #expect(head.contains("this log reached its cap of 1048576 bytes"))
+        let tail = try String(contentsOfFile: log + ".tail", encoding: .utf8)
+        #expect(tail.contains("[stdout]line " + String(format: "%093d", 40000)))
+        #expect(tail.contains("bytes of output were dropped before this point (log cap 1048576 bytes)"))
+        var total = 0
+        for file in [log, log + ".tail", log + ".tail.1"] {
+            total += try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int ?? 0
+        }
+        #expect(total <= 1_048_576 + 1024, "\(total) bytes on disk for a 1 MiB cap")
+        // The diagnostics tail of the event is still the script's last output.
+        let json = try ConfinementTests.local(cli, ["--bundle-location", revision, "--max-log-bytes", "1048576", "--output", "json"])
+        #expect(json.status == 0)
+        #expect(try ConfinementTests.local(cli, ["--bundle-location", revision, "--max-log-bytes", "100"]).status == 252)
+    }
+
+    @Test func scriptOutputIsWrittenAsTheBytesCame() throws {
+        let cli = try Deployctl()
+        defer { cli.cleanUp() }
+        let revision = cli.directory.path + "/rev"
+        try ConfinementTests.revision(
+            revision, appspec: "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: bytes.sh\n",
+            files: ["bytes.sh": "#!/bin/sh\nprintf 'latin1 \\351t\\351 \\377\\376 end\\n'\n"])
+        let result = try ConfinementTests.local(cli, ["--bundle-location", revision])
+        #expect(result.status == 0, "\(result.stdout)")
+        let log = try #require(Self.logFiles(cli.directory.path + "/root").first)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: log))
+        #expect(bytes.range(of: Data("[stdout]latin1 ".utf8) + Data([0xE9, 0x74, 0xE9, 0x20, 0xFF, 0xFE]) + Data(" end\n".utf8)) != nil)
+        #expect(bytes.range(of: Data([0xEF, 0xBF, 0xBD])) == nil, "the log was re-encoded with U+FFFD")
+    }
+
+    /// A full disk while a hook prints: the event fails naming the device and the log, nothing crashes, and the
+    /// next deployment on a disk with room works.
+    @Test func aFullDiskFailsTheEventWithAClearMessage() throws {
+        guard geteuid() == 0 else {
+            print("skipped: mounting a small tmpfs to fill needs root")
+            return
+        }
+        let cli = try Deployctl()
+        defer { cli.cleanUp() }
+        let small = cli.directory.path + "/small"
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=2m", "tmpfs", small]
+        try mount.run()
+        mount.waitUntilExit()
+        guard mount.terminationStatus == 0 else {
+            print("skipped: cannot mount a tmpfs here")
+            return
+        }
+        defer {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = [small]
+            try? umount.run()
+            umount.waitUntilExit()
+        }
+        let revision = cli.directory.path + "/rev"
+        try ConfinementTests.revision(
+            revision, appspec: "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: loud.sh\n      timeout: 60\n",
+            files: ["loud.sh": "#!/bin/sh\nyes 'filling the disk with output'\n"])
+        let start = Date()
+        let result = try cli.run(["local", "--bundle-location", revision, "--agent-root", small + "/root"], withState: false)
+        #expect(result.status == 1, "exit \(result.status): \(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("its output cannot be logged: no space left on tmpfs ("), "\(result.stdout)")
+        #expect(result.stdout.contains("scripts.log)"), "\(result.stdout)")
+        #expect(Date().timeIntervalSince(start) < 30, "the script was not stopped when its output could not be logged")
+        let again = try ConfinementTests.local(cli, ["--bundle-location", Fixtures.staticSite, "--install-root", cli.directory.path + "/host"])
+        #expect(again.status == 0, "\(again.stdout)")
+    }
+}
+
+extension ScriptLogTests {
+    /// Output redirected to a full device is an error (exit 255 with the cause), never a crash (it was a trap, 132).
+    @Test(arguments: [["list-applications", "--state"], ["validate", "--source", LocalCommandTests.apps + "/static-site", "--output"]])
+    func outputToAFullDeviceIsAClearError(arguments: [String]) throws {
+        let cli = try Deployctl()
+        defer { cli.cleanUp() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Deployctl.binary)
+        process.arguments = arguments + [arguments.last == "--state" ? cli.statePath : "json"]
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: "/dev/full"))
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 255, "\(text)")
+        #expect(text.contains("cannot write the output: No space left on device"), "\(text)")
+    }
+}
+
+enum Fixtures {
+    static let staticSite = LocalCommandTests.apps + "/static-site"
+}
