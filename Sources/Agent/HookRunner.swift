@@ -35,6 +35,11 @@ public struct RunAsUser: Sendable, Equatable {
     public var home: String
     public var shell: String
 
+    public static func lookup(uid: uid_t) -> RunAsUser? {
+        guard let entry = getpwuid(uid) else { return nil }
+        return lookup(String(cString: entry.pointee.pw_name))
+    }
+
     public static func lookup(_ name: String) -> RunAsUser? {
         guard let entry = getpwnam(name) else { return nil }
         return RunAsUser(
@@ -53,7 +58,13 @@ public struct HookRunner: Sendable {
     /// The longest line kept whole; longer output is split into lines of this size, so memory stays bounded.
     public static let maxLineBytes = 64 * 1024
 
-    public init(killGrace: TimeInterval = 5, outputGrace: TimeInterval = 1) {
+    /// Supervises each hook's whole process tree (set by the `deployctl` binary after ``becomeSubreaper()``): on
+    /// timeout every descendant is killed, also those that left the process group; if deployctl dies, a watchdog
+    /// kills the hook's process group (a deliberately daemonized process, in its own session, survives).
+    public var supervise: Bool
+
+    public init(killGrace: TimeInterval = 5, outputGrace: TimeInterval = 1, supervise: Bool = false) {
+        self.supervise = supervise
         self.killGrace = killGrace
         self.outputGrace = outputGrace
     }
@@ -119,6 +130,20 @@ public struct HookRunner: Sendable {
         }
     }
 
+    /// Makes this process the subreaper of its descendants (PR_SET_CHILD_SUBREAPER), so hook processes that leave
+    /// their group are re-parented here and can be found; call once, before hooks run with `supervise`.
+    public static func becomeSubreaper() { _ = deployctl_become_subreaper() }
+
+    /// Kills (with `signal`) every descendant of the hook outside its process group; returns what it signalled.
+    func killEscaped(_ pid: pid_t, startedAt start: UInt64?, watchdog: pid_t, _ signal: Int32) -> String? {
+        guard supervise, let start else { return nil }
+        let tree = ProcessTree.snapshot()
+        let escaped = tree.descendants(of: pid, startedAt: start, excluding: [watchdog]).filter { getpgid($0) != pid }
+        guard !escaped.isEmpty else { return nil }
+        for victim in escaped { kill(victim, signal) }
+        return tree.describe(escaped)
+    }
+
     static func hasShebang(_ path: String) -> Bool {
         guard let handle = FileHandle(forReadingAtPath: path) else { return false }
         defer { try? handle.close() }
@@ -179,6 +204,17 @@ public struct HookRunner: Sendable {
             close(outPipe[0])
             close(errPipe[0])
         }
+        // Should deployctl die (kill -9), the hook's group must not run on unsupervised.
+        let watchdog = supervise ? deployctl_spawn_watchdog(pid, Int32(killGrace)) : -1
+        let hookStart = supervise ? ProcessTree.startTime(of: pid) : nil
+        defer {
+            if watchdog > 0 {
+                kill(watchdog, SIGKILL)
+                waitpid(watchdog, nil, 0)
+            }
+            // Orphans of earlier hooks adopted as their subreaper, that have ended since: reap them.
+            if supervise { while waitpid(-1, nil, WNOHANG) > 0 {} }
+        }
 
         let start = Self.now()
         let deadline = start + Double(timeout)
@@ -229,10 +265,16 @@ public struct HookRunner: Sendable {
                 timedOut = true
                 termSentAt = now
                 log.write("[deployctl] timeout of \(timeout) s reached: sending SIGTERM to the script's process group")
+                if let escaped = killEscaped(pid, startedAt: hookStart, watchdog: watchdog, SIGTERM) {
+                    log.write("[deployctl] also sent SIGTERM to processes of the script outside its process group: \(escaped)")
+                }
                 kill(-pid, SIGTERM)
             }
             if let sent = termSentAt, now - sent >= killGrace {
                 log.write("[deployctl] the process group did not stop within \(Int(killGrace)) s: sending SIGKILL")
+                if let escaped = killEscaped(pid, startedAt: hookStart, watchdog: watchdog, SIGKILL) {
+                    log.write("[deployctl] SIGKILL also to: \(escaped)")
+                }
                 kill(-pid, SIGKILL)
                 termSentAt = nil
             }
@@ -248,7 +290,10 @@ public struct HookRunner: Sendable {
                 logTail: log.tail)
         }
         if timedOut {
-            // Whatever is left of the group goes too; the script's own status is reaped.
+            // Whatever is left of the group (and of the script's escaped processes) goes too; its status is reaped.
+            if let escaped = killEscaped(pid, startedAt: hookStart, watchdog: watchdog, SIGKILL) {
+                log.write("[deployctl] killed what was left of the script: \(escaped)")
+            }
             kill(-pid, SIGKILL)
             if exitStatus == nil {
                 var raw: Int32 = 0

@@ -80,6 +80,9 @@ public struct LifecycleEngine {
     public var maxRevisions: Int
     /// The cap of each deployment's scripts.log (head and tail kept; see ``ScriptLog``).
     public var maxLogBytes: Int64
+    /// Variables of the agent's own environment that hooks also receive (the operator's `--hook-env`); hooks
+    /// start from a clean environment otherwise (``hookEnvironment(event:spec:)``).
+    public var passedEnvironment: [String] = []
 
     /// Events whose scripts come from the last successfully installed revision of the group.
     public static let previousRevisionEvents: Set<String> = ["ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"]
@@ -292,14 +295,7 @@ public struct LifecycleEngine {
     func runHooks(_ event: String, appSpec: AppSpec?, archive: String, spec: DeploymentSpec, log: ScriptLog) -> ScriptOutcome? {
         guard let scripts = appSpec?.hooks[event], !scripts.isEmpty else { return nil }
         log.write("LifecycleEvent - \(event)")
-        var environment = ProcessInfo.processInfo.environment
-        environment["LIFECYCLE_EVENT"] = event
-        environment["DEPLOYMENT_ID"] = spec.deploymentId
-        environment["APPLICATION_NAME"] = spec.applicationName
-        environment["DEPLOYMENT_GROUP_NAME"] = spec.deploymentGroupName
-        environment["DEPLOYMENT_GROUP_ID"] = spec.deploymentGroupId
-        environment["DEPLOYCTL_INSTALL_ROOT"] = Installer(installRoot: spec.installRoot).installRoot
-        for (key, value) in spec.revisionEnvironment { environment[key] = value }
+        let environment = hookEnvironment(event: event, spec: spec)
         var last: ScriptOutcome?
         for script in scripts {
             let outcome = runner.run(script, archiveRoot: archive, environment: environment, log: log)
@@ -307,5 +303,36 @@ public struct LifecycleEngine {
             last = outcome
         }
         return last
+    }
+
+    /// The safe `PATH` hooks get (the agent's own is not passed: it may name writable or odd directories).
+    public static let hookPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    /// What a hook's environment holds (SECURITY.md): nothing of the agent's secrets. `PATH` (a safe default),
+    /// `LANG`/`LC_ALL` as the agent has them, the CodeDeploy variables, the revision's `BUNDLE_*` ones,
+    /// `DEPLOYCTL_INSTALL_ROOT` when an install root is set, the operator's allow-list (`passedEnvironment`), and
+    /// `HOME`/`USER`/`LOGNAME`/`SHELL` of the agent's user (the hook runner replaces them with the runas user's).
+    public func hookEnvironment(event: String, spec: DeploymentSpec, agentEnvironment: [String: String] = ProcessInfo.processInfo.environment)
+        -> [String: String]
+    {
+        var environment = ["PATH": Self.hookPath]
+        for name in ["LANG", "LC_ALL"] + passedEnvironment {
+            if let value = agentEnvironment[name] { environment[name] = value }
+        }
+        if let user = RunAsUser.lookup(uid: geteuid()) {
+            environment["HOME"] = user.home
+            environment["USER"] = user.name
+            environment["LOGNAME"] = user.name
+            environment["SHELL"] = user.shell
+        }
+        for (key, value) in spec.revisionEnvironment { environment[key] = value }
+        environment["LIFECYCLE_EVENT"] = event
+        environment["DEPLOYMENT_ID"] = spec.deploymentId
+        environment["APPLICATION_NAME"] = spec.applicationName
+        environment["DEPLOYMENT_GROUP_NAME"] = spec.deploymentGroupName
+        environment["DEPLOYMENT_GROUP_ID"] = spec.deploymentGroupId
+        let installRoot = Installer(installRoot: spec.installRoot).installRoot
+        if !installRoot.isEmpty { environment["DEPLOYCTL_INSTALL_ROOT"] = installRoot }
+        return environment
     }
 }

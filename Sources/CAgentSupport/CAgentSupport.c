@@ -69,3 +69,43 @@ int deployctl_o_directory(void) { return O_DIRECTORY; }
 unsigned long long deployctl_resolve_in_root(void) { return RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS; }
 unsigned long long deployctl_resolve_beneath(void) { return RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS; }
 unsigned long long deployctl_resolve_no_symlinks(void) { return RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS; }
+
+#include <sys/prctl.h>
+#include <time.h>
+
+int deployctl_become_subreaper(void) { return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+
+pid_t deployctl_spawn_watchdog(pid_t group, int grace_seconds) {
+    pid_t parent = getpid();
+    sigset_t all, wanted;
+    sigfillset(&all);
+    sigset_t saved;
+    /* Signals stay blocked across fork so the child cannot run a Swift handler before it resets them. */
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    pid_t pid = fork();
+    if (pid != 0) {
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        return pid;
+    }
+    /* The child: only async-signal-safe calls from here on. */
+    syscall(SYS_close_range, 3, ~0U, 0);
+    sigemptyset(&wanted);
+    sigaddset(&wanted, SIGUSR1);
+    prctl(PR_SET_PDEATHSIG, SIGUSR1, 0, 0, 0);
+    if (getppid() == parent) {
+        for (;;) {
+            int signal = sigwaitinfo(&wanted, NULL);
+            if (signal == SIGUSR1) break;
+        }
+    }
+    /* deployctl is gone: its hook's process group goes too (TERM, then KILL after the grace period). */
+    if (kill(-group, SIGTERM) == 0) {
+        struct timespec step = {0, 100000000};
+        for (int i = 0; i < grace_seconds * 10; i++) {
+            if (kill(-group, 0) != 0) _exit(0);
+            nanosleep(&step, NULL);
+        }
+        kill(-group, SIGKILL);
+    }
+    _exit(0);
+}

@@ -91,6 +91,13 @@ struct AgentGroupCommand: ParsableCommand {
         var maxRevisions: Int = 5
 
         @Option(
+            name: .customLong("hook-env"),
+            help: ArgumentHelp(
+                "Pass this variable of deployctl's own environment to hooks (repeatable). Hooks otherwise get only PATH, LANG, LC_ALL, the CodeDeploy variables and HOME/USER/LOGNAME/SHELL.",
+                valueName: "name"))
+        var hookEnv: [String] = []
+
+        @Option(
             name: .customLong("max-log-bytes"),
             help: ArgumentHelp("Cap of each deployment's scripts.log; the first and last output are kept (default 64 MiB).", valueName: "bytes"))
         var maxLogBytes: Int64 = ScriptLog.defaultMaxBytes
@@ -103,6 +110,7 @@ struct AgentGroupCommand: ParsableCommand {
         func validate() throws {
             try NumberRange.check("--poll-interval", pollInterval, 0.1...3600)
             try NumberRange.check("--max-revisions", maxRevisions, 1...10_000)
+            try HookEnvironmentNames.check(hookEnv)
             try NumberRange.check("--max-log-bytes", Int(maxLogBytes), Int(ScriptLog.minimumMaxBytes)...Int(Int64.max))
         }
 
@@ -116,8 +124,11 @@ struct AgentGroupCommand: ParsableCommand {
             } catch let error as ServiceError {
                 throw CLIFailure.service(operation: "GetOnPremisesInstance", code: error.code, message: error.message)
             }
-            let engine = LifecycleEngine(
-                root: DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath()), maxRevisions: maxRevisions, maxLogBytes: maxLogBytes)
+            HookRunner.becomeSubreaper()
+            var engine = LifecycleEngine(
+                root: DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath()), runner: HookRunner(supervise: true),
+                maxRevisions: maxRevisions, maxLogBytes: maxLogBytes)
+            engine.passedEnvironment = hookEnv
             let loop = AgentLoop(
                 engine: engine, controlPlane: LocalAgentControlPlane(plane: plane, installRoot: installRoot), instanceName: instanceName)
             AgentLoop.handleStopSignals()

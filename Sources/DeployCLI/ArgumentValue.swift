@@ -101,3 +101,16 @@ enum NumberRange {
 
     static func format(_ value: Double) -> String { value == value.rounded() ? String(Int(value)) : String(value) }
 }
+
+/// `--hook-env` names: environment variable names, nothing else.
+enum HookEnvironmentNames {
+    static func check(_ names: [String]) throws {
+        for name in names {
+            let valid =
+                !name.isEmpty && name.count <= 256
+                && name.unicodeScalars.allSatisfy { $0.isASCII && ($0 == "_" || $0.properties.isAlphabetic || ("0"..."9").contains($0)) }
+                && !("0"..."9").contains(name.unicodeScalars.first ?? "0")
+            guard valid else { throw ValidationError("--hook-env takes a variable name (letters, digits, '_'), got '\(name.prefix(64))'.") }
+        }
+    }
+}

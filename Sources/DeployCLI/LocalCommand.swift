@@ -89,6 +89,13 @@ struct LocalCommand: ParsableCommand {
     var maxRevisions: Int = 5
 
     @Option(
+        name: .customLong("hook-env"),
+        help: ArgumentHelp(
+            "Pass this variable of deployctl's own environment to hooks (repeatable). Hooks otherwise get only PATH, LANG, LC_ALL, the CodeDeploy variables and HOME/USER/LOGNAME/SHELL.",
+            valueName: "name"))
+    var hookEnv: [String] = []
+
+    @Option(
         name: .customLong("max-log-bytes"),
         help: ArgumentHelp("Cap of each deployment's scripts.log; the first and last output are kept (default 64 MiB).", valueName: "bytes"))
     var maxLogBytes: Int64 = ScriptLog.defaultMaxBytes
@@ -107,6 +114,7 @@ struct LocalCommand: ParsableCommand {
 
     func validate() throws {
         try NumberRange.check("--max-revisions", maxRevisions, 1...10_000)
+        try HookEnvironmentNames.check(hookEnv)
         try NumberRange.check("--max-log-bytes", Int(maxLogBytes), Int(ScriptLog.minimumMaxBytes)...Int(Int64.max))
         if let deploymentId,
             deploymentId.isEmpty || deploymentId.count > 64
@@ -150,7 +158,9 @@ struct LocalCommand: ParsableCommand {
             ignoreApplicationStopFailures: ignoreApplicationStopFailures, appSpecFileName: appSpecFileName, installRoot: installRoot,
             events: events.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } })
         let root = DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath())
-        let engine = LifecycleEngine(root: root, maxRevisions: maxRevisions, maxLogBytes: maxLogBytes)
+        HookRunner.becomeSubreaper()
+        var engine = LifecycleEngine(root: root, runner: HookRunner(supervise: true), maxRevisions: maxRevisions, maxLogBytes: maxLogBytes)
+        engine.passedEnvironment = hookEnv
         if preflight {
             let report = engine.preflight(spec)
             print(Self.render(report, format: output), terminator: "")

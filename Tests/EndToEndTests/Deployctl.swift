@@ -23,12 +23,13 @@ struct Deployctl {
 
     /// Runs `deployctl ARGS --state <this state>` and collects its output.
     @discardableResult
-    func run(_ arguments: [String], withState: Bool = true) throws -> Result {
+    func run(_ arguments: [String], withState: Bool = true, environment extra: [String: String] = [:]) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments + (withState ? ["--state", statePath] : [])
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "DEPLOYCTL_STATE")
+        environment.merge(extra) { _, new in new }
         process.environment = environment
         let out = Pipe()
         let err = Pipe()

@@ -49,12 +49,12 @@ import Testing
         environment["SERVICE_PORT"] = String(port)
         setenv("SERVICE_PORT", String(port), 1)
         defer { unsetenv("SERVICE_PORT") }
-        let first = try local(cli, ["--bundle-location", Self.apps + "/loopback-service"])
+        let first = try local(cli, ["--bundle-location", Self.apps + "/loopback-service", "--hook-env", "SERVICE_PORT"])
         #expect(first.status == 0, "\(first.stdout)")
         let pidFile = cli.directory.appendingPathComponent("hosts/a/opt/loopback-service/server.pid").path
         let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(kill(pid, 0) == 0)
-        let second = try local(cli, ["--bundle-location", Self.apps + "/loopback-service"])
+        let second = try local(cli, ["--bundle-location", Self.apps + "/loopback-service", "--hook-env", "SERVICE_PORT"])
         #expect(second.status == 0, "\(second.stdout)")
         // The redeploy's ApplicationStop stopped the first server; its ApplicationStart started a new one.
         usleep(300_000)

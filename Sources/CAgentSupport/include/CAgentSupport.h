@@ -1,6 +1,7 @@
 #ifndef DEPLOYCTL_CAGENTSUPPORT_H
 #define DEPLOYCTL_CAGENTSUPPORT_H
 #include <spawn.h>
+#include <sys/types.h>
 
 /* GNU extensions Swift's Glibc module does not import. */
 int deployctl_pipe_cloexec(int fds[2]);
@@ -22,4 +23,9 @@ unsigned long long deployctl_resolve_in_root(void);
 /* Any step that would leave the directory (`..`, an absolute or escaping symlink) fails with EXDEV. */
 unsigned long long deployctl_resolve_beneath(void);
 unsigned long long deployctl_resolve_no_symlinks(void);
+/* PR_SET_CHILD_SUBREAPER: hook processes that leave their group are re-parented to us, not to init. */
+int deployctl_become_subreaper(void);
+/* Forks a watchdog that kills process group `group` (TERM, then KILL after `grace_seconds`) if this process dies
+   first (PR_SET_PDEATHSIG). Kill it with SIGKILL once the hook has ended. Returns its pid or -1. */
+pid_t deployctl_spawn_watchdog(pid_t group, int grace_seconds);
 #endif
