@@ -35,6 +35,12 @@ public enum AppSpecParser {
         return names
     }
 
+    /// The most YAML nodes an appspec may stand for once its aliases are expanded (a 10,000-file appspec is
+    /// about 30,000).
+    public static let maxNodes = 200_000
+    /// The deepest nesting of lists and mappings (an appspec needs 5).
+    public static let maxDepth = 64
+
     public static func parse(_ text: String, fileName: String = "appspec.yml") -> AppSpecReport {
         var walker = Walker(file: fileName, text: text)
         let spec = walker.document()
@@ -102,6 +108,12 @@ private struct Walker {
         }
         guard let root, !isNull(root) else {
             error(nil, "", "the file is empty; an appspec needs at least `version: 0.0` and `os: linux`")
+            return nil
+        }
+        // Bound the work, not the bytes: aliases let a small file stand for millions of nodes.
+        var budget = AppSpecParser.maxNodes
+        if let problem = Self.exceedsBounds(root, budget: &budget, depth: 0) {
+            error(root, "", problem)
             return nil
         }
         guard let mapping = root.mapping else {
@@ -190,6 +202,30 @@ private struct Walker {
                 .joined())
         if text.unicodeScalars.count > limit { shown += "… (\(text.utf8.count) bytes)" }
         return shown
+    }
+
+    /// Counts `node` as if its aliases were expanded, stopping as soon as the budget or the depth is exceeded,
+    /// so the check itself is bounded whatever the document. Returns the problem, if any.
+    static func exceedsBounds(_ node: Node, budget: inout Int, depth: Int) -> String? {
+        budget -= 1
+        if budget < 0 {
+            return
+                "the document stands for more than \(AppSpecParser.maxNodes) YAML nodes once its aliases (*name) are expanded; an appspec is a short document (is an alias repeated many times?)"
+        }
+        if depth > AppSpecParser.maxDepth { return "the document nests lists and mappings more than \(AppSpecParser.maxDepth) levels deep" }
+        switch node {
+        case .scalar, .alias: return nil
+        case .sequence(let sequence):
+            for item in sequence {
+                if let problem = exceedsBounds(item, budget: &budget, depth: depth + 1) { return problem }
+            }
+        case .mapping(let mapping):
+            for (key, value) in mapping {
+                if let problem = exceedsBounds(key, budget: &budget, depth: depth + 1) { return problem }
+                if let problem = exceedsBounds(value, budget: &budget, depth: depth + 1) { return problem }
+            }
+        }
+        return nil
     }
 
     func describe(_ node: Node) -> String {

@@ -81,6 +81,9 @@ public struct EntrySafety {
 
     public init(limits: BundleLimits = .default) { self.limits = limits }
 
+    /// The longest entry name accepted (a deployed path must also fit in the host's PATH_MAX with its destination).
+    public static let maxPathBytes = 2048
+
     /// The entry's path with `./` prefixes and trailing slashes removed; empty for the root itself.
     public static func normalize(_ path: String) -> String {
         var p = Substring(path)
@@ -120,6 +123,11 @@ public struct EntrySafety {
                 "the bundle declares more than \(limits.maxTotalBytes) bytes uncompressed (the limit) by entry '\(path)'; refusing to extract it")
         }
         if path.hasPrefix("/") { throw .unsafeEntry(path: path, reason: "absolute paths are not allowed in a bundle") }
+        if path.utf8.count > Self.maxPathBytes {
+            throw .unsafeEntry(
+                path: String(path.prefix(120)) + "…",
+                reason: "the name is \(path.utf8.count) bytes long; entry names are limited to \(Self.maxPathBytes) bytes")
+        }
         if path.contains("\0") { throw .unsafeEntry(path: path, reason: "the name contains a NUL character") }
         let parts = Self.components(path)
         if parts.contains("..") { throw .unsafeEntry(path: path, reason: "'..' components would write outside the bundle") }

@@ -59,6 +59,7 @@ enum Hostile {
         ("hardlink-escape.tar", "the hard link points outside the bundle"),
         ("device-file.tar", "device entries are not allowed"),
         ("fifo.tar", "fifo entries are not allowed"),
+        ("deep-path.tar", "entry names are limited to 2048 bytes"),
     ]
 
     @Test(arguments: cases)

@@ -84,6 +84,27 @@ import Testing
         #expect(result.stdout.contains("unsafe entry '../../escape.txt': '..' components would write outside the bundle"))
     }
 
+    /// An appspec whose aliases stand for 10^12 nodes is refused in well under a second, by validate and by the
+    /// agent (issue 9, item 6); it took minutes and gigabytes before.
+    @Test func anAliasBombIsRefusedAtOnce() throws {
+        let cli = try Deployctl()
+        defer { cli.cleanUp() }
+        let revision = cli.directory.appendingPathComponent("bomb").path
+        var lines = ["version: 0.0", "os: linux", "x0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+        lines += (1...11).map { "x\($0): &l\($0) [" + Array(repeating: "*l\($0 - 1)", count: 10).joined(separator: ", ") + "]" }
+        lines.append("permissions: *l11")
+        try FileManager.default.createDirectory(atPath: revision, withIntermediateDirectories: true)
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: revision + "/appspec.yml"))
+        let start = Date()
+        let validate = try cli.run(["validate", "--source", revision], withState: false)
+        #expect(validate.status == 1)
+        #expect(validate.stdout.contains("more than 200000 YAML nodes once its aliases"), "\(validate.stdout)")
+        let local = try cli.run(["local", "--bundle-location", revision, "--agent-root", cli.directory.path + "/root"], withState: false)
+        #expect(local.status == 1)
+        #expect(local.stdout.contains("Deployment failed at DownloadBundle"))
+        #expect(Date().timeIntervalSince(start) < 3)
+    }
+
     @Test func pushStoresRegistersAndPrintsTheDeployCommand() throws {
         let cli = try Deployctl()
         defer { cli.cleanUp() }
