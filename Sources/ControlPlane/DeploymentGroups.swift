@@ -126,7 +126,8 @@ extension ControlPlane {
     }
 
     public func getDeploymentGroup(_ input: GetDeploymentGroupInput) throws -> GetDeploymentGroupOutput {
-        try state.read { db in
+        expireOverdueCommandsIfWritable()
+        return try state.read { db in
             let app = try requireApplication(db, input.applicationName)
             let group = try requireGroup(db, app: app, name: input.deploymentGroupName)
             return GetDeploymentGroupOutput(deploymentGroupInfo: try groupInfo(db, app: app, group: group))
@@ -143,6 +144,7 @@ extension ControlPlane {
     }
 
     public func batchGetDeploymentGroups(_ input: BatchGetDeploymentGroupsInput) throws -> BatchGetDeploymentGroupsOutput {
+        expireOverdueCommandsIfWritable()
         try Validate.batch(input.deploymentGroupNames, limit: 100, what: "deployment group name", required: "DeploymentGroupNameRequiredException")
         return try state.read { db in
             let app = try requireApplication(db, input.applicationName)

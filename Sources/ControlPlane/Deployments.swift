@@ -56,6 +56,7 @@ extension ControlPlane {
     }
 
     public func createDeployment(_ input: CreateDeploymentInput) throws -> CreateDeploymentOutput {
+        try expireOverdueCommands()
         if let description = input.description, description.count > 100 {
             throw ServiceError("DescriptionTooLongException", "The description is longer than 100 characters.")
         }
@@ -154,10 +155,12 @@ extension ControlPlane {
     }
 
     public func getDeployment(_ input: GetDeploymentInput) throws -> GetDeploymentOutput {
-        try state.read { db in GetDeploymentOutput(deploymentInfo: try requireDeployment(db, input.deploymentId)) }
+        expireOverdueCommandsIfWritable()
+        return try state.read { db in GetDeploymentOutput(deploymentInfo: try requireDeployment(db, input.deploymentId)) }
     }
 
     public func batchGetDeployments(_ input: BatchGetDeploymentsInput) throws -> BatchGetDeploymentsOutput {
+        expireOverdueCommandsIfWritable()
         try Validate.batch(input.deploymentIds, limit: 25, what: "deployment ID", required: "DeploymentIdRequiredException")
         return try state.read { db in
             var infos: [DeploymentInfo] = []
@@ -170,6 +173,7 @@ extension ControlPlane {
 
     /// Newest first, as the console and `aws deploy list-deployments` show them.
     public func listDeployments(_ input: ListDeploymentsInput) throws -> ListDeploymentsOutput {
+        expireOverdueCommandsIfWritable()
         if input.applicationName != nil, input.deploymentGroupName == nil {
             throw ServiceError("DeploymentGroupNameRequiredException", "If applicationName is specified, then deploymentGroupName must be specified.")
         }
@@ -213,7 +217,8 @@ extension ControlPlane {
     /// report them, and their targets end Skipped). With `--auto-rollback-enabled`, or the deployment's
     /// `autoRollbackConfiguration` listing DEPLOYMENT_STOP_ON_REQUEST, the last successful revision is redeployed.
     public func stopDeployment(_ input: StopDeploymentInput) throws -> StopDeploymentOutput {
-        try state.write { db in
+        try expireOverdueCommands()
+        return try state.write { db in
             var info = try requireDeployment(db, input.deploymentId)
             let id = info.deploymentId ?? ""
             guard info.status?.isActive ?? false else {
@@ -284,7 +289,8 @@ extension ControlPlane {
     }
 
     public func listDeploymentTargets(_ input: ListDeploymentTargetsInput) throws -> ListDeploymentTargetsOutput {
-        try state.read { db in
+        expireOverdueCommandsIfWritable()
+        return try state.read { db in
             let info = try requireDeployment(db, input.deploymentId)
             var all = try targets(db, deploymentId: info.deploymentId ?? "")
             for (name, values) in input.targetFilters ?? [:] {
@@ -309,7 +315,8 @@ extension ControlPlane {
     }
 
     public func getDeploymentTarget(_ input: GetDeploymentTargetInput) throws -> GetDeploymentTargetOutput {
-        try state.read { db in
+        expireOverdueCommandsIfWritable()
+        return try state.read { db in
             let info = try requireDeployment(db, input.deploymentId)
             let targetId = input.targetId
             guard !targetId.isEmpty else {
@@ -322,6 +329,7 @@ extension ControlPlane {
     }
 
     public func batchGetDeploymentTargets(_ input: BatchGetDeploymentTargetsInput) throws -> BatchGetDeploymentTargetsOutput {
+        expireOverdueCommandsIfWritable()
         guard !input.targetIds.isEmpty else { throw ServiceError("DeploymentTargetIdRequiredException", "At least one target ID must be specified.") }
         guard input.targetIds.count <= 25 else {
             throw ServiceError("DeploymentTargetListSizeExceededException", "At most 25 targets can be requested; got \(input.targetIds.count).")
@@ -347,7 +355,8 @@ extension ControlPlane {
     }
 
     public func listDeploymentInstances(_ input: ListDeploymentInstancesInput) throws -> ListDeploymentInstancesOutput {
-        try state.read { db in
+        expireOverdueCommandsIfWritable()
+        return try state.read { db in
             let info = try requireDeployment(db, input.deploymentId)
             var all = try targets(db, deploymentId: info.deploymentId ?? "")
             if let statuses = input.instanceStatusFilter, !statuses.isEmpty {
@@ -362,7 +371,8 @@ extension ControlPlane {
     }
 
     public func getDeploymentInstance(_ input: GetDeploymentInstanceInput) throws -> GetDeploymentInstanceOutput {
-        try state.read { db in
+        expireOverdueCommandsIfWritable()
+        return try state.read { db in
             let info = try requireDeployment(db, input.deploymentId)
             guard !input.instanceId.isEmpty else { throw ServiceError("InstanceIdRequiredException", "An instance ID must be specified.") }
             do {
@@ -375,6 +385,7 @@ extension ControlPlane {
     }
 
     public func batchGetDeploymentInstances(_ input: BatchGetDeploymentInstancesInput) throws -> BatchGetDeploymentInstancesOutput {
+        expireOverdueCommandsIfWritable()
         try Validate.batch(input.instanceIds, limit: 25, what: "instance ID", required: "InstanceIdRequiredException")
         return try state.read { db in
             let info = try requireDeployment(db, input.deploymentId)

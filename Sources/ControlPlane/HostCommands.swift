@@ -118,6 +118,24 @@ extension ControlPlane {
             arguments: [target.status?.rawValue ?? "Pending", try storedJSON(target), target.deploymentId, target.targetId])
     }
 
+    /// Fails the host commands whose agent did not acknowledge or complete them in time, and advances their
+    /// deployments. Every operation that reads or writes a deployment calls this first, so a dead agent never
+    /// leaves a deployment InProgress (and its group blocked) when no other agent polls. Costs one read when
+    /// nothing is overdue.
+    public func expireOverdueCommands() throws {
+        let stamp = now().timeIntervalSince1970
+        let overdue = try state.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM host_commands WHERE deadline < ?)", arguments: [stamp]) ?? false
+        }
+        if overdue { try state.write { db in try sweepExpiredCommands(db) } }
+    }
+
+    /// For read operations: expiry is applied when the state file can be written; a reader that may only read
+    /// (a read-only file) still gets its answer.
+    func expireOverdueCommandsIfWritable() {
+        try? expireOverdueCommands()
+    }
+
     /// Fails commands whose agent did not acknowledge or complete them in time.
     func sweepExpiredCommands(_ db: Database) throws {
         let expired = try Row.fetchAll(db, sql: "SELECT * FROM host_commands WHERE deadline < ?", arguments: [now().timeIntervalSince1970])

@@ -64,6 +64,50 @@ final class ManualClock: @unchecked Sendable {
         #expect(target?.lifecycleEvents?.first { $0.lifecycleEventName == "AllowTraffic" }?.status == .skipped)
     }
 
+    /// Issue 9, item 7: with no agent polling at all, reading or writing a deployment applies expiry, so a dead
+    /// agent neither leaves the deployment InProgress nor blocks the group's next deployment.
+    @Test func expiryNeedsNoPollingAgent() throws {
+        let clock = ManualClock()
+        let (plane, dir) = try fixture(clock)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let id = try deploy(plane)
+        let command = try #require(try plane.pollHostCommand(instanceName: "a"))
+        try plane.acknowledgeHostCommand(id: command.id, expectedSeconds: 30)
+        #expect(throws: ServiceError.self) { try deploy(plane) }
+        clock.advance(91)
+        // Only get-deployment is called: the command is failed on the control plane's own clock.
+        let info = try #require(try plane.getDeployment(GetDeploymentInput(deploymentId: id)).deploymentInfo)
+        #expect(info.status == .failed, "\(String(describing: info.status))")
+        let event = try plane.getDeploymentInstance(GetDeploymentInstanceInput(deploymentId: id, instanceId: "a")).instanceSummary?
+            .lifecycleEvents?.first { $0.lifecycleEventName == command.lifecycleEvent }
+        #expect(event?.diagnostics?.message?.contains("presumed gone") == true)
+        // The group is free again.
+        let next = try deploy(plane)
+        #expect(next != id)
+    }
+
+    /// A stopped deployment whose running event's agent died: once the command expires, no target is left
+    /// InProgress, whichever call comes first.
+    @Test func aStoppedDeploymentLeavesNoTargetInProgressOnceItsEventsExpire() throws {
+        let clock = ManualClock()
+        let (plane, dir) = try fixture(clock)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let id = try deploy(plane)
+        let command = try #require(try plane.pollHostCommand(instanceName: "a"))
+        try plane.acknowledgeHostCommand(id: command.id, expectedSeconds: 30)
+        let stop = try plane.stopDeployment(StopDeploymentInput(deploymentId: id))
+        #expect(stop.status == .pending)
+        clock.advance(91)
+        let summaries =
+            try plane.batchGetDeploymentInstances(BatchGetDeploymentInstancesInput(deploymentId: id, instanceIds: ["a", "b"]))
+            .instancesSummary ?? []
+        #expect(summaries.count == 2)
+        #expect(!summaries.contains { $0.status == .inProgress }, "\(summaries.map { String(describing: $0.status) })")
+        let info = try #require(try plane.getDeployment(GetDeploymentInput(deploymentId: id)).deploymentInfo)
+        #expect(info.status == .stopped)
+        #expect(info.deploymentOverview?.inProgress == 0)
+    }
+
     @Test func aCommandWhoseAgentVanishedIsFailedAfterItsTimeoutPlusAMargin() throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock)
