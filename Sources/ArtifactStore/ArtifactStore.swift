@@ -57,16 +57,19 @@ public struct ArtifactStore: Sendable {
         let versionId = Self.newVersionId()
         let target = versions.appendingPathComponent(versionId, isDirectory: true)
         do {
-            try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+            try makePrivateDirectories(down: target)
             let content = target.appendingPathComponent("content")
             let digest = try SHA256.hexDigest(ofFile: file)
             try FileManager.default.copyItem(at: file, to: content)
+            chmod(content.path, 0o600)
             let size = (try FileManager.default.attributesOfItem(atPath: content.path)[.size] as? NSNumber)?.int64Value ?? 0
             let object = StoredObject(
                 bucket: bucket, key: key, eTag: digest, versionId: versionId, size: size, path: content.path)
             let meta = try JSONEncoder().encode(object)
             try meta.write(to: target.appendingPathComponent("meta.json"), options: .atomic)
+            chmod(target.appendingPathComponent("meta.json").path, 0o600)
             try Data(versionId.utf8).write(to: versions.appendingPathComponent("latest"), options: .atomic)
+            chmod(versions.appendingPathComponent("latest").path, 0o600)
             return object
         } catch let error as ArtifactStoreError {
             throw error
@@ -96,6 +99,29 @@ public struct ArtifactStore: Sendable {
             throw .noSuchObject(bucket: bucket, key: key, version: version)
         }
         return object
+    }
+
+    /// Creates every directory from the store's root down to `directory` with mode 0700 (whatever the umask, and
+    /// also when the root already existed with a wider mode): bundles are readable by the state file's owner only.
+    func makePrivateDirectories(down directory: URL) throws(ArtifactStoreError) {
+        let rootPath = root.standardizedFileURL.path
+        let parent = (rootPath as NSString).deletingLastPathComponent
+        if !FileManager.default.fileExists(atPath: parent) {
+            do {
+                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw .io("cannot create \(parent): \(error.localizedDescription)")
+            }
+        }
+        var path = rootPath
+        let relative = directory.standardizedFileURL.path.dropFirst(rootPath.count).split(separator: "/")
+        for component in [""] + relative.map(String.init) {
+            if !component.isEmpty { path += "/" + component }
+            if mkdir(path, 0o700) != 0, errno != EEXIST {
+                throw .io("cannot create \(path): \(String(cString: strerror(errno)))")
+            }
+            chmod(path, 0o700)
+        }
     }
 
     func versionsDirectory(bucket: String, key: String) -> URL {

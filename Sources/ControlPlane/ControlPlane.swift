@@ -58,10 +58,12 @@ enum Validate {
     static func name(_ value: String?, required: String, invalid: String, what: String, max: Int = 100) throws -> String {
         guard let value, !value.isEmpty else { throw ServiceError(required, "The \(what) name must be specified.") }
         guard value.count <= max else {
-            throw ServiceError(invalid, "The \(what) name '\(value)' is longer than \(max) characters.")
+            throw ServiceError(invalid, "The \(what) name '\(value.prefix(40))…' (\(value.count) characters) is longer than \(max) characters.")
         }
-        guard !value.contains(where: { $0.isNewline || $0 == "\0" }) else {
-            throw ServiceError(invalid, "The \(what) name contains a line break or NUL character.")
+        // Control characters (line breaks, escape sequences that would rewrite a terminal) are refused.
+        if let bad = value.unicodeScalars.first(where: { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) }) {
+            throw ServiceError(
+                invalid, "The \(what) name contains the control character U+\(String(format: "%04X", bad.value)); names are printable text.")
         }
         return value
     }
@@ -88,7 +90,8 @@ enum Validate {
         }
         guard value.count <= 20, value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
             throw ServiceError(
-                "InvalidDeploymentIdException", "The deployment ID '\(value)' is not valid: expected d- followed by 9 letters or digits.")
+                "InvalidDeploymentIdException",
+                "The deployment ID '\(value.prefix(40))\(value.count > 40 ? "…" : "")' is not valid: expected d- followed by 9 letters or digits.")
         }
         return value
     }
@@ -101,7 +104,8 @@ enum Validate {
         guard value.count <= 100, value.allSatisfy({ allowed.contains($0) }) else {
             throw ServiceError(
                 "InvalidInstanceNameException",
-                "The on-premises instance name '\(value)' is not valid: use at most 100 letters, digits and +=,.@_- characters.")
+                "The on-premises instance name '\(value.prefix(100))\(value.count > 100 ? "…" : "")' is not valid: use at most 100 letters, digits and +=,.@_- characters."
+            )
         }
         return value
     }

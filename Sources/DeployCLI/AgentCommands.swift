@@ -131,10 +131,33 @@ struct AgentGroupCommand: ParsableCommand {
             engine.passedEnvironment = hookEnv
             let loop = AgentLoop(
                 engine: engine, controlPlane: LocalAgentControlPlane(plane: plane, installRoot: installRoot), instanceName: instanceName)
+            // One agent per instance: before anything else, so a second one never reports the first one's events.
+            let identity = AgentIdentity()
+            do {
+                try plane.acquireAgentLease(instanceName: instanceName, agent: identity)
+            } catch let error as ServiceError {
+                throw CLIFailure.other("deployctl agent \(instanceName): \(error.message)")
+            }
+            defer { try? plane.releaseAgentLease(instanceName: instanceName, agent: identity) }
+            var renewed = Date()
             AgentLoop.handleStopSignals()
             let recovered = loop.recoverInterrupted()
             if recovered > 0 { log("reported \(recovered) interrupted event(s) as failed") }
             while !AgentLoop.stopRequested {
+                if let problem = plane.state.replacement() {
+                    throw CLIFailure.other(
+                        "deployctl agent \(instanceName): \(problem); stopping (restart the agent to use the file now at that path)")
+                }
+                if Date().timeIntervalSince(renewed) > ControlPlane.agentLeaseSeconds / 3 {
+                    do {
+                        try plane.acquireAgentLease(instanceName: instanceName, agent: identity)
+                        renewed = Date()
+                    } catch let error as ServiceError {
+                        throw CLIFailure.other("deployctl agent \(instanceName): \(error.message)")
+                    } catch {
+                        log("cannot renew the agent lease: \(error)")
+                    }
+                }
                 do {
                     let ran = try loop.runPending()
                     if ran > 0 { log("ran \(ran) lifecycle event(s)") }

@@ -9,9 +9,9 @@ enum ArgumentValue {
         guard text.hasPrefix("file://") else { return text }
         let path = String(text.dropFirst("file://".count))
         do {
-            return try String(contentsOfFile: path, encoding: .utf8)
+            return try ParameterFile.read(path)
         } catch {
-            throw CLIFailure.usage("Error parsing parameter '\(flag)': cannot read \(path): \(error.localizedDescription)")
+            throw CLIFailure.usage("Error parsing parameter '\(flag)': cannot read \(path): \(error.reason)")
         }
     }
 
@@ -112,5 +112,38 @@ enum HookEnvironmentNames {
                 && !("0"..."9").contains(name.unicodeScalars.first ?? "0")
             guard valid else { throw ValidationError("--hook-env takes a variable name (letters, digits, '_'), got '\(name.prefix(64))'.") }
         }
+    }
+}
+
+/// A `file://` parameter's content: at most `maxBytes`, UTF-8, and a reason in plain words when it cannot be read
+/// (a directory, a device that never ends, a missing file, no permission).
+enum ParameterFile {
+    struct Failure: Error {
+        var reason: String
+    }
+
+    static let maxBytes = 10 << 20
+
+    static func read(_ path: String, maxBytes: Int = ParameterFile.maxBytes) throws(Failure) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { throw Failure(reason: String(cString: strerror(errno)).lowercased()) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw Failure(reason: String(cString: strerror(errno)).lowercased()) }
+        if info.st_mode & S_IFMT == S_IFDIR { throw Failure(reason: "it is a directory, not a file") }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0, errno == EINTR { continue }
+            if n < 0 { throw Failure(reason: String(cString: strerror(errno)).lowercased()) }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+            if bytes.count > maxBytes { throw Failure(reason: "it is larger than \(maxBytes) bytes (the limit for a parameter file)") }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw Failure(reason: "it is not UTF-8 text")
+        }
+        return text
     }
 }

@@ -22,6 +22,18 @@ public struct DeployctlCommand: ParsableCommand {
 
     public init() {}
 
+    /// Swift would repair invalid UTF-8 in arguments into U+FFFD and store that; refuse it instead, naming it.
+    static func checkArgumentsAreUTF8() throws {
+        for index in 1..<Int(CommandLine.argc) {
+            guard let raw = CommandLine.unsafeArgv[index] else { continue }
+            if String(validatingCString: raw) == nil {
+                let previous = index > 1 ? CommandLine.unsafeArgv[index - 1].flatMap { String(validatingCString: $0) } : nil
+                let which = previous.map { $0.hasPrefix("-") ? "the value of \($0)" : "argument \(index)" } ?? "argument \(index)"
+                throw CLIFailure.usage("\(which) is not valid UTF-8 text; names and values must be UTF-8")
+            }
+        }
+    }
+
     /// `--next-token -5` or `--timeout -1` as the aws CLI (argparse) reads them: a value that looks like a negative
     /// number belongs to the option before it, so it reaches the range check instead of being taken for a flag.
     static func joiningNegativeNumbers(_ arguments: [String]) -> [String] {
@@ -49,6 +61,7 @@ public struct DeployctlCommand: ParsableCommand {
     /// Parses, runs, and maps every failure to one stderr line and the aws CLI v2 exit codes.
     public static func main() {
         do {
+            try Self.checkArgumentsAreUTF8()
             var command = try parseAsRoot(Self.joiningNegativeNumbers(Array(CommandLine.arguments.dropFirst())))
             try command.run()
             // What print() buffered: a full disk behind a redirect must not pass for success.

@@ -30,7 +30,7 @@ struct DeploymentWaiter {
             } catch let error as ServiceError {
                 throw CLIFailure.other("Waiter DeploymentSuccessful failed: An error occurred (\(error.code)): \(error.message)")
             }
-            let lines = Self.view(info, targets)
+            let lines = Self.view(info, targets).map { TerminalText.safe($0) }
             if live {
                 var out = drawn > 0 ? "\u{1B}[\(drawn)F" : ""
                 for line in lines { out += "\u{1B}[2K" + line + "\n" }
@@ -47,7 +47,7 @@ struct DeploymentWaiter {
             case .failed?, .stopped?:
                 var message =
                     "Waiter DeploymentSuccessful failed: Waiter encountered a terminal failure state: For expression \"deploymentInfo.status\" we matched expected path: \"\(info.status?.rawValue ?? "")\""
-                if let error = info.errorInformation { message += " (\(error.code?.rawValue ?? ""): \(error.message ?? ""))" }
+                if let error = info.errorInformation { message += " (\(error.code?.rawValue ?? ""): \(TerminalText.safe(error.message ?? "")))" }
                 throw CLIFailure.other(message)
             default: break
             }

@@ -24,15 +24,24 @@ public enum CLIFailure: Error, Equatable {
         }
     }
 
+    /// The one line printed on stderr: control characters escaped, and at most `maxMessageCharacters` (an error
+    /// never echoes a 100 KB value back).
     public var message: String {
+        let text: String
         switch self {
-        case .usage(let m): return m
+        case .usage(let m): text = m
         case .service(let op, let code, let message):
-            return "An error occurred (\(code)) when calling the \(op) operation: \(message)"
-        case .other(let m): return m
-        case .problemsFound: return ""
+            text = "An error occurred (\(code)) when calling the \(op) operation: \(message)"
+        case .other(let m): text = m
+        case .problemsFound: text = ""
         }
+        let cut =
+            text.count > Self.maxMessageCharacters
+            ? String(text.prefix(Self.maxMessageCharacters)) + "… (\(text.count - Self.maxMessageCharacters) more characters cut)" : text
+        return TerminalText.safe(cut)
     }
+
+    public static let maxMessageCharacters = 2000
 }
 
 /// Output formats of `--output`.
@@ -125,6 +134,8 @@ extension OperationCommand {
                 output = try call(plane, input)
             } catch let error as ServiceError {
                 throw CLIFailure.service(operation: Self.operationName, code: error.code, message: error.message)
+            } catch let error as StateFileError {
+                throw CLIFailure.other(error.description)
             }
             if firstOutput == nil { firstOutput = output }
             let page = try JSONValueEncoder().encode(output)

@@ -266,9 +266,11 @@ final class EventPrinter: LifecycleReporter {
         if result.ignoredFailure { line += "  (failure ignored: ignoreApplicationStopFailures)" }
         print(line)
         if let d = result.diagnostics, !d.succeeded {
-            print("    \(d.code.rawValue)\(d.scriptName.isEmpty ? "" : " in \(d.scriptName)"): \(d.message)")
+            print(TerminalText.safe("    \(d.code.rawValue)\(d.scriptName.isEmpty ? "" : " in \(d.scriptName)"): \(d.message)"))
             if !d.logTail.isEmpty {
-                for tailLine in d.logTail.split(separator: "\n", omittingEmptySubsequences: false).suffix(20) { print("    | \(tailLine)") }
+                for tailLine in d.logTail.split(separator: "\n", omittingEmptySubsequences: false).suffix(20) {
+                    print("    | " + TerminalText.safe(String(tailLine), keepingTabs: true))
+                }
             }
         }
         fflush(nil)

@@ -24,7 +24,7 @@ enum TextFormat {
         case .bool(let b): return b ? "True" : "False"
         case .int(let i): return String(i)
         case .double(let d): return "\(d)"
-        case .string(let s): return s
+        case .string(let s): return TerminalText.safe(s)
         default: return ""
         }
     }

@@ -27,3 +27,24 @@ enum StandardStreams {
         return nil
     }
 }
+
+/// Text from the state or from a hook (names, messages, log tails) made safe to show on a terminal: control
+/// characters (an escape sequence a hook printed could rewrite the operator's screen) become visible `\x1b`.
+enum TerminalText {
+    static func safe(_ text: String, keepingTabs: Bool = false) -> String {
+        guard text.unicodeScalars.contains(where: { isControl($0) && !(keepingTabs && $0 == "\t") }) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if isControl(scalar), !(keepingTabs && scalar == "\t") {
+                out += scalar.value <= 0xff ? "\\x" + String(format: "%02x", scalar.value) : "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value)
+    }
+}

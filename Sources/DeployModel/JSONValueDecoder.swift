@@ -150,7 +150,11 @@ private struct DecoderCore: Decoder {
 
     func describe(_ value: JSONValue) -> String {
         switch value {
-        case .string(let s): return "\(value.typeName) '\(s)'"
+        case .string(let s):
+            // Long values are cut: an error message never echoes a 100 KB value.
+            let shown = s.count > 80 ? String(s.prefix(80)) + "… (\(s.utf8.count) bytes)" : s
+            return
+                "\(value.typeName) '\(shown.unicodeScalars.map { $0.value < 32 || $0.value == 127 ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined())'"
         case .int(let i): return "number \(i)"
         case .double(let d): return "number \(d)"
         case .bool(let b): return "boolean \(b)"
@@ -310,12 +314,11 @@ private struct DecoderCore: Decoder {
             }
         }
 
+        /// Only a string is a string: `{"applicationName": 5}` is refused, as botocore refuses it (shorthand, which
+        /// has no types, only ever produces strings).
         func decode(_ type: String.Type) throws -> String {
             switch value {
             case .string(let s): return s
-            case .int(let i): return String(i)
-            case .double(let d): return JSONValue.format(d)
-            case .bool(let b): return b ? "true" : "false"
             default: throw decoder.mismatch(type)
             }
         }

@@ -5,8 +5,23 @@ import GRDB
 /// file at the same moment cannot both apply one. Never edit a migration that has shipped: append a new one.
 enum Schema {
     static let migrations: [@Sendable (Database) throws -> Void] = [
-        v1, v2,
+        v1, v2, v3,
     ]
+
+    /// One running agent per instance and state file: the lease an agent holds while it runs.
+    static func v3(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE agent_leases (
+                    instance_name TEXT PRIMARY KEY,
+                    holder TEXT NOT NULL,
+                    host_name TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    started REAL NOT NULL,
+                    expires REAL NOT NULL
+                );
+                """)
+    }
 
     /// Host commands handed to agents: one lifecycle event of one target, until the agent completes it.
     static func v2(_ db: Database) throws {

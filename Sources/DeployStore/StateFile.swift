@@ -10,9 +10,25 @@ public enum StateFileError: Error, Sendable, Equatable, CustomStringConvertible 
     case cannotCreate(path: String, reason: String)
     case newerSchema(path: String, found: Int, supported: Int)
     case unreadable(path: String, reason: String)
+    /// Another process held the write lock for the whole busy timeout.
+    case busy(path: String, holder: String, waited: TimeInterval)
+    /// The file (or its directory) cannot be written by this user: reads work, changes do not.
+    case readOnly(path: String)
+    case noSpace(path: String, device: String)
+    case notReadable(path: String, detail: String)
 
     public var description: String {
         switch self {
+        case .busy(let path, let holder, let waited):
+            return
+                "the state file \(path) stayed locked for \(Int(waited)) s by \(holder), which holds a write transaction; try again when it is done (DEPLOYCTL_LOCK_TIMEOUT sets how long to wait)"
+        case .readOnly(let path):
+            return
+                "the state file \(path) (or its directory) is read-only for this user (uid \(getuid())): SQLite must write \((path as NSString).lastPathComponent)-shm and -wal beside it even to read; run as the file's owner or root"
+        case .notReadable(let path, let detail):
+            return "the state file \(path) cannot be read by this user (uid \(getuid())): \(detail)"
+        case .noSpace(let path, let device):
+            return "no space left on \(device) (\(path)): the change was not made"
         case .cannotCreate(let path, let reason):
             return "cannot create the state file \(path): \(reason)"
         case .newerSchema(let path, let found, let supported):
@@ -43,44 +59,171 @@ public final class StateFile: Sendable {
     public let path: String
     let queue: DatabaseQueue
 
-    /// How long a writer waits for another process's transaction before giving up.
-    public static let busyTimeout: TimeInterval = 60
+    /// How long a writer waits for another process's transaction before giving up (60 s, or
+    /// `DEPLOYCTL_LOCK_TIMEOUT` seconds).
+    public let busyTimeout: TimeInterval
 
-    public init(path: String) throws(StateFileError) {
+    public static func defaultBusyTimeout(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> TimeInterval {
+        guard let text = environment["DEPLOYCTL_LOCK_TIMEOUT"], let value = Double(text), value.isFinite, value >= 0 else { return 60 }
+        return min(value, 3600)
+    }
+
+    /// The device and inode the file had when it was opened.
+    let identity: (device: UInt64, inode: UInt64)
+
+    public init(path: String, busyTimeout: TimeInterval = StateFile.defaultBusyTimeout()) throws(StateFileError) {
         self.path = path
+        self.busyTimeout = busyTimeout
         try Self.createIfMissing(path)
+        var info = stat()
+        identity = stat(path, &info) == 0 ? (UInt64(info.st_dev), UInt64(info.st_ino)) : (0, 0)
         var config = Configuration()
-        config.busyMode = .timeout(Self.busyTimeout)
-        config.journalMode = .wal
+        config.busyMode = .timeout(busyTimeout)
+        // WAL is set up below, only when the file is not in WAL mode yet: GRDB's own set-up writes on every open
+        // when the -wal file is empty, and a reader must never wait for another process's writer.
+        config.journalMode = .default
         config.foreignKeysEnabled = true
         // In WAL mode NORMAL never corrupts the file and a killed process loses nothing committed; only an OS crash
         // or power loss can drop the last transactions. It saves an fsync per commit, which agents make often.
         config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         config.label = "deployctl-state"
+        // Read before SQLite opens the file: closing any descriptor of it later would drop SQLite's POSIX locks.
+        let inWALMode = Self.isWAL(path)
         do {
             queue = try DatabaseQueue(path: path, configuration: config)
         } catch {
-            throw .unreadable(path: path, reason: Self.reason(error))
+            throw Self.openFailure(path, error)
+        }
+        if !inWALMode {
+            do {
+                try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
+            } catch {
+                throw mapped(error)
+            }
         }
         try migrate()
     }
 
-    /// Runs `body` in one IMMEDIATE transaction: it either commits whole or leaves nothing behind.
-    public func write<T>(_ body: (Database) throws -> T) throws -> T {
-        try queue.writeWithoutTransaction { db in
-            var result: T?
-            try db.inTransaction(.immediate) {
-                result = try body(db)
-                return .commit
-            }
-            guard let result else { throw DatabaseError(resultCode: .SQLITE_INTERNAL, message: "transaction produced no result") }
-            return result
+    /// Why the file could not be opened, in terms of permissions where they are the cause.
+    static func openFailure(_ path: String, _ error: any Error) -> StateFileError {
+        if access(path, R_OK) != 0 {
+            var info = stat()
+            let detail =
+                stat(path, &info) == 0
+                ? "permission denied (mode \(String(info.st_mode & 0o777, radix: 8)), owner uid \(info.st_uid))" : String(cString: strerror(errno))
+            return .notReadable(path: path, detail: detail)
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        if access(path, W_OK) != 0 || access(directory.isEmpty ? "." : directory, W_OK) != 0 { return .readOnly(path: path) }
+        return .unreadable(path: path, reason: reason(error))
+    }
+
+    /// Why the path no longer names the file this object has open (deleted, renamed, replaced), or nil. A
+    /// long-running process (an agent) checks it: an open descriptor keeps working on a file nobody else sees.
+    public func replacement() -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            return "the state file \(path) was deleted or renamed while in use (\(String(cString: strerror(errno)).lowercased()))"
+        }
+        if (UInt64(info.st_dev), UInt64(info.st_ino)) != identity {
+            return "the state file \(path) was replaced by another file while in use (inode \(identity.inode) is now \(info.st_ino))"
+        }
+        return nil
+    }
+
+    /// Whether the file's header says WAL (bytes 18 and 19 are 2): then nothing needs writing to use it. Call it
+    /// only before SQLite has the file open (POSIX locks die with any descriptor of the file this process closes).
+    static func isWAL(_ path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        guard let header = try? handle.read(upToCount: 20), header.count == 20 else { return false }
+        return header[header.startIndex + 18] == 2 && header[header.startIndex + 19] == 2
+    }
+
+    /// A database error in words that say what is wrong with which path.
+    func mapped(_ error: any Error) -> StateFileError {
+        if let error = error as? StateFileError { return error }
+        guard let db = error as? DatabaseError else { return .unreadable(path: path, reason: "\(error)") }
+        switch db.resultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            return .busy(path: path, holder: Self.lockHolder(path), waited: busyTimeout)
+        case .SQLITE_READONLY:
+            return .readOnly(path: path)
+        case .SQLITE_FULL:
+            return .noSpace(path: path, device: Self.device(of: path))
+        case .SQLITE_IOERR where access((path as NSString).deletingLastPathComponent, W_OK) != 0 || access(path, W_OK) != 0:
+            return .readOnly(path: path)
+        default:
+            return .unreadable(path: path, reason: Self.reason(error))
         }
     }
 
-    /// Runs `body` in a read transaction (a consistent snapshot).
+    /// Who holds SQLite's WAL write lock (byte 120 of the -shm file): "pid 1234 (deployctl agent run …)". Read from
+    /// /proc/locks, never by opening the file: closing a descriptor of it would drop this process's own SQLite locks.
+    static func lockHolder(_ path: String) -> String {
+        var info = stat()
+        guard stat(path + "-shm", &info) == 0, let locks = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else {
+            return "another process"
+        }
+        let me = getpid()
+        for line in locks.split(separator: "\n") {
+            // "1: POSIX  ADVISORY  WRITE 12345 08:01:1234567 120 120"
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 8, fields[1] == "POSIX", fields[3] == "WRITE", let pid = pid_t(fields[4]), pid != me,
+                fields[5].split(separator: ":").last.flatMap({ UInt64($0) }) == UInt64(info.st_ino),
+                let start = Int(fields[6]), start <= 120, fields[7] == "EOF" || (Int(fields[7]) ?? -1) >= 120
+            else { continue }
+            let command =
+                (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?
+                .split(separator: "\0").prefix(6).joined(separator: " ")
+                .map { $0.isNewline || $0.asciiValue.map { $0 < 32 } == true ? " " : $0 }.map(String.init).joined() ?? ""
+            return command.isEmpty ? "pid \(pid)" : "pid \(pid) (\(command.prefix(200)))"
+        }
+        return "another process"
+    }
+
+    /// The mount source of the filesystem holding `path`.
+    static func device(of path: String) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0, let mounts = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else {
+            return "the device"
+        }
+        let major = (UInt64(info.st_dev) >> 8) & 0xfff | (UInt64(info.st_dev) >> 32) & ~0xfff
+        let minor = UInt64(info.st_dev) & 0xff | (UInt64(info.st_dev) >> 12) & ~0xff
+        for line in mounts.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 4, fields[2] == "\(major):\(minor)", let dash = fields.firstIndex(of: "-"), dash + 2 < fields.count else { continue }
+            return String(fields[dash + 2])
+        }
+        return "the device"
+    }
+
+    /// Runs `body` in one IMMEDIATE transaction: it either commits whole or leaves nothing behind.
+    /// Database failures become ``StateFileError``s (who holds the lock, a read-only file, a full disk); errors
+    /// `body` throws itself pass through.
+    public func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do {
+            return try queue.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    result = try body(db)
+                    return .commit
+                }
+                guard let result else { throw DatabaseError(resultCode: .SQLITE_INTERNAL, message: "transaction produced no result") }
+                return result
+            }
+        } catch let error as DatabaseError {
+            throw mapped(error)
+        }
+    }
+
+    /// Runs `body` in a read transaction (a consistent snapshot). In WAL mode it never waits for a writer.
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
-        try queue.read(body)
+        do {
+            return try queue.read(body)
+        } catch let error as DatabaseError {
+            throw mapped(error)
+        }
     }
 
     /// The schema version this build writes.
@@ -109,14 +252,12 @@ public final class StateFile: Sendable {
                     return .commit
                 }
             }
-        } catch let error as StateFileError {
-            throw error
         } catch {
-            throw .unreadable(path: path, reason: Self.reason(error))
+            throw mapped(error)
         }
     }
 
-    private static func reason(_ error: any Error) -> String {
+    static func reason(_ error: any Error) -> String {
         if let db = error as? DatabaseError { return db.message ?? db.resultCode.description }
         return "\(error)"
     }
@@ -131,8 +272,17 @@ public final class StateFile: Sendable {
                 throw .cannotCreate(path: path, reason: "cannot create directory \(directory): \(error.localizedDescription)")
             }
         }
-        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        // An existing file is only checked: a reader without write permission must still be able to read it.
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFREG || info.st_mode & S_IFMT == S_IFLNK else {
+                throw .unreadable(path: path, reason: "it is not a regular file")
+            }
+            return
+        }
+        let fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0o600)
         if fd < 0 {
+            if errno == EEXIST { return }
             throw .cannotCreate(path: path, reason: String(cString: strerror(errno)))
         }
         close(fd)
