@@ -87,20 +87,7 @@ struct AgentGroupCommand: ParsableCommand {
         @Option(name: .customLong("poll-interval"), help: ArgumentHelp("Seconds between polls when idle (default 2).", valueName: "seconds"))
         var pollInterval: Double = 2
 
-        @Option(name: .customLong("max-revisions"), help: ArgumentHelp("Deployment directories kept per group (default 5).", valueName: "n"))
-        var maxRevisions: Int = 5
-
-        @Option(
-            name: .customLong("hook-env"),
-            help: ArgumentHelp(
-                "Pass this variable of deployctl's own environment to hooks (repeatable). Hooks otherwise get only PATH, LANG, LC_ALL, the CodeDeploy variables and HOME/USER/LOGNAME/SHELL.",
-                valueName: "name"))
-        var hookEnv: [String] = []
-
-        @Option(
-            name: .customLong("max-log-bytes"),
-            help: ArgumentHelp("Cap of each deployment's scripts.log; the first and last output are kept (default 64 MiB).", valueName: "bytes"))
-        var maxLogBytes: Int64 = ScriptLog.defaultMaxBytes
+        @OptionGroup var engineOptions: EngineOptions
 
         @Flag(name: .customLong("once"), help: "Process what is pending now, then exit.")
         var once = false
@@ -109,9 +96,6 @@ struct AgentGroupCommand: ParsableCommand {
 
         func validate() throws {
             try NumberRange.check("--poll-interval", pollInterval, 0.1...3600)
-            try NumberRange.check("--max-revisions", maxRevisions, 1...10_000)
-            try HookEnvironmentNames.check(hookEnv)
-            try NumberRange.check("--max-log-bytes", Int(maxLogBytes), Int(ScriptLog.minimumMaxBytes)...Int(Int64.max))
         }
 
         func run() throws {
@@ -124,11 +108,7 @@ struct AgentGroupCommand: ParsableCommand {
             } catch let error as ServiceError {
                 throw CLIFailure.service(operation: "GetOnPremisesInstance", code: error.code, message: error.message)
             }
-            HookRunner.becomeSubreaper()
-            var engine = LifecycleEngine(
-                root: DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath()), runner: HookRunner(supervise: true),
-                maxRevisions: maxRevisions, maxLogBytes: maxLogBytes)
-            engine.passedEnvironment = hookEnv
+            let engine = engineOptions.engine(root: DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath()))
             let loop = AgentLoop(
                 engine: engine, controlPlane: LocalAgentControlPlane(plane: plane, installRoot: installRoot), instanceName: instanceName)
             // One agent per instance: before anything else, so a second one never reports the first one's events.

@@ -85,20 +85,7 @@ struct LocalCommand: ParsableCommand {
             "Use this deployment ID instead of a random d-XXXXXXXXX-local (for reproducible paths in scripts and tests).", valueName: "id"))
     var deploymentId: String?
 
-    @Option(name: .customLong("max-revisions"), help: ArgumentHelp("How many deployment directories to keep per group (default 5).", valueName: "n"))
-    var maxRevisions: Int = 5
-
-    @Option(
-        name: .customLong("hook-env"),
-        help: ArgumentHelp(
-            "Pass this variable of deployctl's own environment to hooks (repeatable). Hooks otherwise get only PATH, LANG, LC_ALL, the CodeDeploy variables and HOME/USER/LOGNAME/SHELL.",
-            valueName: "name"))
-    var hookEnv: [String] = []
-
-    @Option(
-        name: .customLong("max-log-bytes"),
-        help: ArgumentHelp("Cap of each deployment's scripts.log; the first and last output are kept (default 64 MiB).", valueName: "bytes"))
-    var maxLogBytes: Int64 = ScriptLog.defaultMaxBytes
+    @OptionGroup var engineOptions: EngineOptions
 
     @Option(name: .customLong("output"), help: ArgumentHelp("text (default) or json, one document for CI.", valueName: "format"))
     var output: ReportFormat = .text
@@ -113,9 +100,6 @@ struct LocalCommand: ParsableCommand {
     var preflight = false
 
     func validate() throws {
-        try NumberRange.check("--max-revisions", maxRevisions, 1...10_000)
-        try HookEnvironmentNames.check(hookEnv)
-        try NumberRange.check("--max-log-bytes", Int(maxLogBytes), Int(ScriptLog.minimumMaxBytes)...Int(Int64.max))
         if let deploymentId,
             deploymentId.isEmpty || deploymentId.count > 64
                 || !deploymentId.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
@@ -158,9 +142,7 @@ struct LocalCommand: ParsableCommand {
             ignoreApplicationStopFailures: ignoreApplicationStopFailures, appSpecFileName: appSpecFileName, installRoot: installRoot,
             events: events.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } })
         let root = DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath())
-        HookRunner.becomeSubreaper()
-        var engine = LifecycleEngine(root: root, runner: HookRunner(supervise: true), maxRevisions: maxRevisions, maxLogBytes: maxLogBytes)
-        engine.passedEnvironment = hookEnv
+        let engine = engineOptions.engine(root: root)
         if preflight {
             let report = engine.preflight(spec)
             print(Self.render(report, format: output), terminator: "")
