@@ -28,7 +28,8 @@ public enum StateFileError: Error, Sendable, Equatable, CustomStringConvertible 
         case .notReadable(let path, let detail):
             return "the state file \(path) cannot be read by this user (uid \(getuid())): \(detail)"
         case .noSpace(let path, let device):
-            return "no space left on \(device) (\(path)): the change was not made"
+            return
+                "no space left on \(device) (\(path)): nothing was changed; SQLite needs room there for the change and for its -wal and -shm files (even to read)"
         case .cannotCreate(let path, let reason):
             return "cannot create the state file \(path): \(reason)"
         case .newerSchema(let path, let found, let supported):
@@ -106,6 +107,7 @@ public final class StateFile: Sendable {
 
     /// Why the file could not be opened, in terms of permissions where they are the cause.
     static func openFailure(_ path: String, _ error: any Error) -> StateFileError {
+        if diskFull(path) { return .noSpace(path: path, device: device(of: path)) }
         if access(path, R_OK) != 0 {
             var info = stat()
             let detail =
@@ -144,6 +146,9 @@ public final class StateFile: Sendable {
     func mapped(_ error: any Error) -> StateFileError {
         if let error = error as? StateFileError { return error }
         guard let db = error as? DatabaseError else { return .unreadable(path: path, reason: "\(error)") }
+        if db.resultCode == .SQLITE_FULL || (db.resultCode == .SQLITE_IOERR && Self.diskFull(path)) {
+            return .noSpace(path: path, device: Self.device(of: path))
+        }
         switch db.resultCode {
         case .SQLITE_BUSY, .SQLITE_LOCKED:
             return .busy(path: path, holder: Self.lockHolder(path), waited: busyTimeout)
@@ -180,6 +185,14 @@ public final class StateFile: Sendable {
             return command.isEmpty ? "pid \(pid)" : "pid \(pid) (\(command.prefix(200)))"
         }
         return "another process"
+    }
+
+    /// Whether the filesystem holding `path` has (almost) no room left: less than 64 KiB for this user.
+    static func diskFull(_ path: String) -> Bool {
+        var info = statvfs()
+        let directory = (path as NSString).deletingLastPathComponent
+        guard statvfs(directory.isEmpty ? "." : directory, &info) == 0 else { return false }
+        return UInt64(info.f_bavail) * UInt64(info.f_frsize) < 64 << 10
     }
 
     /// The mount source of the filesystem holding `path`.

@@ -102,7 +102,13 @@ import Testing
         let local = try cli.run(["local", "--bundle-location", revision, "--agent-root", cli.directory.path + "/root"], withState: false)
         #expect(local.status == 1)
         #expect(local.stdout.contains("Deployment failed at DownloadBundle"))
-        #expect(Date().timeIntervalSince(start) < 3)
+        // The same appspec inside a bundle.
+        let bundle = cli.directory.appendingPathComponent("bomb.tgz").path
+        #expect(try cli.run(["bundle", "create", "--source", revision, "--bundle", bundle, "--bundle-type", "tgz"], withState: false).status == 0)
+        let packed = try cli.run(["validate", "--bundle", bundle], withState: false)
+        #expect(packed.status == 1)
+        #expect(packed.stdout.contains("more than 200000 YAML nodes once its aliases"), "\(packed.stdout)")
+        #expect(Date().timeIntervalSince(start) < 5)
     }
 
     @Test func pushStoresRegistersAndPrintsTheDeployCommand() throws {

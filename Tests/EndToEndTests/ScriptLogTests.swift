@@ -96,6 +96,43 @@ import Testing
 }
 
 extension ScriptLogTests {
+    /// A state file on a full disk: the change is refused with the device and path named, and nothing half-written.
+    @Test func aFullDiskUnderTheStateFileIsAClearError() throws {
+        guard geteuid() == 0 else {
+            print("skipped: mounting a small tmpfs needs root")
+            return
+        }
+        let cli = try Deployctl()
+        defer { cli.cleanUp() }
+        let small = cli.directory.path + "/small"
+        try FileManager.default.createDirectory(atPath: small, withIntermediateDirectories: true)
+        guard HookSupervisionTests.shell("mount -t tmpfs -o size=400k tmpfs '\(small)'") == 0 else {
+            print("skipped: cannot mount a tmpfs here")
+            return
+        }
+        defer { _ = HookSupervisionTests.shell("umount '\(small)'") }
+        let state = small + "/state.db"
+        #expect(try cli.run(["create-application", "--application-name", "web", "--state", state], withState: false).status == 0)
+        // Fill what is left, then try to write.
+        _ = HookSupervisionTests.shell("dd if=/dev/zero of='\(small)/filler' bs=4k count=1000")
+        var result = try cli.run(["create-application", "--application-name", "api", "--state", state], withState: false)
+        for index in 0..<40 where result.status == 0 {
+            result = try cli.run(
+                ["create-application", "--application-name", "api-\(index)-" + String(repeating: "x", count: 90), "--state", state],
+                withState: false)
+        }
+        #expect(result.status == 255, "\(result.stderr)")
+        #expect(result.stderr.contains("no space left on tmpfs (\(state))"), "\(result.stderr)")
+        // Reading may need room for SQLite's -shm file too: it works, or says the same clearly.
+        let list = try cli.run(["list-applications", "--state", state], withState: false)
+        #expect(list.status == 0 || list.stderr.contains("no space left on tmpfs"), "\(list.stderr)")
+        // Once there is room again, what was committed before is all there.
+        _ = HookSupervisionTests.shell("rm -f '\(small)/filler'")
+        let after = try cli.run(["list-applications", "--state", state], withState: false)
+        #expect(after.status == 0, "\(after.stderr)")
+        #expect(after.stdout.contains("\"web\""))
+    }
+
     /// Output redirected to a full device is an error (exit 255 with the cause), never a crash (it was a trap, 132).
     @Test(arguments: [["list-applications", "--state"], ["validate", "--source", LocalCommandTests.apps + "/static-site", "--output"]])
     func outputToAFullDeviceIsAClearError(arguments: [String]) throws {
