@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release demo test lint install install-agent generate check-generated bench bench-extract bench-local bench-fleet clean
+.PHONY: all setup build release demo test lint install install-agent generate refresh-model check-generated bench bench-extract bench-local bench-fleet clean
 
 all: build
 
@@ -20,7 +20,7 @@ release: setup
 demo: build
 	./Scripts/demo.sh
 
-test: setup lint
+test: setup lint check-generated
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	python3 -m pytest -q Tests/shape-check
@@ -28,8 +28,13 @@ test: setup lint
 lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests
 
-# Regenerate the API shapes and commands from botocore's CodeDeploy model.
+# Regenerate the API shapes, service protocol and commands from the committed CodeDeploy model (Scripts/model/).
 generate:
+	python3 Scripts/generate-model.py
+
+# Copy the installed botocore's CodeDeploy model over the committed one, then regenerate.
+refresh-model:
+	python3 Scripts/generate-model.py --refresh
 	python3 Scripts/generate-model.py
 
 check-generated:

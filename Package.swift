@@ -26,7 +26,7 @@ let package = Package(
         // Revision bundles (zip, tar, tgz): list, safe extraction, creation.
         .target(name: "Bundles", dependencies: ["CArchive"]),
         // Checking and pushing revisions: appspec + bundle together.
-        .target(name: "Revisions", dependencies: ["AppSpec", "Bundles", "ArtifactStore", "ControlPlane", "DeployModel"]),
+        .target(name: "Revisions", dependencies: ["AppSpec", "Bundles", "ArtifactStore", "DeployModel"]),
         // The on-host deployment engine: deployment root, bundle download, install, hooks, script logs.
         .target(name: "CAgentSupport"),
         .target(name: "Agent", dependencies: ["AppSpec", "Bundles", "CAgentSupport"]),

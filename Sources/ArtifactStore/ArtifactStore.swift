@@ -32,12 +32,21 @@ public enum ArtifactStoreError: Error, Sendable, Equatable, CustomStringConverti
     }
 }
 
+/// Where bundles are stored: the part of S3 deployctl uses. The file store below implements it; an S3 client (the
+/// server's own S3 API, reached with `--endpoint-url`) will implement it too.
+public protocol ArtifactStorage: Sendable {
+    /// Stores `file` as a new version of `bucket/key`.
+    func put(bucket: String, key: String, contentsOf file: URL) throws(ArtifactStoreError) -> StoredObject
+    /// The stored object, its newest version unless `version` names one.
+    func head(bucket: String, key: String, version: String?) throws(ArtifactStoreError) -> StoredObject
+}
+
 /// The built-in artifact store: an S3-shaped object store in a directory beside the state file.
 ///
 /// Each bucket is a folder; each object version is stored as `<bucket>/<key>@v/<versionId>` with a
 /// `meta.json` beside it, and `<bucket>/<key>@v/latest` names the newest version. The interface is
 /// the part of S3 deployctl uses (put, head, locate), so an S3-compatible endpoint can stand behind it later.
-public struct ArtifactStore: Sendable {
+public struct ArtifactStore: ArtifactStorage {
     public let root: URL
 
     public init(root: URL) {

@@ -156,3 +156,6 @@ enum Paging {
         return (Array(items[offset..<end]), next)
     }
 }
+
+/// The local control plane serves the whole API: its synchronous methods witness the protocol's async ones.
+extension ControlPlane: CodeDeployAPI {}

@@ -6,7 +6,7 @@ import Foundation
 #endif
 
 /// `deployctl`: the root command. Its subcommands mirror `aws deploy`.
-public struct DeployctlCommand: ParsableCommand {
+public struct DeployctlCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "deployctl",
         abstract: "Self-hosted deployments for servers you own, with the commands, flags and JSON of `aws deploy`.",
@@ -59,11 +59,15 @@ public struct DeployctlCommand: ParsableCommand {
     }
 
     /// Parses, runs, and maps every failure to one stderr line and the aws CLI v2 exit codes.
-    public static func main() {
+    public static func runMain() async {
         do {
             try Self.checkArgumentsAreUTF8()
             var command = try parseAsRoot(Self.joiningNegativeNumbers(Array(CommandLine.arguments.dropFirst())))
-            try command.run()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
             // What print() buffered: a full disk behind a redirect must not pass for success.
             if fflush(nil) != 0 { throw CLIFailure.other("cannot write the output: \(String(cString: strerror(errno)))") }
         } catch let failure as CLIFailure {

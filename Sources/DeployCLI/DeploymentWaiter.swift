@@ -1,5 +1,4 @@
 import ArgumentParser
-import ControlPlane
 import DeployModel
 import Foundation
 
@@ -10,8 +9,8 @@ struct DeploymentWaiter {
     let timeout: Double?
     var interval: Double = 0.2
 
-    func wait(for deploymentId: String) throws {
-        let plane = try global.openControlPlane()
+    func wait(for deploymentId: String) async throws {
+        let api = try global.openAPI()
         let live = isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
         let start = Date()
         var previousLines: [String] = []
@@ -20,13 +19,15 @@ struct DeploymentWaiter {
             let info: DeploymentInfo
             let targets: [InstanceTarget]
             do {
-                guard let found = try plane.getDeployment(GetDeploymentInput(deploymentId: deploymentId)).deploymentInfo else { return }
+                guard let found = try await api.getDeployment(GetDeploymentInput(deploymentId: deploymentId)).deploymentInfo else { return }
                 info = found
-                let ids = try plane.listDeploymentTargets(ListDeploymentTargetsInput(deploymentId: deploymentId)).targetIds ?? []
-                targets = try ids.chunked(25).flatMap { chunk in
-                    try plane.batchGetDeploymentTargets(BatchGetDeploymentTargetsInput(deploymentId: deploymentId, targetIds: chunk))
+                let ids = try await api.listDeploymentTargets(ListDeploymentTargetsInput(deploymentId: deploymentId)).targetIds ?? []
+                var collected: [InstanceTarget] = []
+                for chunk in ids.chunked(25) {
+                    collected += try await api.batchGetDeploymentTargets(BatchGetDeploymentTargetsInput(deploymentId: deploymentId, targetIds: chunk))
                         .deploymentTargets?.compactMap(\.instanceTarget) ?? []
                 }
+                targets = collected
             } catch let error as ServiceError {
                 throw CLIFailure.other("Waiter DeploymentSuccessful failed: An error occurred (\(error.code)): \(error.message)")
             }
@@ -56,7 +57,7 @@ struct DeploymentWaiter {
                     "Waiter DeploymentSuccessful failed: the deployment \(deploymentId) did not finish within \(Int(timeout)) s (status \(info.status?.rawValue ?? ""))"
                 )
             }
-            usleep(UInt32(interval * 1_000_000))
+            try await Task.sleep(nanoseconds: UInt64(interval * 1_000_000_000))
         }
     }
 
@@ -94,11 +95,11 @@ extension Array {
 }
 
 /// `deployctl wait deployment-successful`: the aws CLI's waiter, without its 30-minute cap.
-struct WaitCommand: ParsableCommand {
+struct WaitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wait", abstract: "Wait until a condition is met (as `aws deploy wait`).", subcommands: [DeploymentSuccessful.self])
 
-    struct DeploymentSuccessful: ParsableCommand {
+    struct DeploymentSuccessful: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "deployment-successful",
             abstract: "Wait until the deployment succeeds; exit 255 when it fails or is stopped.",
@@ -116,8 +117,8 @@ struct WaitCommand: ParsableCommand {
             if let timeout { try NumberRange.check("--timeout", timeout, NumberRange.waitSeconds) }
         }
 
-        func run() throws {
-            try DeploymentWaiter(global: global, timeout: timeout).wait(for: deploymentId)
+        func run() async throws {
+            try await DeploymentWaiter(global: global, timeout: timeout).wait(for: deploymentId)
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ArtifactStore
 import ControlPlane
 import DeployModel
 import DeployStore
@@ -74,6 +75,13 @@ public struct GlobalOptions: ParsableArguments {
 
     var statePath: String { StateLocation.resolve(explicit: state, environment: ProcessInfo.processInfo.environment) }
 
+    /// The API the commands talk to. Today the local control plane over the state file; `--endpoint-url` will swap
+    /// in a remote client here and nowhere else.
+    func openAPI() throws -> any CodeDeployAPI { try openControlPlane() }
+
+    /// Where `push` stores bundles: the artifact store beside the state file.
+    func openArtifacts() -> any ArtifactStorage { ArtifactStore(besideStateFile: statePath) }
+
     func openControlPlane() throws -> ControlPlane {
         let region = region ?? ProcessInfo.processInfo.environment["DEPLOYCTL_REGION"] ?? "local"
         do {
@@ -107,8 +115,8 @@ protocol OperationCommand {
 extension OperationCommand {
     @discardableResult
     func invoke<Input: Decodable, Output: Encodable>(
-        _ type: Input.Type, _ call: (ControlPlane, Input) throws -> Output
-    ) throws -> Output? {
+        _ type: Input.Type, _ call: (any CodeDeployAPI, Input) async throws -> Output
+    ) async throws -> Output? {
         var request = JSONValue.object([])
         if let text = cliInput.cliInputJSON {
             let body = try ArgumentValue.contents(text, flag: "--cli-input-json")
@@ -117,7 +125,7 @@ extension OperationCommand {
         }
         request = request.merging(.members(try flagMembers()))
 
-        let plane = try global.openControlPlane()
+        let api = try global.openAPI()
         let userGaveToken = request["nextToken"] != nil || request["NextToken"] != nil
         var merged: JSONValue? = nil
         var firstOutput: Output?
@@ -131,7 +139,7 @@ extension OperationCommand {
             }
             let output: Output
             do {
-                output = try call(plane, input)
+                output = try await call(api, input)
             } catch let error as ServiceError {
                 throw CLIFailure.service(operation: Self.operationName, code: error.code, message: error.message)
             } catch let error as StateFileError {

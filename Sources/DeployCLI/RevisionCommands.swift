@@ -93,7 +93,7 @@ enum ReportRendering {
 }
 
 /// `deployctl push`: the aws CLI's `deploy push`, into the built-in artifact store.
-struct PushCommand: ParsableCommand {
+struct PushCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push",
         abstract: "Bundle a directory, store it in the artifact store and register it as a revision.",
@@ -132,13 +132,13 @@ struct PushCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    func run() throws {
-        let plane = try global.openControlPlane()
+    func run() async throws {
+        let api = try global.openAPI()
         let result: PushResult
         do {
-            result = try RevisionPush.push(
+            result = try await RevisionPush.push(
                 applicationName: applicationName, s3Location: s3Location, source: source, description: description, bundleType: bundleType,
-                ignoreHidden: ignoreHidden, plane: plane)
+                ignoreHidden: ignoreHidden, api: api, artifacts: global.openArtifacts())
         } catch let error as PushError {
             switch error {
             case .invalidS3Location: throw CLIFailure.usage(error.description)

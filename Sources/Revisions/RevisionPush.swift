@@ -1,6 +1,5 @@
 import ArtifactStore
 import Bundles
-import ControlPlane
 import DeployModel
 import Foundation
 
@@ -48,10 +47,10 @@ public enum RevisionPush {
 
     public static func push(
         applicationName: String, s3Location: String, source: String, description: String?, bundleType: Bundles.BundleType,
-        ignoreHidden: Bool, plane: ControlPlane, now: Date = Date()
-    ) throws -> PushResult {
+        ignoreHidden: Bool, api: any CodeDeployAPI, artifacts: any ArtifactStorage, now: Date = Date()
+    ) async throws -> PushResult {
         let (bucket, key) = try parseS3URL(s3Location)
-        _ = try plane.getApplication(GetApplicationInput(applicationName: applicationName))
+        _ = try await api.getApplication(GetApplicationInput(applicationName: applicationName))
         let root = URL(fileURLWithPath: source).standardizedFileURL.path
         guard FileManager.default.fileExists(atPath: root + "/appspec.yml") || FileManager.default.fileExists(atPath: root + "/appspec.yaml") else {
             throw PushError.noAppSpec(root + "/appspec.yml")
@@ -69,7 +68,7 @@ public enum RevisionPush {
         }
         let stored: StoredObject
         do throws(ArtifactStoreError) {
-            stored = try plane.artifacts.put(bucket: bucket, key: key, contentsOf: temporary)
+            stored = try artifacts.put(bucket: bucket, key: key, contentsOf: temporary)
         } catch {
             throw PushError.store(error)
         }
@@ -77,7 +76,7 @@ public enum RevisionPush {
         let location = S3Location(
             bucket: bucket, key: key, bundleType: DeployModel.BundleType(rawValue: bundleType.rawValue), version: stored.versionId,
             eTag: stored.eTag)
-        try plane.registerApplicationRevision(
+        try await api.registerApplicationRevision(
             RegisterApplicationRevisionInput(
                 applicationName: applicationName, description: text, revision: RevisionLocation(revisionType: .s3, s3Location: location)))
         return PushResult(

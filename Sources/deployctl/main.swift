@@ -1,3 +1,3 @@
 import DeployCLI
 
-DeployctlCommand.main()
+await DeployctlCommand.runMain()

@@ -50,7 +50,7 @@ let operationCommands: [any ParsableCommand.Type] = [
 ]
 
 /// `deployctl create-application`: Creates an application.
-struct CreateApplicationCommand: ParsableCommand, OperationCommand {
+struct CreateApplicationCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "create-application",
         abstract: "Creates an application.",
@@ -90,13 +90,13 @@ struct CreateApplicationCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(CreateApplicationInput.self) { plane, input in try plane.createApplication(input) }
+    func run() async throws {
+        try await invoke(CreateApplicationInput.self) { api, input in try await api.createApplication(input) }
     }
 }
 
 /// `deployctl get-application`: Gets information about an application.
-struct GetApplicationCommand: ParsableCommand, OperationCommand {
+struct GetApplicationCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-application",
         abstract: "Gets information about an application.",
@@ -120,13 +120,13 @@ struct GetApplicationCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(GetApplicationInput.self) { plane, input in try plane.getApplication(input) }
+    func run() async throws {
+        try await invoke(GetApplicationInput.self) { api, input in try await api.getApplication(input) }
     }
 }
 
 /// `deployctl list-applications`: Lists the applications registered with the user or Amazon Web Services account.
-struct ListApplicationsCommand: ParsableCommand, OperationCommand {
+struct ListApplicationsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-applications",
         abstract: "Lists the applications registered with the user or Amazon Web Services account.",
@@ -151,13 +151,13 @@ struct ListApplicationsCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(ListApplicationsInput.self) { plane, input in try plane.listApplications(input) }
+    func run() async throws {
+        try await invoke(ListApplicationsInput.self) { api, input in try await api.listApplications(input) }
     }
 }
 
 /// `deployctl batch-get-applications`: Gets information about one or more applications.
-struct BatchGetApplicationsCommand: ParsableCommand, OperationCommand {
+struct BatchGetApplicationsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-applications",
         abstract: "Gets information about one or more applications.",
@@ -184,13 +184,13 @@ struct BatchGetApplicationsCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(BatchGetApplicationsInput.self) { plane, input in try plane.batchGetApplications(input) }
+    func run() async throws {
+        try await invoke(BatchGetApplicationsInput.self) { api, input in try await api.batchGetApplications(input) }
     }
 }
 
 /// `deployctl update-application`: Changes the name of an application.
-struct UpdateApplicationCommand: ParsableCommand, OperationCommand {
+struct UpdateApplicationCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "update-application",
         abstract: "Changes the name of an application.",
@@ -215,15 +215,15 @@ struct UpdateApplicationCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(UpdateApplicationInput.self) { plane, input in
-            try plane.updateApplication(input); return EmptyOutput()
+    func run() async throws {
+        try await invoke(UpdateApplicationInput.self) { api, input in
+            try await api.updateApplication(input); return EmptyOutput()
         }
     }
 }
 
 /// `deployctl delete-application`: Deletes an application.
-struct DeleteApplicationCommand: ParsableCommand, OperationCommand {
+struct DeleteApplicationCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete-application",
         abstract: "Deletes an application.",
@@ -247,15 +247,15 @@ struct DeleteApplicationCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(DeleteApplicationInput.self) { plane, input in
-            try plane.deleteApplication(input); return EmptyOutput()
+    func run() async throws {
+        try await invoke(DeleteApplicationInput.self) { api, input in
+            try await api.deleteApplication(input); return EmptyOutput()
         }
     }
 }
 
 /// `deployctl create-deployment-config`: Creates a deployment configuration.
-struct CreateDeploymentConfigCommand: ParsableCommand, OperationCommand {
+struct CreateDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "create-deployment-config",
         abstract: "Creates a deployment configuration.",
@@ -313,13 +313,13 @@ struct CreateDeploymentConfigCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(CreateDeploymentConfigInput.self) { plane, input in try plane.createDeploymentConfig(input) }
+    func run() async throws {
+        try await invoke(CreateDeploymentConfigInput.self) { api, input in try await api.createDeploymentConfig(input) }
     }
 }
 
 /// `deployctl get-deployment-config`: Gets information about a deployment configuration.
-struct GetDeploymentConfigCommand: ParsableCommand, OperationCommand {
+struct GetDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-deployment-config",
         abstract: "Gets information about a deployment configuration.",
@@ -343,13 +343,13 @@ struct GetDeploymentConfigCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(GetDeploymentConfigInput.self) { plane, input in try plane.getDeploymentConfig(input) }
+    func run() async throws {
+        try await invoke(GetDeploymentConfigInput.self) { api, input in try await api.getDeploymentConfig(input) }
     }
 }
 
 /// `deployctl list-deployment-configs`: Lists the deployment configurations with the user or Amazon Web Services account.
-struct ListDeploymentConfigsCommand: ParsableCommand, OperationCommand {
+struct ListDeploymentConfigsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-deployment-configs",
         abstract: "Lists the deployment configurations with the user or Amazon Web Services account.",
@@ -374,13 +374,13 @@ struct ListDeploymentConfigsCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(ListDeploymentConfigsInput.self) { plane, input in try plane.listDeploymentConfigs(input) }
+    func run() async throws {
+        try await invoke(ListDeploymentConfigsInput.self) { api, input in try await api.listDeploymentConfigs(input) }
     }
 }
 
 /// `deployctl delete-deployment-config`: Deletes a deployment configuration.
-struct DeleteDeploymentConfigCommand: ParsableCommand, OperationCommand {
+struct DeleteDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete-deployment-config",
         abstract: "Deletes a deployment configuration.",
@@ -405,15 +405,15 @@ struct DeleteDeploymentConfigCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(DeleteDeploymentConfigInput.self) { plane, input in
-            try plane.deleteDeploymentConfig(input); return EmptyOutput()
+    func run() async throws {
+        try await invoke(DeleteDeploymentConfigInput.self) { api, input in
+            try await api.deleteDeploymentConfig(input); return EmptyOutput()
         }
     }
 }
 
 /// `deployctl create-deployment-group`: Creates a deployment group to which application revisions are deployed.
-struct CreateDeploymentGroupCommand: ParsableCommand, OperationCommand {
+struct CreateDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "create-deployment-group",
         abstract: "Creates a deployment group to which application revisions are deployed.",
@@ -598,13 +598,13 @@ struct CreateDeploymentGroupCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(CreateDeploymentGroupInput.self) { plane, input in try plane.createDeploymentGroup(input) }
+    func run() async throws {
+        try await invoke(CreateDeploymentGroupInput.self) { api, input in try await api.createDeploymentGroup(input) }
     }
 }
 
 /// `deployctl get-deployment-group`: Gets information about a deployment group.
-struct GetDeploymentGroupCommand: ParsableCommand, OperationCommand {
+struct GetDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-deployment-group",
         abstract: "Gets information about a deployment group.",
@@ -634,13 +634,13 @@ struct GetDeploymentGroupCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(GetDeploymentGroupInput.self) { plane, input in try plane.getDeploymentGroup(input) }
+    func run() async throws {
+        try await invoke(GetDeploymentGroupInput.self) { api, input in try await api.getDeploymentGroup(input) }
     }
 }
 
 /// `deployctl list-deployment-groups`: Lists the deployment groups for an application registered with the Amazon Web Services user or Amazon Web Services account.
-struct ListDeploymentGroupsCommand: ParsableCommand, OperationCommand {
+struct ListDeploymentGroupsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-deployment-groups",
         abstract: "Lists the deployment groups for an application registered with the Amazon Web Services user or Amazon Web Services account.",
@@ -672,13 +672,13 @@ struct ListDeploymentGroupsCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(ListDeploymentGroupsInput.self) { plane, input in try plane.listDeploymentGroups(input) }
+    func run() async throws {
+        try await invoke(ListDeploymentGroupsInput.self) { api, input in try await api.listDeploymentGroups(input) }
     }
 }
 
 /// `deployctl batch-get-deployment-groups`: Gets information about one or more deployment groups.
-struct BatchGetDeploymentGroupsCommand: ParsableCommand, OperationCommand {
+struct BatchGetDeploymentGroupsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-deployment-groups",
         abstract: "Gets information about one or more deployment groups.",
@@ -711,13 +711,13 @@ struct BatchGetDeploymentGroupsCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(BatchGetDeploymentGroupsInput.self) { plane, input in try plane.batchGetDeploymentGroups(input) }
+    func run() async throws {
+        try await invoke(BatchGetDeploymentGroupsInput.self) { api, input in try await api.batchGetDeploymentGroups(input) }
     }
 }
 
 /// `deployctl update-deployment-group`: Changes information about a deployment group.
-struct UpdateDeploymentGroupCommand: ParsableCommand, OperationCommand {
+struct UpdateDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "update-deployment-group",
         abstract: "Changes information about a deployment group.",
@@ -897,13 +897,13 @@ struct UpdateDeploymentGroupCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(UpdateDeploymentGroupInput.self) { plane, input in try plane.updateDeploymentGroup(input) }
+    func run() async throws {
+        try await invoke(UpdateDeploymentGroupInput.self) { api, input in try await api.updateDeploymentGroup(input) }
     }
 }
 
 /// `deployctl delete-deployment-group`: Deletes a deployment group.
-struct DeleteDeploymentGroupCommand: ParsableCommand, OperationCommand {
+struct DeleteDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete-deployment-group",
         abstract: "Deletes a deployment group.",
@@ -933,13 +933,13 @@ struct DeleteDeploymentGroupCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(DeleteDeploymentGroupInput.self) { plane, input in try plane.deleteDeploymentGroup(input) }
+    func run() async throws {
+        try await invoke(DeleteDeploymentGroupInput.self) { api, input in try await api.deleteDeploymentGroup(input) }
     }
 }
 
 /// `deployctl register-on-premises-instance`: Registers an on-premises instance.
-struct RegisterOnPremisesInstanceCommand: ParsableCommand, OperationCommand {
+struct RegisterOnPremisesInstanceCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "register-on-premises-instance",
         abstract: "Registers an on-premises instance.",
@@ -973,15 +973,15 @@ struct RegisterOnPremisesInstanceCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(RegisterOnPremisesInstanceInput.self) { plane, input in
-            try plane.registerOnPremisesInstance(input); return EmptyOutput()
+    func run() async throws {
+        try await invoke(RegisterOnPremisesInstanceInput.self) { api, input in
+            try await api.registerOnPremisesInstance(input); return EmptyOutput()
         }
     }
 }
 
 /// `deployctl deregister-on-premises-instance`: Deregisters an on-premises instance.
-struct DeregisterOnPremisesInstanceCommand: ParsableCommand, OperationCommand {
+struct DeregisterOnPremisesInstanceCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "deregister-on-premises-instance",
         abstract: "Deregisters an on-premises instance.",
@@ -1003,15 +1003,15 @@ struct DeregisterOnPremisesInstanceCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(DeregisterOnPremisesInstanceInput.self) { plane, input in
-            try plane.deregisterOnPremisesInstance(input); return EmptyOutput()
+    func run() async throws {
+        try await invoke(DeregisterOnPremisesInstanceInput.self) { api, input in
+            try await api.deregisterOnPremisesInstance(input); return EmptyOutput()
         }
     }
 }
 
 /// `deployctl get-on-premises-instance`: Gets information about an on-premises instance.
-struct GetOnPremisesInstanceCommand: ParsableCommand, OperationCommand {
+struct GetOnPremisesInstanceCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-on-premises-instance",
         abstract: "Gets information about an on-premises instance.",
@@ -1034,13 +1034,13 @@ struct GetOnPremisesInstanceCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(GetOnPremisesInstanceInput.self) { plane, input in try plane.getOnPremisesInstance(input) }
+    func run() async throws {
+        try await invoke(GetOnPremisesInstanceInput.self) { api, input in try await api.getOnPremisesInstance(input) }
     }
 }
 
 /// `deployctl list-on-premises-instances`: Gets a list of names for one or more on-premises instances.
-struct ListOnPremisesInstancesCommand: ParsableCommand, OperationCommand {
+struct ListOnPremisesInstancesCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-on-premises-instances",
         abstract: "Gets a list of names for one or more on-premises instances.",
@@ -1082,13 +1082,13 @@ struct ListOnPremisesInstancesCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(ListOnPremisesInstancesInput.self) { plane, input in try plane.listOnPremisesInstances(input) }
+    func run() async throws {
+        try await invoke(ListOnPremisesInstancesInput.self) { api, input in try await api.listOnPremisesInstances(input) }
     }
 }
 
 /// `deployctl batch-get-on-premises-instances`: Gets information about one or more on-premises instances.
-struct BatchGetOnPremisesInstancesCommand: ParsableCommand, OperationCommand {
+struct BatchGetOnPremisesInstancesCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-on-premises-instances",
         abstract: "Gets information about one or more on-premises instances.",
@@ -1114,13 +1114,13 @@ struct BatchGetOnPremisesInstancesCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(BatchGetOnPremisesInstancesInput.self) { plane, input in try plane.batchGetOnPremisesInstances(input) }
+    func run() async throws {
+        try await invoke(BatchGetOnPremisesInstancesInput.self) { api, input in try await api.batchGetOnPremisesInstances(input) }
     }
 }
 
 /// `deployctl add-tags-to-on-premises-instances`: Adds tags to on-premises instances.
-struct AddTagsToOnPremisesInstancesCommand: ParsableCommand, OperationCommand {
+struct AddTagsToOnPremisesInstancesCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "add-tags-to-on-premises-instances",
         abstract: "Adds tags to on-premises instances.",
@@ -1151,15 +1151,15 @@ struct AddTagsToOnPremisesInstancesCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(AddTagsToOnPremisesInstancesInput.self) { plane, input in
-            try plane.addTagsToOnPremisesInstances(input); return EmptyOutput()
+    func run() async throws {
+        try await invoke(AddTagsToOnPremisesInstancesInput.self) { api, input in
+            try await api.addTagsToOnPremisesInstances(input); return EmptyOutput()
         }
     }
 }
 
 /// `deployctl remove-tags-from-on-premises-instances`: Removes one or more tags from one or more on-premises instances.
-struct RemoveTagsFromOnPremisesInstancesCommand: ParsableCommand, OperationCommand {
+struct RemoveTagsFromOnPremisesInstancesCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "remove-tags-from-on-premises-instances",
         abstract: "Removes one or more tags from one or more on-premises instances.",
@@ -1190,15 +1190,15 @@ struct RemoveTagsFromOnPremisesInstancesCommand: ParsableCommand, OperationComma
         return members
     }
 
-    func run() throws {
-        try invoke(RemoveTagsFromOnPremisesInstancesInput.self) { plane, input in
-            try plane.removeTagsFromOnPremisesInstances(input); return EmptyOutput()
+    func run() async throws {
+        try await invoke(RemoveTagsFromOnPremisesInstancesInput.self) { api, input in
+            try await api.removeTagsFromOnPremisesInstances(input); return EmptyOutput()
         }
     }
 }
 
 /// `deployctl register-application-revision`: Registers with CodeDeploy a revision for the specified application.
-struct RegisterApplicationRevisionCommand: ParsableCommand, OperationCommand {
+struct RegisterApplicationRevisionCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "register-application-revision",
         abstract: "Registers with CodeDeploy a revision for the specified application.",
@@ -1249,15 +1249,15 @@ struct RegisterApplicationRevisionCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(RegisterApplicationRevisionInput.self) { plane, input in
-            try plane.registerApplicationRevision(input); return EmptyOutput()
+    func run() async throws {
+        try await invoke(RegisterApplicationRevisionInput.self) { api, input in
+            try await api.registerApplicationRevision(input); return EmptyOutput()
         }
     }
 }
 
 /// `deployctl get-application-revision`: Gets information about an application revision.
-struct GetApplicationRevisionCommand: ParsableCommand, OperationCommand {
+struct GetApplicationRevisionCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-application-revision",
         abstract: "Gets information about an application revision.",
@@ -1303,13 +1303,13 @@ struct GetApplicationRevisionCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(GetApplicationRevisionInput.self) { plane, input in try plane.getApplicationRevision(input) }
+    func run() async throws {
+        try await invoke(GetApplicationRevisionInput.self) { api, input in try await api.getApplicationRevision(input) }
     }
 }
 
 /// `deployctl list-application-revisions`: Lists information about revisions for an application.
-struct ListApplicationRevisionsCommand: ParsableCommand, OperationCommand {
+struct ListApplicationRevisionsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-application-revisions",
         abstract: "Lists information about revisions for an application.",
@@ -1379,13 +1379,13 @@ struct ListApplicationRevisionsCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(ListApplicationRevisionsInput.self) { plane, input in try plane.listApplicationRevisions(input) }
+    func run() async throws {
+        try await invoke(ListApplicationRevisionsInput.self) { api, input in try await api.listApplicationRevisions(input) }
     }
 }
 
 /// `deployctl batch-get-application-revisions`: Gets information about one or more application revisions.
-struct BatchGetApplicationRevisionsCommand: ParsableCommand, OperationCommand {
+struct BatchGetApplicationRevisionsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-application-revisions",
         abstract: "Gets information about one or more application revisions.",
@@ -1417,13 +1417,13 @@ struct BatchGetApplicationRevisionsCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(BatchGetApplicationRevisionsInput.self) { plane, input in try plane.batchGetApplicationRevisions(input) }
+    func run() async throws {
+        try await invoke(BatchGetApplicationRevisionsInput.self) { api, input in try await api.batchGetApplicationRevisions(input) }
     }
 }
 
 /// `deployctl create-deployment`: Deploys an application revision through the specified deployment group.
-struct CreateDeploymentCommand: ParsableCommand, OperationCommand {
+struct CreateDeploymentCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "create-deployment",
         abstract: "Deploys an application revision through the specified deployment group.",
@@ -1551,14 +1551,14 @@ struct CreateDeploymentCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        let output = try invoke(CreateDeploymentInput.self) { plane, input in try plane.createDeployment(input) }
-        if wait, let id = output?.deploymentId { try DeploymentWaiter(global: global, timeout: timeout).wait(for: id) }
+    func run() async throws {
+        let output = try await invoke(CreateDeploymentInput.self) { api, input in try await api.createDeployment(input) }
+        if wait, let id = output?.deploymentId { try await DeploymentWaiter(global: global, timeout: timeout).wait(for: id) }
     }
 }
 
 /// `deployctl get-deployment`: Gets information about a deployment.
-struct GetDeploymentCommand: ParsableCommand, OperationCommand {
+struct GetDeploymentCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-deployment",
         abstract: "Gets information about a deployment.",
@@ -1582,13 +1582,13 @@ struct GetDeploymentCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(GetDeploymentInput.self) { plane, input in try plane.getDeployment(input) }
+    func run() async throws {
+        try await invoke(GetDeploymentInput.self) { api, input in try await api.getDeployment(input) }
     }
 }
 
 /// `deployctl list-deployments`: Lists the deployments in a deployment group for an application registered with the user or Amazon Web Services account.
-struct ListDeploymentsCommand: ParsableCommand, OperationCommand {
+struct ListDeploymentsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-deployments",
         abstract: "Lists the deployments in a deployment group for an application registered with the user or Amazon Web Services account.",
@@ -1653,13 +1653,13 @@ struct ListDeploymentsCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(ListDeploymentsInput.self) { plane, input in try plane.listDeployments(input) }
+    func run() async throws {
+        try await invoke(ListDeploymentsInput.self) { api, input in try await api.listDeployments(input) }
     }
 }
 
 /// `deployctl batch-get-deployments`: Gets information about one or more deployments.
-struct BatchGetDeploymentsCommand: ParsableCommand, OperationCommand {
+struct BatchGetDeploymentsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-deployments",
         abstract: "Gets information about one or more deployments.",
@@ -1684,13 +1684,13 @@ struct BatchGetDeploymentsCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(BatchGetDeploymentsInput.self) { plane, input in try plane.batchGetDeployments(input) }
+    func run() async throws {
+        try await invoke(BatchGetDeploymentsInput.self) { api, input in try await api.batchGetDeployments(input) }
     }
 }
 
 /// `deployctl stop-deployment`: Attempts to stop an ongoing deployment.
-struct StopDeploymentCommand: ParsableCommand, OperationCommand {
+struct StopDeploymentCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "stop-deployment",
         abstract: "Attempts to stop an ongoing deployment.",
@@ -1719,13 +1719,13 @@ struct StopDeploymentCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(StopDeploymentInput.self) { plane, input in try plane.stopDeployment(input) }
+    func run() async throws {
+        try await invoke(StopDeploymentInput.self) { api, input in try await api.stopDeployment(input) }
     }
 }
 
 /// `deployctl list-deployment-targets`: Returns an array of target IDs that are associated a deployment.
-struct ListDeploymentTargetsCommand: ParsableCommand, OperationCommand {
+struct ListDeploymentTargetsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-deployment-targets",
         abstract: "Returns an array of target IDs that are associated a deployment.",
@@ -1762,13 +1762,13 @@ struct ListDeploymentTargetsCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(ListDeploymentTargetsInput.self) { plane, input in try plane.listDeploymentTargets(input) }
+    func run() async throws {
+        try await invoke(ListDeploymentTargetsInput.self) { api, input in try await api.listDeploymentTargets(input) }
     }
 }
 
 /// `deployctl get-deployment-target`: Returns information about a deployment target.
-struct GetDeploymentTargetCommand: ParsableCommand, OperationCommand {
+struct GetDeploymentTargetCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-deployment-target",
         abstract: "Returns information about a deployment target.",
@@ -1793,13 +1793,13 @@ struct GetDeploymentTargetCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(GetDeploymentTargetInput.self) { plane, input in try plane.getDeploymentTarget(input) }
+    func run() async throws {
+        try await invoke(GetDeploymentTargetInput.self) { api, input in try await api.getDeploymentTarget(input) }
     }
 }
 
 /// `deployctl batch-get-deployment-targets`: Returns an array of one or more targets associated with a deployment.
-struct BatchGetDeploymentTargetsCommand: ParsableCommand, OperationCommand {
+struct BatchGetDeploymentTargetsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-deployment-targets",
         abstract: "Returns an array of one or more targets associated with a deployment.",
@@ -1829,13 +1829,13 @@ struct BatchGetDeploymentTargetsCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(BatchGetDeploymentTargetsInput.self) { plane, input in try plane.batchGetDeploymentTargets(input) }
+    func run() async throws {
+        try await invoke(BatchGetDeploymentTargetsInput.self) { api, input in try await api.batchGetDeploymentTargets(input) }
     }
 }
 
 /// `deployctl list-deployment-instances`: The newer BatchGetDeploymentTargets should be used instead because it works with all compute types.
-struct ListDeploymentInstancesCommand: ParsableCommand, OperationCommand {
+struct ListDeploymentInstancesCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-deployment-instances",
         abstract: "The newer BatchGetDeploymentTargets should be used instead because it works with all compute types.",
@@ -1885,13 +1885,13 @@ struct ListDeploymentInstancesCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(ListDeploymentInstancesInput.self) { plane, input in try plane.listDeploymentInstances(input) }
+    func run() async throws {
+        try await invoke(ListDeploymentInstancesInput.self) { api, input in try await api.listDeploymentInstances(input) }
     }
 }
 
 /// `deployctl get-deployment-instance`: Gets information about an instance as part of a deployment.
-struct GetDeploymentInstanceCommand: ParsableCommand, OperationCommand {
+struct GetDeploymentInstanceCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-deployment-instance",
         abstract: "Gets information about an instance as part of a deployment.",
@@ -1917,13 +1917,13 @@ struct GetDeploymentInstanceCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(GetDeploymentInstanceInput.self) { plane, input in try plane.getDeploymentInstance(input) }
+    func run() async throws {
+        try await invoke(GetDeploymentInstanceInput.self) { api, input in try await api.getDeploymentInstance(input) }
     }
 }
 
 /// `deployctl batch-get-deployment-instances`: This method works, but is deprecated.
-struct BatchGetDeploymentInstancesCommand: ParsableCommand, OperationCommand {
+struct BatchGetDeploymentInstancesCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-deployment-instances",
         abstract: "This method works, but is deprecated.",
@@ -1953,13 +1953,13 @@ struct BatchGetDeploymentInstancesCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(BatchGetDeploymentInstancesInput.self) { plane, input in try plane.batchGetDeploymentInstances(input) }
+    func run() async throws {
+        try await invoke(BatchGetDeploymentInstancesInput.self) { api, input in try await api.batchGetDeploymentInstances(input) }
     }
 }
 
 /// `deployctl tag-resource`: Associates the list of tags in the input Tags parameter with the resource identified by the ResourceArn input parameter.
-struct TagResourceCommand: ParsableCommand, OperationCommand {
+struct TagResourceCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "tag-resource",
         abstract: "Associates the list of tags in the input Tags parameter with the resource identified by the ResourceArn input parameter.",
@@ -1990,15 +1990,15 @@ struct TagResourceCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(TagResourceInput.self) { plane, input in
-            try plane.tagResource(input); return EmptyOutput()
+    func run() async throws {
+        try await invoke(TagResourceInput.self) { api, input in
+            try await api.tagResource(input); return EmptyOutput()
         }
     }
 }
 
 /// `deployctl untag-resource`: Disassociates a resource from a list of tags.
-struct UntagResourceCommand: ParsableCommand, OperationCommand {
+struct UntagResourceCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "untag-resource",
         abstract: "Disassociates a resource from a list of tags.",
@@ -2032,15 +2032,15 @@ struct UntagResourceCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(UntagResourceInput.self) { plane, input in
-            try plane.untagResource(input); return EmptyOutput()
+    func run() async throws {
+        try await invoke(UntagResourceInput.self) { api, input in
+            try await api.untagResource(input); return EmptyOutput()
         }
     }
 }
 
 /// `deployctl list-tags-for-resource`: Returns a list of tags for the resource identified by a specified Amazon Resource Name (ARN).
-struct ListTagsForResourceCommand: ParsableCommand, OperationCommand {
+struct ListTagsForResourceCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-tags-for-resource",
         abstract: "Returns a list of tags for the resource identified by a specified Amazon Resource Name (ARN).",
@@ -2074,7 +2074,7 @@ struct ListTagsForResourceCommand: ParsableCommand, OperationCommand {
         return members
     }
 
-    func run() throws {
-        try invoke(ListTagsForResourceInput.self) { plane, input in try plane.listTagsForResource(input) }
+    func run() async throws {
+        try await invoke(ListTagsForResourceInput.self) { api, input in try await api.listTagsForResource(input) }
     }
 }
