@@ -24,7 +24,8 @@ struct DeploymentWaiter {
                 let ids = try await api.listDeploymentTargets(ListDeploymentTargetsInput(deploymentId: deploymentId)).targetIds ?? []
                 var collected: [InstanceTarget] = []
                 for chunk in ids.chunked(25) {
-                    collected += try await api.batchGetDeploymentTargets(BatchGetDeploymentTargetsInput(deploymentId: deploymentId, targetIds: chunk))
+                    collected +=
+                        try await api.batchGetDeploymentTargets(BatchGetDeploymentTargetsInput(deploymentId: deploymentId, targetIds: chunk))
                         .deploymentTargets?.compactMap(\.instanceTarget) ?? []
                 }
                 targets = collected
