@@ -13,8 +13,10 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
-        // API-shaped values, the ordered JSON tree and the service errors.
+        // API-shaped values, the ordered JSON tree, the service errors and the generated CodeDeployAPI protocol.
         .target(name: "DeployModel"),
+        // What the agent and the control plane share: the lifecycle events (and, next, the host-command protocol).
+        .target(name: "HostCommandModel"),
         // The SQLite state file: schema, migrations, transactions.
         .target(name: "DeployStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         // The built-in S3-like artifact store beside the state file.
@@ -22,24 +24,24 @@ let package = Package(
         // libarchive, linked from the system (libarchive-dev).
         .systemLibrary(name: "CArchive", providers: [.apt(["libarchive-dev"])]),
         // appspec.yml: parsed into typed values with source positions, validated with every finding collected.
-        .target(name: "AppSpec", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "AppSpec", dependencies: ["DeployModel", "HostCommandModel", .product(name: "Yams", package: "Yams")]),
         // Revision bundles (zip, tar, tgz): list, safe extraction, creation.
         .target(name: "Bundles", dependencies: ["CArchive"]),
         // Checking and pushing revisions: appspec + bundle together.
         .target(name: "Revisions", dependencies: ["AppSpec", "Bundles", "ArtifactStore", "DeployModel"]),
         // The on-host deployment engine: deployment root, bundle download, install, hooks, script logs.
         .target(name: "CAgentSupport"),
-        .target(name: "Agent", dependencies: ["AppSpec", "Bundles", "CAgentSupport"]),
+        .target(name: "Agent", dependencies: ["AppSpec", "Bundles", "CAgentSupport", "DeployModel", "HostCommandModel"]),
         // The API operations over the store.
         .target(
             name: "ControlPlane",
-            dependencies: ["DeployModel", "DeployStore", "ArtifactStore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["DeployModel", "HostCommandModel", "DeployStore", "ArtifactStore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // Thin ArgumentParser commands, input parsing and output formatting.
         .target(
             name: "DeployCLI",
             dependencies: [
-                "DeployModel", "ControlPlane", "DeployStore", "AppSpec", "Bundles", "ArtifactStore", "Revisions", "Agent",
+                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "AppSpec", "Bundles", "ArtifactStore", "Revisions", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -50,10 +52,10 @@ let package = Package(
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
         .testTarget(name: "DeployStoreTests", dependencies: ["DeployStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),
-        .testTarget(name: "AppSpecTests", dependencies: ["AppSpec"]),
+        .testTarget(name: "AppSpecTests", dependencies: ["AppSpec", "HostCommandModel"]),
         .testTarget(name: "BundlesTests", dependencies: ["Bundles"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "AppSpec", "Bundles", "TestSupport"]),
-        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "DeployModel", "DeployStore"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "AppSpec", "Bundles", "DeployModel", "TestSupport"]),
+        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "DeployModel", "DeployStore", "HostCommandModel"]),
         .testTarget(name: "DeployCLITests", dependencies: ["DeployCLI", "DeployModel"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DeployModel", "TestSupport"]),
     ],

@@ -1,13 +1,15 @@
 import AppSpec
 import CAgentSupport
+import DeployModel
 import Foundation
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// The error codes CodeDeploy reports for a lifecycle event.
-public enum LifecycleErrorCode: String, Sendable, Codable {
+/// How a script or an agent step ended, as the agent reports it: the API's `LifecycleErrorCode` values plus
+/// `OutputsLeftOpen`, which the AWS agent reports but the API model does not list (``apiCode`` maps it).
+public enum ScriptErrorCode: String, Sendable, Codable {
     case success = "Success"
     case scriptMissing = "ScriptMissing"
     case scriptNotExecutable = "ScriptNotExecutable"
@@ -15,11 +17,16 @@ public enum LifecycleErrorCode: String, Sendable, Codable {
     case scriptFailed = "ScriptFailed"
     case outputsLeftOpen = "OutputsLeftOpen"
     case unknownError = "UnknownError"
+
+    /// The code the API carries: `OutputsLeftOpen` is reported as `ScriptFailed` (with its own message).
+    public var apiCode: LifecycleErrorCode {
+        self == .outputsLeftOpen ? .scriptFailed : LifecycleErrorCode(rawValue: rawValue) ?? .unknownError
+    }
 }
 
 /// How one script (or one event) ended: the code, the script, a one-line message and the log tail.
 public struct ScriptOutcome: Sendable, Equatable {
-    public var code: LifecycleErrorCode
+    public var code: ScriptErrorCode
     public var scriptName: String
     public var message: String
     public var logTail: String
@@ -76,7 +83,7 @@ public struct HookRunner: Sendable {
         let path = archiveRoot + "/" + relative
         log.write("Script - \(location)")
         log.resetTail()
-        func outcome(_ code: LifecycleErrorCode, _ message: String) -> ScriptOutcome {
+        func outcome(_ code: ScriptErrorCode, _ message: String) -> ScriptOutcome {
             ScriptOutcome(code: code, scriptName: location, message: message, logTail: log.tail)
         }
         // The script is reached inside the revision only: a location that leads out of it (through '..' or a

@@ -1,10 +1,12 @@
 import AppSpec
 import Bundles
+import DeployModel
 import Foundation
+import HostCommandModel
 
 /// Where a deployment's revision comes from on this host.
 public enum BundleSource: Sendable, Equatable {
-    case archive(path: String, type: BundleType?)
+    case archive(path: String, type: ArchiveFormat?)
     case directory(String)
 }
 
@@ -84,13 +86,6 @@ public struct LifecycleEngine {
     /// start from a clean environment otherwise (``hookEnvironment(event:spec:)``).
     public var passedEnvironment: [String] = []
 
-    /// Events whose scripts come from the last successfully installed revision of the group.
-    public static let previousRevisionEvents: Set<String> = ["ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic"]
-    /// Events that need a load balancer, which deployctl does not manage: reported Skipped.
-    public static let trafficEvents: Set<String> = [
-        "BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic", "BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic",
-    ]
-
     public init(root: DeploymentRoot, runner: HookRunner = HookRunner(), maxRevisions: Int = 5, maxLogBytes: Int64 = ScriptLog.defaultMaxBytes) {
         self.root = root
         self.runner = runner
@@ -128,7 +123,7 @@ public struct LifecycleEngine {
         var failed = false
         for event in Self.plannedEvents(spec.events) {
             // After a failure nothing else runs; without a load balancer there is no traffic to block or allow.
-            if failed || Self.trafficEvents.contains(event) {
+            if failed || LifecycleEventName.traffic.contains(event) {
                 let result = EventResult(name: event, status: .skipped, endTime: Date())
                 reporter?.eventFinished(result)
                 results.append(result)
@@ -221,13 +216,13 @@ public struct LifecycleEngine {
             switch spec.bundle {
             case .archive(let path, let type):
                 // As codedeploy-local does, the deployment directory links to the bundle it was made from.
-                let link = directory + "/bundle." + (type?.rawValue ?? (try? Bundle.detectType(of: path).rawValue) ?? "bundle")
+                let link = directory + "/bundle." + (type?.rawValue ?? (try? BundleArchive.detectType(of: path).rawValue) ?? "bundle")
                 if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == nil { symlink(path, link) }
-                try Bundle.extract(path, declaredType: type, into: archive)
+                try BundleArchive.extract(path, declaredType: type, into: archive)
                 stripSingleTopDirectory(archive, appSpecName: spec.appSpecFileName)
             case .directory(let path):
                 // The same entry rules as an archive: nothing that leads out of the revision is copied.
-                try Bundle.copyDirectory(path, into: archive)
+                try BundleArchive.copyDirectory(path, into: archive)
             }
         } catch {
             return failure("DownloadBundle: \(error.description)")

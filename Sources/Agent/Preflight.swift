@@ -1,6 +1,7 @@
 import AppSpec
 import Bundles
 import Foundation
+import HostCommandModel
 
 /// What a deployment would do on this host and what would stop it, found without changing anything.
 public struct PreflightReport: Sendable, Equatable {
@@ -44,18 +45,18 @@ extension LifecycleEngine {
             revision = path
             report.bytesNeeded = Self.treeSize(path)
             do {
-                _ = try Bundle.entries(ofDirectory: path)
+                _ = try BundleArchive.entries(ofDirectory: path)
             } catch {
                 report.problems.append("the revision cannot be used: \(error)")
                 return report
             }
         case .archive(let path, let type):
             do {
-                let entries = try Bundle.entries(of: path, declaredType: type)
+                let entries = try BundleArchive.entries(of: path, declaredType: type)
                 report.bytesNeeded = entries.reduce(0) { $0 + max(0, $1.size) }
                 let scratch = NSTemporaryDirectory() + "deployctl-preflight-\(UUID().uuidString)"
                 temporary = scratch
-                try Bundle.extract(path, declaredType: type, into: scratch + "/archive")
+                try BundleArchive.extract(path, declaredType: type, into: scratch + "/archive")
                 stripSingleTopDirectory(scratch + "/archive", appSpecName: spec.appSpecFileName)
                 revision = scratch + "/archive"
             } catch {
@@ -79,7 +80,7 @@ extension LifecycleEngine {
         let previousSpec = previous.flatMap { currentAppSpec(archive: $0 + "/deployment-archive", name: spec.appSpecFileName) }
         var runasUsers: [(String, String)] = []
         for event in Self.plannedEvents(spec.events) {
-            if Self.trafficEvents.contains(event) {
+            if LifecycleEventName.traffic.contains(event) {
                 report.events.append(.init(name: event, action: "skip", scripts: [], note: "no load balancer"))
             } else if event == "DownloadBundle" || event == "Install" {
                 report.events.append(.init(name: event, action: "agent", scripts: []))

@@ -1,3 +1,6 @@
+import DeployModel
+import HostCommandModel
+
 /// A line and column in the appspec file, both starting at 1.
 public struct SourcePosition: Sendable, Equatable, Hashable, Codable, CustomStringConvertible {
     public var line: Int
@@ -43,17 +46,6 @@ public struct Finding: Sendable, Equatable, Codable, CustomStringConvertible {
     }
 }
 
-/// The server-platform lifecycle events, in the order they run, and which of them take scripts.
-public enum LifecycleEventName {
-    public static let all = [
-        "BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic", "ApplicationStop", "DownloadBundle", "BeforeInstall", "Install",
-        "AfterInstall", "ApplicationStart", "ValidateService", "BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic",
-    ]
-    /// Events the agent runs itself; an appspec cannot attach scripts to them.
-    public static let reserved: Set<String> = ["DownloadBundle", "Install", "BlockTraffic", "AllowTraffic"]
-    public static var hookable: [String] { all.filter { !reserved.contains($0) } }
-}
-
 /// A parsed, validated appspec.yml for the server (EC2/on-premises) platform.
 public struct AppSpec: Sendable, Equatable {
     public var version: String
@@ -75,12 +67,6 @@ public struct AppSpec: Sendable, Equatable {
         self.hooks = hooks
         self.fileExistsBehavior = fileExistsBehavior
     }
-}
-
-public enum FileExistsBehavior: String, Sendable, Equatable, CaseIterable {
-    case disallow = "DISALLOW"
-    case overwrite = "OVERWRITE"
-    case retain = "RETAIN"
 }
 
 /// One `files` entry: a path in the bundle and the absolute directory it is installed into.
@@ -192,4 +178,3 @@ public struct Permission: Sendable, Equatable {
 }
 
 /// `FileExistsBehavior` under a name that does not clash with the API model's enum of the same name.
-public typealias AppSpecFileExistsBehavior = FileExistsBehavior

@@ -7,11 +7,11 @@ public struct CreationSummary: Sendable, Equatable {
     public var bytes: Int64
 }
 
-extension Bundle {
+extension BundleArchive {
     /// Writes the contents of `directory` (paths relative to it, sorted, symlinks kept as symlinks) as a bundle.
     /// With `ignoreHidden`, files and directories whose name starts with `.` are left out, as `aws deploy push` does.
     @discardableResult
-    public static func create(from directory: String, to path: String, type: BundleType = .zip, ignoreHidden: Bool = false) throws(BundleError)
+    public static func create(from directory: String, to path: String, type: ArchiveFormat = .zip, ignoreHidden: Bool = false) throws(BundleError)
         -> CreationSummary
     {
         let fm = FileManager.default

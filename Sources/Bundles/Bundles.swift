@@ -2,7 +2,7 @@ import CArchive
 import Foundation
 
 /// The archive kinds a revision bundle can be.
-public enum BundleType: String, Sendable, CaseIterable, Codable {
+public enum ArchiveFormat: String, Sendable, CaseIterable, Codable {
     case zip, tar, tgz
 }
 
@@ -46,7 +46,7 @@ public struct BundleLimits: Sendable, Equatable {
 /// Why a bundle could not be read, extracted or created; each case names the file or entry at fault.
 public enum BundleError: Error, Sendable, Equatable, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
-    case typeMismatch(path: String, declared: BundleType, detected: BundleType)
+    case typeMismatch(path: String, declared: ArchiveFormat, detected: ArchiveFormat)
     case unsafeEntry(path: String, reason: String)
     case limitExceeded(String)
     case corrupt(path: String, reason: String)
@@ -226,7 +226,7 @@ final class ArchiveReader {
     }
 
     /// The bundle type, known once the first header has been read.
-    var detectedType: BundleType? {
+    var detectedType: ArchiveFormat? {
         let format = archive_format(handle) & ARCHIVE_FORMAT_BASE_MASK
         if format == ARCHIVE_FORMAT_ZIP { return .zip }
         if format == ARCHIVE_FORMAT_TAR {
@@ -235,7 +235,7 @@ final class ArchiveReader {
         return nil
     }
 
-    func checkDeclared(_ declared: BundleType?) throws(BundleError) {
+    func checkDeclared(_ declared: ArchiveFormat?) throws(BundleError) {
         guard let declared, let detected = detectedType else { return }
         // A gzip-compressed tar declared `tar` works with the CodeDeploy agent too (GNU tar detects it).
         if declared == detected || (declared == .tar && detected == .tgz) { return }
@@ -244,9 +244,9 @@ final class ArchiveReader {
 }
 
 /// Reading, extracting and creating revision bundles.
-public enum Bundle {
+public enum BundleArchive {
     /// The type of the bundle at `path`, read from its content.
-    public static func detectType(of path: String) throws(BundleError) -> BundleType {
+    public static func detectType(of path: String) throws(BundleError) -> ArchiveFormat {
         let reader = try ArchiveReader(path: path)
         _ = try reader.next()
         guard let type = reader.detectedType else { throw .corrupt(path: path, reason: "it is empty or not a zip or tar archive") }
@@ -254,7 +254,7 @@ public enum Bundle {
     }
 
     /// Every entry of the bundle, checked against the safety rules and limits; nothing is written.
-    public static func entries(of path: String, declaredType: BundleType? = nil, limits: BundleLimits = .default) throws(BundleError)
+    public static func entries(of path: String, declaredType: ArchiveFormat? = nil, limits: BundleLimits = .default) throws(BundleError)
         -> [BundleEntry]
     {
         let reader = try ArchiveReader(path: path)
@@ -282,7 +282,7 @@ public enum Bundle {
     /// that is renamed into place at the end, so a refused or failed extraction leaves nothing behind.
     @discardableResult
     public static func extract(
-        _ path: String, declaredType: BundleType? = nil, into directory: String, limits: BundleLimits = .default
+        _ path: String, declaredType: ArchiveFormat? = nil, into directory: String, limits: BundleLimits = .default
     ) throws(BundleError) -> ExtractionSummary {
         let fm = FileManager.default
         let target = URL(fileURLWithPath: directory).standardizedFileURL.path
@@ -314,7 +314,7 @@ public enum Bundle {
         }
     }
 
-    private static func extractEntries(_ path: String, declaredType: BundleType?, staging: String, limits: BundleLimits) throws(BundleError)
+    private static func extractEntries(_ path: String, declaredType: ArchiveFormat?, staging: String, limits: BundleLimits) throws(BundleError)
         -> ExtractionSummary
     {
         let reader = try ArchiveReader(path: path)
@@ -376,7 +376,7 @@ public enum Bundle {
     }
 }
 
-extension Bundle {
+extension BundleArchive {
     /// The content of one regular file of the bundle (at most `maxBytes`), without extracting anything else.
     public static func readFile(_ path: String, entry wanted: String, maxBytes: Int) throws(BundleError) -> Data {
         let reader = try ArchiveReader(path: path)
@@ -400,7 +400,7 @@ extension Bundle {
     }
 }
 
-extension Bundle {
+extension BundleArchive {
     /// Every entry of a revision directory, checked against the same rules and limits as a bundle's entries.
     /// Symlinks are entries (their targets are checked), never followed.
     public static func entries(ofDirectory root: String, limits: BundleLimits = .default) throws(BundleError) -> [BundleEntry] {

@@ -1,12 +1,7 @@
 import DeployModel
 import Foundation
 import GRDB
-
-/// The server platform's in-place lifecycle, in order (DESIGN.md §4).
-public let serverLifecycleEvents = [
-    "BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic", "ApplicationStop", "DownloadBundle", "BeforeInstall", "Install",
-    "AfterInstall", "ApplicationStart", "ValidateService", "BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic",
-]
+import HostCommandModel
 
 extension DeploymentStatus {
     /// Created, Queued, InProgress, Baking and Ready deployments hold their group.
@@ -145,7 +140,7 @@ extension ControlPlane {
                 let name = instance.instanceName ?? ""
                 let target = InstanceTarget(
                     deploymentId: id, targetId: name, targetArn: instance.instanceArn, status: .pending, lastUpdatedAt: created,
-                    lifecycleEvents: serverLifecycleEvents.map { LifecycleEvent(lifecycleEventName: $0, status: .pending) })
+                    lifecycleEvents: LifecycleEventName.all.map { LifecycleEvent(lifecycleEventName: $0, status: .pending) })
                 try db.execute(
                     sql: "INSERT INTO deployment_targets (deployment_id, target_id, position, status, info) VALUES (?, ?, ?, ?, ?)",
                     arguments: [id, name, position, "Pending", try storedJSON(target)])

@@ -1,6 +1,7 @@
 import DeployModel
 import Foundation
 import GRDB
+import HostCommandModel
 
 /// One lifecycle event of one deployment for one instance, as an agent receives it.
 public struct HostCommand: Sendable, Equatable {
@@ -169,7 +170,9 @@ extension ControlPlane {
         var events = target.lifecycleEvents ?? []
         let stamp = now()
         // The traffic events need a load balancer, which deployctl does not manage: they are skipped here.
-        while let index = events.firstIndex(where: { $0.status == .pending }), Self.trafficEvents.contains(events[index].lifecycleEventName ?? "") {
+        while let index = events.firstIndex(where: { $0.status == .pending }),
+            LifecycleEventName.traffic.contains(events[index].lifecycleEventName ?? "")
+        {
             events[index].status = .skipped
             events[index].endTime = stamp
         }
@@ -219,10 +222,6 @@ extension ControlPlane {
             revision: info.revision ?? RevisionLocation(), bundlePath: bundlePath, bundleProblem: problem,
             fileExistsBehavior: info.fileExistsBehavior?.rawValue, ignoreApplicationStopFailures: info.ignoreApplicationStopFailures ?? false)
     }
-
-    static let trafficEvents: Set<String> = [
-        "BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic", "BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic",
-    ]
 
     func groupId(_ db: Database, _ deploymentId: String) throws -> String? {
         try String.fetchOne(db, sql: "SELECT group_id FROM deployments WHERE id = ?", arguments: [deploymentId])

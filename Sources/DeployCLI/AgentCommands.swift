@@ -21,11 +21,11 @@ struct LocalAgentControlPlane: AgentControlPlane {
             environment["BUNDLE_ETAG"] = s3.eTag
         }
         if let commit = command.revision.gitHubLocation?.commitId { environment["BUNDLE_COMMIT"] = commit }
-        let type = command.revision.s3Location?.bundleType.flatMap { Bundles.BundleType(rawValue: $0.rawValue) }
+        let type = command.revision.s3Location?.bundleType.flatMap { ArchiveFormat(rawValue: $0.rawValue) }
         let spec = DeploymentSpec(
             deploymentId: command.deploymentId, applicationName: command.applicationName, deploymentGroupName: command.deploymentGroupName,
             deploymentGroupId: command.deploymentGroupId, bundle: .archive(path: command.bundlePath ?? "/nonexistent", type: type),
-            fileExistsBehavior: command.fileExistsBehavior.flatMap { AppSpecFileExistsBehavior(rawValue: $0) },
+            fileExistsBehavior: command.fileExistsBehavior.flatMap { FileExistsBehavior(rawValue: $0) },
             ignoreApplicationStopFailures: command.ignoreApplicationStopFailures, installRoot: installRoot,
             revisionEnvironment: environment.compactMapValues { $0 })
         return AgentCommand(id: command.id, event: command.lifecycleEvent, spec: spec, bundleProblem: command.bundleProblem)
@@ -43,8 +43,7 @@ struct LocalAgentControlPlane: AgentControlPlane {
             default: .succeeded
             }
         let d = result.diagnostics
-        // The API's LifecycleErrorCode has no OutputsLeftOpen: it is reported as ScriptFailed with its own message.
-        let code = d.map { $0.code == .outputsLeftOpen ? "ScriptFailed" : $0.code.rawValue }
+        let code = d.map { $0.code.apiCode.rawValue }
         let message = d.map { result.ignoredFailure ? "Ignored (ignoreApplicationStopFailures): \($0.message)" : $0.message }
         try plane.completeHostCommand(
             id: id,

@@ -4,13 +4,14 @@ import ArgumentParser
 import Bundles
 import DeployModel
 import Foundation
+import HostCommandModel
 
 /// The bundle type `deployctl local` takes: an archive type or a plain directory.
 enum LocalBundleType: String, ExpressibleByArgument, CaseIterable {
     case zip, tar, tgz, directory
 }
 
-extension AppSpecFileExistsBehavior: ExpressibleByArgument {
+extension FileExistsBehavior: ExpressibleByArgument {
     public init?(argument: String) { self.init(rawValue: argument.uppercased()) }
 }
 
@@ -42,7 +43,7 @@ struct LocalCommand: ParsableCommand {
         help: ArgumentHelp(
             "What to do with files that exist and are not ours: DISALLOW (default), OVERWRITE or RETAIN. The appspec's own value wins.",
             valueName: "behavior"))
-    var fileExistsBehavior: AppSpecFileExistsBehavior?
+    var fileExistsBehavior: FileExistsBehavior?
 
     @Option(
         name: .customLong("deployment-group"),
@@ -132,7 +133,7 @@ struct LocalCommand: ParsableCommand {
             guard !isDirectory.boolValue else {
                 throw CLIFailure.usage("--bundle-location \(bundleLocation) is a directory; use --type directory or give an archive")
             }
-            source = .archive(path: location, type: type.flatMap { Bundles.BundleType(rawValue: $0.rawValue) })
+            source = .archive(path: location, type: type.flatMap { ArchiveFormat(rawValue: $0.rawValue) })
         }
         let suffix = String((0..<9).map { _ in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".randomElement() ?? "A" })
         let spec = DeploymentSpec(

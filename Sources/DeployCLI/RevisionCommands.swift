@@ -6,7 +6,7 @@ import DeployModel
 import Foundation
 import Revisions
 
-extension Bundles.BundleType: ExpressibleByArgument {}
+extension ArchiveFormat: ExpressibleByArgument {}
 
 /// `--output` for the commands that are not API operations: json or text.
 enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
@@ -35,7 +35,7 @@ struct ValidateCommand: ParsableCommand {
     @Option(
         name: .customLong("bundle-type"),
         help: ArgumentHelp("The bundle's type, when it must be enforced; detected from the content otherwise.", valueName: "zip|tar|tgz"))
-    var bundleType: Bundles.BundleType?
+    var bundleType: ArchiveFormat?
 
     @Option(
         name: .customLong("appspec-filename"),
@@ -123,7 +123,7 @@ struct PushCommand: AsyncParsableCommand {
     var description: String?
 
     @Option(name: .customLong("bundle-type"), help: ArgumentHelp("zip (default), tar or tgz.", valueName: "zip|tar|tgz"))
-    var bundleType: Bundles.BundleType = .zip
+    var bundleType: ArchiveFormat = .zip
 
     @Flag(
         name: .customLong("ignore-hidden-files"), inversion: .prefixedNo,
@@ -178,11 +178,11 @@ struct BundleCommand: ParsableCommand {
         var bundle: String
 
         @Option(name: .customLong("bundle-type"), help: ArgumentHelp("Enforce this type; detected otherwise.", valueName: "zip|tar|tgz"))
-        var bundleType: Bundles.BundleType?
+        var bundleType: ArchiveFormat?
 
         func run() throws {
             do {
-                for entry in try Bundle.entries(of: bundle, declaredType: bundleType) {
+                for entry in try BundleArchive.entries(of: bundle, declaredType: bundleType) {
                     let mode = String(entry.mode, radix: 8)
                     let link = entry.linkTarget.map { " -> \($0)" } ?? ""
                     print("\(entry.kind.rawValue)\t\(mode)\t\(entry.size)\t\(entry.path)\(link)")
@@ -204,7 +204,7 @@ struct BundleCommand: ParsableCommand {
         var into: String
 
         @Option(name: .customLong("bundle-type"), help: ArgumentHelp("Enforce this type; detected otherwise.", valueName: "zip|tar|tgz"))
-        var bundleType: Bundles.BundleType?
+        var bundleType: ArchiveFormat?
 
         @Option(name: .customLong("max-bytes"), help: ArgumentHelp("Refuse bundles that expand to more bytes (default 10 GiB).", valueName: "n"))
         var maxBytes: Int64 = BundleLimits.default.maxTotalBytes
@@ -219,7 +219,7 @@ struct BundleCommand: ParsableCommand {
 
         func run() throws {
             do {
-                let summary = try Bundle.extract(
+                let summary = try BundleArchive.extract(
                     bundle, declaredType: bundleType, into: into, limits: BundleLimits(maxTotalBytes: maxBytes, maxEntries: maxEntries))
                 print("extracted \(summary.entries) entries, \(summary.bytes) bytes into \(into)")
             } catch {
@@ -238,14 +238,14 @@ struct BundleCommand: ParsableCommand {
         var bundle: String
 
         @Option(name: .customLong("bundle-type"), help: ArgumentHelp("zip (default), tar or tgz.", valueName: "zip|tar|tgz"))
-        var bundleType: Bundles.BundleType = .zip
+        var bundleType: ArchiveFormat = .zip
 
         @Flag(name: .customLong("ignore-hidden-files"), help: "Leave out files and directories whose name starts with a dot.")
         var ignoreHidden = false
 
         func run() throws {
             do {
-                let summary = try Bundle.create(from: source, to: bundle, type: bundleType, ignoreHidden: ignoreHidden)
+                let summary = try BundleArchive.create(from: source, to: bundle, type: bundleType, ignoreHidden: ignoreHidden)
                 print("wrote \(bundle): \(summary.entries) entries, \(summary.bytes) bytes")
             } catch {
                 throw CLIFailure.other(error.description)

@@ -46,7 +46,7 @@ public enum RevisionPush {
     }
 
     public static func push(
-        applicationName: String, s3Location: String, source: String, description: String?, bundleType: Bundles.BundleType,
+        applicationName: String, s3Location: String, source: String, description: String?, bundleType: ArchiveFormat,
         ignoreHidden: Bool, api: any CodeDeployAPI, artifacts: any ArtifactStorage, now: Date = Date()
     ) async throws -> PushResult {
         let (bucket, key) = try parseS3URL(s3Location)
@@ -62,7 +62,7 @@ public enum RevisionPush {
         defer { try? FileManager.default.removeItem(at: temporary) }
         let summary: CreationSummary
         do throws(BundleError) {
-            summary = try Bundle.create(from: root, to: temporary.path, type: bundleType, ignoreHidden: ignoreHidden)
+            summary = try BundleArchive.create(from: root, to: temporary.path, type: bundleType, ignoreHidden: ignoreHidden)
         } catch {
             throw PushError.bundle(error)
         }

@@ -1,6 +1,7 @@
 import AppSpec
 import Bundles
 import Foundation
+import HostCommandModel
 
 /// What `deployctl validate` found in a bundle or a source directory.
 public struct ValidationReport: Sendable, Equatable {
@@ -63,7 +64,7 @@ public enum RevisionValidator {
         let entries: [BundleEntry]
         var findings: [Finding] = []
         do {
-            let checked = try Bundle.checkedEntries(ofDirectory: root)
+            let checked = try BundleArchive.checkedEntries(ofDirectory: root)
             entries = checked.entries
             for problem in checked.problems {
                 var keyPath = ""
@@ -85,11 +86,11 @@ public enum RevisionValidator {
 
     /// Validates a bundle file: its safety first, then its content.
     public static func validate(
-        bundle path: String, declaredType: BundleType? = nil, appSpecFileName: String? = nil, limits: BundleLimits = .default
+        bundle path: String, declaredType: ArchiveFormat? = nil, appSpecFileName: String? = nil, limits: BundleLimits = .default
     ) -> ValidationReport {
         let entries: [BundleEntry]
         do {
-            entries = try Bundle.entries(of: path, declaredType: declaredType, limits: limits)
+            entries = try BundleArchive.entries(of: path, declaredType: declaredType, limits: limits)
         } catch {
             return ValidationReport(findings: [Finding(.error, file: path, position: nil, keyPath: "", message: error.description)])
         }
@@ -101,7 +102,7 @@ public enum RevisionValidator {
         tree.stripSingleTopDirectory(appSpecNames: candidates)
         let prefix = tree.strippedPrefix.map { $0 + "/" } ?? ""
         return check(tree: tree, source: path, findings: [], appSpecFileName: appSpecFileName) { name in
-            (try? Bundle.readFile(path, entry: prefix + name, maxBytes: 1 << 20)).map { String(decoding: $0, as: UTF8.self) }
+            (try? BundleArchive.readFile(path, entry: prefix + name, maxBytes: 1 << 20)).map { String(decoding: $0, as: UTF8.self) }
         }
     }
 

@@ -1,6 +1,7 @@
 import Agent
 import AppSpec
 import Bundles
+import DeployModel
 import Foundation
 import TestSupport
 import Testing
@@ -109,7 +110,7 @@ enum Binary {
 /// One event of `deployctl local --output json`.
 struct Outcome {
     struct Diagnostics {
-        var code: LifecycleErrorCode?
+        var code: ScriptErrorCode?
         var message: String
         var logTail: String
     }
@@ -124,7 +125,7 @@ struct Outcome {
         ignoredFailure = json["ignoredFailure"] as? Bool ?? false
         diagnostics = (json["diagnostics"] as? [String: Any]).map {
             Diagnostics(
-                code: ($0["errorCode"] as? String).flatMap(LifecycleErrorCode.init(rawValue:)), message: $0["message"] as? String ?? "",
+                code: ($0["errorCode"] as? String).flatMap(ScriptErrorCode.init(rawValue:)), message: $0["message"] as? String ?? "",
                 logTail: $0["logTail"] as? String ?? "")
         }
     }

@@ -1,5 +1,6 @@
 import AppSpec
 import Foundation
+import HostCommandModel
 import Testing
 
 @Suite struct AppSpecParserTests {

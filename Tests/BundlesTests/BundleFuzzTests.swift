@@ -20,9 +20,9 @@ import Testing
         try scratch.write("src/a/b/c.txt", "nested")
         try FileManager.default.createSymbolicLink(atPath: scratch.path + "/src/a/link", withDestinationPath: "b/c.txt")
         var seeds: [Data] = []
-        for type in BundleType.allCases {
+        for type in ArchiveFormat.allCases {
             let path = scratch.path + "/seed.\(type.rawValue)"
-            try Bundle.create(from: scratch.path + "/src", to: path, type: type)
+            try BundleArchive.create(from: scratch.path + "/src", to: path, type: type)
             seeds.append(try Data(contentsOf: URL(fileURLWithPath: path)))
         }
         var rng = Rng(state: 20_261_122)
@@ -47,8 +47,8 @@ import Testing
             try Data(bytes).write(to: URL(fileURLWithPath: file))
             let target = work + "/out"
             do {
-                _ = try Bundle.entries(of: file)
-                try Bundle.extract(file, into: target, limits: BundleLimits(maxTotalBytes: 1 << 20, maxEntries: 100))
+                _ = try BundleArchive.entries(of: file)
+                try BundleArchive.extract(file, into: target, limits: BundleLimits(maxTotalBytes: 1 << 20, maxEntries: 100))
                 outcomes.ok += 1
                 try FileManager.default.removeItem(atPath: target)
             } catch is BundleError {

@@ -68,7 +68,7 @@ enum Hostile {
         let scratch = try Scratch()
         let target = scratch.path + "/deploy/archive"
         #expect {
-            try Bundle.extract(Hostile.path(name), into: target)
+            try BundleArchive.extract(Hostile.path(name), into: target)
         } throws: { error in
             (error as? BundleError)?.description.contains(reason) == true
         }
@@ -78,7 +78,7 @@ enum Hostile {
         #expect(scratch.contents("deploy") == [])
         #expect(!FileManager.default.fileExists(atPath: "/tmp/deployctl-hostile-absolute.txt"))
         // Listing refuses the same bundle for the same reason without writing anything.
-        #expect(throws: BundleError.self) { try Bundle.entries(of: Hostile.path(name)) }
+        #expect(throws: BundleError.self) { try BundleArchive.entries(of: Hostile.path(name)) }
     }
 
     @Test func zipBombIsRefusedAtTheByteLimit() throws {
@@ -86,14 +86,14 @@ enum Hostile {
         let scratch = try Scratch()
         let limits = BundleLimits(maxTotalBytes: 8 << 20, maxEntries: 100)
         #expect {
-            try Bundle.extract(Hostile.path("zip-bomb.zip"), into: scratch.path + "/out", limits: limits)
+            try BundleArchive.extract(Hostile.path("zip-bomb.zip"), into: scratch.path + "/out", limits: limits)
         } throws: { error in
             if case .limitExceeded(let message)? = error as? BundleError { return message.contains("8388608 bytes") }
             return false
         }
         #expect(scratch.contents() == [])
         // With the default limits the same archive extracts: the limit, not the shape, refused it.
-        let summary = try Bundle.extract(Hostile.path("zip-bomb.zip"), into: scratch.path + "/ok")
+        let summary = try BundleArchive.extract(Hostile.path("zip-bomb.zip"), into: scratch.path + "/ok")
         #expect(summary.bytes == 64 << 20 + 23)
     }
 
@@ -101,10 +101,10 @@ enum Hostile {
         #expect(Hostile.generated)
         let scratch = try Scratch()
         #expect(throws: BundleError.self) {
-            try Bundle.extract(Hostile.path("many-entries.tgz"), into: scratch.path + "/out", limits: BundleLimits(maxEntries: 1000))
+            try BundleArchive.extract(Hostile.path("many-entries.tgz"), into: scratch.path + "/out", limits: BundleLimits(maxEntries: 1000))
         }
         #expect(scratch.contents() == [])
-        #expect(try Bundle.entries(of: Hostile.path("many-entries.tgz")).count == 5001)
+        #expect(try BundleArchive.entries(of: Hostile.path("many-entries.tgz")).count == 5001)
     }
 }
 
@@ -120,17 +120,17 @@ enum Hostile {
         return scratch.path + "/src"
     }
 
-    @Test(arguments: BundleType.allCases)
-    func createThenExtractKeepsContentModesAndSymlinks(_ type: BundleType) throws {
+    @Test(arguments: ArchiveFormat.allCases)
+    func createThenExtractKeepsContentModesAndSymlinks(_ type: ArchiveFormat) throws {
         let scratch = try Scratch()
         let source = try sampleTree(scratch)
         let bundle = scratch.path + "/bundle.\(type.rawValue)"
-        let created = try Bundle.create(from: source, to: bundle, type: type)
+        let created = try BundleArchive.create(from: source, to: bundle, type: type)
         #expect(created.entries == 11)
-        #expect(try Bundle.detectType(of: bundle) == type)
+        #expect(try BundleArchive.detectType(of: bundle) == type)
 
         let out = scratch.path + "/out"
-        try Bundle.extract(bundle, declaredType: type, into: out)
+        try BundleArchive.extract(bundle, declaredType: type, into: out)
         let fm = FileManager.default
         #expect(try String(contentsOfFile: out + "/scripts/start.sh", encoding: .utf8) == "#!/bin/sh\necho start\n")
         #expect((try fm.attributesOfItem(atPath: out + "/scripts/start.sh")[.posixPermissions] as? Int) == 0o755)
@@ -143,8 +143,8 @@ enum Hostile {
     @Test func hiddenFilesCanBeLeftOut() throws {
         let scratch = try Scratch()
         let source = try sampleTree(scratch)
-        try Bundle.create(from: source, to: scratch.path + "/b.zip", ignoreHidden: true)
-        let names = try Bundle.entries(of: scratch.path + "/b.zip").map(\.path)
+        try BundleArchive.create(from: source, to: scratch.path + "/b.zip", ignoreHidden: true)
+        let names = try BundleArchive.entries(of: scratch.path + "/b.zip").map(\.path)
         #expect(!names.contains { $0.hasPrefix(".git") })
         #expect(names.contains("site/index.html"))
     }
@@ -152,33 +152,33 @@ enum Hostile {
     @Test func declaredTypeMustMatchTheContent() throws {
         let scratch = try Scratch()
         let source = try sampleTree(scratch)
-        try Bundle.create(from: source, to: scratch.path + "/b.zip", type: .zip)
-        try Bundle.create(from: source, to: scratch.path + "/b.tgz", type: .tgz)
+        try BundleArchive.create(from: source, to: scratch.path + "/b.zip", type: .zip)
+        try BundleArchive.create(from: source, to: scratch.path + "/b.tgz", type: .tgz)
         #expect(throws: BundleError.typeMismatch(path: scratch.path + "/b.zip", declared: .tar, detected: .zip)) {
-            try Bundle.extract(scratch.path + "/b.zip", declaredType: .tar, into: scratch.path + "/x")
+            try BundleArchive.extract(scratch.path + "/b.zip", declaredType: .tar, into: scratch.path + "/x")
         }
         // A tgz declared tar is accepted, as the CodeDeploy agent (GNU tar) accepts it.
-        try Bundle.extract(scratch.path + "/b.tgz", declaredType: .tar, into: scratch.path + "/y")
-        #expect(throws: BundleError.self) { try Bundle.extract(scratch.path + "/b.tgz", declaredType: .zip, into: scratch.path + "/z") }
+        try BundleArchive.extract(scratch.path + "/b.tgz", declaredType: .tar, into: scratch.path + "/y")
+        #expect(throws: BundleError.self) { try BundleArchive.extract(scratch.path + "/b.tgz", declaredType: .zip, into: scratch.path + "/z") }
     }
 
     @Test func refusesANonEmptyTargetAndNonArchives() throws {
         let scratch = try Scratch()
         let source = try sampleTree(scratch)
-        try Bundle.create(from: source, to: scratch.path + "/b.zip")
+        try BundleArchive.create(from: source, to: scratch.path + "/b.zip")
         try scratch.write("busy/file", "x")
-        #expect(throws: BundleError.self) { try Bundle.extract(scratch.path + "/b.zip", into: scratch.path + "/busy") }
-        #expect(throws: BundleError.self) { try Bundle.entries(of: source + "/appspec.yml") }
-        #expect(throws: BundleError.self) { try Bundle.entries(of: scratch.path + "/missing.zip") }
+        #expect(throws: BundleError.self) { try BundleArchive.extract(scratch.path + "/b.zip", into: scratch.path + "/busy") }
+        #expect(throws: BundleError.self) { try BundleArchive.entries(of: source + "/appspec.yml") }
+        #expect(throws: BundleError.self) { try BundleArchive.entries(of: scratch.path + "/missing.zip") }
     }
 
     @Test func readsOneFileWithoutExtracting() throws {
         let scratch = try Scratch()
         let source = try sampleTree(scratch)
-        try Bundle.create(from: source, to: scratch.path + "/b.tgz", type: .tgz)
-        let data = try Bundle.readFile(scratch.path + "/b.tgz", entry: "appspec.yml", maxBytes: 1024)
+        try BundleArchive.create(from: source, to: scratch.path + "/b.tgz", type: .tgz)
+        let data = try BundleArchive.readFile(scratch.path + "/b.tgz", entry: "appspec.yml", maxBytes: 1024)
         #expect(String(decoding: data, as: UTF8.self) == "version: 0.0\nos: linux\n")
-        #expect(throws: BundleError.self) { try Bundle.readFile(scratch.path + "/b.tgz", entry: "nope", maxBytes: 10) }
+        #expect(throws: BundleError.self) { try BundleArchive.readFile(scratch.path + "/b.tgz", entry: "nope", maxBytes: 10) }
     }
 }
 

@@ -1,6 +1,7 @@
 import ControlPlane
 import DeployModel
 import Foundation
+import HostCommandModel
 import Testing
 
 @Suite struct ApplicationTests {
@@ -229,7 +230,7 @@ import Testing
 
         let target = try f.plane.getDeploymentTarget(GetDeploymentTargetInput(deploymentId: id, targetId: "db-1")).deploymentTarget
         #expect(target?.deploymentTargetType == .instanceTarget)
-        #expect(target?.instanceTarget?.lifecycleEvents?.map(\.lifecycleEventName) == serverLifecycleEvents)
+        #expect(target?.instanceTarget?.lifecycleEvents?.map(\.lifecycleEventName) == LifecycleEventName.all)
         #expect(target?.instanceTarget?.lifecycleEvents?.allSatisfy { $0.status == .pending } == true)
         #expect(
             serviceErrorCode { _ = try f.plane.getDeploymentTarget(GetDeploymentTargetInput(deploymentId: id, targetId: "web-1")) }
