@@ -296,6 +296,8 @@ class Generator:
             f"        discussion: {swift_string(discussion)}",
             "    )",
             f"    static let operationName = {swift_string(op)}",
+            "    /// The input members, so service messages that name them can show their flags.",
+            "    static let inputMembers: [String] = [" + ", ".join(swift_string(m) for m in (shape.members if shape else [])) + "]",
             "",
         ]
         builders = []

@@ -61,7 +61,7 @@ extension ControlPlane {
         guard let minimum = input.minimumHealthyHosts, let type = minimum.type, let value = minimum.value else {
             throw ServiceError(
                 "InvalidMinimumHealthyHostValueException",
-                "A Server deployment configuration needs --minimum-healthy-hosts type=HOST_COUNT|FLEET_PERCENT,value=N.")
+                "A Server deployment configuration needs minimumHealthyHosts (type HOST_COUNT or FLEET_PERCENT, and a value).")
         }
         switch type {
         case .hostCount:

@@ -60,7 +60,7 @@ extension ControlPlane {
         if let filters = info.onPremisesInstanceTagFilters, !filters.isEmpty, info.onPremisesTagSet?.onPremisesTagSetList?.isEmpty == false {
             throw ServiceError(
                 "InvalidOnPremisesTagCombinationException",
-                "--on-premises-instance-tag-filters and --on-premises-tag-set cannot be used together.")
+                "onPremisesInstanceTagFilters and onPremisesTagSet cannot be used together.")
         }
         if let problem = TagMatching.problem(in: info.onPremisesInstanceTagFilters ?? []) {
             throw ServiceError("InvalidTagException", "Invalid on-premises instance tag filter: \(problem).")

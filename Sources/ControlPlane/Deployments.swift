@@ -59,10 +59,10 @@ extension ControlPlane {
             throw ServiceError("InvalidAutoRollbackConfigException", "Automatic rollback is enabled but no events are given.")
         }
         if input.targetInstances?.autoScalingGroups?.isEmpty == false || input.targetInstances?.ec2TagSet != nil {
-            throw ServiceError("InvalidTargetInstancesException", "--target-instances takes tagFilters for on-premises instances only.")
+            throw ServiceError("InvalidTargetInstancesException", "targetInstances takes tagFilters for on-premises instances only.")
         }
         if let problem = TagMatching.problem(in: (input.targetInstances?.tagFilters ?? []).map(TagFilter.init)) {
-            throw ServiceError("InvalidTargetInstancesException", "Invalid tag filter in --target-instances: \(problem).")
+            throw ServiceError("InvalidTargetInstancesException", "Invalid tag filter in targetInstances: \(problem).")
         }
         return try state.write { db in CreateDeploymentOutput(deploymentId: try insertDeployment(db, input, creator: .user)) }
     }
@@ -176,7 +176,7 @@ extension ControlPlane {
             throw ServiceError("ApplicationNameRequiredException", "If deploymentGroupName is specified, then applicationName must be specified.")
         }
         if let range = input.createTimeRange, let start = range.start, let end = range.end, start > end {
-            throw ServiceError("InvalidTimeRangeException", "The start of --create-time-range is after its end.")
+            throw ServiceError("InvalidTimeRangeException", "The start of createTimeRange is after its end.")
         }
         return try state.read { db in
             var clauses: [String] = []

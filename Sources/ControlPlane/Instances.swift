@@ -25,7 +25,7 @@ extension ControlPlane {
     public func registerOnPremisesInstance(_ input: RegisterOnPremisesInstanceInput) throws {
         let name = try Validate.instanceName(input.instanceName)
         if input.iamSessionArn != nil, input.iamUserArn != nil {
-            throw ServiceError("MultipleIamArnsProvidedException", "Give either --iam-session-arn or --iam-user-arn, not both.")
+            throw ServiceError("MultipleIamArnsProvidedException", "Give either iamSessionArn or iamUserArn, not both.")
         }
         if let arn = input.iamUserArn, !arn.hasPrefix("arn:") {
             throw ServiceError("InvalidIamUserArnException", "'\(arn)' is not an IAM user ARN.")

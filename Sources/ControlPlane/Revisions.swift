@@ -158,7 +158,7 @@ extension ControlPlane {
 
     public func listApplicationRevisions(_ input: ListApplicationRevisionsInput) throws -> ListApplicationRevisionsOutput {
         if input.s3KeyPrefix != nil, input.s3Bucket == nil {
-            throw ServiceError("BucketNameFilterRequiredException", "--s3-key-prefix needs --s3-bucket.")
+            throw ServiceError("BucketNameFilterRequiredException", "s3KeyPrefix needs s3Bucket.")
         }
         return try state.read { db in
             let app = try requireApplication(db, input.applicationName)

@@ -107,6 +107,7 @@ public struct CLIInputOptions: ParsableArguments {
 /// A generated API subcommand: its flags become the request, the control plane answers, the answer is printed.
 protocol OperationCommand {
     static var operationName: String { get }
+    static var inputMembers: [String] { get }
     var cliInput: CLIInputOptions { get }
     var global: GlobalOptions { get }
     func flagMembers() throws -> [(String, JSONValue)]
@@ -141,12 +142,13 @@ extension OperationCommand {
             do {
                 output = try await call(api, input)
             } catch let error as ServiceError {
-                throw CLIFailure.service(operation: Self.operationName, code: error.code, message: error.message)
+                throw CLIFailure.service(operation: Self.operationName, code: error.code, message: Self.withFlags(error.message))
             } catch let error as StateFileError {
                 throw CLIFailure.other(error.description)
             }
             if firstOutput == nil { firstOutput = output }
-            let page = try JSONValueEncoder().encode(output)
+            // What a person reads: timestamps as aws CLI v2 prints them (the wire and the state file use epoch seconds).
+            let page = try JSONValueEncoder(dateEncoding: .display).encode(output)
             merged = merged.map { Self.mergePages($0, page) } ?? page
             guard !userGaveToken, !global.noPaginate, let token = page["nextToken"]?.stringValue ?? page["NextToken"]?.stringValue else {
                 break
@@ -192,6 +194,16 @@ extension OperationCommand {
     }
 
     /// The aws CLI's flag for a member name: `ec2TagFilters` → `ec2-tag-filters`, `ResourceArn` → `resource-arn`.
+    /// A service message names API members (`s3KeyPrefix`); on the command line the user typed flags: members of
+    /// this operation's input written in camelCase are shown as their flag (`--s3-key-prefix`).
+    static func withFlags(_ message: String) -> String {
+        var text = message
+        for member in inputMembers where member.contains(where: \.isUppercase) {
+            text = text.replacingOccurrences(of: "\\b\(member)\\b", with: "--" + flagName(member), options: .regularExpression)
+        }
+        return text
+    }
+
     static func flagName(_ member: String) -> String {
         var out = ""
         let chars = Array(member)

@@ -1,14 +1,28 @@
 import Foundation
 
 /// Encodes `Encodable` values into a `JSONValue`, keeping members in the order `encode(to:)` writes them
-/// (for the generated shapes: the order of the service model). `nil` optionals are left out, dates become
-/// ISO 8601 strings with an offset, as aws CLI v2 prints them.
+/// (for the generated shapes: the order of the service model). `nil` optionals are left out.
+///
+/// Dates are epoch seconds by default: the AWS JSON 1.1 wire format and the canonical form deployctl stores. Only
+/// what is shown to a person (the CLI's output) uses ``DateEncoding/display``, ISO 8601 with an offset as aws CLI
+/// v2 prints it. The decoder reads both, so state files written before either way still load.
 public struct JSONValueEncoder: Sendable {
-    public init() {}
+    public enum DateEncoding: Sendable {
+        /// Seconds since 1970 as a number, milliseconds kept (`1409764576.589`).
+        case epochSeconds
+        /// `2014-09-03T17:16:16.589000+00:00`, as aws CLI v2 prints timestamps.
+        case display
+    }
+
+    public var dateEncoding: DateEncoding
+
+    public init(dateEncoding: DateEncoding = .epochSeconds) {
+        self.dateEncoding = dateEncoding
+    }
 
     public func encode<T: Encodable>(_ value: T) throws -> JSONValue {
         let node = EncodingNode()
-        try EncoderCore(node: node, codingPath: []).encodeAny(value)
+        try EncoderCore(node: node, codingPath: [], dateEncoding: dateEncoding).encodeAny(value)
         return node.resolve()
     }
 }
@@ -58,11 +72,15 @@ private final class EncodingNode {
 private struct EncoderCore: Encoder {
     let node: EncodingNode
     var codingPath: [any CodingKey]
+    let dateEncoding: JSONValueEncoder.DateEncoding
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     func encodeAny<T: Encodable>(_ value: T) throws {
         if let date = value as? Date {
-            node.kind = .value(.string(Timestamp.format(date)))
+            switch dateEncoding {
+            case .display: node.kind = .value(.string(Timestamp.format(date)))
+            case .epochSeconds: node.kind = .value(.double((date.timeIntervalSince1970 * 1000).rounded() / 1000))
+            }
         } else if let json = value as? JSONValue {
             node.kind = .value(json)
         } else {
@@ -72,47 +90,49 @@ private struct EncoderCore: Encoder {
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
         if case .object = node.kind {} else { node.kind = .object([]) }
-        return KeyedEncodingContainer(KeyedContainer<Key>(node: node, codingPath: codingPath))
+        return KeyedEncodingContainer(KeyedContainer<Key>(node: node, codingPath: codingPath, dateEncoding: dateEncoding))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
         if case .array = node.kind {} else { node.kind = .array([]) }
-        return UnkeyedContainer(node: node, codingPath: codingPath)
+        return UnkeyedContainer(node: node, codingPath: codingPath, dateEncoding: dateEncoding)
     }
 
     func singleValueContainer() -> any SingleValueEncodingContainer {
-        SingleContainer(node: node, codingPath: codingPath)
+        SingleContainer(node: node, codingPath: codingPath, dateEncoding: dateEncoding)
     }
 
     struct KeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
         let node: EncodingNode
         var codingPath: [any CodingKey]
+        let dateEncoding: JSONValueEncoder.DateEncoding
 
         mutating func encodeNil(forKey key: Key) throws { node.appendMember(key.stringValue).kind = .value(.null) }
         mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
             let child = node.appendMember(key.stringValue)
-            try EncoderCore(node: child, codingPath: codingPath + [key]).encodeAny(value)
+            try EncoderCore(node: child, codingPath: codingPath + [key], dateEncoding: dateEncoding).encodeAny(value)
         }
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
             -> KeyedEncodingContainer<NestedKey>
         {
-            EncoderCore(node: node.appendMember(key.stringValue), codingPath: codingPath + [key])
+            EncoderCore(node: node.appendMember(key.stringValue), codingPath: codingPath + [key], dateEncoding: dateEncoding)
                 .container(keyedBy: keyType)
         }
         mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-            EncoderCore(node: node.appendMember(key.stringValue), codingPath: codingPath + [key]).unkeyedContainer()
+            EncoderCore(node: node.appendMember(key.stringValue), codingPath: codingPath + [key], dateEncoding: dateEncoding).unkeyedContainer()
         }
         mutating func superEncoder() -> any Encoder {
-            EncoderCore(node: node.appendMember("super"), codingPath: codingPath)
+            EncoderCore(node: node.appendMember("super"), codingPath: codingPath, dateEncoding: dateEncoding)
         }
         mutating func superEncoder(forKey key: Key) -> any Encoder {
-            EncoderCore(node: node.appendMember(key.stringValue), codingPath: codingPath + [key])
+            EncoderCore(node: node.appendMember(key.stringValue), codingPath: codingPath + [key], dateEncoding: dateEncoding)
         }
     }
 
     struct UnkeyedContainer: UnkeyedEncodingContainer {
         let node: EncodingNode
         var codingPath: [any CodingKey]
+        let dateEncoding: JSONValueEncoder.DateEncoding
         var count: Int {
             if case .array(let items) = node.kind { return items.count }
             return 0
@@ -120,22 +140,23 @@ private struct EncoderCore: Encoder {
 
         mutating func encodeNil() throws { node.appendItem().kind = .value(.null) }
         mutating func encode<T: Encodable>(_ value: T) throws {
-            try EncoderCore(node: node.appendItem(), codingPath: codingPath).encodeAny(value)
+            try EncoderCore(node: node.appendItem(), codingPath: codingPath, dateEncoding: dateEncoding).encodeAny(value)
         }
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type)
             -> KeyedEncodingContainer<NestedKey>
         {
-            EncoderCore(node: node.appendItem(), codingPath: codingPath).container(keyedBy: keyType)
+            EncoderCore(node: node.appendItem(), codingPath: codingPath, dateEncoding: dateEncoding).container(keyedBy: keyType)
         }
         mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
-            EncoderCore(node: node.appendItem(), codingPath: codingPath).unkeyedContainer()
+            EncoderCore(node: node.appendItem(), codingPath: codingPath, dateEncoding: dateEncoding).unkeyedContainer()
         }
-        mutating func superEncoder() -> any Encoder { EncoderCore(node: node.appendItem(), codingPath: codingPath) }
+        mutating func superEncoder() -> any Encoder { EncoderCore(node: node.appendItem(), codingPath: codingPath, dateEncoding: dateEncoding) }
     }
 
     struct SingleContainer: SingleValueEncodingContainer {
         let node: EncodingNode
         var codingPath: [any CodingKey]
+        let dateEncoding: JSONValueEncoder.DateEncoding
 
         mutating func encodeNil() throws { node.kind = .value(.null) }
         mutating func encode(_ value: Bool) throws { node.kind = .value(.bool(value)) }
@@ -153,7 +174,7 @@ private struct EncoderCore: Encoder {
         mutating func encode(_ value: UInt32) throws { node.kind = .value(.int(Int(value))) }
         mutating func encode(_ value: UInt64) throws { node.kind = .value(.int(Int(value))) }
         mutating func encode<T: Encodable>(_ value: T) throws {
-            try EncoderCore(node: node, codingPath: codingPath).encodeAny(value)
+            try EncoderCore(node: node, codingPath: codingPath, dateEncoding: dateEncoding).encodeAny(value)
         }
     }
 }

@@ -43,9 +43,21 @@ import Testing
 
     @Test func encoderKeepsModelOrderAndDropsNil() throws {
         let info = ApplicationInfo(applicationId: "id", applicationName: "n", createTime: Date(timeIntervalSince1970: 1_409_764_576.589))
-        let value = try JSONValueEncoder().encode(GetApplicationOutput(application: info))
+        let value = try JSONValueEncoder(dateEncoding: .display).encode(GetApplicationOutput(application: info))
         #expect(
             value.compact() == #"{"application":{"applicationId":"id","applicationName":"n","createTime":"2014-09-03T17:16:16.589000+00:00"}}"#)
+    }
+
+    /// The wire (AWS JSON 1.1) and the state file carry epoch seconds; the decoder reads both forms.
+    @Test func datesAreEpochSecondsOnTheWireAndDecodeFromEitherForm() throws {
+        let info = ApplicationInfo(applicationId: "id", applicationName: "n", createTime: Date(timeIntervalSince1970: 1_409_764_576.589))
+        let wire = try JSONValueEncoder().encode(GetApplicationOutput(application: info))
+        #expect(wire.compact() == #"{"application":{"applicationId":"id","applicationName":"n","createTime":1409764576.589}}"#)
+        let display = try JSONValueEncoder(dateEncoding: .display).encode(GetApplicationOutput(application: info))
+        for form in [wire, display] {
+            let back = try JSONValueDecoder().decode(GetApplicationOutput.self, from: form)
+            #expect(back.application?.createTime == info.createTime)
+        }
     }
 
     @Test func timestampsFormatAsAwsCliV2AndParseBack() {

@@ -57,6 +57,8 @@ struct CreateApplicationCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Creates an application."
     )
     static let operationName = "CreateApplication"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["applicationName", "computePlatform", "tags"]
 
     @Option(
         name: .customLong("application-name"),
@@ -103,6 +105,8 @@ struct GetApplicationCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Gets information about an application."
     )
     static let operationName = "GetApplication"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["applicationName"]
 
     @Option(
         name: .customLong("application-name"),
@@ -133,6 +137,8 @@ struct ListApplicationsCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Lists the applications registered with the user or Amazon Web Services account."
     )
     static let operationName = "ListApplications"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["nextToken"]
 
     @Option(
         name: .customLong("next-token"),
@@ -164,6 +170,8 @@ struct BatchGetApplicationsCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Gets information about one or more applications. The maximum number of applications that can be returned is 100."
     )
     static let operationName = "BatchGetApplications"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["applicationNames"]
 
     @Option(
         name: .customLong("application-names"), parsing: .upToNextOption,
@@ -197,6 +205,8 @@ struct UpdateApplicationCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Changes the name of an application."
     )
     static let operationName = "UpdateApplication"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["applicationName", "newApplicationName"]
 
     @Option(name: .customLong("application-name"), help: ArgumentHelp("The current name of the application you want to change.", valueName: "string"))
     var applicationName: String?
@@ -230,6 +240,8 @@ struct DeleteApplicationCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Deletes an application."
     )
     static let operationName = "DeleteApplication"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["applicationName"]
 
     @Option(
         name: .customLong("application-name"),
@@ -262,6 +274,8 @@ struct CreateDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Creates a deployment configuration."
     )
     static let operationName = "CreateDeploymentConfig"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentConfigName", "minimumHealthyHosts", "trafficRoutingConfig", "computePlatform", "zonalConfig"]
 
     @Option(
         name: .customLong("deployment-config-name"),
@@ -326,6 +340,8 @@ struct GetDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Gets information about a deployment configuration."
     )
     static let operationName = "GetDeploymentConfig"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentConfigName"]
 
     @Option(
         name: .customLong("deployment-config-name"),
@@ -356,6 +372,8 @@ struct ListDeploymentConfigsCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Lists the deployment configurations with the user or Amazon Web Services account."
     )
     static let operationName = "ListDeploymentConfigs"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["nextToken"]
 
     @Option(
         name: .customLong("next-token"),
@@ -388,6 +406,8 @@ struct DeleteDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
             "Deletes a deployment configuration. A deployment configuration cannot be deleted if it is currently in use. Predefined configurations cannot be deleted."
     )
     static let operationName = "DeleteDeploymentConfig"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentConfigName"]
 
     @Option(
         name: .customLong("deployment-config-name"),
@@ -420,6 +440,12 @@ struct CreateDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Creates a deployment group to which application revisions are deployed."
     )
     static let operationName = "CreateDeploymentGroup"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = [
+        "applicationName", "deploymentGroupName", "deploymentConfigName", "ec2TagFilters", "onPremisesInstanceTagFilters", "autoScalingGroups",
+        "serviceRoleArn", "triggerConfigurations", "alarmConfiguration", "autoRollbackConfiguration", "outdatedInstancesStrategy", "deploymentStyle",
+        "blueGreenDeploymentConfiguration", "loadBalancerInfo", "ec2TagSet", "ecsServices", "onPremisesTagSet", "tags", "terminationHookEnabled",
+    ]
 
     @Option(
         name: .customLong("application-name"),
@@ -611,6 +637,8 @@ struct GetDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Gets information about a deployment group."
     )
     static let operationName = "GetDeploymentGroup"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["applicationName", "deploymentGroupName"]
 
     @Option(
         name: .customLong("application-name"),
@@ -647,6 +675,8 @@ struct ListDeploymentGroupsCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Lists the deployment groups for an application registered with the Amazon Web Services user or Amazon Web Services account."
     )
     static let operationName = "ListDeploymentGroups"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["applicationName", "nextToken"]
 
     @Option(
         name: .customLong("application-name"),
@@ -685,6 +715,8 @@ struct BatchGetDeploymentGroupsCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Gets information about one or more deployment groups."
     )
     static let operationName = "BatchGetDeploymentGroups"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["applicationName", "deploymentGroupNames"]
 
     @Option(
         name: .customLong("application-name"),
@@ -724,6 +756,13 @@ struct UpdateDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Changes information about a deployment group."
     )
     static let operationName = "UpdateDeploymentGroup"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = [
+        "applicationName", "currentDeploymentGroupName", "newDeploymentGroupName", "deploymentConfigName", "ec2TagFilters",
+        "onPremisesInstanceTagFilters", "autoScalingGroups", "serviceRoleArn", "triggerConfigurations", "alarmConfiguration",
+        "autoRollbackConfiguration", "outdatedInstancesStrategy", "deploymentStyle", "blueGreenDeploymentConfiguration", "loadBalancerInfo",
+        "ec2TagSet", "ecsServices", "onPremisesTagSet", "terminationHookEnabled",
+    ]
 
     @Option(
         name: .customLong("application-name"),
@@ -910,6 +949,8 @@ struct DeleteDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Deletes a deployment group."
     )
     static let operationName = "DeleteDeploymentGroup"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["applicationName", "deploymentGroupName"]
 
     @Option(
         name: .customLong("application-name"),
@@ -947,6 +988,8 @@ struct RegisterOnPremisesInstanceCommand: AsyncParsableCommand, OperationCommand
             "Registers an on-premises instance. Only one IAM ARN (an IAM session ARN or IAM user ARN) is supported in the request. You cannot use both."
     )
     static let operationName = "RegisterOnPremisesInstance"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["instanceName", "iamSessionArn", "iamUserArn"]
 
     @Option(
         name: .customLong("instance-name"), help: ArgumentHelp("The name of the on-premises instance to register. (required)", valueName: "string"))
@@ -988,6 +1031,8 @@ struct DeregisterOnPremisesInstanceCommand: AsyncParsableCommand, OperationComma
         discussion: "Deregisters an on-premises instance."
     )
     static let operationName = "DeregisterOnPremisesInstance"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["instanceName"]
 
     @Option(
         name: .customLong("instance-name"), help: ArgumentHelp("The name of the on-premises instance to deregister. (required)", valueName: "string"))
@@ -1018,6 +1063,8 @@ struct GetOnPremisesInstanceCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Gets information about an on-premises instance."
     )
     static let operationName = "GetOnPremisesInstance"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["instanceName"]
 
     @Option(
         name: .customLong("instance-name"),
@@ -1048,6 +1095,8 @@ struct ListOnPremisesInstancesCommand: AsyncParsableCommand, OperationCommand {
             "Gets a list of names for one or more on-premises instances. Unless otherwise specified, both registered and deregistered on-premises instance names are listed. To list only registered or deregistered on-premises instance names, use the registration status parameter."
     )
     static let operationName = "ListOnPremisesInstances"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["registrationStatus", "tagFilters", "nextToken"]
 
     @Option(
         name: .customLong("registration-status"),
@@ -1096,6 +1145,8 @@ struct BatchGetOnPremisesInstancesCommand: AsyncParsableCommand, OperationComman
             "Gets information about one or more on-premises instances. The maximum number of on-premises instances that can be returned is 25."
     )
     static let operationName = "BatchGetOnPremisesInstances"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["instanceNames"]
 
     @Option(
         name: .customLong("instance-names"), parsing: .upToNextOption,
@@ -1127,6 +1178,8 @@ struct AddTagsToOnPremisesInstancesCommand: AsyncParsableCommand, OperationComma
         discussion: "Adds tags to on-premises instances."
     )
     static let operationName = "AddTagsToOnPremisesInstances"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["tags", "instanceNames"]
 
     @Option(
         name: .customLong("tags"), parsing: .upToNextOption,
@@ -1166,6 +1219,8 @@ struct RemoveTagsFromOnPremisesInstancesCommand: AsyncParsableCommand, Operation
         discussion: "Removes one or more tags from one or more on-premises instances."
     )
     static let operationName = "RemoveTagsFromOnPremisesInstances"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["tags", "instanceNames"]
 
     @Option(
         name: .customLong("tags"), parsing: .upToNextOption,
@@ -1205,6 +1260,8 @@ struct RegisterApplicationRevisionCommand: AsyncParsableCommand, OperationComman
         discussion: "Registers with CodeDeploy a revision for the specified application."
     )
     static let operationName = "RegisterApplicationRevision"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["applicationName", "description", "revision"]
 
     @Option(
         name: .customLong("application-name"),
@@ -1264,6 +1321,8 @@ struct GetApplicationRevisionCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Gets information about an application revision."
     )
     static let operationName = "GetApplicationRevision"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["applicationName", "revision"]
 
     @Option(
         name: .customLong("application-name"),
@@ -1316,6 +1375,8 @@ struct ListApplicationRevisionsCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Lists information about revisions for an application."
     )
     static let operationName = "ListApplicationRevisions"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["applicationName", "sortBy", "sortOrder", "s3Bucket", "s3KeyPrefix", "deployed", "nextToken"]
 
     @Option(
         name: .customLong("application-name"),
@@ -1393,6 +1454,8 @@ struct BatchGetApplicationRevisionsCommand: AsyncParsableCommand, OperationComma
             "Gets information about one or more application revisions. The maximum number of application revisions that can be returned is 25."
     )
     static let operationName = "BatchGetApplicationRevisions"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["applicationName", "revisions"]
 
     @Option(
         name: .customLong("application-name"),
@@ -1430,6 +1493,11 @@ struct CreateDeploymentCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Deploys an application revision through the specified deployment group."
     )
     static let operationName = "CreateDeployment"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = [
+        "applicationName", "deploymentGroupName", "revision", "deploymentConfigName", "description", "ignoreApplicationStopFailures",
+        "targetInstances", "autoRollbackConfiguration", "updateOutdatedInstancesOnly", "fileExistsBehavior", "overrideAlarmConfiguration",
+    ]
 
     @Option(
         name: .customLong("application-name"),
@@ -1566,6 +1634,8 @@ struct GetDeploymentCommand: AsyncParsableCommand, OperationCommand {
             "Gets information about a deployment. The content property of the appSpecContent object in the returned revision is always null. Use GetApplicationRevision and the sha256 property of the returned appSpecContent object to get the content of the deployment’s AppSpec file."
     )
     static let operationName = "GetDeployment"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentId"]
 
     @Option(
         name: .customLong("deployment-id"),
@@ -1595,6 +1665,10 @@ struct ListDeploymentsCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Lists the deployments in a deployment group for an application registered with the user or Amazon Web Services account."
     )
     static let operationName = "ListDeployments"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = [
+        "applicationName", "deploymentGroupName", "externalId", "includeOnlyStatuses", "createTimeRange", "nextToken",
+    ]
 
     @Option(
         name: .customLong("application-name"),
@@ -1666,6 +1740,8 @@ struct BatchGetDeploymentsCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Gets information about one or more deployments. The maximum number of deployments that can be returned is 25."
     )
     static let operationName = "BatchGetDeployments"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentIds"]
 
     @Option(
         name: .customLong("deployment-ids"), parsing: .upToNextOption,
@@ -1697,6 +1773,8 @@ struct StopDeploymentCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Attempts to stop an ongoing deployment."
     )
     static let operationName = "StopDeployment"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentId", "autoRollbackEnabled"]
 
     @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The unique ID of a deployment. (required)", valueName: "string"))
     var deploymentId: String?
@@ -1732,6 +1810,8 @@ struct ListDeploymentTargetsCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Returns an array of target IDs that are associated a deployment."
     )
     static let operationName = "ListDeploymentTargets"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentId", "nextToken", "targetFilters"]
 
     @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The unique ID of a deployment. (required)", valueName: "string"))
     var deploymentId: String?
@@ -1775,6 +1855,8 @@ struct GetDeploymentTargetCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Returns information about a deployment target."
     )
     static let operationName = "GetDeploymentTarget"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentId", "targetId"]
 
     @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The unique ID of a deployment. (required)", valueName: "string"))
     var deploymentId: String?
@@ -1807,6 +1889,8 @@ struct BatchGetDeploymentTargetsCommand: AsyncParsableCommand, OperationCommand 
             "Returns an array of one or more targets associated with a deployment. This method works with all compute types and should be used instead of the deprecated BatchGetDeploymentInstances. The maximum number of targets that can be returned is 25. The type of targets returned depends on the deployment's compute platform or deployment method: EC2/On-premises: Information about Amazon EC2 instance targets. Lambda: Information about Lambda functions targets. Amazon ECS: Information about Amazon ECS service targets. CloudFormation: Information about targets of blue/green deployments initiated by a CloudFormation stack update."
     )
     static let operationName = "BatchGetDeploymentTargets"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentId", "targetIds"]
 
     @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The unique ID of a deployment. (required)", valueName: "string"))
     var deploymentId: String?
@@ -1843,6 +1927,8 @@ struct ListDeploymentInstancesCommand: AsyncParsableCommand, OperationCommand {
             "The newer BatchGetDeploymentTargets should be used instead because it works with all compute types. ListDeploymentInstances throws an exception if it is used with a compute platform other than EC2/On-premises or Lambda. Lists the instance for a deployment associated with the user or Amazon Web Services account."
     )
     static let operationName = "ListDeploymentInstances"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentId", "nextToken", "instanceStatusFilter", "instanceTypeFilter"]
 
     @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The unique ID of a deployment. (required)", valueName: "string"))
     var deploymentId: String?
@@ -1898,6 +1984,8 @@ struct GetDeploymentInstanceCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Gets information about an instance as part of a deployment."
     )
     static let operationName = "GetDeploymentInstance"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentId", "instanceId"]
 
     @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The unique ID of a deployment. (required)", valueName: "string"))
     var deploymentId: String?
@@ -1931,6 +2019,8 @@ struct BatchGetDeploymentInstancesCommand: AsyncParsableCommand, OperationComman
             "This method works, but is deprecated. Use BatchGetDeploymentTargets instead. Returns an array of one or more instances associated with a deployment. This method works with EC2/On-premises and Lambda compute platforms. The newer BatchGetDeploymentTargets works with all compute platforms. The maximum number of instances that can be returned is 25."
     )
     static let operationName = "BatchGetDeploymentInstances"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentId", "instanceIds"]
 
     @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The unique ID of a deployment. (required)", valueName: "string"))
     var deploymentId: String?
@@ -1966,6 +2056,8 @@ struct TagResourceCommand: AsyncParsableCommand, OperationCommand {
         discussion: "Associates the list of tags in the input Tags parameter with the resource identified by the ResourceArn input parameter."
     )
     static let operationName = "TagResource"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["ResourceArn", "Tags"]
 
     @Option(
         name: .customLong("resource-arn"),
@@ -2006,6 +2098,8 @@ struct UntagResourceCommand: AsyncParsableCommand, OperationCommand {
             "Disassociates a resource from a list of tags. The resource is identified by the ResourceArn input parameter. The tags are identified by the list of keys in the TagKeys input parameter."
     )
     static let operationName = "UntagResource"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["ResourceArn", "TagKeys"]
 
     @Option(
         name: .customLong("resource-arn"),
@@ -2048,6 +2142,8 @@ struct ListTagsForResourceCommand: AsyncParsableCommand, OperationCommand {
             "Returns a list of tags for the resource identified by a specified Amazon Resource Name (ARN). Tags are used to organize and categorize your CodeDeploy resources."
     )
     static let operationName = "ListTagsForResource"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["ResourceArn", "NextToken"]
 
     @Option(
         name: .customLong("resource-arn"),
