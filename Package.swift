@@ -11,6 +11,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // Long-running agent (and, next, server) with graceful shutdown on SIGTERM; brings swift-log.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // API-shaped values, the ordered JSON tree, the service errors and the generated CodeDeployAPI protocol.
@@ -31,7 +34,12 @@ let package = Package(
         .target(name: "Revisions", dependencies: ["AppSpec", "Bundles", "ArtifactStore", "DeployModel"]),
         // The on-host deployment engine: deployment root, bundle download, install, hooks, script logs.
         .target(name: "CAgentSupport"),
-        .target(name: "Agent", dependencies: ["AppSpec", "Bundles", "CAgentSupport", "DeployModel", "HostCommandModel"]),
+        .target(
+            name: "Agent",
+            dependencies: [
+                "AppSpec", "Bundles", "CAgentSupport", "DeployModel", "HostCommandModel", "ArtifactStore",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
+            ]),
         // The API operations over the store.
         .target(
             name: "ControlPlane",
@@ -43,6 +51,7 @@ let package = Package(
             dependencies: [
                 "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "AppSpec", "Bundles", "ArtifactStore", "Revisions", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(name: "deployctl", dependencies: ["DeployCLI"]),

@@ -1,5 +1,4 @@
 import AppSpec
-import CAgentSupport
 import Foundation
 
 /// One host command as the agent runs it: an event of a deployment, with everything the engine needs.
@@ -18,18 +17,19 @@ public struct AgentCommand: Sendable {
     }
 }
 
-/// The control plane as an agent sees it (DESIGN.md §1). The local implementation opens the state file; a remote
-/// one will speak HTTP. Nothing in the agent touches SQLite.
-public protocol AgentControlPlane {
-    func poll(instanceName: String) throws -> AgentCommand?
-    func acknowledge(_ id: String, expectedSeconds: Int) throws
-    func complete(_ id: String, result: EventResult) throws
+/// The control plane as the engine's loop sees it: commands ready to run, results to report. ``HostCommandAdapter``
+/// implements it over any ``HostCommandService`` (the local control plane, later a remote one). Nothing in the agent
+/// touches SQLite.
+public protocol AgentControlPlane: Sendable {
+    func poll(instanceName: String) async throws -> AgentCommand?
+    func acknowledge(_ id: String, expectedSeconds: Int) async throws
+    func complete(_ id: String, result: EventResult) async throws
 }
 
 /// The agent's loop: poll, acknowledge, run with the engine, complete. A command in progress is remembered in
 /// `<agent-root>/ongoing-deployment/<command-id>` so that an agent killed mid-event reports it failed on restart
 /// instead of silently running it again.
-public struct AgentLoop {
+public struct AgentLoop: Sendable {
     public var engine: LifecycleEngine
     public var controlPlane: any AgentControlPlane
     public var instanceName: String
@@ -42,13 +42,9 @@ public struct AgentLoop {
 
     var ongoingDirectory: String { engine.root.path + "/ongoing-deployment" }
 
-    /// Installs the SIGTERM/SIGINT handler: the current event finishes (bounded by its timeout), then the loop ends.
-    public static func handleStopSignals() { deployctl_install_stop_handler() }
-    public static var stopRequested: Bool { deployctl_stop_requested() != 0 }
-
     /// Reports commands a previous run of this agent was killed in the middle of. Returns how many.
     @discardableResult
-    public func recoverInterrupted() -> Int {
+    public func recoverInterrupted() async -> Int {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: ongoingDirectory)) ?? []
         var count = 0
         for id in files {
@@ -58,7 +54,7 @@ public struct AgentLoop {
                 code: .unknownError, scriptName: "",
                 message: "The agent restarted while \(event.isEmpty ? "this event" : event) was running; it was not run again.",
                 logTail: "")
-            try? controlPlane.complete(id, result: EventResult(name: event, status: .failed, endTime: Date(), diagnostics: outcome))
+            try? await controlPlane.complete(id, result: EventResult(name: event, status: .failed, endTime: Date(), diagnostics: outcome))
             try? FileManager.default.removeItem(atPath: ongoingDirectory + "/" + id)
             count += 1
         }
@@ -66,21 +62,23 @@ public struct AgentLoop {
     }
 
     /// Runs every command the control plane has for this instance now; returns how many ran.
-    public func runPending(shouldStop: () -> Bool = { AgentLoop.stopRequested }) throws -> Int {
+    /// Runs every command the control plane has for this instance now, one after another; `shouldStop` is asked
+    /// between commands (a stopping agent finishes the current event, bounded by its timeout). Returns how many ran.
+    public func runPending(shouldStop: @Sendable () -> Bool = { false }) async throws -> Int {
         var count = 0
-        while !shouldStop(), let command = try controlPlane.poll(instanceName: instanceName) {
-            try run(command)
+        while !shouldStop(), let command = try await controlPlane.poll(instanceName: instanceName) {
+            try await run(command)
             count += 1
         }
         return count
     }
 
-    func run(_ command: AgentCommand) throws {
+    func run(_ command: AgentCommand) async throws {
         try FileManager.default.createDirectory(atPath: ongoingDirectory, withIntermediateDirectories: true)
         let marker = ongoingDirectory + "/" + command.id
         try Data(command.event.utf8).write(to: URL(fileURLWithPath: marker))
         defer { try? FileManager.default.removeItem(atPath: marker) }
-        try controlPlane.acknowledge(command.id, expectedSeconds: engine.expectedSeconds(command.spec, event: command.event))
+        try await controlPlane.acknowledge(command.id, expectedSeconds: engine.expectedSeconds(command.spec, event: command.event))
         let result: EventResult
         if command.event == "DownloadBundle", let problem = command.bundleProblem {
             result = EventResult(
@@ -93,7 +91,7 @@ public struct AgentLoop {
                 engine.run(spec).first { $0.name == command.event }
                 ?? EventResult(name: command.event, status: .skipped, endTime: Date())
         }
-        try controlPlane.complete(command.id, result: result)
+        try await controlPlane.complete(command.id, result: result)
     }
 }
 

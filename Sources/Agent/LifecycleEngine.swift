@@ -76,7 +76,7 @@ public protocol LifecycleReporter {
 }
 
 /// Runs the lifecycle of one deployment on this host (DESIGN.md §4).
-public struct LifecycleEngine {
+public struct LifecycleEngine: Sendable {
     public var root: DeploymentRoot
     public var runner: HookRunner
     public var maxRevisions: Int

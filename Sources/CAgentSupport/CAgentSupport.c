@@ -27,25 +27,6 @@ long long deployctl_copy_range(int in, int out, long long length) {
     return total;
 }
 
-static volatile sig_atomic_t stop_requested = 0;
-
-static void on_stop(int signal) { (void)signal; stop_requested = 1; }
-
-void deployctl_install_stop_handler(void) {
-    struct sigaction action = {0};
-    action.sa_handler = on_stop;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGTERM, &action, NULL);
-    sigaction(SIGINT, &action, NULL);
-    /* A parent may have started us with these blocked (a mask is inherited through exec): unblock them. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-}
-
-int deployctl_stop_requested(void) { return stop_requested; }
 
 #include <errno.h>
 #include <linux/openat2.h>

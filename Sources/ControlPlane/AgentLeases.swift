@@ -2,19 +2,7 @@ import DeployModel
 import DeployStore
 import Foundation
 import GRDB
-
-/// Who an agent is, for its lease on an instance.
-public struct AgentIdentity: Sendable, Equatable {
-    public var holder: String
-    public var hostName: String
-    public var pid: Int32
-
-    public init(holder: String = UUID().uuidString.lowercased(), hostName: String = ProcessInfo.processInfo.hostName, pid: Int32 = getpid()) {
-        self.holder = holder
-        self.hostName = hostName
-        self.pid = pid
-    }
-}
+import HostCommandModel
 
 /// One agent per instance (issue 9, item 9): two agents polling for the same instance on one state file would
 /// race for its commands and fail each other's events with misleading errors. An agent takes a lease when it

@@ -3,44 +3,9 @@ import Foundation
 import GRDB
 import HostCommandModel
 
-/// One lifecycle event of one deployment for one instance, as an agent receives it.
-public struct HostCommand: Sendable, Equatable {
-    public var id: String
-    public var deploymentId: String
-    public var instanceName: String
-    public var lifecycleEvent: String
-    public var applicationName: String
-    public var deploymentGroupName: String
-    public var deploymentGroupId: String
-    public var revision: RevisionLocation
-    /// Where the bundle is on this machine, for S3 revisions in the built-in artifact store.
-    public var bundlePath: String?
-    /// Why there is no bundle path (the object is missing, the revision type cannot be fetched here).
-    public var bundleProblem: String?
-    public var fileExistsBehavior: String?
-    public var ignoreApplicationStopFailures: Bool
-}
-
-/// How an agent reports a host command.
-public struct HostCommandReport: Sendable, Equatable {
-    public var status: LifecycleEventStatus
-    public var errorCode: String?
-    public var scriptName: String?
-    public var message: String?
-    public var logTail: String?
-
-    public init(status: LifecycleEventStatus, errorCode: String? = nil, scriptName: String? = nil, message: String? = nil, logTail: String? = nil) {
-        self.status = status
-        self.errorCode = errorCode
-        self.scriptName = scriptName
-        self.message = message
-        self.logTail = logTail
-    }
-}
-
 /// The agent side of the control plane (DESIGN.md §1): agents poll for the next host command of their instance,
 /// acknowledge it, run it, and complete it. Every call also advances the deployments it touches, so no daemon is needed.
-extension ControlPlane {
+extension ControlPlane: HostCommandService {
     /// How long an agent has to acknowledge a command it polled, and the margin added to its expected duration.
     static let acknowledgeWindow: TimeInterval = 60
     static let completionMargin: TimeInterval = 60
@@ -195,31 +160,21 @@ extension ControlPlane {
             sql: "INSERT INTO host_commands (id, deployment_id, instance_name, event_name, deadline) VALUES (?, ?, ?, ?, ?)",
             arguments: [id, deploymentId, instance, event, stamp.timeIntervalSince1970 + Self.acknowledgeWindow])
         info = try requireDeployment(db, deploymentId)
-        var bundlePath: String?
-        var problem: String?
-        if let revision = info.revision {
-            switch revision.revisionType {
-            case .s3?:
-                let s3 = revision.s3Location
-                do {
-                    let object = try artifacts.head(bucket: s3?.bucket ?? "", key: s3?.key ?? "", version: s3?.version)
-                    if let eTag = s3?.eTag?.replacingOccurrences(of: "\"", with: ""), !eTag.isEmpty, eTag != object.eTag {
-                        problem = "Expected deployment artifact bundle etag \(eTag) but was actually \(object.eTag)"
-                    } else {
-                        bundlePath = object.path
-                    }
-                } catch {
-                    problem = "The bundle s3://\(s3?.bucket ?? "")/\(s3?.key ?? "") is not in the artifact store (\(error)); push it first."
-                }
-            default:
-                problem =
-                    "\(revision.revisionType?.rawValue ?? "This") revisions cannot be fetched by deployctl yet; push the bundle and deploy its S3 location."
-            }
+        let bundle: BundleLocation
+        switch info.revision?.revisionType {
+        case .s3?:
+            let s3 = info.revision?.s3Location
+            bundle = .s3(
+                bucket: s3?.bucket ?? "", key: s3?.key ?? "", version: s3?.version,
+                eTag: s3?.eTag?.replacingOccurrences(of: "\"", with: ""), bundleType: s3?.bundleType?.rawValue)
+        default:
+            bundle = .unsupported(
+                "\(info.revision?.revisionType?.rawValue ?? "This") revisions cannot be fetched by deployctl yet; push the bundle and deploy its S3 location."
+            )
         }
         return HostCommand(
             id: id, deploymentId: deploymentId, instanceName: instance, lifecycleEvent: event, applicationName: info.applicationName ?? "",
-            deploymentGroupName: info.deploymentGroupName ?? "", deploymentGroupId: try groupId(db, deploymentId) ?? "",
-            revision: info.revision ?? RevisionLocation(), bundlePath: bundlePath, bundleProblem: problem,
+            deploymentGroupName: info.deploymentGroupName ?? "", deploymentGroupId: try groupId(db, deploymentId) ?? "", bundle: bundle,
             fileExistsBehavior: info.fileExistsBehavior?.rawValue, ignoreApplicationStopFailures: info.ignoreApplicationStopFailures ?? false)
     }
 
@@ -233,7 +188,7 @@ extension ControlPlane {
         var events = target.lifecycleEvents ?? []
         let stamp = now()
         guard let index = events.firstIndex(where: { $0.lifecycleEventName == event }) else { return }
-        events[index].status = report.status
+        events[index].status = LifecycleEventStatus(rawValue: report.status.rawValue) ?? .failed
         events[index].endTime = stamp
         if events[index].startTime == nil { events[index].startTime = stamp }
         let code = report.errorCode.flatMap { LifecycleErrorCode(rawValue: $0) } ?? (report.errorCode == nil ? nil : .scriptFailed)

@@ -5,61 +5,17 @@ import Bundles
 import ControlPlane
 import DeployModel
 import Foundation
-
-/// The agent's view of a control plane in a local state file (the seam a remote one will fill later).
-struct LocalAgentControlPlane: AgentControlPlane {
-    let plane: ControlPlane
-    let installRoot: String?
-
-    func poll(instanceName: String) throws -> AgentCommand? {
-        guard let command = try plane.pollHostCommand(instanceName: instanceName) else { return nil }
-        var environment = ["DEPLOYCTL_INSTANCE_NAME": instanceName]
-        if let s3 = command.revision.s3Location {
-            environment["BUNDLE_BUCKET"] = s3.bucket
-            environment["BUNDLE_KEY"] = s3.key
-            environment["BUNDLE_VERSION"] = s3.version
-            environment["BUNDLE_ETAG"] = s3.eTag
-        }
-        if let commit = command.revision.gitHubLocation?.commitId { environment["BUNDLE_COMMIT"] = commit }
-        let type = command.revision.s3Location?.bundleType.flatMap { ArchiveFormat(rawValue: $0.rawValue) }
-        let spec = DeploymentSpec(
-            deploymentId: command.deploymentId, applicationName: command.applicationName, deploymentGroupName: command.deploymentGroupName,
-            deploymentGroupId: command.deploymentGroupId, bundle: .archive(path: command.bundlePath ?? "/nonexistent", type: type),
-            fileExistsBehavior: command.fileExistsBehavior.flatMap { FileExistsBehavior(rawValue: $0) },
-            ignoreApplicationStopFailures: command.ignoreApplicationStopFailures, installRoot: installRoot,
-            revisionEnvironment: environment.compactMapValues { $0 })
-        return AgentCommand(id: command.id, event: command.lifecycleEvent, spec: spec, bundleProblem: command.bundleProblem)
-    }
-
-    func acknowledge(_ id: String, expectedSeconds: Int) throws {
-        try plane.acknowledgeHostCommand(id: id, expectedSeconds: expectedSeconds)
-    }
-
-    func complete(_ id: String, result: EventResult) throws {
-        let status: LifecycleEventStatus =
-            switch result.status {
-            case .failed: .failed
-            case .skipped: .skipped
-            default: .succeeded
-            }
-        let d = result.diagnostics
-        let code = d.map { $0.code.apiCode.rawValue }
-        let message = d.map { result.ignoredFailure ? "Ignored (ignoreApplicationStopFailures): \($0.message)" : $0.message }
-        try plane.completeHostCommand(
-            id: id,
-            report: HostCommandReport(
-                status: status, errorCode: result.ignoredFailure ? "Success" : code, scriptName: d?.scriptName, message: message,
-                logTail: d?.logTail))
-    }
-}
+import HostCommandModel
+import Logging
+import ServiceLifecycle
 
 /// `deployctl agent …`: the on-host agent.
-struct AgentGroupCommand: ParsableCommand {
+struct AgentGroupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent", abstract: "Run the deployment agent of an on-premises instance (deployctl's codedeploy-agent).",
         subcommands: [Run.self])
 
-    struct Run: ParsableCommand {
+    struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Poll the control plane for this instance's lifecycle events and run them.",
             discussion: """
@@ -97,7 +53,7 @@ struct AgentGroupCommand: ParsableCommand {
             try NumberRange.check("--poll-interval", pollInterval, 0.1...3600)
         }
 
-        func run() throws {
+        func run() async throws {
             let plane = try global.openControlPlane()
             do {
                 let info = try plane.getOnPremisesInstance(GetOnPremisesInstanceInput(instanceName: instanceName)).instanceInfo
@@ -108,54 +64,29 @@ struct AgentGroupCommand: ParsableCommand {
                 throw CLIFailure.service(operation: "GetOnPremisesInstance", code: error.code, message: error.message)
             }
             let engine = engineOptions.engine(root: DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath()))
-            let loop = AgentLoop(
-                engine: engine, controlPlane: LocalAgentControlPlane(plane: plane, installRoot: installRoot), instanceName: instanceName)
-            // One agent per instance: before anything else, so a second one never reports the first one's events.
-            let identity = AgentIdentity()
+            let adapter = HostCommandAdapter(service: plane, artifacts: plane.artifacts, installRoot: installRoot)
+            let loop = AgentLoop(engine: engine, controlPlane: adapter, instanceName: instanceName)
+            var logger = Logger(label: "deployctl.agent")
+            logger[metadataKey: "instance"] = "\(instanceName)"
+            let identity = AgentIdentity(holder: UUID().uuidString.lowercased(), hostName: ProcessInfo.processInfo.hostName, pid: getpid())
+            let state = plane.state
+            let agent = AgentService(
+                loop: loop, service: plane, identity: identity, pollInterval: .milliseconds(Int64(pollInterval * 1000)), once: once,
+                health: { state.replacement().map { "\($0); stopping (restart the agent to use the file now at that path)" } }, logger: logger)
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: agent, successTerminationBehavior: .gracefullyShutdownGroup)],
+                    gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: Logger(label: "deployctl.agent.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })))
             do {
-                try plane.acquireAgentLease(instanceName: instanceName, agent: identity)
+                try await group.run()
             } catch let error as ServiceError {
                 throw CLIFailure.other("deployctl agent \(instanceName): \(error.message)")
+            } catch let error as AgentService.Stopped {
+                throw CLIFailure.other("deployctl agent \(instanceName): \(error.description)")
+            } catch let error as ServiceGroupError {
+                throw CLIFailure.other("deployctl agent \(instanceName): \(error)")
             }
-            defer { try? plane.releaseAgentLease(instanceName: instanceName, agent: identity) }
-            var renewed = Date()
-            AgentLoop.handleStopSignals()
-            let recovered = loop.recoverInterrupted()
-            if recovered > 0 { log("reported \(recovered) interrupted event(s) as failed") }
-            while !AgentLoop.stopRequested {
-                if let problem = plane.state.replacement() {
-                    throw CLIFailure.other(
-                        "deployctl agent \(instanceName): \(problem); stopping (restart the agent to use the file now at that path)")
-                }
-                if Date().timeIntervalSince(renewed) > ControlPlane.agentLeaseSeconds / 3 {
-                    do {
-                        try plane.acquireAgentLease(instanceName: instanceName, agent: identity)
-                        renewed = Date()
-                    } catch let error as ServiceError {
-                        throw CLIFailure.other("deployctl agent \(instanceName): \(error.message)")
-                    } catch {
-                        log("cannot renew the agent lease: \(error)")
-                    }
-                }
-                do {
-                    let ran = try loop.runPending()
-                    if ran > 0 { log("ran \(ran) lifecycle event(s)") }
-                } catch let error as ServiceError {
-                    log("control plane refused: \(error.code): \(error.message)")
-                } catch {
-                    log("error: \(error)")
-                }
-                if once { break }
-                var waited = 0.0
-                while waited < pollInterval, !AgentLoop.stopRequested {
-                    usleep(100_000)
-                    waited += 0.1
-                }
-            }
-        }
-
-        func log(_ message: String) {
-            StandardStreams.err("\(Timestamp.format(Date())) deployctl agent \(instanceName): \(message)\n")
         }
     }
 }

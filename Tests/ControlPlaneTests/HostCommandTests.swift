@@ -3,6 +3,7 @@ import ControlPlane
 import DeployModel
 import DeployStore
 import Foundation
+import HostCommandModel
 import Testing
 
 /// A clock the test moves by hand.
@@ -49,7 +50,7 @@ final class ManualClock: @unchecked Sendable {
             #expect(try plane.pollHostCommand(instanceName: instance == "a" ? "b" : "a") == nil, "only one target at a time")
             while let command = try plane.pollHostCommand(instanceName: instance) {
                 seen.append("\(instance):\(command.lifecycleEvent)")
-                #expect(command.bundleProblem?.contains("not in the artifact store") == true)
+                #expect(command.bundle == .s3(bucket: "bkt", key: "k.zip", version: nil, eTag: nil, bundleType: "zip"))
                 try plane.acknowledgeHostCommand(id: command.id, expectedSeconds: 10)
                 try plane.completeHostCommand(id: command.id, report: HostCommandReport(status: .succeeded))
             }

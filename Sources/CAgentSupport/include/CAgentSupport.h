@@ -10,9 +10,6 @@ int deployctl_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *pa
 int deployctl_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int lowest);
 /* Copies `length` bytes in the kernel (copy_file_range); returns bytes copied or -1. */
 long long deployctl_copy_range(int in, int out, long long length);
-/* SIGTERM and SIGINT set a flag instead of ending the process, so the agent can finish its current event. */
-void deployctl_install_stop_handler(void);
-int deployctl_stop_requested(void);
 /* openat2(2): `resolve` is a RESOLVE_* mask; EAGAIN/EINTR are retried. Returns a descriptor or -1 (errno set). */
 int deployctl_openat2(int dirfd, const char *path, int flags, unsigned int mode, unsigned long long resolve);
 int deployctl_o_path(void);

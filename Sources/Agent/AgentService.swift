@@ -1,0 +1,74 @@
+import Foundation
+import HostCommandModel
+import Logging
+import ServiceLifecycle
+
+/// `deployctl agent run` as a long-running service (swift-service-lifecycle): takes the instance's lease, reports
+/// events a killed predecessor left behind, then polls and runs commands until a graceful shutdown (SIGTERM or
+/// SIGINT through the ServiceGroup), which lets the current event finish (bounded by its timeouts) and gives the
+/// lease back.
+public struct AgentService: Service {
+    public let loop: AgentLoop
+    public let service: any HostCommandService
+    public let identity: AgentIdentity
+    public let pollInterval: Duration
+    /// Process what is pending, then return (`--once`).
+    public let once: Bool
+    /// Asked before each poll: a reason to stop for good (the state file was replaced), or nil.
+    public let health: @Sendable () -> String?
+    public let logger: Logger
+
+    /// Why the agent stopped on its own.
+    public struct Stopped: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public init(
+        loop: AgentLoop, service: any HostCommandService, identity: AgentIdentity, pollInterval: Duration, once: Bool,
+        health: @escaping @Sendable () -> String? = { nil }, logger: Logger
+    ) {
+        self.loop = loop
+        self.service = service
+        self.identity = identity
+        self.pollInterval = pollInterval
+        self.once = once
+        self.health = health
+        self.logger = logger
+    }
+
+    /// How often the lease is renewed (a third of its lifetime).
+    static let leaseRenewal: TimeInterval = 10
+
+    public func run() async throws {
+        let instance = loop.instanceName
+        try await service.acquireAgentLease(instanceName: instance, agent: identity)
+        defer {
+            // Best effort: a killed agent's lease is taken over anyway.
+            let service = self.service
+            let identity = self.identity
+            Task { try? await service.releaseAgentLease(instanceName: instance, agent: identity) }
+        }
+        var renewed = Date()
+        let recovered = await loop.recoverInterrupted()
+        if recovered > 0 { logger.info("reported \(recovered) interrupted event(s) as failed") }
+        while !Task.isShuttingDownGracefully {
+            if let problem = health() { throw Stopped(description: problem) }
+            if Date().timeIntervalSince(renewed) > Self.leaseRenewal {
+                try await service.acquireAgentLease(instanceName: instance, agent: identity)
+                renewed = Date()
+            }
+            do {
+                let ran = try await loop.runPending(shouldStop: { Task.isShuttingDownGracefully })
+                if ran > 0 { logger.info("ran \(ran) lifecycle event(s)") }
+            } catch let error as Stopped {
+                throw error
+            } catch {
+                logger.error("\(error)")
+            }
+            if once { break }
+            let interval = pollInterval
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+        try? await service.releaseAgentLease(instanceName: instance, agent: identity)
+    }
+}
