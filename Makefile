@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release demo test lint install install-agent generate refresh-model check-generated bench bench-extract bench-local bench-fleet clean
+.PHONY: all setup build release demo test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet clean
 
 all: build
 
@@ -20,7 +20,7 @@ release: setup
 demo: build
 	./Scripts/demo.sh
 
-test: setup lint check-generated
+test: setup lint check-generated check-layering
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	python3 -m pytest -q Tests/shape-check
@@ -39,6 +39,14 @@ refresh-model:
 
 check-generated:
 	python3 Scripts/generate-model.py --check
+
+# The module graph (ARCHITECTURE.md): `make graph` prints it, check-layering fails when a rule is broken
+# (e.g. ControlPlane reaching GRDB).
+graph:
+	python3 Scripts/module-graph.py
+
+check-layering:
+	python3 Scripts/module-graph.py --check
 
 bench: release
 	python3 bench/control_plane.py

@@ -20,8 +20,12 @@ let package = Package(
         .target(name: "DeployModel"),
         // What the agent and the control plane share: the lifecycle events (and, next, the host-command protocol).
         .target(name: "HostCommandModel"),
-        // The SQLite state file: schema, migrations, transactions.
-        .target(name: "DeployStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        // The store protocol in domain terms, its records, and an in-memory store for tests.
+        .target(name: "DeployStore", dependencies: ["DeployModel"]),
+        // The store on the SQLite state file: schema, migrations, SQL. GRDB is imported here only.
+        .target(
+            name: "DeployStoreSQLite", dependencies: ["DeployStore", "DeployModel", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]),
         // The built-in S3-like artifact store beside the state file.
         .target(name: "ArtifactStore"),
         // libarchive, linked from the system (libarchive-dev).
@@ -43,13 +47,13 @@ let package = Package(
         // The API operations over the store.
         .target(
             name: "ControlPlane",
-            dependencies: ["DeployModel", "HostCommandModel", "DeployStore", "ArtifactStore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["DeployModel", "HostCommandModel", "DeployStore", "ArtifactStore"]
         ),
         // Thin ArgumentParser commands, input parsing and output formatting.
         .target(
             name: "DeployCLI",
             dependencies: [
-                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "AppSpec", "Bundles", "ArtifactStore", "Revisions", "Agent",
+                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "DeployStoreSQLite", "AppSpec", "Bundles", "ArtifactStore", "Revisions", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
             ]
@@ -59,12 +63,14 @@ let package = Package(
         // Shared by the test targets that run the built binary.
         .target(name: "TestSupport", path: "Tests/Support"),
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
-        .testTarget(name: "DeployStoreTests", dependencies: ["DeployStore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(
+            name: "DeployStoreTests", dependencies: ["DeployStore", "DeployStoreSQLite", "DeployModel", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),
         .testTarget(name: "AppSpecTests", dependencies: ["AppSpec", "HostCommandModel"]),
         .testTarget(name: "BundlesTests", dependencies: ["Bundles"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "AppSpec", "Bundles", "DeployModel", "TestSupport"]),
-        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane", "DeployModel", "DeployStore", "HostCommandModel"]),
+        .testTarget(
+            name: "ControlPlaneTests", dependencies: ["ControlPlane", "DeployModel", "DeployStore", "DeployStoreSQLite", "HostCommandModel", "ArtifactStore"]),
         .testTarget(name: "DeployCLITests", dependencies: ["DeployCLI", "DeployModel"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DeployModel", "TestSupport"]),
     ],

@@ -1,7 +1,6 @@
 import DeployModel
 import DeployStore
 import Foundation
-import GRDB
 import HostCommandModel
 
 /// One agent per instance (issue 9, item 9): two agents polling for the same instance on one state file would
@@ -16,39 +15,36 @@ extension ControlPlane {
     /// live agent holds it.
     public func acquireAgentLease(instanceName: String, agent: AgentIdentity) throws {
         let stamp = now().timeIntervalSince1970
-        try state.write { db in
-            if let row = try Row.fetchOne(db, sql: "SELECT * FROM agent_leases WHERE instance_name = ?", arguments: [instanceName]) {
-                let holder: String = row["holder"]
-                let host: String = row["host_name"]
-                let pid: Int32 = row["pid"]
-                let expires: Double = row["expires"]
-                let started: Double = row["started"]
+        try store.write { tx in
+            if let lease = try tx.lease(instance: instanceName) {
                 // On this host the holder's process says whether it runs (a hook may keep it from renewing for hours);
                 // from another host only the expiry can.
-                let alive = host == agent.hostName ? (kill(pid, 0) == 0 || errno == EPERM) : expires > stamp
-                if holder != agent.holder, alive {
-                    let since = Timestamp.format(Date(timeIntervalSince1970: started))
+                let alive = lease.hostName == agent.hostName ? (kill(lease.pid, 0) == 0 || errno == EPERM) : lease.expires > stamp
+                if lease.holder != agent.holder, alive {
+                    let since = Timestamp.format(Date(timeIntervalSince1970: lease.started))
                     throw ServiceError(
                         "AgentAlreadyRunningException",
-                        "Another agent (pid \(pid) on \(host), running since \(since)) already deploys to the instance \(instanceName) from this state file. Stop it first, or start this one with another --instance-name."
+                        "Another agent (pid \(lease.pid) on \(lease.hostName), running since \(since)) already deploys to the instance \(instanceName) from this state file. Stop it first, or start this one with another --instance-name."
                     )
                 }
-                let keepStart = holder == agent.holder ? started : stamp
-                try db.execute(
-                    sql: "UPDATE agent_leases SET holder = ?, host_name = ?, pid = ?, started = ?, expires = ? WHERE instance_name = ?",
-                    arguments: [agent.holder, agent.hostName, agent.pid, keepStart, stamp + Self.agentLeaseSeconds, instanceName])
+                let started = lease.holder == agent.holder ? lease.started : stamp
+                try tx.saveLease(
+                    LeaseRecord(
+                        instanceName: instanceName, holder: agent.holder, hostName: agent.hostName, pid: agent.pid, started: started,
+                        expires: stamp + Self.agentLeaseSeconds))
             } else {
-                try db.execute(
-                    sql: "INSERT INTO agent_leases (instance_name, holder, host_name, pid, started, expires) VALUES (?, ?, ?, ?, ?, ?)",
-                    arguments: [instanceName, agent.holder, agent.hostName, agent.pid, stamp, stamp + Self.agentLeaseSeconds])
+                try tx.saveLease(
+                    LeaseRecord(
+                        instanceName: instanceName, holder: agent.holder, hostName: agent.hostName, pid: agent.pid, started: stamp,
+                        expires: stamp + Self.agentLeaseSeconds))
             }
         }
     }
 
     /// Gives the lease back (a stopping agent), if this agent still holds it.
     public func releaseAgentLease(instanceName: String, agent: AgentIdentity) throws {
-        try state.write { db in
-            try db.execute(sql: "DELETE FROM agent_leases WHERE instance_name = ? AND holder = ?", arguments: [instanceName, agent.holder])
+        try store.write { tx in
+            try tx.deleteLease(instance: instanceName, holder: agent.holder)
         }
     }
 }

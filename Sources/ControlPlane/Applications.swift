@@ -1,20 +1,8 @@
 import DeployModel
+import DeployStore
 import Foundation
-import GRDB
 
-struct ApplicationRow {
-    var id: String
-    var name: String
-    var computePlatform: String
-    var createTime: Date
-
-    init(row: Row) {
-        id = row["id"]
-        name = row["name"]
-        computePlatform = row["compute_platform"]
-        createTime = Date(timeIntervalSince1970: row["create_time"])
-    }
-
+extension ApplicationRecord {
     var info: ApplicationInfo {
         ApplicationInfo(
             applicationId: id, applicationName: name, createTime: createTime, linkedToGitHub: false,
@@ -23,13 +11,13 @@ struct ApplicationRow {
 }
 
 extension ControlPlane {
-    func findApplication(_ db: Database, _ name: String) throws -> ApplicationRow? {
-        try Row.fetchOne(db, sql: "SELECT * FROM applications WHERE name = ?", arguments: [name]).map(ApplicationRow.init)
+    func findApplication(_ tx: any StoreTransaction, _ name: String) throws -> ApplicationRecord? {
+        try tx.application(named: name)
     }
 
-    func requireApplication(_ db: Database, _ name: String?) throws -> ApplicationRow {
+    func requireApplication(_ tx: any StoreTransaction, _ name: String?) throws -> ApplicationRecord {
         let name = try Validate.applicationName(name)
-        guard let app = try findApplication(db, name) else {
+        guard let app = try findApplication(tx, name) else {
             throw ServiceError("ApplicationDoesNotExistException", "The application \(name) does not exist with the user or AWS account.")
         }
         return app
@@ -44,28 +32,26 @@ extension ControlPlane {
                 "The compute platform \(platform.rawValue) is not supported by deployctl; only Server (EC2/on-premises) is.")
         }
         let tags = try validatedTags(input.tags ?? [], error: "InvalidTagsToAddException")
-        return try state.write { db in
-            if try findApplication(db, name) != nil {
+        return try store.write { tx in
+            if try findApplication(tx, name) != nil {
                 throw ServiceError("ApplicationAlreadyExistsException", "The application \(name) already exists with the user or AWS account.")
             }
             let id = Identifier.uuid()
-            try db.execute(
-                sql: "INSERT INTO applications (id, name, compute_platform, create_time) VALUES (?, ?, ?, ?)",
-                arguments: [id, name, platform.rawValue, now().timeIntervalSince1970])
-            try replaceTags(db, resourceId: id, adding: tags)
+            try tx.insertApplication(ApplicationRecord(id: id, name: name, computePlatform: platform.rawValue, createTime: now()))
+            try replaceTags(tx, resourceId: id, adding: tags)
             return CreateApplicationOutput(applicationId: id)
         }
     }
 
     public func getApplication(_ input: GetApplicationInput) throws -> GetApplicationOutput {
-        try state.read { db in
-            GetApplicationOutput(application: try requireApplication(db, input.applicationName).info)
+        try store.read { tx in
+            GetApplicationOutput(application: try requireApplication(tx, input.applicationName).info)
         }
     }
 
     public func listApplications(_ input: ListApplicationsInput) throws -> ListApplicationsOutput {
-        try state.read { db in
-            let names = try String.fetchAll(db, sql: "SELECT name FROM applications ORDER BY name")
+        try store.read { tx in
+            let names = try tx.applicationNames()
             let (page, next) = try Paging.page(names, token: input.nextToken)
             return ListApplicationsOutput(applications: page, nextToken: next)
         }
@@ -73,10 +59,10 @@ extension ControlPlane {
 
     public func batchGetApplications(_ input: BatchGetApplicationsInput) throws -> BatchGetApplicationsOutput {
         try Validate.batch(input.applicationNames, limit: 100, what: "application name", required: "ApplicationNameRequiredException")
-        return try state.read { db in
+        return try store.read { tx in
             var infos: [ApplicationInfo] = []
             for name in input.applicationNames {
-                infos.append(try requireApplication(db, name).info)
+                infos.append(try requireApplication(tx, name).info)
             }
             return BatchGetApplicationsOutput(applicationsInfo: infos)
         }
@@ -84,26 +70,22 @@ extension ControlPlane {
 
     public func updateApplication(_ input: UpdateApplicationInput) throws {
         let newName = try Validate.applicationName(input.newApplicationName)
-        try state.write { db in
-            let app = try requireApplication(db, input.applicationName)
+        try store.write { tx in
+            let app = try requireApplication(tx, input.applicationName)
             if newName == app.name { return }
-            if try findApplication(db, newName) != nil {
+            if try findApplication(tx, newName) != nil {
                 throw ServiceError("ApplicationAlreadyExistsException", "The application \(newName) already exists with the user or AWS account.")
             }
-            try db.execute(sql: "UPDATE applications SET name = ? WHERE id = ?", arguments: [newName, app.id])
+            try tx.renameApplication(id: app.id, to: newName)
         }
     }
 
     /// Deletes the application with its deployment groups and revisions. Like AWS, a missing application is not an error.
     public func deleteApplication(_ input: DeleteApplicationInput) throws {
         let name = try Validate.applicationName(input.applicationName)
-        try state.write { db in
-            guard let app = try findApplication(db, name) else { return }
-            let groupIds = try String.fetchAll(db, sql: "SELECT id FROM deployment_groups WHERE application_id = ?", arguments: [app.id])
-            for id in groupIds + [app.id] {
-                try db.execute(sql: "DELETE FROM resource_tags WHERE resource_id = ?", arguments: [id])
-            }
-            try db.execute(sql: "DELETE FROM applications WHERE id = ?", arguments: [app.id])
+        try store.write { tx in
+            guard let app = try findApplication(tx, name) else { return }
+            try tx.deleteApplication(id: app.id)
         }
     }
 }

@@ -1,35 +1,25 @@
-import ArtifactStore
 import DeployModel
 import DeployStore
 import Foundation
-import GRDB
 
-/// The CodeDeploy API operations over a state file. Every operation takes the model's input shape and returns
-/// its output shape (or throws a `ServiceError` with the model's exception name), and runs as one SQLite
-/// transaction, so a killed process never leaves half a resource behind. Nothing here prints or exits.
+/// The CodeDeploy API operations over a ``DeployStore``. Every operation takes the model's input shape and returns
+/// its output shape (or throws a `ServiceError` with the model's exception name), and runs as one store
+/// transaction, so a killed process never leaves half a resource behind. The rules live here; the SQL lives in
+/// `DeployStoreSQLite` (ARCHITECTURE.md). Nothing here prints or exits.
 public final class ControlPlane: Sendable {
-    public let state: StateFile
-    public let artifacts: ArtifactStore
+    public let store: any DeployStore
     /// Region and account used in ARNs (`arn:aws:codedeploy:<region>:<account>:application:<name>`).
     public let region: String
     public let account: String
     let clock: @Sendable () -> Date
 
     public init(
-        state: StateFile, artifacts: ArtifactStore, region: String = "local", account: String = "000000000000",
-        clock: @escaping @Sendable () -> Date = { Date() }
+        store: any DeployStore, region: String = "local", account: String = "000000000000", clock: @escaping @Sendable () -> Date = { Date() }
     ) {
-        self.state = state
-        self.artifacts = artifacts
+        self.store = store
         self.region = region
         self.account = account
         self.clock = clock
-    }
-
-    /// Opens (creating if needed) the state file at `path` and the artifact store beside it.
-    public convenience init(statePath: String, region: String = "local") throws {
-        let state = try StateFile(path: statePath)
-        self.init(state: state, artifacts: ArtifactStore(besideStateFile: statePath), region: region)
     }
 
     /// The current time, rounded to milliseconds as AWS reports times.
@@ -38,18 +28,6 @@ public final class ControlPlane: Sendable {
     }
 
     func arnPrefix() -> String { "arn:aws:codedeploy:\(region):\(account):" }
-}
-
-// MARK: - Stored JSON
-
-/// Encodes a value as compact JSON for a column.
-func storedJSON<T: Encodable>(_ value: T) throws -> String {
-    try JSONValueEncoder().encode(value).compact()
-}
-
-/// Decodes a column written by `storedJSON`.
-func fromStoredJSON<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
-    try JSONValueDecoder().decode(type, from: JSONValue.parse(text))
 }
 
 // MARK: - Common validation

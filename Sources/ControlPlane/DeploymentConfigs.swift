@@ -1,9 +1,9 @@
 import DeployModel
+import DeployStore
 import Foundation
-import GRDB
 
-/// A deployment configuration as the orchestrator needs it.
-struct ConfigRecord {
+/// A deployment configuration as the orchestrator needs it: a stored one or a predefined one.
+struct DeploymentConfiguration {
     var id: String
     var info: DeploymentConfigInfo
     var predefined: Bool
@@ -11,10 +11,10 @@ struct ConfigRecord {
 
 extension ControlPlane {
     /// The predefined Server configurations, as `get-deployment-config` reports them on AWS.
-    static let predefinedConfigs: [ConfigRecord] = {
+    static let predefinedConfigs: [DeploymentConfiguration] = {
         let launch = Date(timeIntervalSince1970: 1_415_750_400)
-        func make(_ id: String, _ name: String, _ type: MinimumHealthyHostsType, _ value: Int) -> ConfigRecord {
-            ConfigRecord(
+        func make(_ id: String, _ name: String, _ type: MinimumHealthyHostsType, _ value: Int) -> DeploymentConfiguration {
+            DeploymentConfiguration(
                 id: id,
                 info: DeploymentConfigInfo(
                     deploymentConfigId: id, deploymentConfigName: name,
@@ -29,16 +29,14 @@ extension ControlPlane {
         ]
     }()
 
-    func findConfig(_ db: Database, _ name: String) throws -> ConfigRecord? {
+    func findConfig(_ tx: any StoreTransaction, _ name: String) throws -> DeploymentConfiguration? {
         if let predefined = Self.predefinedConfigs.first(where: { $0.info.deploymentConfigName == name }) { return predefined }
-        guard let row = try Row.fetchOne(db, sql: "SELECT id, info FROM deployment_configs WHERE name = ?", arguments: [name]) else {
-            return nil
-        }
-        return ConfigRecord(id: row["id"], info: try fromStoredJSON(DeploymentConfigInfo.self, row["info"]), predefined: false)
+        guard let stored = try tx.config(named: name) else { return nil }
+        return DeploymentConfiguration(id: stored.id, info: stored.info, predefined: false)
     }
 
-    func requireConfig(_ db: Database, _ name: String) throws -> ConfigRecord {
-        guard let config = try findConfig(db, name) else {
+    func requireConfig(_ tx: any StoreTransaction, _ name: String) throws -> DeploymentConfiguration {
+        guard let config = try findConfig(tx, name) else {
             throw ServiceError(
                 "DeploymentConfigDoesNotExistException", "The deployment configuration \(name) does not exist with the user or AWS account.")
         }
@@ -73,8 +71,8 @@ extension ControlPlane {
         case .mostConcurrency:
             throw ServiceError("InvalidMinimumHealthyHostValueException", "The type must be HOST_COUNT or FLEET_PERCENT.")
         }
-        return try state.write { db in
-            if try findConfig(db, name) != nil {
+        return try store.write { tx in
+            if try findConfig(tx, name) != nil {
                 throw ServiceError(
                     "DeploymentConfigAlreadyExistsException", "The deployment configuration \(name) already exists with the user or AWS account.")
             }
@@ -83,21 +81,19 @@ extension ControlPlane {
             let info = DeploymentConfigInfo(
                 deploymentConfigId: id, deploymentConfigName: name, minimumHealthyHosts: MinimumHealthyHosts(type: type, value: value),
                 createTime: created, computePlatform: .server, zonalConfig: input.zonalConfig)
-            try db.execute(
-                sql: "INSERT INTO deployment_configs (id, name, info, create_time) VALUES (?, ?, ?, ?)",
-                arguments: [id, name, try storedJSON(info), created.timeIntervalSince1970])
+            try tx.insertConfig(ConfigRecord(id: id, name: name, info: info, createTime: created))
             return CreateDeploymentConfigOutput(deploymentConfigId: id)
         }
     }
 
     public func getDeploymentConfig(_ input: GetDeploymentConfigInput) throws -> GetDeploymentConfigOutput {
         let name = try Validate.configName(input.deploymentConfigName)
-        return try state.read { db in GetDeploymentConfigOutput(deploymentConfigInfo: try requireConfig(db, name).info) }
+        return try store.read { tx in GetDeploymentConfigOutput(deploymentConfigInfo: try requireConfig(tx, name).info) }
     }
 
     public func listDeploymentConfigs(_ input: ListDeploymentConfigsInput) throws -> ListDeploymentConfigsOutput {
-        try state.read { db in
-            let custom = try String.fetchAll(db, sql: "SELECT name FROM deployment_configs ORDER BY name")
+        try store.read { tx in
+            let custom = try tx.configNames()
             let names = custom + Self.predefinedConfigs.compactMap(\.info.deploymentConfigName).sorted()
             let (page, next) = try Paging.page(names, token: input.nextToken)
             return ListDeploymentConfigsOutput(deploymentConfigsList: page, nextToken: next)
@@ -106,24 +102,18 @@ extension ControlPlane {
 
     public func deleteDeploymentConfig(_ input: DeleteDeploymentConfigInput) throws {
         let name = try Validate.configName(input.deploymentConfigName)
-        try state.write { db in
-            guard let config = try findConfig(db, name) else { return }
+        try store.write { tx in
+            guard let config = try findConfig(tx, name) else { return }
             guard !config.predefined else {
                 throw ServiceError("InvalidOperationException", "The predefined deployment configuration \(name) cannot be deleted.")
             }
-            let users = try String.fetchAll(
-                db,
-                sql: """
-                    SELECT a.name || '/' || g.name FROM deployment_groups g JOIN applications a ON a.id = g.application_id
-                    WHERE g.config_name = ? ORDER BY 1
-                    """, arguments: [name])
+            let users = try tx.groupPaths(usingConfig: name)
             guard users.isEmpty else {
                 throw ServiceError(
                     "DeploymentConfigInUseException",
                     "The deployment configuration \(name) is used by deployment group(s) \(users.joined(separator: ", ")).")
             }
-            try db.execute(sql: "DELETE FROM resource_tags WHERE resource_id = ?", arguments: [config.id])
-            try db.execute(sql: "DELETE FROM deployment_configs WHERE id = ?", arguments: [config.id])
+            try tx.deleteConfig(id: config.id)
         }
     }
 }

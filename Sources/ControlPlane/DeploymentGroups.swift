@@ -1,57 +1,39 @@
 import DeployModel
+import DeployStore
 import Foundation
-import GRDB
-
-struct GroupRecord {
-    var id: String
-    var applicationId: String
-    var name: String
-    var configName: String
-    /// What the user configured; names, IDs and the last-deployment members are filled in on read.
-    var info: DeploymentGroupInfo
-}
 
 extension ControlPlane {
-    func findGroup(_ db: Database, app: ApplicationRow, name: String) throws -> GroupRecord? {
-        guard
-            let row = try Row.fetchOne(
-                db, sql: "SELECT * FROM deployment_groups WHERE application_id = ? AND name = ?", arguments: [app.id, name])
-        else { return nil }
-        return GroupRecord(
-            id: row["id"], applicationId: row["application_id"], name: row["name"], configName: row["config_name"],
-            info: try fromStoredJSON(DeploymentGroupInfo.self, row["info"]))
+    func findGroup(_ tx: any StoreTransaction, app: ApplicationRecord, name: String) throws -> GroupRecord? {
+        try tx.group(applicationId: app.id, name: name)
     }
 
-    func requireGroup(_ db: Database, app: ApplicationRow, name: String?) throws -> GroupRecord {
+    func requireGroup(_ tx: any StoreTransaction, app: ApplicationRecord, name: String?) throws -> GroupRecord {
         let name = try Validate.groupName(name)
-        guard let group = try findGroup(db, app: app, name: name) else {
+        guard let group = try findGroup(tx, app: app, name: name) else {
             throw ServiceError("DeploymentGroupDoesNotExistException", "The deployment group \(name) does not exist with the user or AWS account.")
         }
         return group
     }
 
     /// The group as `get-deployment-group` shows it, with its last attempted and last successful deployments.
-    func groupInfo(_ db: Database, app: ApplicationRow, group: GroupRecord) throws -> DeploymentGroupInfo {
+    func groupInfo(_ tx: any StoreTransaction, app: ApplicationRecord, group: GroupRecord) throws -> DeploymentGroupInfo {
         var info = group.info
         info.applicationName = app.name
         info.deploymentGroupId = group.id
         info.deploymentGroupName = group.name
         info.deploymentConfigName = group.configName
         info.computePlatform = .server
-        func newest(_ condition: String) throws -> DeploymentInfo? {
-            try Row.fetchOne(
-                db, sql: "SELECT info FROM deployments WHERE group_id = ?\(condition) ORDER BY create_time DESC, rowid DESC LIMIT 1",
-                arguments: [group.id]
-            ).map { try fromStoredJSON(DeploymentInfo.self, $0["info"]) }
+        func newest(_ status: String?) throws -> DeploymentInfo? {
+            try tx.newestDeployment(groupId: group.id, status: status, excluding: nil)
         }
         func summary(_ d: DeploymentInfo) -> LastDeploymentInfo {
             LastDeploymentInfo(deploymentId: d.deploymentId, status: d.status, endTime: d.completeTime, createTime: d.createTime)
         }
-        if let latest = try newest("") {
+        if let latest = try newest(nil) {
             info.lastAttemptedDeployment = summary(latest)
             info.targetRevision = latest.revision
         }
-        info.lastSuccessfulDeployment = try newest(" AND status = 'Succeeded'").map(summary)
+        info.lastSuccessfulDeployment = try newest("Succeeded").map(summary)
         return info
     }
 
@@ -108,36 +90,34 @@ extension ControlPlane {
             ecsServices: input.ecsServices,
             terminationHookEnabled: input.terminationHookEnabled ?? false)
         try validateGroupSettings(info)
-        return try state.write { db in
-            let app = try requireApplication(db, input.applicationName)
+        return try store.write { tx in
+            let app = try requireApplication(tx, input.applicationName)
             let configName = input.deploymentConfigName ?? "CodeDeployDefault.OneAtATime"
-            _ = try requireConfig(db, configName)
-            if try findGroup(db, app: app, name: name) != nil {
+            _ = try requireConfig(tx, configName)
+            if try findGroup(tx, app: app, name: name) != nil {
                 throw ServiceError(
                     "DeploymentGroupAlreadyExistsException", "The deployment group \(name) already exists for application \(app.name).")
             }
             let id = Identifier.uuid()
-            try db.execute(
-                sql: "INSERT INTO deployment_groups (id, application_id, name, config_name, info) VALUES (?, ?, ?, ?, ?)",
-                arguments: [id, app.id, name, configName, try storedJSON(info)])
-            try replaceTags(db, resourceId: id, adding: tags)
+            try tx.insertGroup(GroupRecord(id: id, applicationId: app.id, name: name, configName: configName, info: info))
+            try replaceTags(tx, resourceId: id, adding: tags)
             return CreateDeploymentGroupOutput(deploymentGroupId: id)
         }
     }
 
     public func getDeploymentGroup(_ input: GetDeploymentGroupInput) throws -> GetDeploymentGroupOutput {
         expireOverdueCommandsIfWritable()
-        return try state.read { db in
-            let app = try requireApplication(db, input.applicationName)
-            let group = try requireGroup(db, app: app, name: input.deploymentGroupName)
-            return GetDeploymentGroupOutput(deploymentGroupInfo: try groupInfo(db, app: app, group: group))
+        return try store.read { tx in
+            let app = try requireApplication(tx, input.applicationName)
+            let group = try requireGroup(tx, app: app, name: input.deploymentGroupName)
+            return GetDeploymentGroupOutput(deploymentGroupInfo: try groupInfo(tx, app: app, group: group))
         }
     }
 
     public func listDeploymentGroups(_ input: ListDeploymentGroupsInput) throws -> ListDeploymentGroupsOutput {
-        try state.read { db in
-            let app = try requireApplication(db, input.applicationName)
-            let names = try String.fetchAll(db, sql: "SELECT name FROM deployment_groups WHERE application_id = ? ORDER BY name", arguments: [app.id])
+        try store.read { tx in
+            let app = try requireApplication(tx, input.applicationName)
+            let names = try tx.groupNames(applicationId: app.id)
             let (page, next) = try Paging.page(names, token: input.nextToken)
             return ListDeploymentGroupsOutput(applicationName: app.name, deploymentGroups: page, nextToken: next)
         }
@@ -146,13 +126,13 @@ extension ControlPlane {
     public func batchGetDeploymentGroups(_ input: BatchGetDeploymentGroupsInput) throws -> BatchGetDeploymentGroupsOutput {
         expireOverdueCommandsIfWritable()
         try Validate.batch(input.deploymentGroupNames, limit: 100, what: "deployment group name", required: "DeploymentGroupNameRequiredException")
-        return try state.read { db in
-            let app = try requireApplication(db, input.applicationName)
+        return try store.read { tx in
+            let app = try requireApplication(tx, input.applicationName)
             var infos: [DeploymentGroupInfo] = []
             var missing: [String] = []
             for name in input.deploymentGroupNames {
-                if let group = try findGroup(db, app: app, name: try Validate.groupName(name)) {
-                    infos.append(try groupInfo(db, app: app, group: group))
+                if let group = try findGroup(tx, app: app, name: try Validate.groupName(name)) {
+                    infos.append(try groupInfo(tx, app: app, group: group))
                 } else {
                     missing.append(name)
                 }
@@ -163,19 +143,19 @@ extension ControlPlane {
     }
 
     public func updateDeploymentGroup(_ input: UpdateDeploymentGroupInput) throws -> UpdateDeploymentGroupOutput {
-        try state.write { db in
-            let app = try requireApplication(db, input.applicationName)
-            var group = try requireGroup(db, app: app, name: input.currentDeploymentGroupName)
+        try store.write { tx in
+            let app = try requireApplication(tx, input.applicationName)
+            var group = try requireGroup(tx, app: app, name: input.currentDeploymentGroupName)
             if let newName = input.newDeploymentGroupName, newName != group.name {
                 let newName = try Validate.groupName(newName)
-                if try findGroup(db, app: app, name: newName) != nil {
+                if try findGroup(tx, app: app, name: newName) != nil {
                     throw ServiceError(
                         "DeploymentGroupAlreadyExistsException", "The deployment group \(newName) already exists for application \(app.name).")
                 }
                 group.name = newName
             }
             if let configName = input.deploymentConfigName {
-                _ = try requireConfig(db, configName)
+                _ = try requireConfig(tx, configName)
                 group.configName = configName
             }
             var info = group.info
@@ -200,9 +180,8 @@ extension ControlPlane {
             if let v = input.ecsServices { info.ecsServices = v }
             if let v = input.terminationHookEnabled { info.terminationHookEnabled = v }
             try validateGroupSettings(info)
-            try db.execute(
-                sql: "UPDATE deployment_groups SET name = ?, config_name = ?, info = ? WHERE id = ?",
-                arguments: [group.name, group.configName, try storedJSON(info), group.id])
+            try tx.updateGroup(
+                GroupRecord(id: group.id, applicationId: group.applicationId, name: group.name, configName: group.configName, info: info))
             return UpdateDeploymentGroupOutput(hooksNotCleanedUp: [])
         }
     }
@@ -210,11 +189,10 @@ extension ControlPlane {
     /// Deletes a group. Like AWS, a missing group is not an error; its past deployments stay readable.
     public func deleteDeploymentGroup(_ input: DeleteDeploymentGroupInput) throws -> DeleteDeploymentGroupOutput {
         let name = try Validate.groupName(input.deploymentGroupName)
-        return try state.write { db in
-            let app = try requireApplication(db, input.applicationName)
-            if let group = try findGroup(db, app: app, name: name) {
-                try db.execute(sql: "DELETE FROM resource_tags WHERE resource_id = ?", arguments: [group.id])
-                try db.execute(sql: "DELETE FROM deployment_groups WHERE id = ?", arguments: [group.id])
+        return try store.write { tx in
+            let app = try requireApplication(tx, input.applicationName)
+            if let group = try findGroup(tx, app: app, name: name) {
+                try tx.deleteGroup(id: group.id)
             }
             return DeleteDeploymentGroupOutput(hooksNotCleanedUp: [])
         }

@@ -1,6 +1,6 @@
 import DeployModel
+import DeployStore
 import Foundation
-import GRDB
 import HostCommandModel
 
 extension DeploymentStatus {
@@ -12,31 +12,28 @@ extension ControlPlane {
     static let noInstancesMessage =
         "The deployment failed because no instances were found for your deployment group. Check your deployment group settings to make sure the tags for your on-premises instances correctly identify the instances you want to deploy to, and then try again."
 
-    func findDeployment(_ db: Database, _ id: String) throws -> DeploymentInfo? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT info FROM deployments WHERE id = ?", arguments: [id]) else { return nil }
-        return try fromStoredJSON(DeploymentInfo.self, row["info"])
+    func findDeployment(_ tx: any StoreTransaction, _ id: String) throws -> DeploymentInfo? {
+        try tx.deployment(id: id)
     }
 
-    func requireDeployment(_ db: Database, _ id: String?) throws -> DeploymentInfo {
+    func requireDeployment(_ tx: any StoreTransaction, _ id: String?) throws -> DeploymentInfo {
         let id = try Validate.deploymentId(id)
-        guard let info = try findDeployment(db, id) else {
+        guard let info = try findDeployment(tx, id) else {
             throw ServiceError("DeploymentDoesNotExistException", "The deployment \(id) does not exist with the user or AWS account.")
         }
         return info
     }
 
-    func saveDeployment(_ db: Database, _ info: DeploymentInfo) throws {
-        try db.execute(
-            sql: "UPDATE deployments SET status = ?, info = ? WHERE id = ?",
-            arguments: [info.status?.rawValue ?? "Created", try storedJSON(info), info.deploymentId])
+    func saveDeployment(_ tx: any StoreTransaction, _ info: DeploymentInfo) throws {
+        try tx.updateDeployment(info)
     }
 
     /// The registered instances a group (or a deployment's `targetInstances`) selects, by name.
-    func selectTargets(_ db: Database, group: DeploymentGroupInfo, override: TargetInstances?) throws -> [InstanceInfo] {
-        let names = try String.fetchAll(db, sql: "SELECT name FROM instances WHERE registered = 1 ORDER BY name")
+    func selectTargets(_ tx: any StoreTransaction, group: DeploymentGroupInfo, override: TargetInstances?) throws -> [InstanceInfo] {
+        let names = try tx.instanceNames(registered: true)
         var selected: [InstanceInfo] = []
         for name in names {
-            let tags = try instanceTags(db, name)
+            let tags = try instanceTags(tx, name)
             let matches: Bool
             if let filters = override?.tagFilters, !filters.isEmpty {
                 matches = TagMatching.matches(tags, anyOf: filters.map(TagFilter.init))
@@ -45,7 +42,7 @@ extension ControlPlane {
             } else {
                 matches = TagMatching.matches(tags, anyOf: group.onPremisesInstanceTagFilters ?? [])
             }
-            if matches, let info = try findInstance(db, name) { selected.append(info) }
+            if matches, let info = try findInstance(tx, name) { selected.append(info) }
         }
         return selected
     }
@@ -64,56 +61,47 @@ extension ControlPlane {
         if let problem = TagMatching.problem(in: (input.targetInstances?.tagFilters ?? []).map(TagFilter.init)) {
             throw ServiceError("InvalidTargetInstancesException", "Invalid tag filter in targetInstances: \(problem).")
         }
-        return try state.write { db in CreateDeploymentOutput(deploymentId: try insertDeployment(db, input, creator: .user)) }
+        return try store.write { tx in CreateDeploymentOutput(deploymentId: try insertDeployment(tx, input, creator: .user)) }
     }
 
     /// Creates a deployment inside the caller's transaction (create-deployment, and automatic rollbacks).
-    func insertDeployment(_ db: Database, _ input: CreateDeploymentInput, creator: DeploymentCreator, rollbackInfo: RollbackInfo? = nil) throws
+    func insertDeployment(_ tx: any StoreTransaction, _ input: CreateDeploymentInput, creator: DeploymentCreator, rollbackInfo: RollbackInfo? = nil)
+        throws
         -> String
     {
         do {
-            let app = try requireApplication(db, input.applicationName)
+            let app = try requireApplication(tx, input.applicationName)
             guard let groupName = input.deploymentGroupName, !groupName.isEmpty else {
                 throw ServiceError("DeploymentGroupNameRequiredException", "The deployment group name must be specified.")
             }
-            guard let group = try findGroup(db, app: app, name: groupName) else {
+            guard let group = try findGroup(tx, app: app, name: groupName) else {
                 throw ServiceError(
                     "DeploymentGroupDoesNotExistException", "The deployment group \(groupName) does not exist for application \(app.name).")
             }
-            let current = try groupInfo(db, app: app, group: group)
+            let current = try groupInfo(tx, app: app, group: group)
             let (revision, identity) = try normalizedRevision(input.revision ?? current.targetRevision)
             let configName = input.deploymentConfigName ?? group.configName
-            _ = try requireConfig(db, configName)
+            _ = try requireConfig(tx, configName)
 
-            if let active = try String.fetchOne(
-                db,
-                sql: """
-                    SELECT id FROM deployments WHERE group_id = ? AND status IN ('Created', 'Queued', 'InProgress', 'Baking', 'Ready')
-                    ORDER BY create_time LIMIT 1
-                    """, arguments: [group.id])
-            {
+            if let active = try tx.activeDeploymentId(groupId: group.id) {
                 throw ServiceError(
                     "DeploymentLimitExceededException", "The Deployment Group '\(group.name)' already has an active Deployment '\(active)'.")
             }
 
-            try upsertRevision(db, appId: app.id, revision: revision, identity: identity, description: nil)
+            try upsertRevision(tx, appId: app.id, revision: revision, identity: identity, description: nil)
             let created = now()
-            try markRevisionUsed(db, appId: app.id, identity: identity, groupName: group.name, at: created)
+            try markRevisionUsed(tx, appId: app.id, identity: identity, groupName: group.name, at: created)
 
             var id = Identifier.deploymentId()
-            while try findDeployment(db, id) != nil { id = Identifier.deploymentId() }
+            while try findDeployment(tx, id) != nil { id = Identifier.deploymentId() }
             // Instances whose last deployment in this group failed go first, as on AWS.
-            let targets = try selectTargets(db, group: current, override: input.targetInstances).enumerated().sorted { a, b in
-                let af = try? lastTargetFailed(db, groupId: group.id, instance: a.element.instanceName ?? "")
-                let bf = try? lastTargetFailed(db, groupId: group.id, instance: b.element.instanceName ?? "")
+            let targets = try selectTargets(tx, group: current, override: input.targetInstances).enumerated().sorted { a, b in
+                let af = try? lastTargetFailed(tx, groupId: group.id, instance: a.element.instanceName ?? "")
+                let bf = try? lastTargetFailed(tx, groupId: group.id, instance: b.element.instanceName ?? "")
                 if (af ?? false) != (bf ?? false) { return af ?? false }
                 return a.offset < b.offset
             }.map(\.element)
-            let previous = try Row.fetchOne(
-                db,
-                sql: "SELECT info FROM deployments WHERE group_id = ? AND status = 'Succeeded' ORDER BY create_time DESC, rowid DESC LIMIT 1",
-                arguments: [group.id]
-            ).map { try fromStoredJSON(DeploymentInfo.self, $0["info"]) }
+            let previous = try tx.newestDeployment(groupId: group.id, status: "Succeeded", excluding: nil)
 
             var info = DeploymentInfo(
                 applicationName: app.name, deploymentGroupName: group.name, deploymentConfigName: configName, deploymentId: id,
@@ -133,17 +121,13 @@ extension ControlPlane {
                 info.completeTime = created
                 info.errorInformation = ErrorInformation(code: .noInstances, message: Self.noInstancesMessage)
             }
-            try db.execute(
-                sql: "INSERT INTO deployments (id, application_id, group_id, status, create_time, info) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [id, app.id, group.id, info.status?.rawValue, created.timeIntervalSince1970, try storedJSON(info)])
+            try tx.insertDeployment(DeploymentRecord(id: id, applicationId: app.id, groupId: group.id, createTime: created, info: info))
             for (position, instance) in targets.enumerated() {
                 let name = instance.instanceName ?? ""
                 let target = InstanceTarget(
                     deploymentId: id, targetId: name, targetArn: instance.instanceArn, status: .pending, lastUpdatedAt: created,
                     lifecycleEvents: LifecycleEventName.all.map { LifecycleEvent(lifecycleEventName: $0, status: .pending) })
-                try db.execute(
-                    sql: "INSERT INTO deployment_targets (deployment_id, target_id, position, status, info) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [id, name, position, "Pending", try storedJSON(target)])
+                try tx.insertTarget(target, deploymentId: id, position: position)
             }
             return id
         }
@@ -151,16 +135,16 @@ extension ControlPlane {
 
     public func getDeployment(_ input: GetDeploymentInput) throws -> GetDeploymentOutput {
         expireOverdueCommandsIfWritable()
-        return try state.read { db in GetDeploymentOutput(deploymentInfo: try requireDeployment(db, input.deploymentId)) }
+        return try store.read { tx in GetDeploymentOutput(deploymentInfo: try requireDeployment(tx, input.deploymentId)) }
     }
 
     public func batchGetDeployments(_ input: BatchGetDeploymentsInput) throws -> BatchGetDeploymentsOutput {
         expireOverdueCommandsIfWritable()
         try Validate.batch(input.deploymentIds, limit: 25, what: "deployment ID", required: "DeploymentIdRequiredException")
-        return try state.read { db in
+        return try store.read { tx in
             var infos: [DeploymentInfo] = []
             for id in input.deploymentIds {
-                if let info = try findDeployment(db, try Validate.deploymentId(id)) { infos.append(info) }
+                if let info = try findDeployment(tx, try Validate.deploymentId(id)) { infos.append(info) }
             }
             return BatchGetDeploymentsOutput(deploymentsInfo: infos)
         }
@@ -178,31 +162,15 @@ extension ControlPlane {
         if let range = input.createTimeRange, let start = range.start, let end = range.end, start > end {
             throw ServiceError("InvalidTimeRangeException", "The start of createTimeRange is after its end.")
         }
-        return try state.read { db in
-            var clauses: [String] = []
-            var arguments: [any DatabaseValueConvertible] = []
+        return try store.read { tx in
+            var filter = DeploymentFilter(
+                statuses: (input.includeOnlyStatuses ?? []).map(\.rawValue), createdFrom: input.createTimeRange?.start,
+                createdTo: input.createTimeRange?.end)
             if input.applicationName != nil {
-                let app = try requireApplication(db, input.applicationName)
-                let group = try requireGroup(db, app: app, name: input.deploymentGroupName)
-                clauses.append("group_id = ?")
-                arguments.append(group.id)
+                let app = try requireApplication(tx, input.applicationName)
+                filter.groupId = try requireGroup(tx, app: app, name: input.deploymentGroupName).id
             }
-            if let statuses = input.includeOnlyStatuses, !statuses.isEmpty {
-                clauses.append("status IN (\(statuses.map { _ in "?" }.joined(separator: ", ")))")
-                arguments += statuses.map(\.rawValue)
-            }
-            if let start = input.createTimeRange?.start {
-                clauses.append("create_time >= ?")
-                arguments.append(start.timeIntervalSince1970)
-            }
-            if let end = input.createTimeRange?.end {
-                clauses.append("create_time <= ?")
-                arguments.append(end.timeIntervalSince1970)
-            }
-            let whereClause = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
-            let ids = try String.fetchAll(
-                db, sql: "SELECT id FROM deployments\(whereClause) ORDER BY create_time DESC, rowid DESC",
-                arguments: StatementArguments(arguments))
+            let ids = try tx.deploymentIds(matching: filter)
             let (page, next) = try Paging.page(ids, token: input.nextToken)
             return ListDeploymentsOutput(deployments: page, nextToken: next)
         }
@@ -213,16 +181,16 @@ extension ControlPlane {
     /// `autoRollbackConfiguration` listing DEPLOYMENT_STOP_ON_REQUEST, the last successful revision is redeployed.
     public func stopDeployment(_ input: StopDeploymentInput) throws -> StopDeploymentOutput {
         try expireOverdueCommands()
-        return try state.write { db in
-            var info = try requireDeployment(db, input.deploymentId)
+        return try store.write { tx in
+            var info = try requireDeployment(tx, input.deploymentId)
             let id = info.deploymentId ?? ""
             guard info.status?.isActive ?? false else {
                 throw ServiceError("DeploymentAlreadyCompletedException", "The deployment \(id) has already completed.")
             }
             let stopped = now()
             let outstanding = Set(
-                try String.fetchAll(db, sql: "SELECT instance_name FROM host_commands WHERE deployment_id = ?", arguments: [id]))
-            for var target in try targets(db, deploymentId: id) where target.status == .pending || target.status == .inProgress {
+                try tx.commandInstances(deploymentId: id))
+            for var target in try targets(tx, deploymentId: id) where target.status == .pending || target.status == .inProgress {
                 if outstanding.contains(target.targetId ?? "") { continue }
                 target.status = .skipped
                 target.lastUpdatedAt = stopped
@@ -234,19 +202,19 @@ extension ControlPlane {
                     }
                     return event
                 }
-                try saveTarget(db, target)
+                try saveTarget(tx, target)
             }
             info.status = .stopped
             info.completeTime = stopped
             info.errorInformation = ErrorInformation(code: .manualStop, message: "The deployment was stopped by a stop-deployment request.")
-            info = try withOverview(db, info)
-            try saveDeployment(db, info)
+            info = try withOverview(tx, info)
+            try saveDeployment(tx, info)
             let requested = input.autoRollbackEnabled
             if requested == true
                 || (requested == nil && info.autoRollbackConfiguration?.enabled == true
                     && info.autoRollbackConfiguration?.events?.contains(.deploymentStopOnRequest) == true)
             {
-                try rollBackIfConfigured(db, info, event: .deploymentStopOnRequest, force: true)
+                try rollBackIfConfigured(tx, info, event: .deploymentStopOnRequest, force: true)
             }
             if outstanding.isEmpty {
                 return StopDeploymentOutput(status: .succeeded, statusMessage: "Deployment \(id) stopped.")
@@ -257,26 +225,19 @@ extension ControlPlane {
         }
     }
 
-    func lastTargetFailed(_ db: Database, groupId: String, instance: String) throws -> Bool {
-        try String.fetchOne(
-            db,
-            sql: """
-                SELECT t.status FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
-                WHERE d.group_id = ? AND t.target_id = ? ORDER BY d.create_time DESC, d.rowid DESC LIMIT 1
-                """, arguments: [groupId, instance]) == "Failed"
+    func lastTargetFailed(_ tx: any StoreTransaction, groupId: String, instance: String) throws -> Bool {
+        try tx.newestTargetStatus(groupId: groupId, instance: instance) == "Failed"
     }
 
     // MARK: Targets
 
-    func targets(_ db: Database, deploymentId: String) throws -> [InstanceTarget] {
-        try Row.fetchAll(
-            db, sql: "SELECT info FROM deployment_targets WHERE deployment_id = ? ORDER BY position", arguments: [deploymentId]
-        ).map { try fromStoredJSON(InstanceTarget.self, $0["info"]) }
+    func targets(_ tx: any StoreTransaction, deploymentId: String) throws -> [InstanceTarget] {
+        try tx.targets(deploymentId: deploymentId)
     }
 
-    func requireTarget(_ db: Database, deploymentId: String, targetId: String) throws -> InstanceTarget {
+    func requireTarget(_ tx: any StoreTransaction, deploymentId: String, targetId: String) throws -> InstanceTarget {
         let wanted = targetId.split(separator: "/").last.map { String($0) } ?? targetId
-        let all = try targets(db, deploymentId: deploymentId)
+        let all = try targets(tx, deploymentId: deploymentId)
         guard let target = all.first(where: { $0.targetId == targetId || $0.targetId == wanted || $0.targetArn == targetId }) else {
             throw ServiceError("DeploymentTargetDoesNotExistException", "The target \(targetId) is not part of deployment \(deploymentId).")
         }
@@ -285,9 +246,9 @@ extension ControlPlane {
 
     public func listDeploymentTargets(_ input: ListDeploymentTargetsInput) throws -> ListDeploymentTargetsOutput {
         expireOverdueCommandsIfWritable()
-        return try state.read { db in
-            let info = try requireDeployment(db, input.deploymentId)
-            var all = try targets(db, deploymentId: info.deploymentId ?? "")
+        return try store.read { tx in
+            let info = try requireDeployment(tx, input.deploymentId)
+            var all = try targets(tx, deploymentId: info.deploymentId ?? "")
             for (name, values) in input.targetFilters ?? [:] {
                 switch name {
                 case "TargetStatus":
@@ -311,13 +272,13 @@ extension ControlPlane {
 
     public func getDeploymentTarget(_ input: GetDeploymentTargetInput) throws -> GetDeploymentTargetOutput {
         expireOverdueCommandsIfWritable()
-        return try state.read { db in
-            let info = try requireDeployment(db, input.deploymentId)
+        return try store.read { tx in
+            let info = try requireDeployment(tx, input.deploymentId)
             let targetId = input.targetId
             guard !targetId.isEmpty else {
                 throw ServiceError("DeploymentTargetIdRequiredException", "A target ID must be specified.")
             }
-            let target = try requireTarget(db, deploymentId: info.deploymentId ?? "", targetId: targetId)
+            let target = try requireTarget(tx, deploymentId: info.deploymentId ?? "", targetId: targetId)
             return GetDeploymentTargetOutput(
                 deploymentTarget: DeploymentTarget(deploymentTargetType: .instanceTarget, instanceTarget: target))
         }
@@ -329,12 +290,12 @@ extension ControlPlane {
         guard input.targetIds.count <= 25 else {
             throw ServiceError("DeploymentTargetListSizeExceededException", "At most 25 targets can be requested; got \(input.targetIds.count).")
         }
-        return try state.read { db in
-            let info = try requireDeployment(db, input.deploymentId)
+        return try store.read { tx in
+            let info = try requireDeployment(tx, input.deploymentId)
             let found = try input.targetIds.map { id in
                 DeploymentTarget(
                     deploymentTargetType: .instanceTarget,
-                    instanceTarget: try requireTarget(db, deploymentId: info.deploymentId ?? "", targetId: id))
+                    instanceTarget: try requireTarget(tx, deploymentId: info.deploymentId ?? "", targetId: id))
             }
             return BatchGetDeploymentTargetsOutput(deploymentTargets: found)
         }
@@ -351,9 +312,9 @@ extension ControlPlane {
 
     public func listDeploymentInstances(_ input: ListDeploymentInstancesInput) throws -> ListDeploymentInstancesOutput {
         expireOverdueCommandsIfWritable()
-        return try state.read { db in
-            let info = try requireDeployment(db, input.deploymentId)
-            var all = try targets(db, deploymentId: info.deploymentId ?? "")
+        return try store.read { tx in
+            let info = try requireDeployment(tx, input.deploymentId)
+            var all = try targets(tx, deploymentId: info.deploymentId ?? "")
             if let statuses = input.instanceStatusFilter, !statuses.isEmpty {
                 all = all.filter { target in statuses.contains { $0.rawValue == target.status?.rawValue } }
             }
@@ -367,11 +328,11 @@ extension ControlPlane {
 
     public func getDeploymentInstance(_ input: GetDeploymentInstanceInput) throws -> GetDeploymentInstanceOutput {
         expireOverdueCommandsIfWritable()
-        return try state.read { db in
-            let info = try requireDeployment(db, input.deploymentId)
+        return try store.read { tx in
+            let info = try requireDeployment(tx, input.deploymentId)
             guard !input.instanceId.isEmpty else { throw ServiceError("InstanceIdRequiredException", "An instance ID must be specified.") }
             do {
-                let target = try requireTarget(db, deploymentId: info.deploymentId ?? "", targetId: input.instanceId)
+                let target = try requireTarget(tx, deploymentId: info.deploymentId ?? "", targetId: input.instanceId)
                 return GetDeploymentInstanceOutput(instanceSummary: summary(target))
             } catch let error as ServiceError where error.code == "DeploymentTargetDoesNotExistException" {
                 throw ServiceError("InstanceDoesNotExistException", error.message)
@@ -382,12 +343,12 @@ extension ControlPlane {
     public func batchGetDeploymentInstances(_ input: BatchGetDeploymentInstancesInput) throws -> BatchGetDeploymentInstancesOutput {
         expireOverdueCommandsIfWritable()
         try Validate.batch(input.instanceIds, limit: 25, what: "instance ID", required: "InstanceIdRequiredException")
-        return try state.read { db in
-            let info = try requireDeployment(db, input.deploymentId)
+        return try store.read { tx in
+            let info = try requireDeployment(tx, input.deploymentId)
             var summaries: [InstanceSummary] = []
             var missing: [String] = []
             for id in input.instanceIds {
-                if let target = try? requireTarget(db, deploymentId: info.deploymentId ?? "", targetId: id) {
+                if let target = try? requireTarget(tx, deploymentId: info.deploymentId ?? "", targetId: id) {
                     summaries.append(summary(target))
                 } else {
                     missing.append(id)

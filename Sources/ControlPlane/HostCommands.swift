@@ -1,6 +1,6 @@
 import DeployModel
+import DeployStore
 import Foundation
-import GRDB
 import HostCommandModel
 
 /// The agent side of the control plane (DESIGN.md §1): agents poll for the next host command of their instance,
@@ -16,31 +16,13 @@ extension ControlPlane: HostCommandService {
     public func pollHostCommand(instanceName: String) throws -> HostCommand? {
         // Most polls find nothing: answer those from a read, without taking the write lock.
         let stamp = now().timeIntervalSince1970
-        let work = try state.read { db in
-            try Bool.fetchOne(
-                db,
-                sql: """
-                    SELECT EXISTS (SELECT 1 FROM host_commands WHERE deadline < ?)
-                        OR EXISTS (
-                            SELECT 1 FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
-                            WHERE t.target_id = ? AND (d.status = 'Created' OR (d.status = 'InProgress' AND t.status = 'InProgress'
-                                AND NOT EXISTS (SELECT 1 FROM host_commands h WHERE h.deployment_id = d.id AND h.instance_name = t.target_id))))
-                    """, arguments: [stamp, instanceName]) ?? false
-        }
+        let work = try store.read { tx in try tx.hasWork(instance: instanceName, now: stamp) }
         guard work else { return nil }
-        return try state.write { db in
-            try sweepExpiredCommands(db)
-            let candidates = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT d.id AS deployment_id FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
-                    WHERE t.target_id = ? AND (d.status = 'Created' OR (d.status = 'InProgress' AND t.status = 'InProgress'))
-                    ORDER BY d.create_time
-                    """, arguments: [instanceName])
-            for row in candidates {
-                let deploymentId: String = row["deployment_id"]
-                try advance(db, deploymentId)
-                if let command = try nextCommand(db, deploymentId: deploymentId, instance: instanceName) { return command }
+        return try store.write { tx in
+            try sweepExpiredCommands(tx)
+            for deploymentId in try tx.pollCandidates(instance: instanceName) {
+                try advance(tx, deploymentId)
+                if let command = try nextCommand(tx, deploymentId: deploymentId, instance: instanceName) { return command }
             }
             return nil
         }
@@ -48,11 +30,10 @@ extension ControlPlane: HostCommandService {
 
     /// The agent has started the command and expects it to take at most `expectedSeconds` (its hooks' timeouts).
     public func acknowledgeHostCommand(id: String, expectedSeconds: Int) throws {
-        try state.write { db in
+        try store.write { tx in
             // Bounded: an agent's figure (the sum of its scripts' timeouts) is never trusted to be sane.
             let deadline = now().timeIntervalSince1970 + Double(min(max(expectedSeconds, 1), Self.maxExpectedSeconds)) + Self.completionMargin
-            try db.execute(sql: "UPDATE host_commands SET acknowledged = 1, deadline = ? WHERE id = ?", arguments: [deadline, id])
-            guard db.changesCount == 1 else {
+            guard try tx.acknowledgeCommand(id: id, deadline: deadline) else {
                 throw ServiceError("InvalidHostCommandException", "The host command \(id) is not outstanding (it completed or was failed).")
             }
         }
@@ -60,28 +41,24 @@ extension ControlPlane: HostCommandService {
 
     /// Records how the command ended and advances the deployment.
     public func completeHostCommand(id: String, report: HostCommandReport) throws {
-        try state.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM host_commands WHERE id = ?", arguments: [id]) else {
+        try store.write { tx in
+            guard let command = try tx.command(id: id) else {
                 throw ServiceError("InvalidHostCommandException", "The host command \(id) is not outstanding (it completed or was failed).")
             }
-            try db.execute(sql: "DELETE FROM host_commands WHERE id = ?", arguments: [id])
-            try finishEvent(db, deploymentId: row["deployment_id"], instance: row["instance_name"], event: row["event_name"], report: report)
-            try advance(db, row["deployment_id"])
+            try tx.deleteCommand(id: id)
+            try finishEvent(tx, deploymentId: command.deploymentId, instance: command.instanceName, event: command.eventName, report: report)
+            try advance(tx, command.deploymentId)
         }
     }
 
     // MARK: Internals
 
-    func targetRow(_ db: Database, deploymentId: String, instance: String) throws -> InstanceTarget? {
-        try Row.fetchOne(
-            db, sql: "SELECT info FROM deployment_targets WHERE deployment_id = ? AND target_id = ?", arguments: [deploymentId, instance]
-        ).map { try fromStoredJSON(InstanceTarget.self, $0["info"]) }
+    func targetRow(_ tx: any StoreTransaction, deploymentId: String, instance: String) throws -> InstanceTarget? {
+        try tx.target(deploymentId: deploymentId, instance: instance)
     }
 
-    func saveTarget(_ db: Database, _ target: InstanceTarget) throws {
-        try db.execute(
-            sql: "UPDATE deployment_targets SET status = ?, info = ? WHERE deployment_id = ? AND target_id = ?",
-            arguments: [target.status?.rawValue ?? "Pending", try storedJSON(target), target.deploymentId, target.targetId])
+    func saveTarget(_ tx: any StoreTransaction, _ target: InstanceTarget) throws {
+        try tx.updateTarget(target)
     }
 
     /// Fails the host commands whose agent did not acknowledge or complete them in time, and advances their
@@ -90,10 +67,10 @@ extension ControlPlane: HostCommandService {
     /// nothing is overdue.
     public func expireOverdueCommands() throws {
         let stamp = now().timeIntervalSince1970
-        let overdue = try state.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM host_commands WHERE deadline < ?)", arguments: [stamp]) ?? false
+        let overdue = try store.read { tx in
+            try tx.hasOverdueCommands(now: stamp)
         }
-        if overdue { try state.write { db in try sweepExpiredCommands(db) } }
+        if overdue { try store.write { tx in try sweepExpiredCommands(tx) } }
     }
 
     /// For read operations: expiry is applied when the state file can be written; a reader that may only read
@@ -103,35 +80,30 @@ extension ControlPlane: HostCommandService {
     }
 
     /// Fails commands whose agent did not acknowledge or complete them in time.
-    func sweepExpiredCommands(_ db: Database) throws {
-        let expired = try Row.fetchAll(db, sql: "SELECT * FROM host_commands WHERE deadline < ?", arguments: [now().timeIntervalSince1970])
-        for row in expired {
-            let instance: String = row["instance_name"]
-            let event: String = row["event_name"]
-            let acknowledged: Bool = row["acknowledged"]
-            try db.execute(sql: "DELETE FROM host_commands WHERE id = ?", arguments: [row["id"] as String])
+    func sweepExpiredCommands(_ tx: any StoreTransaction) throws {
+        for command in try tx.overdueCommands(now: now().timeIntervalSince1970) {
+            let instance = command.instanceName
+            let event = command.eventName
+            let acknowledged = command.acknowledged
+            try tx.deleteCommand(id: command.id)
             let message =
                 acknowledged
                 ? "The agent on \(instance) did not complete \(event) within its hooks' timeouts plus \(Int(Self.completionMargin)) s; it is presumed gone. Restart it; the next deployment will work."
                 : "The agent on \(instance) did not acknowledge \(event) within \(Int(Self.acknowledgeWindow)) s; it is presumed gone."
             try finishEvent(
-                db, deploymentId: row["deployment_id"], instance: instance, event: event,
+                tx, deploymentId: command.deploymentId, instance: instance, event: event,
                 report: HostCommandReport(status: .failed, errorCode: "UnknownError", message: message))
-            try advance(db, row["deployment_id"])
+            try advance(tx, command.deploymentId)
         }
     }
 
     /// The next event of the instance's target, if its target is in flight and nothing of it is outstanding.
-    func nextCommand(_ db: Database, deploymentId: String, instance: String) throws -> HostCommand? {
-        guard var info = try findDeployment(db, deploymentId), info.status == .inProgress,
-            var target = try targetRow(db, deploymentId: deploymentId, instance: instance), target.status == .inProgress
+    func nextCommand(_ tx: any StoreTransaction, deploymentId: String, instance: String) throws -> HostCommand? {
+        guard var info = try findDeployment(tx, deploymentId), info.status == .inProgress,
+            var target = try targetRow(tx, deploymentId: deploymentId, instance: instance), target.status == .inProgress
         else { return nil }
-        if try Bool.fetchOne(
-            db, sql: "SELECT 1 FROM host_commands WHERE deployment_id = ? AND instance_name = ?", arguments: [deploymentId, instance])
-            ?? false
-        {
-            return nil
-        }
+        // One dispatch per host command: checked and inserted in the same write transaction (DeployStore).
+        if try tx.hasCommand(deploymentId: deploymentId, instance: instance) { return nil }
         var events = target.lifecycleEvents ?? []
         let stamp = now()
         // The traffic events need a load balancer, which deployctl does not manage: they are skipped here.
@@ -145,8 +117,8 @@ extension ControlPlane: HostCommandService {
         guard let index = events.firstIndex(where: { $0.status == .pending }) else {
             target.status = .succeeded
             target.lastUpdatedAt = stamp
-            try saveTarget(db, target)
-            try advance(db, deploymentId)
+            try saveTarget(tx, target)
+            try advance(tx, deploymentId)
             return nil
         }
         let event = events[index].lifecycleEventName ?? ""
@@ -154,12 +126,13 @@ extension ControlPlane: HostCommandService {
         events[index].startTime = stamp
         target.lifecycleEvents = events
         target.lastUpdatedAt = stamp
-        try saveTarget(db, target)
+        try saveTarget(tx, target)
         let id = "hc-" + Identifier.uuid()
-        try db.execute(
-            sql: "INSERT INTO host_commands (id, deployment_id, instance_name, event_name, deadline) VALUES (?, ?, ?, ?, ?)",
-            arguments: [id, deploymentId, instance, event, stamp.timeIntervalSince1970 + Self.acknowledgeWindow])
-        info = try requireDeployment(db, deploymentId)
+        try tx.insertCommand(
+            HostCommandRecord(
+                id: id, deploymentId: deploymentId, instanceName: instance, eventName: event,
+                deadline: stamp.timeIntervalSince1970 + Self.acknowledgeWindow))
+        info = try requireDeployment(tx, deploymentId)
         let bundle: BundleLocation
         switch info.revision?.revisionType {
         case .s3?:
@@ -174,17 +147,17 @@ extension ControlPlane: HostCommandService {
         }
         return HostCommand(
             id: id, deploymentId: deploymentId, instanceName: instance, lifecycleEvent: event, applicationName: info.applicationName ?? "",
-            deploymentGroupName: info.deploymentGroupName ?? "", deploymentGroupId: try groupId(db, deploymentId) ?? "", bundle: bundle,
+            deploymentGroupName: info.deploymentGroupName ?? "", deploymentGroupId: try groupId(tx, deploymentId) ?? "", bundle: bundle,
             fileExistsBehavior: info.fileExistsBehavior?.rawValue, ignoreApplicationStopFailures: info.ignoreApplicationStopFailures ?? false)
     }
 
-    func groupId(_ db: Database, _ deploymentId: String) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT group_id FROM deployments WHERE id = ?", arguments: [deploymentId])
+    func groupId(_ tx: any StoreTransaction, _ deploymentId: String) throws -> String? {
+        try tx.groupId(ofDeployment: deploymentId)
     }
 
     /// Records an event's end on its target; a failure fails the target and skips its remaining events.
-    func finishEvent(_ db: Database, deploymentId: String, instance: String, event: String, report: HostCommandReport) throws {
-        guard var target = try targetRow(db, deploymentId: deploymentId, instance: instance) else { return }
+    func finishEvent(_ tx: any StoreTransaction, deploymentId: String, instance: String, event: String, report: HostCommandReport) throws {
+        guard var target = try targetRow(tx, deploymentId: deploymentId, instance: instance) else { return }
         var events = target.lifecycleEvents ?? []
         let stamp = now()
         guard let index = events.firstIndex(where: { $0.lifecycleEventName == event }) else { return }
@@ -195,7 +168,7 @@ extension ControlPlane: HostCommandService {
         events[index].diagnostics = Diagnostics(
             errorCode: code ?? (report.status == .failed ? .unknownError : .success), scriptName: report.scriptName ?? "",
             message: report.message ?? (report.status == .failed ? "Failed" : "Succeeded"), logTail: String((report.logTail ?? "").suffix(2048)))
-        let deployment = try findDeployment(db, deploymentId)
+        let deployment = try findDeployment(tx, deploymentId)
         let stopped = deployment?.status == .stopped
         if report.status == .failed {
             for i in events.indices where events[i].status == .pending {
@@ -214,14 +187,14 @@ extension ControlPlane: HostCommandService {
         }
         target.lifecycleEvents = events
         target.lastUpdatedAt = stamp
-        try saveTarget(db, target)
-        if stopped, let deployment { try saveDeployment(db, withOverview(db, deployment)) }
+        try saveTarget(tx, target)
+        if stopped, let deployment { try saveDeployment(tx, withOverview(tx, deployment)) }
     }
 
     /// The deployment's overview counts from its targets.
-    func withOverview(_ db: Database, _ info: DeploymentInfo) throws -> DeploymentInfo {
+    func withOverview(_ tx: any StoreTransaction, _ info: DeploymentInfo) throws -> DeploymentInfo {
         var info = info
-        let all = try targets(db, deploymentId: info.deploymentId ?? "")
+        let all = try targets(tx, deploymentId: info.deploymentId ?? "")
         func count(_ status: TargetStatus) -> Int { all.filter { $0.status == status }.count }
         info.deploymentOverview = DeploymentOverview(
             pending: count(.pending), inProgress: count(.inProgress), succeeded: count(.succeeded), failed: count(.failed),
@@ -230,15 +203,15 @@ extension ControlPlane: HostCommandService {
     }
 
     /// Moves a deployment on: starts the targets the configuration allows, or ends it (and rolls back if asked).
-    func advance(_ db: Database, _ deploymentId: String) throws {
-        guard var info = try findDeployment(db, deploymentId), info.status == .created || info.status == .inProgress else { return }
+    func advance(_ tx: any StoreTransaction, _ deploymentId: String) throws {
+        guard var info = try findDeployment(tx, deploymentId), info.status == .created || info.status == .inProgress else { return }
         let stamp = now()
         if info.status == .created {
             info.status = .inProgress
             info.startTime = stamp
         }
-        var all = try targets(db, deploymentId: deploymentId)
-        let config = try findConfig(db, info.deploymentConfigName ?? "CodeDeployDefault.OneAtATime")
+        var all = try targets(tx, deploymentId: deploymentId)
+        let config = try findConfig(tx, info.deploymentConfigName ?? "CodeDeployDefault.OneAtATime")
         let rule = Orchestrator.Rule(config?.info.minimumHealthyHosts) ?? .oneAtATime
         let states: [Orchestrator.TargetState] = all.map {
             switch $0.status {
@@ -252,14 +225,14 @@ extension ControlPlane: HostCommandService {
         let decision = Orchestrator.decide(rule, targets: states)
         if decision.start.isEmpty, decision.outcome == .running, info.status == .inProgress, info.startTime != stamp {
             // Nothing to start and nothing ended: only the counts can have moved.
-            let counted = try withOverview(db, info)
-            if counted.deploymentOverview != info.deploymentOverview { try saveDeployment(db, counted) }
+            let counted = try withOverview(tx, info)
+            if counted.deploymentOverview != info.deploymentOverview { try saveDeployment(tx, counted) }
             return
         }
         for index in decision.start {
             all[index].status = .inProgress
             all[index].lastUpdatedAt = stamp
-            try saveTarget(db, all[index])
+            try saveTarget(tx, all[index])
         }
         switch decision.outcome {
         case .running:
@@ -282,37 +255,32 @@ extension ControlPlane: HostCommandService {
                     }
                     return event
                 }
-                try saveTarget(db, all[index])
+                try saveTarget(tx, all[index])
             }
         }
-        info = try withOverview(db, info)
-        try saveDeployment(db, info)
+        info = try withOverview(tx, info)
+        try saveDeployment(tx, info)
         if case .failed = decision.outcome {
-            try rollBackIfConfigured(db, info, event: .deploymentFailure)
+            try rollBackIfConfigured(tx, info, event: .deploymentFailure)
         }
     }
 
     /// Starts a deployment of the group's last successful revision when the configuration asks for it.
-    func rollBackIfConfigured(_ db: Database, _ failed: DeploymentInfo, event: AutoRollbackEvent, force: Bool = false) throws {
+    func rollBackIfConfigured(_ tx: any StoreTransaction, _ failed: DeploymentInfo, event: AutoRollbackEvent, force: Bool = false) throws {
         guard force || (failed.autoRollbackConfiguration?.enabled == true && failed.autoRollbackConfiguration?.events?.contains(event) == true)
         else { return }
-        guard let failedId = failed.deploymentId, let groupId = try groupId(db, failedId) else { return }
+        guard let failedId = failed.deploymentId, let groupId = try groupId(tx, failedId) else { return }
         var failedInfo = failed
         guard
-            let previous = try Row.fetchOne(
-                db,
-                sql:
-                    "SELECT info FROM deployments WHERE group_id = ? AND status = 'Succeeded' AND id != ? ORDER BY create_time DESC, rowid DESC LIMIT 1",
-                arguments: [groupId, failedId]
-            ).map({ try fromStoredJSON(DeploymentInfo.self, $0["info"]) }), let revision = previous.revision
+            let previous = try tx.newestDeployment(groupId: groupId, status: "Succeeded", excluding: failedId), let revision = previous.revision
         else {
             failedInfo.rollbackInfo = RollbackInfo(
                 rollbackMessage: "Automatic rollback was not performed: the group has no earlier successful deployment.")
-            try saveDeployment(db, failedInfo)
+            try saveDeployment(tx, failedInfo)
             return
         }
         let rollbackId = try insertDeployment(
-            db,
+            tx,
             CreateDeploymentInput(
                 applicationName: failed.applicationName ?? "", deploymentGroupName: failed.deploymentGroupName, revision: revision,
                 deploymentConfigName: failed.deploymentConfigName, description: "Rollback of \(failedId)",
@@ -326,6 +294,6 @@ extension ControlPlane: HostCommandService {
         failedInfo.rollbackInfo = RollbackInfo(
             rollbackDeploymentId: rollbackId,
             rollbackMessage: "Automatic rollback to the revision of \(previous.deploymentId ?? "") started as \(rollbackId)")
-        try saveDeployment(db, failedInfo)
+        try saveDeployment(tx, failedInfo)
     }
 }

@@ -1,22 +1,20 @@
 import DeployModel
+import DeployStore
 import Foundation
-import GRDB
 
 extension ControlPlane {
-    func instanceTags(_ db: Database, _ name: String) throws -> [Tag] {
-        try Row.fetchAll(db, sql: "SELECT key, value FROM instance_tags WHERE instance_name = ? ORDER BY position", arguments: [name])
-            .map { Tag(key: $0["key"], value: $0["value"]) }
+    func instanceTags(_ tx: any StoreTransaction, _ name: String) throws -> [Tag] {
+        try tx.tags(of: .instance(name))
     }
 
-    func findInstance(_ db: Database, _ name: String) throws -> InstanceInfo? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT info FROM instances WHERE name = ?", arguments: [name]) else { return nil }
-        var info = try fromStoredJSON(InstanceInfo.self, row["info"])
-        info.tags = try instanceTags(db, name)
+    func findInstance(_ tx: any StoreTransaction, _ name: String) throws -> InstanceInfo? {
+        guard var info = try tx.instance(named: name)?.info else { return nil }
+        info.tags = try instanceTags(tx, name)
         return info
     }
 
-    func requireRegisteredInstance(_ db: Database, _ name: String) throws -> InstanceInfo {
-        guard let info = try findInstance(db, name), info.deregisterTime == nil else {
+    func requireRegisteredInstance(_ tx: any StoreTransaction, _ name: String) throws -> InstanceInfo {
+        guard let info = try findInstance(tx, name), info.deregisterTime == nil else {
             throw ServiceError("InstanceNotRegisteredException", "The on-premises instance \(name) is not registered.")
         }
         return info
@@ -33,34 +31,32 @@ extension ControlPlane {
         if let arn = input.iamSessionArn, !arn.hasPrefix("arn:") {
             throw ServiceError("InvalidIamSessionArnException", "'\(arn)' is not an IAM session ARN.")
         }
-        try state.write { db in
-            if let existing = try findInstance(db, name), existing.deregisterTime == nil {
+        try store.write { tx in
+            if let existing = try findInstance(tx, name), existing.deregisterTime == nil {
                 throw ServiceError("InstanceNameAlreadyRegisteredException", "The on-premises instance name \(name) is already registered.")
             }
             let info = InstanceInfo(
                 instanceName: name, iamSessionArn: input.iamSessionArn, iamUserArn: input.iamUserArn,
                 instanceArn: arnPrefix() + "instance/\(name)_\(Identifier.suffix(10))", registerTime: now())
-            try db.execute(sql: "DELETE FROM instances WHERE name = ?", arguments: [name])
-            try db.execute(
-                sql: "INSERT INTO instances (name, registered, info) VALUES (?, 1, ?)", arguments: [name, try storedJSON(info)])
+            try tx.insertInstance(InstanceRecord(name: name, registered: true, info: info))
         }
     }
 
     /// Marks the instance deregistered; it stays listed (with `--registration-status Deregistered`) as on AWS.
     public func deregisterOnPremisesInstance(_ input: DeregisterOnPremisesInstanceInput) throws {
         let name = try Validate.instanceName(input.instanceName)
-        try state.write { db in
-            guard var info = try findInstance(db, name), info.deregisterTime == nil else { return }
+        try store.write { tx in
+            guard var info = try findInstance(tx, name), info.deregisterTime == nil else { return }
             info.deregisterTime = now()
             info.tags = nil
-            try db.execute(sql: "UPDATE instances SET registered = 0, info = ? WHERE name = ?", arguments: [try storedJSON(info), name])
+            try tx.updateInstance(InstanceRecord(name: name, registered: false, info: info))
         }
     }
 
     public func getOnPremisesInstance(_ input: GetOnPremisesInstanceInput) throws -> GetOnPremisesInstanceOutput {
         let name = try Validate.instanceName(input.instanceName)
-        return try state.read { db in
-            guard let info = try findInstance(db, name) else {
+        return try store.read { tx in
+            guard let info = try findInstance(tx, name) else {
                 throw ServiceError("InstanceNotRegisteredException", "The on-premises instance \(name) is not registered.")
             }
             return GetOnPremisesInstanceOutput(instanceInfo: info)
@@ -69,10 +65,10 @@ extension ControlPlane {
 
     public func batchGetOnPremisesInstances(_ input: BatchGetOnPremisesInstancesInput) throws -> BatchGetOnPremisesInstancesOutput {
         try Validate.batch(input.instanceNames, limit: 25, what: "instance name", required: "InstanceNameRequiredException")
-        return try state.read { db in
+        return try store.read { tx in
             var infos: [InstanceInfo] = []
             for name in input.instanceNames {
-                if let info = try findInstance(db, try Validate.instanceName(name)) { infos.append(info) }
+                if let info = try findInstance(tx, try Validate.instanceName(name)) { infos.append(info) }
             }
             return BatchGetOnPremisesInstancesOutput(instanceInfos: infos)
         }
@@ -83,16 +79,16 @@ extension ControlPlane {
         if let problem = TagMatching.problem(in: filters) {
             throw ServiceError("InvalidTagFilterException", "Invalid tag filter: \(problem).")
         }
-        return try state.read { db in
-            var sql = "SELECT name FROM instances"
-            switch input.registrationStatus {
-            case .registered?: sql += " WHERE registered = 1"
-            case .deregistered?: sql += " WHERE registered = 0"
-            case nil: break
-            }
-            var names = try String.fetchAll(db, sql: sql + " ORDER BY name")
+        return try store.read { tx in
+            let registered: Bool? =
+                switch input.registrationStatus {
+                case .registered?: true
+                case .deregistered?: false
+                case nil: nil
+                }
+            var names = try tx.instanceNames(registered: registered)
             if !filters.isEmpty {
-                names = try names.filter { TagMatching.matches(try instanceTags(db, $0), anyOf: filters) }
+                names = try names.filter { TagMatching.matches(try instanceTags(tx, $0), anyOf: filters) }
             }
             let (page, next) = try Paging.page(names, token: input.nextToken)
             return ListOnPremisesInstancesOutput(instanceNames: page, nextToken: next)
@@ -113,10 +109,10 @@ extension ControlPlane {
 
     public func addTagsToOnPremisesInstances(_ input: AddTagsToOnPremisesInstancesInput) throws {
         let tags = try validatedInstanceTagChange(input.tags, input.instanceNames)
-        try state.write { db in
+        try store.write { tx in
             for name in input.instanceNames {
-                _ = try requireRegisteredInstance(db, try Validate.instanceName(name))
-                let count = try upsertTags(db, table: "instance_tags", ownerColumn: "instance_name", owner: name, tags: tags)
+                _ = try requireRegisteredInstance(tx, try Validate.instanceName(name))
+                let count = try tx.upsertTags(tags.map { (key: $0.0, value: $0.1) }, on: .instance(name))
                 guard count <= 10 else {
                     throw ServiceError("TagLimitExceededException", "An on-premises instance can have at most 10 tags; \(name) would have \(count).")
                 }
@@ -127,16 +123,11 @@ extension ControlPlane {
     /// Removes the given tags; a tag is removed when its key matches and, if a value is given, the value matches too.
     public func removeTagsFromOnPremisesInstances(_ input: RemoveTagsFromOnPremisesInstancesInput) throws {
         _ = try validatedInstanceTagChange(input.tags, input.instanceNames)
-        try state.write { db in
+        try store.write { tx in
             for name in input.instanceNames {
-                _ = try requireRegisteredInstance(db, try Validate.instanceName(name))
+                _ = try requireRegisteredInstance(tx, try Validate.instanceName(name))
                 for tag in input.tags {
-                    if let value = tag.value {
-                        try db.execute(
-                            sql: "DELETE FROM instance_tags WHERE instance_name = ? AND key = ? AND value = ?", arguments: [name, tag.key, value])
-                    } else {
-                        try db.execute(sql: "DELETE FROM instance_tags WHERE instance_name = ? AND key = ?", arguments: [name, tag.key])
-                    }
+                    try tx.removeTag(key: tag.key ?? "", value: tag.value, from: .instance(name))
                 }
             }
         }

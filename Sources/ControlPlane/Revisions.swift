@@ -1,7 +1,7 @@
 import ArtifactStore
 import DeployModel
+import DeployStore
 import Foundation
-import GRDB
 
 extension ControlPlane {
     /// Checks a revision location and fills what AWS fills (the sha256 of inline content); returns it with its identity key.
@@ -59,50 +59,32 @@ extension ControlPlane {
     }
 
     /// Registers the revision if it is new (keeping an existing description unless a new one is given).
-    func upsertRevision(_ db: Database, appId: String, revision: RevisionLocation, identity: String, description: String?) throws {
-        let exists =
-            try Bool.fetchOne(
-                db, sql: "SELECT 1 FROM revisions WHERE application_id = ? AND location_key = ?", arguments: [appId, identity]) ?? false
-        if exists {
+    func upsertRevision(_ tx: any StoreTransaction, appId: String, revision: RevisionLocation, identity: String, description: String?) throws {
+        if var existing = try tx.revision(applicationId: appId, key: identity) {
             if let description {
-                try db.execute(
-                    sql: "UPDATE revisions SET description = ? WHERE application_id = ? AND location_key = ?",
-                    arguments: [description, appId, identity])
+                existing.description = description
+                try tx.updateRevision(existing)
             }
         } else {
-            try db.execute(
-                sql: """
-                    INSERT INTO revisions (application_id, location_key, location, description, register_time)
-                    VALUES (?, ?, ?, ?, ?)
-                    """, arguments: [appId, identity, try storedJSON(revision), description, now().timeIntervalSince1970])
+            try tx.insertRevision(
+                RevisionRecord(applicationId: appId, key: identity, location: revision, description: description, registerTime: now()))
         }
     }
 
     /// Records that a deployment to `groupName` used the revision.
-    func markRevisionUsed(_ db: Database, appId: String, identity: String, groupName: String, at time: Date) throws {
-        guard
-            let row = try Row.fetchOne(
-                db, sql: "SELECT deployment_groups FROM revisions WHERE application_id = ? AND location_key = ?", arguments: [appId, identity])
-        else { return }
-        var groups = try fromStoredJSON([String].self, row["deployment_groups"])
-        if !groups.contains(groupName) { groups.append(groupName) }
-        try db.execute(
-            sql: """
-                UPDATE revisions SET deployment_groups = ?, last_used_time = ?, first_used_time = COALESCE(first_used_time, ?)
-                WHERE application_id = ? AND location_key = ?
-                """,
-            arguments: [try storedJSON(groups), time.timeIntervalSince1970, time.timeIntervalSince1970, appId, identity])
+    func markRevisionUsed(_ tx: any StoreTransaction, appId: String, identity: String, groupName: String, at time: Date) throws {
+        guard var record = try tx.revision(applicationId: appId, key: identity) else { return }
+        if !record.deploymentGroups.contains(groupName) { record.deploymentGroups.append(groupName) }
+        record.lastUsedTime = time
+        if record.firstUsedTime == nil { record.firstUsedTime = time }
+        try tx.updateRevision(record)
     }
 
-    func revisionInfo(_ row: Row) throws -> (RevisionLocation, GenericRevisionInfo) {
-        let location = try fromStoredJSON(RevisionLocation.self, row["location"])
+    func revisionInfo(_ record: RevisionRecord) -> (RevisionLocation, GenericRevisionInfo) {
         let generic = GenericRevisionInfo(
-            description: row["description"],
-            deploymentGroups: try fromStoredJSON([String].self, row["deployment_groups"]),
-            firstUsedTime: (row["first_used_time"] as Double?).map(Date.init(timeIntervalSince1970:)),
-            lastUsedTime: (row["last_used_time"] as Double?).map(Date.init(timeIntervalSince1970:)),
-            registerTime: Date(timeIntervalSince1970: row["register_time"]))
-        return (location, generic)
+            description: record.description, deploymentGroups: record.deploymentGroups, firstUsedTime: record.firstUsedTime,
+            lastUsedTime: record.lastUsedTime, registerTime: record.registerTime)
+        return (record.location, generic)
     }
 
     public func registerApplicationRevision(_ input: RegisterApplicationRevisionInput) throws {
@@ -110,24 +92,21 @@ extension ControlPlane {
         if let description = input.description, description.count > 100 {
             throw ServiceError("DescriptionTooLongException", "The description is longer than 100 characters.")
         }
-        try state.write { db in
-            let app = try requireApplication(db, input.applicationName)
-            try upsertRevision(db, appId: app.id, revision: revision, identity: identity, description: input.description)
+        try store.write { tx in
+            let app = try requireApplication(tx, input.applicationName)
+            try upsertRevision(tx, appId: app.id, revision: revision, identity: identity, description: input.description)
         }
     }
 
     public func getApplicationRevision(_ input: GetApplicationRevisionInput) throws -> GetApplicationRevisionOutput {
         let (revision, identity) = try normalizedRevision(input.revision)
-        return try state.read { db in
-            let app = try requireApplication(db, input.applicationName)
-            guard
-                let row = try Row.fetchOne(
-                    db, sql: "SELECT * FROM revisions WHERE application_id = ? AND location_key = ?", arguments: [app.id, identity])
-            else {
+        return try store.read { tx in
+            let app = try requireApplication(tx, input.applicationName)
+            guard let record = try tx.revision(applicationId: app.id, key: identity) else {
                 throw ServiceError(
                     "RevisionDoesNotExistException", "No application revision found for the given revision in application \(app.name).")
             }
-            let (location, generic) = try revisionInfo(row)
+            let (location, generic) = revisionInfo(record)
             _ = revision
             return GetApplicationRevisionOutput(applicationName: app.name, revision: location, revisionInfo: generic)
         }
@@ -136,19 +115,16 @@ extension ControlPlane {
     public func batchGetApplicationRevisions(_ input: BatchGetApplicationRevisionsInput) throws -> BatchGetApplicationRevisionsOutput {
         try Validate.batch(input.revisions, limit: 25, what: "revision", required: "RevisionRequiredException")
         let normalized = try input.revisions.map(normalizedRevision)
-        return try state.read { db in
-            let app = try requireApplication(db, input.applicationName)
+        return try store.read { tx in
+            let app = try requireApplication(tx, input.applicationName)
             var infos: [RevisionInfo] = []
             var missing = 0
             for (_, identity) in normalized {
-                guard
-                    let row = try Row.fetchOne(
-                        db, sql: "SELECT * FROM revisions WHERE application_id = ? AND location_key = ?", arguments: [app.id, identity])
-                else {
+                guard let record = try tx.revision(applicationId: app.id, key: identity) else {
                     missing += 1
                     continue
                 }
-                let (location, generic) = try revisionInfo(row)
+                let (location, generic) = revisionInfo(record)
                 infos.append(RevisionInfo(revisionLocation: location, genericRevisionInfo: generic))
             }
             let message = missing == 0 ? nil : "\(missing) of the requested revisions are not registered with application \(app.name)."
@@ -160,25 +136,26 @@ extension ControlPlane {
         if input.s3KeyPrefix != nil, input.s3Bucket == nil {
             throw ServiceError("BucketNameFilterRequiredException", "s3KeyPrefix needs s3Bucket.")
         }
-        return try state.read { db in
-            let app = try requireApplication(db, input.applicationName)
-            let column: String
-            switch input.sortBy {
-            case .firstUsedTime?: column = "first_used_time"
-            case .lastUsedTime?: column = "last_used_time"
-            case .registerTime?, nil: column = "register_time"
-            }
-            let order = input.sortOrder == .descending ? "DESC" : "ASC"
-            var sql = "SELECT * FROM revisions WHERE application_id = ?"
+        return try store.read { tx in
+            let app = try requireApplication(tx, input.applicationName)
+            var records = try tx.revisions(applicationId: app.id)
             switch input.deployed {
-            case .include?: sql += " AND first_used_time IS NOT NULL"
-            case .exclude?: sql += " AND first_used_time IS NULL"
+            case .include?: records = records.filter { $0.firstUsedTime != nil }
+            case .exclude?: records = records.filter { $0.firstUsedTime == nil }
             case .ignore?, nil: break
             }
-            sql += " ORDER BY \(column) \(order), rowid \(order)"
+            // Sorted by the chosen time (a missing time first, as SQL sorts NULL), then registration order.
+            let key: (RevisionRecord) -> Double = { record in
+                switch input.sortBy {
+                case .firstUsedTime?: record.firstUsedTime?.timeIntervalSince1970 ?? -Double.infinity
+                case .lastUsedTime?: record.lastUsedTime?.timeIntervalSince1970 ?? -Double.infinity
+                case .registerTime?, nil: record.registerTime.timeIntervalSince1970
+                }
+            }
+            let ordered = records.enumerated().sorted { a, b in (key(a.element), a.offset) < (key(b.element), b.offset) }.map(\.element)
             var locations: [RevisionLocation] = []
-            for row in try Row.fetchAll(db, sql: sql, arguments: [app.id]) {
-                let (location, _) = try revisionInfo(row)
+            for record in input.sortOrder == .descending ? ordered.reversed() : ordered {
+                let location = record.location
                 if let bucket = input.s3Bucket {
                     guard location.s3Location?.bucket == bucket else { continue }
                     if let prefix = input.s3KeyPrefix, !(location.s3Location?.key ?? "").hasPrefix(prefix) { continue }

@@ -1,6 +1,6 @@
 import DeployModel
+import DeployStore
 import Foundation
-import GRDB
 
 extension ControlPlane {
     static let tagLimit = 50
@@ -19,34 +19,16 @@ extension ControlPlane {
     }
 
     /// Sets the given tags on a resource, replacing the values of keys it already has.
-    func replaceTags(_ db: Database, resourceId: String, adding tags: [(String, String)]) throws {
-        try upsertTags(db, table: "resource_tags", ownerColumn: "resource_id", owner: resourceId, tags: tags)
+    func replaceTags(_ tx: any StoreTransaction, resourceId: String, adding tags: [(String, String)]) throws {
+        try tx.upsertTags(tags.map { (key: $0.0, value: $0.1) }, on: .resource(resourceId))
     }
 
-    /// Adds tags to one owner in a tag table (new keys go last; existing keys keep their place); returns the owner's tag count.
-    @discardableResult
-    func upsertTags(_ db: Database, table: String, ownerColumn: String, owner: String, tags: [(String, String)]) throws -> Int {
-        var position =
-            try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(position), -1) FROM \(table) WHERE \(ownerColumn) = ?", arguments: [owner]) ?? -1
-        for (key, value) in tags {
-            position += 1
-            try db.execute(
-                sql: """
-                    INSERT INTO \(table) (\(ownerColumn), key, value, position) VALUES (?, ?, ?, ?)
-                    ON CONFLICT (\(ownerColumn), key) DO UPDATE SET value = excluded.value
-                    """,
-                arguments: [owner, key, value, position])
-        }
-        return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table) WHERE \(ownerColumn) = ?", arguments: [owner]) ?? 0
-    }
-
-    func resourceTags(_ db: Database, resourceId: String) throws -> [Tag] {
-        try Row.fetchAll(db, sql: "SELECT key, value FROM resource_tags WHERE resource_id = ? ORDER BY position", arguments: [resourceId])
-            .map { Tag(key: $0["key"], value: $0["value"]) }
+    func resourceTags(_ tx: any StoreTransaction, resourceId: String) throws -> [Tag] {
+        try tx.tags(of: .resource(resourceId))
     }
 
     /// Resolves an application, deployment group or deployment config ARN to the stored resource's ID.
-    func resolveResourceArn(_ db: Database, _ arn: String?) throws -> String {
+    func resolveResourceArn(_ tx: any StoreTransaction, _ arn: String?) throws -> String {
         guard let arn, !arn.isEmpty else { throw ServiceError("ResourceArnRequiredException", "A resource ARN must be specified.") }
         let parts = arn.split(separator: ":", maxSplits: 5, omittingEmptySubsequences: false).map(String.init)
         guard parts.count == 6, parts[0] == "arn", parts[2] == "codedeploy" else {
@@ -60,7 +42,7 @@ extension ControlPlane {
         let name = String(resource[resource.index(after: colon)...])
         switch type {
         case "application":
-            guard let app = try findApplication(db, name) else {
+            guard let app = try findApplication(tx, name) else {
                 throw ServiceError("ApplicationDoesNotExistException", "The application \(name) does not exist with the user or AWS account.")
             }
             return app.id
@@ -70,13 +52,13 @@ extension ControlPlane {
             }
             let appName = String(name[..<slash])
             let groupName = String(name[name.index(after: slash)...])
-            guard let app = try findApplication(db, appName), let group = try findGroup(db, app: app, name: groupName) else {
+            guard let app = try findApplication(tx, appName), let group = try findGroup(tx, app: app, name: groupName) else {
                 throw ServiceError(
                     "DeploymentGroupDoesNotExistException", "The deployment group \(groupName) does not exist with the user or AWS account.")
             }
             return group.id
         case "deploymentconfig":
-            guard let config = try findConfig(db, name) else {
+            guard let config = try findConfig(tx, name) else {
                 throw ServiceError(
                     "DeploymentConfigDoesNotExistException", "The deployment configuration \(name) does not exist with the user or AWS account.")
             }
@@ -94,9 +76,9 @@ extension ControlPlane {
     public func tagResource(_ input: TagResourceInput) throws {
         guard !input.tags.isEmpty else { throw ServiceError("TagRequiredException", "At least one tag must be specified.") }
         let tags = try validatedTags(input.tags, error: "InvalidTagsToAddException")
-        return try state.write { db in
-            let id = try resolveResourceArn(db, input.resourceArn)
-            let count = try upsertTags(db, table: "resource_tags", ownerColumn: "resource_id", owner: id, tags: tags)
+        return try store.write { tx in
+            let id = try resolveResourceArn(tx, input.resourceArn)
+            let count = try tx.upsertTags(tags.map { (key: $0.0, value: $0.1) }, on: .resource(id))
             guard count <= Self.tagLimit else {
                 throw ServiceError("InvalidTagsToAddException", "A resource can have at most \(Self.tagLimit) tags; this would make \(count).")
             }
@@ -105,18 +87,18 @@ extension ControlPlane {
 
     public func untagResource(_ input: UntagResourceInput) throws {
         guard !input.tagKeys.isEmpty else { throw ServiceError("TagRequiredException", "At least one tag key must be specified.") }
-        return try state.write { db in
-            let id = try resolveResourceArn(db, input.resourceArn)
+        return try store.write { tx in
+            let id = try resolveResourceArn(tx, input.resourceArn)
             for key in input.tagKeys {
-                try db.execute(sql: "DELETE FROM resource_tags WHERE resource_id = ? AND key = ?", arguments: [id, key])
+                try tx.removeTag(key: key, value: nil, from: .resource(id))
             }
         }
     }
 
     public func listTagsForResource(_ input: ListTagsForResourceInput) throws -> ListTagsForResourceOutput {
-        try state.read { db in
-            let id = try resolveResourceArn(db, input.resourceArn)
-            let (page, next) = try Paging.page(try resourceTags(db, resourceId: id), token: input.nextToken)
+        try store.read { tx in
+            let id = try resolveResourceArn(tx, input.resourceArn)
+            let (page, next) = try Paging.page(try resourceTags(tx, resourceId: id), token: input.nextToken)
             return ListTagsForResourceOutput(tags: page, nextToken: next)
         }
     }

@@ -54,7 +54,7 @@ struct AgentGroupCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let plane = try global.openControlPlane()
+            let (plane, store) = try global.openLocal()
             do {
                 let info = try plane.getOnPremisesInstance(GetOnPremisesInstanceInput(instanceName: instanceName)).instanceInfo
                 if info?.deregisterTime != nil {
@@ -64,12 +64,12 @@ struct AgentGroupCommand: AsyncParsableCommand {
                 throw CLIFailure.service(operation: "GetOnPremisesInstance", code: error.code, message: error.message)
             }
             let engine = engineOptions.engine(root: DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath()))
-            let adapter = HostCommandAdapter(service: plane, artifacts: plane.artifacts, installRoot: installRoot)
+            let adapter = HostCommandAdapter(service: plane, artifacts: global.openArtifacts(), installRoot: installRoot)
             let loop = AgentLoop(engine: engine, controlPlane: adapter, instanceName: instanceName)
             var logger = Logger(label: "deployctl.agent")
             logger[metadataKey: "instance"] = "\(instanceName)"
             let identity = AgentIdentity(holder: UUID().uuidString.lowercased(), hostName: ProcessInfo.processInfo.hostName, pid: getpid())
-            let state = plane.state
+            let state = store.file
             let agent = AgentService(
                 loop: loop, service: plane, identity: identity, pollInterval: .milliseconds(Int64(pollInterval * 1000)), once: once,
                 health: { state.replacement().map { "\($0); stopping (restart the agent to use the file now at that path)" } }, logger: logger)

@@ -3,6 +3,7 @@ import ArtifactStore
 import ControlPlane
 import DeployModel
 import DeployStore
+import DeployStoreSQLite
 import Foundation
 
 /// How a command ended, if not with success: the one place that picks exit codes (as aws CLI v2 does).
@@ -82,13 +83,19 @@ public struct GlobalOptions: ParsableArguments {
     /// Where `push` stores bundles: the artifact store beside the state file.
     func openArtifacts() -> any ArtifactStorage { ArtifactStore(besideStateFile: statePath) }
 
-    func openControlPlane() throws -> ControlPlane {
+    func openControlPlane() throws -> ControlPlane { try openLocal().plane }
+
+    /// The local control plane over the state file, and the store under it (an agent watches the file).
+    func openLocal() throws -> (plane: ControlPlane, store: SQLiteStore) {
         let region = region ?? ProcessInfo.processInfo.environment["DEPLOYCTL_REGION"] ?? "local"
+        let file: StateFile
         do {
-            return try ControlPlane(statePath: statePath, region: region)
-        } catch let error as StateFileError {
+            file = try StateFile(path: statePath)
+        } catch {
             throw CLIFailure.other(error.description)
         }
+        let store = SQLiteStore(file: file)
+        return (ControlPlane(store: store, region: region), store)
     }
 }
 

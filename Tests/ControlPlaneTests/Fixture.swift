@@ -2,17 +2,33 @@ import ArtifactStore
 import ControlPlane
 import DeployModel
 import DeployStore
+import DeployStoreSQLite
 import Foundation
 
-/// A control plane over a fresh state file in a temporary directory.
+/// The stores every control-plane test runs against: the same rules must hold on each.
+enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
+    case sqlite, memory
+
+    var description: String { rawValue }
+
+    /// A fresh store of this kind (SQLite in a new file under `directory`).
+    func make(in directory: URL) throws -> any DeployStore {
+        switch self {
+        case .sqlite: return SQLiteStore(file: try StateFile(path: directory.appendingPathComponent("state.db").path))
+        case .memory: return MemoryStore()
+        }
+    }
+}
+
+/// A control plane over a fresh store (a state file in a temporary directory, or memory).
 final class PlaneFixture {
     let directory: URL
     let plane: ControlPlane
 
-    init() throws {
+    init(_ kind: StoreKind = .sqlite) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("cp-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        plane = try ControlPlane(statePath: directory.appendingPathComponent("state.db").path)
+        plane = ControlPlane(store: try kind.make(in: directory))
     }
 
     deinit { try? FileManager.default.removeItem(at: directory) }

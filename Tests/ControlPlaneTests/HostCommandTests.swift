@@ -15,11 +15,10 @@ final class ManualClock: @unchecked Sendable {
 }
 
 @Suite struct HostCommandTests {
-    func fixture(_ clock: ManualClock) throws -> (ControlPlane, URL) {
+    func fixture(_ clock: ManualClock, _ store: StoreKind) throws -> (ControlPlane, URL) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hc-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let path = dir.appendingPathComponent("state.db").path
-        let plane = ControlPlane(state: try StateFile(path: path), artifacts: ArtifactStore(besideStateFile: path), clock: { clock.now })
+        let plane = ControlPlane(store: try store.make(in: dir), clock: { clock.now })
         _ = try plane.createApplication(CreateApplicationInput(applicationName: "app"))
         for name in ["a", "b"] {
             try plane.registerOnPremisesInstance(RegisterOnPremisesInstanceInput(instanceName: name))
@@ -40,9 +39,9 @@ final class ManualClock: @unchecked Sendable {
         ).deploymentId ?? ""
     }
 
-    @Test func eventsAreHandedOutInOrderOneTargetAtATimeAndTheDeploymentEnds() throws {
+    @Test(arguments: StoreKind.allCases) func eventsAreHandedOutInOrderOneTargetAtATimeAndTheDeploymentEnds(_ store: StoreKind) throws {
         let clock = ManualClock()
-        let (plane, dir) = try fixture(clock)
+        let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }
         let id = try deploy(plane)
         var seen: [String] = []
@@ -67,9 +66,9 @@ final class ManualClock: @unchecked Sendable {
 
     /// Issue 9, item 7: with no agent polling at all, reading or writing a deployment applies expiry, so a dead
     /// agent neither leaves the deployment InProgress nor blocks the group's next deployment.
-    @Test func expiryNeedsNoPollingAgent() throws {
+    @Test(arguments: StoreKind.allCases) func expiryNeedsNoPollingAgent(_ store: StoreKind) throws {
         let clock = ManualClock()
-        let (plane, dir) = try fixture(clock)
+        let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }
         let id = try deploy(plane)
         let command = try #require(try plane.pollHostCommand(instanceName: "a"))
@@ -89,9 +88,9 @@ final class ManualClock: @unchecked Sendable {
 
     /// A stopped deployment whose running event's agent died: once the command expires, no target is left
     /// InProgress, whichever call comes first.
-    @Test func aStoppedDeploymentLeavesNoTargetInProgressOnceItsEventsExpire() throws {
+    @Test(arguments: StoreKind.allCases) func aStoppedDeploymentLeavesNoTargetInProgressOnceItsEventsExpire(_ store: StoreKind) throws {
         let clock = ManualClock()
-        let (plane, dir) = try fixture(clock)
+        let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }
         let id = try deploy(plane)
         let command = try #require(try plane.pollHostCommand(instanceName: "a"))
@@ -109,9 +108,9 @@ final class ManualClock: @unchecked Sendable {
         #expect(info.deploymentOverview?.inProgress == 0)
     }
 
-    @Test func aCommandWhoseAgentVanishedIsFailedAfterItsTimeoutPlusAMargin() throws {
+    @Test(arguments: StoreKind.allCases) func aCommandWhoseAgentVanishedIsFailedAfterItsTimeoutPlusAMargin(_ store: StoreKind) throws {
         let clock = ManualClock()
-        let (plane, dir) = try fixture(clock)
+        let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }
         let id = try deploy(plane)
         while let done = try plane.pollHostCommand(instanceName: "a") {
@@ -139,9 +138,9 @@ final class ManualClock: @unchecked Sendable {
         #expect(try plane.pollHostCommand(instanceName: "b") != nil)
     }
 
-    @Test func targetInstancesAndIgnoreApplicationStopFailuresReachTheAgent() throws {
+    @Test(arguments: StoreKind.allCases) func targetInstancesAndIgnoreApplicationStopFailuresReachTheAgent(_ store: StoreKind) throws {
         let clock = ManualClock()
-        let (plane, dir) = try fixture(clock)
+        let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }
         try plane.addTagsToOnPremisesInstances(AddTagsToOnPremisesInstancesInput(tags: [Tag(key: "only", value: "me")], instanceNames: ["b"]))
         let id =

@@ -5,8 +5,8 @@ import HostCommandModel
 import Testing
 
 @Suite struct ApplicationTests {
-    @Test func createGetRenameDelete() throws {
-        let f = try PlaneFixture()
+    @Test(arguments: StoreKind.allCases) func createGetRenameDelete(_ store: StoreKind) throws {
+        let f = try PlaneFixture(store)
         let id = try f.plane.createApplication(CreateApplicationInput(applicationName: "shop")).applicationId
         #expect(id?.count == 36)
         let info = try f.plane.getApplication(GetApplicationInput(applicationName: "shop")).application
@@ -23,8 +23,8 @@ import Testing
         #expect(try f.plane.listApplications(ListApplicationsInput()).applications == [])
     }
 
-    @Test func errors() throws {
-        let f = try PlaneFixture()
+    @Test(arguments: StoreKind.allCases) func errors(_ store: StoreKind) throws {
+        let f = try PlaneFixture(store)
         try f.app("a")
         try f.app("b")
         #expect(serviceErrorCode { try f.app("a") } == "ApplicationAlreadyExistsException")
@@ -45,8 +45,8 @@ import Testing
             } == "BatchLimitExceededException")
     }
 
-    @Test func deletingAnApplicationRemovesItsGroupsAndRevisions() throws {
-        let f = try PlaneFixture()
+    @Test(arguments: StoreKind.allCases) func deletingAnApplicationRemovesItsGroupsAndRevisions(_ store: StoreKind) throws {
+        let f = try PlaneFixture(store)
         try f.app()
         try f.group()
         try f.plane.registerApplicationRevision(
@@ -59,8 +59,8 @@ import Testing
         #expect(try f.plane.listApplicationRevisions(ListApplicationRevisionsInput(applicationName: "app")).revisions == [])
     }
 
-    @Test func listsArePagedWithNextToken() throws {
-        let f = try PlaneFixture()
+    @Test(arguments: StoreKind.allCases) func listsArePagedWithNextToken(_ store: StoreKind) throws {
+        let f = try PlaneFixture(store)
         for i in 0..<150 { try f.app(String(format: "app-%03d", i)) }
         let first = try f.plane.listApplications(ListApplicationsInput())
         #expect(first.applications?.count == 100)
@@ -74,8 +74,8 @@ import Testing
 }
 
 @Suite struct DeploymentConfigTests {
-    @Test func predefinedConfigsExistAndCannotBeDeleted() throws {
-        let f = try PlaneFixture()
+    @Test(arguments: StoreKind.allCases) func predefinedConfigsExistAndCannotBeDeleted(_ store: StoreKind) throws {
+        let f = try PlaneFixture(store)
         let names = try f.plane.listDeploymentConfigs(ListDeploymentConfigsInput()).deploymentConfigsList ?? []
         #expect(names.contains("CodeDeployDefault.OneAtATime"))
         #expect(names.contains("CodeDeployDefault.HalfAtATime"))
@@ -88,8 +88,8 @@ import Testing
                 == "InvalidOperationException")
     }
 
-    @Test func customConfigLifecycle() throws {
-        let f = try PlaneFixture()
+    @Test(arguments: StoreKind.allCases) func customConfigLifecycle(_ store: StoreKind) throws {
+        let f = try PlaneFixture(store)
         let create = { (name: String, type: MinimumHealthyHostsType, value: Int) in
             _ = try f.plane.createDeploymentConfig(
                 CreateDeploymentConfigInput(deploymentConfigName: name, minimumHealthyHosts: MinimumHealthyHosts(type: type, value: value)))
@@ -120,8 +120,8 @@ import Testing
 }
 
 @Suite struct DeploymentGroupTests {
-    @Test func createUpdateRenameDelete() throws {
-        let f = try PlaneFixture()
+    @Test(arguments: StoreKind.allCases) func createUpdateRenameDelete(_ store: StoreKind) throws {
+        let f = try PlaneFixture(store)
         try f.app()
         try f.group(filters: [TagFilter(key: "env", value: "prod", type: .keyAndValue)])
         #expect(serviceErrorCode { try f.group() } == "DeploymentGroupAlreadyExistsException")
@@ -147,8 +147,8 @@ import Testing
                 == "DeploymentGroupDoesNotExistException")
     }
 
-    @Test func invalidTagSettingsAreRefused() throws {
-        let f = try PlaneFixture()
+    @Test(arguments: StoreKind.allCases) func invalidTagSettingsAreRefused(_ store: StoreKind) throws {
+        let f = try PlaneFixture(store)
         try f.app()
         let filter = TagFilter(key: "a", value: "b", type: .keyAndValue)
         #expect(serviceErrorCode { try f.group(filters: [filter], tagSet: [[filter]]) } == "InvalidOnPremisesTagCombinationException")
@@ -159,8 +159,8 @@ import Testing
 }
 
 @Suite struct InstanceTests {
-    @Test func registerTagListDeregister() throws {
-        let f = try PlaneFixture()
+    @Test(arguments: StoreKind.allCases) func registerTagListDeregister(_ store: StoreKind) throws {
+        let f = try PlaneFixture(store)
         try f.instance("web-1", tags: [("env", "prod"), ("role", "web")])
         try f.instance("db-1", tags: [("env", "prod"), ("role", "db")])
         try f.instance("lab-1", tags: [])
@@ -202,8 +202,8 @@ import Testing
 }
 
 @Suite struct DeploymentTests {
-    func fleet() throws -> PlaneFixture {
-        let f = try PlaneFixture()
+    func fleet(_ store: StoreKind) throws -> PlaneFixture {
+        let f = try PlaneFixture(store)
         try f.instance("web-1", tags: [("env", "prod"), ("role", "web")])
         try f.instance("web-2", tags: [("env", "prod"), ("role", "web")])
         try f.instance("db-1", tags: [("env", "prod"), ("role", "db")])
@@ -216,8 +216,8 @@ import Testing
         try f.plane.listDeploymentTargets(ListDeploymentTargetsInput(deploymentId: id)).targetIds ?? []
     }
 
-    @Test func targetsFollowTheGroupsFiltersAndEveryEventStartsPending() throws {
-        let f = try fleet()
+    @Test(arguments: StoreKind.allCases) func targetsFollowTheGroupsFiltersAndEveryEventStartsPending(_ store: StoreKind) throws {
+        let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "role", value: "db", type: .keyAndValue), TagFilter(value: "staging", type: .valueOnly)])
         let id = try f.deploy()
         #expect(id.range(of: "^d-[A-Z0-9]{9}$", options: .regularExpression) != nil)
@@ -237,14 +237,14 @@ import Testing
                 == "DeploymentTargetDoesNotExistException")
     }
 
-    @Test func aTagSetIsAndAcrossGroups() throws {
-        let f = try fleet()
+    @Test(arguments: StoreKind.allCases) func aTagSetIsAndAcrossGroups(_ store: StoreKind) throws {
+        let f = try fleet(store)
         try f.group(tagSet: [[TagFilter(key: "env", value: "prod", type: .keyAndValue)], [TagFilter(key: "role", value: "web", type: .keyAndValue)]])
         #expect(try targetIds(f, try f.deploy()).sorted() == ["web-1", "web-2"])
     }
 
-    @Test func noMatchingInstanceFailsAtOnceWithNoInstances() throws {
-        let f = try fleet()
+    @Test(arguments: StoreKind.allCases) func noMatchingInstanceFailsAtOnceWithNoInstances(_ store: StoreKind) throws {
+        let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "env", value: "nowhere", type: .keyAndValue)])
         let id = try f.deploy()
         let info = try f.plane.getDeployment(GetDeploymentInput(deploymentId: id)).deploymentInfo
@@ -255,8 +255,8 @@ import Testing
         _ = try f.deploy(key: "v2.zip")
     }
 
-    @Test func onlyOneActiveDeploymentPerGroup() throws {
-        let f = try fleet()
+    @Test(arguments: StoreKind.allCases) func onlyOneActiveDeploymentPerGroup(_ store: StoreKind) throws {
+        let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "role", type: .keyOnly)])
         try f.group("other", filters: [TagFilter(key: "role", type: .keyOnly)])
         let first = try f.deploy()
@@ -277,8 +277,8 @@ import Testing
         #expect(info?.status == .created)
     }
 
-    @Test func createDeploymentErrors() throws {
-        let f = try fleet()
+    @Test(arguments: StoreKind.allCases) func createDeploymentErrors(_ store: StoreKind) throws {
+        let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "role", type: .keyOnly)])
         #expect(serviceErrorCode { _ = try f.deploy(app: "nope") } == "ApplicationDoesNotExistException")
         #expect(serviceErrorCode { _ = try f.deploy(group: "nope") } == "DeploymentGroupDoesNotExistException")
@@ -312,8 +312,8 @@ import Testing
         #expect(serviceErrorCode { _ = try f.plane.getDeployment(GetDeploymentInput(deploymentId: "d-../../x")) } == "InvalidDeploymentIdException")
     }
 
-    @Test func listDeploymentsFilters() throws {
-        let f = try fleet()
+    @Test(arguments: StoreKind.allCases) func listDeploymentsFilters(_ store: StoreKind) throws {
+        let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "role", type: .keyOnly)])
         try f.group("empty", filters: [TagFilter(key: "none", type: .keyOnly)])
         let failed = try f.deploy(group: "empty")
@@ -332,8 +332,8 @@ import Testing
                 == "ApplicationNameRequiredException")
     }
 
-    @Test func revisionsAreRegisteredAndTracked() throws {
-        let f = try fleet()
+    @Test(arguments: StoreKind.allCases) func revisionsAreRegisteredAndTracked(_ store: StoreKind) throws {
+        let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "role", type: .keyOnly)])
         let manual = RevisionLocation(revisionType: .s3, s3Location: S3Location(bucket: "releases", key: "manual.zip", bundleType: .zip))
         try f.plane.registerApplicationRevision(RegisterApplicationRevisionInput(applicationName: "app", description: "by hand", revision: manual))
@@ -378,8 +378,8 @@ import Testing
         #expect(stored.revision?.appSpecContent?.sha256?.count == 64)
     }
 
-    @Test func previousRevisionAndLastDeploymentsOnTheGroup() throws {
-        let f = try fleet()
+    @Test(arguments: StoreKind.allCases) func previousRevisionAndLastDeploymentsOnTheGroup(_ store: StoreKind) throws {
+        let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "role", type: .keyOnly)])
         let id = try f.deploy()
         let group = try f.plane.getDeploymentGroup(GetDeploymentGroupInput(applicationName: "app", deploymentGroupName: "group")).deploymentGroupInfo
@@ -388,8 +388,8 @@ import Testing
         #expect(group?.targetRevision?.s3Location?.key == "app.zip")
     }
 
-    @Test func deprecatedInstanceViews() throws {
-        let f = try fleet()
+    @Test(arguments: StoreKind.allCases) func deprecatedInstanceViews(_ store: StoreKind) throws {
+        let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "role", value: "web", type: .keyAndValue)])
         let id = try f.deploy()
         let list = try f.plane.listDeploymentInstances(ListDeploymentInstancesInput(deploymentId: id, instanceStatusFilter: [.pending]))
@@ -406,8 +406,8 @@ import Testing
 }
 
 @Suite struct ResourceTagTests {
-    @Test func tagsOnApplicationsAndGroupsByArn() throws {
-        let f = try PlaneFixture()
+    @Test(arguments: StoreKind.allCases) func tagsOnApplicationsAndGroupsByArn(_ store: StoreKind) throws {
+        let f = try PlaneFixture(store)
         _ = try f.plane.createApplication(CreateApplicationInput(applicationName: "app", tags: [Tag(key: "team", value: "ops")]))
         try f.group()
         let appArn = "arn:aws:codedeploy:local:000000000000:application:app"

@@ -1,7 +1,10 @@
+import DeployModel
 import DeployStore
 import Foundation
 import GRDB
 import Testing
+
+@testable import DeployStoreSQLite
 
 @Suite struct StateFileTests {
     func temporaryPath() -> String {
@@ -57,5 +60,48 @@ import Testing
         #expect(StateLocation.resolve(explicit: "/x.db", environment: ["DEPLOYCTL_STATE": "/y.db"]) == "/x.db")
         #expect(StateLocation.resolve(explicit: nil, environment: ["DEPLOYCTL_STATE": "/y.db"]) == "/y.db")
         #expect(StateLocation.resolve(explicit: nil, environment: ["XDG_STATE_HOME": "/s"]) == "/s/deployctl/state.db")
+    }
+}
+
+/// The store contract, on both stores: a write commits whole or not at all; a read cannot write.
+@Suite struct StoreContractTests {
+    static func stores() throws -> [(String, any DeployStore)] {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)/state.db").path
+        return [("sqlite", SQLiteStore(file: try StateFile(path: path))), ("memory", MemoryStore())]
+    }
+
+    @Test func aThrowingWriteLeavesNothingAndAReadCannotWrite() throws {
+        struct Boom: Error {}
+        for (name, store) in try Self.stores() {
+            let record = ApplicationRecord(id: "1", name: "web", computePlatform: "Server", createTime: Date(timeIntervalSince1970: 1))
+            #expect(throws: Boom.self, "\(name)") {
+                try store.write { tx in
+                    try tx.insertApplication(record)
+                    _ = try tx.upsertTags([(key: "k", value: "v")], on: .resource("1"))
+                    throw Boom()
+                }
+            }
+            #expect(try store.read { try $0.applicationNames() } == [], "\(name)")
+            #expect(try store.read { try $0.tags(of: .resource("1")) } == [], "\(name)")
+            #expect(throws: (any Error).self, "\(name)") { try store.read { try $0.insertApplication(record) } }
+            try store.write { try $0.insertApplication(record) }
+            #expect(try store.read { try $0.application(named: "web") } == record, "\(name)")
+        }
+    }
+
+    /// Equal creation times are ordered by creation order, newest first, on both stores.
+    @Test func deploymentsAreNewestFirstWithExplicitTieBreaks() throws {
+        for (name, store) in try Self.stores() {
+            let time = Date(timeIntervalSince1970: 1_800_000_000)
+            try store.write { tx in
+                for id in ["d-1", "d-2", "d-3"] {
+                    try tx.insertDeployment(
+                        DeploymentRecord(
+                            id: id, applicationId: "a", groupId: "g", createTime: time, info: DeploymentInfo(deploymentId: id, status: .succeeded)))
+                }
+            }
+            #expect(try store.read { try $0.deploymentIds(matching: DeploymentFilter(groupId: "g")) } == ["d-3", "d-2", "d-1"], "\(name)")
+            #expect(try store.read { try $0.newestDeployment(groupId: "g", status: "Succeeded", excluding: "d-3")?.deploymentId } == "d-2", "\(name)")
+        }
     }
 }

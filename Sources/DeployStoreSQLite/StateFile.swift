@@ -1,5 +1,5 @@
-import Foundation
-import GRDB
+public import Foundation
+package import GRDB
 
 #if canImport(Glibc)
     import Glibc
@@ -214,7 +214,7 @@ public final class StateFile: Sendable {
     /// Runs `body` in one IMMEDIATE transaction: it either commits whole or leaves nothing behind.
     /// Database failures become ``StateFileError``s (who holds the lock, a read-only file, a full disk); errors
     /// `body` throws itself pass through.
-    public func write<T>(_ body: (Database) throws -> T) throws -> T {
+    package func write<T>(_ body: (Database) throws -> T) throws -> T {
         do {
             return try queue.writeWithoutTransaction { db in
                 var result: T?
@@ -231,7 +231,7 @@ public final class StateFile: Sendable {
     }
 
     /// Runs `body` in a read transaction (a consistent snapshot). In WAL mode it never waits for a writer.
-    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+    package func read<T>(_ body: (Database) throws -> T) throws -> T {
         do {
             return try queue.read(body)
         } catch let error as DatabaseError {

@@ -5,8 +5,21 @@ import GRDB
 /// file at the same moment cannot both apply one. Never edit a migration that has shipped: append a new one.
 enum Schema {
     static let migrations: [@Sendable (Database) throws -> Void] = [
-        v1, v2, v3,
+        v1, v2, v3, v4,
     ]
+
+    /// Explicit creation order for deployments and revisions (it was SQLite's rowid, which another store does not
+    /// have): ties between equal creation times are broken by `seq`.
+    static func v4(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                ALTER TABLE deployments ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+                UPDATE deployments SET seq = rowid;
+                CREATE INDEX deployments_by_group_seq ON deployments(group_id, create_time, seq);
+                ALTER TABLE revisions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+                UPDATE revisions SET seq = rowid;
+                """)
+    }
 
     /// One running agent per instance and state file: the lease an agent holds while it runs.
     static func v3(_ db: Database) throws {

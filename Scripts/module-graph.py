@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Prints deployctl's target graph from Package.swift, and checks the layering ARCHITECTURE.md describes.
+
+  python3 Scripts/module-graph.py            the graph: each target, what it depends on (targets, then products)
+  python3 Scripts/module-graph.py --check    exit 1 if a rule below is broken (run by `make test`)
+
+The rules: the control plane and the modules under it never reach GRDB (SQL lives in DeployStoreSQLite only),
+and no library reaches the CLI.
+"""
+import json
+import subprocess
+import sys
+
+RULES = [
+    # (target, forbidden anywhere in its transitive closure, why)
+    ("ControlPlane", "GRDB", "the rules must not see SQL: only DeployStoreSQLite imports GRDB"),
+    ("DeployStore", "GRDB", "the store protocol is in domain terms"),
+    ("Agent", "GRDB", "the agent talks to a HostCommandService, never to the store"),
+    ("Agent", "ControlPlane", "the agent talks to a HostCommandService, never to the control plane's code"),
+    ("Revisions", "ControlPlane", "push talks to CodeDeployAPI"),
+    ("ControlPlane", "DeployCLI", "libraries never reach the CLI"),
+]
+
+
+def describe():
+    out = subprocess.run(["swift", "package", "describe", "--type", "json"], capture_output=True, text=True, check=True).stdout
+    data = json.loads(out)
+    graph = {}
+    for target in data["targets"]:
+        graph[target["name"]] = (target.get("target_dependencies", []), target.get("product_dependencies", []), target["type"])
+    return graph
+
+
+def closure(graph, name):
+    """Every target `name` depends on, directly or not, and every product those targets use."""
+    seen, stack = set(), [name]
+    while stack:
+        for dep in graph.get(stack.pop(), ([], [], ""))[0]:
+            if dep not in seen:
+                seen.add(dep)
+                stack.append(dep)
+    products = set()
+    for target in seen | {name}:
+        products.update(graph.get(target, ([], [], ""))[1])
+    return seen, products
+
+
+def main():
+    graph = describe()
+    if "--check" in sys.argv:
+        # The checker must be able to fail: the CLI does reach GRDB (through DeployStoreSQLite).
+        if "GRDB" not in closure(graph, "DeployCLI")[1]:
+            sys.exit("layering: the checker found no path from DeployCLI to GRDB; it is broken")
+        broken = []
+        for target, forbidden, why in RULES:
+            targets, products = closure(graph, target)
+            if forbidden in targets or forbidden in products:
+                broken.append(f"{target} reaches {forbidden}: {why}")
+        for line in broken:
+            print("layering: " + line, file=sys.stderr)
+        if broken:
+            sys.exit(1)
+        print(f"layering: {len(RULES)} rules hold")
+        return
+    for name in sorted(graph, key=lambda n: (graph[n][2] == "test", n)):
+        targets, products, kind = graph[name]
+        deps = ", ".join(sorted(targets)) or "-"
+        extra = f"   [{', '.join(sorted(products))}]" if products else ""
+        print(f"{name:20} {kind:10} -> {deps}{extra}")
+
+
+if __name__ == "__main__":
+    main()

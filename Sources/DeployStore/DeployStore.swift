@@ -1,0 +1,119 @@
+import DeployModel
+import Foundation
+
+/// Where the control plane keeps its state, in domain terms (ARCHITECTURE.md). The rules (`ControlPlane`) call
+/// these methods and never see SQL; `DeployStoreSQLite` implements them on the state file, ``MemoryStore`` in memory
+/// for tests, and a PostgreSQL store can implement them for several servers.
+///
+/// **Transactions.** `write` runs its body as one transaction: it commits whole or leaves nothing, and write
+/// transactions of one store are serialized. `read` sees one consistent snapshot and never waits for a writer.
+///
+/// **Invariants each write transaction relies on** (a store built on row locks must give the same guarantees):
+/// - *One dispatch per host command*: `pollHostCommand` checks `hasCommand(deploymentId:instance:)` and inserts the
+///   command in the same transaction; at most one outstanding command exists per (deployment, instance) — a
+///   PostgreSQL store takes the target row `FOR UPDATE` (or relies on the unique key) for it.
+/// - *One active deployment per group*: `activeDeploymentId(groupId:)` and `insertDeployment` run in one transaction.
+/// - *Each command completes once*: `command(id:)` and `deleteCommand(id:)` run in one transaction; a second
+///   complete finds nothing.
+/// - *Expiry is idempotent*: `overdueCommands(now:)` and `deleteCommand` in one transaction, so two sweepers
+///   (agents, the CLI, server timers) fail an expired command once (`FOR UPDATE SKIP LOCKED` on PostgreSQL).
+public protocol DeployStore: Sendable {
+    func read<T>(_ body: (any StoreTransaction) throws -> T) throws -> T
+    func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T
+}
+
+/// The domain operations of one transaction. Orderings are part of the contract: lists of names are sorted by name,
+/// deployments are newest first (creation time, then creation order), targets in their position order.
+public protocol StoreTransaction {
+    // MARK: Applications
+    func application(named name: String) throws -> ApplicationRecord?
+    func applicationNames() throws -> [String]
+    func insertApplication(_ record: ApplicationRecord) throws
+    func renameApplication(id: String, to name: String) throws
+    /// Removes the application, its deployment groups and the tags of both.
+    func deleteApplication(id: String) throws
+
+    // MARK: Deployment groups
+    func group(applicationId: String, name: String) throws -> GroupRecord?
+    func groupNames(applicationId: String) throws -> [String]
+    /// "application/group" of every group whose configuration is `configName`, sorted.
+    func groupPaths(usingConfig configName: String) throws -> [String]
+    func insertGroup(_ record: GroupRecord) throws
+    func updateGroup(_ record: GroupRecord) throws
+    /// Removes the group and its tags.
+    func deleteGroup(id: String) throws
+
+    // MARK: Deployment configurations (custom ones)
+    func config(named name: String) throws -> ConfigRecord?
+    func configNames() throws -> [String]
+    func insertConfig(_ record: ConfigRecord) throws
+    /// Removes the configuration and its tags.
+    func deleteConfig(id: String) throws
+
+    // MARK: Tags
+    /// In the order they were first set.
+    func tags(of owner: TagOwner) throws -> [Tag]
+    /// Sets the tags (new keys go last, existing keys keep their place and take the new value); returns how many
+    /// tags the owner has now.
+    @discardableResult func upsertTags(_ tags: [(key: String, value: String)], on owner: TagOwner) throws -> Int
+    /// Removes the tag with `key` (and `value`, when given).
+    func removeTag(key: String, value: String?, from owner: TagOwner) throws
+
+    // MARK: On-premises instances
+    func instance(named name: String) throws -> InstanceRecord?
+    /// Sorted; `registered` nil for all.
+    func instanceNames(registered: Bool?) throws -> [String]
+    /// Registers the instance, replacing a previous record of that name and its tags.
+    func insertInstance(_ record: InstanceRecord) throws
+    func updateInstance(_ record: InstanceRecord) throws
+
+    // MARK: Deployments and targets
+    func deployment(id: String) throws -> DeploymentInfo?
+    func groupId(ofDeployment id: String) throws -> String?
+    func insertDeployment(_ record: DeploymentRecord) throws
+    /// Saves the deployment's info (its status included).
+    func updateDeployment(_ info: DeploymentInfo) throws
+    /// A deployment of the group that is Created, Queued, InProgress, Baking or Ready.
+    func activeDeploymentId(groupId: String) throws -> String?
+    /// The group's newest deployment, with `status` when given, other than `excluding`.
+    func newestDeployment(groupId: String, status: String?, excluding: String?) throws -> DeploymentInfo?
+    /// Newest first.
+    func deploymentIds(matching filter: DeploymentFilter) throws -> [String]
+    func insertTarget(_ target: InstanceTarget, deploymentId: String, position: Int) throws
+    func targets(deploymentId: String) throws -> [InstanceTarget]
+    func target(deploymentId: String, instance: String) throws -> InstanceTarget?
+    func updateTarget(_ target: InstanceTarget) throws
+    /// The status of the instance's target in the group's newest deployment that has one.
+    func newestTargetStatus(groupId: String, instance: String) throws -> String?
+
+    // MARK: Host commands
+    /// Whether polling could hand the instance something: an overdue command anywhere, a Created deployment
+    /// targeting it, or an InProgress target of it with no outstanding command.
+    func hasWork(instance: String, now: Double) throws -> Bool
+    /// Deployments that may have a command for the instance (Created, or InProgress with its target InProgress),
+    /// oldest first.
+    func pollCandidates(instance: String) throws -> [String]
+    func insertCommand(_ command: HostCommandRecord) throws
+    func command(id: String) throws -> HostCommandRecord?
+    func deleteCommand(id: String) throws
+    /// Marks the command acknowledged with a new deadline; false when it is not outstanding.
+    func acknowledgeCommand(id: String, deadline: Double) throws -> Bool
+    func hasOverdueCommands(now: Double) throws -> Bool
+    func overdueCommands(now: Double) throws -> [HostCommandRecord]
+    func hasCommand(deploymentId: String, instance: String) throws -> Bool
+    /// Instances with an outstanding command of the deployment.
+    func commandInstances(deploymentId: String) throws -> [String]
+
+    // MARK: Application revisions
+    func revision(applicationId: String, key: String) throws -> RevisionRecord?
+    /// In registration order.
+    func revisions(applicationId: String) throws -> [RevisionRecord]
+    func insertRevision(_ record: RevisionRecord) throws
+    func updateRevision(_ record: RevisionRecord) throws
+
+    // MARK: Agent leases
+    func lease(instance: String) throws -> LeaseRecord?
+    /// Inserts or replaces.
+    func saveLease(_ record: LeaseRecord) throws
+    func deleteLease(instance: String, holder: String) throws
+}

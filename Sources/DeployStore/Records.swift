@@ -1,0 +1,167 @@
+import DeployModel
+import Foundation
+
+/// An application as stored.
+public struct ApplicationRecord: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var computePlatform: String
+    public var createTime: Date
+
+    public init(id: String, name: String, computePlatform: String, createTime: Date) {
+        self.id = id
+        self.name = name
+        self.computePlatform = computePlatform
+        self.createTime = createTime
+    }
+}
+
+/// A deployment group as stored: what the user configured (names, IDs and the last deployments are filled in on
+/// read by the control plane).
+public struct GroupRecord: Sendable, Equatable {
+    public var id: String
+    public var applicationId: String
+    public var name: String
+    public var configName: String
+    public var info: DeploymentGroupInfo
+
+    public init(id: String, applicationId: String, name: String, configName: String, info: DeploymentGroupInfo) {
+        self.id = id
+        self.applicationId = applicationId
+        self.name = name
+        self.configName = configName
+        self.info = info
+    }
+}
+
+/// A custom deployment configuration as stored (the predefined ones are not stored).
+public struct ConfigRecord: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var info: DeploymentConfigInfo
+    public var createTime: Date
+
+    public init(id: String, name: String, info: DeploymentConfigInfo, createTime: Date) {
+        self.id = id
+        self.name = name
+        self.info = info
+        self.createTime = createTime
+    }
+}
+
+/// An on-premises instance as stored (its tags are kept apart, see ``TagOwner``).
+public struct InstanceRecord: Sendable, Equatable {
+    public var name: String
+    public var registered: Bool
+    public var info: InstanceInfo
+
+    public init(name: String, registered: Bool, info: InstanceInfo) {
+        self.name = name
+        self.registered = registered
+        self.info = info
+    }
+}
+
+/// A deployment as inserted; afterwards it is read and updated as its `DeploymentInfo`.
+public struct DeploymentRecord: Sendable, Equatable {
+    public var id: String
+    public var applicationId: String
+    public var groupId: String
+    public var createTime: Date
+    public var info: DeploymentInfo
+
+    public init(id: String, applicationId: String, groupId: String, createTime: Date, info: DeploymentInfo) {
+        self.id = id
+        self.applicationId = applicationId
+        self.groupId = groupId
+        self.createTime = createTime
+        self.info = info
+    }
+}
+
+/// Which deployments `ListDeployments` wants.
+public struct DeploymentFilter: Sendable, Equatable {
+    public var groupId: String?
+    public var statuses: [String]
+    public var createdFrom: Date?
+    public var createdTo: Date?
+
+    public init(groupId: String? = nil, statuses: [String] = [], createdFrom: Date? = nil, createdTo: Date? = nil) {
+        self.groupId = groupId
+        self.statuses = statuses
+        self.createdFrom = createdFrom
+        self.createdTo = createdTo
+    }
+}
+
+/// One host command handed to an agent: one lifecycle event of one target, until completed or expired.
+public struct HostCommandRecord: Sendable, Equatable {
+    public var id: String
+    public var deploymentId: String
+    public var instanceName: String
+    public var eventName: String
+    public var acknowledged: Bool
+    /// Seconds since 1970 by which the agent must acknowledge (or, once acknowledged, complete) it.
+    public var deadline: Double
+
+    public init(id: String, deploymentId: String, instanceName: String, eventName: String, acknowledged: Bool = false, deadline: Double) {
+        self.id = id
+        self.deploymentId = deploymentId
+        self.instanceName = instanceName
+        self.eventName = eventName
+        self.acknowledged = acknowledged
+        self.deadline = deadline
+    }
+}
+
+/// A registered application revision.
+public struct RevisionRecord: Sendable, Equatable {
+    public var applicationId: String
+    /// The revision's identity (type and location) within its application.
+    public var key: String
+    public var location: RevisionLocation
+    public var description: String?
+    public var deploymentGroups: [String]
+    public var firstUsedTime: Date?
+    public var lastUsedTime: Date?
+    public var registerTime: Date
+
+    public init(
+        applicationId: String, key: String, location: RevisionLocation, description: String?, deploymentGroups: [String] = [],
+        firstUsedTime: Date? = nil, lastUsedTime: Date? = nil, registerTime: Date
+    ) {
+        self.applicationId = applicationId
+        self.key = key
+        self.location = location
+        self.description = description
+        self.deploymentGroups = deploymentGroups
+        self.firstUsedTime = firstUsedTime
+        self.lastUsedTime = lastUsedTime
+        self.registerTime = registerTime
+    }
+}
+
+/// An agent's lease on an instance.
+public struct LeaseRecord: Sendable, Equatable {
+    public var instanceName: String
+    public var holder: String
+    public var hostName: String
+    public var pid: Int32
+    public var started: Double
+    public var expires: Double
+
+    public init(instanceName: String, holder: String, hostName: String, pid: Int32, started: Double, expires: Double) {
+        self.instanceName = instanceName
+        self.holder = holder
+        self.hostName = hostName
+        self.pid = pid
+        self.started = started
+        self.expires = expires
+    }
+}
+
+/// Whose tags: a taggable resource (application, group, config: by ID) or an on-premises instance (by name).
+public enum TagOwner: Sendable, Equatable, Hashable {
+    case resource(String)
+    case instance(String)
+}
