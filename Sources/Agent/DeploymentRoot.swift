@@ -1,6 +1,6 @@
 import Foundation
 
-/// The agent's directory tree (DESIGN.md §4):
+/// The agent's directory tree (ARCHITECTURE.md, compatibility facts):
 ///
 ///     <root>/<group-id>/<deployment-id>/{bundle.<ext>, deployment-archive/, logs/scripts.log}
 ///     <root>/deployment-instructions/<group-id>-cleanup                   what the last install created

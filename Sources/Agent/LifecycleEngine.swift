@@ -75,7 +75,7 @@ public protocol LifecycleReporter {
     func eventFinished(_ result: EventResult)
 }
 
-/// Runs the lifecycle of one deployment on this host (DESIGN.md §4).
+/// Runs the lifecycle of one deployment on this host (ARCHITECTURE.md, "A deployment, end to end").
 public struct LifecycleEngine: Sendable {
     public var root: DeploymentRoot
     public var runner: HookRunner

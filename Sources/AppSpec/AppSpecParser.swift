@@ -30,7 +30,7 @@ public enum AppSpecParser {
     public static let maxScriptTimeout = 86_400
 
     /// The names an appspec is looked up by at the revision root, in order: the requested one, then
-    /// `appspec.yaml`, then `appspec.yml` (DESIGN.md §4: the same for every event, unlike the Ruby agent).
+    /// `appspec.yaml`, then `appspec.yml` (ARCHITECTURE.md, compatibility facts: the same for every event, unlike the Ruby agent).
     public static func candidateFileNames(_ requested: String?) -> [String] {
         var names: [String] = []
         for name in [requested ?? "appspec.yml", "appspec.yaml", "appspec.yml"] where !names.contains(name) { names.append(name) }

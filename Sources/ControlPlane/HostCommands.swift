@@ -3,7 +3,7 @@ import DeployStore
 import Foundation
 import HostCommandModel
 
-/// The agent side of the control plane (DESIGN.md §1): agents poll for the next host command of their instance,
+/// The agent side of the control plane (ARCHITECTURE.md, "A deployment, end to end"): agents poll for the next host command of their instance,
 /// acknowledge it, run it, and complete it. Every call also advances the deployments it touches, so no daemon is needed.
 extension ControlPlane: HostCommandService {
     /// How long an agent has to acknowledge a command it polled, and the margin added to its expected duration.

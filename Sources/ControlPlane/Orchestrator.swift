@@ -1,7 +1,7 @@
 import DeployModel
 
 /// Which targets of a deployment may start now, and how the deployment ends: AWS CodeDeploy's minimum-healthy-hosts
-/// rules (DESIGN.md §3, reference §2), as a pure function of the configuration and the targets' states.
+/// rules (ARCHITECTURE.md, compatibility facts; AWS documents them in its deployment configuration guide), as a pure function of the configuration and the targets' states.
 ///
 /// With N targets and a minimum M: targets being deployed to and targets that failed count as unhealthy, so at most
 /// `N − M − failed − inFlight` more may start (and never more than the configuration's concurrency); if M ≥ N the

@@ -1,4 +1,4 @@
-/// The server platform's in-place lifecycle events, in the order they run (DESIGN.md §4): the one list the
+/// The server platform's in-place lifecycle events, in the order they run (ARCHITECTURE.md, compatibility facts): the one list the
 /// appspec parser, the agent and the control plane all use.
 public enum LifecycleEventName {
     public static let all = [

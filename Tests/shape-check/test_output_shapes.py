@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BINARY = os.environ.get("DEPLOYCTL_BIN", os.path.join(ROOT, ".build", "debug", "deployctl"))
 MODEL = botocore.session.get_session().get_service_model("codedeploy")
 
-# Values real CodeDeploy returns that its model's enum does not list (see DESIGN.md / reference §1.9).
+# Values real CodeDeploy returns that its model's enum does not list (GetDeploymentConfig of CodeDeployDefault.OneAtATime reports MOST_CONCURRENCY).
 EXTRA_ENUM_VALUES = {"MinimumHealthyHostsType": {"MOST_CONCURRENCY"}}
 
 
