@@ -60,8 +60,6 @@ public struct RunAsUser: Sendable, Equatable {
 public struct HookRunner: Sendable {
     /// After SIGTERM to the group on timeout, how long before SIGKILL.
     public var killGrace: TimeInterval
-    /// After the script exits, how long its output pipes may stay open before the hook is reported `OutputsLeftOpen`.
-    public var outputGrace: TimeInterval
     /// The longest line kept whole; longer output is split into lines of this size, so memory stays bounded.
     public static let maxLineBytes = 64 * 1024
 
@@ -70,14 +68,17 @@ public struct HookRunner: Sendable {
     /// kills the hook's process group (a deliberately daemonized process, in its own session, survives).
     public var supervise: Bool
 
-    public init(killGrace: TimeInterval = 5, outputGrace: TimeInterval = 1, supervise: Bool = false) {
+    public init(killGrace: TimeInterval = 5, supervise: Bool = false) {
         self.supervise = supervise
         self.killGrace = killGrace
-        self.outputGrace = outputGrace
     }
 
     /// Runs one script of `archiveRoot` and returns how it ended. Never throws: every failure is an outcome.
-    public func run(_ script: HookScript, archiveRoot: String, environment: [String: String], log: ScriptLog) -> ScriptOutcome {
+    /// `onWaiting` is told when the script has exited but a background process still holds its output (the
+    /// printer and the live view show it).
+    public func run(
+        _ script: HookScript, archiveRoot: String, environment: [String: String], log: ScriptLog, onWaiting: ((String) -> Void)? = nil
+    ) -> ScriptOutcome {
         let location = script.location
         let relative = location.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
         let path = archiveRoot + "/" + relative
@@ -131,7 +132,8 @@ public struct HookRunner: Sendable {
         }
         do {
             return try execute(
-                arguments, directory: archiveRoot, environment: env, timeout: script.timeout, log: log, prefix: prefix, location: location)
+                arguments, directory: archiveRoot, environment: env, timeout: script.timeout, log: log, prefix: prefix, location: location,
+                onWaiting: onWaiting)
         } catch {
             return outcome(.unknownError, "\(prefix) could not be started: \(error)")
         }
@@ -163,7 +165,7 @@ public struct HookRunner: Sendable {
 
     private func execute(
         _ arguments: [String], directory: String, environment: [String: String], timeout: Int, log: ScriptLog, prefix: String,
-        location: String
+        location: String, onWaiting: ((String) -> Void)?
     ) throws -> ScriptOutcome {
         var outPipe: [Int32] = [0, 0]
         var errPipe: [Int32] = [0, 0]
@@ -227,23 +229,30 @@ public struct HookRunner: Sendable {
         let deadline = start + Double(timeout)
         var streams = [OutputStream(fd: outPipe[0], label: "[stdout]"), OutputStream(fd: errPipe[0], label: "[stderr]")]
         var exitStatus: Int32?
-        var exitedAt: Double?
         var timedOut = false
+        var holdersAtTimeout = false
+        var announced = false
         var termSentAt: Double?
         var logFailedAt: Double?
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        // The script's exit wakes the poll below (pidfd), so no event waits on a sleep for it.
+        let exitFD = deployctl_pidfd_open(pid)
+        defer { if exitFD >= 0 { close(exitFD) } }
 
         while true {
             let open = streams.indices.filter { !streams[$0].closed }
             if exitStatus != nil, open.isEmpty { break }
-            if let exitedAt, Self.now() - exitedAt > outputGrace, !open.isEmpty { break }
+            // A failed script is reported at once; a background process holding its output is not waited for.
+            if let status = exitStatus, status != 0, !open.isEmpty { break }
             var fds = open.map { pollfd(fd: streams[$0].fd, events: Int16(POLLIN), revents: 0) }
-            let wait = fds.isEmpty ? 50 : 100
-            let ready =
-                fds.isEmpty
-                ? {
-                    usleep(UInt32(wait) * 1000); return Int32(0)
-                }() : poll(&fds, nfds_t(fds.count), Int32(wait))
+            if exitStatus == nil, exitFD >= 0 { fds.append(pollfd(fd: exitFD, events: Int16(POLLIN), revents: 0)) }
+            var now = Self.now()
+            var wake = deadline - now
+            if let sent = termSentAt { wake = min(wake, sent + killGrace - now) }
+            if exitStatus == nil, exitFD < 0 { wake = min(wake, 0.05) }
+            let waitMs = Int32(max(0, min(wake, 1)) * 1000) + 1
+            let ready = fds.isEmpty ? Int32(0) : poll(&fds, nfds_t(fds.count), waitMs)
+            if fds.isEmpty { usleep(UInt32(waitMs) * 1000) }
             if ready > 0 {
                 for (slot, index) in open.enumerated() where fds[slot].revents != 0 {
                     let count = buffer.withUnsafeMutableBytes { read(streams[index].fd, $0.baseAddress, $0.count) }
@@ -256,12 +265,21 @@ public struct HookRunner: Sendable {
             }
             if exitStatus == nil {
                 var raw: Int32 = 0
-                if waitpid(pid, &raw, WNOHANG) == pid {
-                    exitStatus = raw
-                    exitedAt = Self.now()
-                }
+                if waitpid(pid, &raw, WNOHANG) == pid { exitStatus = raw }
             }
-            let now = Self.now()
+            now = Self.now()
+            if exitStatus == 0, !announced, streams.contains(where: { !$0.closed }) {
+                // AWS's outcome: wait for the holders until the timeout. But say at once who holds what, and how to
+                // end the wait.
+                announced = true
+                let which = streams.filter { !$0.closed }.map { $0.label == "[stdout]" ? "stdout" : "stderr" }.joined(separator: " and ")
+                let holders = OutputHolders.find(streams.filter { !$0.closed }.map(\.fd))
+                let who = holders.isEmpty ? "a background process" : holders.map { "PID \($0.pid) (\($0.command))" }.joined(separator: ", ")
+                let note =
+                    "the script exited with code 0 but \(who) still holds its \(which): waiting until it closes it, at most until the timeout (\(Int(deadline - now)) s left). Redirect that process's output (cmd > /dev/null 2>&1 &) to end the wait."
+                log.write("[deployctl] " + note)
+                onWaiting?(note)
+            }
             if log.failure != nil, logFailedAt == nil {
                 // The output can no longer be kept (a full disk): the event fails, so the script is stopped now.
                 logFailedAt = now
@@ -276,6 +294,11 @@ public struct HookRunner: Sendable {
                     log.write("[deployctl] also sent SIGTERM to processes of the script outside its process group: \(escaped)")
                 }
                 kill(-pid, SIGTERM)
+            }
+            if exitStatus != nil, !timedOut, now >= deadline, streams.contains(where: { !$0.closed }) {
+                // The script is done; what holds its output is left running (a started service must survive).
+                holdersAtTimeout = true
+                break
             }
             if let sent = termSentAt, now - sent >= killGrace {
                 log.write("[deployctl] the process group did not stop within \(Int(killGrace)) s: sending SIGKILL")
@@ -322,13 +345,14 @@ public struct HookRunner: Sendable {
         if code != 0 {
             return ScriptOutcome(code: .scriptFailed, scriptName: location, message: "\(prefix) failed with exit code \(code)", logTail: log.tail)
         }
-        if !stillOpen.isEmpty {
+        if holdersAtTimeout || !stillOpen.isEmpty {
             let which = stillOpen.joined(separator: " and ")
-            log.write("[deployctl] the script exited but a background process still holds its \(which); not waiting for it")
+            log.write(
+                "[deployctl] the timeout of \(timeout) s ended the wait: a background process still holds the script's \(which); it is left running")
             return ScriptOutcome(
                 code: .outputsLeftOpen, scriptName: location,
                 message:
-                    "\(prefix) exited with code 0 but left \(which) open: a background process it started still holds it. Redirect that process's output (cmd > /dev/null 2>&1 &) or run it as a service.",
+                    "\(prefix) exited with code 0 but a background process it started still held its \(which) when the timeout of \(timeout) s ended the wait. Redirect that process's output (cmd > /dev/null 2>&1 &) or run it as a service.",
                 logTail: log.tail)
         }
         return ScriptOutcome(code: .success, scriptName: location, message: "Succeeded", logTail: log.tail)

@@ -73,6 +73,12 @@ public struct EventResult: Sendable, Equatable {
 public protocol LifecycleReporter {
     func eventStarted(_ name: String)
     func eventFinished(_ result: EventResult)
+    /// Something worth showing while the event runs (a background process holding a hook's output).
+    func eventNote(_ name: String, _ note: String)
+}
+
+extension LifecycleReporter {
+    public func eventNote(_ name: String, _ note: String) {}
 }
 
 /// Runs the lifecycle of one deployment on this host (ARCHITECTURE.md, "A deployment, end to end").
@@ -152,9 +158,10 @@ public struct LifecycleEngine: Sendable {
                 result.revisionDirectory = oldDirectory
                 let oldArchive = oldDirectory + "/deployment-archive"
                 outcome = runHooks(
-                    event, appSpec: currentAppSpec(archive: oldArchive, name: spec.appSpecFileName), archive: oldArchive, spec: spec, log: log)
+                    event, appSpec: currentAppSpec(archive: oldArchive, name: spec.appSpecFileName), archive: oldArchive, spec: spec, log: log,
+                    reporter: reporter)
             default:
-                outcome = runHooks(event, appSpec: appSpec, archive: archive, spec: spec, log: log)
+                outcome = runHooks(event, appSpec: appSpec, archive: archive, spec: spec, log: log, reporter: reporter)
             }
             if outcome?.succeeded ?? true, let problem = log.failure {
                 outcome = ScriptOutcome(
@@ -287,13 +294,17 @@ public struct LifecycleEngine: Sendable {
     }
 
     /// The hooks of one event, one script after another, stopping at the first failure.
-    func runHooks(_ event: String, appSpec: AppSpec?, archive: String, spec: DeploymentSpec, log: ScriptLog) -> ScriptOutcome? {
+    func runHooks(
+        _ event: String, appSpec: AppSpec?, archive: String, spec: DeploymentSpec, log: ScriptLog, reporter: (any LifecycleReporter)? = nil
+    ) -> ScriptOutcome? {
         guard let scripts = appSpec?.hooks[event], !scripts.isEmpty else { return nil }
         log.write("LifecycleEvent - \(event)")
         let environment = hookEnvironment(event: event, spec: spec)
         var last: ScriptOutcome?
         for script in scripts {
-            let outcome = runner.run(script, archiveRoot: archive, environment: environment, log: log)
+            let outcome = runner.run(script, archiveRoot: archive, environment: environment, log: log) { note in
+                reporter?.eventNote(event, note)
+            }
             if !outcome.succeeded { return outcome }
             last = outcome
         }

@@ -90,3 +90,9 @@ pid_t deployctl_spawn_watchdog(pid_t group, int grace_seconds) {
     }
     _exit(0);
 }
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+int deployctl_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }

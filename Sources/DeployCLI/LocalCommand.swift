@@ -239,6 +239,11 @@ struct LocalCommand: ParsableCommand {
 final class EventPrinter: LifecycleReporter {
     func eventStarted(_ name: String) {}
 
+    func eventNote(_ name: String, _ note: String) {
+        print(TerminalText.safe("  \(name.padding(toLength: 20, withPad: " ", startingAt: 0))waiting: \(note)"))
+        fflush(nil)
+    }
+
     func eventFinished(_ result: EventResult) {
         var line =
             "  " + result.name.padding(toLength: 20, withPad: " ", startingAt: 0)

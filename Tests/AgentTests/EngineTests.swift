@@ -54,7 +54,7 @@ final class Sandbox {
     }
 
     func engine(maxRevisions: Int = 5) -> LifecycleEngine {
-        LifecycleEngine(root: root, runner: HookRunner(killGrace: 1, outputGrace: 0.5), maxRevisions: maxRevisions)
+        LifecycleEngine(root: root, runner: HookRunner(killGrace: 1), maxRevisions: maxRevisions)
     }
 
     /// Runs the deployment through the built binary (`deployctl local --output json`), as a user would.
@@ -336,23 +336,48 @@ let staticAppSpec = """
         }
     }
 
-    @Test func aBackgroundChildHoldingStdoutDoesNotHangTheDeployment() throws {
+    /// AWS's outcome for a background child holding the script's output (issue 12): the event waits for it,
+    /// naming it at once, succeeds when it closes the output before the timeout, and fails with OutputsLeftOpen at the
+    /// timeout without killing it. Observed with the AWS agent 1.8.1 (codedeploy-agent-behaviour.md, hooks).
+    @Test func aBackgroundChildHoldingStdoutIsWaitedForUntilTheTimeout() throws {
         let box = try Sandbox()
-        let rev = try box.revision([
-            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: bg.sh\n      timeout: 120\n",
-            "bg.sh": "#!/bin/sh\nsleep 60 &\necho started\n",
+        let short = try box.revision([
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: bg.sh\n      timeout: 60\n",
+            "bg.sh": "#!/bin/sh\n( sleep 1; echo late ) &\necho started\n",
         ])
-        let start = Date()
-        let results = try box.deploy(box.spec(rev))
+        var start = Date()
+        let shortSpec = box.spec(short)
+        let waited = try box.deploy(shortSpec)
+        #expect(waited.failure == nil, "\(String(describing: waited.failure))")
+        #expect(Date().timeIntervalSince(start) >= 0.9)
+        let log = try String(
+            contentsOfFile: box.root.scriptLog(group: shortSpec.deploymentGroupId, deployment: shortSpec.deploymentId), encoding: .utf8)
+        #expect(log.contains("still holds its stdout and stderr: waiting until it closes it"), "\(log)")
+        #expect(log.contains("PID "), "\(log)")
+        #expect(log.contains("[stdout]late"), "what the child printed later is logged")
+
+        let long = try box.revision([
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: bg.sh\n      timeout: 2\n",
+            "bg.sh": "#!/bin/sh\nsleep 60 &\necho $! > \(box.path)/child.pid\necho started\n",
+        ])
+        start = Date()
+        let results = try box.deploy(box.spec(long))
         #expect(Date().timeIntervalSince(start) < 10)
         #expect(results.failure?.diagnostics?.code == .outputsLeftOpen)
-        #expect(results.failure?.diagnostics?.logTail.contains("[stdout]started") == true)
-        // A child that redirects its output is fine.
+        #expect(results.failure?.diagnostics?.message.contains("when the timeout of 2 s ended the wait") == true)
+        let pid = try #require(
+            pid_t(try String(contentsOfFile: box.path + "/child.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(kill(pid, 0) == 0, "the holder must be left running")
+        kill(pid, SIGKILL)
+
+        // A child that redirects its output is not waited for.
         let good = try box.revision([
             "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: bg.sh\n",
             "bg.sh": "#!/bin/sh\nsleep 30 > /dev/null 2>&1 &\necho started\n",
         ])
+        start = Date()
         #expect(try box.deploy(box.spec(good)).failure == nil)
+        #expect(Date().timeIntervalSince(start) < 5)
     }
 
     @Test func failuresCarryTheLogTailAndStopTheEvent() throws {

@@ -41,7 +41,7 @@ import Testing
 
         let service: any HostCommandService = f.plane
         let adapter = HostCommandAdapter(service: service, artifacts: artifacts, installRoot: base + "/host")
-        let engine = LifecycleEngine(root: DeploymentRoot(path: base + "/agent-root"), runner: HookRunner(killGrace: 1, outputGrace: 0.5))
+        let engine = LifecycleEngine(root: DeploymentRoot(path: base + "/agent-root"), runner: HookRunner(killGrace: 1))
         let loop = AgentLoop(engine: engine, controlPlane: adapter, instanceName: "web-1")
         let ran = try await loop.runPending()
         #expect(ran == 7, "ApplicationStop through ValidateService")

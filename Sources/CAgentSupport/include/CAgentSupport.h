@@ -25,4 +25,6 @@ int deployctl_become_subreaper(void);
 /* Forks a watchdog that kills process group `group` (TERM, then KILL after `grace_seconds`) if this process dies
    first (PR_SET_PDEATHSIG). Kill it with SIGKILL once the hook has ended. Returns its pid or -1. */
 pid_t deployctl_spawn_watchdog(pid_t group, int grace_seconds);
+/* A descriptor that polls readable when `pid` (our child) exits; -1 where the kernel lacks pidfd_open. */
+int deployctl_pidfd_open(pid_t pid);
 #endif
