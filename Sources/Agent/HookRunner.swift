@@ -229,6 +229,7 @@ public struct HookRunner: Sendable {
         let deadline = start + Double(timeout)
         var streams = [OutputStream(fd: outPipe[0], label: "[stdout]"), OutputStream(fd: errPipe[0], label: "[stderr]")]
         var exitStatus: Int32?
+        var exitedAt: Double?
         var timedOut = false
         var holdersAtTimeout = false
         var announced = false
@@ -242,14 +243,18 @@ public struct HookRunner: Sendable {
         while true {
             let open = streams.indices.filter { !streams[$0].closed }
             if exitStatus != nil, open.isEmpty { break }
+            // Once the script has exited, its own ends of the pipes are closed: what is left unread arrives at once
+            // (a pipe holds at most 64 KiB), so output still open after `settle` is held by another process.
+            let settled = exitedAt.map { Self.now() - $0 >= Self.settle } ?? false
             // A failed script is reported at once; a background process holding its output is not waited for.
-            if let status = exitStatus, status != 0, !open.isEmpty { break }
+            if let status = exitStatus, status != 0, !open.isEmpty, settled { break }
             var fds = open.map { pollfd(fd: streams[$0].fd, events: Int16(POLLIN), revents: 0) }
             if exitStatus == nil, exitFD >= 0 { fds.append(pollfd(fd: exitFD, events: Int16(POLLIN), revents: 0)) }
             var now = Self.now()
             var wake = deadline - now
             if let sent = termSentAt { wake = min(wake, sent + killGrace - now) }
             if exitStatus == nil, exitFD < 0 { wake = min(wake, 0.05) }
+            if let exitedAt, !announced { wake = min(wake, exitedAt + Self.settle - now) }
             let waitMs = Int32(max(0, min(wake, 1)) * 1000) + 1
             let ready = fds.isEmpty ? Int32(0) : poll(&fds, nfds_t(fds.count), waitMs)
             if fds.isEmpty { usleep(UInt32(waitMs) * 1000) }
@@ -265,10 +270,13 @@ public struct HookRunner: Sendable {
             }
             if exitStatus == nil {
                 var raw: Int32 = 0
-                if waitpid(pid, &raw, WNOHANG) == pid { exitStatus = raw }
+                if waitpid(pid, &raw, WNOHANG) == pid {
+                    exitStatus = raw
+                    exitedAt = Self.now()
+                }
             }
             now = Self.now()
-            if exitStatus == 0, !announced, streams.contains(where: { !$0.closed }) {
+            if exitStatus == 0, !announced, let exitedAt, now - exitedAt >= Self.settle, streams.contains(where: { !$0.closed }) {
                 // AWS's outcome: wait for the holders until the timeout. But say at once who holds what, and how to
                 // end the wait.
                 announced = true
@@ -357,6 +365,9 @@ public struct HookRunner: Sendable {
         }
         return ScriptOutcome(code: .success, scriptName: location, message: "Succeeded", logTail: log.tail)
     }
+
+    /// How long after the script's exit its output must have reached end of file unless another process holds it.
+    static let settle = 0.2
 
     static func now() -> Double {
         var t = timespec()

@@ -228,7 +228,7 @@ public struct LifecycleEngine: Sendable {
                 try BundleArchive.extract(path, declaredType: type, into: archive)
                 stripSingleTopDirectory(archive, appSpecName: spec.appSpecFileName)
             case .directory(let path):
-                // The same entry rules as an archive: nothing that leads out of the revision is copied.
+                // The same entry rules as an archive; symlinks are copied as symlinks, never followed.
                 try BundleArchive.copyDirectory(path, into: archive)
             }
         } catch {
@@ -259,8 +259,10 @@ public struct LifecycleEngine: Sendable {
         let fm = FileManager.default
         guard let entries = try? fm.contentsOfDirectory(atPath: archive), entries.count == 1, let only = entries.first else { return }
         let inner = archive + "/" + only
-        var isDir: ObjCBool = false
-        guard fm.fileExists(atPath: inner, isDirectory: &isDir), isDir.boolValue,
+        // lstat: a single top-level *symlink* to a directory is never taken for the revision's root (it may lead
+        // anywhere on the host).
+        var info = stat()
+        guard lstat(inner, &info) == 0, info.st_mode & S_IFMT == S_IFDIR,
             let innerEntries = try? fm.contentsOfDirectory(atPath: inner),
             innerEntries.contains(where: { $0.lowercased().contains("appspec") })
         else { return }

@@ -109,6 +109,11 @@ public struct FileMode: Sendable, Equatable {
     public init(bits: UInt16) { self.bits = bits }
 
     public var octal: String { String(bits, radix: 8) }
+    /// `r---w----`, as `ls -l` shows the permission bits.
+    public var symbolic: String {
+        let letters = Array("rwxrwxrwx")
+        return String((0..<9).map { bits & (0o400 >> UInt16($0)) != 0 ? letters[$0] : "-" })
+    }
 }
 
 /// The kinds of filesystem object a permission entry applies to.

@@ -273,7 +273,15 @@ private struct Walker {
             return nil
         }
         let raw = s.string.trimmingCharacters(in: .whitespaces)
-        if let number = Double(raw), number == 0, raw.allSatisfy({ $0.isNumber || $0 == "." }) { return "0.0" }
+        if let number = Double(raw), number == 0, raw.allSatisfy({ $0.isNumber || $0 == "." }) {
+            if s.style == .singleQuoted || s.style == .doubleQuoted {
+                // Observed with the AWS agent 1.8.1: a quoted version is refused (a Ruby error).
+                warning(
+                    node, "version",
+                    "the version is quoted; deployctl accepts it, but the AWS CodeDeploy agent refuses a quoted version: write version: 0.0")
+            }
+            return "0.0"
+        }
         error(node, "version", "unsupported version \(describe(node)); the only appspec version is 0.0")
         return nil
     }
@@ -577,6 +585,20 @@ private struct Walker {
         guard !raw.isEmpty, raw.count <= 4, raw.allSatisfy({ ("0"..."7").contains($0) }), let bits = UInt16(raw, radix: 8) else {
             error(node, path, "'\(raw)' is not an octal mode: use 1 to 4 digits 0-7, such as 644 or 0755")
             return nil
+        }
+        if s.style == .plain, raw.count > 1, raw.hasPrefix("0") {
+            // YAML 1.1 (the Ruby agent's Psych) reads an unquoted leading zero as an octal number, and the agent then
+            // takes that number's decimal digits for the mode: 0644 is 420, applied as 0420.
+            let yaml11 = Int(raw, radix: 8) ?? 0
+            let digits = String(yaml11)
+            let aws =
+                digits.allSatisfy({ ("0"..."7").contains($0) }) && digits.count <= 4
+                ? "apply \(String(repeating: "0", count: max(0, 4 - digits.count)) + digits) (\(FileMode(bits: UInt16(digits, radix: 8) ?? 0).symbolic))"
+                : "fail (\(digits) is not an octal mode)"
+            warning(
+                node, path,
+                "deployctl applies \(raw) as written, but the AWS CodeDeploy agent reads an unquoted \(raw) as the number \(yaml11) and would \(aws); quote it (\"\(raw)\") or drop the leading zero so both agree"
+            )
         }
         return FileMode(bits: bits)
     }

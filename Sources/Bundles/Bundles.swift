@@ -96,7 +96,7 @@ public struct EntrySafety {
     static func components(_ path: String) -> [Substring] { path.split(separator: "/", omittingEmptySubsequences: true) }
 
     /// Whether `target`, resolved from the directory holding `path`, stays inside the bundle.
-    static func staysInside(_ target: String, from path: String) -> Bool {
+    public static func staysInside(_ target: String, from path: String) -> Bool {
         if target.hasPrefix("/") { return false }
         var depth = components(path).count - 1
         for part in components(target) {
@@ -142,10 +142,11 @@ public struct EntrySafety {
         case .device, .fifo, .socket:
             throw .unsafeEntry(path: path, reason: "\(entry.kind.rawValue) entries are not allowed in a bundle")
         case .symlink:
+            // A symlink leading outside (`current -> /etc/myapp`) is kept as a symlink, as the AWS agent keeps it: it
+            // is never followed while extracting or installing (nothing is written through it), and validate warns.
             let target = entry.linkTarget ?? ""
-            guard !target.isEmpty, Self.staysInside(target, from: path) else {
-                throw .unsafeEntry(path: path, reason: "the symlink points outside the bundle (to '\(target)')")
-            }
+            guard !target.isEmpty else { throw .unsafeEntry(path: path, reason: "the symlink has an empty target") }
+            if target.contains("\0") { throw .unsafeEntry(path: path, reason: "the symlink target contains a NUL character") }
             symlinks.insert(path)
         case .hardlink:
             let target = Self.normalize(entry.linkTarget ?? "")

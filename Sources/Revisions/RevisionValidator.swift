@@ -20,10 +20,26 @@ struct RevisionTree {
     struct Item {
         var kind: BundleEntry.Kind
         var mode: UInt16
+        var linkTarget: String? = nil
     }
     var items: [String: Item] = [:]
     /// The prefix (a single top-level directory holding the appspec) stripped from every path, if any.
     var strippedPrefix: String?
+
+    /// The first symlink on the way to `path` (the path itself included) that leads outside the revision, with
+    /// its target: deployctl never follows it.
+    func escapingLink(on path: String) -> (link: String, target: String)? {
+        var prefix = ""
+        for part in path.split(separator: "/") {
+            prefix = prefix.isEmpty ? String(part) : prefix + "/" + part
+            if let item = items[prefix], item.kind == .symlink, let target = item.linkTarget,
+                !EntrySafety.staysInside(target, from: prefix)
+            {
+                return (prefix, target)
+            }
+        }
+        return nil
+    }
 
     func contains(directory path: String) -> Bool {
         if path.isEmpty { return true }
@@ -76,7 +92,7 @@ public enum RevisionValidator {
         }
         for entry in entries {
             if ignoreHidden, entry.path.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
-            tree.items[entry.path] = RevisionTree.Item(kind: entry.kind, mode: entry.mode)
+            tree.items[entry.path] = RevisionTree.Item(kind: entry.kind, mode: entry.mode, linkTarget: entry.linkTarget)
         }
         return check(tree: tree, source: directory, findings: findings, appSpecFileName: appSpecFileName) { name in
             // Only a regular file of the revision is read: an appspec symlink is never followed.
@@ -96,7 +112,7 @@ public enum RevisionValidator {
         }
         var tree = RevisionTree()
         for entry in entries {
-            tree.items[entry.path] = RevisionTree.Item(kind: entry.kind, mode: entry.mode)
+            tree.items[entry.path] = RevisionTree.Item(kind: entry.kind, mode: entry.mode, linkTarget: entry.linkTarget)
         }
         let candidates = appSpecCandidates(appSpecFileName)
         tree.stripSingleTopDirectory(appSpecNames: candidates)
@@ -124,11 +140,39 @@ public enum RevisionValidator {
         }
         let report = AppSpecParser.parse(text, fileName: name)
         findings += report.findings
+        for (path, item) in tree.items.sorted(by: { $0.key < $1.key }) where item.kind == .symlink {
+            guard let target = item.linkTarget, !EntrySafety.staysInside(target, from: path) else { continue }
+            findings.append(
+                Finding(
+                    .warning, file: source, position: nil, keyPath: path,
+                    message:
+                        "the symlink points outside the revision (to '\(target)'); it is installed as a symlink, as the AWS agent does, and deployctl never follows it"
+                ))
+        }
         if let spec = report.partial {
             for (event, scripts) in spec.hooks.sorted(by: { order($0.key) < order($1.key) }) {
                 for (index, script) in scripts.enumerated() {
                     let path = normalize(script.location)
                     let keyPath = "hooks.\(event)[\(index)].location"
+                    if let (link, target) = tree.escapingLink(on: path) {
+                        findings.append(
+                            Finding(
+                                .error, file: name, position: script.position, keyPath: keyPath,
+                                message:
+                                    "'\(script.location)' goes through the symlink '\(link)', which leads outside the revision (to '\(target)'); deployctl runs only scripts inside the revision"
+                            ))
+                        continue
+                    }
+                    if tree.items[path]?.kind == .file, let body = read(path) {
+                        for warning in BackgroundJobs.unredirected(in: body) {
+                            findings.append(
+                                Finding(
+                                    .warning, file: path, position: SourcePosition(line: warning.line, column: 1), keyPath: keyPath,
+                                    message:
+                                        "'\(warning.text)' starts a background job without redirecting its output: the event waits for it until the \(script.timeout) s timeout (then fails with OutputsLeftOpen). Write: cmd > /dev/null 2>&1 &"
+                                ))
+                        }
+                    }
                     switch tree.items[path]?.kind {
                     case .file?, .symlink?, .hardlink?:
                         if let mode = tree.items[path]?.mode, mode & 0o111 == 0, tree.items[path]?.kind != .symlink {
@@ -152,6 +196,15 @@ public enum RevisionValidator {
             }
             for (index, mapping) in spec.files.enumerated() {
                 let path = normalize(mapping.source)
+                if let (link, target) = tree.escapingLink(on: path), link != path || tree.items[path]?.kind != .symlink {
+                    findings.append(
+                        Finding(
+                            .error, file: name, position: mapping.position, keyPath: "files[\(index)].source",
+                            message:
+                                "'\(mapping.source)' goes through the symlink '\(link)', which leads outside the revision (to '\(target)'); deployctl copies only what is inside the revision"
+                        ))
+                    continue
+                }
                 if path.isEmpty || tree.items[path] != nil || tree.contains(directory: path) { continue }
                 findings.append(
                     Finding(
@@ -176,5 +229,25 @@ public enum RevisionValidator {
 
     static func suggestion(_ path: String, _ tree: RevisionTree) -> String {
         Suggestion.closest(to: path, in: Array(tree.items.keys), allowContainment: false).map { "; did you mean '\($0)'?" } ?? ""
+    }
+}
+
+/// Lines of a hook script that start a background job whose output is not redirected: the event then waits for
+/// the job (AWS's outcome), which is rarely what the author meant.
+enum BackgroundJobs {
+    static func unredirected(in script: String) -> [(line: Int, text: String)] {
+        var found: [(line: Int, text: String)] = []
+        for (index, raw) in script.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            guard !line.hasPrefix("#"), line.hasSuffix("&"), !line.hasSuffix("&&"), !line.hasSuffix("\\&") else { continue }
+            let command = line.dropLast().trimmingCharacters(in: .whitespaces)
+            // Redirected when stdout goes somewhere (`>`, `>>`, `&>`) and stderr too (`2>`, `2>&1`, `&>`).
+            let stdout =
+                command.contains("&>") || command.range(of: #"(^|[^0-9&])>"#, options: .regularExpression) != nil
+                || command.contains("1>")
+            let stderr = command.contains("&>") || command.contains("2>")
+            if !(stdout && stderr) { found.append((index + 1, String(line.prefix(80)))) }
+        }
+        return found
     }
 }

@@ -30,7 +30,30 @@ import Testing
         #expect(data.acls.map(\.description) == ["user:backup:r-x", "default:group:ops:rwx", "mask::rwx"])
         #expect(data.context == SELinuxContext(name: "system_u", type: "httpd_sys_content_t", range: "s0-s1:c0.c3,c7"))
         #expect(data.types == [.directory])
-        #expect(report.warnings.isEmpty)
+        // The one warning: the AWS agent would read that unquoted 0755 as 493 and refuse it (issue 12).
+        #expect(
+            report.warnings.map(\.message) == [
+                "deployctl applies 0755 as written, but the AWS CodeDeploy agent reads an unquoted 0755 as the number 493 and would fail (493 is not an octal mode); quote it (\"0755\") or drop the leading zero so both agree"
+            ])
+    }
+
+    /// Where the AWS agent 1.8.1 reads an appspec differently (codedeploy-agent-behaviour.md, "mode" and "version"),
+    /// deployctl keeps what the author meant and says what AWS would do.
+    @Test func awsDifferencesAreWarnings() throws {
+        let mode = AppSpecParser.parse("version: 0.0\nos: linux\npermissions:\n  - object: /srv\n    mode: 0644\n")
+        #expect(mode.appSpec?.permissions.first?.mode == FileMode(bits: 0o644))
+        #expect(mode.warnings.first?.message.contains("reads an unquoted 0644 as the number 420 and would apply 0420 (r---w----)") == true)
+        #expect(mode.warnings.first?.keyPath == "permissions[0].mode")
+        for quiet in ["644", "\"0644\""] {
+            #expect(AppSpecParser.parse("version: 0.0\nos: linux\npermissions:\n  - object: /srv\n    mode: \(quiet)\n").warnings.isEmpty)
+        }
+        let version = AppSpecParser.parse("version: \"0.0\"\nos: linux\n")
+        #expect(version.appSpec != nil)
+        #expect(
+            version.warnings.map(\.message) == [
+                "the version is quoted; deployctl accepts it, but the AWS CodeDeploy agent refuses a quoted version: write version: 0.0"
+            ])
+        #expect(AppSpecParser.parse("version: 0.0\nos: linux\n").warnings.isEmpty)
     }
 
     @Test(arguments: [("644", 0o644), ("0644", 0o644), ("\"0644\"", 0o644), ("7", 0o7), ("4755", 0o4755)])
