@@ -51,16 +51,19 @@ public struct DeploymentRoot: Sendable {
     }
 
     public func markMostRecent(_ group: String, _ directory: String) throws { try writeMarker(group, "most_recent_install", directory) }
+    /// The deployment directory of the group's most recent failed deployment (kept by pruning for its logs).
+    public func lastFailed(_ group: String) -> String? { readMarker(marker(group, "last_failed")) }
+    public func markLastFailed(_ group: String, _ directory: String) throws { try writeMarker(group, "last_failed", directory) }
     public func markLastSuccessful(_ group: String, _ directory: String) throws {
         try writeMarker(group, "last_successful_install", directory)
     }
 
     /// Removes the oldest deployment directories of a group so that at most `maxRevisions` remain, never the
-    /// current one, the last successful one, or the most recent one.
+    /// current one, the last successful one, the most recent one, or the most recent failed one (its logs).
     @discardableResult
     public func prune(group: String, keeping current: String, maxRevisions: Int) -> [String] {
         let directory = groupDirectory(group)
-        let protected = Set([current, lastSuccessfulInstall(group), mostRecentInstall(group)].compactMap { $0 })
+        let protected = Set([current, lastSuccessfulInstall(group), mostRecentInstall(group), lastFailed(group)].compactMap { $0 })
         let all = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).map { directory + "/" + $0 }
         let excess = all.count - maxRevisions
         guard excess > 0 else { return [] }

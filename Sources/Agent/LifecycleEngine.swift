@@ -124,6 +124,8 @@ public struct LifecycleEngine: Sendable {
             }
         }
         let log = ScriptLog(path: root.scriptLog(group: group, deployment: spec.deploymentId), maxBytes: maxLogBytes)
+        log.deploymentsLog = DeploymentsLog(root: root)
+        log.deploymentId = spec.deploymentId
         var appSpec: AppSpec? = currentAppSpec(archive: archive, name: spec.appSpecFileName)
         var results: [EventResult] = []
         var failed = false
@@ -146,6 +148,7 @@ public struct LifecycleEngine: Sendable {
                 continue
             }
             reporter?.eventStarted(event)
+            log.event = event
             var outcome: ScriptOutcome?
             switch event {
             case "DownloadBundle":
@@ -177,6 +180,8 @@ public struct LifecycleEngine: Sendable {
                 } else {
                     result.status = .failed
                     failed = true
+                    // Its logs outlive pruning until a later deployment of the group fails.
+                    try? root.markLastFailed(group, deploymentDirectory)
                 }
             } else {
                 result.status = .succeeded

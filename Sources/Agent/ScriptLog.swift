@@ -19,6 +19,11 @@ public final class ScriptLog {
 
     public let path: String
     public let maxBytes: Int64
+    /// Where every line also goes, with the deployment and the current event (nil: nowhere).
+    public var deploymentsLog: DeploymentsLog?
+    public var deploymentId = ""
+    /// The event whose lines are being written, for the deployments log.
+    public var event: String?
     /// Why output could not be logged (e.g. "no space left on /dev/vda1 (/var/…/scripts.log)"); nil while writes work.
     public private(set) var failure: String?
 
@@ -97,7 +102,9 @@ public final class ScriptLog {
 
     /// Writes one line of deployctl's own (a header or a note) and adds it to the tail.
     public func write(_ line: String) {
-        append(Array("\(Self.timestamp()) \(line)\n".utf8))
+        let entry = Array("\(Self.timestamp()) \(line)\n".utf8)
+        append(entry)
+        deploymentsLog?.append(entry[...], deployment: deploymentId, event: event)
         addToTail(line)
     }
 
@@ -107,6 +114,7 @@ public final class ScriptLog {
         entry.append(contentsOf: bytes)
         entry.append(UInt8(ascii: "\n"))
         append(entry)
+        deploymentsLog?.append(entry[...], deployment: deploymentId, event: event)
         addToTail(label + String(decoding: bytes.suffix(Self.tailLimit * 4), as: UTF8.self))
     }
 

@@ -38,6 +38,38 @@ import Testing
         #expect(try ConfinementTests.local(cli, ["--bundle-location", revision, "--max-log-bytes", "100"]).status == 252)
     }
 
+    /// Every event's output across deployments also goes to one file under the agent root, with the deployment and
+    /// the event on each line (as the AWS agent's codedeploy-agent-deployments.log), capped and rotated; pruning keeps
+    /// the most recent failed deployment's logs (issue 12, item 5).
+    @Test func theDeploymentsLogCollectsEveryDeploymentAndTheLastFailureSurvivesPruning() throws {
+        let cli = try Deployctl()
+        defer { cli.cleanUp() }
+        let good = cli.directory.path + "/good"
+        let bad = cli.directory.path + "/bad"
+        try ConfinementTests.revision(
+            good, appspec: "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: ok.sh\n", files: ["ok.sh": "#!/bin/sh\necho fine\n"])
+        try ConfinementTests.revision(
+            bad, appspec: "version: 0.0\nos: linux\nhooks:\n  BeforeInstall:\n    - location: no.sh\n",
+            files: ["no.sh": "#!/bin/sh\necho broken >&2\nexit 3\n"])
+        func run(_ revision: String, _ id: String) throws -> Int32 {
+            try ConfinementTests.local(cli, ["--bundle-location", revision, "--deployment-id", id, "--max-revisions", "1"]).status
+        }
+        #expect(try run(good, "d-GOOD1") == 0)
+        #expect(try run(bad, "d-BAD1") == 1)
+        #expect(try run(good, "d-GOOD2") == 0)
+        #expect(try run(good, "d-GOOD3") == 0)
+        let log = try String(contentsOfFile: cli.directory.path + "/root/deployment-logs/deployctl-deployments.log", encoding: .utf8)
+        #expect(log.contains("[d-GOOD1] [AfterInstall] "), "\(log)")
+        #expect(log.contains("[d-BAD1] [BeforeInstall] ") && log.contains("[stderr]broken"), "\(log)")
+        #expect(log.contains("[d-GOOD3] [AfterInstall] ") && log.contains("[stdout]fine"))
+        // --max-revisions 1, yet the failed deployment's directory (and its scripts.log) is still there.
+        let group = cli.directory.path + "/root/default-local-deployment-group"
+        let kept = try FileManager.default.contentsOfDirectory(atPath: group).sorted()
+        #expect(kept.contains("d-BAD1"), "\(kept)")
+        #expect(!kept.contains("d-GOOD1"), "\(kept)")
+        #expect(FileManager.default.fileExists(atPath: group + "/d-BAD1/logs/scripts.log"))
+    }
+
     @Test func scriptOutputIsWrittenAsTheBytesCame() throws {
         let cli = try Deployctl()
         defer { cli.cleanUp() }
