@@ -105,9 +105,9 @@ public struct Installer: Sendable {
     /// path is resolved inside the install root like an install (a path outside it, or reached through a symlink
     /// a deployment placed, is left alone). Returns the paths removed.
     @discardableResult
-    public func removePrevious(cleanupList: String) -> [String] {
+    public func removePrevious(cleanupList: String, keeping kept: Set<String> = []) -> [String] {
         var removed: [String] = []
-        for path in Self.listed(in: cleanupList).reversed() {
+        for path in Self.listed(in: cleanupList).reversed() where !kept.contains(path) {
             guard let inside = relative(path), let parent = try? target.openParent(inside) else { continue }
             defer { close(parent.fd) }
             var info = stat()
@@ -117,6 +117,44 @@ public struct Installer: Sendable {
         }
         try? FileManager.default.removeItem(atPath: cleanupList)
         return removed
+    }
+
+    /// The files the previous install created that `plan` would install again byte for byte (same size, mode and
+    /// content as their source): a redeploy leaves them in place instead of removing and copying them again.
+    public func unchanged(_ plan: InstallPlan, previous: Set<String>) -> Set<String> {
+        let revision = ConfinedRoot(path: plan.archive, policy: .beneath)
+        var same = Set<String>()
+        var left = [UInt8](repeating: 0, count: 1 << 20)
+        var right = [UInt8](repeating: 0, count: 1 << 20)
+        for copy in plan.copies where previous.contains(copy.destination) {
+            guard let inside = relative(copy.destination), let target = try? target.openEntry(inside, flags: O_RDONLY) else { continue }
+            defer { close(target) }
+            let sourcePath = copy.source == plan.archive ? "" : String(copy.source.dropFirst(plan.archive.count))
+            guard let source = try? revision.openEntry(sourcePath, flags: O_RDONLY) else { continue }
+            defer { close(source) }
+            var a = stat()
+            var b = stat()
+            guard fstat(source, &a) == 0, fstat(target, &b) == 0, a.st_mode & S_IFMT == S_IFREG, b.st_mode & S_IFMT == S_IFREG,
+                a.st_size == b.st_size, a.st_mode & 0o7777 == b.st_mode & 0o7777
+            else { continue }
+            if Self.sameBytes(source, target, &left, &right) { same.insert(copy.destination) }
+        }
+        return same
+    }
+
+    static func sameBytes(_ a: Int32, _ b: Int32, _ left: inout [UInt8], _ right: inout [UInt8]) -> Bool {
+        while true {
+            let n = left.withUnsafeMutableBytes { read(a, $0.baseAddress, $0.count) }
+            guard n >= 0 else { return false }
+            var filled = 0
+            while filled < n {
+                let m = right.withUnsafeMutableBytes { raw in read(b, raw.baseAddress.map { $0 + filled }, n - filled) }
+                guard m > 0 else { return false }
+                filled += m
+            }
+            if n == 0 { return read(b, &right, 1) == 0 }
+            if memcmp(left, right, n) != 0 { return false }
+        }
     }
 
     // MARK: Planning
@@ -247,7 +285,10 @@ public struct Installer: Sendable {
 
     /// Creates and copies what the plan says. Every destination is appended to the cleanup list **before** it is
     /// written (directories right after they are created), so an interrupted install is still cleaned up next time.
-    public func execute(_ plan: InstallPlan, cleanupList: String) throws(AgentError) -> [String] {
+    /// `unchanged`: destinations already in place byte for byte (``unchanged(_:previous:)``): recorded, not copied.
+    public func execute(_ plan: InstallPlan, cleanupList: String, unchanged: Set<String> = [], keptDirectories: [String] = []) throws(AgentError)
+        -> [String]
+    {
         try? FileManager.default.createDirectory(atPath: (cleanupList as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         guard let record = fopen(cleanupList, "a") else {
             throw .io("cannot write the cleanup list \(cleanupList): \(String(cString: strerror(errno)))")
@@ -267,6 +308,10 @@ public struct Installer: Sendable {
             }
         }
         var installed: [String] = []
+        for directory in keptDirectories {
+            try note(directory)
+            installed.append(directory)
+        }
         for directory in plan.directories {
             let parent = try openParent(directory)
             defer { close(parent.fd) }
@@ -279,6 +324,10 @@ public struct Installer: Sendable {
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         for copy in plan.copies {
             try note(copy.destination)
+            if unchanged.contains(copy.destination) {
+                installed.append(copy.destination)
+                continue
+            }
             let parent = try openParent(copy.destination)
             defer { close(parent.fd) }
             if copy.replaces { unlinkat(parent.fd, parent.name, 0) }

@@ -281,13 +281,32 @@ public struct LifecycleEngine: Sendable {
         let group = spec.deploymentGroupId
         let installer = Installer(installRoot: spec.installRoot, placedSymlinks: Installer.placedSymlinks(in: root.instructionsDirectory))
         let cleanup = root.cleanupList(group)
-        let removed = installer.removePrevious(cleanupList: cleanup)
-        if !removed.isEmpty { log.write("[deployctl] removed \(removed.count) path(s) installed by the previous revision") }
         let behavior = appSpec.fileExistsBehavior ?? spec.fileExistsBehavior ?? .disallow
+        // A redeploy keeps the files that would be installed again byte for byte, and removes the rest of what the
+        // previous revision installed before copying.
+        let listed = Installer.listed(in: cleanup)
+        let previous = Set(listed)
+        let unchanged =
+            previous.isEmpty
+            ? []
+            : ((try? installer.plan(appSpec, archive: archive, behavior: behavior, owned: previous)).map {
+                installer.unchanged($0, previous: previous)
+            } ?? [])
+        let removed = installer.removePrevious(cleanupList: cleanup, keeping: unchanged)
+        if !removed.isEmpty { log.write("[deployctl] removed \(removed.count) path(s) installed by the previous revision") }
+        if !unchanged.isEmpty { log.write("[deployctl] \(unchanged.count) file(s) are unchanged since the previous revision: left in place") }
+        // Directories of the previous install that still hold kept files stay ours: recorded again, first.
+        let keptDirectories =
+            unchanged.isEmpty
+            ? []
+            : listed.filter { path in
+                var info = stat()
+                return !unchanged.contains(path) && lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+            }
         do {
-            let plan = try installer.plan(appSpec, archive: archive, behavior: behavior)
+            let plan = try installer.plan(appSpec, archive: archive, behavior: behavior, owned: unchanged)
             for retained in plan.retained { log.write("[deployctl] kept existing \(retained) (RETAIN)") }
-            let installed = try installer.execute(plan, cleanupList: cleanup)
+            let installed = try installer.execute(plan, cleanupList: cleanup, unchanged: unchanged, keptDirectories: keptDirectories)
             for note in try installer.applyPermissions(appSpec, installed: installed) { log.write("[deployctl] \(note)") }
             log.write("[deployctl] installed \(plan.copies.count) file(s) and \(plan.directories.count) directorie(s)")
             try root.markLastSuccessful(group, directory)

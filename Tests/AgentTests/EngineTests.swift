@@ -268,6 +268,37 @@ let staticAppSpec = """
         #expect(try String(contentsOfFile: box.installed("/srv/app/index.html"), encoding: .utf8) == "whole")
     }
 
+    /// A redeploy leaves files that are installed again byte for byte in place (same inode), replaces changed
+    /// ones, removes those the new revision no longer has, and still removes directories that end up empty later.
+    @Test func aRedeployLeavesUnchangedFilesInPlace() throws {
+        let box = try Sandbox()
+        let first = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "same", "site/css/a.css": "old", "site/gone.txt": "x"])
+        #expect(try box.deploy(box.spec(first)).failure == nil)
+        func inode(_ path: String) -> UInt64? {
+            var info = stat()
+            return lstat(box.installed(path), &info) == 0 ? UInt64(info.st_ino) : nil
+        }
+        let before = inode("/srv/app/index.html")
+        let second = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "same", "site/css/a.css": "new"])
+        let spec = box.spec(second)
+        #expect(try box.deploy(spec).failure == nil)
+        #expect(inode("/srv/app/index.html") == before, "an unchanged file was copied again")
+        #expect(try String(contentsOfFile: box.installed("/srv/app/css/a.css"), encoding: .utf8) == "new")
+        #expect(!FileManager.default.fileExists(atPath: box.installed("/srv/app/gone.txt")))
+        let log = try String(contentsOfFile: box.root.scriptLog(group: spec.deploymentGroupId, deployment: spec.deploymentId), encoding: .utf8)
+        #expect(log.contains("1 file(s) are unchanged since the previous revision: left in place"), "\(log)")
+        // A third revision without css/: the directory that held kept files before goes away.
+        let third = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "same"])
+        #expect(try box.deploy(box.spec(third)).failure == nil)
+        #expect(!FileManager.default.fileExists(atPath: box.installed("/srv/app/css")))
+        let fourth = try box.revision(
+            ["appspec.yml": staticAppSpec, "other/x.html": "x"].merging([
+                "appspec.yml": staticAppSpec.replacingOccurrences(of: "source: site", with: "source: other")
+            ]) { _, new in new })
+        #expect(try box.deploy(box.spec(fourth)).failure == nil)
+        #expect(!FileManager.default.fileExists(atPath: box.installed("/srv/app/index.html")))
+    }
+
     @Test func maxRevisionsKeepsTheLastSuccessfulEvenAfterFailures() throws {
         let box = try Sandbox()
         let good = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "good"])

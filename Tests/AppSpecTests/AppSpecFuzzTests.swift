@@ -103,9 +103,9 @@ struct SplitMix64: RandomNumberGenerator {
             let report = AppSpecParser.parse(lines.joined(separator: "\n") + "\n")
             let seconds = Date().timeIntervalSince(start)
             slowest = max(slowest, seconds)
-            // A debug build sharing two cores with the other suites: the binary answers these in ~50 ms
-            // (RevisionCommandTests.anAliasBombIsRefusedAtOnce); without the bound they took minutes.
-            #expect(seconds < 3, "round \(round) (kind \(round % 3)) took \(seconds) s")
+            // A hang guard, not a benchmark: without the node budget these took minutes; a debug build sharing two
+            // busy cores answers in well under a second (the binary: ~50 ms, RevisionCommandTests.anAliasBombIsRefusedAtOnce).
+            #expect(seconds < 10, "round \(round) (kind \(round % 3)) took \(seconds) s")
             if report.errors.contains(where: { $0.message.contains("YAML nodes once its aliases") || $0.message.contains("levels deep") }) {
                 refused += 1
             }
