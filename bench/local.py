@@ -6,6 +6,8 @@
    run: spawning the hook itself (`/bin/sh noop.sh`).
 2. A 10,000-file / 100 MB tgz bundle (the extraction benchmark's tree) installed into an empty install root, then
    redeployed over itself. Baseline in the same run: `bsdtar -xf` into a fresh directory plus `cp -a` of the result.
+3. `deployctl --version`: start-up time and resident memory, beside `/bin/true`.
+4. A 1 GB bundle of four 256 MB files: peak memory must stay flat (`--large-mb 0` skips it).
 
 Prints medians, ratios and peak RSS (ru_maxrss of each child). Usage: `make bench-local` or
 `python3 bench/local.py [--binary PATH] [--runs N] [--files N] [--megabytes N]`. Needs bsdtar (libarchive-tools).
@@ -31,6 +33,7 @@ def main():
     parser.add_argument("--big-runs", type=int, default=3)
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--megabytes", type=int, default=100)
+    parser.add_argument("--large-mb", type=int, default=1024)
     args = parser.parse_args()
     if not shutil.which("bsdtar"):
         raise SystemExit("bsdtar is missing: apt-get install libarchive-tools")
@@ -93,8 +96,36 @@ def main():
         install, redeploy, baseline = (statistics.median(x) for x in (installs, redeploys, baselines))
         print(f"{args.files} files / {args.megabytes} MB tgz, median of {args.big_runs}:")
         print(f"  install  {install:.3f} s  ({install / baseline:.2f}x bsdtar -xf + cp -a {baseline:.3f} s)")
-        print(f"  redeploy {redeploy:.3f} s  ({redeploy / baseline:.2f}x; removes the previous install first)")
+        print(f"  redeploy {redeploy:.3f} s  ({redeploy / baseline:.2f}x; unchanged files are left in place)")
         print(f"  peak RSS {peak:.1f} MiB")
+
+        version, version_rss, true_times = [], 0.0, []
+        for _ in range(args.runs):
+            seconds, rss = run([args.binary, "--version"])
+            version.append(seconds)
+            version_rss = max(version_rss, rss)
+            true_times.append(run(["/bin/true"])[0])
+        print(f"deployctl --version: median {statistics.median(version) * 1000:.1f} ms, peak RSS {version_rss:.1f} MiB "
+              f"(/bin/true {statistics.median(true_times) * 1000:.1f} ms)")
+
+        if args.large_mb > 0:
+            large = os.path.join(scratch, "large")
+            os.makedirs(os.path.join(large, "data"))
+            with open(os.path.join(large, "appspec.yml"), "w") as f:
+                f.write("version: 0.0\nos: linux\nfiles:\n  - source: data\n    destination: /srv/large\n")
+            chunk = os.urandom(1 << 20)
+            for n in range(4):
+                with open(os.path.join(large, "data", f"part-{n}.bin"), "wb") as f:
+                    for _ in range(args.large_mb // 4):
+                        f.write(chunk)
+            large_bundle = os.path.join(scratch, "large.tar")
+            subprocess.run([args.binary, "bundle", "create", "--source", large, "--bundle", large_bundle, "--bundle-type", "tar"],
+                           check=True, stdout=subprocess.DEVNULL)
+            shutil.rmtree(large)
+            seconds, rss = run([args.binary, "local", "--bundle-location", large_bundle, "--type", "tar", "--agent-root",
+                                os.path.join(scratch, "large-root"), "--install-root", os.path.join(scratch, "large-host"),
+                                "--events", "DownloadBundle,Install"])
+            print(f"{args.large_mb} MB bundle of 4 files: install {seconds:.2f} s, peak RSS {rss:.1f} MiB")
 
 
 if __name__ == "__main__":
