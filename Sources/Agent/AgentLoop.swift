@@ -23,7 +23,23 @@ public struct AgentCommand: Sendable {
 public protocol AgentControlPlane: Sendable {
     func poll(instanceName: String) async throws -> AgentCommand?
     func acknowledge(_ id: String, expectedSeconds: Int) async throws
+    /// Something to show while the command runs (the process holding a hook's output).
+    func note(_ id: String, _ message: String) async throws
     func complete(_ id: String, result: EventResult) async throws
+}
+
+/// Passes what the engine wants shown while an event runs on to the control plane, without waiting for it.
+struct CommandNotes: LifecycleReporter {
+    let id: String
+    let controlPlane: any AgentControlPlane
+
+    func eventStarted(_ name: String) {}
+    func eventFinished(_ result: EventResult) {}
+    func eventNote(_ name: String, _ note: String) {
+        let controlPlane = self.controlPlane
+        let id = self.id
+        Task { try? await controlPlane.note(id, note) }
+    }
 }
 
 /// The agent's loop: poll, acknowledge, run with the engine, complete. A command in progress is remembered in
@@ -88,7 +104,7 @@ public struct AgentLoop: Sendable {
             var spec = command.spec
             spec.events = [command.event]
             result =
-                engine.run(spec).first { $0.name == command.event }
+                engine.run(spec, reporter: CommandNotes(id: command.id, controlPlane: controlPlane)).first { $0.name == command.event }
                 ?? EventResult(name: command.event, status: .skipped, endTime: Date())
         }
         try await controlPlane.complete(command.id, result: result)

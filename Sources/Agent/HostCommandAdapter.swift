@@ -64,6 +64,10 @@ public struct HostCommandAdapter: AgentControlPlane {
         try await service.acknowledgeHostCommand(id: id, expectedSeconds: expectedSeconds)
     }
 
+    public func note(_ id: String, _ message: String) async throws {
+        try await service.postHostCommandUpdate(id: id, note: message)
+    }
+
     public func complete(_ id: String, result: EventResult) async throws {
         try await service.completeHostCommand(id: id, report: Self.report(result))
     }

@@ -209,8 +209,13 @@ public struct Installer: Sendable {
             if plannedDirectories.contains(target) {
                 throw .install("the appspec installs the file \(source) where it also needs the directory \(target)")
             }
-            for (claimedPath, _) in claimed where target.hasPrefix(claimedPath + "/") {
-                throw .install("the appspec installs \(target) inside \(claimedPath), which it installs as a file or symlink")
+            // Its ancestors must not be files or symlinks this install creates (looked up, not scanned: O(depth)).
+            var ancestor = (target as NSString).deletingLastPathComponent
+            while ancestor.count > 1 {
+                if claimed[ancestor] != nil {
+                    throw .install("the appspec installs \(target) inside \(ancestor), which it installs as a file or symlink")
+                }
+                ancestor = (ancestor as NSString).deletingLastPathComponent
             }
             claimed[target] = source
             if !owned.contains(target), let info = try lstatDestination(target) {

@@ -39,6 +39,20 @@ extension ControlPlane: HostCommandService {
         }
     }
 
+    /// Shows `note` on the command's event while it runs (in `get-deployment-target` and the `--wait` view).
+    public func postHostCommandUpdate(id: String, note: String) throws {
+        try store.write { tx in
+            guard let command = try tx.command(id: id),
+                var target = try tx.target(deploymentId: command.deploymentId, instance: command.instanceName),
+                let index = target.lifecycleEvents?.firstIndex(where: { $0.lifecycleEventName == command.eventName && $0.status == .inProgress })
+            else {
+                throw ServiceError("InvalidHostCommandException", "The host command \(id) is not outstanding (it completed or was failed).")
+            }
+            target.lifecycleEvents?[index].diagnostics = Diagnostics(message: String(note.prefix(1024)))
+            try tx.updateTarget(target)
+        }
+    }
+
     /// Records how the command ended and advances the deployment.
     public func completeHostCommand(id: String, report: HostCommandReport) throws {
         try store.write { tx in

@@ -81,6 +81,9 @@ struct DeploymentWaiter {
                 line += "\(current.lifecycleEventName ?? "") \(current.status?.rawValue ?? "")"
                 if current.status == .failed, let d = current.diagnostics {
                     line += ": \(d.errorCode?.rawValue ?? "") \(d.scriptName ?? "") \(d.message ?? "")"
+                } else if current.status == .inProgress, let note = current.diagnostics?.message {
+                    // What the agent posted while the event runs (a process holding a hook's output).
+                    line += ": \(note)"
                 }
             }
             lines.append(line)

@@ -86,6 +86,9 @@ public protocol HostCommandService: Sendable {
     func pollHostCommand(instanceName: String) async throws -> HostCommand?
     /// The agent started the command and expects it to take at most `expectedSeconds`.
     func acknowledgeHostCommand(id: String, expectedSeconds: Int) async throws
+    /// Something the agent wants shown while the command runs (AWS: PostHostCommandUpdate), such as the process
+    /// holding a hook's output. Kept until the command completes.
+    func postHostCommandUpdate(id: String, note: String) async throws
     /// How the command ended.
     func completeHostCommand(id: String, report: HostCommandReport) async throws
     /// Takes or renews the instance's lease; refuses while another live agent holds it.
