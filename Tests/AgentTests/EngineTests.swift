@@ -566,3 +566,19 @@ let staticAppSpec = """
         #expect(relaxed.notes.contains { $0.contains("foreign.html exists and would be overwritten") })
     }
 }
+
+/// The deployments log rotates at its cap and keeps two older files: at most three caps on disk.
+@Suite struct DeploymentsLogTests {
+    @Test func rotatesAtItsCap() throws {
+        let box = try Sandbox()
+        let log = DeploymentsLog(root: box.root, maxBytes: 1000)
+        for index in 0..<200 {
+            log.append(Array("2026-11-30 12:00:00 [stdout]line \(index)\n".utf8)[...], deployment: "d-ABC", event: "AfterInstall")
+        }
+        let sizes = try ["", ".1", ".2"].map { try FileManager.default.attributesOfItem(atPath: log.path + $0)[.size] as? Int ?? 0 }
+        #expect(sizes.allSatisfy { $0 > 0 && $0 <= 1000 }, "\(sizes)")
+        #expect(!FileManager.default.fileExists(atPath: log.path + ".3"))
+        let newest = try String(contentsOfFile: log.path, encoding: .utf8)
+        #expect(newest.hasSuffix("[d-ABC] [AfterInstall] 2026-11-30 12:00:00 [stdout]line 199\n"))
+    }
+}
