@@ -1,4 +1,5 @@
 import AppSpec
+import Bundles
 import CAgentSupport
 import DeployModel
 import Foundation
@@ -377,15 +378,11 @@ public struct Installer: Sendable {
         // In-kernel copy first; plain reads and writes when the filesystem cannot (or copies less).
         let copied = info.st_size > 0 ? deployctl_copy_range(input, output, Int64(info.st_size)) : 0
         if copied > 0 { lseek(input, off_t(copied), SEEK_SET) }
-        while copied < Int64(info.st_size) || info.st_size == 0 {
-            let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-            if count < 0 { throw .install("cannot read \(shown): \(String(cString: strerror(errno)))") }
-            if count == 0 { break }
-            var written = 0
-            while written < count {
-                let n = buffer.withUnsafeBytes { raw in write(output, raw.baseAddress.map { $0 + written }, count - written) }
-                guard n > 0 else { throw .install("cannot write \(display): \(String(cString: strerror(errno)))") }
-                written += n
+        if copied < Int64(info.st_size) || info.st_size == 0 {
+            do throws(DescriptorCopy.Failure) {
+                try DescriptorCopy.copy(from: input, to: output, buffer: &buffer)
+            } catch {
+                throw .install(error.describe(reading: shown, writing: display))
             }
         }
         fchmod(output, info.st_mode & 0o7777)

@@ -525,22 +525,51 @@ extension BundleArchive {
         let output = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard output >= 0 else { throw .io("cannot create \(target): \(String(cString: strerror(errno)))") }
         defer { close(output) }
-        var total: Int64 = 0
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
-            if count < 0 { throw .io("cannot read \(source): \(String(cString: strerror(errno)))") }
-            if count == 0 { break }
-            var written = 0
-            while written < count {
-                let n = buffer.withUnsafeBytes { raw in write(output, raw.baseAddress.map { $0 + written }, count - written) }
-                guard n > 0 else { throw .io("cannot write \(target): \(String(cString: strerror(errno)))") }
-                written += n
-            }
-            total += Int64(count)
+        let total: Int64
+        do {
+            total = try DescriptorCopy.copy(from: input, to: output, buffer: &buffer)
+        } catch {
+            throw .io(error.describe(reading: source, writing: target))
         }
         fchmod(output, mode)
         var times = [info.st_atim, info.st_mtim]
         futimens(output, &times)
         return total
+    }
+}
+
+/// Copies what is left of one descriptor to another with plain reads and writes (the fallback where the kernel
+/// cannot copy in place), so extraction, directory revisions and the installer share one loop.
+public enum DescriptorCopy {
+    public enum Failure: Error {
+        case read(Int32)
+        case write(Int32)
+
+        public func describe(reading source: String, writing target: String) -> String {
+            switch self {
+            case .read(let code): return "cannot read \(source): \(String(cString: strerror(code)))"
+            case .write(let code): return "cannot write \(target): \(String(cString: strerror(code)))"
+            }
+        }
+    }
+
+    /// Returns the bytes copied.
+    @discardableResult
+    public static func copy(from input: Int32, to output: Int32, buffer: inout [UInt8]) throws(Failure) -> Int64 {
+        var total: Int64 = 0
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(input, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            if count < 0 { throw .read(errno) }
+            if count == 0 { return total }
+            var written = 0
+            while written < count {
+                let n = buffer.withUnsafeBytes { raw in write(output, raw.baseAddress.map { $0 + written }, count - written) }
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else { throw .write(n < 0 ? errno : EIO) }
+                written += n
+            }
+            total += Int64(count)
+        }
     }
 }
