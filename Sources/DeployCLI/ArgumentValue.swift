@@ -63,6 +63,25 @@ enum ArgumentValue {
         if s3Location != nil, githubLocation != nil {
             throw CLIFailure.usage("Give only one of --s3-location and --github-location.")
         }
+        if let s3Location, s3Location.hasPrefix("s3://") {
+            // The form `push` and `aws s3` print: the bundle type comes from the key's extension.
+            let rest = s3Location.dropFirst("s3://".count)
+            guard let slash = rest.firstIndex(of: "/"), slash != rest.startIndex, rest.index(after: slash) != rest.endIndex else {
+                throw CLIFailure.usage("--s3-location \(s3Location.prefix(200)) must be s3://BUCKET/KEY")
+            }
+            let key = String(rest[rest.index(after: slash)...])
+            let lower = key.lowercased()
+            let type =
+                lower.hasSuffix(".zip")
+                ? "zip" : lower.hasSuffix(".tar") ? "tar" : lower.hasSuffix(".tgz") || lower.hasSuffix(".tar.gz") ? "tgz" : nil
+            guard let type else {
+                throw CLIFailure.usage(
+                    "--s3-location \(s3Location.prefix(200)): the key does not end in .zip, .tar, .tgz or .tar.gz; use bucket=…,key=…,bundleType=… to say the type"
+                )
+            }
+            let parsed = JSONValue.members([("bucket", .string(String(rest[..<slash]))), ("key", .string(key)), ("bundleType", .string(type))])
+            return .members([("revisionType", .string("S3")), ("s3Location", parsed)])
+        }
         if let s3Location {
             let parsed = try structure(s3Location, flag: "--s3-location")
             guard parsed["bucket"] != nil, parsed["key"] != nil, parsed["bundleType"] != nil else {

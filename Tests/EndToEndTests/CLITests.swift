@@ -14,6 +14,31 @@ import Testing
         )
     }
 
+    /// `--s3-location s3://bucket/key.tgz`, as `push` and `aws s3` print locations: the type comes from the key.
+    @Test func anS3URLIsAnS3Location() throws {
+        let cli = try Deployctl()
+        defer { cli.cleanUp() }
+        #expect(try cli.run(["create-application", "--application-name", "shop"]).status == 0)
+        #expect(try cli.run(["create-deployment-group", "--application-name", "shop", "--deployment-group-name", "web"]).status == 0)
+        let created = try cli.json([
+            "create-deployment", "--application-name", "shop", "--deployment-group-name", "web", "--s3-location", "s3://releases/app/v1.tar.gz",
+        ])
+        let id = try #require(created["deploymentId"] as? String)
+        let info = try cli.json(["get-deployment", "--deployment-id", id])["deploymentInfo"] as? [String: Any]
+        let s3 = (info?["revision"] as? [String: Any])?["s3Location"] as? [String: Any]
+        #expect(s3?["bucket"] as? String == "releases")
+        #expect(s3?["key"] as? String == "app/v1.tar.gz")
+        #expect(s3?["bundleType"] as? String == "tgz")
+        let bad = try cli.run([
+            "create-deployment", "--application-name", "shop", "--deployment-group-name", "web", "--s3-location", "s3://releases/app.rar",
+        ])
+        #expect(bad.status == 252)
+        #expect(bad.stderr.contains("the key does not end in .zip, .tar, .tgz or .tar.gz"), "\(bad.stderr)")
+        #expect(
+            try cli.run(["create-deployment", "--application-name", "shop", "--deployment-group-name", "web", "--s3-location", "s3://nokey"]).status
+                == 252)
+    }
+
     @Test func missingRequiredFlagsExit252NamingTheFlag() throws {
         let cli = try Deployctl()
         defer { cli.cleanUp() }
