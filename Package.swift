@@ -14,6 +14,8 @@ let package = Package(
         // Long-running agent (and, next, server) with graceful shutdown on SIGTERM; brings swift-log.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // SHA-256 and HMAC for SigV4 (and, next, keys and certificates with swift-certificates, which accepts 3.12-5.x).
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // API-shaped values, the ordered JSON tree, the service errors and the generated CodeDeployAPI protocol.
@@ -49,6 +51,8 @@ let package = Package(
             name: "ControlPlane",
             dependencies: ["DeployModel", "HostCommandModel", "DeployStore", "ArtifactStore"]
         ),
+        // The AWS wire formats: SigV4 signing and verification (next: the JSON 1.1 codec and S3 XML errors).
+        .target(name: "AWSWire", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // Thin ArgumentParser commands, input parsing and output formatting.
         .target(
             name: "DeployCLI",
@@ -73,6 +77,7 @@ let package = Package(
             name: "ControlPlaneTests",
             dependencies: ["ControlPlane", "DeployModel", "DeployStore", "DeployStoreSQLite", "HostCommandModel", "ArtifactStore", "Agent", "Bundles"]),
         .testTarget(name: "DeployCLITests", dependencies: ["DeployCLI", "DeployModel"]),
+        .testTarget(name: "AWSWireTests", dependencies: ["AWSWire"], exclude: ["botocore_sign.py"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DeployModel", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

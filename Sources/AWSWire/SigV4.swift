@@ -1,0 +1,289 @@
+import Crypto
+import Foundation
+
+/// AWS Signature Version 4 (`AWS4-HMAC-SHA256`), as botocore signs and AWS verifies: one implementation for the
+/// remote client (signing) and the server (verifying every request). Headers-only signatures; the payload hash is
+/// `X-Amz-Content-Sha256` when the request carries it (S3), else the body's SHA-256.
+public enum SigV4 {
+    public static let algorithm = "AWS4-HMAC-SHA256"
+
+    /// A request as it is signed: the path and query exactly as sent (percent-encoded), the headers, the payload hash.
+    public struct Request: Sendable, Equatable {
+        public var method: String
+        /// The path as it appears in the request line, percent-encoded (`/`, `/bucket/my%20key`).
+        public var path: String
+        /// The query string as sent, without `?` (`Action=ListUsers&Version=2010-05-08`).
+        public var query: String
+        public var headers: [(name: String, value: String)]
+        /// Hex SHA-256 of the body, or `UNSIGNED-PAYLOAD`.
+        public var payloadHash: String
+
+        public init(method: String, path: String, query: String = "", headers: [(name: String, value: String)], payloadHash: String) {
+            self.method = method
+            self.path = path
+            self.query = query
+            self.headers = headers
+            self.payloadHash = payloadHash
+        }
+
+        public init(method: String, path: String, query: String = "", headers: [(name: String, value: String)], body: some DataProtocol) {
+            self.init(method: method, path: path, query: query, headers: headers, payloadHash: SigV4.hex(SHA256.hash(data: body)))
+        }
+
+        public static func == (a: Request, b: Request) -> Bool {
+            a.method == b.method && a.path == b.path && a.query == b.query && a.payloadHash == b.payloadHash
+                && a.headers.map(\.name) == b.headers.map(\.name) && a.headers.map(\.value) == b.headers.map(\.value)
+        }
+
+        func header(_ name: String) -> String? {
+            headers.first { $0.name.lowercased() == name.lowercased() }?.value
+        }
+    }
+
+    /// Where and what a signature is for: `20150830/us-east-1/iam/aws4_request`.
+    public struct Scope: Sendable, Equatable {
+        public var date: String
+        public var region: String
+        public var service: String
+
+        public init(date: String, region: String, service: String) {
+            self.date = date
+            self.region = region
+            self.service = service
+        }
+
+        public var text: String { "\(date)/\(region)/\(service)/aws4_request" }
+    }
+
+    // MARK: Signing
+
+    /// The `Authorization` header for `request` (which must carry `X-Amz-Date` and `Host`), signing every header it
+    /// carries except `Authorization` itself.
+    public static func authorization(
+        for request: Request, accessKeyId: String, secretAccessKey: String, region: String, service: String
+    ) -> String {
+        let amzDate = request.header("x-amz-date") ?? ""
+        let scope = Scope(date: String(amzDate.prefix(8)), region: region, service: service)
+        let signed = signedHeaderNames(request.headers.map(\.name).filter { $0.lowercased() != "authorization" })
+        let signature = self.signature(
+            request, signedHeaders: signed, scope: scope, amzDate: amzDate, secretAccessKey: secretAccessKey, service: service)
+        return "\(algorithm) Credential=\(accessKeyId)/\(scope.text), SignedHeaders=\(signed.joined(separator: ";")), Signature=\(signature)"
+    }
+
+    static func signedHeaderNames(_ names: [String]) -> [String] {
+        Array(Set(names.map { $0.lowercased() })).sorted()
+    }
+
+    static func signature(
+        _ request: Request, signedHeaders: [String], scope: Scope, amzDate: String, secretAccessKey: String, service: String
+    ) -> String {
+        let canonical = canonicalRequest(request, signedHeaders: signedHeaders, service: service)
+        let stringToSign = [algorithm, amzDate, scope.text, hex(SHA256.hash(data: Data(canonical.utf8)))].joined(separator: "\n")
+        let key = signingKey(secretAccessKey: secretAccessKey, scope: scope)
+        return hex(HMAC<SHA256>.authenticationCode(for: Data(stringToSign.utf8), using: key))
+    }
+
+    /// The signing key: HMAC chain over the date, region, service and `aws4_request`.
+    static func signingKey(secretAccessKey: String, scope: Scope) -> SymmetricKey {
+        var key = SymmetricKey(data: Data(("AWS4" + secretAccessKey).utf8))
+        for part in [scope.date, scope.region, scope.service, "aws4_request"] {
+            key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Data(part.utf8), using: key)))
+        }
+        return key
+    }
+
+    /// The canonical request of SigV4, as botocore builds it.
+    public static func canonicalRequest(_ request: Request, signedHeaders: [String], service: String) -> String {
+        var lines = [request.method.uppercased(), canonicalPath(request.path, service: service), canonicalQuery(request.query)]
+        var values: [String: [String]] = [:]
+        for (name, value) in request.headers { values[name.lowercased(), default: []].append(trimmed(value)) }
+        for name in signedHeaders { lines.append("\(name):\(values[name]?.joined(separator: ",") ?? "")") }
+        lines.append("")
+        lines.append(signedHeaders.joined(separator: ";"))
+        lines.append(request.payloadHash)
+        return lines.joined(separator: "\n")
+    }
+
+    /// S3 signs the path as sent; other services sign it normalized (`.`, `..`, empty segments removed) and encoded
+    /// once more, as botocore does.
+    static func canonicalPath(_ path: String, service: String) -> String {
+        let raw = path.isEmpty ? "/" : path
+        if service == "s3" { return raw }
+        var segments: [Substring] = []
+        for part in raw.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == ".." {
+                _ = segments.popLast()
+                continue
+            }
+            segments.append(part)
+        }
+        var normalized = "/" + segments.joined(separator: "/")
+        if raw.hasSuffix("/"), normalized != "/" { normalized += "/" }
+        return encode(normalized, keepingSlash: true)
+    }
+
+    /// Query parameters sorted by name then value, each encoded with the RFC 3986 unreserved set.
+    static func canonicalQuery(_ query: String) -> String {
+        guard !query.isEmpty else { return "" }
+        let pairs = query.split(separator: "&", omittingEmptySubsequences: true).map { part -> (String, String) in
+            let pieces = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = decode(String(pieces[0]))
+            let value = pieces.count > 1 ? decode(String(pieces[1])) : ""
+            return (encode(name, keepingSlash: false), encode(value, keepingSlash: false))
+        }
+        return pairs.sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }.map { "\($0.0)=\($0.1)" }.joined(separator: "&")
+    }
+
+    static func trimmed(_ value: String) -> String {
+        value.trimmingCharacters(in: .whitespaces).split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+    }
+
+    static let unreserved = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~".utf8)
+
+    static func encode(_ text: String, keepingSlash: Bool) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            if unreserved.contains(byte) || (keepingSlash && byte == UInt8(ascii: "/")) {
+                out.append(Character(Unicode.Scalar(byte)))
+            } else {
+                out += String(format: "%%%02X", byte)
+            }
+        }
+        return out
+    }
+
+    static func decode(_ text: String) -> String {
+        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? text
+    }
+
+    static func hex(_ digest: some Sequence<UInt8>) -> String {
+        digest.map { String(format: "%02x", $0) }.joined()
+    }
+
+    // MARK: Verifying
+
+    /// Why a request is refused, with the exception name AWS answers with.
+    public enum Refusal: Error, Sendable, Equatable, CustomStringConvertible {
+        /// No `Authorization` header (or not SigV4).
+        case missing
+        /// The access key is not known (or is inactive).
+        case unknownKey(String)
+        /// The header cannot be read, the scope is for another service, or the signature does not match.
+        case invalidSignature(String)
+        /// `X-Amz-Date` is more than the allowed skew from now.
+        case expired(String)
+
+        /// The AWS JSON 1.1 exception name.
+        public var code: String {
+            switch self {
+            case .missing: return "MissingAuthenticationTokenException"
+            case .unknownKey: return "UnrecognizedClientException"
+            case .invalidSignature, .expired: return "InvalidSignatureException"
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .missing: return "Request is missing Authentication Token"
+            case .unknownKey: return "The security token included in the request is invalid."
+            case .invalidSignature(let why): return why
+            case .expired(let why): return why
+            }
+        }
+    }
+
+    /// Who signed a request that verified.
+    public struct Signer: Sendable, Equatable {
+        public var accessKeyId: String
+        public var scope: Scope
+    }
+
+    /// Verifies `request`'s `Authorization` header: the algorithm, the access key (`secret(accessKeyId)` answers nil
+    /// for an unknown one), the service of the scope (any of `services`; any region), `X-Amz-Date` within
+    /// `allowedSkew` of `now`, the payload hash, and the signature (compared in constant time).
+    public static func verify(
+        _ request: Request, services: Set<String>, now: Date = Date(), allowedSkew: TimeInterval = 15 * 60,
+        secret: (String) -> String?
+    ) throws(Refusal) -> Signer {
+        guard let header = request.header("authorization"), header.hasPrefix(algorithm + " ") else { throw .missing }
+        var fields: [String: String] = [:]
+        for part in header.dropFirst(algorithm.count + 1).split(separator: ",") {
+            let pieces = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+            if pieces.count == 2 { fields[String(pieces[0])] = String(pieces[1]) }
+        }
+        guard let credential = fields["Credential"], let signedList = fields["SignedHeaders"], let signature = fields["Signature"] else {
+            throw .invalidSignature("Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters.")
+        }
+        let parts = credential.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 5, parts[4] == "aws4_request" else {
+            throw .invalidSignature("Credential should be scoped to a valid date, region, service and 'aws4_request'.")
+        }
+        let scope = Scope(date: parts[1], region: parts[2], service: parts[3])
+        guard services.contains(scope.service) else {
+            throw .invalidSignature("Credential should be scoped to correct service: '\(services.sorted().joined(separator: "' or '"))'.")
+        }
+        guard let secretAccessKey = secret(parts[0]) else { throw .unknownKey(parts[0]) }
+        guard let amzDate = request.header("x-amz-date"), let signedAt = parseAmzDate(amzDate), amzDate.hasPrefix(scope.date) else {
+            throw .invalidSignature("X-Amz-Date is missing or does not match the date of the credential scope.")
+        }
+        if abs(signedAt.timeIntervalSince(now)) > allowedSkew {
+            throw .expired(
+                "Signature expired: \(amzDate) is now earlier than \(formatAmzDate(now.addingTimeInterval(-allowedSkew))) (\(formatAmzDate(now)) - \(Int(allowedSkew / 60)) min.)"
+            )
+        }
+        let signedHeaders = signedList.split(separator: ";").map(String.init)
+        guard signedHeaders.contains("host"), signedHeaders == signedHeaderNames(signedHeaders) else {
+            throw .invalidSignature("SignedHeaders must be sorted, lowercase, and include host.")
+        }
+        if let declared = request.header("x-amz-content-sha256"), declared != "UNSIGNED-PAYLOAD", declared != request.payloadHash {
+            throw .invalidSignature("The provided 'x-amz-content-sha256' header does not match what was computed.")
+        }
+        var signedRequest = request
+        if let declared = request.header("x-amz-content-sha256") { signedRequest.payloadHash = declared }
+        let expected = self.signature(
+            signedRequest, signedHeaders: signedHeaders, scope: scope, amzDate: amzDate, secretAccessKey: secretAccessKey, service: scope.service)
+        guard constantTimeEqual(expected, signature) else {
+            throw .invalidSignature(
+                "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
+            )
+        }
+        return Signer(accessKeyId: parts[0], scope: scope)
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var difference: UInt8 = 0
+        for index in x.indices { difference |= x[index] ^ y[index] }
+        return difference == 0
+    }
+
+    /// `20150830T123600Z`.
+    public static func formatAmzDate(_ date: Date) -> String {
+        var t = time_t(date.timeIntervalSince1970)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        return String(
+            format: "%04d%02d%02dT%02d%02d%02dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday), Int(parts.tm_hour),
+            Int(parts.tm_min), Int(parts.tm_sec))
+    }
+
+    static func parseAmzDate(_ text: String) -> Date? {
+        let digits = Array(text.utf8)
+        guard digits.count == 16, digits[8] == UInt8(ascii: "T"), digits[15] == UInt8(ascii: "Z") else { return nil }
+        func number(_ range: Range<Int>) -> Int? { Int(String(decoding: digits[range], as: UTF8.self)) }
+        guard let year = number(0..<4), let month = number(4..<6), let day = number(6..<8), let hour = number(9..<11),
+            let minute = number(11..<13), let second = number(13..<15)
+        else { return nil }
+        var parts = tm()
+        parts.tm_year = Int32(year - 1900)
+        parts.tm_mon = Int32(month - 1)
+        parts.tm_mday = Int32(day)
+        parts.tm_hour = Int32(hour)
+        parts.tm_min = Int32(minute)
+        parts.tm_sec = Int32(second)
+        return Date(timeIntervalSince1970: TimeInterval(timegm(&parts)))
+    }
+}
