@@ -29,7 +29,7 @@ let package = Package(
             name: "DeployStoreSQLite", dependencies: ["DeployStore", "DeployModel", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]),
         // The built-in S3-like artifact store beside the state file.
-        .target(name: "ArtifactStore"),
+        .target(name: "ArtifactStore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // libarchive, linked from the system (libarchive-dev).
         .systemLibrary(name: "CArchive", providers: [.apt(["libarchive-dev"])]),
         // appspec.yml: parsed into typed values with source positions, validated with every finding collected.

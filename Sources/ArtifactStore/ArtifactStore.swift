@@ -68,7 +68,7 @@ public struct ArtifactStore: ArtifactStorage {
         do {
             try makePrivateDirectories(down: target)
             let content = target.appendingPathComponent("content")
-            let digest = try SHA256.hexDigest(ofFile: file)
+            let digest = try ContentDigest.hex(ofFile: file)
             try FileManager.default.copyItem(at: file, to: content)
             chmod(content.path, 0o600)
             let size = (try FileManager.default.attributesOfItem(atPath: content.path)[.size] as? NSNumber)?.int64Value ?? 0

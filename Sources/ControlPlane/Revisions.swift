@@ -39,7 +39,7 @@ extension ControlPlane {
             guard let content = revision.string?.content, !content.isEmpty else {
                 throw ServiceError("InvalidRevisionException", "A String revision needs string.content.")
             }
-            let digest = SHA256.hexDigest(of: Data(content.utf8))
+            let digest = ContentDigest.hex(of: Data(content.utf8))
             revision.string = RawString(content: content, sha256: digest)
             revision.s3Location = nil
             revision.gitHubLocation = nil
@@ -49,7 +49,7 @@ extension ControlPlane {
             guard let content = revision.appSpecContent?.content, !content.isEmpty else {
                 throw ServiceError("InvalidRevisionException", "An AppSpecContent revision needs appSpecContent.content.")
             }
-            let digest = SHA256.hexDigest(of: Data(content.utf8))
+            let digest = ContentDigest.hex(of: Data(content.utf8))
             revision.appSpecContent = AppSpecContent(content: content, sha256: digest)
             revision.s3Location = nil
             revision.gitHubLocation = nil

@@ -4,11 +4,11 @@ import Testing
 
 @Suite struct SHA256Tests {
     @Test func knownVectors() {
-        #expect(SHA256.hexDigest(of: Data()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256.hexDigest(of: Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(ContentDigest.hex(of: Data()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(ContentDigest.hex(of: Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         let long = Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)
-        #expect(SHA256.hexDigest(of: long) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-        #expect(SHA256.hexDigest(of: Data(repeating: 0x61, count: 1_000_000)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        #expect(ContentDigest.hex(of: long) == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(ContentDigest.hex(of: Data(repeating: 0x61, count: 1_000_000)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 }
 
@@ -24,7 +24,7 @@ import Testing
         try Data("v2".utf8).write(to: file)
         let second = try store.put(bucket: "releases", key: "app/bundle.zip", contentsOf: file)
         #expect(first.versionId != second.versionId)
-        #expect(second.eTag == SHA256.hexDigest(of: Data("v2".utf8)))
+        #expect(second.eTag == ContentDigest.hex(of: Data("v2".utf8)))
         #expect(try store.head(bucket: "releases", key: "app/bundle.zip") == second)
         #expect(try store.head(bucket: "releases", key: "app/bundle.zip", version: first.versionId) == first)
         #expect(try Data(contentsOf: URL(fileURLWithPath: first.path)) == Data("v1".utf8))

@@ -1,0 +1,20 @@
+import Crypto
+import Foundation
+
+/// The eTags of the artifact store and the digests of inline revisions: hex SHA-256 (swift-crypto), files streamed
+/// in 1 MiB pieces so memory stays flat whatever their size.
+public enum ContentDigest {
+    public static func hex(of data: some DataProtocol) -> String {
+        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
+    public static func hex(ofFile url: URL) throws -> String {
+        let handle = try FileHandle(forReadingFrom: url)
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            hasher.update(data: chunk)
+        }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}
