@@ -52,7 +52,7 @@ let package = Package(
             dependencies: ["DeployModel", "HostCommandModel", "DeployStore", "ArtifactStore"]
         ),
         // The AWS wire formats: SigV4 signing and verification (next: the JSON 1.1 codec and S3 XML errors).
-        .target(name: "AWSWire", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "AWSWire", dependencies: ["DeployModel", .product(name: "Crypto", package: "swift-crypto")]),
         // Thin ArgumentParser commands, input parsing and output formatting.
         .target(
             name: "DeployCLI",
@@ -77,7 +77,8 @@ let package = Package(
             name: "ControlPlaneTests",
             dependencies: ["ControlPlane", "DeployModel", "DeployStore", "DeployStoreSQLite", "HostCommandModel", "ArtifactStore", "Agent", "Bundles"]),
         .testTarget(name: "DeployCLITests", dependencies: ["DeployCLI", "DeployModel"]),
-        .testTarget(name: "AWSWireTests", dependencies: ["AWSWire"], exclude: ["botocore_sign.py"]),
+        .testTarget(
+            name: "AWSWireTests", dependencies: ["AWSWire", "ControlPlane", "DeployStore", "DeployModel"], exclude: ["botocore_sign.py"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DeployModel", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
