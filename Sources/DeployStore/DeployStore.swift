@@ -111,6 +111,14 @@ public protocol StoreTransaction {
     func insertRevision(_ record: RevisionRecord) throws
     func updateRevision(_ record: RevisionRecord) throws
 
+    // MARK: Access keys
+    func accessKey(id: String) throws -> AccessKeyRecord?
+    /// Every key, or those of one user; by user name, then creation.
+    func accessKeys(userName: String?) throws -> [AccessKeyRecord]
+    func insertAccessKey(_ record: AccessKeyRecord) throws
+    func updateAccessKey(_ record: AccessKeyRecord) throws
+    func deleteAccessKey(id: String) throws
+
     // MARK: Agent leases
     func lease(instance: String) throws -> LeaseRecord?
     /// Inserts or replaces.

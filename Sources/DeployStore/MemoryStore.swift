@@ -46,6 +46,7 @@ struct MemoryTables {
     var commands: [String: HostCommandRecord] = [:]
     var revisions: [String: [RevisionRecord]] = [:]
     var leases: [String: LeaseRecord] = [:]
+    var accessKeys: [String: AccessKeyRecord] = [:]
     var sequence = 0
 }
 
@@ -261,6 +262,18 @@ struct MemoryTransaction: StoreTransaction {
             tables.revisions[record.applicationId]?[index] = record
         }
     }
+
+    // MARK: Access keys
+
+    func accessKey(id: String) throws -> AccessKeyRecord? { t.accessKeys[id] }
+    func accessKeys(userName: String?) throws -> [AccessKeyRecord] {
+        t.accessKeys.values.filter { userName == nil || $0.userName == userName }.sorted {
+            ($0.userName, $0.createDate, $0.accessKeyId) < ($1.userName, $1.createDate, $1.accessKeyId)
+        }
+    }
+    func insertAccessKey(_ record: AccessKeyRecord) throws { try change { $0.accessKeys[record.accessKeyId] = record } }
+    func updateAccessKey(_ record: AccessKeyRecord) throws { try change { $0.accessKeys[record.accessKeyId] = record } }
+    func deleteAccessKey(id: String) throws { try change { $0.accessKeys[id] = nil } }
 
     // MARK: Leases
 

@@ -165,3 +165,24 @@ public enum TagOwner: Sendable, Equatable, Hashable {
     case resource(String)
     case instance(String)
 }
+
+/// An access key for `deployctl server` (SigV4): who, what secret, whether it works, and the role that bounds it.
+public struct AccessKeyRecord: Sendable, Equatable {
+    public var accessKeyId: String
+    public var userName: String
+    public var secretAccessKey: String
+    /// `Active` or `Inactive`.
+    public var status: String
+    /// `admin`, `deployer` or `read-only`.
+    public var role: String
+    public var createDate: Date
+
+    public init(accessKeyId: String, userName: String, secretAccessKey: String, status: String, role: String, createDate: Date) {
+        self.accessKeyId = accessKeyId
+        self.userName = userName
+        self.secretAccessKey = secretAccessKey
+        self.status = status
+        self.role = role
+        self.createDate = createDate
+    }
+}

@@ -429,6 +429,45 @@ struct SQLiteTransaction: StoreTransaction {
             ])
     }
 
+    // MARK: Access keys
+
+    func accessKeyRecord(_ row: Row) -> AccessKeyRecord {
+        AccessKeyRecord(
+            accessKeyId: row["access_key_id"], userName: row["user_name"], secretAccessKey: row["secret_access_key"], status: row["status"],
+            role: row["role"], createDate: Date(timeIntervalSince1970: row["create_time"]))
+    }
+
+    func accessKey(id: String) throws -> AccessKeyRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM access_keys WHERE access_key_id = ?", arguments: [id]).map(accessKeyRecord)
+    }
+
+    func accessKeys(userName: String?) throws -> [AccessKeyRecord] {
+        if let userName {
+            return try Row.fetchAll(
+                db, sql: "SELECT * FROM access_keys WHERE user_name = ? ORDER BY create_time, access_key_id", arguments: [userName]
+            ).map(accessKeyRecord)
+        }
+        return try Row.fetchAll(db, sql: "SELECT * FROM access_keys ORDER BY user_name, create_time, access_key_id").map(accessKeyRecord)
+    }
+
+    func insertAccessKey(_ record: AccessKeyRecord) throws {
+        try db.execute(
+            sql: "INSERT INTO access_keys (access_key_id, user_name, secret_access_key, status, role, create_time) VALUES (?, ?, ?, ?, ?, ?)",
+            arguments: [
+                record.accessKeyId, record.userName, record.secretAccessKey, record.status, record.role, record.createDate.timeIntervalSince1970,
+            ])
+    }
+
+    func updateAccessKey(_ record: AccessKeyRecord) throws {
+        try db.execute(
+            sql: "UPDATE access_keys SET user_name = ?, secret_access_key = ?, status = ?, role = ? WHERE access_key_id = ?",
+            arguments: [record.userName, record.secretAccessKey, record.status, record.role, record.accessKeyId])
+    }
+
+    func deleteAccessKey(id: String) throws {
+        try db.execute(sql: "DELETE FROM access_keys WHERE access_key_id = ?", arguments: [id])
+    }
+
     // MARK: Leases
 
     func lease(instance: String) throws -> LeaseRecord? {

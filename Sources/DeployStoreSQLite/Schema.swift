@@ -5,8 +5,24 @@ import GRDB
 /// file at the same moment cannot both apply one. Never edit a migration that has shipped: append a new one.
 enum Schema {
     static let migrations: [@Sendable (Database) throws -> Void] = [
-        v1, v2, v3, v4,
+        v1, v2, v3, v4, v5,
     ]
+
+    /// Access keys of `deployctl server` (the secret is needed to verify SigV4, so it is stored as is; the file is 0600).
+    static func v5(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE access_keys (
+                    access_key_id TEXT PRIMARY KEY,
+                    user_name TEXT NOT NULL,
+                    secret_access_key TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    create_time REAL NOT NULL
+                );
+                CREATE INDEX access_keys_by_user ON access_keys(user_name, create_time);
+                """)
+    }
 
     /// Explicit creation order for deployments and revisions (it was SQLite's rowid, which another store does not
     /// have): ties between equal creation times are broken by `seq`.

@@ -39,6 +39,28 @@ import Testing
                 == 252)
     }
 
+    /// The IAM-shaped access-key commands (issue 10): the secret is shown once, lists never show it.
+    @Test func accessKeysThroughTheCLI() throws {
+        let cli = try Deployctl()
+        defer { cli.cleanUp() }
+        let created = try cli.json(["create-access-key", "--user-name", "ci", "--role", "read-only"])
+        let key = try #require(created["AccessKey"] as? [String: Any])
+        #expect(Array(key.keys).sorted() == ["AccessKeyId", "CreateDate", "SecretAccessKey", "Status", "UserName"])
+        let id = try #require(key["AccessKeyId"] as? String)
+        let secret = try #require(key["SecretAccessKey"] as? String)
+        let listed = try cli.run(["list-access-keys"])
+        #expect(listed.status == 0)
+        #expect(listed.stdout.contains(id) && listed.stdout.contains("\"Role\": \"read-only\""))
+        #expect(!listed.stdout.contains(secret), "a list shows no secret")
+        #expect(try cli.run(["update-access-key", "--access-key-id", id, "--status", "Inactive"]).status == 0)
+        #expect(try cli.run(["list-access-keys", "--user-name", "ci"]).stdout.contains("\"Status\": \"Inactive\""))
+        #expect(try cli.run(["delete-access-key", "--access-key-id", id]).status == 0)
+        let again = try cli.run(["delete-access-key", "--access-key-id", id])
+        #expect(again.status == 254)
+        #expect(again.stderr.contains("(NoSuchEntity) when calling the DeleteAccessKey operation"))
+        #expect(try cli.run(["create-access-key", "--user-name", "ci", "--role", "root"]).status == 252)
+    }
+
     @Test func missingRequiredFlagsExit252NamingTheFlag() throws {
         let cli = try Deployctl()
         defer { cli.cleanUp() }
@@ -212,7 +234,8 @@ import Testing
         }
         let extensions: [String: String] = [
             "push": "--s3-location", "validate": "--bundle", "bundle": "extract", "local": "--bundle-location", "agent": "run",
-            "wait": "deployment-successful",
+            "wait": "deployment-successful", "create-access-key": "--user-name", "list-access-keys": "--user-name",
+            "update-access-key": "--access-key-id", "delete-access-key": "--access-key-id",
         ]
         #expect(commands.count >= 41 + extensions.count)
         for command in commands {
