@@ -1,4 +1,5 @@
 import Crypto
+import DeployModel
 import Foundation
 
 /// AWS Signature Version 4 (`AWS4-HMAC-SHA256`), as botocore signs and AWS verifies: one implementation for the
@@ -271,19 +272,12 @@ public enum SigV4 {
     }
 
     static func parseAmzDate(_ text: String) -> Date? {
-        let digits = Array(text.utf8)
-        guard digits.count == 16, digits[8] == UInt8(ascii: "T"), digits[15] == UInt8(ascii: "Z") else { return nil }
-        func number(_ range: Range<Int>) -> Int? { Int(String(decoding: digits[range], as: UTF8.self)) }
-        guard let year = number(0..<4), let month = number(4..<6), let day = number(6..<8), let hour = number(9..<11),
-            let minute = number(11..<13), let second = number(13..<15)
+        let c = Array(text)
+        guard c.count == 16, c[8] == "T", c[15] == "Z",
+            c.enumerated().allSatisfy({ [8, 15].contains($0.offset) || $0.element.isASCII && $0.element.isNumber })
         else { return nil }
-        var parts = tm()
-        parts.tm_year = Int32(year - 1900)
-        parts.tm_mon = Int32(month - 1)
-        parts.tm_mday = Int32(day)
-        parts.tm_hour = Int32(hour)
-        parts.tm_min = Int32(minute)
-        parts.tm_sec = Int32(second)
-        return Date(timeIntervalSince1970: TimeInterval(timegm(&parts)))
+        let s = String(c)
+        func part(_ from: Int, _ to: Int) -> Substring { s.dropFirst(from).prefix(to - from) }
+        return Timestamp.parse("\(part(0, 4))-\(part(4, 6))-\(part(6, 8))T\(part(9, 11)):\(part(11, 13)):\(part(13, 15))Z")
     }
 }
