@@ -20,13 +20,15 @@ let package = Package(
     targets: [
         // API-shaped values, the ordered JSON tree, the service errors and the generated CodeDeployAPI protocol.
         .target(name: "DeployModel"),
+        // What /proc says about this host (mount sources, command lines), for messages that name a device or a process.
+        .target(name: "ProcFS"),
         // What the agent and the control plane share: the lifecycle events (and, next, the host-command protocol).
         .target(name: "HostCommandModel"),
         // The store protocol in domain terms, its records, and an in-memory store for tests.
         .target(name: "DeployStore", dependencies: ["DeployModel"]),
         // The store on the SQLite state file: schema, migrations, SQL. GRDB is imported here only.
         .target(
-            name: "DeployStoreSQLite", dependencies: ["DeployStore", "DeployModel", .product(name: "GRDB", package: "GRDB.swift")],
+            name: "DeployStoreSQLite", dependencies: ["DeployStore", "DeployModel", "ProcFS", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]),
         // The built-in S3-like artifact store beside the state file.
         .target(name: "ArtifactStore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
@@ -43,7 +45,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "AppSpec", "Bundles", "CAgentSupport", "DeployModel", "HostCommandModel", "ArtifactStore",
+                "AppSpec", "Bundles", "CAgentSupport", "DeployModel", "HostCommandModel", "ArtifactStore", "ProcFS",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
             ]),
         // The API operations over the store.

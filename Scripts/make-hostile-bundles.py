@@ -15,7 +15,6 @@ bundles are generated, not committed: the Bundles tests run this script before t
   zip-bomb.zip            one entry of 64 MiB of zeros (about 64 KiB compressed)
   many-entries.tgz        5,000 empty files
   deep-path.tar           one file 3,000 directories deep (a 6,000-character name)
-  alias-bomb.tgz          an appspec whose aliases stand for 10^12 nodes (1 KB on disk)
 """
 import io
 import os
@@ -111,10 +110,6 @@ def main():
              [file_info("appspec.yml", appspec)] + [file_info(f"f/{i:05d}", b"") for i in range(5000)], mode="w:gz")
     tar_with(os.path.join(out, "deep-path.tar"), [file_info("appspec.yml", appspec), file_info("a/" * 3000 + "deep.txt", b"deep")])
 
-    bomb = ["version: 0.0", "os: linux", "x0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-    bomb += [f"x{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 12)]
-    bomb += ["files: *l11"]
-    tar_with(os.path.join(out, "alias-bomb.tgz"), [file_info("appspec.yml", ("\n".join(bomb) + "\n").encode())], mode="w:gz")
     print(f"wrote hostile bundles into {out}")
 
 

@@ -1,4 +1,5 @@
 import Foundation
+import ProcFS
 
 /// Which processes hold the write end of a hook's output pipes after the script has exited (a background job
 /// started without redirecting its output), found in `/proc/<pid>/fd`.
@@ -28,10 +29,7 @@ enum OutputHolders {
                 return wanted.contains(String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self))
             }
             guard holds else { continue }
-            let command =
-                (try? String(contentsOfFile: "/proc/\(name)/cmdline", encoding: .utf8))?.split(separator: "\0").prefix(4)
-                .joined(separator: " ") ?? "?"
-            found.append(Holder(pid: pid, command: String(command.prefix(120))))
+            found.append(Holder(pid: pid, command: ProcFS.commandLine(of: pid, words: 4, maxCharacters: 120) ?? "?"))
             if found.count >= 5 { break }
         }
         return found.sorted { $0.pid < $1.pid }

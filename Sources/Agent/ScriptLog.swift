@@ -1,4 +1,5 @@
 import Foundation
+import ProcFS
 
 /// `logs/scripts.log` of one deployment: every line timestamped, script output prefixed `[stdout]`/`[stderr]` and
 /// written as the bytes came (no re-encoding). It also keeps the tail (the last 2048 characters) that diagnostics
@@ -67,29 +68,11 @@ public final class ScriptLog {
     private func record(_ code: Int32, _ file: String) {
         guard failure == nil else { return }
         if code == ENOSPC || code == EDQUOT {
-            failure = "no space left on \(Self.device(of: file)) (\(file))"
+            failure = "no space left on \(ProcFS.mountSource(of: file) ?? "the device") (\(file))"
         } else {
             failure = "cannot write \(file): \(String(cString: strerror(code)))"
         }
     }
-
-    /// The mount source of the filesystem holding `file` (its directory when the file is missing).
-    static func device(of file: String) -> String {
-        var info = stat()
-        guard statPath(file, &info) == 0 || statPath((file as NSString).deletingLastPathComponent, &info) == 0,
-            let mounts = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
-        else { return "the device" }
-        let wanted = "\(major(info.st_dev)):\(minor(info.st_dev))"
-        for line in mounts.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count > 4, fields[2] == wanted, let dash = fields.firstIndex(of: "-"), dash + 2 < fields.count else { continue }
-            return String(fields[dash + 2])
-        }
-        return "the device"
-    }
-
-    private static func major(_ dev: dev_t) -> UInt64 { (UInt64(dev) >> 8) & 0xfff | (UInt64(dev) >> 32) & ~0xfff }
-    private static func minor(_ dev: dev_t) -> UInt64 { UInt64(dev) & 0xff | (UInt64(dev) >> 12) & ~0xff }
 
     static func timestamp(_ date: Date = Date()) -> String {
         var t = time_t(date.timeIntervalSince1970)

@@ -1,5 +1,6 @@
 public import Foundation
 package import GRDB
+import ProcFS
 
 #if canImport(Glibc)
     import Glibc
@@ -107,7 +108,7 @@ public final class StateFile: Sendable {
 
     /// Why the file could not be opened, in terms of permissions where they are the cause.
     static func openFailure(_ path: String, _ error: any Error) -> StateFileError {
-        if diskFull(path) { return .noSpace(path: path, device: device(of: path)) }
+        if diskFull(path) { return .noSpace(path: path, device: ProcFS.mountSource(of: path) ?? "the device") }
         if access(path, R_OK) != 0 {
             var info = stat()
             let detail =
@@ -147,7 +148,7 @@ public final class StateFile: Sendable {
         if let error = error as? StateFileError { return error }
         guard let db = error as? DatabaseError else { return .unreadable(path: path, reason: "\(error)") }
         if db.resultCode == .SQLITE_FULL || (db.resultCode == .SQLITE_IOERR && Self.diskFull(path)) {
-            return .noSpace(path: path, device: Self.device(of: path))
+            return .noSpace(path: path, device: ProcFS.mountSource(of: path) ?? "the device")
         }
         switch db.resultCode {
         case .SQLITE_BUSY, .SQLITE_LOCKED:
@@ -155,7 +156,7 @@ public final class StateFile: Sendable {
         case .SQLITE_READONLY:
             return .readOnly(path: path)
         case .SQLITE_FULL:
-            return .noSpace(path: path, device: Self.device(of: path))
+            return .noSpace(path: path, device: ProcFS.mountSource(of: path) ?? "the device")
         case .SQLITE_IOERR where access((path as NSString).deletingLastPathComponent, W_OK) != 0 || access(path, W_OK) != 0:
             return .readOnly(path: path)
         default:
@@ -178,11 +179,7 @@ public final class StateFile: Sendable {
                 fields[5].split(separator: ":").last.flatMap({ UInt64($0) }) == UInt64(info.st_ino),
                 let start = Int(fields[6]), start <= 120, fields[7] == "EOF" || (Int(fields[7]) ?? -1) >= 120
             else { continue }
-            let command =
-                (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?
-                .split(separator: "\0").prefix(6).joined(separator: " ")
-                .map { $0.isNewline || $0.asciiValue.map { $0 < 32 } == true ? " " : $0 }.map(String.init).joined() ?? ""
-            return command.isEmpty ? "pid \(pid)" : "pid \(pid) (\(command.prefix(200)))"
+            return ProcFS.commandLine(of: pid, words: 6, maxCharacters: 200).map { "pid \(pid) (\($0))" } ?? "pid \(pid)"
         }
         return "another process"
     }
@@ -193,22 +190,6 @@ public final class StateFile: Sendable {
         let directory = (path as NSString).deletingLastPathComponent
         guard statvfs(directory.isEmpty ? "." : directory, &info) == 0 else { return false }
         return UInt64(info.f_bavail) * UInt64(info.f_frsize) < 64 << 10
-    }
-
-    /// The mount source of the filesystem holding `path`.
-    static func device(of path: String) -> String {
-        var info = stat()
-        guard stat(path, &info) == 0, let mounts = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else {
-            return "the device"
-        }
-        let major = (UInt64(info.st_dev) >> 8) & 0xfff | (UInt64(info.st_dev) >> 32) & ~0xfff
-        let minor = UInt64(info.st_dev) & 0xff | (UInt64(info.st_dev) >> 12) & ~0xff
-        for line in mounts.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count > 4, fields[2] == "\(major):\(minor)", let dash = fields.firstIndex(of: "-"), dash + 2 < fields.count else { continue }
-            return String(fields[dash + 2])
-        }
-        return "the device"
     }
 
     /// Runs `body` in one IMMEDIATE transaction: it either commits whole or leaves nothing behind.
