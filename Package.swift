@@ -16,6 +16,20 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         // SHA-256 and HMAC for SigV4 (and, next, keys and certificates with swift-certificates, which accepts 3.12-5.x).
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        // deployctl server (issue 10): Hummingbird 2 on SwiftNIO serves HTTP/1.1 (no hand-written HTTP parsing),
+        // swift-nio-ssl does TLS, swift-certificates makes the CA and server certificates. Hummingbird's default
+        // traits pull swift-configuration, which we do not use: off, for build time.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        // The remote CLI's HTTPS client (custom CA bundles, streaming bodies, connection pooling).
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // GET /metrics in Prometheus text format (request counts, latency histograms per operation).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // API-shaped values, the ordered JSON tree, the service errors and the generated CodeDeployAPI protocol.
@@ -55,11 +69,35 @@ let package = Package(
         ),
         // The AWS wire formats: SigV4 signing and verification (next: the JSON 1.1 codec and S3 XML errors).
         .target(name: "AWSWire", dependencies: ["DeployModel", .product(name: "Crypto", package: "swift-crypto")]),
+        // `deployctl server`: the API (JSON 1.1), S3 routes and /metrics over HTTPS, every request SigV4-verified.
+        .target(
+            name: "DeployServer",
+            dependencies: [
+                "DeployModel", "ControlPlane", "DeployStore", "ArtifactStore", "AWSWire",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
+        // The remote side of the same protocols: CodeDeployAPI over JSON 1.1 and ArtifactStorage over S3, signed.
+        .target(
+            name: "DeployClient",
+            dependencies: [
+                "DeployModel", "ArtifactStore", "AWSWire", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"), .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // Thin ArgumentParser commands, input parsing and output formatting.
         .target(
             name: "DeployCLI",
             dependencies: [
                 "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "DeployStoreSQLite", "AppSpec", "Bundles", "ArtifactStore", "Revisions", "Agent",
+                "DeployServer", "DeployClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
             ]
@@ -82,6 +120,12 @@ let package = Package(
         .testTarget(
             name: "AWSWireTests", dependencies: ["AWSWire", "ControlPlane", "DeployStore", "DeployModel"], exclude: ["botocore_sign.py"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DeployModel", "TestSupport"]),
+        .testTarget(
+            name: "DeployServerTests",
+            dependencies: [
+                "DeployServer", "DeployClient", "ControlPlane", "DeployStore", "DeployStoreSQLite", "DeployModel", "ArtifactStore", "AWSWire",
+                "TestSupport",
+            ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -441,6 +441,29 @@ class Generator:
                 "        },",
             ]
         out += ["    ]", "}", ""]
+        out += [
+            "/// A ``CodeDeployAPI`` that sends each operation by name as JSON: the remote client implements `call` (one",
+            "/// signed JSON 1.1 request) and gets every operation from the extension below, so no operation is wired by hand.",
+            "public protocol CodeDeployTransport: CodeDeployAPI {",
+            "    /// Sends the operation's input shape as JSON (timestamps as epoch seconds) and answers its output shape as JSON;",
+            "    /// a service failure throws the ``ServiceError`` the server named.",
+            "    func call(_ operation: String, _ request: JSONValue) async throws -> JSONValue",
+            "}",
+            "",
+            "extension CodeDeployTransport {",
+        ]
+        for op in OPERATIONS:
+            _, method, in_type, out_type = self.signature(op)
+            send = f"try await call({swift_string(op)}, try JSONValueEncoder().encode(input))"
+            if out_type:
+                out += [
+                    f"    public func {method}(_ input: {in_type}) async throws -> {out_type} {{",
+                    f"        try JSONValueDecoder().decode({out_type}.self, from: {send})",
+                    "    }",
+                ]
+            else:
+                out += [f"    public func {method}(_ input: {in_type}) async throws {{ _ = {send} }}"]
+        out += ["}", ""]
         errors = set()
         for op in OPERATIONS:
             for e in self.model.operation_model(op).error_shapes:

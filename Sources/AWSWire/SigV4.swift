@@ -7,6 +7,8 @@ import Foundation
 /// `X-Amz-Content-Sha256` when the request carries it (S3), else the body's SHA-256.
 public enum SigV4 {
     public static let algorithm = "AWS4-HMAC-SHA256"
+    /// The SHA-256 of an empty body.
+    public static let emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
     /// A request as it is signed: the path and query exactly as sent (percent-encoded), the headers, the payload hash.
     public struct Request: Sendable, Equatable {
@@ -252,7 +254,8 @@ public enum SigV4 {
         return Signer(accessKeyId: parts[0], scope: scope)
     }
 
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+    /// Compares two secrets or signatures without leaking where they differ.
+    public static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
         let x = Array(a.utf8)
         let y = Array(b.utf8)
         guard x.count == y.count else { return false }

@@ -17,6 +17,7 @@ public enum ArtifactStoreError: Error, Sendable, Equatable, CustomStringConverti
     case invalidBucketName(String)
     case invalidKey(String)
     case noSuchObject(bucket: String, key: String, version: String?)
+    case noSuchBucket(String)
     case io(String)
 
     public var description: String {
@@ -27,6 +28,7 @@ public enum ArtifactStoreError: Error, Sendable, Equatable, CustomStringConverti
             return "invalid object key '\(k)': it must be non-empty and must not contain '..' components or NUL"
         case .noSuchObject(let b, let k, let v):
             return "no object s3://\(b)/\(k)\(v.map { " (version \($0))" } ?? "") in the artifact store"
+        case .noSuchBucket(let b): return "no bucket \(b) in the artifact store"
         case .io(let m): return m
         }
     }

@@ -11,16 +11,24 @@ public enum AccessRole: String, Sendable, CaseIterable {
     /// Get, List and BatchGet operations only.
     case readOnly = "read-only"
 
-    /// Whether this role may call `operation` (an API operation name such as `CreateDeployment`).
+    /// Whether this role may call `operation`: a CodeDeploy operation name (`CreateDeployment`) or an S3 one
+    /// (`PutObject`). Reading is Get/List/BatchGet (and S3's Head); a deployer also creates and stops deployments,
+    /// registers revisions and uploads bundles; deleting anything is for admins.
     public func allows(_ operation: String) -> Bool {
-        let reads = operation.hasPrefix("Get") || operation.hasPrefix("List") || operation.hasPrefix("BatchGet")
+        let reads =
+            operation.hasPrefix("Get") || operation.hasPrefix("List") || operation.hasPrefix("BatchGet") || operation.hasPrefix("Head")
         switch self {
         case .admin: return true
         case .readOnly: return reads
         case .deployer:
-            return reads || ["CreateDeployment", "StopDeployment", "RegisterApplicationRevision", "ContinueDeployment"].contains(operation)
+            return reads || Self.deployerWrites.contains(operation)
         }
     }
+
+    static let deployerWrites: Set<String> = [
+        "CreateDeployment", "StopDeployment", "RegisterApplicationRevision", "ContinueDeployment",
+        "PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload", "CreateBucket",
+    ]
 }
 
 /// An access key as `create-access-key` shows it, IAM's shape: the secret appears only here, once.
@@ -115,5 +123,12 @@ extension ControlPlane {
             guard let record = try tx.accessKey(id: accessKeyId), record.status == "Active" else { return nil }
             return (record.secretAccessKey, AccessRole(rawValue: record.role) ?? .readOnly)
         }
+    }
+}
+
+extension ControlPlane {
+    /// Whether any key exists (the server warns at start when none does: every request would be refused).
+    public func hasAccessKeys() -> Bool {
+        ((try? listAccessKeys())?.isEmpty == false)
     }
 }

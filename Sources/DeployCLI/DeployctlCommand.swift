@@ -17,7 +17,7 @@ public struct DeployctlCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: operationCommands + [
             PushCommand.self, ValidateCommand.self, BundleCommand.self, LocalCommand.self, AgentGroupCommand.self, WaitCommand.self,
-            CreateAccessKeyCommand.self, ListAccessKeysCommand.self, UpdateAccessKeyCommand.self, DeleteAccessKeyCommand.self,
+            CreateAccessKeyCommand.self, ListAccessKeysCommand.self, UpdateAccessKeyCommand.self, DeleteAccessKeyCommand.self, ServerCommand.self,
         ]
     )
 

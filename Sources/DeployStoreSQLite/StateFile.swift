@@ -59,7 +59,8 @@ public enum StateLocation {
 /// versioned migrations, and one IMMEDIATE transaction per state change.
 public final class StateFile: Sendable {
     public let path: String
-    let queue: DatabaseQueue
+    /// One connection for the CLI and agents; a pool (one writer, concurrent readers) for the server.
+    let queue: any DatabaseWriter
 
     /// How long a writer waits for another process's transaction before giving up (60 s, or
     /// `DEPLOYCTL_LOCK_TIMEOUT` seconds).
@@ -73,7 +74,11 @@ public final class StateFile: Sendable {
     /// The device and inode the file had when it was opened.
     let identity: (device: UInt64, inode: UInt64)
 
-    public init(path: String, busyTimeout: TimeInterval = StateFile.defaultBusyTimeout()) throws(StateFileError) {
+    ///
+    /// `concurrentReaders` above 1 opens a pool: one writer connection (writes in this process queue for it, so no
+    /// caller ever sees "database is locked" from its own process) and up to that many reader connections that read
+    /// in parallel (the server). 1 keeps a single connection, which opens faster (the CLI, agents).
+    public init(path: String, busyTimeout: TimeInterval = StateFile.defaultBusyTimeout(), concurrentReaders: Int = 1) throws(StateFileError) {
         self.path = path
         self.busyTimeout = busyTimeout
         try Self.createIfMissing(path)
@@ -92,11 +97,16 @@ public final class StateFile: Sendable {
         // Read before SQLite opens the file: closing any descriptor of it later would drop SQLite's POSIX locks.
         let inWALMode = Self.isWAL(path)
         do {
-            queue = try DatabaseQueue(path: path, configuration: config)
+            if concurrentReaders > 1 {
+                config.maximumReaderCount = concurrentReaders
+                queue = try DatabasePool(path: path, configuration: config)
+            } else {
+                queue = try DatabaseQueue(path: path, configuration: config)
+            }
         } catch {
             throw Self.openFailure(path, error)
         }
-        if !inWALMode {
+        if !inWALMode, concurrentReaders <= 1 {
             do {
                 try queue.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = WAL") }
             } catch {

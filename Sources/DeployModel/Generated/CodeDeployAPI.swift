@@ -244,6 +244,159 @@ public struct CodeDeployOperation: Sendable {
     ]
 }
 
+/// A ``CodeDeployAPI`` that sends each operation by name as JSON: the remote client implements `call` (one
+/// signed JSON 1.1 request) and gets every operation from the extension below, so no operation is wired by hand.
+public protocol CodeDeployTransport: CodeDeployAPI {
+    /// Sends the operation's input shape as JSON (timestamps as epoch seconds) and answers its output shape as JSON;
+    /// a service failure throws the ``ServiceError`` the server named.
+    func call(_ operation: String, _ request: JSONValue) async throws -> JSONValue
+}
+
+extension CodeDeployTransport {
+    public func createApplication(_ input: CreateApplicationInput) async throws -> CreateApplicationOutput {
+        try JSONValueDecoder().decode(CreateApplicationOutput.self, from: try await call("CreateApplication", try JSONValueEncoder().encode(input)))
+    }
+    public func getApplication(_ input: GetApplicationInput) async throws -> GetApplicationOutput {
+        try JSONValueDecoder().decode(GetApplicationOutput.self, from: try await call("GetApplication", try JSONValueEncoder().encode(input)))
+    }
+    public func listApplications(_ input: ListApplicationsInput) async throws -> ListApplicationsOutput {
+        try JSONValueDecoder().decode(ListApplicationsOutput.self, from: try await call("ListApplications", try JSONValueEncoder().encode(input)))
+    }
+    public func batchGetApplications(_ input: BatchGetApplicationsInput) async throws -> BatchGetApplicationsOutput {
+        try JSONValueDecoder().decode(
+            BatchGetApplicationsOutput.self, from: try await call("BatchGetApplications", try JSONValueEncoder().encode(input)))
+    }
+    public func updateApplication(_ input: UpdateApplicationInput) async throws {
+        _ = try await call("UpdateApplication", try JSONValueEncoder().encode(input))
+    }
+    public func deleteApplication(_ input: DeleteApplicationInput) async throws {
+        _ = try await call("DeleteApplication", try JSONValueEncoder().encode(input))
+    }
+    public func createDeploymentConfig(_ input: CreateDeploymentConfigInput) async throws -> CreateDeploymentConfigOutput {
+        try JSONValueDecoder().decode(
+            CreateDeploymentConfigOutput.self, from: try await call("CreateDeploymentConfig", try JSONValueEncoder().encode(input)))
+    }
+    public func getDeploymentConfig(_ input: GetDeploymentConfigInput) async throws -> GetDeploymentConfigOutput {
+        try JSONValueDecoder().decode(
+            GetDeploymentConfigOutput.self, from: try await call("GetDeploymentConfig", try JSONValueEncoder().encode(input)))
+    }
+    public func listDeploymentConfigs(_ input: ListDeploymentConfigsInput) async throws -> ListDeploymentConfigsOutput {
+        try JSONValueDecoder().decode(
+            ListDeploymentConfigsOutput.self, from: try await call("ListDeploymentConfigs", try JSONValueEncoder().encode(input)))
+    }
+    public func deleteDeploymentConfig(_ input: DeleteDeploymentConfigInput) async throws {
+        _ = try await call("DeleteDeploymentConfig", try JSONValueEncoder().encode(input))
+    }
+    public func createDeploymentGroup(_ input: CreateDeploymentGroupInput) async throws -> CreateDeploymentGroupOutput {
+        try JSONValueDecoder().decode(
+            CreateDeploymentGroupOutput.self, from: try await call("CreateDeploymentGroup", try JSONValueEncoder().encode(input)))
+    }
+    public func getDeploymentGroup(_ input: GetDeploymentGroupInput) async throws -> GetDeploymentGroupOutput {
+        try JSONValueDecoder().decode(GetDeploymentGroupOutput.self, from: try await call("GetDeploymentGroup", try JSONValueEncoder().encode(input)))
+    }
+    public func listDeploymentGroups(_ input: ListDeploymentGroupsInput) async throws -> ListDeploymentGroupsOutput {
+        try JSONValueDecoder().decode(
+            ListDeploymentGroupsOutput.self, from: try await call("ListDeploymentGroups", try JSONValueEncoder().encode(input)))
+    }
+    public func batchGetDeploymentGroups(_ input: BatchGetDeploymentGroupsInput) async throws -> BatchGetDeploymentGroupsOutput {
+        try JSONValueDecoder().decode(
+            BatchGetDeploymentGroupsOutput.self, from: try await call("BatchGetDeploymentGroups", try JSONValueEncoder().encode(input)))
+    }
+    public func updateDeploymentGroup(_ input: UpdateDeploymentGroupInput) async throws -> UpdateDeploymentGroupOutput {
+        try JSONValueDecoder().decode(
+            UpdateDeploymentGroupOutput.self, from: try await call("UpdateDeploymentGroup", try JSONValueEncoder().encode(input)))
+    }
+    public func deleteDeploymentGroup(_ input: DeleteDeploymentGroupInput) async throws -> DeleteDeploymentGroupOutput {
+        try JSONValueDecoder().decode(
+            DeleteDeploymentGroupOutput.self, from: try await call("DeleteDeploymentGroup", try JSONValueEncoder().encode(input)))
+    }
+    public func registerOnPremisesInstance(_ input: RegisterOnPremisesInstanceInput) async throws {
+        _ = try await call("RegisterOnPremisesInstance", try JSONValueEncoder().encode(input))
+    }
+    public func deregisterOnPremisesInstance(_ input: DeregisterOnPremisesInstanceInput) async throws {
+        _ = try await call("DeregisterOnPremisesInstance", try JSONValueEncoder().encode(input))
+    }
+    public func getOnPremisesInstance(_ input: GetOnPremisesInstanceInput) async throws -> GetOnPremisesInstanceOutput {
+        try JSONValueDecoder().decode(
+            GetOnPremisesInstanceOutput.self, from: try await call("GetOnPremisesInstance", try JSONValueEncoder().encode(input)))
+    }
+    public func listOnPremisesInstances(_ input: ListOnPremisesInstancesInput) async throws -> ListOnPremisesInstancesOutput {
+        try JSONValueDecoder().decode(
+            ListOnPremisesInstancesOutput.self, from: try await call("ListOnPremisesInstances", try JSONValueEncoder().encode(input)))
+    }
+    public func batchGetOnPremisesInstances(_ input: BatchGetOnPremisesInstancesInput) async throws -> BatchGetOnPremisesInstancesOutput {
+        try JSONValueDecoder().decode(
+            BatchGetOnPremisesInstancesOutput.self, from: try await call("BatchGetOnPremisesInstances", try JSONValueEncoder().encode(input)))
+    }
+    public func addTagsToOnPremisesInstances(_ input: AddTagsToOnPremisesInstancesInput) async throws {
+        _ = try await call("AddTagsToOnPremisesInstances", try JSONValueEncoder().encode(input))
+    }
+    public func removeTagsFromOnPremisesInstances(_ input: RemoveTagsFromOnPremisesInstancesInput) async throws {
+        _ = try await call("RemoveTagsFromOnPremisesInstances", try JSONValueEncoder().encode(input))
+    }
+    public func registerApplicationRevision(_ input: RegisterApplicationRevisionInput) async throws {
+        _ = try await call("RegisterApplicationRevision", try JSONValueEncoder().encode(input))
+    }
+    public func getApplicationRevision(_ input: GetApplicationRevisionInput) async throws -> GetApplicationRevisionOutput {
+        try JSONValueDecoder().decode(
+            GetApplicationRevisionOutput.self, from: try await call("GetApplicationRevision", try JSONValueEncoder().encode(input)))
+    }
+    public func listApplicationRevisions(_ input: ListApplicationRevisionsInput) async throws -> ListApplicationRevisionsOutput {
+        try JSONValueDecoder().decode(
+            ListApplicationRevisionsOutput.self, from: try await call("ListApplicationRevisions", try JSONValueEncoder().encode(input)))
+    }
+    public func batchGetApplicationRevisions(_ input: BatchGetApplicationRevisionsInput) async throws -> BatchGetApplicationRevisionsOutput {
+        try JSONValueDecoder().decode(
+            BatchGetApplicationRevisionsOutput.self, from: try await call("BatchGetApplicationRevisions", try JSONValueEncoder().encode(input)))
+    }
+    public func createDeployment(_ input: CreateDeploymentInput) async throws -> CreateDeploymentOutput {
+        try JSONValueDecoder().decode(CreateDeploymentOutput.self, from: try await call("CreateDeployment", try JSONValueEncoder().encode(input)))
+    }
+    public func getDeployment(_ input: GetDeploymentInput) async throws -> GetDeploymentOutput {
+        try JSONValueDecoder().decode(GetDeploymentOutput.self, from: try await call("GetDeployment", try JSONValueEncoder().encode(input)))
+    }
+    public func listDeployments(_ input: ListDeploymentsInput) async throws -> ListDeploymentsOutput {
+        try JSONValueDecoder().decode(ListDeploymentsOutput.self, from: try await call("ListDeployments", try JSONValueEncoder().encode(input)))
+    }
+    public func batchGetDeployments(_ input: BatchGetDeploymentsInput) async throws -> BatchGetDeploymentsOutput {
+        try JSONValueDecoder().decode(
+            BatchGetDeploymentsOutput.self, from: try await call("BatchGetDeployments", try JSONValueEncoder().encode(input)))
+    }
+    public func stopDeployment(_ input: StopDeploymentInput) async throws -> StopDeploymentOutput {
+        try JSONValueDecoder().decode(StopDeploymentOutput.self, from: try await call("StopDeployment", try JSONValueEncoder().encode(input)))
+    }
+    public func listDeploymentTargets(_ input: ListDeploymentTargetsInput) async throws -> ListDeploymentTargetsOutput {
+        try JSONValueDecoder().decode(
+            ListDeploymentTargetsOutput.self, from: try await call("ListDeploymentTargets", try JSONValueEncoder().encode(input)))
+    }
+    public func getDeploymentTarget(_ input: GetDeploymentTargetInput) async throws -> GetDeploymentTargetOutput {
+        try JSONValueDecoder().decode(
+            GetDeploymentTargetOutput.self, from: try await call("GetDeploymentTarget", try JSONValueEncoder().encode(input)))
+    }
+    public func batchGetDeploymentTargets(_ input: BatchGetDeploymentTargetsInput) async throws -> BatchGetDeploymentTargetsOutput {
+        try JSONValueDecoder().decode(
+            BatchGetDeploymentTargetsOutput.self, from: try await call("BatchGetDeploymentTargets", try JSONValueEncoder().encode(input)))
+    }
+    public func listDeploymentInstances(_ input: ListDeploymentInstancesInput) async throws -> ListDeploymentInstancesOutput {
+        try JSONValueDecoder().decode(
+            ListDeploymentInstancesOutput.self, from: try await call("ListDeploymentInstances", try JSONValueEncoder().encode(input)))
+    }
+    public func getDeploymentInstance(_ input: GetDeploymentInstanceInput) async throws -> GetDeploymentInstanceOutput {
+        try JSONValueDecoder().decode(
+            GetDeploymentInstanceOutput.self, from: try await call("GetDeploymentInstance", try JSONValueEncoder().encode(input)))
+    }
+    public func batchGetDeploymentInstances(_ input: BatchGetDeploymentInstancesInput) async throws -> BatchGetDeploymentInstancesOutput {
+        try JSONValueDecoder().decode(
+            BatchGetDeploymentInstancesOutput.self, from: try await call("BatchGetDeploymentInstances", try JSONValueEncoder().encode(input)))
+    }
+    public func tagResource(_ input: TagResourceInput) async throws { _ = try await call("TagResource", try JSONValueEncoder().encode(input)) }
+    public func untagResource(_ input: UntagResourceInput) async throws { _ = try await call("UntagResource", try JSONValueEncoder().encode(input)) }
+    public func listTagsForResource(_ input: ListTagsForResourceInput) async throws -> ListTagsForResourceOutput {
+        try JSONValueDecoder().decode(
+            ListTagsForResourceOutput.self, from: try await call("ListTagsForResource", try JSONValueEncoder().encode(input)))
+    }
+}
+
 extension ServiceError {
     /// The exception names the operations deployctl serves can answer with (the model's error shapes).
     public enum Code {

@@ -1,0 +1,139 @@
+import ArgumentParser
+import ArtifactStore
+import ControlPlane
+import DeployServer
+import DeployStoreSQLite
+import Foundation
+import Logging
+
+/// `deployctl server`: the state file's control plane and artifact store behind AWS's own protocols.
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "Serve the CodeDeploy API (aws deploy, boto3) and an S3-compatible artifact store over HTTPS (deployctl extension).",
+        discussion: """
+            One port speaks three protocols: POST / with X-Amz-Target CodeDeploy_20141006.* (the API, AWS JSON 1.1), path-style \
+            S3 (/<bucket>/<key>, the same store as the local artifacts/ folder) and GET /metrics (Prometheus; send \
+            'Authorization: Bearer <access key id>:<secret>'). Every request is checked with SigV4 against the access keys in \
+            the state file (deployctl create-access-key). \
+
+            On first start it makes a CA and a server certificate in --tls-dir (default: tls/ beside the state file), with \
+            names for the listen address, localhost, this host's name and each --tls-san; clients trust ca.pem \
+            (aws --ca-bundle, AWS_CA_BUNDLE). --plain-http is for a loopback address only (tests, a TLS proxy in front). \
+            It prints one line, the URL and the CA file, then one access-log line per request on stderr. SIGTERM or SIGINT \
+            drain in-flight requests and exit 0.
+
+            Example:
+              deployctl server --listen 0.0.0.0:8443 --tls-san deploy.example.com
+            """)
+
+    @Option(
+        name: .customLong("listen"), help: ArgumentHelp("HOST:PORT to listen on (default 127.0.0.1:8443; port 0 picks one).", valueName: "address"))
+    var listen = "127.0.0.1:8443"
+
+    @Option(
+        name: .customLong("tls-dir"),
+        help: ArgumentHelp("Where the CA and server certificate live (default: tls/ beside the state file).", valueName: "dir"))
+    var tlsDirectory: String?
+
+    @Option(
+        name: .customLong("tls-cert"), help: ArgumentHelp("Serve this certificate (PEM, chain allowed) instead of making one.", valueName: "file"))
+    var tlsCertificate: String?
+
+    @Option(name: .customLong("tls-key"), help: ArgumentHelp("The private key of --tls-cert (PEM).", valueName: "file"))
+    var tlsKey: String?
+
+    @Option(
+        name: .customLong("tls-san"), parsing: .singleValue,
+        help: ArgumentHelp("Another host name or IP address clients use to reach the server (repeatable).", valueName: "name"))
+    var tlsNames: [String] = []
+
+    @Flag(name: .customLong("plain-http"), help: "Serve plain HTTP (loopback addresses only).")
+    var plainHTTP = false
+
+    @Option(
+        name: .customLong("max-object-size"),
+        help: ArgumentHelp("The largest S3 object or part accepted, in bytes (default 5368709120, 5 GiB).", valueName: "bytes"))
+    var maxObjectSize: Int64 = 5 << 30
+
+    @Flag(name: .customLong("quiet"), help: "No access log (errors only).")
+    var quiet = false
+
+    @OptionGroup var global: GlobalOptions
+
+    func validate() throws {
+        if (tlsCertificate == nil) != (tlsKey == nil) { throw CLIFailure.usage("--tls-cert and --tls-key go together") }
+        if plainHTTP, tlsCertificate != nil || tlsDirectory != nil || !tlsNames.isEmpty {
+            throw CLIFailure.usage("--plain-http cannot be combined with --tls-cert, --tls-dir or --tls-san")
+        }
+        guard maxObjectSize > 0 else { throw CLIFailure.usage("--max-object-size must be a positive number of bytes") }
+        for name in tlsNames where name.isEmpty || name.contains(where: { $0.isWhitespace || $0 == "/" }) {
+            throw CLIFailure.usage("--tls-san '\(name)': expected a host name or an IP address")
+        }
+    }
+
+    func run() async throws {
+        let address: ListenAddress
+        do {
+            address = try ListenAddress(parsing: listen)
+        } catch {
+            throw CLIFailure.usage(error.description)
+        }
+        let statePath = global.statePath
+        let region = global.region ?? ProcessInfo.processInfo.environment["DEPLOYCTL_REGION"] ?? "local"
+        let file: StateFile
+        do {
+            file = try StateFile(path: statePath, concurrentReaders: 4)
+        } catch {
+            throw CLIFailure.other(error.description)
+        }
+        let plane = ControlPlane(store: SQLiteStore(file: file), region: region)
+        let tls: TLSMaterial?
+        do {
+            if plainHTTP {
+                tls = nil
+            } else if let tlsCertificate, let tlsKey {
+                tls = .provided(certificatePath: tlsCertificate, keyPath: tlsKey)
+            } else {
+                let stateDirectory = (statePath as NSString).deletingLastPathComponent
+                let chosen = tlsDirectory ?? ((stateDirectory.isEmpty ? "." : stateDirectory) + "/tls")
+                let directory = chosen.hasPrefix("/") ? chosen : FileManager.default.currentDirectoryPath + "/" + chosen
+                var names = [address.host, "localhost", "127.0.0.1", "::1", ProcessInfo.processInfo.hostName] + tlsNames
+                names = names.filter { !["0.0.0.0", "::"].contains($0) && !$0.isEmpty }
+                var unique: [String] = []
+                for name in names where !unique.contains(name) { unique.append(name) }
+                tls = try TLSMaterial.prepare(directory: directory, names: unique)
+            }
+        } catch {
+            throw CLIFailure.other("deployctl server: \(error)")
+        }
+        if !plane.hasAccessKeys() {
+            StandardStreams.err(
+                "deployctl server: no access keys yet; every request will be refused until you run: deployctl create-access-key --user-name NAME --role admin\n"
+            )
+        }
+        let quiet = self.quiet
+        var logger = Logger(label: "deployctl.server") { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = quiet ? .warning : .info
+            return handler
+        }
+        logger.logLevel = quiet ? .warning : .info
+        let server: DeployServer
+        do {
+            server = try DeployServer(
+                plane: plane, artifacts: ArtifactStore(besideStateFile: statePath),
+                configuration: ServerConfiguration(listen: address, tls: tls, maxObjectBytes: maxObjectSize), logger: logger)
+        } catch {
+            throw CLIFailure.usage(error.description)
+        }
+        let caNote = tls.map { " (CA: \($0.caPath))" } ?? " (plain HTTP, loopback only)"
+        do {
+            try await server.run { url in
+                try? StandardStreams.out("deployctl server: serving \(url)\(caNote)\n")
+            }
+        } catch {
+            throw CLIFailure.other("deployctl server: \(error)")
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import ArtifactStore
+import ControlPlane
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+
+/// Why the server cannot start.
+public struct ServerStartError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Where the server listens: `HOST:PORT`, `[IPv6]:PORT`.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public init(parsing text: String) throws(ServerStartError) {
+        var host: Substring
+        var port: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else {
+                throw ServerStartError("--listen '\(text)': expected [IPv6]:PORT")
+            }
+            host = text[text.index(after: text.startIndex)..<close]
+            port = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { throw ServerStartError("--listen '\(text)': expected HOST:PORT, e.g. 127.0.0.1:8443") }
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let number = Int(port), (0...65535).contains(number) else {
+            throw ServerStartError("--listen '\(text)': expected HOST:PORT with a port from 0 to 65535")
+        }
+        self.host = String(host)
+        self.port = number
+    }
+
+    /// Loopback: 127.0.0.0/8, ::1 or localhost.
+    public var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// How `deployctl server` runs.
+public struct ServerConfiguration: Sendable {
+    public var listen: ListenAddress
+    /// nil serves plain HTTP (loopback only, checked by ``DeployServer/init(plane:artifacts:configuration:logger:)``).
+    public var tls: TLSMaterial?
+    /// The largest S3 object (or part) accepted.
+    public var maxObjectBytes: Int64
+    /// Connections idle this long are closed (slow or vanished clients).
+    public var idleTimeout: Duration
+    /// Threads for store reads; writes have one thread of their own.
+    public var readerThreads: Int
+
+    public init(
+        listen: ListenAddress, tls: TLSMaterial?, maxObjectBytes: Int64 = 5 << 30, idleTimeout: Duration = .seconds(60), readerThreads: Int = 4
+    ) {
+        self.listen = listen
+        self.tls = tls
+        self.maxObjectBytes = maxObjectBytes
+        self.idleTimeout = idleTimeout
+        self.readerThreads = readerThreads
+    }
+}
+
+/// `deployctl server`: the CodeDeploy API (AWS JSON 1.1), the artifact store over S3's REST protocol, and
+/// `/metrics`, on one port, every request SigV4-verified against the access keys in the state file. A transport
+/// only: every operation runs in the same ``ControlPlane`` the CLI uses (DESIGN.md §7).
+public struct DeployServer: Sendable {
+    let responder: ServerResponder
+    let configuration: ServerConfiguration
+    let logger: Logger
+
+    public init(plane: ControlPlane, artifacts: ArtifactStore, configuration: ServerConfiguration, logger: Logger) throws(ServerStartError) {
+        if configuration.tls == nil, !configuration.listen.isLoopback {
+            throw ServerStartError(
+                "--plain-http is allowed on a loopback address only (127.0.0.1, ::1, localhost), not \(configuration.listen.host): anyone on the network could read keys' requests. Use TLS (the default) or put a TLS proxy in front."
+            )
+        }
+        self.configuration = configuration
+        self.logger = logger
+        self.responder = ServerResponder(
+            plane: plane, artifacts: artifacts, maxObjectBytes: configuration.maxObjectBytes,
+            readers: BlockingExecutor(threads: configuration.readerThreads, name: "deployctl-store-read"),
+            writer: BlockingExecutor(threads: 1, name: "deployctl-store-write"), logger: logger)
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains in-flight requests and returns. `onRunning` gets the URL served
+    /// (with the real port when the configuration asked for port 0).
+    public func run(onRunning: @escaping @Sendable (String) async -> Void) async throws {
+        let scheme = configuration.tls == nil ? "http" : "https"
+        let listen = configuration.listen
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ExpectContinueHandler()],
+            idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
+        let server: HTTPServerBuilder
+        if let tls = configuration.tls {
+            do {
+                server = try .tls(.http1(configuration: http1), tlsConfiguration: tls.serverConfiguration())
+            } catch {
+                throw ServerStartError("\(error)")
+            }
+        } else {
+            server = .http1(configuration: http1)
+        }
+        let app = Application(
+            responder: responder, server: server,
+            configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port), serverName: nil, reuseAddress: true),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? listen.port
+                await onRunning("\(scheme)://\(ListenAddress(host: listen.host, port: port))")
+            },
+            logger: logger)
+        try await app.runService()
+    }
+}

@@ -1,0 +1,263 @@
+import AWSWire
+import ArtifactStore
+import ControlPlane
+import DeployModel
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Prometheus
+import Synchronization
+
+/// One HTTP request as the server sees it before routing: the raw path and query (as signed), and the headers
+/// including `Host` (HTTPTypes moves it to the authority).
+struct WireRequest {
+    var method: String
+    /// Percent-encoded, as sent.
+    var path: String
+    var query: String
+    var headers: [(name: String, value: String)]
+
+    init(_ request: Request) {
+        method = request.method.rawValue
+        let target = request.head.path ?? "/"
+        if let mark = target.firstIndex(of: "?") {
+            path = String(target[..<mark])
+            query = String(target[target.index(after: mark)...])
+        } else {
+            path = target
+            query = ""
+        }
+        headers = request.headers.map { ($0.name.rawName, $0.value) }
+        if let authority = request.head.authority, !headers.contains(where: { $0.name.lowercased() == "host" }) {
+            headers.append(("host", authority))
+        }
+    }
+
+    func header(_ name: String) -> String? {
+        headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+    }
+
+    /// The query's parameters, decoded; a name without `=` maps to "".
+    var parameters: [String: String] {
+        var result: [String: String] = [:]
+        for part in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let pieces = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(pieces[0]).removingPercentEncoding ?? String(pieces[0])
+            let value = pieces.count > 1 ? (String(pieces[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "") : ""
+            result[name] = value
+        }
+        return result
+    }
+}
+
+/// What a handler answers, with what the access log and metrics record.
+struct WireResponse {
+    var status: Int
+    var headers: [(String, String)]
+    var body: ResponseBody
+    /// The operation name (`GetDeployment`, `PutObject`, `Metrics`), for logs and metrics.
+    var operation: String
+    var errorCode: String?
+
+    init(status: Int, headers: [(String, String)] = [], body: ResponseBody = ResponseBody(), operation: String, errorCode: String? = nil) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.operation = operation
+        self.errorCode = errorCode
+    }
+
+    init(status: Int, contentType: String, text: String, operation: String, errorCode: String? = nil) {
+        let buffer = ByteBuffer(string: text)
+        self.init(
+            status: status, headers: [("Content-Type", contentType), ("Content-Length", String(buffer.readableBytes))],
+            body: ResponseBody(byteBuffer: buffer), operation: operation, errorCode: errorCode)
+    }
+}
+
+/// Credentials looked up in the state file, remembered for a moment so a busy server does not read the key table on
+/// every request: a deactivated or deleted key stops working within ``Credentials/lifetime``.
+final class Credentials: Sendable {
+    static let lifetime: TimeInterval = 2
+    let plane: ControlPlane
+    let cache = Mutex<[String: (secret: String, role: AccessRole, expires: Date)?]>([:])
+    let misses = Mutex<[String: Date]>([:])
+
+    init(plane: ControlPlane) { self.plane = plane }
+
+    func lookup(_ accessKeyId: String) -> (secret: String, role: AccessRole)? {
+        let now = Date()
+        if let cached = cache.withLock({ $0[accessKeyId] }), let entry = cached, entry.expires > now {
+            return (entry.secret, entry.role)
+        }
+        guard accessKeyId.count <= 128 else { return nil }
+        let found = try? plane.activeCredentials(accessKeyId: accessKeyId)
+        cache.withLock { entries in
+            if entries.count > 10_000 { entries.removeAll() }
+            entries[accessKeyId] = found.map { ($0.secret, $0.role, now.addingTimeInterval(Self.lifetime)) }
+        }
+        return found.flatMap { $0 }
+    }
+}
+
+/// The one responder of `deployctl server`: tells the three protocols apart (DESIGN.md §7), authenticates, runs the
+/// operation off the event loops, logs one line and records metrics per request.
+struct ServerResponder: HTTPResponder {
+    typealias Context = BasicRequestContext
+
+    let plane: ControlPlane
+    let artifacts: ArtifactStore
+    let maxObjectBytes: Int64
+    let readers: BlockingExecutor
+    let writer: BlockingExecutor
+    let logger: Logger
+    let credentials: Credentials
+    let metrics: ServerMetrics
+
+    init(
+        plane: ControlPlane, artifacts: ArtifactStore, maxObjectBytes: Int64, readers: BlockingExecutor, writer: BlockingExecutor, logger: Logger
+    ) {
+        self.plane = plane
+        self.artifacts = artifacts
+        self.maxObjectBytes = maxObjectBytes
+        self.readers = readers
+        self.writer = writer
+        self.logger = logger
+        self.credentials = Credentials(plane: plane)
+        self.metrics = ServerMetrics()
+    }
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let started = ContinuousClock.now
+        let wire = WireRequest(request)
+        let requestId = UUID().uuidString
+        var keyId = "-"
+        var answer: WireResponse
+        if wire.method == "POST", wire.path == "/", let target = wire.header("x-amz-target") {
+            answer = await api(request, wire, target: target, requestId: requestId, keyId: &keyId)
+        } else if wire.method == "GET", wire.path == "/metrics" {
+            answer = metricsResponse(wire, keyId: &keyId)
+        } else {
+            answer = await S3Routes(responder: self, requestId: requestId).handle(request, wire, keyId: &keyId)
+        }
+        let elapsed = ContinuousClock.now - started
+        metrics.record(operation: answer.operation, status: answer.status, duration: elapsed)
+        let millis = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
+        logger.info(
+            "request",
+            metadata: [
+                "request_id": .string(requestId), "method": .string(wire.method), "operation": .string(answer.operation),
+                "key_id": .string(keyId), "status": .stringConvertible(answer.status),
+                "error": .string(answer.errorCode ?? "-"), "duration_ms": .string(String(format: "%.2f", millis)),
+            ])
+        var fields = HTTPFields()
+        for (name, value) in answer.headers {
+            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
+        }
+        if let name = HTTPField.Name("x-amzn-RequestId") { fields.append(HTTPField(name: name, value: requestId)) }
+        if let name = HTTPField.Name("x-amz-request-id") { fields.append(HTTPField(name: name, value: requestId)) }
+        return Response(status: HTTPResponse.Status(code: answer.status), headers: fields, body: answer.body)
+    }
+
+    // MARK: The CodeDeploy API
+
+    func api(_ request: Request, _ wire: WireRequest, target: String, requestId: String, keyId: inout String) async -> WireResponse {
+        let operationName = JSONProtocol.operation(target: target)?.name ?? "Unknown"
+        func fail(_ status: Int, _ code: String, _ message: String) -> WireResponse {
+            let body = JSONValue.members([("__type", .string(code)), ("message", .string(message))]).compact()
+            return WireResponse(status: status, contentType: JSONProtocol.contentType, text: body, operation: operationName, errorCode: code)
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: JSONProtocol.maxBodyBytes)
+        } catch {
+            return fail(413, "SerializationException", "The request body is larger than \(JSONProtocol.maxBodyBytes) bytes.")
+        }
+        let bytes = Data(body.readableBytesView)
+        let signed = SigV4.Request(method: wire.method, path: wire.path, query: wire.query, headers: wire.headers, body: bytes)
+        let role: AccessRole
+        do {
+            var found: AccessRole?
+            let signer = try SigV4.verify(signed, services: ["codedeploy"]) { id in
+                let entry = credentials.lookup(id)
+                found = entry?.role
+                return entry?.secret
+            }
+            keyId = signer.accessKeyId
+            role = found ?? .readOnly
+        } catch {
+            return fail(error == .missing ? 403 : 400, error.code, error.description)
+        }
+        guard let operation = JSONProtocol.operation(target: target) else {
+            return fail(
+                400, "UnknownOperationException", "Unknown operation \(target.prefix(100)) (expected \(JSONProtocol.targetPrefix)<Operation>).")
+        }
+        guard role.allows(operation.name) else {
+            return fail(
+                400, "AccessDeniedException",
+                "The access key \(keyId) (role \(role.rawValue)) is not allowed to call \(operation.name).")
+        }
+        let executor = AccessRole.readOnly.allows(operation.name) ? readers : writer
+        let answer = await withTaskExecutorPreference(executor) {
+            await JSONProtocol.handle(target: target, body: bytes, api: plane)
+        }
+        return WireResponse(
+            status: answer.status, contentType: JSONProtocol.contentType, text: answer.body, operation: operation.name, errorCode: answer.errorCode)
+    }
+
+    // MARK: /metrics
+
+    /// Prometheus text; the scraper authenticates with `Authorization: Bearer <access key id>:<secret>` of any active
+    /// key (Prometheus' `authorization` setting), or signs the request like any other.
+    func metricsResponse(_ wire: WireRequest, keyId: inout String) -> WireResponse {
+        let authorization = wire.header("authorization") ?? ""
+        var allowed = false
+        if authorization.hasPrefix("Bearer ") {
+            let token = authorization.dropFirst("Bearer ".count)
+            if let colon = token.firstIndex(of: ":") {
+                let id = String(token[..<colon])
+                if let entry = credentials.lookup(id), SigV4.constantTimeEqual(entry.secret, String(token[token.index(after: colon)...])) {
+                    allowed = true
+                    keyId = id
+                }
+            }
+        } else {
+            let signed = SigV4.Request(method: wire.method, path: wire.path, query: wire.query, headers: wire.headers, body: Data())
+            if let signer = try? SigV4.verify(signed, services: ["codedeploy", "s3"], secret: { credentials.lookup($0)?.secret }) {
+                allowed = true
+                keyId = signer.accessKeyId
+            }
+        }
+        guard allowed else {
+            return WireResponse(
+                status: 401, headers: [("WWW-Authenticate", "Bearer realm=\"deployctl\"")], operation: "Metrics", errorCode: "Unauthorized")
+        }
+        return WireResponse(status: 200, contentType: "text/plain; version=0.0.4", text: metrics.text(), operation: "Metrics")
+    }
+}
+
+/// Request counts and latency histograms per operation, in Prometheus text format.
+final class ServerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    static let buckets: [Duration] = [
+        .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30),
+    ]
+
+    func record(operation: String, status: Int, duration: Duration) {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "deployctl", metricName: "requests", unitName: "total", helpText: "Requests served, by operation and HTTP status."),
+            labels: [("operation", operation), ("status", String(status))]
+        ).increment()
+        registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(
+                namespace: "deployctl", metricName: "request_duration", unitName: "seconds", helpText: "Time to answer a request, by operation."),
+            labels: [("operation", operation)], buckets: Self.buckets
+        ).record(duration)
+    }
+
+    func text() -> String { registry.emitToString() }
+}
