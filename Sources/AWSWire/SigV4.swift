@@ -144,7 +144,9 @@ public enum SigV4 {
 
     static let unreserved = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~".utf8)
 
-    static func encode(_ text: String, keepingSlash: Bool) -> String {
+    /// RFC 3986 percent-encoding of everything but the unreserved characters (and `/` when `keepingSlash`), as
+    /// SigV4 and S3 paths need it.
+    public static func encode(_ text: String, keepingSlash: Bool) -> String {
         var out = ""
         for byte in text.utf8 {
             if unreserved.contains(byte) || (keepingSlash && byte == UInt8(ascii: "/")) {

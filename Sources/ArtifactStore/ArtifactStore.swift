@@ -8,8 +8,17 @@ public struct StoredObject: Sendable, Equatable, Codable {
     public var eTag: String
     public var versionId: String
     public var size: Int64
-    /// Where the content lives on disk.
+    /// Where the content lives on disk (empty for an object of a remote store).
     public var path: String
+
+    public init(bucket: String, key: String, eTag: String, versionId: String, size: Int64, path: String) {
+        self.bucket = bucket
+        self.key = key
+        self.eTag = eTag
+        self.versionId = versionId
+        self.size = size
+        self.path = path
+    }
 }
 
 /// Why the store refused a request.

@@ -7,6 +7,7 @@ extension AccessRole: ExpressibleByArgument {}
 
 /// Runs an access-key operation on the local state file and prints its answer the aws CLI way (IAM's shapes).
 private func runAccessKeyOperation(_ global: GlobalOptions, _ operation: String, _ body: (ControlPlane) throws -> JSONValue?) throws {
+    try global.requireLocal("deployctl \(operation.kebabCased)")
     let plane = try global.openControlPlane()
     let output: JSONValue?
     do {
@@ -119,5 +120,17 @@ struct DeleteAccessKeyCommand: ParsableCommand {
             try plane.deleteAccessKey(accessKeyId: accessKeyId)
             return nil
         }
+    }
+}
+
+extension String {
+    /// `CreateAccessKey` → `create-access-key`.
+    var kebabCased: String {
+        var out = ""
+        for character in self {
+            if character.isUppercase, !out.isEmpty { out += "-" }
+            out += character.lowercased()
+        }
+        return out
     }
 }

@@ -54,6 +54,7 @@ struct AgentGroupCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
+            try global.requireLocal("deployctl agent run")
             let (plane, store) = try global.openLocal()
             do {
                 let info = try plane.getOnPremisesInstance(GetOnPremisesInstanceInput(instanceName: instanceName)).instanceInfo

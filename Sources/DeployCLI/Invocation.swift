@@ -1,6 +1,7 @@
 import ArgumentParser
 import ArtifactStore
 import ControlPlane
+import DeployClient
 import DeployModel
 import DeployStore
 import DeployStoreSQLite
@@ -65,23 +66,96 @@ public struct GlobalOptions: ParsableArguments {
 
     @Option(
         name: .customLong("region"),
-        help: ArgumentHelp("The region written into ARNs (default: $DEPLOYCTL_REGION, else 'local'). Nothing leaves this machine.", valueName: "name")
+        help: ArgumentHelp(
+            "Locally: the region written into ARNs (default: $DEPLOYCTL_REGION, else 'local'). With --endpoint-url: the region requests are signed for (default: $AWS_REGION, the profile's, else us-east-1).",
+            valueName: "name")
     )
     var region: String?
 
     @Flag(name: .customLong("no-paginate"), help: "Print only the first page of a list instead of following nextToken.")
     var noPaginate = false
 
+    @Option(
+        name: .customLong("endpoint-url"),
+        help: ArgumentHelp(
+            "Talk to a deployctl server (or AWS) instead of the state file (default: $DEPLOYCTL_ENDPOINT_URL, $AWS_ENDPOINT_URL_CODEDEPLOY, $AWS_ENDPOINT_URL). Credentials come from the AWS chain.",
+            valueName: "url"))
+    var endpointURL: String?
+
+    @Option(
+        name: .customLong("profile"), help: ArgumentHelp("The AWS profile for --endpoint-url credentials (default: $AWS_PROFILE).", valueName: "name")
+    )
+    var profile: String?
+
+    @Option(
+        name: .customLong("ca-bundle"),
+        help: ArgumentHelp("The CA certificates (PEM) that sign the server's certificate (default: $AWS_CA_BUNDLE).", valueName: "file"))
+    var caBundle: String?
+
+    @Flag(
+        name: .customLong("no-verify-ssl"),
+        help: "Do not check the server's certificate (tests only: anyone in the path can read the keys' requests).")
+    var noVerifySSL = false
+
     public init() {}
 
     var statePath: String { StateLocation.resolve(explicit: state, environment: ProcessInfo.processInfo.environment) }
 
-    /// The API the commands talk to. Today the local control plane over the state file; `--endpoint-url` will swap
-    /// in a remote client here and nowhere else.
-    func openAPI() throws -> any CodeDeployAPI { try openControlPlane() }
+    /// The endpoint of the API: --endpoint-url, then the environment; nil means the local state file.
+    func apiEndpoint(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        let candidates = [
+            endpointURL, environment["DEPLOYCTL_ENDPOINT_URL"], environment["AWS_ENDPOINT_URL_CODEDEPLOY"], environment["AWS_ENDPOINT_URL"],
+        ]
+        return candidates.compactMap { $0 }.first { !$0.isEmpty }
+    }
 
-    /// Where `push` stores bundles: the artifact store beside the state file.
+    /// The endpoint of the S3 API `push` uploads to: the same server unless S3 is pointed elsewhere.
+    func s3Endpoint(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        let candidates = [endpointURL, environment["DEPLOYCTL_ENDPOINT_URL"], environment["AWS_ENDPOINT_URL_S3"], apiEndpoint(environment)]
+        return candidates.compactMap { $0 }.first { !$0.isEmpty }
+    }
+
+    /// A signed client for `endpoint`, with the chain's credentials and the trust settings.
+    func remoteClient(_ endpoint: String) throws -> SignedClient {
+        let environment = ProcessInfo.processInfo.environment
+        let chain = CredentialChain(environment: environment, profile: profile)
+        do {
+            let url = try RemoteEndpoint.parseURL(endpoint)
+            let credentials = try chain.credentials()
+            let bundle = caBundle ?? environment["AWS_CA_BUNDLE"].flatMap { $0.isEmpty ? nil : $0 } ?? chain.setting("ca_bundle")
+            return try SignedClient(
+                endpoint: RemoteEndpoint(
+                    url: url, region: region ?? chain.region(), credentials: credentials, caBundle: bundle, verifyTLS: !noVerifySSL))
+        } catch let error as CredentialsError {
+            throw CLIFailure.other(error.description)
+        } catch let error as RemoteError {
+            throw CLIFailure.usage(error.description)
+        }
+    }
+
+    /// The API the commands talk to: the local control plane over the state file, or a remote server with
+    /// `--endpoint-url`. This and ``openUploader()`` are the only places that choose.
+    func openAPI() throws -> any CodeDeployAPI {
+        if let endpoint = apiEndpoint() { return RemoteCodeDeploy(client: try remoteClient(endpoint)) }
+        return try openControlPlane()
+    }
+
+    /// Where `push` stores bundles: the server's S3 API with `--endpoint-url`, else the store beside the state file.
+    func openUploader() throws -> any ObjectUploading {
+        if let endpoint = s3Endpoint() { return RemoteArtifacts(client: try remoteClient(endpoint)) }
+        return ArtifactStore(besideStateFile: statePath)
+    }
+
+    /// The artifact store beside the state file (local agents read bundles from it).
     func openArtifacts() -> any ArtifactStorage { ArtifactStore(besideStateFile: statePath) }
+
+    /// Commands that work on the state file only refuse an explicit --endpoint-url instead of ignoring it.
+    func requireLocal(_ command: String) throws {
+        if endpointURL != nil {
+            throw CLIFailure.usage(
+                "\(command) works on the state file of this host; --endpoint-url is not accepted (run it where the server's state file is).")
+        }
+    }
 
     func openControlPlane() throws -> ControlPlane { try openLocal().plane }
 
@@ -151,6 +225,8 @@ extension OperationCommand {
             } catch let error as ServiceError {
                 throw CLIFailure.service(operation: Self.operationName, code: error.code, message: Self.withFlags(error.message))
             } catch let error as StateFileError {
+                throw CLIFailure.other(error.description)
+            } catch let error as RemoteError {
                 throw CLIFailure.other(error.description)
             }
             if firstOutput == nil { firstOutput = output }

@@ -2,6 +2,7 @@ import AppSpec
 import ArgumentParser
 import Bundles
 import ControlPlane
+import DeployClient
 import DeployModel
 import Foundation
 import Revisions
@@ -138,7 +139,7 @@ struct PushCommand: AsyncParsableCommand {
         do {
             result = try await RevisionPush.push(
                 applicationName: applicationName, s3Location: s3Location, source: source, description: description, bundleType: bundleType,
-                ignoreHidden: ignoreHidden, api: api, artifacts: global.openArtifacts())
+                ignoreHidden: ignoreHidden, api: api, artifacts: global.openUploader())
         } catch let error as PushError {
             switch error {
             case .invalidS3Location: throw CLIFailure.usage(error.description)
@@ -149,6 +150,8 @@ struct PushCommand: AsyncParsableCommand {
             }
         } catch let error as ServiceError {
             throw CLIFailure.service(operation: "RegisterApplicationRevision", code: error.code, message: error.message)
+        } catch let error as RemoteError {
+            throw CLIFailure.other(error.description)
         }
         for warning in result.report.warnings {
             StandardStreams.err(warning.description + "\n")

@@ -73,6 +73,7 @@ struct ServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        try global.requireLocal("deployctl server")
         let address: ListenAddress
         do {
             address = try ListenAddress(parsing: listen)

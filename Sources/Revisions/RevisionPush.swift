@@ -47,7 +47,7 @@ public enum RevisionPush {
 
     public static func push(
         applicationName: String, s3Location: String, source: String, description: String?, bundleType: ArchiveFormat,
-        ignoreHidden: Bool, api: any CodeDeployAPI, artifacts: any ArtifactStorage, now: Date = Date()
+        ignoreHidden: Bool, api: any CodeDeployAPI, artifacts: any ObjectUploading, now: Date = Date()
     ) async throws -> PushResult {
         let (bucket, key) = try parseS3URL(s3Location)
         _ = try await api.getApplication(GetApplicationInput(applicationName: applicationName))
@@ -67,9 +67,9 @@ public enum RevisionPush {
             throw PushError.bundle(error)
         }
         let stored: StoredObject
-        do throws(ArtifactStoreError) {
-            stored = try artifacts.put(bucket: bucket, key: key, contentsOf: temporary)
-        } catch {
+        do {
+            stored = try await artifacts.upload(bucket: bucket, key: key, contentsOf: temporary)
+        } catch let error as ArtifactStoreError {
             throw PushError.store(error)
         }
         let text = description ?? "Uploaded by deployctl \(Timestamp.format(now))"

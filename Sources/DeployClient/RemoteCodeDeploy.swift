@@ -1,0 +1,45 @@
+import AWSWire
+import DeployModel
+import Foundation
+
+/// The CodeDeploy API of a remote server (`--endpoint-url`), over AWS JSON 1.1 with SigV4: every operation comes
+/// from the generated ``CodeDeployTransport`` extension, so local and remote answers have the same shapes and print
+/// byte for byte the same.
+public struct RemoteCodeDeploy: CodeDeployTransport {
+    let client: SignedClient
+
+    public init(client: SignedClient) {
+        self.client = client
+    }
+
+    public func call(_ operation: String, _ request: JSONValue) async throws -> JSONValue {
+        let body = Data(request.compact().utf8)
+        let answer = try await client.send(
+            method: "POST", path: "/",
+            headers: [("Content-Type", JSONProtocol.contentType), ("X-Amz-Target", JSONProtocol.targetPrefix + operation)], body: body,
+            service: "codedeploy")
+        let text = String(decoding: answer.body, as: UTF8.self)
+        guard (200..<300).contains(answer.status) else {
+            throw Self.serviceError(status: answer.status, text: text)
+        }
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return .object([]) }
+        do {
+            return try JSONValue.parse(text)
+        } catch {
+            throw RemoteError("The server answered \(operation) with a body that is not JSON: \(text.prefix(200))")
+        }
+    }
+
+    /// botocore's reading of a JSON 1.1 error: `__type` (cut at `:`, after the last `#`) and `message`.
+    static func serviceError(status: Int, text: String) -> any Error {
+        guard let value = try? JSONValue.parse(text), var code = value["__type"]?.stringValue else {
+            if status >= 500 || text.isEmpty {
+                return RemoteError("The server answered HTTP \(status)\(text.isEmpty ? "" : ": \(text.prefix(200))")")
+            }
+            return ServiceError(String(status), String(text.prefix(500)))
+        }
+        if let colon = code.firstIndex(of: ":") { code = String(code[..<colon]) }
+        if let hash = code.lastIndex(of: "#") { code = String(code[code.index(after: hash)...]) }
+        return ServiceError(code, value["message"]?.stringValue ?? value["Message"]?.stringValue ?? "")
+    }
+}
