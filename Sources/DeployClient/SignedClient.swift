@@ -68,6 +68,9 @@ public final class SignedClient: Sendable {
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(120))
         configuration.decompression = .disabled
+        // A refused connection or a certificate that does not verify fails the command at once instead of being retried
+        // until the connect timeout.
+        configuration.connectionPool.retryConnectionEstablishment = false
         let created = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         client = Self.clients.withLock { clients in
             if let existing = clients[cacheKey] { return existing }

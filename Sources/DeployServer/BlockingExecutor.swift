@@ -7,11 +7,12 @@ final class BlockingExecutor: TaskExecutor, @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
     private var head = 0
+    private var stopping = false
 
-    /// Starts `threads` threads named `name-N`; they live as long as the process.
+    /// Starts `threads` threads named `name-N`; they run until ``shutdown()``.
     init(threads: Int, name: String) {
         for index in 0..<max(1, threads) {
-            let thread = Thread { [unowned self] in self.serve() }
+            let thread = Thread { self.serve() }
             thread.name = "\(name)-\(index)"
             thread.start()
         }
@@ -25,10 +26,22 @@ final class BlockingExecutor: TaskExecutor, @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Lets the threads finish the jobs already queued, then end.
+    func shutdown() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
     private func serve() {
         while true {
             condition.lock()
-            while head == jobs.count { condition.wait() }
+            while head == jobs.count, !stopping { condition.wait() }
+            if head == jobs.count {
+                condition.unlock()
+                return
+            }
             let job = jobs[head]
             head += 1
             if head > 1024, head * 2 > jobs.count {

@@ -124,6 +124,10 @@ public struct DeployServer: Sendable {
                 await onRunning("\(scheme)://\(ListenAddress(host: listen.host, port: port))")
             },
             logger: logger)
+        defer {
+            responder.readers.shutdown()
+            responder.writer.shutdown()
+        }
         try await app.runService()
     }
 }

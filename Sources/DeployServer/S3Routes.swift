@@ -391,7 +391,10 @@ struct S3Routes {
             if !keep { unlink(incoming.path) }
         }
         var sha = SHA256()
+        let contentMD5 = wire.header("content-md5")
         var md5 = Insecure.MD5()
+        let trailerNames = (wire.header("x-amz-trailer") ?? "").lowercased().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let wantsCRC = trailerNames.contains("x-amz-checksum-crc32") || wire.header("x-amz-checksum-crc32") != nil
         var crc = CRC32()
         var size: Int64 = 0
         var decoder = chunked ? AWSChunkedDecoder() : nil
@@ -407,8 +410,8 @@ struct S3Routes {
                                 message: "Your proposed upload exceeds the maximum allowed size (\(limit) bytes on this server).")
                         }
                         sha.update(bufferPointer: bytes)
-                        md5.update(bufferPointer: bytes)
-                        crc.update(bytes)
+                        if contentMD5 != nil { md5.update(bufferPointer: bytes) }
+                        if wantsCRC { crc.update(bytes) }
                         var done = 0
                         while done < bytes.count {
                             let n = write(incoming.descriptor, bytes.baseAddress?.advanced(by: done), bytes.count - done)
@@ -446,7 +449,7 @@ struct S3Routes {
                 status: 400, code: "XAmzContentSHA256Mismatch",
                 message: "The provided 'x-amz-content-sha256' header does not match what was computed.")
         }
-        if let contentMD5 = wire.header("content-md5"), contentMD5 != Data(md5.finalize()).base64EncodedString() {
+        if let contentMD5, contentMD5 != Data(md5.finalize()).base64EncodedString() {
             throw Failure(status: 400, code: "BadDigest", message: "The Content-MD5 you specified did not match what we received.")
         }
         let checksum = decoder?.trailers["x-amz-checksum-crc32"] ?? wire.header("x-amz-checksum-crc32")
