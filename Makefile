@@ -26,6 +26,7 @@ test: setup lint check-generated check-layering
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 	python3 -m pytest -q Tests/shape-check
+	python3 -m pytest -q Tests/server
 
 lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests

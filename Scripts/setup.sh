@@ -3,7 +3,7 @@
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
-packages=(libsqlite3-dev libarchive-dev libyaml-dev python3 python3-pip acl)
+packages=(libsqlite3-dev libarchive-dev libyaml-dev python3 python3-pip acl openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,10 +16,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if ! python3 -c 'import botocore, pytest' 2>/dev/null; then
-  echo "setup: installing botocore and pytest for the output-shape tests"
-  python3 -m pip install --quiet botocore pytest 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages botocore pytest
+if ! python3 -c 'import botocore, boto3, requests, pytest' 2>/dev/null || ! command -v aws >/dev/null; then
+  echo "setup: installing the aws CLI, boto3, requests and pytest for the output-shape and server tests"
+  python3 -m pip install --quiet awscli boto3 requests pytest 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages awscli boto3 requests pytest
 fi
 
 command -v swift >/dev/null || { echo "setup: the Swift toolchain (swift) is not on PATH" >&2; exit 1; }

@@ -62,13 +62,13 @@ struct ServerCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
-        if (tlsCertificate == nil) != (tlsKey == nil) { throw CLIFailure.usage("--tls-cert and --tls-key go together") }
+        if (tlsCertificate == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         if plainHTTP, tlsCertificate != nil || tlsDirectory != nil || !tlsNames.isEmpty {
-            throw CLIFailure.usage("--plain-http cannot be combined with --tls-cert, --tls-dir or --tls-san")
+            throw ValidationError("--plain-http cannot be combined with --tls-cert, --tls-dir or --tls-san")
         }
-        guard maxObjectSize > 0 else { throw CLIFailure.usage("--max-object-size must be a positive number of bytes") }
+        guard maxObjectSize > 0 else { throw ValidationError("--max-object-size must be a positive number of bytes") }
         for name in tlsNames where name.isEmpty || name.contains(where: { $0.isWhitespace || $0 == "/" }) {
-            throw CLIFailure.usage("--tls-san '\(name)': expected a host name or an IP address")
+            throw ValidationError("--tls-san '\(name)': expected a host name or an IP address")
         }
     }
 
