@@ -25,12 +25,9 @@ extension ControlPlane {
 
     public func createApplication(_ input: CreateApplicationInput) throws -> CreateApplicationOutput {
         let name = try Validate.applicationName(input.applicationName)
+        // Lambda and ECS applications are stored and returned as AWS does (tools that manage CodeDeploy as code
+        // create them); only deployments to them are refused (`createDeployment`).
         let platform = input.computePlatform ?? .server
-        guard platform == .server else {
-            throw ServiceError(
-                "InvalidComputePlatformException",
-                "The compute platform \(platform.rawValue) is not supported by deployctl; only Server (EC2/on-premises) is.")
-        }
         let tags = try validatedTags(input.tags ?? [], error: "InvalidTagsToAddException")
         return try store.write { tx in
             if try findApplication(tx, name) != nil {

@@ -22,12 +22,67 @@ extension ControlPlane {
                     computePlatform: .server),
                 predefined: true)
         }
+        var number = 3
+        func traffic(_ name: String, _ platform: ComputePlatform, _ routing: TrafficRoutingConfig) -> DeploymentConfiguration {
+            number += 1
+            let id = String(format: "00000000-0000-0000-0000-%012d", number)
+            return DeploymentConfiguration(
+                id: id,
+                info: DeploymentConfigInfo(
+                    deploymentConfigId: id, deploymentConfigName: name, createTime: launch, computePlatform: platform,
+                    trafficRoutingConfig: routing),
+                predefined: true)
+        }
+        func canary(_ percent: Int, _ minutes: Int) -> TrafficRoutingConfig {
+            TrafficRoutingConfig(type: .timeBasedCanary, timeBasedCanary: TimeBasedCanary(canaryPercentage: percent, canaryInterval: minutes))
+        }
+        func linear(_ percent: Int, _ minutes: Int) -> TrafficRoutingConfig {
+            TrafficRoutingConfig(type: .timeBasedLinear, timeBasedLinear: TimeBasedLinear(linearPercentage: percent, linearInterval: minutes))
+        }
+        let allAtOnce = TrafficRoutingConfig(type: .allAtOnce)
         return [
             make("00000000-0000-0000-0000-000000000001", "CodeDeployDefault.OneAtATime", .mostConcurrency, 1),
             make("00000000-0000-0000-0000-000000000002", "CodeDeployDefault.HalfAtATime", .fleetPercent, 50),
             make("00000000-0000-0000-0000-000000000003", "CodeDeployDefault.AllAtOnce", .hostCount, 0),
+            // The Lambda and ECS ones AWS predefines, so groups of those platforms can name them (nothing deploys them here).
+            traffic("CodeDeployDefault.LambdaAllAtOnce", .lambda, allAtOnce),
+            traffic("CodeDeployDefault.LambdaCanary10Percent5Minutes", .lambda, canary(10, 5)),
+            traffic("CodeDeployDefault.LambdaCanary10Percent10Minutes", .lambda, canary(10, 10)),
+            traffic("CodeDeployDefault.LambdaCanary10Percent15Minutes", .lambda, canary(10, 15)),
+            traffic("CodeDeployDefault.LambdaCanary10Percent30Minutes", .lambda, canary(10, 30)),
+            traffic("CodeDeployDefault.LambdaLinear10PercentEvery1Minute", .lambda, linear(10, 1)),
+            traffic("CodeDeployDefault.LambdaLinear10PercentEvery2Minutes", .lambda, linear(10, 2)),
+            traffic("CodeDeployDefault.LambdaLinear10PercentEvery3Minutes", .lambda, linear(10, 3)),
+            traffic("CodeDeployDefault.LambdaLinear10PercentEvery10Minutes", .lambda, linear(10, 10)),
+            traffic("CodeDeployDefault.ECSAllAtOnce", .ecs, allAtOnce),
+            traffic("CodeDeployDefault.ECSLinear10PercentEvery1Minutes", .ecs, linear(10, 1)),
+            traffic("CodeDeployDefault.ECSLinear10PercentEvery3Minutes", .ecs, linear(10, 3)),
+            traffic("CodeDeployDefault.ECSCanary10Percent5Minutes", .ecs, canary(10, 5)),
+            traffic("CodeDeployDefault.ECSCanary10Percent15Minutes", .ecs, canary(10, 15)),
         ]
     }()
+
+    /// The configuration a group of `platform` uses when it names none.
+    static func defaultConfigName(for platform: ComputePlatform) -> String {
+        switch platform {
+        case .server: return "CodeDeployDefault.OneAtATime"
+        case .lambda: return "CodeDeployDefault.LambdaAllAtOnce"
+        case .ecs: return "CodeDeployDefault.ECSAllAtOnce"
+        }
+    }
+
+    /// The configuration `name`, which must be for `platform` (a Server group cannot shift Lambda traffic).
+    func requireConfig(_ tx: any StoreTransaction, _ name: String, for platform: ComputePlatform) throws -> DeploymentConfiguration {
+        let config = try requireConfig(tx, name)
+        let configPlatform = config.info.computePlatform ?? .server
+        guard configPlatform == platform else {
+            throw ServiceError(
+                "InvalidDeploymentConfigNameException",
+                "The deployment configuration \(name) is for the \(configPlatform.rawValue) compute platform; a deployment group of a \(platform.rawValue) application needs a \(platform.rawValue) configuration."
+            )
+        }
+        return config
+    }
 
     func findConfig(_ tx: any StoreTransaction, _ name: String) throws -> DeploymentConfiguration? {
         if let predefined = Self.predefinedConfigs.first(where: { $0.info.deploymentConfigName == name }) { return predefined }
@@ -48,9 +103,22 @@ extension ControlPlane {
         guard !name.hasPrefix("CodeDeployDefault.") else {
             throw ServiceError("InvalidDeploymentConfigNameException", "The prefix CodeDeployDefault. is reserved for predefined configurations.")
         }
-        if let platform = input.computePlatform, platform != .server {
-            throw ServiceError(
-                "InvalidComputePlatformException", "The compute platform \(platform.rawValue) is not supported by deployctl; only Server is.")
+        let platform = input.computePlatform ?? .server
+        if platform != .server {
+            try Self.validateTrafficRouting(input, platform: platform)
+            return try store.write { tx in
+                if try findConfig(tx, name) != nil {
+                    throw ServiceError(
+                        "DeploymentConfigAlreadyExistsException", "The deployment configuration \(name) already exists with the user or AWS account.")
+                }
+                let id = Identifier.uuid()
+                let created = now()
+                let info = DeploymentConfigInfo(
+                    deploymentConfigId: id, deploymentConfigName: name, createTime: created, computePlatform: platform,
+                    trafficRoutingConfig: input.trafficRoutingConfig)
+                try tx.insertConfig(ConfigRecord(id: id, name: name, info: info, createTime: created))
+                return CreateDeploymentConfigOutput(deploymentConfigId: id)
+            }
         }
         if input.trafficRoutingConfig != nil {
             throw ServiceError(
@@ -83,6 +151,47 @@ extension ControlPlane {
                 createTime: created, computePlatform: .server, zonalConfig: input.zonalConfig)
             try tx.insertConfig(ConfigRecord(id: id, name: name, info: info, createTime: created))
             return CreateDeploymentConfigOutput(deploymentConfigId: id)
+        }
+    }
+
+    /// A Lambda or ECS configuration shifts traffic: AllAtOnce, or canary / linear steps of 1-99 % every 1-2880 minutes.
+    static func validateTrafficRouting(_ input: CreateDeploymentConfigInput, platform: ComputePlatform) throws {
+        if input.minimumHealthyHosts != nil {
+            throw ServiceError(
+                "InvalidMinimumHealthyHostValueException",
+                "minimumHealthyHosts applies to Server configurations; a \(platform.rawValue) configuration shifts traffic (trafficRoutingConfig).")
+        }
+        if input.zonalConfig != nil {
+            throw ServiceError("InvalidZonalDeploymentConfigurationException", "zonalConfig applies to Server configurations only.")
+        }
+        guard let routing = input.trafficRoutingConfig, let type = routing.type else {
+            throw ServiceError(
+                "InvalidTrafficRoutingConfigurationException",
+                "A \(platform.rawValue) configuration needs trafficRoutingConfig with a type: AllAtOnce, TimeBasedCanary or TimeBasedLinear.")
+        }
+        func check(_ percent: Int?, _ minutes: Int?, _ what: String) throws {
+            guard let percent, (1...99).contains(percent), let minutes, (1...2880).contains(minutes) else {
+                throw ServiceError(
+                    "InvalidTrafficRoutingConfigurationException",
+                    "\(what) needs a percentage from 1 to 99 and an interval from 1 to 2880 minutes; got \(percent.map(String.init) ?? "none") % every \(minutes.map(String.init) ?? "none") min."
+                )
+            }
+        }
+        switch type {
+        case .allAtOnce:
+            if routing.timeBasedCanary != nil || routing.timeBasedLinear != nil {
+                throw ServiceError("InvalidTrafficRoutingConfigurationException", "An AllAtOnce configuration takes no canary or linear steps.")
+            }
+        case .timeBasedCanary:
+            guard routing.timeBasedLinear == nil else {
+                throw ServiceError("InvalidTrafficRoutingConfigurationException", "A TimeBasedCanary configuration takes timeBasedCanary only.")
+            }
+            try check(routing.timeBasedCanary?.canaryPercentage, routing.timeBasedCanary?.canaryInterval, "TimeBasedCanary")
+        case .timeBasedLinear:
+            guard routing.timeBasedCanary == nil else {
+                throw ServiceError("InvalidTrafficRoutingConfigurationException", "A TimeBasedLinear configuration takes timeBasedLinear only.")
+            }
+            try check(routing.timeBasedLinear?.linearPercentage, routing.timeBasedLinear?.linearInterval, "TimeBasedLinear")
         }
     }
 

@@ -22,7 +22,7 @@ extension ControlPlane {
         info.deploymentGroupId = group.id
         info.deploymentGroupName = group.name
         info.deploymentConfigName = group.configName
-        info.computePlatform = .server
+        info.computePlatform = ComputePlatform(rawValue: app.computePlatform) ?? .server
         func newest(_ status: String?) throws -> DeploymentInfo? {
             try tx.newestDeployment(groupId: group.id, status: status, excluding: nil)
         }
@@ -37,8 +37,9 @@ extension ControlPlane {
         return info
     }
 
-    /// Checks the parts of a group definition deployctl acts on.
-    func validateGroupSettings(_ info: DeploymentGroupInfo) throws {
+    /// Checks the parts of a group definition deployctl acts on. Lambda and ECS groups are stored as given (nothing
+    /// deploys them here); blue/green is refused for Server groups, which deployctl deploys in place.
+    func validateGroupSettings(_ info: DeploymentGroupInfo, platform: ComputePlatform) throws {
         if let filters = info.onPremisesInstanceTagFilters, !filters.isEmpty, info.onPremisesTagSet?.onPremisesTagSetList?.isEmpty == false {
             throw ServiceError(
                 "InvalidOnPremisesTagCombinationException",
@@ -59,7 +60,7 @@ extension ControlPlane {
                 throw ServiceError("InvalidTagException", "Invalid filter in tag group \(index + 1) of the on-premises tag set: \(problem).")
             }
         }
-        if info.deploymentStyle?.deploymentType == .blueGreen || info.blueGreenDeploymentConfiguration != nil {
+        if platform == .server, info.deploymentStyle?.deploymentType == .blueGreen || info.blueGreenDeploymentConfiguration != nil {
             throw ServiceError("InvalidDeploymentStyleException", "Blue/green deployments are not supported by deployctl; use IN_PLACE.")
         }
         if let rollback = info.autoRollbackConfiguration, rollback.enabled == true, rollback.events?.isEmpty ?? true {
@@ -72,7 +73,7 @@ extension ControlPlane {
     public func createDeploymentGroup(_ input: CreateDeploymentGroupInput) throws -> CreateDeploymentGroupOutput {
         let name = try Validate.groupName(input.deploymentGroupName)
         let tags = try validatedTags(input.tags ?? [], error: "InvalidTagsToAddException")
-        let info = DeploymentGroupInfo(
+        var info = DeploymentGroupInfo(
             ec2TagFilters: input.ec2TagFilters ?? [],
             onPremisesInstanceTagFilters: input.onPremisesInstanceTagFilters ?? [],
             autoScalingGroups: [],
@@ -80,8 +81,7 @@ extension ControlPlane {
             triggerConfigurations: input.triggerConfigurations ?? [],
             alarmConfiguration: input.alarmConfiguration,
             autoRollbackConfiguration: input.autoRollbackConfiguration,
-            deploymentStyle: input.deploymentStyle
-                ?? DeploymentStyle(deploymentType: .inPlace, deploymentOption: .withoutTrafficControl),
+            deploymentStyle: input.deploymentStyle,
             outdatedInstancesStrategy: input.outdatedInstancesStrategy ?? .update,
             blueGreenDeploymentConfiguration: input.blueGreenDeploymentConfiguration,
             loadBalancerInfo: input.loadBalancerInfo,
@@ -89,11 +89,18 @@ extension ControlPlane {
             onPremisesTagSet: input.onPremisesTagSet,
             ecsServices: input.ecsServices,
             terminationHookEnabled: input.terminationHookEnabled ?? false)
-        try validateGroupSettings(info)
         return try store.write { tx in
             let app = try requireApplication(tx, input.applicationName)
-            let configName = input.deploymentConfigName ?? "CodeDeployDefault.OneAtATime"
-            _ = try requireConfig(tx, configName)
+            let platform = ComputePlatform(rawValue: app.computePlatform) ?? .server
+            if info.deploymentStyle == nil {
+                info.deploymentStyle =
+                    platform == .server
+                    ? DeploymentStyle(deploymentType: .inPlace, deploymentOption: .withoutTrafficControl)
+                    : DeploymentStyle(deploymentType: .blueGreen, deploymentOption: .withTrafficControl)
+            }
+            try validateGroupSettings(info, platform: platform)
+            let configName = input.deploymentConfigName ?? Self.defaultConfigName(for: platform)
+            _ = try requireConfig(tx, configName, for: platform)
             if try findGroup(tx, app: app, name: name) != nil {
                 throw ServiceError(
                     "DeploymentGroupAlreadyExistsException", "The deployment group \(name) already exists for application \(app.name).")
@@ -154,8 +161,9 @@ extension ControlPlane {
                 }
                 group.name = newName
             }
+            let platform = ComputePlatform(rawValue: app.computePlatform) ?? .server
             if let configName = input.deploymentConfigName {
-                _ = try requireConfig(tx, configName)
+                _ = try requireConfig(tx, configName, for: platform)
                 group.configName = configName
             }
             var info = group.info
@@ -179,7 +187,7 @@ extension ControlPlane {
             if let v = input.ec2TagSet { info.ec2TagSet = v }
             if let v = input.ecsServices { info.ecsServices = v }
             if let v = input.terminationHookEnabled { info.terminationHookEnabled = v }
-            try validateGroupSettings(info)
+            try validateGroupSettings(info, platform: platform)
             try tx.updateGroup(
                 GroupRecord(id: group.id, applicationId: group.applicationId, name: group.name, configName: group.configName, info: info))
             return UpdateDeploymentGroupOutput(hooksNotCleanedUp: [])

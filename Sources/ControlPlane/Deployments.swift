@@ -78,10 +78,17 @@ extension ControlPlane {
                 throw ServiceError(
                     "DeploymentGroupDoesNotExistException", "The deployment group \(groupName) does not exist for application \(app.name).")
             }
+            let platform = ComputePlatform(rawValue: app.computePlatform) ?? .server
+            guard platform == .server else {
+                throw ServiceError(
+                    "InvalidComputePlatformException",
+                    "The application \(app.name) is for the \(platform.rawValue) compute platform; deployctl deploys to servers (EC2/on-premises) only. Its applications, groups and configurations are kept as AWS keeps them, but it cannot run a \(platform.rawValue) deployment."
+                )
+            }
             let current = try groupInfo(tx, app: app, group: group)
             let (revision, identity) = try normalizedRevision(input.revision ?? current.targetRevision)
             let configName = input.deploymentConfigName ?? group.configName
-            _ = try requireConfig(tx, configName)
+            _ = try requireConfig(tx, configName, for: .server)
 
             if let active = try tx.activeDeploymentId(groupId: group.id) {
                 throw ServiceError(

@@ -23,6 +23,86 @@ import Testing
         #expect(try f.plane.listApplications(ListApplicationsInput()).applications == [])
     }
 
+    /// Tools that manage CodeDeploy as code create Lambda and ECS resources: they are kept and returned as AWS does,
+    /// with AWS's predefined configurations; only a deployment to them is refused.
+    @Test(arguments: StoreKind.allCases) func lambdaAndECSResourcesAreKeptButNotDeployed(_ store: StoreKind) throws {
+        let f = try PlaneFixture(store)
+        let revision = RevisionLocation(
+            revisionType: .s3, s3Location: S3Location(bucket: "b", key: "k.zip", bundleType: .zip))
+        for (platform, defaultConfig, other) in [
+            (ComputePlatform.lambda, "CodeDeployDefault.LambdaAllAtOnce", "CodeDeployDefault.LambdaCanary10Percent5Minutes"),
+            (.ecs, "CodeDeployDefault.ECSAllAtOnce", "CodeDeployDefault.ECSLinear10PercentEvery3Minutes"),
+        ] {
+            let name = "app-\(platform.rawValue)"
+            _ = try f.plane.createApplication(CreateApplicationInput(applicationName: name, computePlatform: platform))
+            #expect(try f.plane.getApplication(GetApplicationInput(applicationName: name)).application?.computePlatform == platform)
+            _ = try f.plane.createDeploymentGroup(
+                CreateDeploymentGroupInput(applicationName: name, deploymentGroupName: "g", serviceRoleArn: "arn:aws:iam::1:role/r"))
+            let group = try f.plane.getDeploymentGroup(GetDeploymentGroupInput(applicationName: name, deploymentGroupName: "g")).deploymentGroupInfo
+            #expect(group?.computePlatform == platform)
+            #expect(group?.deploymentConfigName == defaultConfig)
+            #expect(group?.deploymentStyle == DeploymentStyle(deploymentType: .blueGreen, deploymentOption: .withTrafficControl))
+            #expect(
+                serviceErrorCode {
+                    _ = try f.plane.updateDeploymentGroup(
+                        UpdateDeploymentGroupInput(
+                            applicationName: name, currentDeploymentGroupName: "g", deploymentConfigName: "CodeDeployDefault.OneAtATime"))
+                } == "InvalidDeploymentConfigNameException")
+            _ = try f.plane.updateDeploymentGroup(
+                UpdateDeploymentGroupInput(applicationName: name, currentDeploymentGroupName: "g", deploymentConfigName: other))
+            #expect(
+                serviceErrorCode {
+                    _ = try f.plane.createDeployment(CreateDeploymentInput(applicationName: name, deploymentGroupName: "g", revision: revision))
+                } == "InvalidComputePlatformException")
+            #expect(try f.plane.listDeployments(ListDeploymentsInput()).deployments == [])
+        }
+        // A Server group cannot name a traffic-shifting configuration.
+        try f.app("servers")
+        #expect(
+            serviceErrorCode {
+                _ = try f.plane.createDeploymentGroup(
+                    CreateDeploymentGroupInput(
+                        applicationName: "servers", deploymentGroupName: "g", deploymentConfigName: "CodeDeployDefault.LambdaAllAtOnce"))
+            } == "InvalidDeploymentConfigNameException")
+        // Custom Lambda and ECS configurations keep their traffic routing.
+        let canary = TrafficRoutingConfig(type: .timeBasedCanary, timeBasedCanary: TimeBasedCanary(canaryPercentage: 20, canaryInterval: 7))
+        _ = try f.plane.createDeploymentConfig(
+            CreateDeploymentConfigInput(deploymentConfigName: "Canary20", trafficRoutingConfig: canary, computePlatform: .lambda))
+        let info = try f.plane.getDeploymentConfig(GetDeploymentConfigInput(deploymentConfigName: "Canary20")).deploymentConfigInfo
+        #expect(info?.trafficRoutingConfig == canary)
+        #expect(info?.computePlatform == .lambda)
+        #expect(info?.minimumHealthyHosts == nil)
+        for (bad, code) in [
+            (CreateDeploymentConfigInput(deploymentConfigName: "x", computePlatform: .ecs), "InvalidTrafficRoutingConfigurationException"),
+            (
+                CreateDeploymentConfigInput(
+                    deploymentConfigName: "x",
+                    trafficRoutingConfig: TrafficRoutingConfig(
+                        type: .timeBasedLinear, timeBasedLinear: TimeBasedLinear(linearPercentage: 0, linearInterval: 1)),
+                    computePlatform: .ecs), "InvalidTrafficRoutingConfigurationException"
+            ),
+            (
+                CreateDeploymentConfigInput(
+                    deploymentConfigName: "x", minimumHealthyHosts: MinimumHealthyHosts(type: .hostCount, value: 1),
+                    trafficRoutingConfig: TrafficRoutingConfig(type: .allAtOnce), computePlatform: .lambda), "InvalidMinimumHealthyHostValueException"
+            ),
+            (
+                CreateDeploymentConfigInput(deploymentConfigName: "x", trafficRoutingConfig: TrafficRoutingConfig(type: .allAtOnce)),
+                "InvalidTrafficRoutingConfigurationException"
+            ),
+        ] {
+            #expect(serviceErrorCode { _ = try f.plane.createDeploymentConfig(bad) } == code)
+        }
+        let names = try f.plane.listDeploymentConfigs(ListDeploymentConfigsInput()).deploymentConfigsList ?? []
+        #expect(names.filter { $0.hasPrefix("CodeDeployDefault.") }.count == 17)
+        #expect(
+            names.contains("CodeDeployDefault.LambdaLinear10PercentEvery10Minutes") && names.contains("CodeDeployDefault.ECSCanary10Percent15Minutes")
+        )
+        #expect(
+            try f.plane.getDeploymentConfig(GetDeploymentConfigInput(deploymentConfigName: "CodeDeployDefault.ECSCanary10Percent5Minutes"))
+                .deploymentConfigInfo?.trafficRoutingConfig?.timeBasedCanary == TimeBasedCanary(canaryPercentage: 10, canaryInterval: 5))
+    }
+
     @Test(arguments: StoreKind.allCases) func errors(_ store: StoreKind) throws {
         let f = try PlaneFixture(store)
         try f.app("a")
@@ -30,9 +110,6 @@ import Testing
         #expect(serviceErrorCode { try f.app("a") } == "ApplicationAlreadyExistsException")
         #expect(serviceErrorCode { try f.app("") } == "ApplicationNameRequiredException")
         #expect(serviceErrorCode { try f.app(String(repeating: "x", count: 101)) } == "InvalidApplicationNameException")
-        #expect(
-            serviceErrorCode { _ = try f.plane.createApplication(CreateApplicationInput(applicationName: "l", computePlatform: .lambda)) }
-                == "InvalidComputePlatformException")
         #expect(
             serviceErrorCode { try f.plane.updateApplication(UpdateApplicationInput(applicationName: "a", newApplicationName: "b")) }
                 == "ApplicationAlreadyExistsException")

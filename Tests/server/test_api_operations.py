@@ -183,3 +183,38 @@ def test_every_operation_through_the_aws_cli(server):
         else:
             assert result.returncode == 255, (operation, result.returncode, result.stdout, result.stderr)
             assert f"An error occurred ({expected}) when calling the {operation} operation" in result.stderr, (operation, result.stderr)
+
+
+def test_lambda_and_ecs_resources_round_trip_through_boto3(server):
+    """What Terraform's AWS provider or a moto-based suite creates for ECS and Lambda is stored and returned."""
+    client = server.client()
+    client.create_application(applicationName="api", computePlatform="ECS")
+    ecs_group = {
+        "applicationName": "api", "deploymentGroupName": "blue-green", "serviceRoleArn": ROLE,
+        "deploymentConfigName": "CodeDeployDefault.ECSCanary10Percent5Minutes",
+        "deploymentStyle": {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+        "blueGreenDeploymentConfiguration": {
+            "terminateBlueInstancesOnDeploymentSuccess": {"action": "TERMINATE", "terminationWaitTimeInMinutes": 5},
+            "deploymentReadyOption": {"actionOnTimeout": "CONTINUE_DEPLOYMENT"}},
+        "ecsServices": [{"serviceName": "api", "clusterName": "main"}],
+        "loadBalancerInfo": {"targetGroupPairInfoList": [{"targetGroups": [{"name": "blue"}, {"name": "green"}],
+                                                          "prodTrafficRoute": {"listenerArns": ["arn:aws:elasticloadbalancing:listener/1"]}}]},
+    }
+    client.create_deployment_group(**ecs_group)
+    info = client.get_deployment_group(applicationName="api", deploymentGroupName="blue-green")["deploymentGroupInfo"]
+    assert info["computePlatform"] == "ECS"
+    for member in ("deploymentConfigName", "deploymentStyle", "blueGreenDeploymentConfiguration", "ecsServices", "loadBalancerInfo"):
+        assert info[member] == ecs_group[member], member
+    client.create_application(applicationName="fn", computePlatform="Lambda")
+    client.create_deployment_config(deploymentConfigName="Linear25", computePlatform="Lambda",
+                                    trafficRoutingConfig={"type": "TimeBasedLinear", "timeBasedLinear": {"linearPercentage": 25, "linearInterval": 2}})
+    client.create_deployment_group(applicationName="fn", deploymentGroupName="live", serviceRoleArn=ROLE, deploymentConfigName="Linear25")
+    config = client.get_deployment_config(deploymentConfigName="Linear25")["deploymentConfigInfo"]
+    assert config["computePlatform"] == "Lambda" and config["trafficRoutingConfig"]["timeBasedLinear"] == {"linearPercentage": 25, "linearInterval": 2}
+    names = client.list_deployment_configs()["deploymentConfigsList"]
+    assert {"CodeDeployDefault.LambdaAllAtOnce", "CodeDeployDefault.ECSAllAtOnce", "CodeDeployDefault.OneAtATime", "Linear25"} <= set(names)
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        client.create_deployment(applicationName="fn", deploymentGroupName="live",
+                                 revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": "version: 0.0"}})
+    assert refused.value.response["Error"]["Code"] == "InvalidComputePlatformException"
+    assert client.list_deployments()["deployments"] == []
