@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release demo test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet clean
+.PHONY: all setup build release demo test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server clean
 
 all: build
 
@@ -56,6 +56,11 @@ bench: release
 
 bench-fleet: release
 	python3 bench/fleet.py
+
+# deployctl server under load from wrk on loopback (BENCHMARKS.md).
+bench-server: release
+	command -v wrk >/dev/null || apt-get install -y -qq wrk
+	python3 bench/server.py
 
 bench-local: release
 	command -v bsdtar >/dev/null || apt-get install -y -qq libarchive-tools

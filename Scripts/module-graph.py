@@ -19,6 +19,11 @@ RULES = [
     ("Agent", "ControlPlane", "the agent talks to a HostCommandService, never to the control plane's code"),
     ("Revisions", "ControlPlane", "push talks to CodeDeployAPI"),
     ("ControlPlane", "DeployCLI", "libraries never reach the CLI"),
+    ("ControlPlane", "Hummingbird", "the rules know nothing of HTTP: DeployServer is the transport"),
+    ("DeployServer", "GRDB", "the server talks to the store protocol; SQL stays in DeployStoreSQLite"),
+    ("DeployServer", "DeployCLI", "libraries never reach the CLI"),
+    ("DeployClient", "ControlPlane", "the remote client speaks the wire only; the rules run on the server"),
+    ("DeployClient", "Hummingbird", "the client does not carry the server"),
 ]
 
 

@@ -128,3 +128,21 @@ def test_metrics_need_a_key_and_count_requests(shared_server):
     text = metrics.text
     assert 'deployctl_requests_total{operation="ListApplications",status="200"}' in text
     assert 'deployctl_request_duration_seconds_bucket{operation="ListApplications",le="0.01"}' in text
+
+
+def test_concurrent_writers_through_the_server_and_the_local_cli_never_see_a_lock(shared_server):
+    """Writes are serialized inside the server; a local deployctl on the same state file waits its turn."""
+    import subprocess
+    from conftest import BINARY
+    s = shared_server
+    client = s.client()
+    local = [subprocess.Popen([BINARY, "create-application", "--application-name", f"local-{i}", "--state", s.state],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i in range(10)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
+        answers = list(pool.map(lambda i: client.create_application(applicationName=f"remote-{i}")["applicationId"], range(200)))
+    assert len(set(answers)) == 200
+    for process in local:
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    names = set(still_serving(s))
+    assert {f"remote-{i}" for i in range(200)} <= names and {f"local-{i}" for i in range(10)} <= names

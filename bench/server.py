@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""`deployctl server` under load, from a second process on loopback.
+
+Starts the release binary with TLS on a state holding DEPLOYMENTS deployments, then measures:
+- signed `GetDeployment` and `ListDeployments` requests/s with p50/p99 latency (wrk, keep-alive connections, one
+  request signed with botocore's SigV4 and replayed: valid for 15 minutes);
+- `CreateDeployment` writes/s (distinct pre-signed requests, one per deployment group, sent on keep-alive
+  connections by a small thread-pool client; every write is a committed SQLite transaction);
+- the server's RSS during and after the load (VmRSS and VmHWM from /proc);
+and, in the same run, the baselines a user would otherwise use: `deployctl get-deployment` on the state file
+(one process per call) and `aws deploy get-deployment --endpoint-url` against this server.
+
+Usage: `make bench-server` or `python3 bench/server.py [--binary PATH] [--seconds N] [--connections N]`.
+"""
+import argparse
+import concurrent.futures
+import http.client
+import json
+import os
+import re
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import boto3
+import botocore.auth
+import botocore.awsrequest
+import botocore.config
+import botocore.credentials
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def rss(pid):
+    fields = {}
+    for line in open(f"/proc/{pid}/status"):
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields
+
+
+def presign(url, key, operation, body):
+    request = botocore.awsrequest.AWSRequest(
+        method="POST", url=url + "/", data=body,
+        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "CodeDeploy_20141006." + operation})
+    credentials = botocore.credentials.Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+    botocore.auth.SigV4Auth(credentials, "codedeploy", "us-east-1").add_auth(request)
+    return dict(request.headers.items()), body
+
+
+def wrk(url, headers, body, seconds, connections, threads, directory, name):
+    script = os.path.join(directory, name + ".lua")
+    with open(script, "w") as f:
+        f.write('wrk.method = "POST"\n')
+        f.write(f"wrk.body = {json.dumps(body.decode())}\n")
+        for k, v in headers.items():
+            if k.lower() not in ("host", "content-length"):
+                f.write(f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}\n")
+        # Count the answers that are not 200: a refused request must not pass for throughput.
+        f.write("local bad = 0\nresponse = function(status, headers, body) if status ~= 200 then bad = bad + 1 end end\n")
+        f.write("done = function(summary, latency, requests) io.write(string.format('non-200: %d\\n', summary.errors.status)) end\n")
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", script, url + "/"],
+                         capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def percentile(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    non200 = int(re.search(r"non-200: (\d+)", out).group(1))
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rate": rate, "p50": percentile(50), "p99": percentile(99), "non200": non200, "socket_errors": errors.group(1) if errors else "none"}
+
+
+def timed(command, runs, env=None):
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(command, capture_output=True, check=True, env=env)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "deployctl"))
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (the machine has 2 cores; the server needs them)")
+    parser.add_argument("--deployments", type=int, default=1000)
+    parser.add_argument("--writes", type=int, default=2000)
+    args = parser.parse_args()
+    if subprocess.run(["which", "wrk"], capture_output=True).returncode != 0:
+        sys.exit("bench-server needs wrk: apt-get install wrk (make bench-server installs it)")
+
+    directory = tempfile.mkdtemp(prefix="deployctl-bench-server-")
+    state = os.path.join(directory, "state.db")
+    key = json.loads(subprocess.run([args.binary, "create-access-key", "--state", state, "--user-name", "bench", "--role", "admin"],
+                                    capture_output=True, text=True, check=True).stdout)["AccessKey"]
+    server = subprocess.Popen([args.binary, "server", "--state", state, "--listen", "127.0.0.1:0", "--quiet"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = server.stdout.readline()
+        url, ca = re.search(r"serving (\S+) \(CA: (\S+)\)", line).groups()
+        print(f"server: {url} (pid {server.pid}), state {state}")
+        client = boto3.session.Session().client(
+            "codedeploy", endpoint_url=url, region_name="us-east-1", verify=ca, aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"], config=botocore.config.Config(retries={"max_attempts": 1}))
+        started = time.perf_counter()
+        client.create_application(applicationName="bench")
+        for i in range(3):
+            client.register_on_premises_instance(instanceName=f"host-{i}", iamUserArn=f"arn:aws:iam::000000000000:user/host-{i}")
+            client.add_tags_to_on_premises_instances(instanceNames=[f"host-{i}"], tags=[{"Key": "env", "Value": "bench"}])
+        filters = [{"Key": "env", "Value": "bench", "Type": "KEY_AND_VALUE"}]
+        role = "arn:aws:iam::000000000000:role/bench"
+        client.create_deployment_group(applicationName="bench", deploymentGroupName="g", serviceRoleArn=role, onPremisesInstanceTagFilters=filters)
+        revision = {"revisionType": "S3", "s3Location": {"bucket": "releases", "key": "bench.zip", "bundleType": "zip"}}
+        last = None
+        for i in range(args.deployments):
+            last = client.create_deployment(applicationName="bench", deploymentGroupName="g", revision=revision)["deploymentId"]
+            client.stop_deployment(deploymentId=last)
+        for i in range(args.writes):
+            client.create_deployment_group(applicationName="bench", deploymentGroupName=f"w{i}", serviceRoleArn=role,
+                                           onPremisesInstanceTagFilters=filters)
+        print(f"filled {args.deployments} deployments and {args.writes} groups through boto3 in {time.perf_counter() - started:.1f} s")
+        idle = rss(server.pid)
+
+        results = {}
+        get_headers, get_body = presign(url, key, "GetDeployment", json.dumps({"deploymentId": last}).encode())
+        list_headers, list_body = presign(url, key, "ListDeployments", json.dumps({"applicationName": "bench", "deploymentGroupName": "g"}).encode())
+        peak = {"VmRSS": 0}
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                current = rss(server.pid)
+                if current["VmRSS"] > peak["VmRSS"]:
+                    peak.update(current)
+                time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        results["GetDeployment"] = wrk(url, get_headers, get_body, args.seconds, args.connections, args.threads, directory, "get")
+        results["ListDeployments"] = wrk(url, list_headers, list_body, args.seconds, args.connections, args.threads, directory, "list")
+
+        # Writes: distinct pre-signed CreateDeployment requests, one per group, on keep-alive connections.
+        requests = [presign(url, key, "CreateDeployment", json.dumps({
+            "applicationName": "bench", "deploymentGroupName": f"w{i}", "revision": revision}).encode()) for i in range(args.writes)]
+        port = int(url.rsplit(":", 1)[1])
+        context = ssl.create_default_context(cafile=ca)
+        chunks = [requests[i::8] for i in range(8)]
+        statuses = []
+        latencies = []
+
+        def send(chunk):
+            connection = http.client.HTTPSConnection("127.0.0.1", port, context=context)
+            mine = []
+            for headers, body in chunk:
+                t = time.perf_counter()
+                connection.request("POST", "/", body=body, headers=headers)
+                response = connection.getresponse()
+                response.read()
+                mine.append((response.status, (time.perf_counter() - t) * 1000))
+            connection.close()
+            return mine
+
+        t0 = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            for mine in pool.map(send, chunks):
+                statuses += [s for s, _ in mine]
+                latencies += [l for _, l in mine]
+        elapsed = time.perf_counter() - t0
+        latencies.sort()
+        results["CreateDeployment"] = {"rate": len(requests) / elapsed, "p50": latencies[len(latencies) // 2],
+                                       "p99": latencies[int(len(latencies) * 0.99)], "non200": sum(1 for s in statuses if s != 200),
+                                       "socket_errors": "none"}
+        stop.set()
+        sampler.join()
+        after = rss(server.pid)
+
+        # Baselines in the same run.
+        local = timed([args.binary, "get-deployment", "--deployment-id", last, "--state", state], 21)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update({"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"], "AWS_DEFAULT_REGION": "us-east-1",
+                    "AWS_CA_BUNDLE": ca, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+        remote_cli = timed([args.binary, "get-deployment", "--deployment-id", last, "--endpoint-url", url], 21, env=env)
+        aws_cli = timed(["aws", "deploy", "get-deployment", "--deployment-id", last, "--endpoint-url", url], 5, env=env)
+
+        print()
+        print(f"{'request (signed, over TLS)':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-200':>8}  socket errors")
+        for name, r in results.items():
+            print(f"{name:<28} {r['rate']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['non200']:>8}  {r['socket_errors']}")
+        print(f"  (wrk: {args.threads} thread(s), {args.connections} connections, {args.seconds} s each; writes: 8 keep-alive clients, {args.writes} requests)")
+        print()
+        print(f"server RSS: idle {idle['VmRSS']:.1f} MiB, peak under load {peak['VmRSS']:.1f} MiB, after {after['VmRSS']:.1f} MiB (high-water mark {after['VmHWM']:.1f} MiB)")
+        print()
+        get_ms = 1000 / results["GetDeployment"]["rate"]
+        print("one get-deployment, same state, same run (median wall time):")
+        print(f"  server, per request at load      {get_ms:8.3f} ms  (1.0x)")
+        print(f"  server p50 latency at load       {results['GetDeployment']['p50']:8.3f} ms")
+        print(f"  deployctl get-deployment (local) {local:8.1f} ms  ({local / get_ms:.0f}x)")
+        print(f"  deployctl … --endpoint-url       {remote_cli:8.1f} ms  ({remote_cli / get_ms:.0f}x)")
+        print(f"  aws deploy get-deployment        {aws_cli:8.1f} ms  ({aws_cli / get_ms:.0f}x)")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=60)
+        subprocess.run(["rm", "-rf", directory])
+        if code != 0:
+            sys.exit(f"deployctl server exited {code} after SIGTERM")
+
+
+if __name__ == "__main__":
+    main()
