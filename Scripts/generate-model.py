@@ -458,7 +458,7 @@ class Generator:
             if out_type:
                 out += [
                     f"    public func {method}(_ input: {in_type}) async throws -> {out_type} {{",
-                    f"        try JSONValueDecoder().decode({out_type}.self, from: {send})",
+                    f"        try JSONValueDecoder(reportsUnknownMembers: false).decode({out_type}.self, from: {send})",
                     "    }",
                 ]
             else:

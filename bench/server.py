@@ -4,8 +4,8 @@
 Starts the release binary with TLS on a state holding DEPLOYMENTS deployments, then measures:
 - signed `GetDeployment` and `ListDeployments` requests/s with p50/p99 latency (wrk, keep-alive connections, one
   request signed with botocore's SigV4 and replayed: valid for 15 minutes);
-- `CreateDeployment` writes/s (distinct pre-signed requests, one per deployment group, sent on keep-alive
-  connections by a small thread-pool client; every write is a committed SQLite transaction);
+- `CreateDeployment` writes/s (distinct pre-signed requests, one per deployment group, sent in order by wrk;
+  every write is a committed SQLite transaction);
 - the server's RSS during and after the load (VmRSS and VmHWM from /proc);
 and, in the same run, the baselines a user would otherwise use: `deployctl get-deployment` on the state file
 (one process per call) and `aws deploy get-deployment --endpoint-url` against this server.
@@ -13,13 +13,10 @@ and, in the same run, the baselines a user would otherwise use: `deployctl get-d
 Usage: `make bench-server` or `python3 bench/server.py [--binary PATH] [--seconds N] [--connections N]`.
 """
 import argparse
-import concurrent.futures
-import http.client
 import json
 import os
 import re
 import signal
-import ssl
 import statistics
 import subprocess
 import sys
@@ -40,7 +37,7 @@ def rss(pid):
     fields = {}
     for line in open(f"/proc/{pid}/status"):
         name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
+        if name in ("VmRSS", "VmHWM", "RssAnon"):
             fields[name] = int(value.split()[0]) / 1024
     return fields
 
@@ -79,6 +76,33 @@ def wrk(url, headers, body, seconds, connections, threads, directory, name):
     return {"rate": rate, "p50": percentile(50), "p99": percentile(99), "non200": non200, "socket_errors": errors.group(1) if errors else "none"}
 
 
+def wrk_sequence(url, requests, seconds, connections, threads, directory):
+    """wrk sending `requests` in order (each once); answers per second that were 200."""
+    script = os.path.join(directory, "sequence.lua")
+    with open(script, "w") as f:
+        f.write("local requests = {}\n")
+        for index, (headers, body) in enumerate(requests, 1):
+            fields = dict(headers, Host=url.split("://", 1)[1])
+            table = ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in fields.items() if k.lower() != "content-length")
+            f.write(f"requests[{index}] = wrk.format('POST', '/', {{{table}}}, {json.dumps(body.decode())})\n")
+        f.write("local i = 0\nrequest = function() i = i + 1; if i > #requests then i = #requests end; return requests[i] end\n")
+        f.write("done = function(summary, latency, requests) io.write(string.format('non-200: %d\\n', summary.errors.status)) end\n")
+    out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", script, url + "/"],
+                         capture_output=True, text=True, check=True).stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non200 = int(re.search(r"non-200: (\d+)", out).group(1))
+    elapsed = float(re.search(r"requests in ([\d.]+)s", out).group(1))
+
+    def percentile(p):
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        value, unit = float(m.group(1)), m.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    if total >= len(requests):
+        print(f"warning: wrk sent all {len(requests)} distinct writes; raise --writes for a longer run", file=sys.stderr)
+    return {"rate": (total - non200) / elapsed, "p50": percentile(50), "p99": percentile(99), "non200": non200, "socket_errors": "none"}
+
+
 def timed(command, runs, env=None):
     times = []
     for _ in range(runs):
@@ -92,10 +116,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "deployctl"))
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--saturation-connections", type=int, default=32)
+    parser.add_argument("--write-seconds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (the machine has 2 cores; the server needs them)")
     parser.add_argument("--deployments", type=int, default=1000)
-    parser.add_argument("--writes", type=int, default=2000)
+    parser.add_argument("--writes", type=int, default=6000)
     args = parser.parse_args()
     if subprocess.run(["which", "wrk"], capture_output=True).returncode != 0:
         sys.exit("bench-server needs wrk: apt-get install wrk (make bench-server installs it)")
@@ -121,10 +147,13 @@ def main():
         filters = [{"Key": "env", "Value": "bench", "Type": "KEY_AND_VALUE"}]
         role = "arn:aws:iam::000000000000:role/bench"
         client.create_deployment_group(applicationName="bench", deploymentGroupName="g", serviceRoleArn=role, onPremisesInstanceTagFilters=filters)
-        revision = {"revisionType": "S3", "s3Location": {"bucket": "releases", "key": "bench.zip", "bundleType": "zip"}}
+        def revision(i):
+            # Each release is its own bundle, as `push` makes them.
+            return {"revisionType": "S3", "s3Location": {"bucket": "releases", "key": f"bench-{i}.zip", "bundleType": "zip"}}
+
         last = None
         for i in range(args.deployments):
-            last = client.create_deployment(applicationName="bench", deploymentGroupName="g", revision=revision)["deploymentId"]
+            last = client.create_deployment(applicationName="bench", deploymentGroupName="g", revision=revision(i))["deploymentId"]
             client.stop_deployment(deploymentId=last)
         for i in range(args.writes):
             client.create_deployment_group(applicationName="bench", deploymentGroupName=f"w{i}", serviceRoleArn=role,
@@ -148,39 +177,16 @@ def main():
         sampler = threading.Thread(target=sample)
         sampler.start()
         results["GetDeployment"] = wrk(url, get_headers, get_body, args.seconds, args.connections, args.threads, directory, "get")
+        results[f"GetDeployment ({args.saturation_connections} conns)"] = wrk(
+            url, get_headers, get_body, args.seconds, args.saturation_connections, args.threads, directory, "get")
         results["ListDeployments"] = wrk(url, list_headers, list_body, args.seconds, args.connections, args.threads, directory, "list")
 
-        # Writes: distinct pre-signed CreateDeployment requests, one per group, on keep-alive connections.
-        requests = [presign(url, key, "CreateDeployment", json.dumps({
-            "applicationName": "bench", "deploymentGroupName": f"w{i}", "revision": revision}).encode()) for i in range(args.writes)]
-        port = int(url.rsplit(":", 1)[1])
-        context = ssl.create_default_context(cafile=ca)
-        chunks = [requests[i::8] for i in range(8)]
-        statuses = []
-        latencies = []
-
-        def send(chunk):
-            connection = http.client.HTTPSConnection("127.0.0.1", port, context=context)
-            mine = []
-            for headers, body in chunk:
-                t = time.perf_counter()
-                connection.request("POST", "/", body=body, headers=headers)
-                response = connection.getresponse()
-                response.read()
-                mine.append((response.status, (time.perf_counter() - t) * 1000))
-            connection.close()
-            return mine
-
-        t0 = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-            for mine in pool.map(send, chunks):
-                statuses += [s for s, _ in mine]
-                latencies += [l for _, l in mine]
-        elapsed = time.perf_counter() - t0
-        latencies.sort()
-        results["CreateDeployment"] = {"rate": len(requests) / elapsed, "p50": latencies[len(latencies) // 2],
-                                       "p99": latencies[int(len(latencies) * 0.99)], "non200": sum(1 for s in statuses if s != 200),
-                                       "socket_errors": "none"}
+        # Writes: distinct pre-signed CreateDeployment requests, one per group (one active deployment per group), sent
+        # by wrk in order; every 200 is a committed SQLite transaction.
+        writes = [presign(url, key, "CreateDeployment", json.dumps({
+            "applicationName": "bench", "deploymentGroupName": f"w{i}", "revision": revision(args.deployments + i)}).encode())
+            for i in range(args.writes)]
+        results["CreateDeployment"] = wrk_sequence(url, writes, args.write_seconds, args.connections, args.threads, directory)
         stop.set()
         sampler.join()
         after = rss(server.pid)
@@ -197,9 +203,10 @@ def main():
         print(f"{'request (signed, over TLS)':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-200':>8}  socket errors")
         for name, r in results.items():
             print(f"{name:<28} {r['rate']:>9.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} {r['non200']:>8}  {r['socket_errors']}")
-        print(f"  (wrk: {args.threads} thread(s), {args.connections} connections, {args.seconds} s each; writes: 8 keep-alive clients, {args.writes} requests)")
+        print(f"  (wrk: {args.threads} thread(s), {args.connections} connections unless said, {args.seconds} s each; writes {args.write_seconds} s, distinct requests)")
         print()
-        print(f"server RSS: idle {idle['VmRSS']:.1f} MiB, peak under load {peak['VmRSS']:.1f} MiB, after {after['VmRSS']:.1f} MiB (high-water mark {after['VmHWM']:.1f} MiB)")
+        print(f"server RSS: idle {idle['VmRSS']:.1f} MiB, peak under load {peak['VmRSS']:.1f} MiB, after {after['VmRSS']:.1f} MiB (high-water mark {after['VmHWM']:.1f} MiB);")
+        print(f"  of which private (anonymous) memory after the load: {after['RssAnon']:.1f} MiB, the rest is the binary's file pages")
         print()
         get_ms = 1000 / results["GetDeployment"]["rate"]
         print("one get-deployment, same state, same run (median wall time):")

@@ -5,7 +5,7 @@ import Foundation
 /// in 1 MiB pieces so memory stays flat whatever their size.
 public enum ContentDigest {
     public static func hex(of data: some DataProtocol) -> String {
-        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: data).hexString
     }
 
     public static func hex(ofFile url: URL) throws -> String {
@@ -15,6 +15,19 @@ public enum ContentDigest {
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
             hasher.update(data: chunk)
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hexString
+    }
+}
+
+extension Sequence<UInt8> {
+    /// Lowercase hex of the bytes (a digest), without Foundation's format machinery.
+    public var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -112,7 +112,7 @@ extension ArtifactStore {
             unlink(incoming.path)
             throw failure
         }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = hasher.finalize().hexString
         let object: StoredObject
         do {
             object = try adopt(bucket: bucket, key: key, file: incoming.path, sha256: digest, size: size)

@@ -12,13 +12,18 @@ public final class ControlPlane: Sendable {
     public let region: String
     public let account: String
     let clock: @Sendable () -> Date
+    /// Whether read operations first fail overdue host commands (the CLI and agents: nothing else would). A server
+    /// sets it false and expires them on its own clock, so its reads never write.
+    public let expiresOnRead: Bool
 
     public init(
-        store: any DeployStore, region: String = "local", account: String = "000000000000", clock: @escaping @Sendable () -> Date = { Date() }
+        store: any DeployStore, region: String = "local", account: String = "000000000000", expiresOnRead: Bool = true,
+        clock: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.store = store
         self.region = region
         self.account = account
+        self.expiresOnRead = expiresOnRead
         self.clock = clock
     }
 

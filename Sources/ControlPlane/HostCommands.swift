@@ -90,6 +90,7 @@ extension ControlPlane: HostCommandService {
     /// For read operations: expiry is applied when the state file can be written; a reader that may only read
     /// (a read-only file) still gets its answer.
     func expireOverdueCommandsIfWritable() {
+        guard expiresOnRead else { return }
         try? expireOverdueCommands()
     }
 

@@ -15,7 +15,7 @@ struct ServerCommand: AsyncParsableCommand {
             One port speaks three protocols: POST / with X-Amz-Target CodeDeploy_20141006.* (the API, AWS JSON 1.1), path-style \
             S3 (/<bucket>/<key>, the same store as the local artifacts/ folder) and GET /metrics (Prometheus; send \
             'Authorization: Bearer <access key id>:<secret>'). Every request is checked with SigV4 against the access keys in \
-            the state file (deployctl create-access-key). \
+            the state file (deployctl create-access-key).
 
             On first start it makes a CA and a server certificate in --tls-dir (default: tls/ beside the state file), with \
             names for the listen address, localhost, this host's name and each --tls-san; clients trust ca.pem \
@@ -88,7 +88,7 @@ struct ServerCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure.other(error.description)
         }
-        let plane = ControlPlane(store: SQLiteStore(file: file), region: region)
+        let plane = ControlPlane(store: SQLiteStore(file: file), region: region, expiresOnRead: false)
         let tls: TLSMaterial?
         do {
             if plainHTTP {

@@ -50,10 +50,16 @@ public struct ParameterValidationError: Error, Sendable, Equatable, CustomString
 /// (shorthand has no types) are converted to the member's type, a single value stands for a one-element list,
 /// and members the shape does not have are reported instead of silently dropped.
 public struct JSONValueDecoder: Sendable {
-    public init() {}
+    /// Whether members the shape does not have are an error (requests) or ignored (answers of a newer server and
+    /// stored values, read as botocore reads answers; also much cheaper).
+    public var reportsUnknownMembers: Bool
+
+    public init(reportsUnknownMembers: Bool = true) {
+        self.reportsUnknownMembers = reportsUnknownMembers
+    }
 
     public func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws(ParameterValidationError) -> T {
-        let tracker = KeyTracker()
+        let tracker = reportsUnknownMembers ? KeyTracker() : nil
         let result: T
         do {
             result = try T(from: DecoderCore(value: value, codingPath: [], tracker: tracker))
@@ -64,7 +70,7 @@ public struct JSONValueDecoder: Sendable {
         } catch {
             throw ParameterValidationError(path: [], problem: .invalidValue("\(error)"))
         }
-        if let unknown = tracker.firstUnknown() { throw unknown }
+        if let unknown = tracker?.firstUnknown() { throw unknown }
         return result
     }
 
@@ -115,13 +121,15 @@ private final class KeyTracker {
     }
     var entries: [String: Entry] = [:]
 
-    func register(path: [String], present: [String]) {
+    /// Registers the members present at `path`; answers the id that ``request(id:key:)`` takes.
+    func register(path: [String], present: [String]) -> String {
         let id = path.joined(separator: "\u{1}")
         if entries[id] == nil { entries[id] = Entry(path: path, present: present, requested: []) }
+        return id
     }
 
-    func request(path: [String], key: String) {
-        entries[path.joined(separator: "\u{1}")]?.requested.insert(key)
+    func request(id: String, key: String) {
+        entries[id]?.requested.insert(key)
     }
 
     func firstUnknown() -> ParameterValidationError? {
@@ -139,7 +147,7 @@ private final class KeyTracker {
 private struct DecoderCore: Decoder {
     let value: JSONValue
     var codingPath: [any CodingKey]
-    let tracker: KeyTracker
+    let tracker: KeyTracker?
     var userInfo: [CodingUserInfoKey: Any] { [:] }
 
     var path: [String] { JSONValueDecoder.pathNames(codingPath) }
@@ -166,8 +174,8 @@ private struct DecoderCore: Decoder {
         guard case .object(let members) = value else {
             throw mismatch([String: String].self)
         }
-        tracker.register(path: path, present: members.map(\.key))
-        return KeyedDecodingContainer(KeyedContainer<Key>(members: members, decoder: self))
+        let pathID = tracker?.register(path: path, present: members.map(\.key))
+        return KeyedDecodingContainer(KeyedContainer<Key>(members: members, decoder: self, pathID: pathID))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
@@ -210,12 +218,15 @@ private struct DecoderCore: Decoder {
     struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         let members: [JSONMember]
         let decoder: DecoderCore
+        /// This container's entry in the tracker (nil when unknown members are not reported).
+        let pathID: String?
         var codingPath: [any CodingKey] { decoder.codingPath }
         var allKeys: [Key] { members.compactMap { Key(stringValue: $0.key) } }
 
         func lookup(_ key: Key) -> JSONValue? {
-            decoder.tracker.request(path: decoder.path, key: key.stringValue)
-            return members.last { $0.key == key.stringValue }?.value
+            let name = key.stringValue
+            if let pathID { decoder.tracker?.request(id: pathID, key: name) }
+            return members.last { $0.key == name }?.value
         }
 
         func contains(_ key: Key) -> Bool { lookup(key) != nil }

@@ -48,7 +48,9 @@ private final class EncodingNode {
     func appendMember(_ key: String) -> EncodingNode {
         let child = EncodingNode()
         if case .object(var members) = kind {
-            members.removeAll { $0.0 == key }
+            // Drop the enum's reference first, so the array is appended to in place (else every member copies all).
+            kind = .empty
+            if members.contains(where: { $0.0 == key }) { members.removeAll { $0.0 == key } }
             members.append((key, child))
             kind = .object(members)
         } else {
@@ -60,6 +62,7 @@ private final class EncodingNode {
     func appendItem() -> EncodingNode {
         let child = EncodingNode()
         if case .array(var items) = kind {
+            kind = .empty
             items.append(child)
             kind = .array(items)
         } else {

@@ -62,17 +62,14 @@ public struct ServerConfiguration: Sendable {
     public var maxObjectBytes: Int64
     /// Connections idle this long are closed (slow or vanished clients).
     public var idleTimeout: Duration
-    /// Threads for store reads; writes have one thread of their own.
-    public var readerThreads: Int
 
     public init(
-        listen: ListenAddress, tls: TLSMaterial?, maxObjectBytes: Int64 = 5 << 30, idleTimeout: Duration = .seconds(60), readerThreads: Int = 4
+        listen: ListenAddress, tls: TLSMaterial?, maxObjectBytes: Int64 = 5 << 30, idleTimeout: Duration = .seconds(60)
     ) {
         self.listen = listen
         self.tls = tls
         self.maxObjectBytes = maxObjectBytes
         self.idleTimeout = idleTimeout
-        self.readerThreads = readerThreads
     }
 }
 
@@ -94,7 +91,6 @@ public struct DeployServer: Sendable {
         self.logger = logger
         self.responder = ServerResponder(
             plane: plane, artifacts: artifacts, maxObjectBytes: configuration.maxObjectBytes,
-            readers: BlockingExecutor(threads: configuration.readerThreads, name: "deployctl-store-read"),
             writer: BlockingExecutor(threads: 1, name: "deployctl-store-write"), logger: logger)
     }
 
@@ -124,8 +120,17 @@ public struct DeployServer: Sendable {
                 await onRunning("\(scheme)://\(ListenAddress(host: listen.host, port: port))")
             },
             logger: logger)
+        // Host commands whose agent went quiet are failed on the server's own clock (its reads do not do it).
+        let plane = responder.plane
+        let writer = responder.writer
+        let expiry = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                await withTaskExecutorPreference(writer) { try? plane.expireOverdueCommands() }
+            }
+        }
         defer {
-            responder.readers.shutdown()
+            expiry.cancel()
             responder.writer.shutdown()
         }
         try await app.runService()

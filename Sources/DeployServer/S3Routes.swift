@@ -443,7 +443,7 @@ struct S3Routes {
             throw Failure(
                 status: 400, code: "IncompleteBody", message: "You did not provide the number of bytes specified by the Content-Length HTTP header.")
         }
-        let digest = sha.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = sha.finalize().hexString
         if declaredHash.count == 64, declaredHash.lowercased() != digest {
             throw Failure(
                 status: 400, code: "XAmzContentSHA256Mismatch",

@@ -110,19 +110,17 @@ struct ServerResponder: HTTPResponder {
     let plane: ControlPlane
     let artifacts: ArtifactStore
     let maxObjectBytes: Int64
-    let readers: BlockingExecutor
     let writer: BlockingExecutor
     let logger: Logger
     let credentials: Credentials
     let metrics: ServerMetrics
 
     init(
-        plane: ControlPlane, artifacts: ArtifactStore, maxObjectBytes: Int64, readers: BlockingExecutor, writer: BlockingExecutor, logger: Logger
+        plane: ControlPlane, artifacts: ArtifactStore, maxObjectBytes: Int64, writer: BlockingExecutor, logger: Logger
     ) {
         self.plane = plane
         self.artifacts = artifacts
         self.maxObjectBytes = maxObjectBytes
-        self.readers = readers
         self.writer = writer
         self.logger = logger
         self.credentials = Credentials(plane: plane)
@@ -199,9 +197,15 @@ struct ServerResponder: HTTPResponder {
                 400, "AccessDeniedException",
                 "The access key \(keyId) (role \(role.rawValue)) is not allowed to call \(operation.name).")
         }
-        let executor = AccessRole.readOnly.allows(operation.name) ? readers : writer
-        let answer = await withTaskExecutorPreference(executor) {
-            await JSONProtocol.handle(target: target, body: bytes, api: plane)
+        // Reads of a plane that does not expire on read never write and never wait for a writer (WAL): they run
+        // where the request is. Writes can wait for another process's lock: they queue for the one writer thread.
+        let answer: JSONProtocol.Response
+        if !plane.expiresOnRead, AccessRole.readOnly.allows(operation.name) {
+            answer = await JSONProtocol.handle(target: target, body: bytes, api: plane)
+        } else {
+            answer = await withTaskExecutorPreference(writer) {
+                await JSONProtocol.handle(target: target, body: bytes, api: plane)
+            }
         }
         return WireResponse(
             status: answer.status, contentType: JSONProtocol.contentType, text: answer.body, operation: operation.name, errorCode: answer.errorCode)
@@ -238,25 +242,42 @@ struct ServerResponder: HTTPResponder {
     }
 }
 
-/// Request counts and latency histograms per operation, in Prometheus text format.
+/// Request counts and latency histograms per operation, in Prometheus text format. The collectors of each
+/// operation and status are looked up once and kept.
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
+    let counters = Mutex<[String: Counter]>([:])
+    let histograms = Mutex<[String: DurationHistogram]>([:])
     static let buckets: [Duration] = [
         .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
         .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5), .seconds(30),
     ]
 
     func record(operation: String, status: Int, duration: Duration) {
-        registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                namespace: "deployctl", metricName: "requests", unitName: "total", helpText: "Requests served, by operation and HTTP status."),
-            labels: [("operation", operation), ("status", String(status))]
-        ).increment()
-        registry.makeDurationHistogram(
-            descriptor: MetricNameDescriptor(
-                namespace: "deployctl", metricName: "request_duration", unitName: "seconds", helpText: "Time to answer a request, by operation."),
-            labels: [("operation", operation)], buckets: Self.buckets
-        ).record(duration)
+        let counterKey = operation + " " + String(status)
+        let counter =
+            counters.withLock { $0[counterKey] }
+            ?? {
+                let made = registry.makeCounter(
+                    descriptor: MetricNameDescriptor(
+                        namespace: "deployctl", metricName: "requests", unitName: "total", helpText: "Requests served, by operation and HTTP status."),
+                    labels: [("operation", operation), ("status", String(status))])
+                counters.withLock { $0[counterKey] = made }
+                return made
+            }()
+        counter.increment()
+        let histogram =
+            histograms.withLock { $0[operation] }
+            ?? {
+                let made = registry.makeDurationHistogram(
+                    descriptor: MetricNameDescriptor(
+                        namespace: "deployctl", metricName: "request_duration", unitName: "seconds",
+                        helpText: "Time to answer a request, by operation."),
+                    labels: [("operation", operation)], buckets: Self.buckets)
+                histograms.withLock { $0[operation] = made }
+                return made
+            }()
+        histogram.record(duration)
     }
 
     func text() -> String { registry.emitToString() }

@@ -35,7 +35,7 @@ func storedJSON<T: Encodable>(_ value: T) throws -> String {
 
 /// Decodes a column written by `storedJSON` (or by an older deployctl that stored ISO dates).
 func fromStoredJSON<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
-    try JSONValueDecoder().decode(type, from: JSONValue.parse(text))
+    try JSONValueDecoder(reportsUnknownMembers: false).decode(type, from: JSONValue.parse(text))
 }
 
 struct SQLiteTransaction: StoreTransaction {
@@ -46,31 +46,31 @@ struct SQLiteTransaction: StoreTransaction {
     // MARK: Applications
 
     func application(named name: String) throws -> ApplicationRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM applications WHERE name = ?", arguments: [name]).map {
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM applications WHERE name = ?"), arguments: [name]).map {
             ApplicationRecord(
                 id: $0["id"], name: $0["name"], computePlatform: $0["compute_platform"], createTime: Date(timeIntervalSince1970: $0["create_time"]))
         }
     }
 
-    func applicationNames() throws -> [String] { try String.fetchAll(db, sql: "SELECT name FROM applications ORDER BY name") }
+    func applicationNames() throws -> [String] { try String.fetchAll(try db.cachedStatement(sql: "SELECT name FROM applications ORDER BY name")) }
 
     func insertApplication(_ record: ApplicationRecord) throws {
-        try db.execute(
-            sql: "INSERT INTO applications (id, name, compute_platform, create_time) VALUES (?, ?, ?, ?)",
-            arguments: [record.id, record.name, record.computePlatform, record.createTime.timeIntervalSince1970])
+        try db.cachedStatement(sql: "INSERT INTO applications (id, name, compute_platform, create_time) VALUES (?, ?, ?, ?)").execute(arguments: [
+            record.id, record.name, record.computePlatform, record.createTime.timeIntervalSince1970,
+        ])
     }
 
     func renameApplication(id: String, to name: String) throws {
-        try db.execute(sql: "UPDATE applications SET name = ? WHERE id = ?", arguments: [name, id])
+        try db.cachedStatement(sql: "UPDATE applications SET name = ? WHERE id = ?").execute(arguments: [name, id])
     }
 
     func deleteApplication(id: String) throws {
-        let groupIds = try String.fetchAll(db, sql: "SELECT id FROM deployment_groups WHERE application_id = ?", arguments: [id])
+        let groupIds = try String.fetchAll(try db.cachedStatement(sql: "SELECT id FROM deployment_groups WHERE application_id = ?"), arguments: [id])
         for owner in groupIds + [id] {
-            try db.execute(sql: "DELETE FROM resource_tags WHERE resource_id = ?", arguments: [owner])
+            try db.cachedStatement(sql: "DELETE FROM resource_tags WHERE resource_id = ?").execute(arguments: [owner])
         }
         // Its groups go with it (ON DELETE CASCADE).
-        try db.execute(sql: "DELETE FROM applications WHERE id = ?", arguments: [id])
+        try db.cachedStatement(sql: "DELETE FROM applications WHERE id = ?").execute(arguments: [id])
     }
 
     // MARK: Groups
@@ -82,61 +82,63 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func group(applicationId: String, name: String) throws -> GroupRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM deployment_groups WHERE application_id = ? AND name = ?", arguments: [applicationId, name])
-            .map(groupRecord)
+        try Row.fetchOne(
+            try db.cachedStatement(sql: "SELECT * FROM deployment_groups WHERE application_id = ? AND name = ?"), arguments: [applicationId, name]
+        )
+        .map(groupRecord)
     }
 
     func groupNames(applicationId: String) throws -> [String] {
-        try String.fetchAll(db, sql: "SELECT name FROM deployment_groups WHERE application_id = ? ORDER BY name", arguments: [applicationId])
+        try String.fetchAll(
+            try db.cachedStatement(sql: "SELECT name FROM deployment_groups WHERE application_id = ? ORDER BY name"), arguments: [applicationId])
     }
 
     func groupPaths(usingConfig configName: String) throws -> [String] {
         try String.fetchAll(
-            db,
-            sql: """
-                SELECT a.name || '/' || g.name FROM deployment_groups g JOIN applications a ON a.id = g.application_id
-                WHERE g.config_name = ? ORDER BY 1
-                """, arguments: [configName])
+            try db.cachedStatement(
+                sql: """
+                    SELECT a.name || '/' || g.name FROM deployment_groups g JOIN applications a ON a.id = g.application_id
+                    WHERE g.config_name = ? ORDER BY 1
+                    """), arguments: [configName])
     }
 
     func insertGroup(_ record: GroupRecord) throws {
-        try db.execute(
-            sql: "INSERT INTO deployment_groups (id, application_id, name, config_name, info) VALUES (?, ?, ?, ?, ?)",
+        try db.cachedStatement(sql: "INSERT INTO deployment_groups (id, application_id, name, config_name, info) VALUES (?, ?, ?, ?, ?)").execute(
             arguments: [record.id, record.applicationId, record.name, record.configName, try storedJSON(record.info)])
     }
 
     func updateGroup(_ record: GroupRecord) throws {
-        try db.execute(
-            sql: "UPDATE deployment_groups SET name = ?, config_name = ?, info = ? WHERE id = ?",
-            arguments: [record.name, record.configName, try storedJSON(record.info), record.id])
+        try db.cachedStatement(sql: "UPDATE deployment_groups SET name = ?, config_name = ?, info = ? WHERE id = ?").execute(arguments: [
+            record.name, record.configName, try storedJSON(record.info), record.id,
+        ])
     }
 
     func deleteGroup(id: String) throws {
-        try db.execute(sql: "DELETE FROM resource_tags WHERE resource_id = ?", arguments: [id])
-        try db.execute(sql: "DELETE FROM deployment_groups WHERE id = ?", arguments: [id])
+        try db.cachedStatement(sql: "DELETE FROM resource_tags WHERE resource_id = ?").execute(arguments: [id])
+        try db.cachedStatement(sql: "DELETE FROM deployment_groups WHERE id = ?").execute(arguments: [id])
     }
 
     // MARK: Configs
 
     func config(named name: String) throws -> ConfigRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM deployment_configs WHERE name = ?", arguments: [name]).map {
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM deployment_configs WHERE name = ?"), arguments: [name]).map {
             ConfigRecord(
                 id: $0["id"], name: $0["name"], info: try fromStoredJSON(DeploymentConfigInfo.self, $0["info"]),
                 createTime: Date(timeIntervalSince1970: $0["create_time"]))
         }
     }
 
-    func configNames() throws -> [String] { try String.fetchAll(db, sql: "SELECT name FROM deployment_configs ORDER BY name") }
+    func configNames() throws -> [String] { try String.fetchAll(try db.cachedStatement(sql: "SELECT name FROM deployment_configs ORDER BY name")) }
 
     func insertConfig(_ record: ConfigRecord) throws {
-        try db.execute(
-            sql: "INSERT INTO deployment_configs (id, name, info, create_time) VALUES (?, ?, ?, ?)",
-            arguments: [record.id, record.name, try storedJSON(record.info), record.createTime.timeIntervalSince1970])
+        try db.cachedStatement(sql: "INSERT INTO deployment_configs (id, name, info, create_time) VALUES (?, ?, ?, ?)").execute(arguments: [
+            record.id, record.name, try storedJSON(record.info), record.createTime.timeIntervalSince1970,
+        ])
     }
 
     func deleteConfig(id: String) throws {
-        try db.execute(sql: "DELETE FROM resource_tags WHERE resource_id = ?", arguments: [id])
-        try db.execute(sql: "DELETE FROM deployment_configs WHERE id = ?", arguments: [id])
+        try db.cachedStatement(sql: "DELETE FROM resource_tags WHERE resource_id = ?").execute(arguments: [id])
+        try db.cachedStatement(sql: "DELETE FROM deployment_configs WHERE id = ?").execute(arguments: [id])
     }
 
     // MARK: Tags
@@ -150,97 +152,101 @@ struct SQLiteTransaction: StoreTransaction {
 
     func tags(of owner: TagOwner) throws -> [Tag] {
         let (table, column, id) = tagTable(owner)
-        return try Row.fetchAll(db, sql: "SELECT key, value FROM \(table) WHERE \(column) = ? ORDER BY position", arguments: [id])
+        return try Row.fetchAll(try db.cachedStatement(sql: "SELECT key, value FROM \(table) WHERE \(column) = ? ORDER BY position"), arguments: [id])
             .map { Tag(key: $0["key"], value: $0["value"]) }
     }
 
     func upsertTags(_ tags: [(key: String, value: String)], on owner: TagOwner) throws -> Int {
         let (table, column, id) = tagTable(owner)
-        var position = try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(position), -1) FROM \(table) WHERE \(column) = ?", arguments: [id]) ?? -1
+        var position =
+            try Int.fetchOne(try db.cachedStatement(sql: "SELECT COALESCE(MAX(position), -1) FROM \(table) WHERE \(column) = ?"), arguments: [id])
+            ?? -1
         for (key, value) in tags {
             position += 1
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO \(table) (\(column), key, value, position) VALUES (?, ?, ?, ?)
                     ON CONFLICT (\(column), key) DO UPDATE SET value = excluded.value
-                    """,
-                arguments: [id, key, value, position])
+                    """
+            ).execute(arguments: [id, key, value, position])
         }
-        return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table) WHERE \(column) = ?", arguments: [id]) ?? 0
+        return try Int.fetchOne(try db.cachedStatement(sql: "SELECT COUNT(*) FROM \(table) WHERE \(column) = ?"), arguments: [id]) ?? 0
     }
 
     func removeTag(key: String, value: String?, from owner: TagOwner) throws {
         let (table, column, id) = tagTable(owner)
         if let value {
-            try db.execute(sql: "DELETE FROM \(table) WHERE \(column) = ? AND key = ? AND value = ?", arguments: [id, key, value])
+            try db.cachedStatement(sql: "DELETE FROM \(table) WHERE \(column) = ? AND key = ? AND value = ?").execute(arguments: [id, key, value])
         } else {
-            try db.execute(sql: "DELETE FROM \(table) WHERE \(column) = ? AND key = ?", arguments: [id, key])
+            try db.cachedStatement(sql: "DELETE FROM \(table) WHERE \(column) = ? AND key = ?").execute(arguments: [id, key])
         }
     }
 
     // MARK: Instances
 
     func instance(named name: String) throws -> InstanceRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM instances WHERE name = ?", arguments: [name]).map {
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM instances WHERE name = ?"), arguments: [name]).map {
             InstanceRecord(name: $0["name"], registered: $0["registered"], info: try fromStoredJSON(InstanceInfo.self, $0["info"]))
         }
     }
 
     func instanceNames(registered: Bool?) throws -> [String] {
         if let registered {
-            return try String.fetchAll(db, sql: "SELECT name FROM instances WHERE registered = ? ORDER BY name", arguments: [registered])
+            return try String.fetchAll(
+                try db.cachedStatement(sql: "SELECT name FROM instances WHERE registered = ? ORDER BY name"), arguments: [registered])
         }
-        return try String.fetchAll(db, sql: "SELECT name FROM instances ORDER BY name")
+        return try String.fetchAll(try db.cachedStatement(sql: "SELECT name FROM instances ORDER BY name"))
     }
 
     func insertInstance(_ record: InstanceRecord) throws {
         // Deleting the old row takes its tags with it (ON DELETE CASCADE).
-        try db.execute(sql: "DELETE FROM instances WHERE name = ?", arguments: [record.name])
-        try db.execute(
-            sql: "INSERT INTO instances (name, registered, info) VALUES (?, ?, ?)",
-            arguments: [record.name, record.registered, try storedJSON(record.info)])
+        try db.cachedStatement(sql: "DELETE FROM instances WHERE name = ?").execute(arguments: [record.name])
+        try db.cachedStatement(sql: "INSERT INTO instances (name, registered, info) VALUES (?, ?, ?)").execute(arguments: [
+            record.name, record.registered, try storedJSON(record.info),
+        ])
     }
 
     func updateInstance(_ record: InstanceRecord) throws {
-        try db.execute(
-            sql: "UPDATE instances SET registered = ?, info = ? WHERE name = ?",
-            arguments: [record.registered, try storedJSON(record.info), record.name])
+        try db.cachedStatement(sql: "UPDATE instances SET registered = ?, info = ? WHERE name = ?").execute(arguments: [
+            record.registered, try storedJSON(record.info), record.name,
+        ])
     }
 
     // MARK: Deployments
 
     func deployment(id: String) throws -> DeploymentInfo? {
-        try Row.fetchOne(db, sql: "SELECT info FROM deployments WHERE id = ?", arguments: [id]).map {
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT info FROM deployments WHERE id = ?"), arguments: [id]).map {
             try fromStoredJSON(DeploymentInfo.self, $0["info"])
         }
     }
 
     func groupId(ofDeployment id: String) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT group_id FROM deployments WHERE id = ?", arguments: [id])
+        try String.fetchOne(try db.cachedStatement(sql: "SELECT group_id FROM deployments WHERE id = ?"), arguments: [id])
     }
 
     func insertDeployment(_ record: DeploymentRecord) throws {
         // `seq` is the explicit creation order that breaks ties between equal creation times.
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO deployments (id, application_id, group_id, status, create_time, info, seq)
                 VALUES (?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM deployments))
-                """,
-            arguments: [
-                record.id, record.applicationId, record.groupId, record.info.status?.rawValue ?? "Created", record.createTime.timeIntervalSince1970,
-                try storedJSON(record.info),
-            ])
+                """
+        ).execute(arguments: [
+            record.id, record.applicationId, record.groupId, record.info.status?.rawValue ?? "Created", record.createTime.timeIntervalSince1970,
+            try storedJSON(record.info),
+        ])
     }
 
     func updateDeployment(_ info: DeploymentInfo) throws {
-        try db.execute(
-            sql: "UPDATE deployments SET status = ?, info = ? WHERE id = ?",
-            arguments: [info.status?.rawValue ?? "Created", try storedJSON(info), info.deploymentId])
+        try db.cachedStatement(sql: "UPDATE deployments SET status = ?, info = ? WHERE id = ?").execute(arguments: [
+            info.status?.rawValue ?? "Created", try storedJSON(info), info.deploymentId,
+        ])
     }
 
     func activeDeploymentId(groupId: String) throws -> String? {
         try String.fetchOne(
-            db, sql: "SELECT id FROM deployments WHERE group_id = ? AND status IN \(Self.activeStatuses) ORDER BY create_time DESC, seq DESC LIMIT 1",
+            try db.cachedStatement(
+                sql: "SELECT id FROM deployments WHERE group_id = ? AND status IN \(Self.activeStatuses) ORDER BY create_time DESC, seq DESC LIMIT 1"),
             arguments: [groupId])
     }
 
@@ -255,7 +261,9 @@ struct SQLiteTransaction: StoreTransaction {
             sql += " AND id != ?"
             arguments.append(excluding)
         }
-        return try Row.fetchOne(db, sql: sql + " ORDER BY create_time DESC, seq DESC LIMIT 1", arguments: StatementArguments(arguments)).map {
+        return try Row.fetchOne(
+            try db.cachedStatement(sql: sql + " ORDER BY create_time DESC, seq DESC LIMIT 1"), arguments: StatementArguments(arguments)
+        ).map {
             try fromStoredJSON(DeploymentInfo.self, $0["info"])
         }
     }
@@ -281,63 +289,65 @@ struct SQLiteTransaction: StoreTransaction {
         }
         let whereClause = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
         return try String.fetchAll(
-            db, sql: "SELECT id FROM deployments\(whereClause) ORDER BY create_time DESC, seq DESC", arguments: StatementArguments(arguments))
+            try db.cachedStatement(sql: "SELECT id FROM deployments\(whereClause) ORDER BY create_time DESC, seq DESC"),
+            arguments: StatementArguments(arguments))
     }
 
     func insertTarget(_ target: InstanceTarget, deploymentId: String, position: Int) throws {
-        try db.execute(
-            sql: "INSERT INTO deployment_targets (deployment_id, target_id, position, status, info) VALUES (?, ?, ?, ?, ?)",
-            arguments: [deploymentId, target.targetId, position, target.status?.rawValue ?? "Pending", try storedJSON(target)])
+        try db.cachedStatement(sql: "INSERT INTO deployment_targets (deployment_id, target_id, position, status, info) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [deploymentId, target.targetId, position, target.status?.rawValue ?? "Pending", try storedJSON(target)])
     }
 
     func targets(deploymentId: String) throws -> [InstanceTarget] {
-        try Row.fetchAll(db, sql: "SELECT info FROM deployment_targets WHERE deployment_id = ? ORDER BY position", arguments: [deploymentId])
-            .map { try fromStoredJSON(InstanceTarget.self, $0["info"]) }
+        try Row.fetchAll(
+            try db.cachedStatement(sql: "SELECT info FROM deployment_targets WHERE deployment_id = ? ORDER BY position"), arguments: [deploymentId]
+        )
+        .map { try fromStoredJSON(InstanceTarget.self, $0["info"]) }
     }
 
     func target(deploymentId: String, instance: String) throws -> InstanceTarget? {
         try Row.fetchOne(
-            db, sql: "SELECT info FROM deployment_targets WHERE deployment_id = ? AND target_id = ?", arguments: [deploymentId, instance]
+            try db.cachedStatement(sql: "SELECT info FROM deployment_targets WHERE deployment_id = ? AND target_id = ?"),
+            arguments: [deploymentId, instance]
         ).map { try fromStoredJSON(InstanceTarget.self, $0["info"]) }
     }
 
     func updateTarget(_ target: InstanceTarget) throws {
-        try db.execute(
-            sql: "UPDATE deployment_targets SET status = ?, info = ? WHERE deployment_id = ? AND target_id = ?",
+        try db.cachedStatement(sql: "UPDATE deployment_targets SET status = ?, info = ? WHERE deployment_id = ? AND target_id = ?").execute(
             arguments: [target.status?.rawValue ?? "Pending", try storedJSON(target), target.deploymentId, target.targetId])
     }
 
     func newestTargetStatus(groupId: String, instance: String) throws -> String? {
         try String.fetchOne(
-            db,
-            sql: """
-                SELECT t.status FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
-                WHERE d.group_id = ? AND t.target_id = ? ORDER BY d.create_time DESC, d.seq DESC LIMIT 1
-                """, arguments: [groupId, instance])
+            try db.cachedStatement(
+                sql: """
+                    SELECT t.status FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
+                    WHERE d.group_id = ? AND t.target_id = ? ORDER BY d.create_time DESC, d.seq DESC LIMIT 1
+                    """), arguments: [groupId, instance])
     }
 
     // MARK: Host commands
 
     func hasWork(instance: String, now: Double) throws -> Bool {
         try Bool.fetchOne(
-            db,
-            sql: """
-                SELECT EXISTS (SELECT 1 FROM host_commands WHERE deadline < ?)
-                    OR EXISTS (
-                        SELECT 1 FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
-                        WHERE t.target_id = ? AND (d.status = 'Created' OR (d.status = 'InProgress' AND t.status = 'InProgress'
-                            AND NOT EXISTS (SELECT 1 FROM host_commands h WHERE h.deployment_id = d.id AND h.instance_name = t.target_id))))
-                """, arguments: [now, instance]) ?? false
+            try db.cachedStatement(
+                sql: """
+                    SELECT EXISTS (SELECT 1 FROM host_commands WHERE deadline < ?)
+                        OR EXISTS (
+                            SELECT 1 FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
+                            WHERE t.target_id = ? AND (d.status = 'Created' OR (d.status = 'InProgress' AND t.status = 'InProgress'
+                                AND NOT EXISTS (SELECT 1 FROM host_commands h WHERE h.deployment_id = d.id AND h.instance_name = t.target_id))))
+                    """), arguments: [now, instance]) ?? false
     }
 
     func pollCandidates(instance: String) throws -> [String] {
         try String.fetchAll(
-            db,
-            sql: """
-                SELECT d.id FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
-                WHERE t.target_id = ? AND (d.status = 'Created' OR (d.status = 'InProgress' AND t.status = 'InProgress'))
-                ORDER BY d.create_time, d.seq
-                """, arguments: [instance])
+            try db.cachedStatement(
+                sql: """
+                    SELECT d.id FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
+                    WHERE t.target_id = ? AND (d.status = 'Created' OR (d.status = 'InProgress' AND t.status = 'InProgress'))
+                    ORDER BY d.create_time, d.seq
+                    """), arguments: [instance])
     }
 
     func commandRecord(_ row: Row) -> HostCommandRecord {
@@ -347,41 +357,44 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func insertCommand(_ command: HostCommandRecord) throws {
-        try db.execute(
-            sql: "INSERT INTO host_commands (id, deployment_id, instance_name, event_name, acknowledged, deadline) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [command.id, command.deploymentId, command.instanceName, command.eventName, command.acknowledged, command.deadline])
+        try db.cachedStatement(
+            sql: "INSERT INTO host_commands (id, deployment_id, instance_name, event_name, acknowledged, deadline) VALUES (?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [command.id, command.deploymentId, command.instanceName, command.eventName, command.acknowledged, command.deadline])
     }
 
     func command(id: String) throws -> HostCommandRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM host_commands WHERE id = ?", arguments: [id]).map(commandRecord)
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM host_commands WHERE id = ?"), arguments: [id]).map(commandRecord)
     }
 
     func deleteCommand(id: String) throws {
-        try db.execute(sql: "DELETE FROM host_commands WHERE id = ?", arguments: [id])
+        try db.cachedStatement(sql: "DELETE FROM host_commands WHERE id = ?").execute(arguments: [id])
     }
 
     func acknowledgeCommand(id: String, deadline: Double) throws -> Bool {
-        try db.execute(sql: "UPDATE host_commands SET acknowledged = 1, deadline = ? WHERE id = ?", arguments: [deadline, id])
+        try db.cachedStatement(sql: "UPDATE host_commands SET acknowledged = 1, deadline = ? WHERE id = ?").execute(arguments: [deadline, id])
         return db.changesCount == 1
     }
 
     func hasOverdueCommands(now: Double) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM host_commands WHERE deadline < ?)", arguments: [now]) ?? false
+        try Bool.fetchOne(try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM host_commands WHERE deadline < ?)"), arguments: [now]) ?? false
     }
 
     func overdueCommands(now: Double) throws -> [HostCommandRecord] {
-        try Row.fetchAll(db, sql: "SELECT * FROM host_commands WHERE deadline < ? ORDER BY deadline, id", arguments: [now]).map(commandRecord)
+        try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM host_commands WHERE deadline < ? ORDER BY deadline, id"), arguments: [now]).map(
+            commandRecord)
     }
 
     func hasCommand(deploymentId: String, instance: String) throws -> Bool {
         try Bool.fetchOne(
-            db, sql: "SELECT EXISTS (SELECT 1 FROM host_commands WHERE deployment_id = ? AND instance_name = ?)", arguments: [deploymentId, instance])
+            try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM host_commands WHERE deployment_id = ? AND instance_name = ?)"),
+            arguments: [deploymentId, instance])
             ?? false
     }
 
     func commandInstances(deploymentId: String) throws -> [String] {
         try String.fetchAll(
-            db, sql: "SELECT instance_name FROM host_commands WHERE deployment_id = ? ORDER BY instance_name", arguments: [deploymentId])
+            try db.cachedStatement(sql: "SELECT instance_name FROM host_commands WHERE deployment_id = ? ORDER BY instance_name"),
+            arguments: [deploymentId])
     }
 
     // MARK: Revisions
@@ -396,37 +409,40 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func revision(applicationId: String, key: String) throws -> RevisionRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM revisions WHERE application_id = ? AND location_key = ?", arguments: [applicationId, key])
-            .map(revisionRecord)
+        try Row.fetchOne(
+            try db.cachedStatement(sql: "SELECT * FROM revisions WHERE application_id = ? AND location_key = ?"), arguments: [applicationId, key]
+        )
+        .map(revisionRecord)
     }
 
     func revisions(applicationId: String) throws -> [RevisionRecord] {
-        try Row.fetchAll(db, sql: "SELECT * FROM revisions WHERE application_id = ? ORDER BY seq", arguments: [applicationId]).map(revisionRecord)
+        try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM revisions WHERE application_id = ? ORDER BY seq"), arguments: [applicationId])
+            .map(revisionRecord)
     }
 
     func insertRevision(_ record: RevisionRecord) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO revisions (application_id, location_key, location, description, register_time, deployment_groups,
                     first_used_time, last_used_time, seq)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM revisions))
-                """,
-            arguments: [
-                record.applicationId, record.key, try storedJSON(record.location), record.description, record.registerTime.timeIntervalSince1970,
-                try storedJSON(record.deploymentGroups), record.firstUsedTime?.timeIntervalSince1970, record.lastUsedTime?.timeIntervalSince1970,
-            ])
+                """
+        ).execute(arguments: [
+            record.applicationId, record.key, try storedJSON(record.location), record.description, record.registerTime.timeIntervalSince1970,
+            try storedJSON(record.deploymentGroups), record.firstUsedTime?.timeIntervalSince1970, record.lastUsedTime?.timeIntervalSince1970,
+        ])
     }
 
     func updateRevision(_ record: RevisionRecord) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 UPDATE revisions SET description = ?, deployment_groups = ?, first_used_time = ?, last_used_time = ?
                 WHERE application_id = ? AND location_key = ?
-                """,
-            arguments: [
-                record.description, try storedJSON(record.deploymentGroups), record.firstUsedTime?.timeIntervalSince1970,
-                record.lastUsedTime?.timeIntervalSince1970, record.applicationId, record.key,
-            ])
+                """
+        ).execute(arguments: [
+            record.description, try storedJSON(record.deploymentGroups), record.firstUsedTime?.timeIntervalSince1970,
+            record.lastUsedTime?.timeIntervalSince1970, record.applicationId, record.key,
+        ])
     }
 
     // MARK: Access keys
@@ -438,40 +454,41 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func accessKey(id: String) throws -> AccessKeyRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM access_keys WHERE access_key_id = ?", arguments: [id]).map(accessKeyRecord)
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM access_keys WHERE access_key_id = ?"), arguments: [id]).map(accessKeyRecord)
     }
 
     func accessKeys(userName: String?) throws -> [AccessKeyRecord] {
         if let userName {
             return try Row.fetchAll(
-                db, sql: "SELECT * FROM access_keys WHERE user_name = ? ORDER BY create_time, access_key_id", arguments: [userName]
+                try db.cachedStatement(sql: "SELECT * FROM access_keys WHERE user_name = ? ORDER BY create_time, access_key_id"),
+                arguments: [userName]
             ).map(accessKeyRecord)
         }
-        return try Row.fetchAll(db, sql: "SELECT * FROM access_keys ORDER BY user_name, create_time, access_key_id").map(accessKeyRecord)
+        return try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM access_keys ORDER BY user_name, create_time, access_key_id")).map(
+            accessKeyRecord)
     }
 
     func insertAccessKey(_ record: AccessKeyRecord) throws {
-        try db.execute(
-            sql: "INSERT INTO access_keys (access_key_id, user_name, secret_access_key, status, role, create_time) VALUES (?, ?, ?, ?, ?, ?)",
-            arguments: [
-                record.accessKeyId, record.userName, record.secretAccessKey, record.status, record.role, record.createDate.timeIntervalSince1970,
-            ])
+        try db.cachedStatement(
+            sql: "INSERT INTO access_keys (access_key_id, user_name, secret_access_key, status, role, create_time) VALUES (?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [
+            record.accessKeyId, record.userName, record.secretAccessKey, record.status, record.role, record.createDate.timeIntervalSince1970,
+        ])
     }
 
     func updateAccessKey(_ record: AccessKeyRecord) throws {
-        try db.execute(
-            sql: "UPDATE access_keys SET user_name = ?, secret_access_key = ?, status = ?, role = ? WHERE access_key_id = ?",
-            arguments: [record.userName, record.secretAccessKey, record.status, record.role, record.accessKeyId])
+        try db.cachedStatement(sql: "UPDATE access_keys SET user_name = ?, secret_access_key = ?, status = ?, role = ? WHERE access_key_id = ?")
+            .execute(arguments: [record.userName, record.secretAccessKey, record.status, record.role, record.accessKeyId])
     }
 
     func deleteAccessKey(id: String) throws {
-        try db.execute(sql: "DELETE FROM access_keys WHERE access_key_id = ?", arguments: [id])
+        try db.cachedStatement(sql: "DELETE FROM access_keys WHERE access_key_id = ?").execute(arguments: [id])
     }
 
     // MARK: Leases
 
     func lease(instance: String) throws -> LeaseRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM agent_leases WHERE instance_name = ?", arguments: [instance]).map {
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM agent_leases WHERE instance_name = ?"), arguments: [instance]).map {
             LeaseRecord(
                 instanceName: $0["instance_name"], holder: $0["holder"], hostName: $0["host_name"], pid: $0["pid"], started: $0["started"],
                 expires: $0["expires"])
@@ -479,16 +496,16 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func saveLease(_ record: LeaseRecord) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO agent_leases (instance_name, holder, host_name, pid, started, expires) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (instance_name) DO UPDATE SET holder = excluded.holder, host_name = excluded.host_name, pid = excluded.pid,
                     started = excluded.started, expires = excluded.expires
-                """,
-            arguments: [record.instanceName, record.holder, record.hostName, record.pid, record.started, record.expires])
+                """
+        ).execute(arguments: [record.instanceName, record.holder, record.hostName, record.pid, record.started, record.expires])
     }
 
     func deleteLease(instance: String, holder: String) throws {
-        try db.execute(sql: "DELETE FROM agent_leases WHERE instance_name = ? AND holder = ?", arguments: [instance, holder])
+        try db.cachedStatement(sql: "DELETE FROM agent_leases WHERE instance_name = ? AND holder = ?").execute(arguments: [instance, holder])
     }
 }

@@ -24,7 +24,7 @@ final class RunningServer: @unchecked Sendable {
         directory = NSTemporaryDirectory() + "deployctl-server-test-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let file = try StateFile(path: directory + "/state.db", concurrentReaders: 4)
-        plane = ControlPlane(store: SQLiteStore(file: file))
+        plane = ControlPlane(store: SQLiteStore(file: file), expiresOnRead: false)
         artifacts = ArtifactStore(besideStateFile: directory + "/state.db")
         var keys: [AccessRole: AccessKey] = [:]
         for role in AccessRole.allCases { keys[role] = try plane.createAccessKey(userName: "test-\(role.rawValue)", role: role) }

@@ -254,16 +254,19 @@ public protocol CodeDeployTransport: CodeDeployAPI {
 
 extension CodeDeployTransport {
     public func createApplication(_ input: CreateApplicationInput) async throws -> CreateApplicationOutput {
-        try JSONValueDecoder().decode(CreateApplicationOutput.self, from: try await call("CreateApplication", try JSONValueEncoder().encode(input)))
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
+            CreateApplicationOutput.self, from: try await call("CreateApplication", try JSONValueEncoder().encode(input)))
     }
     public func getApplication(_ input: GetApplicationInput) async throws -> GetApplicationOutput {
-        try JSONValueDecoder().decode(GetApplicationOutput.self, from: try await call("GetApplication", try JSONValueEncoder().encode(input)))
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
+            GetApplicationOutput.self, from: try await call("GetApplication", try JSONValueEncoder().encode(input)))
     }
     public func listApplications(_ input: ListApplicationsInput) async throws -> ListApplicationsOutput {
-        try JSONValueDecoder().decode(ListApplicationsOutput.self, from: try await call("ListApplications", try JSONValueEncoder().encode(input)))
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
+            ListApplicationsOutput.self, from: try await call("ListApplications", try JSONValueEncoder().encode(input)))
     }
     public func batchGetApplications(_ input: BatchGetApplicationsInput) async throws -> BatchGetApplicationsOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             BatchGetApplicationsOutput.self, from: try await call("BatchGetApplications", try JSONValueEncoder().encode(input)))
     }
     public func updateApplication(_ input: UpdateApplicationInput) async throws {
@@ -273,41 +276,42 @@ extension CodeDeployTransport {
         _ = try await call("DeleteApplication", try JSONValueEncoder().encode(input))
     }
     public func createDeploymentConfig(_ input: CreateDeploymentConfigInput) async throws -> CreateDeploymentConfigOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             CreateDeploymentConfigOutput.self, from: try await call("CreateDeploymentConfig", try JSONValueEncoder().encode(input)))
     }
     public func getDeploymentConfig(_ input: GetDeploymentConfigInput) async throws -> GetDeploymentConfigOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             GetDeploymentConfigOutput.self, from: try await call("GetDeploymentConfig", try JSONValueEncoder().encode(input)))
     }
     public func listDeploymentConfigs(_ input: ListDeploymentConfigsInput) async throws -> ListDeploymentConfigsOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             ListDeploymentConfigsOutput.self, from: try await call("ListDeploymentConfigs", try JSONValueEncoder().encode(input)))
     }
     public func deleteDeploymentConfig(_ input: DeleteDeploymentConfigInput) async throws {
         _ = try await call("DeleteDeploymentConfig", try JSONValueEncoder().encode(input))
     }
     public func createDeploymentGroup(_ input: CreateDeploymentGroupInput) async throws -> CreateDeploymentGroupOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             CreateDeploymentGroupOutput.self, from: try await call("CreateDeploymentGroup", try JSONValueEncoder().encode(input)))
     }
     public func getDeploymentGroup(_ input: GetDeploymentGroupInput) async throws -> GetDeploymentGroupOutput {
-        try JSONValueDecoder().decode(GetDeploymentGroupOutput.self, from: try await call("GetDeploymentGroup", try JSONValueEncoder().encode(input)))
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
+            GetDeploymentGroupOutput.self, from: try await call("GetDeploymentGroup", try JSONValueEncoder().encode(input)))
     }
     public func listDeploymentGroups(_ input: ListDeploymentGroupsInput) async throws -> ListDeploymentGroupsOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             ListDeploymentGroupsOutput.self, from: try await call("ListDeploymentGroups", try JSONValueEncoder().encode(input)))
     }
     public func batchGetDeploymentGroups(_ input: BatchGetDeploymentGroupsInput) async throws -> BatchGetDeploymentGroupsOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             BatchGetDeploymentGroupsOutput.self, from: try await call("BatchGetDeploymentGroups", try JSONValueEncoder().encode(input)))
     }
     public func updateDeploymentGroup(_ input: UpdateDeploymentGroupInput) async throws -> UpdateDeploymentGroupOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             UpdateDeploymentGroupOutput.self, from: try await call("UpdateDeploymentGroup", try JSONValueEncoder().encode(input)))
     }
     public func deleteDeploymentGroup(_ input: DeleteDeploymentGroupInput) async throws -> DeleteDeploymentGroupOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             DeleteDeploymentGroupOutput.self, from: try await call("DeleteDeploymentGroup", try JSONValueEncoder().encode(input)))
     }
     public func registerOnPremisesInstance(_ input: RegisterOnPremisesInstanceInput) async throws {
@@ -317,15 +321,15 @@ extension CodeDeployTransport {
         _ = try await call("DeregisterOnPremisesInstance", try JSONValueEncoder().encode(input))
     }
     public func getOnPremisesInstance(_ input: GetOnPremisesInstanceInput) async throws -> GetOnPremisesInstanceOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             GetOnPremisesInstanceOutput.self, from: try await call("GetOnPremisesInstance", try JSONValueEncoder().encode(input)))
     }
     public func listOnPremisesInstances(_ input: ListOnPremisesInstancesInput) async throws -> ListOnPremisesInstancesOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             ListOnPremisesInstancesOutput.self, from: try await call("ListOnPremisesInstances", try JSONValueEncoder().encode(input)))
     }
     public func batchGetOnPremisesInstances(_ input: BatchGetOnPremisesInstancesInput) async throws -> BatchGetOnPremisesInstancesOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             BatchGetOnPremisesInstancesOutput.self, from: try await call("BatchGetOnPremisesInstances", try JSONValueEncoder().encode(input)))
     }
     public func addTagsToOnPremisesInstances(_ input: AddTagsToOnPremisesInstancesInput) async throws {
@@ -338,61 +342,65 @@ extension CodeDeployTransport {
         _ = try await call("RegisterApplicationRevision", try JSONValueEncoder().encode(input))
     }
     public func getApplicationRevision(_ input: GetApplicationRevisionInput) async throws -> GetApplicationRevisionOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             GetApplicationRevisionOutput.self, from: try await call("GetApplicationRevision", try JSONValueEncoder().encode(input)))
     }
     public func listApplicationRevisions(_ input: ListApplicationRevisionsInput) async throws -> ListApplicationRevisionsOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             ListApplicationRevisionsOutput.self, from: try await call("ListApplicationRevisions", try JSONValueEncoder().encode(input)))
     }
     public func batchGetApplicationRevisions(_ input: BatchGetApplicationRevisionsInput) async throws -> BatchGetApplicationRevisionsOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             BatchGetApplicationRevisionsOutput.self, from: try await call("BatchGetApplicationRevisions", try JSONValueEncoder().encode(input)))
     }
     public func createDeployment(_ input: CreateDeploymentInput) async throws -> CreateDeploymentOutput {
-        try JSONValueDecoder().decode(CreateDeploymentOutput.self, from: try await call("CreateDeployment", try JSONValueEncoder().encode(input)))
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
+            CreateDeploymentOutput.self, from: try await call("CreateDeployment", try JSONValueEncoder().encode(input)))
     }
     public func getDeployment(_ input: GetDeploymentInput) async throws -> GetDeploymentOutput {
-        try JSONValueDecoder().decode(GetDeploymentOutput.self, from: try await call("GetDeployment", try JSONValueEncoder().encode(input)))
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
+            GetDeploymentOutput.self, from: try await call("GetDeployment", try JSONValueEncoder().encode(input)))
     }
     public func listDeployments(_ input: ListDeploymentsInput) async throws -> ListDeploymentsOutput {
-        try JSONValueDecoder().decode(ListDeploymentsOutput.self, from: try await call("ListDeployments", try JSONValueEncoder().encode(input)))
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
+            ListDeploymentsOutput.self, from: try await call("ListDeployments", try JSONValueEncoder().encode(input)))
     }
     public func batchGetDeployments(_ input: BatchGetDeploymentsInput) async throws -> BatchGetDeploymentsOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             BatchGetDeploymentsOutput.self, from: try await call("BatchGetDeployments", try JSONValueEncoder().encode(input)))
     }
     public func stopDeployment(_ input: StopDeploymentInput) async throws -> StopDeploymentOutput {
-        try JSONValueDecoder().decode(StopDeploymentOutput.self, from: try await call("StopDeployment", try JSONValueEncoder().encode(input)))
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
+            StopDeploymentOutput.self, from: try await call("StopDeployment", try JSONValueEncoder().encode(input)))
     }
     public func listDeploymentTargets(_ input: ListDeploymentTargetsInput) async throws -> ListDeploymentTargetsOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             ListDeploymentTargetsOutput.self, from: try await call("ListDeploymentTargets", try JSONValueEncoder().encode(input)))
     }
     public func getDeploymentTarget(_ input: GetDeploymentTargetInput) async throws -> GetDeploymentTargetOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             GetDeploymentTargetOutput.self, from: try await call("GetDeploymentTarget", try JSONValueEncoder().encode(input)))
     }
     public func batchGetDeploymentTargets(_ input: BatchGetDeploymentTargetsInput) async throws -> BatchGetDeploymentTargetsOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             BatchGetDeploymentTargetsOutput.self, from: try await call("BatchGetDeploymentTargets", try JSONValueEncoder().encode(input)))
     }
     public func listDeploymentInstances(_ input: ListDeploymentInstancesInput) async throws -> ListDeploymentInstancesOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             ListDeploymentInstancesOutput.self, from: try await call("ListDeploymentInstances", try JSONValueEncoder().encode(input)))
     }
     public func getDeploymentInstance(_ input: GetDeploymentInstanceInput) async throws -> GetDeploymentInstanceOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             GetDeploymentInstanceOutput.self, from: try await call("GetDeploymentInstance", try JSONValueEncoder().encode(input)))
     }
     public func batchGetDeploymentInstances(_ input: BatchGetDeploymentInstancesInput) async throws -> BatchGetDeploymentInstancesOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             BatchGetDeploymentInstancesOutput.self, from: try await call("BatchGetDeploymentInstances", try JSONValueEncoder().encode(input)))
     }
     public func tagResource(_ input: TagResourceInput) async throws { _ = try await call("TagResource", try JSONValueEncoder().encode(input)) }
     public func untagResource(_ input: UntagResourceInput) async throws { _ = try await call("UntagResource", try JSONValueEncoder().encode(input)) }
     public func listTagsForResource(_ input: ListTagsForResourceInput) async throws -> ListTagsForResourceOutput {
-        try JSONValueDecoder().decode(
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
             ListTagsForResourceOutput.self, from: try await call("ListTagsForResource", try JSONValueEncoder().encode(input)))
     }
 }
