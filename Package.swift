@@ -61,6 +61,7 @@ let package = Package(
             dependencies: [
                 "AppSpec", "Bundles", "CAgentSupport", "DeployModel", "HostCommandModel", "ArtifactStore", "ProcFS",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ]),
         // The API operations over the store.
         .target(
@@ -68,12 +69,12 @@ let package = Package(
             dependencies: ["DeployModel", "HostCommandModel", "DeployStore", "ArtifactStore"]
         ),
         // The AWS wire formats: SigV4 signing and verification (next: the JSON 1.1 codec and S3 XML errors).
-        .target(name: "AWSWire", dependencies: ["DeployModel", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "AWSWire", dependencies: ["DeployModel", "HostCommandModel", .product(name: "Crypto", package: "swift-crypto")]),
         // `deployctl server`: the API (JSON 1.1), S3 routes and /metrics over HTTPS, every request SigV4-verified.
         .target(
             name: "DeployServer",
             dependencies: [
-                "DeployModel", "ControlPlane", "DeployStore", "ArtifactStore", "AWSWire",
+                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "ArtifactStore", "AWSWire",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
@@ -88,7 +89,8 @@ let package = Package(
         .target(
             name: "DeployClient",
             dependencies: [
-                "DeployModel", "ArtifactStore", "AWSWire", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "DeployModel", "HostCommandModel", "ArtifactStore", "AWSWire", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"), .product(name: "Crypto", package: "swift-crypto"),
             ]),

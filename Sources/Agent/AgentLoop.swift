@@ -63,15 +63,17 @@ public struct AgentLoop: Sendable {
     public func recoverInterrupted() async -> Int {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: ongoingDirectory)) ?? []
         var count = 0
-        for id in files {
-            let event =
-                (try? String(contentsOfFile: ongoingDirectory + "/" + id, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        for file in files {
+            // The marker holds the event, then the command's id (a remote id may hold '/', so it is not the name).
+            let lines = ((try? String(contentsOfFile: ongoingDirectory + "/" + file, encoding: .utf8)) ?? "").split(separator: "\n")
+            let event = lines.first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            let id = lines.count > 1 ? String(lines[1]) : file
             let outcome = ScriptOutcome(
                 code: .unknownError, scriptName: "",
                 message: "The agent restarted while \(event.isEmpty ? "this event" : event) was running; it was not run again.",
                 logTail: "")
             try? await controlPlane.complete(id, result: EventResult(name: event, status: .failed, endTime: Date(), diagnostics: outcome))
-            try? FileManager.default.removeItem(atPath: ongoingDirectory + "/" + id)
+            try? FileManager.default.removeItem(atPath: ongoingDirectory + "/" + file)
             count += 1
         }
         return count
@@ -91,8 +93,8 @@ public struct AgentLoop: Sendable {
 
     func run(_ command: AgentCommand) async throws {
         try FileManager.default.createDirectory(atPath: ongoingDirectory, withIntermediateDirectories: true)
-        let marker = ongoingDirectory + "/" + command.id
-        try Data(command.event.utf8).write(to: URL(fileURLWithPath: marker))
+        let marker = ongoingDirectory + "/" + Self.markerName(command.id)
+        try Data((command.event + "\n" + command.id + "\n").utf8).write(to: URL(fileURLWithPath: marker))
         defer { try? FileManager.default.removeItem(atPath: marker) }
         try await controlPlane.acknowledge(command.id, expectedSeconds: engine.expectedSeconds(command.spec, event: command.event))
         let result: EventResult
@@ -108,6 +110,14 @@ public struct AgentLoop: Sendable {
                 ?? EventResult(name: command.event, status: .skipped, endTime: Date())
         }
         try await controlPlane.complete(command.id, result: result)
+    }
+}
+
+extension AgentLoop {
+    /// A file name for a command id: '/' and other awkward characters replaced, bounded in length.
+    static func markerName(_ id: String) -> String {
+        let safe = String(id.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" }.prefix(200))
+        return safe.hasPrefix(".") ? "_" + safe : safe
     }
 }
 

@@ -49,6 +49,7 @@ public struct AgentService: Service {
             Task { try? await service.releaseAgentLease(instanceName: instance, agent: identity) }
         }
         var renewed = Date()
+        var failures = 0
         let recovered = await loop.recoverInterrupted()
         if recovered > 0 { logger.info("reported \(recovered) interrupted event(s) as failed") }
         while !Task.isShuttingDownGracefully {
@@ -60,14 +61,22 @@ public struct AgentService: Service {
             do {
                 let ran = try await loop.runPending(shouldStop: { Task.isShuttingDownGracefully })
                 if ran > 0 { logger.info("ran \(ran) lifecycle event(s)") }
+                failures = 0
             } catch let error as Stopped {
                 throw error
             } catch {
                 logger.error("\(error)")
+                failures += 1
             }
             if once { break }
-            let interval = pollInterval
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            // After failures (the server unreachable), wait longer each time, up to 30 s, with jitter.
+            var interval = pollInterval
+            if failures > 0 {
+                let seconds = min(30, max(0.5, Double(pollInterval.components.seconds) + 0.5) * pow(2, Double(min(failures, 6))))
+                interval = .milliseconds(Int64(seconds * 1000 * Double.random(in: 0.5...1)))
+            }
+            let wait = interval
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
         }
         try? await service.releaseAgentLease(instanceName: instance, agent: identity)
     }

@@ -12,11 +12,14 @@ import HostCommandModel
 public struct HostCommandAdapter: AgentControlPlane {
     public let service: any HostCommandService
     public let artifacts: (any ArtifactStorage)?
+    /// A remote agent's way to the bundle (instead of `artifacts`).
+    public let fetcher: (any BundleFetching)?
     public let installRoot: String?
 
-    public init(service: any HostCommandService, artifacts: (any ArtifactStorage)?, installRoot: String?) {
+    public init(service: any HostCommandService, artifacts: (any ArtifactStorage)?, fetcher: (any BundleFetching)? = nil, installRoot: String?) {
         self.service = service
         self.artifacts = artifacts
+        self.fetcher = fetcher
         self.installRoot = installRoot
     }
 
@@ -33,7 +36,18 @@ public struct HostCommandAdapter: AgentControlPlane {
             environment["BUNDLE_VERSION"] = version
             environment["BUNDLE_ETAG"] = eTag
             type = bundleType.flatMap { ArchiveFormat(rawValue: $0) }
-            (path, problem) = resolve(bucket: bucket, key: key, version: version, eTag: eTag)
+            if let fetcher {
+                // Only DownloadBundle reads the bundle: other events do not fetch it.
+                if command.lifecycleEvent == "DownloadBundle" {
+                    do {
+                        path = try await fetcher.fetch(bucket: bucket, key: key, version: version, eTag: eTag, deploymentId: command.deploymentId)
+                    } catch {
+                        problem = "\(error)"
+                    }
+                }
+            } else {
+                (path, problem) = resolve(bucket: bucket, key: key, version: version, eTag: eTag)
+            }
         case .unsupported(let reason):
             problem = reason
         }

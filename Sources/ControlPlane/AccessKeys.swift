@@ -10,6 +10,9 @@ public enum AccessRole: String, Sendable, CaseIterable {
     case deployer
     /// Get, List and BatchGet operations only.
     case readOnly = "read-only"
+    /// An on-premises instance's agent (`deployctl register`): the command service for that instance, and reading
+    /// bundles (S3 GetObject, HeadObject). Nothing of the CodeDeploy API.
+    case instance
 
     /// Whether this role may call `operation`: a CodeDeploy operation name (`CreateDeployment`) or an S3 one
     /// (`PutObject`). Reading is Get/List/BatchGet (and S3's Head); a deployer also creates and stops deployments,
@@ -18,12 +21,18 @@ public enum AccessRole: String, Sendable, CaseIterable {
         let reads =
             operation.hasPrefix("Get") || operation.hasPrefix("List") || operation.hasPrefix("BatchGet") || operation.hasPrefix("Head")
         switch self {
-        case .admin: return true
-        case .readOnly: return reads
+        case .admin: return !Self.agentOperations.contains(operation)
+        case .instance: return Self.agentOperations.contains(operation) || operation == "GetObject" || operation == "HeadObject"
+        case .readOnly: return reads && !Self.agentOperations.contains(operation)
         case .deployer:
-            return reads || Self.deployerWrites.contains(operation)
+            return (reads || Self.deployerWrites.contains(operation)) && !Self.agentOperations.contains(operation)
         }
     }
+
+    /// The agent command service's operations: only an instance's own key may call them (it acts for that host).
+    public static let agentOperations: Set<String> = [
+        "PollHostCommand", "GetDeploymentSpecification", "PutHostCommandAcknowledgement", "PutHostCommandComplete", "PostHostCommandUpdate",
+    ]
 
     static let deployerWrites: Set<String> = [
         "CreateDeployment", "StopDeployment", "RegisterApplicationRevision", "ContinueDeployment",
@@ -118,10 +127,10 @@ extension ControlPlane {
     }
 
     /// The secret and role of an *active* key, for verifying a request; nil for an unknown or inactive one.
-    public func activeCredentials(accessKeyId: String) throws -> (secret: String, role: AccessRole)? {
+    public func activeCredentials(accessKeyId: String) throws -> (secret: String, role: AccessRole, userName: String)? {
         try store.read { tx in
             guard let record = try tx.accessKey(id: accessKeyId), record.status == "Active" else { return nil }
-            return (record.secretAccessKey, AccessRole(rawValue: record.role) ?? .readOnly)
+            return (record.secretAccessKey, AccessRole(rawValue: record.role) ?? .readOnly, record.userName)
         }
     }
 }

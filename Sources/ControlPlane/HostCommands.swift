@@ -79,12 +79,15 @@ extension ControlPlane: HostCommandService {
     /// deployments. Every operation that reads or writes a deployment calls this first, so a dead agent never
     /// leaves a deployment InProgress (and its group blocked) when no other agent polls. Costs one read when
     /// nothing is overdue.
-    public func expireOverdueCommands() throws {
+    /// Fails the host commands whose agent did not acknowledge or complete them in time; answers how many.
+    @discardableResult
+    public func expireOverdueCommands() throws -> Int {
         let stamp = now().timeIntervalSince1970
         let overdue = try store.read { tx in
             try tx.hasOverdueCommands(now: stamp)
         }
-        if overdue { try store.write { tx in try sweepExpiredCommands(tx) } }
+        guard overdue else { return 0 }
+        return try store.write { tx in try sweepExpiredCommands(tx) }
     }
 
     /// For read operations: expiry is applied when the state file can be written; a reader that may only read
@@ -95,8 +98,10 @@ extension ControlPlane: HostCommandService {
     }
 
     /// Fails commands whose agent did not acknowledge or complete them in time.
-    func sweepExpiredCommands(_ tx: any StoreTransaction) throws {
-        for command in try tx.overdueCommands(now: now().timeIntervalSince1970) {
+    @discardableResult
+    func sweepExpiredCommands(_ tx: any StoreTransaction) throws -> Int {
+        let overdue = try tx.overdueCommands(now: now().timeIntervalSince1970)
+        for command in overdue {
             let instance = command.instanceName
             let event = command.eventName
             let acknowledged = command.acknowledged
@@ -110,6 +115,7 @@ extension ControlPlane: HostCommandService {
                 report: HostCommandReport(status: .failed, errorCode: "UnknownError", message: message))
             try advance(tx, command.deploymentId)
         }
+        return overdue.count
     }
 
     /// The next event of the instance's target, if its target is in flight and nothing of it is outstanding.
@@ -148,6 +154,15 @@ extension ControlPlane: HostCommandService {
                 id: id, deploymentId: deploymentId, instanceName: instance, eventName: event,
                 deadline: stamp.timeIntervalSince1970 + Self.acknowledgeWindow))
         info = try requireDeployment(tx, deploymentId)
+        let bundle = Self.bundleLocation(info)
+        return HostCommand(
+            id: id, deploymentId: deploymentId, instanceName: instance, lifecycleEvent: event, applicationName: info.applicationName ?? "",
+            deploymentGroupName: info.deploymentGroupName ?? "", deploymentGroupId: try groupId(tx, deploymentId) ?? "", bundle: bundle,
+            fileExistsBehavior: info.fileExistsBehavior?.rawValue, ignoreApplicationStopFailures: info.ignoreApplicationStopFailures ?? false)
+    }
+
+    /// Where an agent fetches the deployment's bundle.
+    static func bundleLocation(_ info: DeploymentInfo) -> BundleLocation {
         let bundle: BundleLocation
         switch info.revision?.revisionType {
         case .s3?:
@@ -160,10 +175,33 @@ extension ControlPlane: HostCommandService {
                 "\(info.revision?.revisionType?.rawValue ?? "This") revisions cannot be fetched by deployctl yet; push the bundle and deploy its S3 location."
             )
         }
-        return HostCommand(
-            id: id, deploymentId: deploymentId, instanceName: instance, lifecycleEvent: event, applicationName: info.applicationName ?? "",
-            deploymentGroupName: info.deploymentGroupName ?? "", deploymentGroupId: try groupId(tx, deploymentId) ?? "", bundle: bundle,
-            fileExistsBehavior: info.fileExistsBehavior?.rawValue, ignoreApplicationStopFailures: info.ignoreApplicationStopFailures ?? false)
+        return bundle
+    }
+
+    /// The specification of a deployment for one of its instances (the command service's GetDeploymentSpecification);
+    /// an instance that is not a target of the deployment gets nothing.
+    public func deploymentSpecification(deploymentId: String, instanceName: String) throws -> DeploymentSpecification {
+        try store.read { tx in
+            guard let info = try findDeployment(tx, deploymentId), try targetRow(tx, deploymentId: deploymentId, instance: instanceName) != nil else {
+                throw ServiceError(
+                    "InvalidDeploymentIdException", "The deployment \(deploymentId.prefix(40)) has no target \(instanceName.prefix(100)).")
+            }
+            return DeploymentSpecification(
+                deploymentId: deploymentId, applicationName: info.applicationName ?? "", deploymentGroupName: info.deploymentGroupName ?? "",
+                deploymentGroupId: try groupId(tx, deploymentId) ?? "", creator: info.creator?.rawValue ?? "user", bundle: Self.bundleLocation(info),
+                fileExistsBehavior: info.fileExistsBehavior?.rawValue, ignoreApplicationStopFailures: info.ignoreApplicationStopFailures ?? false)
+        }
+    }
+
+    /// The deployment a host command belongs to, and whether its instance still has one outstanding (for the
+    /// server's long polls: a completion that started other targets wakes their agents).
+    public func pendingTargets(deploymentId: String) throws -> Int {
+        try store.read { tx in try tx.targetCount(deploymentId: deploymentId, status: TargetStatus.pending.rawValue) }
+    }
+
+    /// The instances a deployment targets.
+    public func targetInstances(deploymentId: String) throws -> [String] {
+        try store.read { tx in try tx.targets(deploymentId: deploymentId).compactMap(\.targetId) }
     }
 
     func groupId(_ tx: any StoreTransaction, _ deploymentId: String) throws -> String? {

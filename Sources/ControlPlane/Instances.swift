@@ -133,3 +133,13 @@ extension ControlPlane {
         }
     }
 }
+
+extension ControlPlane {
+    /// The ARNs an agent of `instanceName` may present as its HostIdentifier (its IAM user or session ARN).
+    public func instanceIdentities(instanceName: String) throws -> [String] {
+        try store.read { tx in
+            guard let record = try tx.instance(named: instanceName), record.registered else { return [] }
+            return [record.info.iamUserArn, record.info.iamSessionArn].compactMap { $0 }
+        }
+    }
+}

@@ -3,6 +3,7 @@ import AppSpec
 import ArgumentParser
 import Bundles
 import ControlPlane
+import DeployClient
 import DeployModel
 import Foundation
 import HostCommandModel
@@ -26,8 +27,17 @@ struct AgentGroupCommand: AsyncParsableCommand {
                 """)
 
         @Option(
-            name: .customLong("instance-name"), help: ArgumentHelp("The registered on-premises instance this agent deploys to.", valueName: "name"))
-        var instanceName: String
+            name: .customLong("instance-name"),
+            help: ArgumentHelp(
+                "The registered on-premises instance this agent deploys to (with --config: taken from its iam_user_arn).", valueName: "name"))
+        var instanceName: String?
+
+        @Option(
+            name: .customLong("config"),
+            help: ArgumentHelp(
+                "Run against deployctl server with AWS's agent configuration (codedeployagent.yml and the codedeploy.onpremises.yml it names) instead of a state file.",
+                valueName: "file"))
+        var config: String?
 
         @Option(
             name: .customLong("agent-root"),
@@ -51,10 +61,16 @@ struct AgentGroupCommand: AsyncParsableCommand {
 
         func validate() throws {
             try NumberRange.check("--poll-interval", pollInterval, 0.1...3600)
+            if config == nil, instanceName == nil { throw ValidationError("Missing expected argument '--instance-name <name>' (or give --config)") }
         }
 
         func run() async throws {
+            if let config {
+                try await runRemote(configPath: config)
+                return
+            }
             try global.requireLocal("deployctl agent run")
+            let instanceName = self.instanceName ?? ""
             let (plane, store) = try global.openLocal()
             do {
                 let info = try plane.getOnPremisesInstance(GetOnPremisesInstanceInput(instanceName: instanceName)).instanceInfo
@@ -87,6 +103,64 @@ struct AgentGroupCommand: AsyncParsableCommand {
                 throw CLIFailure.other("deployctl agent \(instanceName): \(error.description)")
             } catch let error as ServiceGroupError {
                 throw CLIFailure.other("deployctl agent \(instanceName): \(error)")
+            }
+        }
+
+        /// The agent of a host set up with `deployctl register` / `install`: AWS's command protocol over HTTPS.
+        func runRemote(configPath: String) async throws {
+            let configuration: AgentConfiguration
+            let identity: OnPremisesConfiguration
+            do {
+                configuration = try AgentConfiguration.load(path: configPath)
+                identity = try OnPremisesConfiguration.load(path: configuration.onPremisesConfigFile)
+            } catch {
+                throw CLIFailure.usage(error.description)
+            }
+            guard let endpoint = configuration.deployControlEndpoint else {
+                throw CLIFailure.usage("\(configPath): :deploy_control_endpoint: is required (the https://IP:PORT of deployctl server)")
+            }
+            let instance = instanceName ?? identity.instanceName
+            let environment = ProcessInfo.processInfo.environment
+            let caBundle = global.caBundle ?? configuration.caFile ?? environment["AWS_CA_BUNDLE"] ?? environment["SSL_CERT_FILE"]
+            let credentials = AWSCredentials(
+                accessKeyId: identity.accessKeyId, secretAccessKey: identity.secretAccessKey, sessionToken: identity.sessionToken,
+                source: configuration.onPremisesConfigFile)
+            let commands: SignedClient
+            let bundles: SignedClient
+            do {
+                commands = try SignedClient(
+                    endpoint: RemoteEndpoint(
+                        url: try RemoteEndpoint.parseURL(endpoint), region: identity.region, credentials: credentials, caBundle: caBundle,
+                        verifyTLS: !global.noVerifySSL))
+                bundles = try SignedClient(
+                    endpoint: RemoteEndpoint(
+                        url: try RemoteEndpoint.parseURL(configuration.s3EndpointOverride ?? endpoint), region: identity.region,
+                        credentials: credentials, caBundle: caBundle, verifyTLS: !global.noVerifySSL))
+            } catch let error as RemoteError {
+                throw CLIFailure.usage(error.description)
+            }
+            let root = agentRoot ?? configuration.rootDirectory ?? DeploymentRoot.defaultPath()
+            let engine = engineOptions.engine(root: DeploymentRoot(path: root))
+            let service = RemoteHostCommands(client: commands, hostIdentifier: identity.hostIdentifier)
+            let adapter = HostCommandAdapter(
+                service: service, artifacts: nil, fetcher: RemoteBundles(client: bundles, directory: root + "/downloads"), installRoot: installRoot)
+            let loop = AgentLoop(engine: engine, controlPlane: adapter, instanceName: instance)
+            var logger = Logger(label: "deployctl.agent")
+            logger[metadataKey: "instance"] = "\(instance)"
+            // The server holds polls until there is work: no need to wait between them.
+            let agent = AgentService(
+                loop: loop, service: service,
+                identity: AgentIdentity(holder: UUID().uuidString.lowercased(), hostName: ProcessInfo.processInfo.hostName, pid: getpid()),
+                pollInterval: .milliseconds(Int64(min(pollInterval, 0.2) * 1000)), once: once, logger: logger)
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: [.init(service: agent, successTerminationBehavior: .gracefullyShutdownGroup)],
+                    gracefulShutdownSignals: [.sigterm, .sigint],
+                    logger: Logger(label: "deployctl.agent.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })))
+            do {
+                try await group.run()
+            } catch let error as ServiceGroupError {
+                throw CLIFailure.other("deployctl agent \(instance): \(error)")
             }
         }
     }

@@ -84,21 +84,26 @@ struct ServerCommand: AsyncParsableCommand {
         let region = global.region ?? ProcessInfo.processInfo.environment["DEPLOYCTL_REGION"] ?? "local"
         let file: StateFile
         do {
-            file = try StateFile(path: statePath, concurrentReaders: 4)
+            // Reads run on Swift's cooperative pool (one thread per core), so that many reader connections are all
+            // that is ever used at once; each holds its own page cache.
+            file = try StateFile(path: statePath, concurrentReaders: max(2, ProcessInfo.processInfo.activeProcessorCount))
         } catch {
             throw CLIFailure.other(error.description)
         }
         let plane = ControlPlane(store: SQLiteStore(file: file), region: region, expiresOnRead: false)
         let tls: TLSMaterial?
+        let stateDirectory = (statePath as NSString).deletingLastPathComponent
+        let chosenTLS = tlsDirectory ?? ((stateDirectory.isEmpty ? "." : stateDirectory) + "/tls")
+        let tlsFolder = chosenTLS.hasPrefix("/") ? chosenTLS : FileManager.default.currentDirectoryPath + "/" + chosenTLS
+        // The agents' deployment specifications are signed with a key kept with the TLS files.
+        let signingDirectory = tlsFolder
         do {
             if plainHTTP {
                 tls = nil
             } else if let tlsCertificate, let tlsKey {
                 tls = .provided(certificatePath: tlsCertificate, keyPath: tlsKey)
             } else {
-                let stateDirectory = (statePath as NSString).deletingLastPathComponent
-                let chosen = tlsDirectory ?? ((stateDirectory.isEmpty ? "." : stateDirectory) + "/tls")
-                let directory = chosen.hasPrefix("/") ? chosen : FileManager.default.currentDirectoryPath + "/" + chosen
+                let directory = tlsFolder
                 var names = [address.host, "localhost", "127.0.0.1", "::1", ProcessInfo.processInfo.hostName] + tlsNames
                 names = names.filter { !["0.0.0.0", "::"].contains($0) && !$0.isEmpty }
                 var unique: [String] = []
@@ -124,7 +129,10 @@ struct ServerCommand: AsyncParsableCommand {
         do {
             server = try DeployServer(
                 plane: plane, artifacts: ArtifactStore(besideStateFile: statePath),
-                configuration: ServerConfiguration(listen: address, tls: tls, maxObjectBytes: maxObjectSize), logger: logger)
+                configuration: ServerConfiguration(
+                    listen: address, tls: tls, signingDirectory: signingDirectory, maxObjectBytes: maxObjectSize,
+                    externalChanges: { file.externalChangeCount() }),
+                logger: logger)
         } catch {
             throw CLIFailure.usage(error.description)
         }

@@ -7,6 +7,7 @@ import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOSSL
+import ServiceLifecycle
 
 /// Why the server cannot start.
 public struct ServerStartError: Error, Sendable, CustomStringConvertible {
@@ -62,14 +63,25 @@ public struct ServerConfiguration: Sendable {
     public var maxObjectBytes: Int64
     /// Connections idle this long are closed (slow or vanished clients).
     public var idleTimeout: Duration
+    /// Where the deployment-specification signing key lives (the TLS folder, or beside the state file).
+    public var signingDirectory: String
+    /// How long a `PollHostCommand` with nothing to do is held.
+    public var pollHold: Duration
+    /// A number that changes when another process (a local `deployctl`) commits to the state file; polled every
+    /// second so agents' held polls see deployments created behind the server's back. Nil: not watched.
+    public var externalChanges: (@Sendable () -> Int?)?
 
     public init(
-        listen: ListenAddress, tls: TLSMaterial?, maxObjectBytes: Int64 = 5 << 30, idleTimeout: Duration = .seconds(60)
+        listen: ListenAddress, tls: TLSMaterial?, signingDirectory: String, maxObjectBytes: Int64 = 5 << 30, idleTimeout: Duration = .seconds(60),
+        pollHold: Duration = .seconds(20), externalChanges: (@Sendable () -> Int?)? = nil
     ) {
         self.listen = listen
         self.tls = tls
+        self.signingDirectory = signingDirectory
         self.maxObjectBytes = maxObjectBytes
         self.idleTimeout = idleTimeout
+        self.pollHold = pollHold
+        self.externalChanges = externalChanges
     }
 }
 
@@ -89,9 +101,15 @@ public struct DeployServer: Sendable {
         }
         self.configuration = configuration
         self.logger = logger
+        let signer: SpecificationSigner
+        do {
+            signer = try SpecificationSigner(directory: configuration.signingDirectory)
+        } catch {
+            throw ServerStartError("\(error)")
+        }
         self.responder = ServerResponder(
             plane: plane, artifacts: artifacts, maxObjectBytes: configuration.maxObjectBytes,
-            writer: BlockingExecutor(threads: 1, name: "deployctl-store-write"), logger: logger)
+            writer: BlockingExecutor(threads: 1, name: "deployctl-store-write"), signer: signer, pollHold: configuration.pollHold, logger: logger)
     }
 
     /// Serves until SIGTERM or SIGINT, then drains in-flight requests and returns. `onRunning` gets the URL served
@@ -120,19 +138,43 @@ public struct DeployServer: Sendable {
                 await onRunning("\(scheme)://\(ListenAddress(host: listen.host, port: port))")
             },
             logger: logger)
-        // Host commands whose agent went quiet are failed on the server's own clock (its reads do not do it).
+        // Host commands whose agent went quiet are failed on the server's own clock (its reads do not do it); an
+        // expiry, or a commit by another process, may mean work for held polls.
         let plane = responder.plane
         let writer = responder.writer
-        let expiry = Task {
+        let waiters = responder.waiters
+        let externalChanges = configuration.externalChanges
+        let clock = Task {
+            var seen = externalChanges?()
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
-                await withTaskExecutorPreference(writer) { try? plane.expireOverdueCommands() }
+                let expired = await withTaskExecutorPreference(writer) { (try? plane.expireOverdueCommands()) ?? 0 }
+                let now = await withTaskExecutorPreference(writer) { externalChanges?() }
+                if expired > 0 || now != seen { waiters.wakeAll() }
+                seen = now
             }
         }
         defer {
-            expiry.cancel()
+            clock.cancel()
             responder.writer.shutdown()
         }
-        try await app.runService()
+        // SIGTERM/SIGINT: held polls answer at once, so draining in-flight requests does not wait out their hold.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: app), .init(service: ShutdownNotice { waiters.close() }, successTerminationBehavior: .ignore),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// Runs `action` when graceful shutdown begins.
+struct ShutdownNotice: Service {
+    let action: @Sendable () -> Void
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        action()
     }
 }

@@ -82,21 +82,21 @@ struct WireResponse {
 final class Credentials: Sendable {
     static let lifetime: TimeInterval = 2
     let plane: ControlPlane
-    let cache = Mutex<[String: (secret: String, role: AccessRole, expires: Date)?]>([:])
+    let cache = Mutex<[String: (secret: String, role: AccessRole, userName: String, expires: Date)?]>([:])
     let misses = Mutex<[String: Date]>([:])
 
     init(plane: ControlPlane) { self.plane = plane }
 
-    func lookup(_ accessKeyId: String) -> (secret: String, role: AccessRole)? {
+    func lookup(_ accessKeyId: String) -> (secret: String, role: AccessRole, userName: String)? {
         let now = Date()
         if let cached = cache.withLock({ $0[accessKeyId] }), let entry = cached, entry.expires > now {
-            return (entry.secret, entry.role)
+            return (entry.secret, entry.role, entry.userName)
         }
         guard accessKeyId.count <= 128 else { return nil }
         let found = try? plane.activeCredentials(accessKeyId: accessKeyId)
         cache.withLock { entries in
             if entries.count > 10_000 { entries.removeAll() }
-            entries[accessKeyId] = found.map { ($0.secret, $0.role, now.addingTimeInterval(Self.lifetime)) }
+            entries[accessKeyId] = found.map { ($0.secret, $0.role, $0.userName, now.addingTimeInterval(Self.lifetime)) }
         }
         return found.flatMap { $0 }
     }
@@ -114,9 +114,15 @@ struct ServerResponder: HTTPResponder {
     let logger: Logger
     let credentials: Credentials
     let metrics: ServerMetrics
+    let waiters = PollWaiters()
+    let signer: SpecificationSigner
+    let pollHold: Duration
+    /// When each instance's agent last polled (for `deployctl agent list` and the `--wait` view).
+    let lastPolls = LastPolls()
 
     init(
-        plane: ControlPlane, artifacts: ArtifactStore, maxObjectBytes: Int64, writer: BlockingExecutor, logger: Logger
+        plane: ControlPlane, artifacts: ArtifactStore, maxObjectBytes: Int64, writer: BlockingExecutor, signer: SpecificationSigner,
+        pollHold: Duration, logger: Logger
     ) {
         self.plane = plane
         self.artifacts = artifacts
@@ -125,6 +131,19 @@ struct ServerResponder: HTTPResponder {
         self.logger = logger
         self.credentials = Credentials(plane: plane)
         self.metrics = ServerMetrics()
+        self.signer = signer
+        self.pollHold = pollHold
+    }
+
+    /// Runs store work that may write (and so wait for another process's lock) on the one writer thread.
+    func onWriter<T: Sendable>(_ body: @escaping @Sendable (ControlPlane) throws -> T) async throws -> T {
+        let plane = self.plane
+        return try await withTaskExecutorPreference(writer) { try body(plane) }
+    }
+
+    /// Runs a read where the request runs (WAL: it never waits for a writer).
+    func onReaders<T: Sendable>(_ body: @escaping @Sendable (ControlPlane) throws -> T) async throws -> T {
+        try body(plane)
     }
 
     func respond(to request: Request, context: Context) async throws -> Response {
@@ -133,7 +152,11 @@ struct ServerResponder: HTTPResponder {
         let requestId = UUID().uuidString
         var keyId = "-"
         var answer: WireResponse
-        if wire.method == "POST", wire.path == "/", let target = wire.header("x-amz-target") {
+        if wire.method == "POST", wire.path == "/", let target = wire.header("x-amz-target"),
+            let operation = CommandProtocol.operation(target: target)
+        {
+            answer = await CommandRoutes(responder: self, requestId: requestId).handle(request, wire, operation: operation, keyId: &keyId)
+        } else if wire.method == "POST", wire.path == "/", let target = wire.header("x-amz-target") {
             answer = await api(request, wire, target: target, requestId: requestId, keyId: &keyId)
         } else if wire.method == "GET", wire.path == "/metrics" {
             answer = metricsResponse(wire, keyId: &keyId)
@@ -206,6 +229,10 @@ struct ServerResponder: HTTPResponder {
             answer = await withTaskExecutorPreference(writer) {
                 await JSONProtocol.handle(target: target, body: bytes, api: plane)
             }
+        }
+        if answer.status == 200, ["CreateDeployment", "ContinueDeployment"].contains(operation.name) {
+            // New work for some instances: their agents' held polls look again.
+            waiters.wakeAll()
         }
         return WireResponse(
             status: answer.status, contentType: JSONProtocol.contentType, text: answer.body, operation: operation.name, errorCode: answer.errorCode)
@@ -281,4 +308,13 @@ final class ServerMetrics: Sendable {
     }
 
     func text() -> String { registry.emitToString() }
+}
+
+/// When each instance's agent last polled.
+final class LastPolls: Sendable {
+    let times = Mutex<[String: Date]>([:])
+
+    func record(_ instance: String) { times.withLock { $0[instance] = Date() } }
+
+    var all: [String: Date] { times.withLock { $0 } }
 }

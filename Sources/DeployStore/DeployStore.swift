@@ -81,6 +81,8 @@ public protocol StoreTransaction {
     func deploymentIds(matching filter: DeploymentFilter) throws -> [String]
     func insertTarget(_ target: InstanceTarget, deploymentId: String, position: Int) throws
     func targets(deploymentId: String) throws -> [InstanceTarget]
+    /// How many targets of the deployment are in `status` (without reading them).
+    func targetCount(deploymentId: String, status: String) throws -> Int
     func target(deploymentId: String, instance: String) throws -> InstanceTarget?
     func updateTarget(_ target: InstanceTarget) throws
     /// The status of the instance's target in the group's newest deployment that has one.

@@ -194,6 +194,9 @@ struct MemoryTransaction: StoreTransaction {
     func targets(deploymentId: String) throws -> [InstanceTarget] {
         (t.targets[deploymentId] ?? []).sorted { $0.position < $1.position }.map(\.target)
     }
+    func targetCount(deploymentId: String, status: String) throws -> Int {
+        (t.targets[deploymentId] ?? []).filter { ($0.target.status?.rawValue ?? "Pending") == status }.count
+    }
     func target(deploymentId: String, instance: String) throws -> InstanceTarget? {
         t.targets[deploymentId]?.first { $0.target.targetId == instance }?.target
     }

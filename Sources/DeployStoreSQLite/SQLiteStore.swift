@@ -298,6 +298,12 @@ struct SQLiteTransaction: StoreTransaction {
             .execute(arguments: [deploymentId, target.targetId, position, target.status?.rawValue ?? "Pending", try storedJSON(target)])
     }
 
+    func targetCount(deploymentId: String, status: String) throws -> Int {
+        try Int.fetchOne(
+            try db.cachedStatement(sql: "SELECT COUNT(*) FROM deployment_targets WHERE deployment_id = ? AND status = ?"),
+            arguments: [deploymentId, status]) ?? 0
+    }
+
     func targets(deploymentId: String) throws -> [InstanceTarget] {
         try Row.fetchAll(
             try db.cachedStatement(sql: "SELECT info FROM deployment_targets WHERE deployment_id = ? ORDER BY position"), arguments: [deploymentId]

@@ -230,6 +230,12 @@ public final class StateFile: Sendable {
         }
     }
 
+    /// SQLite's `data_version` as the writer connection sees it: it changes when *another* connection (another
+    /// process) commits. Nil when it cannot be read.
+    public func externalChangeCount() -> Int? {
+        try? queue.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA data_version") }
+    }
+
     /// The schema version this build writes.
     public static var schemaVersion: Int { Schema.migrations.count }
 

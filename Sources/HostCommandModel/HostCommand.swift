@@ -96,3 +96,39 @@ public protocol HostCommandService: Sendable {
     /// Gives the lease back.
     func releaseAgentLease(instanceName: String, agent: AgentIdentity) async throws
 }
+
+/// What an agent needs to run any command of one deployment on its host (AWS: the deployment specification the
+/// command service hands out for a DeploymentExecutionId).
+public struct DeploymentSpecification: Sendable, Equatable {
+    public var deploymentId: String
+    public var applicationName: String
+    public var deploymentGroupName: String
+    public var deploymentGroupId: String
+    /// `user`, `autoscaling`, `codeDeployRollback`, … (the API's DeploymentCreator).
+    public var creator: String
+    public var bundle: BundleLocation
+    public var fileExistsBehavior: String?
+    public var ignoreApplicationStopFailures: Bool
+
+    public init(
+        deploymentId: String, applicationName: String, deploymentGroupName: String, deploymentGroupId: String, creator: String,
+        bundle: BundleLocation, fileExistsBehavior: String?, ignoreApplicationStopFailures: Bool
+    ) {
+        self.deploymentId = deploymentId
+        self.applicationName = applicationName
+        self.deploymentGroupName = deploymentGroupName
+        self.deploymentGroupId = deploymentGroupId
+        self.creator = creator
+        self.bundle = bundle
+        self.fileExistsBehavior = fileExistsBehavior
+        self.ignoreApplicationStopFailures = ignoreApplicationStopFailures
+    }
+}
+
+/// Fetches a deployment's bundle onto the agent's host (a remote agent: S3 GetObject from the server), answering
+/// the local path of the file.
+public protocol BundleFetching: Sendable {
+    /// Downloads `bucket/key` (at `version`) to a file for `deploymentId` once and answers its path; a different
+    /// `eTag` than the spec's is an error.
+    func fetch(bucket: String, key: String, version: String?, eTag: String?, deploymentId: String) async throws -> String
+}

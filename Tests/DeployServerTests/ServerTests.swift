@@ -32,7 +32,8 @@ final class RunningServer: @unchecked Sendable {
         tls = try TLSMaterial.prepare(directory: directory + "/tls", names: ["127.0.0.1", "localhost"])
         let server = try DeployServer(
             plane: plane, artifacts: artifacts,
-            configuration: ServerConfiguration(listen: ListenAddress(host: "127.0.0.1", port: 0), tls: tls, maxObjectBytes: 64 << 20),
+            configuration: ServerConfiguration(
+                listen: ListenAddress(host: "127.0.0.1", port: 0), tls: tls, signingDirectory: directory + "/tls", maxObjectBytes: 64 << 20),
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         let (stream, continuation) = AsyncStream.makeStream(of: String.self)
         task = Task { try await server.run { url in continuation.yield(url) } }
@@ -163,7 +164,9 @@ final class RunningServer: @unchecked Sendable {
             #expect(throws: ServerStartError.self) {
                 try DeployServer(
                     plane: plane, artifacts: ArtifactStore(root: URL(fileURLWithPath: "/nonexistent")),
-                    configuration: ServerConfiguration(listen: ListenAddress(host: host, port: 8443), tls: nil), logger: logger)
+                    configuration: ServerConfiguration(
+                        listen: ListenAddress(host: host, port: 8443), tls: nil,
+                        signingDirectory: NSTemporaryDirectory() + "deployctl-sign-" + UUID().uuidString), logger: logger)
             }
         }
         for host in ["127.0.0.1", "::1", "localhost"] {
@@ -172,7 +175,9 @@ final class RunningServer: @unchecked Sendable {
                 performing: {
                     _ = try DeployServer(
                         plane: plane, artifacts: ArtifactStore(root: URL(fileURLWithPath: "/nonexistent")),
-                        configuration: ServerConfiguration(listen: ListenAddress(host: host, port: 8443), tls: nil), logger: logger)
+                        configuration: ServerConfiguration(
+                            listen: ListenAddress(host: host, port: 8443), tls: nil,
+                            signingDirectory: NSTemporaryDirectory() + "deployctl-sign-" + UUID().uuidString), logger: logger)
                 })
         }
     }

@@ -1,0 +1,176 @@
+import Agent
+import ArgumentParser
+import ControlPlane
+import DeployModel
+import Foundation
+
+/// `deployctl register`: the aws CLI's `deploy register` for deployctl server. Registers the instance, makes its own
+/// access key (role `instance`: the command service for that instance and bundle downloads only) and writes the
+/// files a host needs, for deployctl's agent or AWS's.
+struct RegisterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "register",
+        abstract: "Register an on-premises instance and write its agent configuration (as aws deploy register does).",
+        discussion: """
+            Runs on the server's host, against its state file. Writes into --output-dir: codedeploy.onpremises.yml \
+            (iam_user_arn, aws_access_key_id, aws_secret_access_key, region; mode 0600), codedeployagent.yml \
+            (:deploy_control_endpoint: and :s3_endpoint_override: set to --endpoint-url, the agent's directories) and \
+            deployctl-ca.pem (the server's CA). Copy them to the host and run `deployctl install` there; AWS's \
+            codedeploy-agent reads the same two files (trust the CA in the system store for it). \
+            --endpoint-url is the address agents reach the server at; use an IP address (https://10.0.0.5:8443): \
+            AWS's agent fetches bundles path-style only from an IP-literal endpoint.
+
+            Example:
+              deployctl register --instance-name web-1 --tags Key=env,Value=prod --endpoint-url https://10.0.0.5:8443
+            """)
+
+    @Option(name: .customLong("instance-name"), help: ArgumentHelp("The instance to register.", valueName: "name"))
+    var instanceName: String
+
+    @Option(
+        name: .customLong("tags"), parsing: .upToNextOption,
+        help: ArgumentHelp("Tags for the instance: Key=string,Value=string …", valueName: "tags"))
+    var tags: [String] = []
+
+    @Option(name: .customLong("output-dir"), help: ArgumentHelp("Where to write the files (default: the current directory).", valueName: "dir"))
+    var outputDirectory: String = "."
+
+    @Option(
+        name: .customLong("tls-dir"),
+        help: ArgumentHelp("The server's TLS folder, for its CA (default: tls/ beside the state file).", valueName: "dir"))
+    var tlsDirectory: String?
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        guard let endpoint = global.endpointURL else {
+            throw CLIFailure.usage("register needs --endpoint-url: the https://IP:PORT address agents reach deployctl server at")
+        }
+        guard let url = URL(string: endpoint), url.scheme == "https" || url.scheme == "http", let host = url.host, !host.isEmpty else {
+            throw CLIFailure.usage("--endpoint-url '\(endpoint.prefix(200))': expected https://IP:PORT")
+        }
+        let statePath = global.statePath
+        let stateDirectory = (statePath as NSString).deletingLastPathComponent
+        let caSource = (tlsDirectory ?? ((stateDirectory.isEmpty ? "." : stateDirectory) + "/tls")) + "/ca.pem"
+        let ca = try? String(contentsOfFile: caSource, encoding: .utf8)
+        if ca == nil, url.scheme == "https" {
+            throw CLIFailure.other("cannot read the server's CA \(caSource): start deployctl server once (it makes it), or give --tls-dir")
+        }
+        let tagList: [Tag] = try tags.map { text in
+            let fields: JSONValue
+            do {
+                fields = try ShorthandParser.parseStructure(text)
+            } catch {
+                throw CLIFailure.usage("--tags '\(text.prefix(100))': \(error)")
+            }
+            guard let key = fields["Key"]?.stringValue else {
+                throw CLIFailure.usage("--tags '\(text.prefix(100))': expected Key=string,Value=string")
+            }
+            return Tag(key: key, value: fields["Value"]?.stringValue)
+        }
+        let plane = try global.openControlPlane()
+        let arn = "arn:aws:iam::\(plane.account):user/deployctl/\(instanceName)"
+        let key: AccessKey
+        do {
+            try plane.registerOnPremisesInstance(RegisterOnPremisesInstanceInput(instanceName: instanceName, iamUserArn: arn))
+            if !tagList.isEmpty {
+                try plane.addTagsToOnPremisesInstances(AddTagsToOnPremisesInstancesInput(tags: tagList, instanceNames: [instanceName]))
+            }
+            key = try plane.createAccessKey(userName: instanceName, role: .instance)
+        } catch let error as ServiceError {
+            throw CLIFailure.service(operation: "RegisterOnPremisesInstance", code: error.code, message: error.message)
+        }
+        let directory = outputDirectory
+        if mkdir(directory, 0o700) != 0, errno != EEXIST {
+            throw CLIFailure.other("cannot create \(directory): \(String(cString: strerror(errno)))")
+        }
+        let onPremises = """
+            ---
+            aws_access_key_id: \(key.accessKeyId)
+            aws_secret_access_key: \(key.secretAccessKey ?? "")
+            iam_user_arn: \(arn)
+            region: \(plane.region)
+
+            """
+        let agentConfig = """
+            ---
+            :log_aws_wire: false
+            :log_dir: '/var/log/aws/codedeploy-agent/'
+            :pid_dir: '/opt/codedeploy-agent/state/.pid/'
+            :program_name: codedeploy-agent
+            :root_dir: '/opt/codedeploy-agent/deployment-root'
+            :verbose: false
+            :wait_between_runs: 1
+            :proxy_uri:
+            :max_revisions: 5
+            :deploy_control_endpoint: \(endpoint)
+            :s3_endpoint_override: \(endpoint)
+            :on_premises_config_file: '\(AgentConfiguration.defaultOnPremisesPath)'
+            :deployctl_ca_file: '/etc/codedeploy-agent/conf/deployctl-ca.pem'
+
+            """
+        do {
+            try write(onPremises, to: directory + "/codedeploy.onpremises.yml", mode: 0o600)
+            try write(agentConfig, to: directory + "/codedeployagent.yml", mode: 0o644)
+            if let ca { try write(ca, to: directory + "/deployctl-ca.pem", mode: 0o644) }
+        } catch {
+            throw CLIFailure.other("cannot write the configuration into \(directory): \(error)")
+        }
+        if !host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) {
+            StandardStreams.err(
+                "warning: \(host) is a host name: AWS's agent fetches bundles from it virtual-hosted (<bucket>.\(host)), which deployctl server does not serve; use the server's IP address for AWS's agent\n"
+            )
+        }
+        try StandardStreams.out(
+            OutputFormatter.format(
+                .members([
+                    ("InstanceName", .string(instanceName)), ("IamUserArn", .string(arn)), ("AccessKeyId", .string(key.accessKeyId)),
+                    (
+                        "Files",
+                        .array(
+                            ["codedeploy.onpremises.yml", "codedeployagent.yml"].map { .string(directory + "/" + $0) }
+                                + (ca == nil ? [] : [.string(directory + "/deployctl-ca.pem")]))
+                    ),
+                ]), as: global.output, operation: "Register"))
+    }
+
+    func write(_ text: String, to path: String, mode: mode_t) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw CLIFailure.other("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        fchmod(fd, mode)
+        close(fd)
+        guard written == bytes.count, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw CLIFailure.other("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+/// `deployctl deregister`: the reverse of `register` (the aws CLI's `deploy deregister`).
+struct DeregisterCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deregister",
+        abstract: "Deregister an on-premises instance and delete its access keys (as aws deploy deregister does).")
+
+    @Option(name: .customLong("instance-name"), help: ArgumentHelp("The instance to deregister.", valueName: "name"))
+    var instanceName: String
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        try global.requireLocal("deployctl deregister")
+        let plane = try global.openControlPlane()
+        do {
+            try plane.deregisterOnPremisesInstance(DeregisterOnPremisesInstanceInput(instanceName: instanceName))
+            for key in try plane.listAccessKeys(userName: instanceName) where key.role == .instance {
+                try plane.deleteAccessKey(accessKeyId: key.accessKeyId)
+            }
+        } catch let error as ServiceError {
+            throw CLIFailure.service(operation: "DeregisterOnPremisesInstance", code: error.code, message: error.message)
+        }
+    }
+}

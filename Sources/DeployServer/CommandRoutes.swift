@@ -1,0 +1,223 @@
+import AWSWire
+import ControlPlane
+import DeployModel
+import Foundation
+import HostCommandModel
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// The agent command service (`CodeDeployCommandService_v20141006.*`) for deployctl's agent and AWS's: polls held
+/// until there is work, one command per host at a time in lifecycle order (the control plane's rules), the spec in a
+/// PKCS7/JSON envelope, idempotent completes. Only an instance's own key (`deployctl register`) may call it, and only
+/// for that instance.
+struct CommandRoutes {
+    let responder: ServerResponder
+    let requestId: String
+
+    /// A poll with nothing to do is held this long at most (AWS's agent reads for 80 s).
+    static let defaultHold: Duration = .seconds(20)
+    /// The longest body an agent sends (diagnostics are at most 8 KB).
+    static let maxBodyBytes = 64 << 10
+
+    struct Refusal: Error {
+        var status: Int
+        var code: String
+        var message: String
+    }
+
+    func fail(_ status: Int, _ code: String, _ message: String, operation: String) -> WireResponse {
+        let body = JSONValue.members([("__type", .string(code)), ("message", .string(message))]).compact()
+        return WireResponse(status: status, contentType: JSONProtocol.contentType, text: body, operation: operation, errorCode: code)
+    }
+
+    func ok(_ value: JSONValue, operation: String) -> WireResponse {
+        WireResponse(status: 200, contentType: JSONProtocol.contentType, text: value.compact(), operation: operation)
+    }
+
+    func handle(_ request: Request, _ wire: WireRequest, operation: String, keyId: inout String) async -> WireResponse {
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: Self.maxBodyBytes)
+        } catch {
+            return fail(413, "ClientException", "The request body is larger than \(Self.maxBodyBytes) bytes.", operation: operation)
+        }
+        let bytes = Data(body.readableBytesView)
+        let signed = SigV4.Request(method: wire.method, path: wire.path, query: wire.query, headers: wire.headers, body: bytes)
+        var found: (role: AccessRole, userName: String)?
+        do {
+            let signer = try SigV4.verify(signed, services: CommandProtocol.signingServices) { id in
+                let entry = responder.credentials.lookup(id)
+                found = entry.map { ($0.role, $0.userName) }
+                return entry?.secret
+            }
+            keyId = signer.accessKeyId
+        } catch {
+            return fail(error == .missing ? 403 : 400, error.code, error.description, operation: operation)
+        }
+        guard CommandProtocol.operations.contains(operation) else {
+            return fail(400, "UnknownOperationException", "Unknown operation \(operation.prefix(100)).", operation: operation)
+        }
+        guard let key = found, key.role == .instance else {
+            return fail(
+                400, "AccessDeniedException",
+                "The access key \(keyId) is not an instance's key; agents use the key `deployctl register` made for their instance.",
+                operation: operation)
+        }
+        let input: JSONValue
+        do {
+            input = bytes.isEmpty ? .object([]) : try JSONValue.parse(String(decoding: bytes, as: UTF8.self))
+            guard case .object = input else { throw Refusal(status: 400, code: "SerializationException", message: "not an object") }
+        } catch {
+            return fail(400, "SerializationException", "Malformed request body.", operation: operation)
+        }
+        do {
+            let answer: JSONValue
+            switch operation {
+            case "PollHostCommand": answer = try await poll(input, instance: key.userName)
+            case "GetDeploymentSpecification": answer = try await specification(input, instance: key.userName)
+            case "PutHostCommandAcknowledgement": answer = try await acknowledge(input, instance: key.userName)
+            case "PutHostCommandComplete": answer = try await complete(input, instance: key.userName)
+            default: answer = try await update(input, instance: key.userName)
+            }
+            return ok(answer, operation: operation)
+        } catch let refusal as Refusal {
+            return fail(refusal.status, refusal.code, refusal.message, operation: operation)
+        } catch let error as ServiceError {
+            return fail(400, "ClientException", error.message, operation: operation)
+        } catch {
+            return fail(500, "ServerException", "The server could not complete the request.", operation: operation)
+        }
+    }
+
+    // MARK: Identity
+
+    /// The HostIdentifier must be the instance's registered ARN (the agent's `iam_user_arn` or `iam_session_arn`).
+    func checkHost(_ input: JSONValue, instance: String) async throws -> String {
+        guard let host = input["HostIdentifier"]?.stringValue, !host.isEmpty, host.count <= 2048 else {
+            throw Refusal(status: 400, code: "ClientException", message: "HostIdentifier is required.")
+        }
+        let arns = try await responder.onReaders { plane in try plane.instanceIdentities(instanceName: instance) }
+        guard arns.contains(host) else {
+            throw Refusal(
+                status: 400, code: "AccessDeniedException",
+                message: "The HostIdentifier \(host.prefix(200)) is not the instance \(instance) this access key belongs to.")
+        }
+        return host
+    }
+
+    func command(_ input: JSONValue, instance: String) throws -> CommandProtocol.CommandIdentifier {
+        guard let text = input["HostCommandIdentifier"]?.stringValue, let identifier = CommandProtocol.CommandIdentifier(decoding: text) else {
+            throw Refusal(status: 400, code: "ClientException", message: "HostCommandIdentifier is missing or not one this server issued.")
+        }
+        guard identifier.instanceName == instance else {
+            throw Refusal(status: 400, code: "AccessDeniedException", message: "The host command belongs to another instance.")
+        }
+        return identifier
+    }
+
+    // MARK: Operations
+
+    func poll(_ input: JSONValue, instance: String) async throws -> JSONValue {
+        let host = try await checkHost(input, instance: instance)
+        responder.lastPolls.record(instance)
+        let deadline = ContinuousClock.now + responder.pollHold
+        while true {
+            let found = try await responder.onWriter { plane in try plane.pollHostCommand(instanceName: instance) }
+            if let command = found {
+                let identifier = CommandProtocol.CommandIdentifier(
+                    commandId: command.id, deploymentId: command.deploymentId, instanceName: instance)
+                let execution = CommandProtocol.executionId(
+                    region: responder.plane.region, account: responder.plane.account, deploymentId: command.deploymentId)
+                return .members([
+                    (
+                        "HostCommand",
+                        .members([
+                            ("HostCommandIdentifier", .string(identifier.encoded)), ("HostIdentifier", .string(host)),
+                            ("DeploymentExecutionId", .string(execution)), ("CommandName", .string(command.lifecycleEvent)),
+                            ("Nonce", .int(Int(Date().timeIntervalSince1970 * 1000))),
+                        ])
+                    )
+                ])
+            }
+            let remaining = deadline - ContinuousClock.now
+            if remaining <= .zero || responder.waiters.isClosed { return .object([]) }
+            await responder.waiters.wait(for: instance, timeout: remaining)
+        }
+    }
+
+    func specification(_ input: JSONValue, instance: String) async throws -> JSONValue {
+        _ = try await checkHost(input, instance: instance)
+        guard let execution = input["DeploymentExecutionId"]?.stringValue, let deploymentId = CommandProtocol.deploymentId(fromExecutionId: execution)
+        else {
+            throw Refusal(status: 400, code: "ClientException", message: "DeploymentExecutionId is missing or not one this server issued.")
+        }
+        let spec = try await responder.onReaders { plane in try plane.deploymentSpecification(deploymentId: deploymentId, instanceName: instance) }
+        let envelope = try responder.signer.envelope(CommandProtocol.specificationJSON(spec))
+        return .members([
+            ("DeploymentSystem", .string("CodeDeploy")),
+            (
+                "DeploymentSpecification",
+                .members([("GenericEnvelope", .members([("Format", .string("PKCS7/JSON")), ("Payload", .string(envelope))]))])
+            ),
+        ])
+    }
+
+    /// The AWS agent says nothing of how long a command will take: it gets an hour (the longest a hook may run by
+    /// default); deployctl's agent sends the sum of its scripts' timeouts (`ExpectedSeconds`, ignored by AWS).
+    static let defaultExpectedSeconds = 3600
+
+    func acknowledge(_ input: JSONValue, instance: String) async throws -> JSONValue {
+        let identifier = try command(input, instance: instance)
+        var expected = Self.defaultExpectedSeconds
+        if let payload = input["Diagnostics"]?["Payload"]?.stringValue, let fields = try? JSONValue.parse(String(payload.prefix(8192))),
+            case .int(let seconds)? = fields["ExpectedSeconds"]
+        {
+            expected = seconds
+        }
+        let seconds = expected
+        do {
+            try await responder.onWriter { plane in try plane.acknowledgeHostCommand(id: identifier.commandId, expectedSeconds: seconds) }
+            return .members([("CommandStatus", .string("InProgress"))])
+        } catch is ServiceError {
+            // Stopped or expired meanwhile: the agent skips the command.
+            return .members([("CommandStatus", .string("Failed"))])
+        }
+    }
+
+    func complete(_ input: JSONValue, instance: String) async throws -> JSONValue {
+        let identifier = try command(input, instance: instance)
+        let status = input["CommandStatus"]?.stringValue ?? "Failed"
+        guard ["Succeeded", "Failed"].contains(status) else {
+            throw Refusal(status: 400, code: "ClientException", message: "CommandStatus must be Succeeded or Failed.")
+        }
+        let report = CommandProtocol.report(status: status, diagnostics: input["Diagnostics"])
+        let plane = responder.plane
+        let pendingBefore = try? await responder.onReaders { plane in try plane.pendingTargets(deploymentId: identifier.deploymentId) }
+        do {
+            try await responder.onWriter { plane in try plane.completeHostCommand(id: identifier.commandId, report: report) }
+        } catch is ServiceError {
+            // A repeat (AWS's agent sends a second Failed), or a complete for a command that expired: the first stays.
+            return .object([])
+        }
+        // Other targets started (OneAtATime, HalfAtATime): their agents may be holding polls.
+        if let pendingBefore, pendingBefore > 0,
+            let after = try? await responder.onReaders({ plane in try plane.pendingTargets(deploymentId: identifier.deploymentId) }),
+            after < pendingBefore, let instances = try? plane.targetInstances(deploymentId: identifier.deploymentId)
+        {
+            responder.waiters.wake(instances)
+        }
+        return .object([])
+    }
+
+    func update(_ input: JSONValue, instance: String) async throws -> JSONValue {
+        let identifier = try command(input, instance: instance)
+        var note = input["Diagnostics"]?["Payload"]?.stringValue ?? ""
+        if let fields = try? JSONValue.parse(String(note.prefix(8192))), let text = fields["note"]?.stringValue { note = text }
+        let text = String(note.prefix(1024))
+        if !text.isEmpty {
+            try? await responder.onWriter { plane in try plane.postHostCommandUpdate(id: identifier.commandId, note: text) }
+        }
+        return .members([("CommandStatus", .string("InProgress"))])
+    }
+}

@@ -1,0 +1,150 @@
+import Crypto
+import Foundation
+import Synchronization
+@_spi(CMS) import X509
+
+/// Signs deployment specifications as AWS's agent requires them (`PKCS7/JSON`): a PKCS#7 SignedData with the JSON
+/// attached, the signer certificate embedded, PEM armour labelled `PKCS7`. The agent does not verify the signature
+/// (reference/codedeploy-command-protocol.md §6.2-6.3): it is a format requirement, not a security feature; TLS and
+/// SigV4 authenticate the exchange. The key and its self-signed certificate live beside the TLS files.
+final class SpecificationSigner: Sendable {
+    let certificate: Certificate
+    let key: Certificate.PrivateKey
+    /// Envelopes already made, by their JSON (a deployment's spec is the same for all its instances).
+    let envelopes = Mutex<[String: String]>([:])
+
+    init(directory: String) throws {
+        let keyPath = directory + "/spec-signing-key.pem"
+        let certificatePath = directory + "/spec-signing.pem"
+        if let keyText = try? String(contentsOfFile: keyPath, encoding: .utf8),
+            let certificateText = try? String(contentsOfFile: certificatePath, encoding: .utf8)
+        {
+            do {
+                key = try Certificate.PrivateKey(P256.Signing.PrivateKey(pemRepresentation: keyText))
+                certificate = try Certificate(pemEncoded: certificateText)
+                return
+            } catch {
+                throw TLSMaterialError("cannot read the specification signing key in \(directory): \(error)")
+            }
+        }
+        try TLSMaterial.makePrivateDirectory(directory)
+        let raw = P256.Signing.PrivateKey()
+        let name = try DistinguishedName {
+            OrganizationName("deployctl")
+            CommonName("deployctl deployment specification signer")
+        }
+        let now = Date()
+        let made = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(raw.publicKey), notValidBefore: now.addingTimeInterval(-3600),
+            notValidAfter: now.addingTimeInterval(10 * 365 * 86_400), issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions { Critical(KeyUsage(digitalSignature: true)) }, issuerPrivateKey: .init(raw))
+        try TLSMaterial.writePrivate(raw.pemRepresentation, to: keyPath)
+        try TLSMaterial.writePrivate(made.serializeAsPEM().pemString, to: certificatePath, mode: 0o644)
+        key = Certificate.PrivateKey(raw)
+        certificate = made
+    }
+
+    /// The PEM envelope of `json`.
+    func envelope(_ json: String) throws -> String {
+        if let known = envelopes.withLock({ $0[json] }) { return known }
+        let der = try CMS.sign(Array(json.utf8), certificate: certificate, privateKey: key, detached: false)
+        var pem = "-----BEGIN PKCS7-----\n"
+        let base64 = Data(der).base64EncodedString()
+        var index = base64.startIndex
+        while index < base64.endIndex {
+            let end = base64.index(index, offsetBy: 64, limitedBy: base64.endIndex) ?? base64.endIndex
+            pem += base64[index..<end] + "\n"
+            index = end
+        }
+        pem += "-----END PKCS7-----\n"
+        envelopes.withLock { cache in
+            if cache.count > 1000 { cache.removeAll() }
+            cache[json] = pem
+        }
+        return pem
+    }
+}
+
+/// Long polls: a `PollHostCommand` that finds nothing waits here until there may be work for its instance (a
+/// deployment was created, another target started, a command expired) or its hold time ends.
+final class PollWaiters: Sendable {
+    struct State {
+        var waiting: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
+        /// Waits whose time ran out before their continuation was registered.
+        var finished: Set<Int> = []
+        /// Waits whose continuation was registered (and perhaps already resumed by a wake).
+        var registered: Set<Int> = []
+        var next = 0
+        var closed = false
+    }
+    let state = Mutex(State())
+
+    /// Returns when woken or after `timeout`.
+    func wait(for instance: String, timeout: Duration) async {
+        let id = state.withLock { state -> Int in
+            state.next += 1
+            return state.next
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                    let resumeNow = self.state.withLock { state -> Bool in
+                        if state.closed || state.finished.remove(id) != nil { return true }
+                        state.registered.insert(id)
+                        state.waiting[instance, default: [:]][id] = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            self.resume(instance: instance, id: id)
+            group.cancelAll()
+        }
+    }
+
+    private func resume(instance: String, id: Int) {
+        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            let wasRegistered = state.registered.remove(id) != nil
+            if let found = state.waiting[instance]?.removeValue(forKey: id) {
+                if state.waiting[instance]?.isEmpty == true { state.waiting[instance] = nil }
+                return found
+            }
+            // Not registered yet: the registration will see this and return at once. Registered and gone: a wake
+            // already resumed it.
+            if !wasRegistered { state.finished.insert(id) }
+            return nil
+        }
+        continuation?.resume()
+    }
+
+    /// Wakes the polls of these instances.
+    func wake(_ instances: some Sequence<String>) {
+        var resumed: [CheckedContinuation<Void, Never>] = []
+        state.withLock { state in
+            for instance in instances {
+                if let waiting = state.waiting.removeValue(forKey: instance) { resumed += waiting.values }
+            }
+        }
+        for continuation in resumed { continuation.resume() }
+    }
+
+    /// Wakes every poll (a new deployment, an expiry, a change made by another process).
+    func wakeAll() {
+        let resumed = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            let all = state.waiting.values.flatMap(\.values)
+            state.waiting.removeAll()
+            return all
+        }
+        for continuation in resumed { continuation.resume() }
+    }
+
+    /// At shutdown: every held poll answers now, and no new one waits.
+    func close() {
+        state.withLock { $0.closed = true }
+        wakeAll()
+    }
+
+    var isClosed: Bool { state.withLock { $0.closed } }
+}
