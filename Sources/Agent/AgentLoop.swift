@@ -138,6 +138,7 @@ extension LifecycleEngine {
             let (next, overflow) = sum.addingReportingOverflow(max(0, script.timeout))
             return overflow ? Int.max : next
         }
-        return max(60, total)
+        // The control plane adds its own grace (60 s by default) for start-up and reporting.
+        return max(1, total)
     }
 }

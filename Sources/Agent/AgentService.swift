@@ -64,7 +64,10 @@ public struct AgentService: Service {
                 failures = 0
             } catch let error as Stopped {
                 throw error
+            } catch is CancellationError where Task.isShuttingDownGracefully {
+                break
             } catch {
+                if Task.isShuttingDownGracefully { break }
                 logger.error("\(error)")
                 failures += 1
             }

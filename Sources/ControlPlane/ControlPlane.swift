@@ -15,15 +15,19 @@ public final class ControlPlane: Sendable {
     /// Whether read operations first fail overdue host commands (the CLI and agents: nothing else would). A server
     /// sets it false and expires them on its own clock, so its reads never write.
     public let expiresOnRead: Bool
+    /// How long an agent has to acknowledge a command, and how long past its expected duration a command may run
+    /// before the agent is presumed gone and the event fails (60 s).
+    public let agentGrace: TimeInterval
 
     public init(
         store: any DeployStore, region: String = "local", account: String = "000000000000", expiresOnRead: Bool = true,
-        clock: @escaping @Sendable () -> Date = { Date() }
+        agentGrace: TimeInterval = 60, clock: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.store = store
         self.region = region
         self.account = account
         self.expiresOnRead = expiresOnRead
+        self.agentGrace = max(1, agentGrace)
         self.clock = clock
     }
 

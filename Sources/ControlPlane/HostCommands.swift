@@ -6,9 +6,11 @@ import HostCommandModel
 /// The agent side of the control plane (ARCHITECTURE.md, "A deployment, end to end"): agents poll for the next host command of their instance,
 /// acknowledge it, run it, and complete it. Every call also advances the deployments it touches, so no daemon is needed.
 extension ControlPlane: HostCommandService {
-    /// How long an agent has to acknowledge a command it polled, and the margin added to its expected duration.
-    static let acknowledgeWindow: TimeInterval = 60
-    static let completionMargin: TimeInterval = 60
+    /// How long an agent has to acknowledge a command it polled, and the margin added to its expected duration
+    /// (``agentGrace`` when the control plane was given one).
+    static let defaultAgentGrace: TimeInterval = 60
+    var acknowledgeWindow: TimeInterval { agentGrace }
+    var completionMargin: TimeInterval { agentGrace }
     /// The longest an acknowledged event may be expected to run (30 days).
     static let maxExpectedSeconds = 30 * 86_400
 
@@ -32,7 +34,7 @@ extension ControlPlane: HostCommandService {
     public func acknowledgeHostCommand(id: String, expectedSeconds: Int) throws {
         try store.write { tx in
             // Bounded: an agent's figure (the sum of its scripts' timeouts) is never trusted to be sane.
-            let deadline = now().timeIntervalSince1970 + Double(min(max(expectedSeconds, 1), Self.maxExpectedSeconds)) + Self.completionMargin
+            let deadline = now().timeIntervalSince1970 + Double(min(max(expectedSeconds, 1), Self.maxExpectedSeconds)) + completionMargin
             guard try tx.acknowledgeCommand(id: id, deadline: deadline) else {
                 throw ServiceError("InvalidHostCommandException", "The host command \(id) is not outstanding (it completed or was failed).")
             }
@@ -108,8 +110,8 @@ extension ControlPlane: HostCommandService {
             try tx.deleteCommand(id: command.id)
             let message =
                 acknowledged
-                ? "The agent on \(instance) did not complete \(event) within its hooks' timeouts plus \(Int(Self.completionMargin)) s; it is presumed gone. Restart it; the next deployment will work."
-                : "The agent on \(instance) did not acknowledge \(event) within \(Int(Self.acknowledgeWindow)) s; it is presumed gone."
+                ? "The agent on \(instance) did not complete \(event) within its hooks' timeouts plus \(Int(completionMargin)) s; it is presumed gone. Restart it; the next deployment will work."
+                : "The agent on \(instance) did not acknowledge \(event) within \(Int(acknowledgeWindow)) s; it is presumed gone."
             try finishEvent(
                 tx, deploymentId: command.deploymentId, instance: instance, event: event,
                 report: HostCommandReport(status: .failed, errorCode: "UnknownError", message: message))
@@ -152,7 +154,7 @@ extension ControlPlane: HostCommandService {
         try tx.insertCommand(
             HostCommandRecord(
                 id: id, deploymentId: deploymentId, instanceName: instance, eventName: event,
-                deadline: stamp.timeIntervalSince1970 + Self.acknowledgeWindow))
+                deadline: stamp.timeIntervalSince1970 + acknowledgeWindow))
         info = try requireDeployment(tx, deploymentId)
         let bundle = Self.bundleLocation(info)
         return HostCommand(

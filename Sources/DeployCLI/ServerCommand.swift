@@ -56,6 +56,18 @@ struct ServerCommand: AsyncParsableCommand {
         help: ArgumentHelp("The largest S3 object or part accepted, in bytes (default 5368709120, 5 GiB).", valueName: "bytes"))
     var maxObjectSize: Int64 = 5 << 30
 
+    @Option(
+        name: .customLong("agent-grace"),
+        help: ArgumentHelp(
+            "Seconds an agent has to acknowledge a command, and past its hooks' timeouts to complete it, before it is presumed gone and the event fails (default 60).",
+            valueName: "seconds"))
+    var agentGrace: Double = 60
+
+    @Option(
+        name: .customLong("poll-hold"),
+        help: ArgumentHelp("Seconds an agent's poll with nothing to do is held before the empty answer (1-50, default 20).", valueName: "seconds"))
+    var pollHold: Double = 20
+
     @Flag(name: .customLong("quiet"), help: "No access log (errors only).")
     var quiet = false
 
@@ -67,6 +79,8 @@ struct ServerCommand: AsyncParsableCommand {
             throw ValidationError("--plain-http cannot be combined with --tls-cert, --tls-dir or --tls-san")
         }
         guard maxObjectSize > 0 else { throw ValidationError("--max-object-size must be a positive number of bytes") }
+        try NumberRange.check("--agent-grace", agentGrace, 1...86_400)
+        try NumberRange.check("--poll-hold", pollHold, 1...50)
         for name in tlsNames where name.isEmpty || name.contains(where: { $0.isWhitespace || $0 == "/" }) {
             throw ValidationError("--tls-san '\(name)': expected a host name or an IP address")
         }
@@ -90,7 +104,7 @@ struct ServerCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure.other(error.description)
         }
-        let plane = ControlPlane(store: SQLiteStore(file: file), region: region, expiresOnRead: false)
+        let plane = ControlPlane(store: SQLiteStore(file: file), region: region, expiresOnRead: false, agentGrace: agentGrace)
         let tls: TLSMaterial?
         let stateDirectory = (statePath as NSString).deletingLastPathComponent
         let chosenTLS = tlsDirectory ?? ((stateDirectory.isEmpty ? "." : stateDirectory) + "/tls")
@@ -131,6 +145,7 @@ struct ServerCommand: AsyncParsableCommand {
                 plane: plane, artifacts: ArtifactStore(besideStateFile: statePath),
                 configuration: ServerConfiguration(
                     listen: address, tls: tls, signingDirectory: signingDirectory, maxObjectBytes: maxObjectSize,
+                    pollHold: .milliseconds(Int64(pollHold * 1000)),
                     externalChanges: { file.externalChangeCount() }),
                 logger: logger)
         } catch {

@@ -5,6 +5,7 @@ import DeployModel
 import Foundation
 import HostCommandModel
 import NIOCore
+import ServiceLifecycle
 import SwiftASN1
 import Synchronization
 
@@ -41,7 +42,12 @@ public final class RemoteHostCommands: HostCommandService {
     }
 
     public func pollHostCommand(instanceName: String) async throws -> HostCommand? {
-        let answer = try await call("PollHostCommand", .members([("HostIdentifier", .string(hostIdentifier))]))
+        // A held poll ends at once when the agent is asked to stop (nothing is lost: nothing was handed out yet, or
+        // the server hands it out again after its acknowledgement window).
+        let hostIdentifier = self.hostIdentifier
+        let answer = try await cancelWhenGracefulShutdown {
+            try await self.call("PollHostCommand", .members([("HostIdentifier", .string(hostIdentifier))]))
+        }
         guard let command = answer["HostCommand"], case .object = command, let id = command["HostCommandIdentifier"]?.stringValue,
             let execution = command["DeploymentExecutionId"]?.stringValue, let event = command["CommandName"]?.stringValue
         else { return nil }
