@@ -10,6 +10,9 @@ extension ControlPlane: HostCommandService {
     /// (``agentGrace`` when the control plane was given one).
     static let defaultAgentGrace: TimeInterval = 60
     var acknowledgeWindow: TimeInterval { agentGrace }
+    /// How long after handing out a command it may be handed out again while still unacknowledged (a poll lost with
+    /// its connection). Long enough that an agent that did receive it has acknowledged it (milliseconds later).
+    public var redeliveryDelay: TimeInterval { min(5, acknowledgeWindow / 2) }
     var completionMargin: TimeInterval { agentGrace }
     /// The longest an acknowledged event may be expected to run (30 days).
     static let maxExpectedSeconds = 30 * 86_400
@@ -18,12 +21,24 @@ extension ControlPlane: HostCommandService {
     public func pollHostCommand(instanceName: String) throws -> HostCommand? {
         // Most polls find nothing: answer those from a read, without taking the write lock.
         let stamp = now().timeIntervalSince1970
-        let work = try store.read { tx in try tx.hasWork(instance: instanceName, now: stamp) }
+        let redeliverBefore = stamp + acknowledgeWindow - redeliveryDelay
+        let work = try store.read { tx in try tx.hasWork(instance: instanceName, now: stamp, redeliverBefore: redeliverBefore) }
         guard work else { return nil }
         return try store.write { tx in
             try sweepExpiredCommands(tx)
             for deploymentId in try tx.pollCandidates(instance: instanceName) {
                 try advance(tx, deploymentId)
+                if let lost = try tx.outstandingCommand(deploymentId: deploymentId, instance: instanceName), !lost.acknowledged,
+                    lost.deadline < redeliverBefore
+                {
+                    // Handed out to a poll whose connection was gone (the agent restarted meanwhile): the agent never
+                    // acknowledged it, so it has not run; hand it out again, with a new acknowledgement window.
+                    var renewed = lost
+                    renewed.deadline = stamp + acknowledgeWindow
+                    try tx.deleteCommand(id: lost.id)
+                    try tx.insertCommand(renewed)
+                    return try hostCommand(tx, id: lost.id, deploymentId: deploymentId, instance: instanceName, event: lost.eventName)
+                }
                 if let command = try nextCommand(tx, deploymentId: deploymentId, instance: instanceName) { return command }
             }
             return nil
@@ -96,7 +111,7 @@ extension ControlPlane: HostCommandService {
     /// (a read-only file) still gets its answer.
     func expireOverdueCommandsIfWritable() {
         guard expiresOnRead else { return }
-        try? expireOverdueCommands()
+        _ = try? expireOverdueCommands()
     }
 
     /// Fails commands whose agent did not acknowledge or complete them in time.
@@ -122,7 +137,7 @@ extension ControlPlane: HostCommandService {
 
     /// The next event of the instance's target, if its target is in flight and nothing of it is outstanding.
     func nextCommand(_ tx: any StoreTransaction, deploymentId: String, instance: String) throws -> HostCommand? {
-        guard var info = try findDeployment(tx, deploymentId), info.status == .inProgress,
+        guard let info = try findDeployment(tx, deploymentId), info.status == .inProgress,
             var target = try targetRow(tx, deploymentId: deploymentId, instance: instance), target.status == .inProgress
         else { return nil }
         // One dispatch per host command: checked and inserted in the same write transaction (DeployStore).
@@ -155,7 +170,12 @@ extension ControlPlane: HostCommandService {
             HostCommandRecord(
                 id: id, deploymentId: deploymentId, instanceName: instance, eventName: event,
                 deadline: stamp.timeIntervalSince1970 + acknowledgeWindow))
-        info = try requireDeployment(tx, deploymentId)
+        return try hostCommand(tx, id: id, deploymentId: deploymentId, instance: instance, event: event)
+    }
+
+    /// The command as the agent receives it.
+    func hostCommand(_ tx: any StoreTransaction, id: String, deploymentId: String, instance: String, event: String) throws -> HostCommand {
+        let info = try requireDeployment(tx, deploymentId)
         let bundle = Self.bundleLocation(info)
         return HostCommand(
             id: id, deploymentId: deploymentId, instanceName: instance, lifecycleEvent: event, applicationName: info.applicationName ?? "",

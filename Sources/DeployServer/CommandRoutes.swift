@@ -14,6 +14,7 @@ import Synchronization
 struct CommandRoutes {
     let responder: ServerResponder
     let requestId: String
+    let channel: any Channel
 
     /// A poll with nothing to do is held this long at most (AWS's agent reads for 80 s).
     static let defaultHold: Duration = .seconds(20)
@@ -122,7 +123,13 @@ struct CommandRoutes {
         let host = try await checkHost(input, instance: instance)
         responder.lastPolls.record(instance)
         let deadline = ContinuousClock.now + responder.pollHold
+        // Woken but nothing found: perhaps another poll of this instance (a connection the agent abandoned) took the
+        // command; it can be handed out again after the redelivery delay, so look again then.
+        let recheck = Duration.milliseconds(Int64(responder.plane.redeliveryDelay * 1000) + 250)
+        var lookAgainSoon = false
         while true {
+            // The agent went away while its poll was held: hand it nothing (its next poll gets the command).
+            guard channel.isActive else { return .object([]) }
             let found = try await responder.onWriter { plane in try plane.pollHostCommand(instanceName: instance) }
             if let command = found {
                 let identifier = CommandProtocol.CommandIdentifier(
@@ -142,7 +149,8 @@ struct CommandRoutes {
             }
             let remaining = deadline - ContinuousClock.now
             if remaining <= .zero || responder.waiters.isClosed { return .object([]) }
-            await responder.waiters.wait(for: instance, timeout: remaining)
+            let timeout = lookAgainSoon ? min(remaining, recheck) : remaining
+            lookAgainSoon = await responder.waiters.wait(for: instance, timeout: timeout)
         }
     }
 

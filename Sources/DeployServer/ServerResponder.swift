@@ -105,7 +105,7 @@ final class Credentials: Sendable {
 /// The one responder of `deployctl server`: tells the three protocols apart (DESIGN.md §7), authenticates, runs the
 /// operation off the event loops, logs one line and records metrics per request.
 struct ServerResponder: HTTPResponder {
-    typealias Context = BasicRequestContext
+    typealias Context = ServerRequestContext
 
     let plane: ControlPlane
     let artifacts: ArtifactStore
@@ -155,7 +155,8 @@ struct ServerResponder: HTTPResponder {
         if wire.method == "POST", wire.path == "/", let target = wire.header("x-amz-target"),
             let operation = CommandProtocol.operation(target: target)
         {
-            answer = await CommandRoutes(responder: self, requestId: requestId).handle(request, wire, operation: operation, keyId: &keyId)
+            answer = await CommandRoutes(responder: self, requestId: requestId, channel: context.channel).handle(
+                request, wire, operation: operation, keyId: &keyId)
         } else if wire.method == "POST", wire.path == "/", let target = wire.header("x-amz-target") {
             answer = await api(request, wire, target: target, requestId: requestId, keyId: &keyId)
         } else if wire.method == "GET", wire.path == "/metrics" {
@@ -317,4 +318,16 @@ final class LastPolls: Sendable {
     func record(_ instance: String) { times.withLock { $0[instance] = Date() } }
 
     var all: [String: Date] { times.withLock { $0 } }
+}
+
+/// The request context: Hummingbird's core storage, and the connection (a held poll checks it is still open before
+/// it hands out a command: a vanished agent must not take one with it).
+struct ServerRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
 }

@@ -79,13 +79,14 @@ final class PollWaiters: Sendable {
     }
     let state = Mutex(State())
 
-    /// Returns when woken or after `timeout`.
-    func wait(for instance: String, timeout: Duration) async {
+    /// Returns when woken (true) or after `timeout` (false).
+    @discardableResult
+    func wait(for instance: String, timeout: Duration) async -> Bool {
         let id = state.withLock { state -> Int in
             state.next += 1
             return state.next
         }
-        await withTaskGroup(of: Void.self) { group in
+        return await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                     let resumeNow = self.state.withLock { state -> Bool in
@@ -96,11 +97,16 @@ final class PollWaiters: Sendable {
                     }
                     if resumeNow { continuation.resume() }
                 }
+                return true
             }
-            group.addTask { try? await Task.sleep(for: timeout) }
-            await group.next()
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let woken = await group.next() ?? false
             self.resume(instance: instance, id: id)
             group.cancelAll()
+            return woken
         }
     }
 

@@ -91,7 +91,10 @@ public protocol StoreTransaction {
     // MARK: Host commands
     /// Whether polling could hand the instance something: an overdue command anywhere, a Created deployment
     /// targeting it, or an InProgress target of it with no outstanding command.
-    func hasWork(instance: String, now: Double) throws -> Bool
+    /// Whether a poll of `instance` may find something: an overdue command anywhere, a target with nothing
+    /// outstanding, or a command of the instance never acknowledged whose deadline is before `redeliverBefore` (its
+    /// poll was lost with the connection that carried it; it is handed out again).
+    func hasWork(instance: String, now: Double, redeliverBefore: Double) throws -> Bool
     /// Deployments that may have a command for the instance (Created, or InProgress with its target InProgress),
     /// oldest first.
     func pollCandidates(instance: String) throws -> [String]
@@ -103,6 +106,8 @@ public protocol StoreTransaction {
     func hasOverdueCommands(now: Double) throws -> Bool
     func overdueCommands(now: Double) throws -> [HostCommandRecord]
     func hasCommand(deploymentId: String, instance: String) throws -> Bool
+    /// The command outstanding for (deployment, instance), if any.
+    func outstandingCommand(deploymentId: String, instance: String) throws -> HostCommandRecord?
     /// Instances with an outstanding command of the deployment.
     func commandInstances(deploymentId: String) throws -> [String]
 

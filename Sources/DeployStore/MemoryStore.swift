@@ -219,8 +219,9 @@ struct MemoryTransaction: StoreTransaction {
 
     // MARK: Host commands
 
-    func hasWork(instance: String, now: Double) throws -> Bool {
+    func hasWork(instance: String, now: Double, redeliverBefore: Double) throws -> Bool {
         if try hasOverdueCommands(now: now) { return true }
+        if t.commands.values.contains(where: { $0.instanceName == instance && !$0.acknowledged && $0.deadline < redeliverBefore }) { return true }
         return try pollCandidates(instance: instance).contains { id in
             t.deployments[id]?.record.info.status == .created
                 || !(t.commands.values.contains { $0.deploymentId == id && $0.instanceName == instance })
@@ -246,6 +247,9 @@ struct MemoryTransaction: StoreTransaction {
     func hasOverdueCommands(now: Double) throws -> Bool { t.commands.values.contains { $0.deadline < now } }
     func overdueCommands(now: Double) throws -> [HostCommandRecord] {
         t.commands.values.filter { $0.deadline < now }.sorted { ($0.deadline, $0.id) < ($1.deadline, $1.id) }
+    }
+    func outstandingCommand(deploymentId: String, instance: String) throws -> HostCommandRecord? {
+        t.commands.values.first { $0.deploymentId == deploymentId && $0.instanceName == instance }
     }
     func hasCommand(deploymentId: String, instance: String) throws -> Bool {
         t.commands.values.contains { $0.deploymentId == deploymentId && $0.instanceName == instance }

@@ -334,16 +334,24 @@ struct SQLiteTransaction: StoreTransaction {
 
     // MARK: Host commands
 
-    func hasWork(instance: String, now: Double) throws -> Bool {
+    func hasWork(instance: String, now: Double, redeliverBefore: Double) throws -> Bool {
         try Bool.fetchOne(
             try db.cachedStatement(
                 sql: """
                     SELECT EXISTS (SELECT 1 FROM host_commands WHERE deadline < ?)
+                        OR EXISTS (SELECT 1 FROM host_commands WHERE instance_name = ? AND acknowledged = 0 AND deadline < ?)
                         OR EXISTS (
                             SELECT 1 FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
                             WHERE t.target_id = ? AND (d.status = 'Created' OR (d.status = 'InProgress' AND t.status = 'InProgress'
                                 AND NOT EXISTS (SELECT 1 FROM host_commands h WHERE h.deployment_id = d.id AND h.instance_name = t.target_id))))
-                    """), arguments: [now, instance]) ?? false
+                    """), arguments: [now, instance, redeliverBefore, instance]) ?? false
+    }
+
+    func outstandingCommand(deploymentId: String, instance: String) throws -> HostCommandRecord? {
+        try Row.fetchOne(
+            try db.cachedStatement(sql: "SELECT * FROM host_commands WHERE deployment_id = ? AND instance_name = ?"),
+            arguments: [deploymentId, instance]
+        ).map(commandRecord)
     }
 
     func pollCandidates(instance: String) throws -> [String] {
