@@ -18,7 +18,7 @@ public struct DeployctlCommand: AsyncParsableCommand {
         subcommands: operationCommands + [
             PushCommand.self, ValidateCommand.self, BundleCommand.self, LocalCommand.self, AgentGroupCommand.self, WaitCommand.self,
             CreateAccessKeyCommand.self, ListAccessKeysCommand.self, UpdateAccessKeyCommand.self, DeleteAccessKeyCommand.self, ServerCommand.self,
-            RegisterCommand.self, DeregisterCommand.self,
+            RegisterCommand.self, DeregisterCommand.self, InstallCommand.self, UninstallCommand.self,
         ]
     )
 

@@ -236,7 +236,7 @@ import Testing
             "push": "--s3-location", "validate": "--bundle", "bundle": "extract", "local": "--bundle-location", "agent": "run",
             "wait": "deployment-successful", "create-access-key": "--user-name", "list-access-keys": "--user-name",
             "update-access-key": "--access-key-id", "delete-access-key": "--access-key-id", "server": "--tls-san",
-            "register": "--instance-name", "deregister": "--instance-name",
+            "register": "--instance-name", "deregister": "--instance-name", "install": "--config-file", "uninstall": "--prefix",
         ]
         #expect(commands.count >= 41 + extensions.count)
         for command in commands {

@@ -228,3 +228,29 @@ def test_an_instance_key_acts_for_its_own_host_only(fleet):
     time.sleep(2.5)
     gone = command_call("PollHostCommand", {"HostIdentifier": own.registration["IamUserArn"]})
     assert gone.json()["__type"] == "UnrecognizedClientException"
+
+
+def test_install_puts_the_files_where_aws_agent_keeps_them_and_uninstall_removes_them(tmp_path):
+    s = Server()
+    try:
+        folder = str(tmp_path / "web-9")
+        deployctl("register", "--state", s.state, "--instance-name", "web-9", "--endpoint-url", s.url, "--output-dir", folder)
+        prefix = str(tmp_path / "root")
+        out = deployctl("install", "--config-file", folder + "/codedeploy.onpremises.yml", "--prefix", prefix).stdout
+        conf = prefix + "/etc/codedeploy-agent/conf"
+        assert oct(os.stat(conf + "/codedeploy.onpremises.yml").st_mode & 0o777) == "0o600"
+        assert "aws_secret_access_key:" in open(conf + "/codedeploy.onpremises.yml").read()
+        assert ":deploy_control_endpoint: " + s.url in open(conf + "/codedeployagent.yml").read()
+        assert open(conf + "/deployctl-ca.pem").read() == open(s.ca).read()
+        assert open(prefix + "/usr/local/share/ca-certificates/deployctl-ca.crt").read() == open(s.ca).read()
+        unit = open(prefix + "/etc/systemd/system/deployctl-agent.service").read()
+        assert "agent run --config /etc/codedeploy-agent/conf/codedeployagent.yml" in unit
+        assert "installed" in out
+        bad = deployctl("install", "--config-file", folder + "/codedeployagent.yml", "--prefix", prefix, check=False)
+        assert bad.returncode == 252 and "not a codedeploy.onpremises.yml" in bad.stderr
+        deployctl("uninstall", "--prefix", prefix)
+        assert not os.path.exists(conf + "/codedeploy.onpremises.yml")
+        assert not os.path.exists(prefix + "/etc/systemd/system/deployctl-agent.service")
+    finally:
+        assert s.stop() == 0
+        subprocess.run(["rm", "-rf", s.directory])
