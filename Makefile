@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release demo test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server clean
+.PHONY: all setup build release demo test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote clean
 
 all: build
 
@@ -56,6 +56,10 @@ bench: release
 
 bench-fleet: release
 	python3 bench/fleet.py
+
+# 1,000 simulated remote agents (command protocol, SigV4, TLS) against one server (BENCHMARKS.md).
+bench-fleet-remote: release
+	python3 bench/fleet_remote.py
 
 # deployctl server under load from wrk on loopback (BENCHMARKS.md).
 bench-server: release

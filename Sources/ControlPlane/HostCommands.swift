@@ -78,6 +78,7 @@ extension ControlPlane: HostCommandService {
             }
             try tx.deleteCommand(id: id)
             try finishEvent(tx, deploymentId: command.deploymentId, instance: command.instanceName, event: command.eventName, report: report)
+            try finishTargetIfDone(tx, deploymentId: command.deploymentId, instance: command.instanceName)
             try advance(tx, command.deploymentId)
         }
     }
@@ -133,6 +134,24 @@ extension ControlPlane: HostCommandService {
             try advance(tx, command.deploymentId)
         }
         return overdue.count
+    }
+
+    /// When an instance's last event has succeeded and only traffic events (skipped here) remain, its target is done
+    /// now, so the deployment starts its next targets at once rather than at this agent's next poll.
+    func finishTargetIfDone(_ tx: any StoreTransaction, deploymentId: String, instance: String) throws {
+        guard var target = try targetRow(tx, deploymentId: deploymentId, instance: instance), target.status == .inProgress else { return }
+        var events = target.lifecycleEvents ?? []
+        let remaining = events.filter { $0.status == .pending || $0.status == .inProgress }
+        guard remaining.allSatisfy({ $0.status == .pending && LifecycleEventName.traffic.contains($0.lifecycleEventName ?? "") }) else { return }
+        let stamp = now()
+        for index in events.indices where events[index].status == .pending {
+            events[index].status = .skipped
+            events[index].endTime = stamp
+        }
+        target.lifecycleEvents = events
+        target.status = .succeeded
+        target.lastUpdatedAt = stamp
+        try saveTarget(tx, target)
     }
 
     /// The next event of the instance's target, if its target is in flight and nothing of it is outstanding.
@@ -269,8 +288,9 @@ extension ControlPlane: HostCommandService {
     /// The deployment's overview counts from its targets.
     func withOverview(_ tx: any StoreTransaction, _ info: DeploymentInfo) throws -> DeploymentInfo {
         var info = info
-        let all = try targets(tx, deploymentId: info.deploymentId ?? "")
-        func count(_ status: TargetStatus) -> Int { all.filter { $0.status == status }.count }
+        // Counted in SQL: a deployment to 1,000 instances must not read 1,000 targets on every event.
+        let counts = try tx.targetStatusCounts(deploymentId: info.deploymentId ?? "")
+        func count(_ status: TargetStatus) -> Int { counts[status.rawValue] ?? 0 }
         info.deploymentOverview = DeploymentOverview(
             pending: count(.pending), inProgress: count(.inProgress), succeeded: count(.succeeded), failed: count(.failed),
             skipped: count(.skipped), ready: count(.ready))
@@ -285,11 +305,18 @@ extension ControlPlane: HostCommandService {
             info.status = .inProgress
             info.startTime = stamp
         }
-        var all = try targets(tx, deploymentId: deploymentId)
+        // Only when some target may start does the order of targets matter; otherwise their counts decide.
+        let counts = try tx.targetStatusCounts(deploymentId: deploymentId)
+        let statuses: [(targetId: String, status: String)]
+        if (counts[TargetStatus.pending.rawValue] ?? 0) > 0 {
+            statuses = try tx.targetStatuses(deploymentId: deploymentId)
+        } else {
+            statuses = counts.sorted { $0.key < $1.key }.flatMap { entry in Array(repeating: (targetId: "", status: entry.key), count: entry.value) }
+        }
         let config = try findConfig(tx, info.deploymentConfigName ?? "CodeDeployDefault.OneAtATime")
         let rule = Orchestrator.Rule(config?.info.minimumHealthyHosts) ?? .oneAtATime
-        let states: [Orchestrator.TargetState] = all.map {
-            switch $0.status {
+        let states: [Orchestrator.TargetState] = statuses.map {
+            switch TargetStatus(rawValue: $0.status) {
             case .inProgress?: return .inProgress
             case .succeeded?: return .succeeded
             case .failed?: return .failed
@@ -305,9 +332,10 @@ extension ControlPlane: HostCommandService {
             return
         }
         for index in decision.start {
-            all[index].status = .inProgress
-            all[index].lastUpdatedAt = stamp
-            try saveTarget(tx, all[index])
+            guard var target = try targetRow(tx, deploymentId: deploymentId, instance: statuses[index].targetId) else { continue }
+            target.status = .inProgress
+            target.lastUpdatedAt = stamp
+            try saveTarget(tx, target)
         }
         switch decision.outcome {
         case .running:
@@ -319,10 +347,13 @@ extension ControlPlane: HostCommandService {
             info.status = .failed
             info.completeTime = stamp
             info.errorInformation = ErrorInformation(code: code, message: message)
-            for index in all.indices where all[index].status == .pending {
-                all[index].status = .skipped
-                all[index].lastUpdatedAt = stamp
-                all[index].lifecycleEvents = all[index].lifecycleEvents?.map { event in
+            for entry in statuses where entry.status == TargetStatus.pending.rawValue {
+                guard var target = try targetRow(tx, deploymentId: deploymentId, instance: entry.targetId), target.status == .pending else {
+                    continue
+                }
+                target.status = .skipped
+                target.lastUpdatedAt = stamp
+                target.lifecycleEvents = target.lifecycleEvents?.map { event in
                     var event = event
                     if event.status == .pending {
                         event.status = .skipped
@@ -330,7 +361,7 @@ extension ControlPlane: HostCommandService {
                     }
                     return event
                 }
-                try saveTarget(tx, all[index])
+                try saveTarget(tx, target)
             }
         }
         info = try withOverview(tx, info)

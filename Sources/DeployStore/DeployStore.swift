@@ -83,6 +83,10 @@ public protocol StoreTransaction {
     func targets(deploymentId: String) throws -> [InstanceTarget]
     /// How many targets of the deployment are in `status` (without reading them).
     func targetCount(deploymentId: String, status: String) throws -> Int
+    /// How many targets of the deployment are in each status (an aggregate: no row per target reaches Swift).
+    func targetStatusCounts(deploymentId: String) throws -> [String: Int]
+    /// Each target's id and status, in position order (without reading the targets' events).
+    func targetStatuses(deploymentId: String) throws -> [(targetId: String, status: String)]
     func target(deploymentId: String, instance: String) throws -> InstanceTarget?
     func updateTarget(_ target: InstanceTarget) throws
     /// The status of the instance's target in the group's newest deployment that has one.

@@ -194,6 +194,16 @@ struct MemoryTransaction: StoreTransaction {
     func targets(deploymentId: String) throws -> [InstanceTarget] {
         (t.targets[deploymentId] ?? []).sorted { $0.position < $1.position }.map(\.target)
     }
+    func targetStatusCounts(deploymentId: String) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for entry in t.targets[deploymentId] ?? [] { counts[entry.target.status?.rawValue ?? "Pending", default: 0] += 1 }
+        return counts
+    }
+    func targetStatuses(deploymentId: String) throws -> [(targetId: String, status: String)] {
+        (t.targets[deploymentId] ?? []).sorted { $0.position < $1.position }.map {
+            ($0.target.targetId ?? "", $0.target.status?.rawValue ?? "Pending")
+        }
+    }
     func targetCount(deploymentId: String, status: String) throws -> Int {
         (t.targets[deploymentId] ?? []).filter { ($0.target.status?.rawValue ?? "Pending") == status }.count
     }

@@ -298,6 +298,24 @@ struct SQLiteTransaction: StoreTransaction {
             .execute(arguments: [deploymentId, target.targetId, position, target.status?.rawValue ?? "Pending", try storedJSON(target)])
     }
 
+    func targetStatusCounts(deploymentId: String) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for row in try Row.fetchAll(
+            try db.cachedStatement(sql: "SELECT status, COUNT(*) AS n FROM deployment_targets WHERE deployment_id = ? GROUP BY status"),
+            arguments: [deploymentId])
+        {
+            counts[row["status"]] = row["n"]
+        }
+        return counts
+    }
+
+    func targetStatuses(deploymentId: String) throws -> [(targetId: String, status: String)] {
+        try Row.fetchAll(
+            try db.cachedStatement(sql: "SELECT target_id, status FROM deployment_targets WHERE deployment_id = ? ORDER BY position"),
+            arguments: [deploymentId]
+        ).map { (targetId: $0["target_id"], status: $0["status"]) }
+    }
+
     func targetCount(deploymentId: String, status: String) throws -> Int {
         try Int.fetchOne(
             try db.cachedStatement(sql: "SELECT COUNT(*) FROM deployment_targets WHERE deployment_id = ? AND status = ?"),

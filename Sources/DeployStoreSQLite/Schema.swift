@@ -5,8 +5,18 @@ import GRDB
 /// file at the same moment cannot both apply one. Never edit a migration that has shipped: append a new one.
 enum Schema {
     static let migrations: [@Sendable (Database) throws -> Void] = [
-        v1, v2, v3, v4, v5,
+        v1, v2, v3, v4, v5, v6,
     ]
+
+    /// Agents poll by instance: their targets are found through an index, not by reading every deployment's targets;
+    /// overdue commands are found by deadline (a fleet has a thousand outstanding at once).
+    static func v6(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE INDEX deployment_targets_by_target ON deployment_targets(target_id, status);
+                CREATE INDEX host_commands_by_deadline ON host_commands(deadline);
+                """)
+    }
 
     /// Access keys of `deployctl server` (the secret is needed to verify SigV4, so it is stored as is; the file is 0600).
     static func v5(_ db: Database) throws {
