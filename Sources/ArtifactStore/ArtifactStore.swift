@@ -73,28 +73,20 @@ public struct ArtifactStore: ArtifactStorage {
     /// Copies `file` into the store as a new version of `bucket/key`.
     public func put(bucket: String, key: String, contentsOf file: URL) throws(ArtifactStoreError) -> StoredObject {
         try Self.validate(bucket: bucket, key: key)
-        let versions = versionsDirectory(bucket: bucket, key: key)
-        let versionId = Self.newVersionId()
-        let target = versions.appendingPathComponent(versionId, isDirectory: true)
+        let incoming = try makeIncomingFile()
+        close(incoming.descriptor)
         do {
-            try makePrivateDirectories(down: target)
-            let content = target.appendingPathComponent("content")
             let digest = try ContentDigest.hex(ofFile: file)
-            try FileManager.default.copyItem(at: file, to: content)
-            chmod(content.path, 0o600)
-            let size = (try FileManager.default.attributesOfItem(atPath: content.path)[.size] as? NSNumber)?.int64Value ?? 0
-            let object = StoredObject(
-                bucket: bucket, key: key, eTag: digest, versionId: versionId, size: size, path: content.path)
-            let meta = try JSONEncoder().encode(object)
-            try meta.write(to: target.appendingPathComponent("meta.json"), options: .atomic)
-            chmod(target.appendingPathComponent("meta.json").path, 0o600)
-            try Data(versionId.utf8).write(to: versions.appendingPathComponent("latest"), options: .atomic)
-            chmod(versions.appendingPathComponent("latest").path, 0o600)
-            return object
+            unlink(incoming.path)
+            try FileManager.default.copyItem(atPath: file.path, toPath: incoming.path)
+            chmod(incoming.path, 0o600)
+            let size = (try FileManager.default.attributesOfItem(atPath: incoming.path)[.size] as? NSNumber)?.int64Value ?? 0
+            return try adopt(bucket: bucket, key: key, file: incoming.path, sha256: digest, size: size)
         } catch let error as ArtifactStoreError {
+            unlink(incoming.path)
             throw error
         } catch {
-            try? FileManager.default.removeItem(at: target)
+            unlink(incoming.path)
             throw .io("cannot store s3://\(bucket)/\(key): \(error.localizedDescription)")
         }
     }

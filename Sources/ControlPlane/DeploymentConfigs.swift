@@ -106,18 +106,10 @@ extension ControlPlane {
         let platform = input.computePlatform ?? .server
         if platform != .server {
             try Self.validateTrafficRouting(input, platform: platform)
-            return try store.write { tx in
-                if try findConfig(tx, name) != nil {
-                    throw ServiceError(
-                        "DeploymentConfigAlreadyExistsException", "The deployment configuration \(name) already exists with the user or AWS account.")
-                }
-                let id = Identifier.uuid()
-                let created = now()
-                let info = DeploymentConfigInfo(
+            return try insertConfig(name) { id, created in
+                DeploymentConfigInfo(
                     deploymentConfigId: id, deploymentConfigName: name, createTime: created, computePlatform: platform,
                     trafficRoutingConfig: input.trafficRoutingConfig)
-                try tx.insertConfig(ConfigRecord(id: id, name: name, info: info, createTime: created))
-                return CreateDeploymentConfigOutput(deploymentConfigId: id)
             }
         }
         if input.trafficRoutingConfig != nil {
@@ -139,17 +131,23 @@ extension ControlPlane {
         case .mostConcurrency:
             throw ServiceError("InvalidMinimumHealthyHostValueException", "The type must be HOST_COUNT or FLEET_PERCENT.")
         }
-        return try store.write { tx in
+        return try insertConfig(name) { id, created in
+            DeploymentConfigInfo(
+                deploymentConfigId: id, deploymentConfigName: name, minimumHealthyHosts: MinimumHealthyHosts(type: type, value: value),
+                createTime: created, computePlatform: .server, zonalConfig: input.zonalConfig)
+        }
+    }
+
+    /// Stores a new custom configuration named `name` (refused when one exists), its info made from its id and time.
+    func insertConfig(_ name: String, _ info: (String, Date) -> DeploymentConfigInfo) throws -> CreateDeploymentConfigOutput {
+        try store.write { tx in
             if try findConfig(tx, name) != nil {
                 throw ServiceError(
                     "DeploymentConfigAlreadyExistsException", "The deployment configuration \(name) already exists with the user or AWS account.")
             }
             let id = Identifier.uuid()
             let created = now()
-            let info = DeploymentConfigInfo(
-                deploymentConfigId: id, deploymentConfigName: name, minimumHealthyHosts: MinimumHealthyHosts(type: type, value: value),
-                createTime: created, computePlatform: .server, zonalConfig: input.zonalConfig)
-            try tx.insertConfig(ConfigRecord(id: id, name: name, info: info, createTime: created))
+            try tx.insertConfig(ConfigRecord(id: id, name: name, info: info(id, created), createTime: created))
             return CreateDeploymentConfigOutput(deploymentConfigId: id)
         }
     }

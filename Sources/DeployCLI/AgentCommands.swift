@@ -90,6 +90,11 @@ struct AgentGroupCommand: AsyncParsableCommand {
             let agent = AgentService(
                 loop: loop, service: plane, identity: identity, pollInterval: .milliseconds(Int64(pollInterval * 1000)), once: once,
                 health: { state.replacement().map { "\($0); stopping (restart the agent to use the file now at that path)" } }, logger: logger)
+            try await Self.serve(agent, instance: instanceName)
+        }
+
+        /// Runs the agent until SIGTERM/SIGINT (or `--once`), its failures as one CLI line.
+        static func serve(_ agent: AgentService, instance: String) async throws {
             let group = ServiceGroup(
                 configuration: .init(
                     services: [.init(service: agent, successTerminationBehavior: .gracefullyShutdownGroup)],
@@ -98,11 +103,11 @@ struct AgentGroupCommand: AsyncParsableCommand {
             do {
                 try await group.run()
             } catch let error as ServiceError {
-                throw CLIFailure.other("deployctl agent \(instanceName): \(error.message)")
+                throw CLIFailure.other("deployctl agent \(instance): \(error.message)")
             } catch let error as AgentService.Stopped {
-                throw CLIFailure.other("deployctl agent \(instanceName): \(error.description)")
+                throw CLIFailure.other("deployctl agent \(instance): \(error.description)")
             } catch let error as ServiceGroupError {
-                throw CLIFailure.other("deployctl agent \(instanceName): \(error)")
+                throw CLIFailure.other("deployctl agent \(instance): \(error)")
             }
         }
 
@@ -152,16 +157,7 @@ struct AgentGroupCommand: AsyncParsableCommand {
                 loop: loop, service: service,
                 identity: AgentIdentity(holder: UUID().uuidString.lowercased(), hostName: ProcessInfo.processInfo.hostName, pid: getpid()),
                 pollInterval: .milliseconds(Int64(min(pollInterval, 0.2) * 1000)), once: once, logger: logger)
-            let group = ServiceGroup(
-                configuration: .init(
-                    services: [.init(service: agent, successTerminationBehavior: .gracefullyShutdownGroup)],
-                    gracefulShutdownSignals: [.sigterm, .sigint],
-                    logger: Logger(label: "deployctl.agent.lifecycle", factory: { _ in SwiftLogNoOpLogHandler() })))
-            do {
-                try await group.run()
-            } catch let error as ServiceGroupError {
-                throw CLIFailure.other("deployctl agent \(instance): \(error)")
-            }
+            try await Self.serve(agent, instance: instance)
         }
     }
 }

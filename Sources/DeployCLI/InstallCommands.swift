@@ -122,17 +122,7 @@ struct InstallCommand: ParsableCommand {
     }
 
     func install(_ data: Data, at path: String, mode: mode_t) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        unlink(temporary)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw CLIFailure.other("cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        let written = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        fchmod(fd, mode)
-        close(fd)
-        guard written == data.count, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw CLIFailure.other("cannot write \(path): \(String(cString: strerror(errno)))")
-        }
+        try AtomicFile.write(data, to: path, mode: mode)
     }
 
     /// Runs a system tool, its output passed through; answers its exit status.
@@ -171,5 +161,22 @@ struct UninstallCommand: ParsableCommand {
             _ = InstallCommand.runTool("/usr/sbin/update-ca-certificates", ["--fresh"])
         }
         try StandardStreams.out((removed.isEmpty ? ["nothing to remove under \(prefix)"] : removed).joined(separator: "\n") + "\n")
+    }
+}
+
+/// Files written whole or not at all: a new file (never through an existing symlink) with its mode, renamed into place.
+enum AtomicFile {
+    static func write(_ data: Data, to path: String, mode: mode_t) throws {
+        let temporary = path + ".tmp-\(getpid())"
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw CLIFailure.other("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        let written = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        fchmod(fd, mode)
+        close(fd)
+        guard written == data.count, rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw CLIFailure.other("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
     }
 }

@@ -135,18 +135,7 @@ struct RegisterCommand: AsyncParsableCommand {
     }
 
     func write(_ text: String, to path: String, mode: mode_t) throws {
-        let temporary = path + ".tmp-\(getpid())"
-        unlink(temporary)
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw CLIFailure.other("cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        let bytes = Array(text.utf8)
-        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        fchmod(fd, mode)
-        close(fd)
-        guard written == bytes.count, rename(temporary, path) == 0 else {
-            unlink(temporary)
-            throw CLIFailure.other("cannot write \(path): \(String(cString: strerror(errno)))")
-        }
+        try AtomicFile.write(Data(text.utf8), to: path, mode: mode)
     }
 }
 
