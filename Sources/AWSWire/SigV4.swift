@@ -39,8 +39,10 @@ public enum SigV4 {
                 && a.headers.map(\.name) == b.headers.map(\.name) && a.headers.map(\.value) == b.headers.map(\.value)
         }
 
+        /// `name` lowercase; a header sent in another case is found too.
         func header(_ name: String) -> String? {
-            headers.first { $0.name.lowercased() == name.lowercased() }?.value
+            if let exact = headers.first(where: { $0.name == name }) { return exact.value }
+            return headers.first { $0.name.lowercased() == name }?.value
         }
     }
 

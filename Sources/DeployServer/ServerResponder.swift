@@ -29,14 +29,15 @@ struct WireRequest {
             path = target
             query = ""
         }
-        headers = request.headers.map { ($0.name.rawName, $0.value) }
+        // Lowercase names (HTTPTypes keeps them so): header lookups and SigV4 compare without allocating.
+        headers = request.headers.map { ($0.name.canonicalName, $0.value) }
         if let authority = request.head.authority, !headers.contains(where: { $0.name.lowercased() == "host" }) {
             headers.append(("host", authority))
         }
     }
 
     func header(_ name: String) -> String? {
-        headers.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }?.value
+        headers.first { $0.name == name }?.value
     }
 
     /// The query's parameters, decoded; a name without `=` maps to "".
@@ -60,6 +61,8 @@ struct WireResponse {
     /// The operation name (`GetDeployment`, `PutObject`, `Metrics`), for logs and metrics.
     var operation: String
     var errorCode: String?
+    /// An S3 answer (its request id header is S3's).
+    var isS3 = false
 
     init(status: Int, headers: [(String, String)] = [], body: ResponseBody = ResponseBody(), operation: String, errorCode: String? = nil) {
         self.status = status
@@ -106,6 +109,8 @@ final class Credentials: Sendable {
 /// operation off the event loops, logs one line and records metrics per request.
 struct ServerResponder: HTTPResponder {
     typealias Context = ServerRequestContext
+    static let requestIdField = HTTPField.Name("x-amzn-RequestId") ?? .contentType
+    static let s3RequestIdField = HTTPField.Name("x-amz-request-id") ?? .contentType
 
     let plane: ControlPlane
     let artifacts: ArtifactStore
@@ -149,7 +154,7 @@ struct ServerResponder: HTTPResponder {
     func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
         let wire = WireRequest(request)
-        let requestId = UUID().uuidString
+        let requestId = RequestIDs.next()
         var keyId = "-"
         var answer: WireResponse
         if wire.method == "POST", wire.path == "/", let target = wire.header("x-amz-target"),
@@ -163,6 +168,7 @@ struct ServerResponder: HTTPResponder {
             answer = metricsResponse(wire, keyId: &keyId)
         } else {
             answer = await S3Routes(responder: self, requestId: requestId).handle(request, wire, keyId: &keyId)
+            answer.isS3 = true
         }
         let elapsed = ContinuousClock.now - started
         metrics.record(operation: answer.operation, status: answer.status, duration: elapsed)
@@ -178,8 +184,8 @@ struct ServerResponder: HTTPResponder {
         for (name, value) in answer.headers {
             if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
         }
-        if let name = HTTPField.Name("x-amzn-RequestId") { fields.append(HTTPField(name: name, value: requestId)) }
-        if let name = HTTPField.Name("x-amz-request-id") { fields.append(HTTPField(name: name, value: requestId)) }
+        // JSON services name it x-amzn-RequestId, S3 x-amz-request-id.
+        fields.append(HTTPField(name: answer.isS3 ? Self.s3RequestIdField : Self.requestIdField, value: requestId))
         return Response(status: HTTPResponse.Status(code: answer.status), headers: fields, body: answer.body)
     }
 
@@ -329,5 +335,17 @@ struct ServerRequestContext: RequestContext {
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         channel = source.channel
+    }
+}
+
+/// Request ids: unique in this server's life, cheap (no random bytes per request): a random prefix made at start and
+/// a counter.
+enum RequestIDs {
+    static let prefix = String(UInt64.random(in: 0...UInt64.max), radix: 16, uppercase: true)
+    static let counter = Atomic<UInt64>(0)
+
+    static func next() -> String {
+        let n = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        return prefix + "-" + String(n, radix: 16, uppercase: true)
     }
 }
