@@ -1,4 +1,5 @@
 import AppSpec
+import DeployModel
 import Foundation
 
 /// One host command as the agent runs it: an event of a deployment, with everything the engine needs.
@@ -68,6 +69,19 @@ public struct AgentLoop: Sendable {
             let lines = ((try? String(contentsOfFile: ongoingDirectory + "/" + file, encoding: .utf8)) ?? "").split(separator: "\n")
             let event = lines.first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
             let id = lines.count > 1 ? String(lines[1]) : file
+            // The event had finished and only its report was lost with the agent: report what happened.
+            if lines.count > 2, let recorded = try? JSONDecoder().decode(RecordedResult.self, from: Data(lines[2].utf8)) {
+                do {
+                    try await controlPlane.complete(id, result: recorded.result(event: event))
+                    try? FileManager.default.removeItem(atPath: ongoingDirectory + "/" + file)
+                    count += 1
+                } catch is ServiceError {
+                    try? FileManager.default.removeItem(atPath: ongoingDirectory + "/" + file)
+                } catch {
+                    // Kept for the next start: the result is never dropped because the server was unreachable.
+                }
+                continue
+            }
             let outcome = ScriptOutcome(
                 code: .unknownError, scriptName: "",
                 message: "The agent restarted while \(event.isEmpty ? "this event" : event) was running; it was not run again.",
@@ -95,8 +109,13 @@ public struct AgentLoop: Sendable {
         try FileManager.default.createDirectory(atPath: ongoingDirectory, withIntermediateDirectories: true)
         let marker = ongoingDirectory + "/" + Self.markerName(command.id)
         try Data((command.event + "\n" + command.id + "\n").utf8).write(to: URL(fileURLWithPath: marker))
-        defer { try? FileManager.default.removeItem(atPath: marker) }
-        try await controlPlane.acknowledge(command.id, expectedSeconds: engine.expectedSeconds(command.spec, event: command.event))
+        do {
+            try await controlPlane.acknowledge(command.id, expectedSeconds: engine.expectedSeconds(command.spec, event: command.event))
+        } catch {
+            // Not started: nothing to report later.
+            try? FileManager.default.removeItem(atPath: marker)
+            throw error
+        }
         let result: EventResult
         if command.event == "DownloadBundle", let problem = command.bundleProblem {
             result = EventResult(
@@ -109,7 +128,48 @@ public struct AgentLoop: Sendable {
                 engine.run(spec, reporter: CommandNotes(id: command.id, controlPlane: controlPlane)).first { $0.name == command.event }
                 ?? EventResult(name: command.event, status: .skipped, endTime: Date())
         }
-        try await controlPlane.complete(command.id, result: result)
+        // Before reporting, the result is on disk: an agent killed while the server is unreachable reports it on start.
+        if let recorded = try? JSONEncoder().encode(RecordedResult(result)) {
+            try? Data((command.event + "\n" + command.id + "\n" + String(decoding: recorded, as: UTF8.self) + "\n").utf8)
+                .write(to: URL(fileURLWithPath: marker))
+        }
+        // A report that cannot be delivered (the server unreachable) stays in the marker, for the next start; one the
+        // control plane refused (the command expired meanwhile) is done with.
+        do {
+            try await controlPlane.complete(command.id, result: result)
+        } catch let error as ServiceError {
+            try? FileManager.default.removeItem(atPath: marker)
+            throw error
+        }
+        try? FileManager.default.removeItem(atPath: marker)
+    }
+}
+
+/// An event's result as the agent keeps it on disk until the control plane has it.
+struct RecordedResult: Codable {
+    var status: EventStatus
+    var code: ScriptErrorCode?
+    var scriptName: String?
+    var message: String?
+    var logTail: String?
+    var ignoredFailure: Bool
+
+    init(_ result: EventResult) {
+        status = result.status
+        code = result.diagnostics?.code
+        scriptName = result.diagnostics?.scriptName
+        message = result.diagnostics?.message
+        logTail = result.diagnostics?.logTail
+        ignoredFailure = result.ignoredFailure
+    }
+
+    func result(event: String) -> EventResult {
+        var result = EventResult(name: event, status: status, endTime: Date())
+        if let code {
+            result.diagnostics = ScriptOutcome(code: code, scriptName: scriptName ?? "", message: message ?? "", logTail: logTail ?? "")
+        }
+        result.ignoredFailure = ignoredFailure
+        return result
     }
 }
 

@@ -254,3 +254,57 @@ def test_install_puts_the_files_where_aws_agent_keeps_them_and_uninstall_removes
     finally:
         assert s.stop() == 0
         subprocess.run(["rm", "-rf", s.directory])
+
+
+def test_a_result_the_server_could_not_take_is_reported_after_a_restart(tmp_path):
+    """The server goes down while a hook runs and the agent is killed before it can report: the result waits on
+    disk and the restarted agent reports it (the event Succeeded, not 'the agent restarted')."""
+    import socket
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    s = Server(extra_args=("--listen", f"127.0.0.1:{port}", "--agent-grace", "30", "--poll-hold", "5"))
+    host = None
+    second = None
+    try:
+        assert s.port == port
+        remote(s, "create-application", "--application-name", "web")
+        remote(s, "create-deployment-group", "--application-name", "web", "--deployment-group-name", "fleet",
+               "--on-premises-instance-tag-filters", "Key=fleet,Value=web,Type=KEY_AND_VALUE")
+        host = Host(s, "web-1")
+        host.start()
+        app = str(tmp_path / "app")
+        make_app(app, {"AfterInstall": ("slow.sh", "sleep 3", 30)})
+        remote(s, "push", "--application-name", "web", "--s3-location", "s3://releases/slow.zip", "--source", app)
+        deployment = deploy(s, "slow.zip", wait=False)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and events(s, deployment, "web-1").get("AfterInstall", {}).get("status") != "InProgress":
+            time.sleep(0.2)
+        s.process.send_signal(signal.SIGTERM)
+        s.process.wait(timeout=30)
+        time.sleep(5)  # the hook ends; the report cannot be delivered
+        host.stop(signal.SIGKILL)
+        ongoing = os.path.join(host.dir, "root", "ongoing-deployment")
+        markers = os.listdir(ongoing)
+        assert len(markers) == 1
+        lines = open(os.path.join(ongoing, markers[0])).read().splitlines()
+        assert lines[0] == "AfterInstall" and '"status":"Succeeded"' in lines[2], lines
+        second = subprocess.Popen([BINARY, "server", "--state", s.state, "--listen", f"127.0.0.1:{port}", "--poll-hold", "5"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert "serving" in second.stdout.readline()
+        host.start()
+        remote(s, "wait", "deployment-successful", "--deployment-id", deployment, "--timeout", "60", check=False)
+        after = events(s, deployment, "web-1")["AfterInstall"]
+        assert after["status"] == "Succeeded", after
+        assert status(s, deployment) == "Succeeded"
+        assert os.listdir(ongoing) == []
+    finally:
+        if host:
+            host.stop()
+        if second:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+        if s.process.poll() is None:
+            s.stop()
+        subprocess.run(["rm", "-rf", s.directory])
