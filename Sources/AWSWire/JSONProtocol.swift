@@ -24,7 +24,8 @@ public enum JSONProtocol {
             self.errorCode = errorCode
         }
 
-        static func error(_ code: String, _ message: String, status: Int = 400) -> Response {
+        /// `{"__type": code, "message": …}` with `status`.
+        public static func error(_ code: String, _ message: String, status: Int = 400) -> Response {
             let body = JSONValue.members([("__type", .string(code)), ("message", .string(message))]).compact()
             return Response(status: status, body: body, errorCode: code)
         }

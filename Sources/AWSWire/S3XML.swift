@@ -85,6 +85,11 @@ public enum S3XML {
         return parts.isEmpty ? nil : parts
     }
 
+    /// The unescaped text of the first `<name>…</name>` in `text` (an S3 answer's `Code`, `UploadId`, `ETag`).
+    public static func elementText(_ name: String, in text: String) -> String? {
+        value(of: name, in: text[...]).map(unescape)
+    }
+
     static func value(of name: String, in text: Substring) -> String? {
         guard let open = text.range(of: "<\(name)>"), let close = text.range(of: "</\(name)>", range: open.upperBound..<text.endIndex) else {
             return nil

@@ -71,11 +71,7 @@ public struct RemoteArtifacts: ObjectUploading {
     }
 
     static func element(_ name: String, in body: Data) -> String? {
-        let text = String(decoding: body, as: UTF8.self)
-        guard let open = text.range(of: "<\(name)>"), let close = text.range(of: "</\(name)>", range: open.upperBound..<text.endIndex) else {
-            return nil
-        }
-        return text[open.upperBound..<close.lowerBound].replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&amp;", with: "&")
+        S3XML.elementText(name, in: String(decoding: body, as: UTF8.self))
     }
 
     static func unquoted(_ text: String?) -> String {

@@ -222,21 +222,7 @@ extension SignedClient {
     /// A signed S3 GET streamed into `file` (memory flat in the object's size); answers the status and headers.
     func download(path: String, query: String, to file: String) async throws -> (Int, [(String, String)]) {
         let url = endpoint.url
-        let defaultPort = url.scheme == "https" ? 443 : 80
-        let rawHost = url.host ?? ""
-        let host = (rawHost.contains(":") ? "[\(rawHost)]" : rawHost) + (url.port.map { $0 == defaultPort ? "" : ":\($0)" } ?? "")
-        var headers: [(name: String, value: String)] = [
-            ("Host", host), ("X-Amz-Date", SigV4.formatAmzDate(Date())), ("X-Amz-Content-SHA256", SigV4.emptyPayloadHash),
-        ]
-        if let token = endpoint.credentials.sessionToken { headers.append(("X-Amz-Security-Token", token)) }
-        let signable = SigV4.Request(method: "GET", path: path, query: query, headers: headers, payloadHash: SigV4.emptyPayloadHash)
-        let authorization = SigV4.authorization(
-            for: signable, accessKeyId: endpoint.credentials.accessKeyId, secretAccessKey: endpoint.credentials.secretAccessKey,
-            region: endpoint.region, service: "s3")
-        var request = HTTPClientRequest(url: "\(url.scheme ?? "https")://\(host)\(path)\(query.isEmpty ? "" : "?" + query)")
-        request.method = .GET
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        request.headers.add(name: "Authorization", value: authorization)
+        let request = signedRequest(method: "GET", path: path, query: query, headers: [], payloadHash: SigV4.emptyPayloadHash, service: "s3")
         let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw RemoteError("cannot create \(file): \(String(cString: strerror(errno)))") }
         defer { close(fd) }

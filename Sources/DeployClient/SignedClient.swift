@@ -98,26 +98,8 @@ public final class SignedClient: Sendable {
         maxAnswerBytes: Int = 64 << 20
     ) async throws -> Answer {
         let url = endpoint.url
-        let defaultPort = url.scheme == "https" ? 443 : 80
-        let rawHost = url.host ?? ""
-        let hostForHeader = (rawHost.contains(":") ? "[\(rawHost)]" : rawHost) + (url.port.map { $0 == defaultPort ? "" : ":\($0)" } ?? "")
-        let basePath = url.path.hasSuffix("/") ? String(url.path.dropLast()) : url.path
-        let fullPath = basePath + path
-        var headers: [(name: String, value: String)] = [("Host", hostForHeader), ("X-Amz-Date", SigV4.formatAmzDate(Date()))]
-        for (name, value) in extra { headers.append((name, value)) }
-        let payloadHash = SHA256.hash(data: body).map { String(format: "%02x", $0) }.joined()
-        if service == "s3" { headers.append(("X-Amz-Content-SHA256", payloadHash)) }
-        if let token = endpoint.credentials.sessionToken { headers.append(("X-Amz-Security-Token", token)) }
-        let signable = SigV4.Request(method: method, path: fullPath, query: query, headers: headers, payloadHash: payloadHash)
-        let authorization = SigV4.authorization(
-            for: signable, accessKeyId: endpoint.credentials.accessKeyId, secretAccessKey: endpoint.credentials.secretAccessKey,
-            region: endpoint.region, service: service)
-
-        var request = HTTPClientRequest(url: "\(url.scheme ?? "https")://\(hostForHeader)\(fullPath)\(query.isEmpty ? "" : "?" + query)")
-        request.method = .init(rawValue: method)
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
-        request.headers.add(name: "Authorization", value: authorization)
-        request.headers.add(name: "User-Agent", value: "deployctl/0.1.0")
+        var request = signedRequest(
+            method: method, path: path, query: query, headers: extra, payloadHash: SigV4.hex(SHA256.hash(data: body)), service: service)
         if !body.isEmpty || method == "PUT" || method == "POST" {
             request.headers.replaceOrAdd(name: "Content-Length", value: String(body.count))
             request.body = .bytes(ByteBuffer(data: body))
@@ -132,6 +114,33 @@ public final class SignedClient: Sendable {
         } catch {
             throw RemoteError(Self.explain(error, url: url, caBundle: endpoint.caBundle))
         }
+    }
+
+    /// A request to the endpoint signed for `service`: `Host`, `X-Amz-Date`, the session token, S3's
+    /// `X-Amz-Content-SHA256`, `Authorization`. `path` is percent-encoded as it goes on the wire.
+    func signedRequest(
+        method: String, path: String, query: String, headers extra: [(String, String)], payloadHash: String, service: String
+    ) -> HTTPClientRequest {
+        let url = endpoint.url
+        let defaultPort = url.scheme == "https" ? 443 : 80
+        let rawHost = url.host ?? ""
+        let host = (rawHost.contains(":") ? "[\(rawHost)]" : rawHost) + (url.port.map { $0 == defaultPort ? "" : ":\($0)" } ?? "")
+        let basePath = url.path.hasSuffix("/") ? String(url.path.dropLast()) : url.path
+        let fullPath = basePath + path
+        var headers: [(name: String, value: String)] = [("Host", host), ("X-Amz-Date", SigV4.formatAmzDate(Date()))]
+        for (name, value) in extra { headers.append((name, value)) }
+        if service == "s3" { headers.append(("X-Amz-Content-SHA256", payloadHash)) }
+        if let token = endpoint.credentials.sessionToken { headers.append(("X-Amz-Security-Token", token)) }
+        let signable = SigV4.Request(method: method, path: fullPath, query: query, headers: headers, payloadHash: payloadHash)
+        let authorization = SigV4.authorization(
+            for: signable, accessKeyId: endpoint.credentials.accessKeyId, secretAccessKey: endpoint.credentials.secretAccessKey,
+            region: endpoint.region, service: service)
+        var request = HTTPClientRequest(url: "\(url.scheme ?? "https")://\(host)\(fullPath)\(query.isEmpty ? "" : "?" + query)")
+        request.method = .init(rawValue: method)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.headers.add(name: "Authorization", value: authorization)
+        request.headers.add(name: "User-Agent", value: "deployctl/0.1.0")
+        return request
     }
 
     /// Words for a transport failure, with the fix where there is an obvious one.

@@ -28,8 +28,7 @@ struct CommandRoutes {
     }
 
     func fail(_ status: Int, _ code: String, _ message: String, operation: String) -> WireResponse {
-        let body = JSONValue.members([("__type", .string(code)), ("message", .string(message))]).compact()
-        return WireResponse(status: status, contentType: JSONProtocol.contentType, text: body, operation: operation, errorCode: code)
+        WireResponse(JSONProtocol.Response.error(code, message, status: status), operation: operation)
     }
 
     func ok(_ value: JSONValue, operation: String) -> WireResponse {
@@ -45,21 +44,18 @@ struct CommandRoutes {
         }
         let bytes = Data(body.readableBytesView)
         let signed = SigV4.Request(method: wire.method, path: wire.path, query: wire.query, headers: wire.headers, body: bytes)
-        var found: (role: AccessRole, userName: String)?
+        let key: (role: AccessRole, userName: String)
         do {
-            let signer = try SigV4.verify(signed, services: CommandProtocol.signingServices) { id in
-                let entry = responder.credentials.lookup(id)
-                found = entry.map { ($0.role, $0.userName) }
-                return entry?.secret
-            }
+            let signer = try responder.credentials.verify(signed, services: CommandProtocol.signingServices)
             keyId = signer.accessKeyId
+            key = (signer.role, signer.userName)
         } catch {
             return fail(error == .missing ? 403 : 400, error.code, error.description, operation: operation)
         }
         guard CommandProtocol.operations.contains(operation) else {
             return fail(400, "UnknownOperationException", "Unknown operation \(operation.prefix(100)).", operation: operation)
         }
-        guard let key = found, key.role == .instance else {
+        guard key.role == .instance else {
             return fail(
                 400, "AccessDeniedException",
                 "The access key \(keyId) is not an instance's key; agents use the key `deployctl register` made for their instance.",

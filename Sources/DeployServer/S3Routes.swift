@@ -63,14 +63,9 @@ struct S3Routes {
         let signed = SigV4.Request(method: wire.method, path: wire.path, query: wire.query, headers: wire.headers, payloadHash: payloadHash)
         let role: AccessRole
         do {
-            var found: AccessRole?
-            let signer = try SigV4.verify(signed, services: ["s3"]) { id in
-                let entry = responder.credentials.lookup(id)
-                found = entry?.role
-                return entry?.secret
-            }
+            let signer = try responder.credentials.verify(signed, services: ["s3"])
             keyId = signer.accessKeyId
-            role = found ?? .readOnly
+            role = signer.role
         } catch {
             let code: String
             switch error {

@@ -72,6 +72,11 @@ struct WireResponse {
         self.errorCode = errorCode
     }
 
+    /// An AWS JSON 1.1 answer.
+    init(_ answer: JSONProtocol.Response, operation: String) {
+        self.init(status: answer.status, contentType: JSONProtocol.contentType, text: answer.body, operation: operation, errorCode: answer.errorCode)
+    }
+
     init(status: Int, contentType: String, text: String, operation: String, errorCode: String? = nil) {
         let buffer = ByteBuffer(string: text)
         self.init(
@@ -102,6 +107,19 @@ final class Credentials: Sendable {
             entries[accessKeyId] = found.map { ($0.secret, $0.role, $0.userName, now.addingTimeInterval(Self.lifetime)) }
         }
         return found.flatMap { $0 }
+    }
+
+    /// Who signed `request` for one of `services`: the key, its role and its user (an instance's name for its key).
+    func verify(_ request: SigV4.Request, services: Set<String>) throws(SigV4.Refusal) -> (
+        accessKeyId: String, role: AccessRole, userName: String
+    ) {
+        var found: (role: AccessRole, userName: String)?
+        let signer = try SigV4.verify(request, services: services) { id in
+            let entry = lookup(id)
+            found = entry.map { ($0.role, $0.userName) }
+            return entry?.secret
+        }
+        return (signer.accessKeyId, found?.role ?? .readOnly, found?.userName ?? "")
     }
 }
 
@@ -194,8 +212,7 @@ struct ServerResponder: HTTPResponder {
     func api(_ request: Request, _ wire: WireRequest, target: String, requestId: String, keyId: inout String) async -> WireResponse {
         let operationName = JSONProtocol.operation(target: target)?.name ?? "Unknown"
         func fail(_ status: Int, _ code: String, _ message: String) -> WireResponse {
-            let body = JSONValue.members([("__type", .string(code)), ("message", .string(message))]).compact()
-            return WireResponse(status: status, contentType: JSONProtocol.contentType, text: body, operation: operationName, errorCode: code)
+            WireResponse(JSONProtocol.Response.error(code, message, status: status), operation: operationName)
         }
         let body: ByteBuffer
         do {
@@ -207,14 +224,9 @@ struct ServerResponder: HTTPResponder {
         let signed = SigV4.Request(method: wire.method, path: wire.path, query: wire.query, headers: wire.headers, body: bytes)
         let role: AccessRole
         do {
-            var found: AccessRole?
-            let signer = try SigV4.verify(signed, services: ["codedeploy"]) { id in
-                let entry = credentials.lookup(id)
-                found = entry?.role
-                return entry?.secret
-            }
+            let signer = try credentials.verify(signed, services: ["codedeploy"])
             keyId = signer.accessKeyId
-            role = found ?? .readOnly
+            role = signer.role
         } catch {
             return fail(error == .missing ? 403 : 400, error.code, error.description)
         }
@@ -241,8 +253,7 @@ struct ServerResponder: HTTPResponder {
             // New work for some instances: their agents' held polls look again.
             waiters.wakeAll()
         }
-        return WireResponse(
-            status: answer.status, contentType: JSONProtocol.contentType, text: answer.body, operation: operation.name, errorCode: answer.errorCode)
+        return WireResponse(answer, operation: operation.name)
     }
 
     // MARK: /metrics
