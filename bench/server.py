@@ -190,6 +190,8 @@ def main():
         stop.set()
         sampler.join()
         after = rss(server.pid)
+        if os.environ.get("BENCH_RSS_BREAKDOWN"):
+            subprocess.run([sys.executable, os.environ["BENCH_RSS_BREAKDOWN"], str(server.pid), args.binary])
 
         # Baselines in the same run.
         local = timed([args.binary, "get-deployment", "--deployment-id", last, "--state", state], 21)
