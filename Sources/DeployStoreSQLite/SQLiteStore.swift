@@ -301,7 +301,7 @@ struct SQLiteTransaction: StoreTransaction {
     func targetStatusCounts(deploymentId: String) throws -> [String: Int] {
         var counts: [String: Int] = [:]
         for row in try Row.fetchAll(
-            try db.cachedStatement(sql: "SELECT status, COUNT(*) AS n FROM deployment_targets WHERE deployment_id = ? GROUP BY status"),
+            try db.cachedStatement(sql: "SELECT status, n FROM deployment_target_counts WHERE deployment_id = ? AND n > 0"),
             arguments: [deploymentId])
         {
             counts[row["status"]] = row["n"]
@@ -318,7 +318,7 @@ struct SQLiteTransaction: StoreTransaction {
 
     func targetCount(deploymentId: String, status: String) throws -> Int {
         try Int.fetchOne(
-            try db.cachedStatement(sql: "SELECT COUNT(*) FROM deployment_targets WHERE deployment_id = ? AND status = ?"),
+            try db.cachedStatement(sql: "SELECT n FROM deployment_target_counts WHERE deployment_id = ? AND status = ?"),
             arguments: [deploymentId, status]) ?? 0
     }
 

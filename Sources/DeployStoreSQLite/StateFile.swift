@@ -92,7 +92,13 @@ public final class StateFile: Sendable {
         config.foreignKeysEnabled = true
         // In WAL mode NORMAL never corrupts the file and a killed process loses nothing committed; only an OS crash
         // or power loss can drop the last transactions. It saves an fsync per commit, which agents make often.
-        config.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+        // The server (a pool of readers) maps the file: in WAL mode every write invalidates each reader's page cache,
+        // and re-reading the pages through pread was a quarter of the server's CPU at fleet scale (BENCHMARKS.md).
+        let mapping = concurrentReaders > 1 ? "PRAGMA mmap_size = 268435456" : nil
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            if let mapping { try db.execute(sql: mapping) }
+        }
         config.label = "deployctl-state"
         // Read before SQLite opens the file: closing any descriptor of it later would drop SQLite's POSIX locks.
         let inWALMode = Self.isWAL(path)

@@ -104,4 +104,73 @@ import Testing
             #expect(try store.read { try $0.newestDeployment(groupId: "g", status: "Succeeded", excluding: "d-3")?.deploymentId } == "d-2", "\(name)")
         }
     }
+
+    /// The per-deployment status counts (kept by triggers in SQLite) always equal a recount of the targets, through
+    /// inserts, status changes and unchanged saves, on both stores.
+    @Test func targetStatusCountsFollowEveryChange() throws {
+        for (name, store) in try Self.stores() {
+            let statuses: [TargetStatus] = [.pending, .inProgress, .succeeded, .failed, .skipped]
+            try store.write { tx in
+                try tx.insertApplication(
+                    ApplicationRecord(id: "a", name: "web", computePlatform: "Server", createTime: Date(timeIntervalSince1970: 1)))
+                for id in ["d-1", "d-2"] {
+                    try tx.insertDeployment(
+                        DeploymentRecord(
+                            id: id, applicationId: "a", groupId: "g", createTime: Date(timeIntervalSince1970: 2),
+                            info: DeploymentInfo(deploymentId: id, status: .inProgress)))
+                    for i in 0..<40 {
+                        try tx.insertTarget(
+                            InstanceTarget(deploymentId: id, targetId: "i-\(i)", status: .pending), deploymentId: id, position: i)
+                    }
+                }
+            }
+            var generator = SystemRandomNumberGenerator()
+            for step in 0..<200 {
+                let id = step % 2 == 0 ? "d-1" : "d-2"
+                try store.write { tx in
+                    var target = try #require(try tx.target(deploymentId: id, instance: "i-\(Int.random(in: 0..<40, using: &generator))"))
+                    target.status = statuses.randomElement(using: &generator)
+                    try tx.updateTarget(target)
+                }
+            }
+            for id in ["d-1", "d-2"] {
+                let recount = Dictionary(grouping: try store.read { try $0.targets(deploymentId: id) }, by: { $0.status?.rawValue ?? "" })
+                    .mapValues(\.count)
+                #expect(try store.read { try $0.targetStatusCounts(deploymentId: id) } == recount, "\(name) \(id)")
+                for status in statuses {
+                    #expect(
+                        try store.read { try $0.targetCount(deploymentId: id, status: status.rawValue) } == recount[status.rawValue] ?? 0,
+                        "\(name) \(id) \(status)")
+                }
+            }
+        }
+    }
+
+    /// A state file from before the counts (schema 6) gets them counted from its targets when it is opened.
+    @Test func theCountsOfAnOlderFileAreMadeOnUpgrade() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("state-\(UUID().uuidString)/state.db").path
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let state = try StateFile(path: path)
+        try state.write { db in
+            try db.execute(
+                sql: """
+                    DROP TRIGGER deployment_targets_counted_on_insert; DROP TRIGGER deployment_targets_counted_on_delete;
+                    DROP TRIGGER deployment_targets_counted_on_update; DROP TABLE deployment_target_counts;
+                    INSERT INTO applications (id, name, compute_platform, create_time) VALUES ('a', 'web', 'Server', 0);
+                    PRAGMA user_version = 6;
+                    """)
+        }
+        let store = SQLiteStore(file: state)
+        try store.write { tx in
+            try tx.insertDeployment(
+                DeploymentRecord(
+                    id: "d-1", applicationId: "a", groupId: "g", createTime: Date(timeIntervalSince1970: 2),
+                    info: DeploymentInfo(deploymentId: "d-1", status: .inProgress)))
+            for (i, status) in [TargetStatus.succeeded, .succeeded, .failed, .pending].enumerated() {
+                try tx.insertTarget(InstanceTarget(deploymentId: "d-1", targetId: "i-\(i)", status: status), deploymentId: "d-1", position: i)
+            }
+        }
+        let upgraded = SQLiteStore(file: try StateFile(path: path))
+        #expect(try upgraded.read { try $0.targetStatusCounts(deploymentId: "d-1") } == ["Succeeded": 2, "Failed": 1, "Pending": 1])
+    }
 }
