@@ -160,6 +160,12 @@ extension JSONValue {
 
     static func writeString(_ s: String, into out: inout String) {
         out += "\""
+        // Most strings need no escape: copied whole.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += s
+            out += "\""
+            return
+        }
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
@@ -193,125 +199,154 @@ public struct JSONSyntaxError: Error, Sendable, Equatable, CustomStringConvertib
 extension JSONValue {
     /// Parses JSON text, keeping object member order. Duplicate keys keep the last value.
     public static func parse(_ text: String) throws(JSONSyntaxError) -> JSONValue {
-        var parser = JSONParser(scalars: Array(text.unicodeScalars))
-        parser.skipSpace()
-        let value = try parser.parseValue(depth: 0)
-        parser.skipSpace()
-        if parser.index < parser.scalars.count {
-            throw JSONSyntaxError(offset: parser.index, reason: "unexpected text after the JSON value")
+        var parser = JSONParser(bytes: Array(text.utf8))
+        do throws(JSONSyntaxError) {
+            parser.skipSpace()
+            let value = try parser.parseValue(depth: 0)
+            parser.skipSpace()
+            if parser.index < parser.bytes.count { throw parser.fail("unexpected text after the JSON value") }
+            return value
+        } catch {
+            // Offsets count characters (Unicode scalars) of the text, not its UTF-8 bytes.
+            var located = error
+            located.offset = parser.bytes[..<min(error.offset, parser.bytes.count)].lazy.filter { $0 & 0xC0 != 0x80 }.count
+            throw located
         }
-        return value
     }
 }
 
+/// Parses the UTF-8 bytes of a Swift string (valid UTF-8 by construction, so every run between ASCII delimiters
+/// is valid too). Error offsets are byte offsets here; `JSONValue.parse` turns them into character offsets.
 private struct JSONParser {
-    let scalars: [Unicode.Scalar]
+    let bytes: [UInt8]
     var index = 0
 
+    static let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+
     mutating func skipSpace() {
-        while index < scalars.count, [" ", "\n", "\r", "\t"].contains(scalars[index]) { index += 1 }
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x0A, 0x0D, 0x09: index += 1
+            default: return
+            }
+        }
     }
 
     func fail(_ reason: String) -> JSONSyntaxError { JSONSyntaxError(offset: index, reason: reason) }
 
     mutating func parseValue(depth: Int) throws(JSONSyntaxError) -> JSONValue {
         guard depth < 512 else { throw fail("nesting deeper than 512 levels") }
-        guard index < scalars.count else { throw fail("unexpected end of input") }
-        switch scalars[index] {
-        case "{": return try parseObject(depth: depth)
-        case "[": return try parseArray(depth: depth)
-        case "\"": return .string(try parseString())
-        case "t": return try literal("true", .bool(true))
-        case "f": return try literal("false", .bool(false))
-        case "n": return try literal("null", .null)
+        guard index < bytes.count else { throw fail("unexpected end of input") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"): return try parseObject(depth: depth)
+        case UInt8(ascii: "["): return try parseArray(depth: depth)
+        case Self.quote: return .string(try parseString())
+        case UInt8(ascii: "t"): return try literal("true", .bool(true))
+        case UInt8(ascii: "f"): return try literal("false", .bool(false))
+        case UInt8(ascii: "n"): return try literal("null", .null)
         default: return try parseNumber()
         }
     }
 
-    mutating func literal(_ word: String, _ value: JSONValue) throws(JSONSyntaxError) -> JSONValue {
-        let w = Array(word.unicodeScalars)
-        guard index + w.count <= scalars.count, Array(scalars[index..<index + w.count]) == w else {
-            throw fail("expected a JSON value")
-        }
-        index += w.count
+    mutating func literal(_ word: StaticString, _ value: JSONValue) throws(JSONSyntaxError) -> JSONValue {
+        let count = word.utf8CodeUnitCount
+        guard index + count <= bytes.count else { throw fail("expected a JSON value") }
+        for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] { throw fail("expected a JSON value") }
+        index += count
         return value
     }
 
     mutating func parseNumber() throws(JSONSyntaxError) -> JSONValue {
         let start = index
         var isInteger = true
-        while index < scalars.count {
-            let c = scalars[index]
-            if ("0"..."9").contains(c) || c == "-" || c == "+" {
-                index += 1
-            } else if c == "." || c == "e" || c == "E" {
+        scan: while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"): index += 1
+            case UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"):
                 isInteger = false
                 index += 1
-            } else {
-                break
+            default: break scan
             }
         }
-        let text = String(String.UnicodeScalarView(scalars[start..<index]))
+        let text = String(decoding: bytes[start..<index], as: UTF8.self)
         if text.isEmpty { throw fail("expected a JSON value") }
         if isInteger, let i = Int(text) { return .int(i) }
         guard let d = Double(text) else { throw JSONSyntaxError(offset: start, reason: "invalid number '\(text)'") }
         return .double(d)
     }
 
+    /// A string: runs without escapes are copied as they are; escapes are decoded one by one.
     mutating func parseString() throws(JSONSyntaxError) -> String {
         index += 1
-        var out = String.UnicodeScalarView()
-        while index < scalars.count {
-            let c = scalars[index]
-            index += 1
-            switch c {
-            case "\"": return String(out)
-            case "\\":
-                guard index < scalars.count else { throw fail("unterminated string") }
-                let e = scalars[index]
+        var out = ""
+        var runStart = index
+        while index < bytes.count {
+            let c = bytes[index]
+            if c == Self.quote {
+                out += String(decoding: bytes[runStart..<index], as: UTF8.self)
                 index += 1
-                switch e {
-                case "\"": out.append("\"")
-                case "\\": out.append("\\")
-                case "/": out.append("/")
-                case "b": out.append("\u{08}")
-                case "f": out.append("\u{0C}")
-                case "n": out.append("\n")
-                case "r": out.append("\r")
-                case "t": out.append("\t")
-                case "u":
-                    var code = try hex4()
-                    if (0xD800..<0xDC00).contains(code), index + 1 < scalars.count, scalars[index] == "\\",
-                        scalars[index + 1] == "u"
-                    {
-                        index += 2
-                        let low = try hex4()
-                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                    }
-                    out.append(Unicode.Scalar(code) ?? "\u{FFFD}")
-                default: throw fail("invalid escape '\\\(e)'")
-                }
-            default:
-                if c.value < 0x20 { throw fail("control character in string") }
-                out.append(c)
+                return out
             }
+            if c < 0x20 { throw fail("control character in string") }
+            guard c == Self.backslash else {
+                index += 1
+                continue
+            }
+            out += String(decoding: bytes[runStart..<index], as: UTF8.self)
+            index += 1
+            guard index < bytes.count else { throw fail("unterminated string") }
+            let e = bytes[index]
+            index += 1
+            switch e {
+            case Self.quote: out += "\""
+            case Self.backslash: out += "\\"
+            case UInt8(ascii: "/"): out += "/"
+            case UInt8(ascii: "b"): out += "\u{08}"
+            case UInt8(ascii: "f"): out += "\u{0C}"
+            case UInt8(ascii: "n"): out += "\n"
+            case UInt8(ascii: "r"): out += "\r"
+            case UInt8(ascii: "t"): out += "\t"
+            case UInt8(ascii: "u"):
+                var code = try hex4()
+                if (0xD800..<0xDC00).contains(code), index + 1 < bytes.count, bytes[index] == Self.backslash,
+                    bytes[index + 1] == UInt8(ascii: "u")
+                {
+                    index += 2
+                    let low = try hex4()
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low &- 0xDC00)
+                }
+                out.unicodeScalars.append(Unicode.Scalar(code) ?? "\u{FFFD}")
+            default:
+                index -= 1
+                throw fail("invalid escape '\\\(Unicode.Scalar(e))'")
+            }
+            runStart = index
         }
         throw fail("unterminated string")
     }
 
     mutating func hex4() throws(JSONSyntaxError) -> UInt32 {
-        guard index + 4 <= scalars.count else { throw fail("truncated \\u escape") }
-        let text = String(String.UnicodeScalarView(scalars[index..<index + 4]))
-        guard let v = UInt32(text, radix: 16) else { throw fail("invalid \\u escape") }
+        guard index + 4 <= bytes.count else { throw fail("truncated \\u escape") }
+        var value: UInt32 = 0
+        for b in bytes[index..<index + 4] {
+            let digit: UInt8
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = b - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = b - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = b - UInt8(ascii: "A") + 10
+            default: throw fail("invalid \\u escape")
+            }
+            value = value << 4 | UInt32(digit)
+        }
         index += 4
-        return v
+        return value
     }
 
     mutating func parseArray(depth: Int) throws(JSONSyntaxError) -> JSONValue {
         index += 1
         var items: [JSONValue] = []
         skipSpace()
-        if index < scalars.count, scalars[index] == "]" {
+        if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
             index += 1
             return .array(items)
         }
@@ -319,10 +354,10 @@ private struct JSONParser {
             skipSpace()
             items.append(try parseValue(depth: depth + 1))
             skipSpace()
-            guard index < scalars.count else { throw fail("unterminated list") }
-            if scalars[index] == "," {
+            guard index < bytes.count else { throw fail("unterminated list") }
+            if bytes[index] == UInt8(ascii: ",") {
                 index += 1
-            } else if scalars[index] == "]" {
+            } else if bytes[index] == UInt8(ascii: "]") {
                 index += 1
                 return .array(items)
             } else {
@@ -335,24 +370,24 @@ private struct JSONParser {
         index += 1
         var pairs: [(String, JSONValue)] = []
         skipSpace()
-        if index < scalars.count, scalars[index] == "}" {
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
             return .object([])
         }
         while true {
             skipSpace()
-            guard index < scalars.count, scalars[index] == "\"" else { throw fail("expected a member name in quotes") }
+            guard index < bytes.count, bytes[index] == Self.quote else { throw fail("expected a member name in quotes") }
             let key = try parseString()
             skipSpace()
-            guard index < scalars.count, scalars[index] == ":" else { throw fail("expected ':'") }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
             index += 1
             skipSpace()
             pairs.append((key, try parseValue(depth: depth + 1)))
             skipSpace()
-            guard index < scalars.count else { throw fail("unterminated object") }
-            if scalars[index] == "," {
+            guard index < bytes.count else { throw fail("unterminated object") }
+            if bytes[index] == UInt8(ascii: ",") {
                 index += 1
-            } else if scalars[index] == "}" {
+            } else if bytes[index] == UInt8(ascii: "}") {
                 index += 1
                 return .members(pairs)
             } else {

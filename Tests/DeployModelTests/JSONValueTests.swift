@@ -1,6 +1,7 @@
-import DeployModel
 import Foundation
 import Testing
+
+@testable import DeployModel
 
 @Suite struct JSONValueTests {
     @Test func rendersLikePythonJsonDumpsIndent4() {
@@ -39,6 +40,30 @@ import Testing
     @Test(arguments: ["{", "[1,]", "{\"a\" 1}", "tru", "\"unterminated", "{} x", "[\"\\q\"]"])
     func malformedJSONIsAnErrorWithAPosition(_ text: String) {
         #expect(throws: JSONSyntaxError.self) { try JSONValue.parse(text) }
+    }
+
+    /// The byte-level parser agrees with Foundation's on strings of every kind (escapes, controls, accents,
+    /// characters outside the BMP, surrogate-pair escapes), and what it writes reads back unchanged.
+    @Test func stringsOfEveryKindAgreeWithFoundationAndRoundTrip() throws {
+        let pieces = ["a", "\"", "\\", "/", "\n", "\t", "\u{01}", "\u{1F}", "é", "日本", "😀", " ", "\u{7F}", "\u{2028}"]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            let text = (0..<Int.random(in: 0...12, using: &generator)).map { _ in pieces.randomElement(using: &generator) ?? "" }.joined()
+            let written = JSONValue.array([.string(text), .members([(text, .int(1))])]).compact()
+            #expect(try JSONValue.parse(written) == .array([.string(text), .members([(text, .int(1))])]))
+            let foundation = try JSONSerialization.jsonObject(with: Data(written.utf8)) as? [Any]
+            #expect(foundation?.first as? String == text)
+        }
+        #expect(try JSONValue.parse(#""\ud83d\ude00 \u00E9\/\b\f""#) == .string("😀 é/\u{08}\u{0C}"))
+        #expect(
+            try JSONValue.parse(" [ -1.5e3 , 42 , true , false , null ] ") == .array([.double(-1500), .int(42), .bool(true), .bool(false), .null]))
+    }
+
+    /// Error offsets count characters, not UTF-8 bytes.
+    @Test func errorOffsetsCountCharacters() {
+        #expect(throws: JSONSyntaxError(offset: 7, reason: "expected ':'")) { try JSONValue.parse(#"{"日本😀" 1}"#) }
+        #expect(throws: JSONSyntaxError(offset: 3, reason: "control character in string")) { try JSONValue.parse("[\"é\u{01}\"]") }
+        #expect(throws: JSONSyntaxError(offset: 3, reason: "unterminated string")) { try JSONValue.parse("[\"é") }
     }
 
     @Test func encoderKeepsModelOrderAndDropsNil() throws {
