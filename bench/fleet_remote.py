@@ -204,6 +204,10 @@ def main():
             tasks = [asyncio.create_task(a.run(stop)) for a in agents]
             await asyncio.sleep(3)  # every agent connected, its poll held
             loop = asyncio.get_running_loop()
+            # The fleet's cost with nothing to deploy (held polls, their renewals), to separate from the deployments'.
+            idle_before, idle_t0 = cpu_seconds(server.pid), time.perf_counter()
+            await asyncio.sleep(3)
+            idle_cpu_rate = (cpu_seconds(server.pid) - idle_before) / (time.perf_counter() - idle_t0)
             results = []
             for group, expected in (("all", args.agents), ("fifty", args.one_at_a_time)):
                 counters.update(requests=0, events=0)
@@ -227,16 +231,17 @@ def main():
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            return results, counters["errors"]
+            return results, counters["errors"], idle_cpu_rate
 
         idle_rss = rss_mib(server.pid)
-        results, errors = asyncio.run(fleet())
+        results, errors, idle_cpu_rate = asyncio.run(fleet())
         print()
         print(f"{'deployment':<34} {'status':<10} {'time':>8} {'server CPU':>11} {'CPU/event':>10} {'req/event':>10} {'RSS':>9}")
         for group, expected, status, elapsed, cpu, events, requests, rss in results:
             label = f"AllAtOnce to {expected}" if group == "all" else f"OneAtATime to {expected}"
             per_event = cpu / events * 1000 if events else float("nan")
             print(f"{label:<34} {status:<10} {elapsed:>7.1f}s {cpu:>10.2f}s {per_event:>8.2f}ms {requests / max(events, 1):>10.2f} {rss:>7.1f}MiB")
+        print(f"  server CPU with the {args.agents} agents connected and nothing to deploy: {idle_cpu_rate * 1000:.0f} ms per second")
         print(f"  ({args.agents} agents in one process, one TLS connection each; events = instance-events the agents completed; "
               f"server RSS before the agents connected: {idle_rss:.1f} MiB; non-200 answers: {errors})")
     finally:

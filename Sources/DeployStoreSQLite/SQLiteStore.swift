@@ -20,11 +20,11 @@ public final class SQLiteStore: DeployStore {
     }
 
     public func read<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
-        try file.read { db in try body(SQLiteTransaction(db: db)) }
+        try file.read { db in try body(SQLiteTransaction(db: db, decoded: DecodedRows())) }
     }
 
     public func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
-        try file.write { db in try body(SQLiteTransaction(db: db)) }
+        try file.write { db in try body(SQLiteTransaction(db: db, decoded: DecodedRows())) }
     }
 }
 
@@ -38,8 +38,18 @@ func fromStoredJSON<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
     try JSONValueDecoder(reportsUnknownMembers: false).decode(type, from: JSONValue.parse(text))
 }
 
+/// Deployments and targets already decoded in this transaction (an agent's event reads the same deployment several
+/// times); every write of them goes through this transaction and updates the entry.
+final class DecodedRows {
+    var deployments: [String: DeploymentInfo] = [:]
+    var targets: [String: InstanceTarget] = [:]
+
+    static func targetKey(_ deploymentId: String, _ instance: String) -> String { deploymentId + "\u{0}" + instance }
+}
+
 struct SQLiteTransaction: StoreTransaction {
     let db: Database
+    let decoded: DecodedRows
 
     static let activeStatuses = "('Created', 'Queued', 'InProgress', 'Baking', 'Ready')"
 
@@ -215,9 +225,12 @@ struct SQLiteTransaction: StoreTransaction {
     // MARK: Deployments
 
     func deployment(id: String) throws -> DeploymentInfo? {
-        try Row.fetchOne(try db.cachedStatement(sql: "SELECT info FROM deployments WHERE id = ?"), arguments: [id]).map {
+        if let known = decoded.deployments[id] { return known }
+        let info = try Row.fetchOne(try db.cachedStatement(sql: "SELECT info FROM deployments WHERE id = ?"), arguments: [id]).map {
             try fromStoredJSON(DeploymentInfo.self, $0["info"])
         }
+        decoded.deployments[id] = info
+        return info
     }
 
     func groupId(ofDeployment id: String) throws -> String? {
@@ -235,12 +248,14 @@ struct SQLiteTransaction: StoreTransaction {
             record.id, record.applicationId, record.groupId, record.info.status?.rawValue ?? "Created", record.createTime.timeIntervalSince1970,
             try storedJSON(record.info),
         ])
+        decoded.deployments[record.id] = nil
     }
 
     func updateDeployment(_ info: DeploymentInfo) throws {
         try db.cachedStatement(sql: "UPDATE deployments SET status = ?, info = ? WHERE id = ?").execute(arguments: [
             info.status?.rawValue ?? "Created", try storedJSON(info), info.deploymentId,
         ])
+        if let id = info.deploymentId { decoded.deployments[id] = db.changesCount > 0 ? info : nil }
     }
 
     func activeDeploymentId(groupId: String) throws -> String? {
@@ -296,6 +311,7 @@ struct SQLiteTransaction: StoreTransaction {
     func insertTarget(_ target: InstanceTarget, deploymentId: String, position: Int) throws {
         try db.cachedStatement(sql: "INSERT INTO deployment_targets (deployment_id, target_id, position, status, info) VALUES (?, ?, ?, ?, ?)")
             .execute(arguments: [deploymentId, target.targetId, position, target.status?.rawValue ?? "Pending", try storedJSON(target)])
+        decoded.targets[DecodedRows.targetKey(deploymentId, target.targetId ?? "")] = nil
     }
 
     func targetStatusCounts(deploymentId: String) throws -> [String: Int] {
@@ -330,15 +346,22 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func target(deploymentId: String, instance: String) throws -> InstanceTarget? {
-        try Row.fetchOne(
+        let key = DecodedRows.targetKey(deploymentId, instance)
+        if let known = decoded.targets[key] { return known }
+        let target = try Row.fetchOne(
             try db.cachedStatement(sql: "SELECT info FROM deployment_targets WHERE deployment_id = ? AND target_id = ?"),
             arguments: [deploymentId, instance]
         ).map { try fromStoredJSON(InstanceTarget.self, $0["info"]) }
+        decoded.targets[key] = target
+        return target
     }
 
     func updateTarget(_ target: InstanceTarget) throws {
         try db.cachedStatement(sql: "UPDATE deployment_targets SET status = ?, info = ? WHERE deployment_id = ? AND target_id = ?").execute(
             arguments: [target.status?.rawValue ?? "Pending", try storedJSON(target), target.deploymentId, target.targetId])
+        if let deploymentId = target.deploymentId, let instance = target.targetId {
+            decoded.targets[DecodedRows.targetKey(deploymentId, instance)] = db.changesCount > 0 ? target : nil
+        }
     }
 
     func newestTargetStatus(groupId: String, instance: String) throws -> String? {
