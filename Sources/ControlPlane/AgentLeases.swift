@@ -38,6 +38,9 @@ extension ControlPlane {
                         instanceName: instanceName, holder: agent.holder, hostName: agent.hostName, pid: agent.pid, started: stamp,
                         expires: stamp + Self.agentLeaseSeconds))
             }
+            try tx.recordAgentContact(
+                AgentContactRecord(
+                    instanceName: instanceName, lastSeen: stamp, address: "local", agent: "deployctl agent (pid \(agent.pid) on \(agent.hostName))"))
         }
     }
 
@@ -46,5 +49,48 @@ extension ControlPlane {
         try store.write { tx in
             try tx.deleteLease(instance: instanceName, holder: agent.holder)
         }
+    }
+
+    /// Records calls of remote agents (the server collects them in memory and writes them every few seconds).
+    public func recordAgentContacts(_ contacts: [AgentContactRecord]) throws {
+        guard !contacts.isEmpty else { return }
+        try store.write { tx in
+            for contact in contacts { try tx.recordAgentContact(contact) }
+        }
+    }
+
+    /// Every registered instance's agent (or the named instances'), with contacts not yet written (`pending`, the
+    /// server's) taken into account.
+    public func agentPresence(instanceNames: [String]? = nil, pending: [AgentContactRecord] = []) throws -> [AgentPresence] {
+        let stamp = now().timeIntervalSince1970
+        return try store.read { tx in
+            var contacts: [String: AgentContactRecord] = [:]
+            for contact in try tx.agentContacts() + pending where (contacts[contact.instanceName]?.lastSeen ?? -1) < contact.lastSeen {
+                contacts[contact.instanceName] = contact
+            }
+            let running = try tx.runningEvents()
+            var names = try tx.instanceNames(registered: true)
+            if let instanceNames {
+                let known = Set(names)
+                if let unknown = instanceNames.first(where: { !known.contains($0) }) {
+                    throw ServiceError("InstanceNotRegisteredException", "The on-premises instance \(unknown.prefix(100)) is not registered.")
+                }
+                names = instanceNames
+            }
+            return names.map { name in
+                guard let contact = contacts[name] else { return AgentPresence(instanceName: name, status: .never) }
+                let status: AgentPresence.Status =
+                    running[name] != nil ? .running : stamp - contact.lastSeen <= AgentPresence.onlineWindow ? .online : .quiet
+                return AgentPresence(
+                    instanceName: name, status: status, lastSeen: Date(timeIntervalSince1970: contact.lastSeen), address: contact.address,
+                    agent: contact.agent, lifecycleEventName: running[name])
+            }
+        }
+    }
+}
+
+extension ControlPlane: AgentDirectory {
+    public func listAgents(instanceNames: [String]?) async throws -> [AgentPresence] {
+        try agentPresence(instanceNames: instanceNames)
     }
 }

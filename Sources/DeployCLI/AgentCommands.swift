@@ -14,7 +14,38 @@ import ServiceLifecycle
 struct AgentGroupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent", abstract: "Run the deployment agent of an on-premises instance (deployctl's codedeploy-agent).",
-        subcommands: [Run.self])
+        subcommands: [Run.self, List.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show each registered instance's agent: when it was last heard from, from where, and what it runs (deployctl extension).",
+            discussion: """
+                Status is Running (it acknowledged an event, named in lifecycleEventName), Online (heard from in the last 90 s), \
+                Quiet (heard from before that: its agent stopped or cannot reach the control plane) or Never. A remote agent \
+                is heard from on every call to deployctl server (lastSeen, its address and User-Agent); an agent on the state \
+                file when it renews its lease (every 10 s; address "local"). Against a server (--endpoint-url) any key but an \
+                instance's may ask.
+                """)
+
+        @Option(
+            name: .customLong("instance-names"), parsing: .upToNextOption,
+            help: ArgumentHelp("Only these instances (each must be registered).", valueName: "name"))
+        var instanceNames: [String] = []
+
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            let directory = try global.openAgentDirectory()
+            let agents: [AgentPresence]
+            do {
+                agents = try await directory.listAgents(instanceNames: instanceNames.isEmpty ? nil : instanceNames)
+            } catch let error as ServiceError {
+                throw CLIFailure.service(operation: "ListAgents", code: error.code, message: error.message)
+            }
+            let output = try JSONValueEncoder(dateEncoding: .display).encode(ListAgentsOutput(agents: agents))
+            try StandardStreams.out(OutputFormatter.format(output, as: global.output, operation: "ListAgents"))
+        }
+    }
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

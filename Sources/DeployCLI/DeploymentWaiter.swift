@@ -14,6 +14,9 @@ struct DeploymentWaiter {
         let live = isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
         let start = Date()
         var previousLines: [String] = []
+        let directory = try? global.openAgentDirectory()
+        var presence: [String: AgentPresence] = [:]
+        var askedAgents = Date.distantPast
         var drawn = 0
         while true {
             let info: DeploymentInfo
@@ -32,7 +35,15 @@ struct DeploymentWaiter {
             } catch let error as ServiceError {
                 throw CLIFailure.other("Waiter DeploymentSuccessful failed: An error occurred (\(error.code)): \(error.message)")
             }
-            let lines = Self.view(info, targets).map { TerminalText.safe($0) }
+            // Instances whose next event nobody has picked up for a while: say whether any agent is there.
+            let stalled = Self.waitingForAgent(targets, now: Date()).filter { presence[$0] == nil || Date().timeIntervalSince(askedAgents) > 2 }
+            if !stalled.isEmpty, Date().timeIntervalSince(askedAgents) > 2 {
+                askedAgents = Date()
+                if let found = try? await directory?.listAgents(instanceNames: stalled) {
+                    for agent in found { presence[agent.instanceName] = agent }
+                }
+            }
+            let lines = Self.view(info, targets, agents: presence, now: Date()).map { TerminalText.safe($0) }
             if live {
                 var out = drawn > 0 ? "\u{1B}[\(drawn)F" : ""
                 for line in lines { out += "\u{1B}[2K" + line + "\n" }
@@ -62,8 +73,39 @@ struct DeploymentWaiter {
         }
     }
 
-    /// One line for the deployment, one per instance: its status and the event it is at (or failed in).
-    static func view(_ info: DeploymentInfo, _ targets: [InstanceTarget]) -> [String] {
+    /// How long an instance's next event may wait to be picked up before the view says whether its agent is there:
+    /// a live agent's held poll takes it within milliseconds, a local agent's within its poll interval.
+    static let agentWaitNotice: TimeInterval = 5
+
+    /// Instances whose target is in progress with no event running, for longer than ``agentWaitNotice``.
+    static func waitingForAgent(_ targets: [InstanceTarget], now: Date) -> [String] {
+        targets.compactMap { target in
+            guard target.status == .inProgress, let name = target.targetId else { return nil }
+            let events = target.lifecycleEvents ?? []
+            if events.contains(where: { $0.status == .inProgress }) { return nil }
+            let since = ([target.lastUpdatedAt] + events.map(\.endTime)).compactMap { $0 }.max() ?? now
+            return now.timeIntervalSince(since) > agentWaitNotice ? name : nil
+        }
+    }
+
+    /// What the view says of an instance waiting for its agent.
+    static func agentNotice(_ instance: String, _ agent: AgentPresence?, now: Date) -> String {
+        guard let agent else { return "waiting for its agent" }
+        switch agent.status {
+        case .never: return "waiting for its agent: no agent has ever polled for \(instance)"
+        case .quiet:
+            let age = agent.lastSeen.map { AgentPresence.age(now.timeIntervalSince($0)) } ?? "a while"
+            return "waiting for its agent: no agent has polled for \(instance) for \(age)"
+        case .online, .running:
+            let age = agent.lastSeen.map { " \(AgentPresence.age(now.timeIntervalSince($0))) ago" } ?? ""
+            return "waiting for its agent (heard from\(age))"
+        }
+    }
+
+    /// One line for the deployment, one per instance: its status and the event it is at (or failed in); an instance
+    /// whose next event waits for an agent says whether one is there (`agents`).
+    static func view(_ info: DeploymentInfo, _ targets: [InstanceTarget], agents: [String: AgentPresence] = [:], now: Date = Date()) -> [String] {
+        let waiting = Set(waitingForAgent(targets, now: now))
         let o = info.deploymentOverview
         var lines = [
             "\(info.deploymentId ?? "") \(info.status?.rawValue ?? "")  pending \(o?.pending ?? 0), in progress \(o?.inProgress ?? 0), succeeded \(o?.succeeded ?? 0), failed \(o?.failed ?? 0), skipped \(o?.skipped ?? 0)"
@@ -85,6 +127,9 @@ struct DeploymentWaiter {
                     // What the agent posted while the event runs (a process holding a hook's output).
                     line += ": \(note)"
                 }
+            }
+            if let name = target.targetId, waiting.contains(name) {
+                line += (current == nil ? "" : "; ") + agentNotice(name, agents[name], now: now)
             }
             lines.append(line)
         }

@@ -140,6 +140,12 @@ public struct GlobalOptions: ParsableArguments {
         return try openControlPlane()
     }
 
+    /// Where agents' presence is known: the server with `--endpoint-url`, else the state file.
+    func openAgentDirectory() throws -> any AgentDirectory {
+        if let endpoint = apiEndpoint() { return RemoteCodeDeploy(client: try remoteClient(endpoint)) }
+        return try openControlPlane()
+    }
+
     /// Where `push` stores bundles: the server's S3 API with `--endpoint-url`, else the store beside the state file.
     func openUploader() throws -> any ObjectUploading {
         if let endpoint = s3Endpoint() { return RemoteArtifacts(client: try remoteClient(endpoint)) }

@@ -30,6 +30,21 @@ public struct RemoteCodeDeploy: CodeDeployTransport {
         }
     }
 
+    /// One of deployctl's own operations (``AgentDirectory``), sent and signed like CodeDeploy's.
+    func callDeployctl(_ operation: String, _ request: JSONValue) async throws -> JSONValue {
+        let answer = try await client.send(
+            method: "POST", path: "/",
+            headers: [("Content-Type", JSONProtocol.contentType), ("X-Amz-Target", "Deployctl_20261130." + operation)],
+            body: Data(request.compact().utf8), service: "codedeploy")
+        let text = String(decoding: answer.body, as: UTF8.self)
+        guard (200..<300).contains(answer.status) else { throw Self.serviceError(status: answer.status, text: text) }
+        do {
+            return try JSONValue.parse(text)
+        } catch {
+            throw RemoteError("The server answered \(operation) with a body that is not JSON: \(text.prefix(200))")
+        }
+    }
+
     /// botocore's reading of a JSON 1.1 error: `__type` (cut at `:`, after the last `#`) and `message`.
     static func serviceError(status: Int, text: String) -> any Error {
         guard let value = try? JSONValue.parse(text), var code = value["__type"]?.stringValue else {
@@ -41,5 +56,12 @@ public struct RemoteCodeDeploy: CodeDeployTransport {
         if let colon = code.firstIndex(of: ":") { code = String(code[..<colon]) }
         if let hash = code.lastIndex(of: "#") { code = String(code[code.index(after: hash)...]) }
         return ServiceError(code, value["message"]?.stringValue ?? value["Message"]?.stringValue ?? "")
+    }
+}
+
+extension RemoteCodeDeploy: AgentDirectory {
+    public func listAgents(instanceNames: [String]?) async throws -> [AgentPresence] {
+        let request: JSONValue = instanceNames.map { .members([("instanceNames", .array($0.map { .string($0) }))]) } ?? .object([])
+        return try JSONValueDecoder().decode(ListAgentsOutput.self, from: try await callDeployctl("ListAgents", request)).agents
     }
 }

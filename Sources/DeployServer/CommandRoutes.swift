@@ -68,6 +68,11 @@ struct CommandRoutes {
         } catch {
             return fail(400, "SerializationException", "Malformed request body.", operation: operation)
         }
+        let address = channel.remoteAddress?.ipAddress ?? "unknown"
+        let agent = wire.header("user-agent") ?? "unknown"
+        responder.agentContacts.record(key.userName, address: address, agent: agent)
+        // Recorded again when the call ends: a held poll is the agent being there until it answers.
+        defer { responder.agentContacts.record(key.userName, address: address, agent: agent) }
         do {
             let answer: JSONValue
             switch operation {
@@ -117,7 +122,6 @@ struct CommandRoutes {
 
     func poll(_ input: JSONValue, instance: String) async throws -> JSONValue {
         let host = try await checkHost(input, instance: instance)
-        responder.lastPolls.record(instance)
         let deadline = ContinuousClock.now + responder.pollHold
         // Woken but nothing found: perhaps another poll of this instance (a connection the agent abandoned) took the
         // command; it can be handed out again after the redelivery delay, so look again then.

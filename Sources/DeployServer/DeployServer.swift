@@ -144,10 +144,19 @@ public struct DeployServer: Sendable {
         let writer = responder.writer
         let waiters = responder.waiters
         let externalChanges = configuration.externalChanges
+        let contacts = responder.agentContacts
+        @Sendable func writeContacts() async {
+            let taken = contacts.take()
+            let written = await withTaskExecutorPreference(writer) { (try? plane.recordAgentContacts(taken)) != nil }
+            if !written { contacts.restore(taken) }
+        }
         let clock = Task {
             var seen = externalChanges?()
+            var tick = 0
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
+                tick += 1
+                if tick % 5 == 0 { await writeContacts() }
                 let expired = await withTaskExecutorPreference(writer) { (try? plane.expireOverdueCommands()) ?? 0 }
                 let now = await withTaskExecutorPreference(writer) { externalChanges?() }
                 if expired > 0 || now != seen { waiters.wakeAll() }
@@ -166,6 +175,7 @@ public struct DeployServer: Sendable {
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        await writeContacts()
     }
 }
 

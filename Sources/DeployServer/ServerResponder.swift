@@ -2,6 +2,7 @@ import AWSWire
 import ArtifactStore
 import ControlPlane
 import DeployModel
+import DeployStore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -141,7 +142,7 @@ struct ServerResponder: HTTPResponder {
     let signer: SpecificationSigner
     let pollHold: Duration
     /// When each instance's agent last polled (for `deployctl agent list` and the `--wait` view).
-    let lastPolls = LastPolls()
+    let agentContacts = AgentContacts()
 
     init(
         plane: ControlPlane, artifacts: ArtifactStore, maxObjectBytes: Int64, writer: BlockingExecutor, signer: SpecificationSigner,
@@ -230,6 +231,9 @@ struct ServerResponder: HTTPResponder {
         } catch {
             return fail(error == .missing ? 403 : 400, error.code, error.description)
         }
+        if target.hasPrefix(Self.deployctlTargetPrefix) {
+            return deployctlOperation(String(target.dropFirst(Self.deployctlTargetPrefix.count)), body: bytes, role: role, keyId: keyId)
+        }
         guard let operation = JSONProtocol.operation(target: target) else {
             return fail(
                 400, "UnknownOperationException", "Unknown operation \(target.prefix(100)) (expected \(JSONProtocol.targetPrefix)<Operation>).")
@@ -254,6 +258,46 @@ struct ServerResponder: HTTPResponder {
             waiters.wakeAll()
         }
         return WireResponse(answer, operation: operation.name)
+    }
+
+    // MARK: deployctl's own operations
+
+    /// deployctl's operations beside CodeDeploy's, signed like them (service `codedeploy`).
+    static let deployctlTargetPrefix = "Deployctl_20261130."
+
+    func deployctlOperation(_ name: String, body: Data, role: AccessRole, keyId: String) -> WireResponse {
+        func fail(_ code: String, _ message: String) -> WireResponse {
+            WireResponse(JSONProtocol.Response.error(code, message, status: 400), operation: name)
+        }
+        guard name == "ListAgents" else {
+            return fail(
+                "UnknownOperationException", "Unknown operation \(Self.deployctlTargetPrefix)\(name.prefix(100)) (deployctl serves ListAgents).")
+        }
+        guard role.allows(name) else {
+            return fail("AccessDeniedException", "The access key \(keyId) (role \(role.rawValue)) is not allowed to call \(name).")
+        }
+        let input: JSONValue
+        do {
+            input = body.isEmpty ? .object([]) : try JSONValue.parse(String(decoding: body, as: UTF8.self))
+        } catch {
+            return fail("SerializationException", "Malformed request body: \(error)")
+        }
+        var names: [String]?
+        if let given = input["instanceNames"] {
+            guard let list = given.arrayValue?.compactMap(\.stringValue), list.count == given.arrayValue?.count else {
+                return fail("InvalidInstanceNameException", "instanceNames must be a list of instance names.")
+            }
+            names = list
+        }
+        do {
+            let agents = try plane.agentPresence(instanceNames: names, pending: agentContacts.unwritten)
+            let value = try JSONValueEncoder().encode(ListAgentsOutput(agents: agents))
+            return WireResponse(status: 200, contentType: JSONProtocol.contentType, text: value.compact(), operation: name)
+        } catch let error as ServiceError {
+            return fail(error.code, error.message)
+        } catch {
+            return WireResponse(JSONProtocol.Response.error("InternalFailure", "\(error)", status: 500), operation: name)
+        }
     }
 
     // MARK: /metrics
@@ -328,13 +372,42 @@ final class ServerMetrics: Sendable {
     func text() -> String { registry.emitToString() }
 }
 
-/// When each instance's agent last polled.
-final class LastPolls: Sendable {
-    let times = Mutex<[String: Date]>([:])
+/// When each instance's agent last called the command service, from where and as what; kept in memory on every call
+/// and written to the state file every few seconds (``flush()``), so a fleet's polls cost no writes of their own.
+final class AgentContacts: Sendable {
+    private struct Entries {
+        var latest: [String: AgentContactRecord] = [:]
+        var unwritten: Set<String> = []
+    }
+    private let entries = Mutex(Entries())
 
-    func record(_ instance: String) { times.withLock { $0[instance] = Date() } }
+    func record(_ instance: String, address: String, agent: String) {
+        let contact = AgentContactRecord(
+            instanceName: instance, lastSeen: Date().timeIntervalSince1970, address: address, agent: String(agent.prefix(200)))
+        entries.withLock {
+            $0.latest[instance] = contact
+            $0.unwritten.insert(instance)
+        }
+    }
 
-    var all: [String: Date] { times.withLock { $0 } }
+    /// Contacts not written yet (for answers that must not lag the file).
+    var unwritten: [AgentContactRecord] {
+        entries.withLock { e in e.unwritten.compactMap { e.latest[$0] } }
+    }
+
+    /// Takes the contacts to write; `restore` puts them back when the write failed.
+    func take() -> [AgentContactRecord] {
+        entries.withLock { e in
+            defer { e.unwritten.removeAll() }
+            return e.unwritten.compactMap { e.latest[$0] }
+        }
+    }
+
+    func restore(_ contacts: [AgentContactRecord]) {
+        entries.withLock { e in
+            for contact in contacts where e.latest[contact.instanceName] == contact { e.unwritten.insert(contact.instanceName) }
+        }
+    }
 }
 
 /// The request context: Hummingbird's core storage, and the connection (a held poll checks it is still open before

@@ -93,8 +93,6 @@ public protocol StoreTransaction {
     func newestTargetStatus(groupId: String, instance: String) throws -> String?
 
     // MARK: Host commands
-    /// Whether polling could hand the instance something: an overdue command anywhere, a Created deployment
-    /// targeting it, or an InProgress target of it with no outstanding command.
     /// Whether a poll of `instance` may find something: an overdue command anywhere, a target with nothing
     /// outstanding, or a command of the instance never acknowledged whose deadline is before `redeliverBefore` (its
     /// poll was lost with the connection that carried it; it is handed out again).
@@ -135,4 +133,12 @@ public protocol StoreTransaction {
     /// Inserts or replaces.
     func saveLease(_ record: LeaseRecord) throws
     func deleteLease(instance: String, holder: String) throws
+
+    // MARK: Agent contacts
+    /// Inserts or moves forward (a contact older than the one recorded changes nothing).
+    func recordAgentContact(_ record: AgentContactRecord) throws
+    /// Every instance's last contact, by instance name.
+    func agentContacts() throws -> [AgentContactRecord]
+    /// Instances with an acknowledged (running) command, and its event.
+    func runningEvents() throws -> [String: String]
 }

@@ -46,6 +46,7 @@ struct MemoryTables {
     var commands: [String: HostCommandRecord] = [:]
     var revisions: [String: [RevisionRecord]] = [:]
     var leases: [String: LeaseRecord] = [:]
+    var contacts: [String: AgentContactRecord] = [:]
     var accessKeys: [String: AccessKeyRecord] = [:]
     var sequence = 0
 }
@@ -298,5 +299,20 @@ struct MemoryTransaction: StoreTransaction {
     func saveLease(_ record: LeaseRecord) throws { try change { $0.leases[record.instanceName] = record } }
     func deleteLease(instance: String, holder: String) throws {
         try change { if $0.leases[instance]?.holder == holder { $0.leases[instance] = nil } }
+    }
+
+    // MARK: Agent contacts
+
+    func recordAgentContact(_ record: AgentContactRecord) throws {
+        try change { tables in
+            if let known = tables.contacts[record.instanceName], known.lastSeen > record.lastSeen { return }
+            tables.contacts[record.instanceName] = record
+        }
+    }
+    func agentContacts() throws -> [AgentContactRecord] { t.contacts.values.sorted { $0.instanceName < $1.instanceName } }
+    func runningEvents() throws -> [String: String] {
+        var running: [String: String] = [:]
+        for command in t.commands.values where command.acknowledged { running[command.instanceName] = command.eventName }
+        return running
     }
 }

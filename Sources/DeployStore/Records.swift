@@ -160,6 +160,23 @@ public struct LeaseRecord: Sendable, Equatable {
     }
 }
 
+/// The last time an agent was heard from for an instance: a call of the command service to `deployctl server`
+/// (`address` is where it came from, `agent` its User-Agent), or a local agent renewing its lease (`address` is
+/// `local`, `agent` names its process).
+public struct AgentContactRecord: Sendable, Equatable {
+    public var instanceName: String
+    public var lastSeen: Double
+    public var address: String
+    public var agent: String
+
+    public init(instanceName: String, lastSeen: Double, address: String, agent: String) {
+        self.instanceName = instanceName
+        self.lastSeen = lastSeen
+        self.address = address
+        self.agent = agent
+    }
+}
+
 /// Whose tags: a taggable resource (application, group, config: by ID) or an on-premises instance (by name).
 public enum TagOwner: Sendable, Equatable, Hashable {
     case resource(String)

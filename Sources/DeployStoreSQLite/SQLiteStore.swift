@@ -563,4 +563,30 @@ struct SQLiteTransaction: StoreTransaction {
     func deleteLease(instance: String, holder: String) throws {
         try db.cachedStatement(sql: "DELETE FROM agent_leases WHERE instance_name = ? AND holder = ?").execute(arguments: [instance, holder])
     }
+
+    // MARK: Agent contacts
+
+    func recordAgentContact(_ record: AgentContactRecord) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO agent_contacts (instance_name, last_seen, address, agent) VALUES (?, ?, ?, ?)
+                ON CONFLICT (instance_name) DO UPDATE SET last_seen = excluded.last_seen, address = excluded.address, agent = excluded.agent
+                    WHERE excluded.last_seen >= agent_contacts.last_seen
+                """
+        ).execute(arguments: [record.instanceName, record.lastSeen, record.address, record.agent])
+    }
+
+    func agentContacts() throws -> [AgentContactRecord] {
+        try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM agent_contacts ORDER BY instance_name")).map {
+            AgentContactRecord(instanceName: $0["instance_name"], lastSeen: $0["last_seen"], address: $0["address"], agent: $0["agent"])
+        }
+    }
+
+    func runningEvents() throws -> [String: String] {
+        var running: [String: String] = [:]
+        for row in try Row.fetchAll(try db.cachedStatement(sql: "SELECT instance_name, event_name FROM host_commands WHERE acknowledged = 1")) {
+            running[row["instance_name"]] = row["event_name"]
+        }
+        return running
+    }
 }

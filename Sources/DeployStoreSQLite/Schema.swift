@@ -5,8 +5,21 @@ import GRDB
 /// file at the same moment cannot both apply one. Never edit a migration that has shipped: append a new one.
 enum Schema {
     static let migrations: [@Sendable (Database) throws -> Void] = [
-        v1, v2, v3, v4, v5, v6, v7,
+        v1, v2, v3, v4, v5, v6, v7, v8,
     ]
+
+    /// When each instance's agent was last heard from (`deployctl agent list`, the `--wait` view).
+    static func v8(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE agent_contacts (
+                    instance_name TEXT PRIMARY KEY,
+                    last_seen REAL NOT NULL,
+                    address TEXT NOT NULL,
+                    agent TEXT NOT NULL
+                );
+                """)
+    }
 
     /// Target statuses counted per deployment, kept by triggers in the transaction that changes a target: the control
     /// plane reads them on every event of a deployment, and counting 1,000 target rows (each with its events) each

@@ -157,4 +157,37 @@ final class ManualClock: @unchecked Sendable {
         #expect(command.ignoreApplicationStopFailures)
         #expect(command.lifecycleEvent == "ApplicationStop")
     }
+
+    /// `agent list`: Never until an agent is heard from (a local lease or a server's recorded call), Online within
+    /// 90 s, Quiet after, Running while an acknowledged command is out; a contact never moves back in time.
+    @Test(arguments: StoreKind.allCases) func agentPresenceFollowsContactsLeasesAndRunningCommands(_ store: StoreKind) throws {
+        let clock = ManualClock()
+        let (plane, dir) = try fixture(clock, store)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func statuses() throws -> [String] { try plane.agentPresence().map { "\($0.instanceName) \($0.status.rawValue)" } }
+        #expect(try statuses() == ["a Never", "b Never"])
+        try plane.acquireAgentLease(instanceName: "a", agent: AgentIdentity(holder: "h1", hostName: "vm", pid: 42))
+        let seen = clock.now.timeIntervalSince1970
+        try plane.recordAgentContacts([AgentContactRecord(instanceName: "b", lastSeen: seen, address: "10.0.0.2", agent: "aws-sdk-ruby3")])
+        #expect(try statuses() == ["a Online", "b Online"])
+        let b = try #require(try plane.agentPresence(instanceNames: ["b"]).first)
+        #expect(b.address == "10.0.0.2" && b.agent == "aws-sdk-ruby3" && b.lastSeen == Date(timeIntervalSince1970: seen))
+        #expect(try plane.agentPresence(instanceNames: ["a"]).first?.address == "local")
+        // An older contact (a late write) does not move it back.
+        try plane.recordAgentContacts([AgentContactRecord(instanceName: "b", lastSeen: seen - 500, address: "old", agent: "old")])
+        #expect(try plane.agentPresence(instanceNames: ["b"]).first?.address == "10.0.0.2")
+        clock.advance(91)
+        #expect(try statuses() == ["a Quiet", "b Quiet"])
+        _ = try deploy(plane)
+        let command = try #require(try plane.pollHostCommand(instanceName: "a"))
+        try plane.acknowledgeHostCommand(id: command.id, expectedSeconds: 30)
+        let a = try #require(try plane.agentPresence(instanceNames: ["a"]).first)
+        #expect(a.status == .running && a.lifecycleEventName == command.lifecycleEvent)
+        // Contacts the server holds in memory count before they are written.
+        let pending = AgentContactRecord(instanceName: "b", lastSeen: clock.now.timeIntervalSince1970, address: "10.0.0.3", agent: "deployctl")
+        #expect(try plane.agentPresence(instanceNames: ["b"], pending: [pending]).first?.status == .online)
+        #expect(throws: ServiceError("InstanceNotRegisteredException", "The on-premises instance zz is not registered.")) {
+            try plane.agentPresence(instanceNames: ["zz"])
+        }
+    }
 }

@@ -189,6 +189,43 @@ def test_a_host_whose_agent_never_comes_back_is_failed_on_time(fleet):
     assert "presumed gone" in after["diagnostics"]["message"]
 
 
+def test_agent_list_and_the_wait_view_say_which_hosts_have_no_agent(fleet):
+    server, hosts = fleet
+    hosts[0].start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        agents = {a["instanceName"]: a for a in json.loads(remote(server, "agent", "list").stdout)["agents"]}
+        if agents["web-1"]["status"] == "Online":
+            break
+        time.sleep(0.2)
+    assert agents["web-1"]["status"] == "Online", agents
+    assert agents["web-1"]["address"] == "127.0.0.1"
+    assert agents["web-1"]["agent"].startswith("deployctl/")
+    assert agents["web-2"] == {"instanceName": "web-2", "status": "Never"}
+    # Any key but an instance's may ask; an unknown instance is named.
+    read_only = deployctl("agent", "list", "--instance-names", "web-3", "--endpoint-url", server.url, env=server.env("read-only"))
+    assert json.loads(read_only.stdout)["agents"] == [{"instanceName": "web-3", "status": "Never"}]
+    unknown = deployctl("agent", "list", "--instance-names", "web-9", "--endpoint-url", server.url, env=server.env("read-only"),
+                        check=False)
+    assert unknown.returncode == 254 and "InstanceNotRegisteredException" in unknown.stderr and "web-9" in unknown.stderr
+    # The --wait view: web-1 deploys, web-2 and web-3 wait for agents that were never there, and the view says so.
+    app = os.path.join(server.directory, "app")
+    make_app(app, {"AfterInstall": ("ok.sh", "true", 30)})
+    remote(server, "push", "--application-name", "web", "--s3-location", "s3://releases/ok.zip", "--source", app)
+    deployment = deploy(server, "ok.zip", wait=False)
+    waited = remote(server, "wait", "deployment-successful", "--deployment-id", deployment, "--timeout", "9", check=False)
+    assert waited.returncode != 0
+    assert "no agent has ever polled for web-2" in waited.stderr, waited.stderr
+    assert "no agent has ever polled for web-3" in waited.stderr
+    assert "no agent has ever polled for web-1" not in waited.stderr
+    # After it stops, the state file keeps when web-1 was last heard from (the server writes contacts every 5 s and
+    # when it stops).
+    hosts[0].stop()
+    time.sleep(5.5)
+    listed = json.loads(deployctl("agent", "list", "--instance-names", "web-1", "--state", server.state).stdout)["agents"][0]
+    assert listed["status"] == "Online" and listed["address"] == "127.0.0.1", listed
+
+
 def test_an_instance_key_acts_for_its_own_host_only(fleet):
     server, hosts = fleet
     own = hosts[0]
