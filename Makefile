@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release demo test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote clean
+.PHONY: all setup build release demo test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents clean
 
 all: build
 
@@ -60,6 +60,10 @@ bench-fleet: release
 # 1,000 simulated remote agents (command protocol, SigV4, TLS) against one server (BENCHMARKS.md).
 bench-fleet-remote: release
 	python3 bench/fleet_remote.py
+
+# Three real `deployctl agent run --config` processes against a server over HTTPS (BENCHMARKS.md).
+bench-remote-agents: release
+	python3 bench/remote_agents.py
 
 # deployctl server under load from wrk on loopback (BENCHMARKS.md).
 bench-server: release
