@@ -100,11 +100,13 @@ let package = Package(
             name: "DeployCLI",
             dependencies: [
                 "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "DeployStoreSQLite", "AppSpec", "Bundles", "ArtifactStore", "Revisions", "Agent",
-                "DeployServer", "DeployClient",
+                "DeployServer", "DeployClient", "JMESPath",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The aws CLI's --query language (issue 13): no maintained Swift JMESPath package is in the mirror.
+        .target(name: "JMESPath", dependencies: ["DeployModel"]),
         .executableTarget(
             name: "deployctl", dependencies: ["DeployCLI"],
             // The shipped (release) binary exports no dynamic symbols (swiftc's static-stdlib link exports all of
@@ -121,6 +123,7 @@ let package = Package(
         // Shared by the test targets that run the built binary.
         .target(name: "TestSupport", path: "Tests/Support"),
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
+        .testTarget(name: "JMESPathTests", dependencies: ["JMESPath", "DeployModel"]),
         .testTarget(
             name: "DeployStoreTests", dependencies: ["DeployStore", "DeployStoreSQLite", "DeployModel", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),

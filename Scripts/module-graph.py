@@ -24,6 +24,8 @@ RULES = [
     ("DeployServer", "DeployCLI", "libraries never reach the CLI"),
     ("DeployClient", "ControlPlane", "the remote client speaks the wire only; the rules run on the server"),
     ("DeployClient", "Hummingbird", "the client does not carry the server"),
+    ("JMESPath", "ControlPlane", "the query language works on any JSON, knowing nothing of deployments"),
+    ("JMESPath", "DeployStore", "the query language works on any JSON, knowing nothing of deployments"),
 ]
 
 

@@ -15,7 +15,7 @@ private func runAccessKeyOperation(_ global: GlobalOptions, _ operation: String,
     } catch let error as ServiceError {
         throw CLIFailure.service(operation: operation, code: error.code, message: error.message)
     }
-    if let output { try StandardStreams.out(OutputFormatter.format(output, as: global.output, operation: operation)) }
+    if let output { try StandardStreams.out(try global.render(output, operation: operation)) }
 }
 
 /// `deployctl create-access-key`: a key for `deployctl server`, shaped like `aws iam create-access-key`.

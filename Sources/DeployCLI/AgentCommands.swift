@@ -43,7 +43,7 @@ struct AgentGroupCommand: AsyncParsableCommand {
                 throw CLIFailure.service(operation: "ListAgents", code: error.code, message: error.message)
             }
             let output = try JSONValueEncoder(dateEncoding: .display).encode(ListAgentsOutput(agents: agents))
-            try StandardStreams.out(OutputFormatter.format(output, as: global.output, operation: "ListAgents"))
+            try StandardStreams.out(try global.render(output, operation: "ListAgents"))
         }
     }
 

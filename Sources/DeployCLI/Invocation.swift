@@ -6,6 +6,7 @@ import DeployModel
 import DeployStore
 import DeployStoreSQLite
 import Foundation
+import JMESPath
 
 /// How a command ended, if not with success: the one place that picks exit codes (as aws CLI v2 does).
 public enum CLIFailure: Error, Equatable {
@@ -63,6 +64,13 @@ public struct GlobalOptions: ParsableArguments {
 
     @Option(name: .customLong("output"), help: ArgumentHelp("The output format: json (default), text or table.", valueName: "format"))
     var output: OutputFormat = .json
+
+    @Option(
+        name: .customLong("query"),
+        help: ArgumentHelp(
+            "A JMESPath query applied to the output before --output formats it, as the aws CLI does (e.g. --query deploymentId --output text).",
+            valueName: "expression"))
+    var query: String?
 
     @Option(
         name: .customLong("region"),
@@ -135,6 +143,38 @@ public struct GlobalOptions: ParsableArguments {
 
     /// The API the commands talk to: the local control plane over the state file, or a remote server with
     /// `--endpoint-url`. This and ``openUploader()`` are the only places that choose.
+    /// The compiled `--query`, if any; a bad expression is a usage error (exit 252), found before anything runs.
+    func compiledQuery() throws -> JMESPathExpression? {
+        guard let query else { return nil }
+        do {
+            return try JMESPathExpression(query)
+        } catch {
+            throw CLIFailure.usage("Bad value for --query \(query): \(error)")
+        }
+    }
+
+    public func validate() throws {
+        if let query {
+            do {
+                _ = try JMESPathExpression(query)
+            } catch {
+                throw ValidationError("Bad value for --query \(query): \(error)")
+            }
+        }
+    }
+
+    /// The command's output as the user asked for it: `--query` applied, then `--output`.
+    func render(_ value: JSONValue, operation: String) throws -> String {
+        guard let expression = try compiledQuery() else { return OutputFormatter.format(value, as: output, operation: operation) }
+        let result: JSONValue
+        do {
+            result = try expression.search(value)
+        } catch {
+            throw CLIFailure.other("--query \(expression.text) cannot be applied to the output of \(operation): \(error)")
+        }
+        return OutputFormatter.format(result, as: output, operation: operation)
+    }
+
     func openAPI() throws -> any CodeDeployAPI {
         if let endpoint = apiEndpoint() { return RemoteCodeDeploy(client: try remoteClient(endpoint)) }
         return try openControlPlane()
@@ -249,7 +289,7 @@ extension OperationCommand {
         if !userGaveToken, !global.noPaginate, case .object(let members) = result {
             result = .object(members.filter { $0.key != "nextToken" && $0.key != "NextToken" })
         }
-        let text = OutputFormatter.format(result, as: global.output, operation: Self.operationName)
+        let text = try global.render(result, operation: Self.operationName)
         // Written unbuffered, so it comes before anything printed after it (a waiter's progress on stderr).
         if !text.isEmpty { try StandardStreams.out(text) }
         return firstOutput

@@ -42,7 +42,8 @@ enum TextFormat {
             var scalars: [String] = []
             var nested: [(String, JSONValue)] = []
             if let scalarKeys {
-                for key in scalarKeys { scalars.append(members.first { $0.key == key }.map { scalarText($0.value) } ?? "None") }
+                // text.py: a key this object lacks is an empty cell (a key it has with null is "None").
+                for key in scalarKeys { scalars.append(members.first { $0.key == key }.map { scalarText($0.value) } ?? "") }
                 for member in members.sorted(by: { $0.key < $1.key }) where !scalarKeys.contains(member.key) {
                     nested.append((member.key, member.value))
                 }

@@ -122,7 +122,7 @@ struct RegisterCommand: AsyncParsableCommand {
             )
         }
         try StandardStreams.out(
-            OutputFormatter.format(
+            try global.render(
                 .members([
                     ("InstanceName", .string(instanceName)), ("IamUserArn", .string(arn)), ("AccessKeyId", .string(key.accessKeyId)),
                     (
@@ -131,7 +131,7 @@ struct RegisterCommand: AsyncParsableCommand {
                             ["codedeploy.onpremises.yml", "codedeployagent.yml"].map { .string(directory + "/" + $0) }
                                 + (ca == nil ? [] : [.string(directory + "/deployctl-ca.pem")]))
                     ),
-                ]), as: global.output, operation: "Register"))
+                ]), operation: "Register"))
     }
 
     func write(_ text: String, to path: String, mode: mode_t) throws {
