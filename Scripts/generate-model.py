@@ -26,6 +26,8 @@ import botocore.model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, "Scripts", "model", "codedeploy-2014-10-06.json")
+# botocore's paginators for CodeDeploy: which operations take --max-items/--starting-token, and their result key.
+PAGINATORS = os.path.join(ROOT, "Scripts", "model", "codedeploy-2014-10-06.paginators.json")
 
 # The operations deployctl serves, in the order they appear in `deployctl --help`.
 OPERATIONS = [
@@ -104,6 +106,8 @@ class Generator:
     def __init__(self):
         with open(MODEL, encoding="utf-8") as f:
             self.model = botocore.model.ServiceModel(json.load(f), service_name="codedeploy")
+        with open(PAGINATORS, encoding="utf-8") as f:
+            self.paginators = json.load(f)["pagination"]
         self.structures = {}
         self.enums = {}
         for op in OPERATIONS:
@@ -355,6 +359,16 @@ class Generator:
                 "    }",
                 "",
             ]
+        paginator = self.paginators.get(op)
+        if paginator:
+            lines += [
+                "    static let paginator: Paginator? = Paginator("
+                f"inputToken: {swift_string(paginator['input_token'])}, outputToken: {swift_string(paginator['output_token'])}, "
+                f"resultKey: {swift_string(paginator['result_key'])})",
+                "    @OptionGroup var pagination: PaginationOptions",
+                "    var paginationOptions: PaginationOptions? { pagination }",
+                "",
+            ]
         lines += [
             "    @OptionGroup var cliInput: CLIInputOptions",
             "    @OptionGroup var global: GlobalOptions",
@@ -504,6 +518,10 @@ def refresh():
         data = json.load(f)
     with open(MODEL, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1)
+    with open(os.path.join(os.path.dirname(source), "paginators-1.json"), encoding="utf-8") as f:
+        paginators = json.load(f)
+    with open(PAGINATORS, "w", encoding="utf-8") as f:
+        json.dump(paginators, f, indent=1)
     print(f"copied the CodeDeploy model of botocore {botocore.__version__} to {MODEL}")
 
 

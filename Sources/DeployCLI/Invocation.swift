@@ -234,6 +234,9 @@ public struct CLIInputOptions: ParsableArguments {
 /// A generated API subcommand: its flags become the request, the control plane answers, the answer is printed.
 protocol OperationCommand {
     static var operationName: String { get }
+    /// How the operation pages, when botocore paginates it.
+    static var paginator: Paginator? { get }
+    var paginationOptions: PaginationOptions? { get }
     static var inputMembers: [String] { get }
     var cliInput: CLIInputOptions { get }
     var global: GlobalOptions { get }
@@ -241,6 +244,9 @@ protocol OperationCommand {
 }
 
 extension OperationCommand {
+    static var paginator: Paginator? { nil }
+    var paginationOptions: PaginationOptions? { nil }
+
     @discardableResult
     func invoke<Input: Decodable, Output: Encodable>(
         _ type: Input.Type, _ call: (any CodeDeployAPI, Input) async throws -> Output
@@ -254,11 +260,7 @@ extension OperationCommand {
         request = request.merging(.members(try flagMembers()))
 
         let api = try global.openAPI()
-        let userGaveToken = request["nextToken"] != nil || request["NextToken"] != nil
-        var merged: JSONValue? = nil
-        var firstOutput: Output?
-        var pageRequest = request
-        while true {
+        func page(_ pageRequest: JSONValue) async throws -> (Output, JSONValue) {
             let input: Input
             do {
                 input = try JSONValueDecoder().decode(Input.self, from: pageRequest)
@@ -275,41 +277,72 @@ extension OperationCommand {
             } catch let error as RemoteError {
                 throw CLIFailure.other(error.description)
             }
-            if firstOutput == nil { firstOutput = output }
             // What a person reads: timestamps as aws CLI v2 prints them (the wire and the state file use epoch seconds).
-            let page = try JSONValueEncoder(dateEncoding: .display).encode(output)
-            merged = merged.map { Self.mergePages($0, page) } ?? page
-            guard !userGaveToken, !global.noPaginate, let token = page["nextToken"]?.stringValue ?? page["NextToken"]?.stringValue else {
+            return (output, try JSONValueEncoder(dateEncoding: .display).encode(output))
+        }
+
+        // As the aws CLI: an operation botocore paginates follows its token and prints one list, unless --no-paginate
+        // or the token member itself (--next-token) was given; anything else is one call printed as it is.
+        guard let paginator = Self.paginator, !global.noPaginate, request[paginator.inputToken] == nil else {
+            let (output, value) = try await page(request)
+            let text = try global.render(value, operation: Self.operationName)
+            // Written unbuffered, so it comes before anything printed after it (a waiter's progress on stderr).
+            if !text.isEmpty { try StandardStreams.out(text) }
+            return output
+        }
+        let options = paginationOptions ?? PaginationOptions()
+        var requestToken: String?
+        var skip = 0
+        if let start = options.startingToken {
+            (requestToken, skip) = try ResumeToken.decode(start, inputToken: paginator.inputToken)
+        }
+        var items: [JSONValue] = []
+        var sawResultKey = false
+        var firstOutput: Output?
+        var resume: String?
+        var total = 0
+        while true {
+            let pageRequest = requestToken.map { request.merging(.members([(paginator.inputToken, .string($0))])) } ?? request
+            let (output, value) = try await page(pageRequest)
+            var pageItems = value[paginator.resultKey]?.arrayValue ?? []
+            if value[paginator.resultKey] != nil { sawResultKey = true }
+            // botocore's PageIterator: the starting token's truncation applies to the first page only.
+            var startingTruncation = 0
+            if firstOutput == nil {
+                firstOutput = output
+                if options.startingToken != nil {
+                    pageItems = Array(pageItems.dropFirst(skip))
+                    startingTruncation = skip
+                }
+            }
+            if let max = options.maxItems, total + pageItems.count > max {
+                let keep = max - total
+                items += pageItems.prefix(keep)
+                resume = ResumeToken.encode(serviceToken: requestToken, inputToken: paginator.inputToken, truncate: keep + startingTruncation)
                 break
             }
-            let tokenKey = page["nextToken"] != nil ? "nextToken" : "NextToken"
-            pageRequest = request.merging(.members([(tokenKey, .string(token))]))
+            items += pageItems
+            total += pageItems.count
+            guard let next = value[paginator.outputToken]?.stringValue, !next.isEmpty else { break }
+            if let max = options.maxItems, total == max {
+                resume = ResumeToken.encode(serviceToken: next, inputToken: paginator.inputToken, truncate: nil)
+                break
+            }
+            guard next != requestToken else { throw CLIFailure.other("The same next token was received twice: \(next)") }
+            requestToken = next
         }
-        var result = merged ?? .object([])
-        if !userGaveToken, !global.noPaginate, case .object(let members) = result {
-            result = .object(members.filter { $0.key != "nextToken" && $0.key != "NextToken" })
+        var members: [(String, JSONValue)] = sawResultKey ? [(paginator.resultKey, .array(items))] : []
+        if let resume { members.append(("NextToken", .string(resume))) }
+        var text: String
+        if let resume, global.output == .text, global.query == nil {
+            // The aws CLI prints the pages, then the token on a line of its own.
+            text = try global.render(.members(members.filter { $0.0 != "NextToken" }), operation: Self.operationName)
+            text += "NEXTTOKEN\t\(resume)\n"
+        } else {
+            text = try global.render(.members(members), operation: Self.operationName)
         }
-        let text = try global.render(result, operation: Self.operationName)
-        // Written unbuffered, so it comes before anything printed after it (a waiter's progress on stderr).
         if !text.isEmpty { try StandardStreams.out(text) }
         return firstOutput
-    }
-
-    /// Concatenates the list members of two pages of the same listing.
-    static func mergePages(_ first: JSONValue, _ next: JSONValue) -> JSONValue {
-        guard case .object(var members) = first, case .object(let more) = next else { return next }
-        for member in more {
-            if let index = members.firstIndex(where: { $0.key == member.key }) {
-                if case .array(let a) = members[index].value, case .array(let b) = member.value {
-                    members[index].value = .array(a + b)
-                } else {
-                    members[index].value = member.value
-                }
-            } else {
-                members.append(member)
-            }
-        }
-        return .object(members)
     }
 
     static func usageMessage(for error: ParameterValidationError) -> String {

@@ -84,3 +84,54 @@ def test_a_bad_query_is_a_usage_error_before_anything_runs(filled, query):
     assert ours.stdout == "" and "Bad value for --query" in ours.stderr
     listed = json.loads(deployctl("list-applications", "--endpoint-url", server.url, env=server.env("admin")).stdout)
     assert "never-made" not in listed["applications"]
+
+
+@pytest.fixture(scope="module")
+def many():
+    """A server with 130 instances: more than one page (100) of list-on-premises-instances."""
+    s = Server()
+    try:
+        client = s.client()
+        client.create_application(applicationName="web")
+        for i in range(130):
+            client.register_on_premises_instance(instanceName=f"i-{i:03d}", iamUserArn=f"arn:aws:iam::000000000000:user/i{i}")
+        yield s
+    finally:
+        assert s.stop() == 0
+
+
+@pytest.mark.parametrize("args", [
+    ["--max-items", "3"], ["--max-items", "100"], ["--max-items", "110"], ["--max-items", "130"], ["--max-items", "0"],
+    ["--max-items", "2", "--output", "text"], ["--max-items", "105", "--query", "length(instanceNames)"],
+    ["--query", "length(instanceNames)"], ["--no-paginate", "--query", "[length(instanceNames), nextToken != null]"],
+])
+def test_max_items_prints_what_the_aws_cli_prints_with_the_same_next_token(many, args):
+    theirs = many.aws("deploy", "list-on-premises-instances", *args)
+    ours = deployctl("list-on-premises-instances", *args, "--endpoint-url", many.url, env=many.env("admin"), check=False)
+    assert theirs.returncode == 0, theirs.stderr
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), ours.stderr
+
+
+def test_a_next_token_resumes_in_either_cli(many):
+    def ours(*args):
+        out = deployctl("list-on-premises-instances", *args, "--endpoint-url", many.url, env=many.env("admin"))
+        return json.loads(out.stdout)
+
+    seen = []
+    token = None
+    # Walk the whole list 40 at a time with deployctl's tokens, alternating which CLI takes the next step.
+    for step in range(5):
+        args = ["--max-items", "40"] + (["--starting-token", token] if token else [])
+        if step % 2:
+            result = many.aws("deploy", "list-on-premises-instances", *args)
+            assert result.returncode == 0, result.stderr
+            page = json.loads(result.stdout)
+        else:
+            page = ours(*args)
+        seen += page["instanceNames"]
+        token = page.get("NextToken")
+        if not token:
+            break
+    assert seen == [f"i-{i:03d}" for i in range(130)]
+    bad = deployctl("list-on-premises-instances", "--max-items", "-1", "--endpoint-url", many.url, env=many.env("admin"), check=False)
+    assert bad.returncode == 252 and "--max-items" in bad.stderr

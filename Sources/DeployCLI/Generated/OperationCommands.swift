@@ -147,6 +147,10 @@ struct ListApplicationsCommand: AsyncParsableCommand, OperationCommand {
             valueName: "string"))
     var nextToken: String?
 
+    static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "applications")
+    @OptionGroup var pagination: PaginationOptions
+    var paginationOptions: PaginationOptions? { pagination }
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
@@ -381,6 +385,10 @@ struct ListDeploymentConfigsCommand: AsyncParsableCommand, OperationCommand {
             "An identifier returned from the previous ListDeploymentConfigs call. It can be used to return the next set of deployment configurations in the list.",
             valueName: "string"))
     var nextToken: String?
+
+    static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "deploymentConfigsList")
+    @OptionGroup var pagination: PaginationOptions
+    var paginationOptions: PaginationOptions? { pagination }
 
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
@@ -690,6 +698,10 @@ struct ListDeploymentGroupsCommand: AsyncParsableCommand, OperationCommand {
             "An identifier returned from the previous list deployment groups call. It can be used to return the next set of deployment groups in the list.",
             valueName: "string"))
     var nextToken: String?
+
+    static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "deploymentGroups")
+    @OptionGroup var pagination: PaginationOptions
+    var paginationOptions: PaginationOptions? { pagination }
 
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
@@ -1119,6 +1131,10 @@ struct ListOnPremisesInstancesCommand: AsyncParsableCommand, OperationCommand {
             valueName: "string"))
     var nextToken: String?
 
+    static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "instanceNames")
+    @OptionGroup var pagination: PaginationOptions
+    var paginationOptions: PaginationOptions? { pagination }
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
@@ -1424,6 +1440,10 @@ struct ListApplicationRevisionsCommand: AsyncParsableCommand, OperationCommand {
             valueName: "string"))
     var nextToken: String?
 
+    static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "revisions")
+    @OptionGroup var pagination: PaginationOptions
+    var paginationOptions: PaginationOptions? { pagination }
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
@@ -1710,6 +1730,10 @@ struct ListDeploymentsCommand: AsyncParsableCommand, OperationCommand {
             valueName: "string"))
     var nextToken: String?
 
+    static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "deployments")
+    @OptionGroup var pagination: PaginationOptions
+    var paginationOptions: PaginationOptions? { pagination }
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
@@ -1829,6 +1853,10 @@ struct ListDeploymentTargetsCommand: AsyncParsableCommand, OperationCommand {
             "A key used to filter the returned targets. The two valid values are: TargetStatus - A TargetStatus filter string can be Failed, InProgress, Pending, Ready, Skipped, Succeeded, or Unknown. ServerInstanceLabel - A ServerInstanceLabel filter string can be Blue or Green. Shorthand: {KeyName=[string,...]} (or JSON, or file://PATH).",
             valueName: "shorthand|json"))
     var targetFilters: String?
+
+    static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "targetIds")
+    @OptionGroup var pagination: PaginationOptions
+    var paginationOptions: PaginationOptions? { pagination }
 
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
@@ -1953,6 +1981,10 @@ struct ListDeploymentInstancesCommand: AsyncParsableCommand, OperationCommand {
             "The set of instances in a blue/green deployment, either those in the original environment (\"BLUE\") or those in the replacement environment (\"GREEN\"), for which you want to view instance information. Values: Blue, Green.",
             valueName: "string ..."))
     var instanceTypeFilter: [String] = []
+
+    static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "instancesList")
+    @OptionGroup var pagination: PaginationOptions
+    var paginationOptions: PaginationOptions? { pagination }
 
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
