@@ -45,6 +45,8 @@ OPERATIONS = [
     "ListDeploymentTargets", "GetDeploymentTarget", "BatchGetDeploymentTargets",
     "ListDeploymentInstances", "GetDeploymentInstance", "BatchGetDeploymentInstances",
     "TagResource", "UntagResource", "ListTagsForResource",
+    "ContinueDeployment", "SkipWaitTimeForInstanceTermination", "PutLifecycleEventHookExecutionStatus",
+    "DeleteGitHubAccountToken", "ListGitHubAccountTokenNames", "DeleteResourcesByExternalId",
 ]
 
 # The aws CLI's `--s3-location` / `--github-location` shortcuts (awscli/customizations/codedeploy/locationargs.py).

@@ -35,7 +35,8 @@ public enum AccessRole: String, Sendable, CaseIterable {
     ]
 
     static let deployerWrites: Set<String> = [
-        "CreateDeployment", "StopDeployment", "RegisterApplicationRevision", "ContinueDeployment",
+        "CreateDeployment", "StopDeployment", "RegisterApplicationRevision", "ContinueDeployment", "SkipWaitTimeForInstanceTermination",
+        "PutLifecycleEventHookExecutionStatus",
         "PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload", "CreateBucket",
     ]
 }

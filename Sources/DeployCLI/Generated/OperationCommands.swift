@@ -47,6 +47,12 @@ let operationCommands: [any ParsableCommand.Type] = [
     TagResourceCommand.self,
     UntagResourceCommand.self,
     ListTagsForResourceCommand.self,
+    ContinueDeploymentCommand.self,
+    SkipWaitTimeForInstanceTerminationCommand.self,
+    PutLifecycleEventHookExecutionStatusCommand.self,
+    DeleteGitHubAccountTokenCommand.self,
+    ListGitHubAccountTokenNamesCommand.self,
+    DeleteResourcesByExternalIdCommand.self,
 ]
 
 /// `deployctl create-application`: Creates an application.
@@ -2204,5 +2210,237 @@ struct ListTagsForResourceCommand: AsyncParsableCommand, OperationCommand {
 
     func run() async throws {
         try await invoke(ListTagsForResourceInput.self) { api, input in try await api.listTagsForResource(input) }
+    }
+}
+
+/// `deployctl continue-deployment`: For a blue/green deployment, starts the process of rerouting traffic from instances in the original environment to instances in the replacement environment without waiting for a specified wait time to elapse.
+struct ContinueDeploymentCommand: AsyncParsableCommand, OperationCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "continue-deployment",
+        abstract:
+            "For a blue/green deployment, starts the process of rerouting traffic from instances in the original environment to instances in the replacement environment without waiting for a specified wait time to elapse.",
+        discussion:
+            "For a blue/green deployment, starts the process of rerouting traffic from instances in the original environment to instances in the replacement environment without waiting for a specified wait time to elapse. (Traffic rerouting, which is achieved by registering instances in the replacement environment with the load balancer, can start as soon as all instances have a status of Ready.)"
+    )
+    static let operationName = "ContinueDeployment"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentId", "deploymentWaitType"]
+
+    @Option(
+        name: .customLong("deployment-id"),
+        help: ArgumentHelp(
+            "The unique ID of a blue/green deployment for which you want to start rerouting traffic to the replacement environment.",
+            valueName: "string"))
+    var deploymentId: String?
+
+    @Option(
+        name: .customLong("deployment-wait-type"),
+        help: ArgumentHelp(
+            "The status of the deployment's waiting period. READY_WAIT indicates that the deployment is ready to start shifting traffic. TERMINATION_WAIT indicates that the traffic is shifted, but the original target is not terminated. One of: READY_WAIT, TERMINATION_WAIT.",
+            valueName: "string"))
+    var deploymentWaitType: String?
+
+    @OptionGroup var cliInput: CLIInputOptions
+    @OptionGroup var global: GlobalOptions
+
+    /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
+    func flagMembers() throws -> [(String, JSONValue)] {
+        var members: [(String, JSONValue)] = []
+        if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
+        if let deploymentWaitType { members.append(("deploymentWaitType", .string(deploymentWaitType))) }
+        return members
+    }
+
+    func run() async throws {
+        try await invoke(ContinueDeploymentInput.self) { api, input in
+            try await api.continueDeployment(input); return EmptyOutput()
+        }
+    }
+}
+
+/// `deployctl skip-wait-time-for-instance-termination`: In a blue/green deployment, overrides any specified wait time and starts terminating instances immediately after the traffic routing is complete.
+struct SkipWaitTimeForInstanceTerminationCommand: AsyncParsableCommand, OperationCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "skip-wait-time-for-instance-termination",
+        abstract:
+            "In a blue/green deployment, overrides any specified wait time and starts terminating instances immediately after the traffic routing is complete.",
+        discussion:
+            "In a blue/green deployment, overrides any specified wait time and starts terminating instances immediately after the traffic routing is complete."
+    )
+    static let operationName = "SkipWaitTimeForInstanceTermination"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentId"]
+
+    @Option(
+        name: .customLong("deployment-id"),
+        help: ArgumentHelp(
+            "The unique ID of a blue/green deployment for which you want to skip the instance termination wait time.", valueName: "string"))
+    var deploymentId: String?
+
+    @OptionGroup var cliInput: CLIInputOptions
+    @OptionGroup var global: GlobalOptions
+
+    /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
+    func flagMembers() throws -> [(String, JSONValue)] {
+        var members: [(String, JSONValue)] = []
+        if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
+        return members
+    }
+
+    func run() async throws {
+        try await invoke(SkipWaitTimeForInstanceTerminationInput.self) { api, input in
+            try await api.skipWaitTimeForInstanceTermination(input); return EmptyOutput()
+        }
+    }
+}
+
+/// `deployctl put-lifecycle-event-hook-execution-status`: Sets the result of a Lambda validation function.
+struct PutLifecycleEventHookExecutionStatusCommand: AsyncParsableCommand, OperationCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "put-lifecycle-event-hook-execution-status",
+        abstract: "Sets the result of a Lambda validation function.",
+        discussion:
+            "Sets the result of a Lambda validation function. The function validates lifecycle hooks during a deployment that uses the Lambda or Amazon ECS compute platform. For Lambda deployments, the available lifecycle hooks are BeforeAllowTraffic and AfterAllowTraffic. For Amazon ECS deployments, the available lifecycle hooks are BeforeInstall, AfterInstall, AfterAllowTestTraffic, BeforeAllowTraffic, and AfterAllowTraffic. Lambda validation functions return Succeeded or Failed. For more information, see AppSpec 'hooks' Section for an Lambda Deployment and AppSpec 'hooks' Section for an Amazon ECS Deployment."
+    )
+    static let operationName = "PutLifecycleEventHookExecutionStatus"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["deploymentId", "lifecycleEventHookExecutionId", "status"]
+
+    @Option(
+        name: .customLong("deployment-id"),
+        help: ArgumentHelp(
+            "The unique ID of a deployment. Pass this ID to a Lambda function that validates a deployment lifecycle event.", valueName: "string"))
+    var deploymentId: String?
+
+    @Option(
+        name: .customLong("lifecycle-event-hook-execution-id"),
+        help: ArgumentHelp(
+            "The execution ID of a deployment's lifecycle hook. A deployment lifecycle hook is specified in the hooks section of the AppSpec file.",
+            valueName: "string"))
+    var lifecycleEventHookExecutionId: String?
+
+    @Option(
+        name: .customLong("status"),
+        help: ArgumentHelp(
+            "The result of a Lambda function that validates a deployment lifecycle event. The values listed in Valid Values are valid for lifecycle statuses in general; however, only Succeeded and Failed can be passed successfully in your API call. One of: Pending, InProgress, Succeeded, Failed, Skipped, Unknown.",
+            valueName: "string"))
+    var status: String?
+
+    @OptionGroup var cliInput: CLIInputOptions
+    @OptionGroup var global: GlobalOptions
+
+    /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
+    func flagMembers() throws -> [(String, JSONValue)] {
+        var members: [(String, JSONValue)] = []
+        if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
+        if let lifecycleEventHookExecutionId { members.append(("lifecycleEventHookExecutionId", .string(lifecycleEventHookExecutionId))) }
+        if let status { members.append(("status", .string(status))) }
+        return members
+    }
+
+    func run() async throws {
+        try await invoke(PutLifecycleEventHookExecutionStatusInput.self) { api, input in try await api.putLifecycleEventHookExecutionStatus(input) }
+    }
+}
+
+/// `deployctl delete-git-hub-account-token`: Deletes a GitHub account connection.
+struct DeleteGitHubAccountTokenCommand: AsyncParsableCommand, OperationCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete-git-hub-account-token",
+        abstract: "Deletes a GitHub account connection.",
+        discussion: "Deletes a GitHub account connection."
+    )
+    static let operationName = "DeleteGitHubAccountToken"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["tokenName"]
+
+    @Option(name: .customLong("token-name"), help: ArgumentHelp("The name of the GitHub account connection to delete.", valueName: "string"))
+    var tokenName: String?
+
+    @OptionGroup var cliInput: CLIInputOptions
+    @OptionGroup var global: GlobalOptions
+
+    /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
+    func flagMembers() throws -> [(String, JSONValue)] {
+        var members: [(String, JSONValue)] = []
+        if let tokenName { members.append(("tokenName", .string(tokenName))) }
+        return members
+    }
+
+    func run() async throws {
+        try await invoke(DeleteGitHubAccountTokenInput.self) { api, input in try await api.deleteGitHubAccountToken(input) }
+    }
+}
+
+/// `deployctl list-git-hub-account-token-names`: Lists the names of stored connections to GitHub accounts.
+struct ListGitHubAccountTokenNamesCommand: AsyncParsableCommand, OperationCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list-git-hub-account-token-names",
+        abstract: "Lists the names of stored connections to GitHub accounts.",
+        discussion: "Lists the names of stored connections to GitHub accounts."
+    )
+    static let operationName = "ListGitHubAccountTokenNames"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["nextToken"]
+
+    @Option(
+        name: .customLong("next-token"),
+        help: ArgumentHelp(
+            "An identifier returned from the previous ListGitHubAccountTokenNames call. It can be used to return the next set of names in the list.",
+            valueName: "string"))
+    var nextToken: String?
+
+    static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "tokenNameList")
+    @OptionGroup var pagination: PaginationOptions
+    var paginationOptions: PaginationOptions? { pagination }
+
+    @OptionGroup var cliInput: CLIInputOptions
+    @OptionGroup var global: GlobalOptions
+
+    /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
+    func flagMembers() throws -> [(String, JSONValue)] {
+        var members: [(String, JSONValue)] = []
+        if let nextToken { members.append(("nextToken", .string(nextToken))) }
+        return members
+    }
+
+    func run() async throws {
+        try await invoke(ListGitHubAccountTokenNamesInput.self) { api, input in try await api.listGitHubAccountTokenNames(input) }
+    }
+}
+
+/// `deployctl delete-resources-by-external-id`: Deletes resources linked to an external ID.
+struct DeleteResourcesByExternalIdCommand: AsyncParsableCommand, OperationCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete-resources-by-external-id",
+        abstract: "Deletes resources linked to an external ID.",
+        discussion:
+            "Deletes resources linked to an external ID. This action only applies if you have configured blue/green deployments through CloudFormation. It is not necessary to call this action directly. CloudFormation calls it on your behalf when it needs to delete stack resources. This action is offered publicly in case you need to delete resources to comply with General Data Protection Regulation (GDPR) requirements."
+    )
+    static let operationName = "DeleteResourcesByExternalId"
+    /// The input members, so service messages that name them can show their flags.
+    static let inputMembers: [String] = ["externalId"]
+
+    @Option(
+        name: .customLong("external-id"),
+        help: ArgumentHelp(
+            "The unique ID of an external resource (for example, a CloudFormation stack ID) that is linked to one or more CodeDeploy resources.",
+            valueName: "string"))
+    var externalId: String?
+
+    @OptionGroup var cliInput: CLIInputOptions
+    @OptionGroup var global: GlobalOptions
+
+    /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
+    func flagMembers() throws -> [(String, JSONValue)] {
+        var members: [(String, JSONValue)] = []
+        if let externalId { members.append(("externalId", .string(externalId))) }
+        return members
+    }
+
+    func run() async throws {
+        try await invoke(DeleteResourcesByExternalIdInput.self) { api, input in
+            try await api.deleteResourcesByExternalId(input); return EmptyOutput()
+        }
     }
 }

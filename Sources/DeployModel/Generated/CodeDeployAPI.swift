@@ -90,6 +90,19 @@ public protocol CodeDeployAPI: Sendable {
     func untagResource(_ input: UntagResourceInput) async throws
     /// Returns a list of tags for the resource identified by a specified Amazon Resource Name (ARN).
     func listTagsForResource(_ input: ListTagsForResourceInput) async throws -> ListTagsForResourceOutput
+    /// For a blue/green deployment, starts the process of rerouting traffic from instances in the original environment to instances in the replacement environment without waiting for a specified wait time to elapse.
+    func continueDeployment(_ input: ContinueDeploymentInput) async throws
+    /// In a blue/green deployment, overrides any specified wait time and starts terminating instances immediately after the traffic routing is complete.
+    func skipWaitTimeForInstanceTermination(_ input: SkipWaitTimeForInstanceTerminationInput) async throws
+    /// Sets the result of a Lambda validation function.
+    func putLifecycleEventHookExecutionStatus(_ input: PutLifecycleEventHookExecutionStatusInput) async throws
+        -> PutLifecycleEventHookExecutionStatusOutput
+    /// Deletes a GitHub account connection.
+    func deleteGitHubAccountToken(_ input: DeleteGitHubAccountTokenInput) async throws -> DeleteGitHubAccountTokenOutput
+    /// Lists the names of stored connections to GitHub accounts.
+    func listGitHubAccountTokenNames(_ input: ListGitHubAccountTokenNamesInput) async throws -> ListGitHubAccountTokenNamesOutput
+    /// Deletes resources linked to an external ID.
+    func deleteResourcesByExternalId(_ input: DeleteResourcesByExternalIdInput) async throws
 }
 
 /// One operation of the API as data: its name and how to run it on JSON, for transports that dispatch by name
@@ -240,6 +253,31 @@ public struct CodeDeployOperation: Sendable {
         },
         CodeDeployOperation(name: "ListTagsForResource") { api, request, encoder in
             try encoder.encode(try await api.listTagsForResource(try JSONValueDecoder().decode(ListTagsForResourceInput.self, from: request)))
+        },
+        CodeDeployOperation(name: "ContinueDeployment") { api, request, encoder in
+            try await api.continueDeployment(try JSONValueDecoder().decode(ContinueDeploymentInput.self, from: request)); return .object([])
+        },
+        CodeDeployOperation(name: "SkipWaitTimeForInstanceTermination") { api, request, encoder in
+            try await api.skipWaitTimeForInstanceTermination(
+                try JSONValueDecoder().decode(SkipWaitTimeForInstanceTerminationInput.self, from: request));
+            return .object([])
+        },
+        CodeDeployOperation(name: "PutLifecycleEventHookExecutionStatus") { api, request, encoder in
+            try encoder.encode(
+                try await api.putLifecycleEventHookExecutionStatus(
+                    try JSONValueDecoder().decode(PutLifecycleEventHookExecutionStatusInput.self, from: request)))
+        },
+        CodeDeployOperation(name: "DeleteGitHubAccountToken") { api, request, encoder in
+            try encoder.encode(
+                try await api.deleteGitHubAccountToken(try JSONValueDecoder().decode(DeleteGitHubAccountTokenInput.self, from: request)))
+        },
+        CodeDeployOperation(name: "ListGitHubAccountTokenNames") { api, request, encoder in
+            try encoder.encode(
+                try await api.listGitHubAccountTokenNames(try JSONValueDecoder().decode(ListGitHubAccountTokenNamesInput.self, from: request)))
+        },
+        CodeDeployOperation(name: "DeleteResourcesByExternalId") { api, request, encoder in
+            try await api.deleteResourcesByExternalId(try JSONValueDecoder().decode(DeleteResourcesByExternalIdInput.self, from: request));
+            return .object([])
         },
     ]
 }
@@ -403,6 +441,30 @@ extension CodeDeployTransport {
         try JSONValueDecoder(reportsUnknownMembers: false).decode(
             ListTagsForResourceOutput.self, from: try await call("ListTagsForResource", try JSONValueEncoder().encode(input)))
     }
+    public func continueDeployment(_ input: ContinueDeploymentInput) async throws {
+        _ = try await call("ContinueDeployment", try JSONValueEncoder().encode(input))
+    }
+    public func skipWaitTimeForInstanceTermination(_ input: SkipWaitTimeForInstanceTerminationInput) async throws {
+        _ = try await call("SkipWaitTimeForInstanceTermination", try JSONValueEncoder().encode(input))
+    }
+    public func putLifecycleEventHookExecutionStatus(_ input: PutLifecycleEventHookExecutionStatusInput) async throws
+        -> PutLifecycleEventHookExecutionStatusOutput
+    {
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
+            PutLifecycleEventHookExecutionStatusOutput.self,
+            from: try await call("PutLifecycleEventHookExecutionStatus", try JSONValueEncoder().encode(input)))
+    }
+    public func deleteGitHubAccountToken(_ input: DeleteGitHubAccountTokenInput) async throws -> DeleteGitHubAccountTokenOutput {
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
+            DeleteGitHubAccountTokenOutput.self, from: try await call("DeleteGitHubAccountToken", try JSONValueEncoder().encode(input)))
+    }
+    public func listGitHubAccountTokenNames(_ input: ListGitHubAccountTokenNamesInput) async throws -> ListGitHubAccountTokenNamesOutput {
+        try JSONValueDecoder(reportsUnknownMembers: false).decode(
+            ListGitHubAccountTokenNamesOutput.self, from: try await call("ListGitHubAccountTokenNames", try JSONValueEncoder().encode(input)))
+    }
+    public func deleteResourcesByExternalId(_ input: DeleteResourcesByExternalIdInput) async throws {
+        _ = try await call("DeleteResourcesByExternalId", try JSONValueEncoder().encode(input))
+    }
 }
 
 extension ServiceError {
@@ -428,6 +490,7 @@ extension ServiceError {
         public static let deploymentGroupLimitExceeded = "DeploymentGroupLimitExceededException"
         public static let deploymentGroupNameRequired = "DeploymentGroupNameRequiredException"
         public static let deploymentIdRequired = "DeploymentIdRequiredException"
+        public static let deploymentIsNotInReadyState = "DeploymentIsNotInReadyStateException"
         public static let deploymentLimitExceeded = "DeploymentLimitExceededException"
         public static let deploymentNotStarted = "DeploymentNotStartedException"
         public static let deploymentTargetDoesNotExist = "DeploymentTargetDoesNotExistException"
@@ -435,6 +498,8 @@ extension ServiceError {
         public static let deploymentTargetListSizeExceeded = "DeploymentTargetListSizeExceededException"
         public static let descriptionTooLong = "DescriptionTooLongException"
         public static let eCSServiceMappingLimitExceeded = "ECSServiceMappingLimitExceededException"
+        public static let gitHubAccountTokenDoesNotExist = "GitHubAccountTokenDoesNotExistException"
+        public static let gitHubAccountTokenNameRequired = "GitHubAccountTokenNameRequiredException"
         public static let iamArnRequired = "IamArnRequiredException"
         public static let iamSessionArnAlreadyRegistered = "IamSessionArnAlreadyRegisteredException"
         public static let iamUserArnAlreadyRegistered = "IamUserArnAlreadyRegisteredException"
@@ -461,12 +526,14 @@ extension ServiceError {
         public static let invalidDeploymentStatus = "InvalidDeploymentStatusException"
         public static let invalidDeploymentStyle = "InvalidDeploymentStyleException"
         public static let invalidDeploymentTargetId = "InvalidDeploymentTargetIdException"
+        public static let invalidDeploymentWaitType = "InvalidDeploymentWaitTypeException"
         public static let invalidEC2TagCombination = "InvalidEC2TagCombinationException"
         public static let invalidEC2Tag = "InvalidEC2TagException"
         public static let invalidECSService = "InvalidECSServiceException"
         public static let invalidExternalId = "InvalidExternalIdException"
         public static let invalidFileExistsBehavior = "InvalidFileExistsBehaviorException"
         public static let invalidGitHubAccountToken = "InvalidGitHubAccountTokenException"
+        public static let invalidGitHubAccountTokenName = "InvalidGitHubAccountTokenNameException"
         public static let invalidIamSessionArn = "InvalidIamSessionArnException"
         public static let invalidIamUserArn = "InvalidIamUserArnException"
         public static let invalidIgnoreApplicationStopFailuresValue = "InvalidIgnoreApplicationStopFailuresValueException"
@@ -475,6 +542,8 @@ extension ServiceError {
         public static let invalidInstanceStatus = "InvalidInstanceStatusException"
         public static let invalidInstanceType = "InvalidInstanceTypeException"
         public static let invalidKeyPrefixFilter = "InvalidKeyPrefixFilterException"
+        public static let invalidLifecycleEventHookExecutionId = "InvalidLifecycleEventHookExecutionIdException"
+        public static let invalidLifecycleEventHookExecutionStatus = "InvalidLifecycleEventHookExecutionStatusException"
         public static let invalidLoadBalancerInfo = "InvalidLoadBalancerInfoException"
         public static let invalidMinimumHealthyHostValue = "InvalidMinimumHealthyHostValueException"
         public static let invalidNextToken = "InvalidNextTokenException"
@@ -496,9 +565,12 @@ extension ServiceError {
         public static let invalidTriggerConfig = "InvalidTriggerConfigException"
         public static let invalidUpdateOutdatedInstancesOnlyValue = "InvalidUpdateOutdatedInstancesOnlyValueException"
         public static let invalidZonalDeploymentConfiguration = "InvalidZonalDeploymentConfigurationException"
+        public static let lifecycleEventAlreadyCompleted = "LifecycleEventAlreadyCompletedException"
         public static let lifecycleHookLimitExceeded = "LifecycleHookLimitExceededException"
         public static let multipleIamArnsProvided = "MultipleIamArnsProvidedException"
+        public static let operationNotSupported = "OperationNotSupportedException"
         public static let resourceArnRequired = "ResourceArnRequiredException"
+        public static let resourceValidation = "ResourceValidationException"
         public static let revisionDoesNotExist = "RevisionDoesNotExistException"
         public static let revisionRequired = "RevisionRequiredException"
         public static let roleRequired = "RoleRequiredException"

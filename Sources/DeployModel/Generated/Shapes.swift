@@ -224,6 +224,26 @@ public enum DeploymentType: String, Codable, Sendable, CaseIterable, CustomStrin
     }
 }
 
+/// The status of the deployment's waiting period.
+public enum DeploymentWaitType: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
+    case readyWait = "READY_WAIT"
+    case terminationWait = "TERMINATION_WAIT"
+
+    public var description: String { rawValue }
+
+    public init(from decoder: any Decoder) throws {
+        let raw = try decoder.singleValueContainer().decode(String.self)
+        guard let value = Self(rawValue: raw) else {
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "invalid value '\(raw)'; valid values: READY_WAIT, TERMINATION_WAIT"
+                ))
+        }
+        self = value
+    }
+}
+
 /// The tag filter type: KEY_ONLY: Key only.
 public enum EC2TagFilterType: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
     case keyOnly = "KEY_ONLY"
@@ -429,7 +449,7 @@ public enum LifecycleErrorCode: String, Codable, Sendable, CaseIterable, CustomS
     }
 }
 
-/// The deployment lifecycle event status: Pending: The deployment lifecycle event is pending.
+/// The result of a Lambda function that validates a deployment lifecycle event.
 public enum LifecycleEventStatus: String, Codable, Sendable, CaseIterable, CustomStringConvertible {
     case pending = "Pending"
     case inProgress = "InProgress"
@@ -1262,6 +1282,27 @@ public struct CloudFormationTarget: Codable, Sendable, Equatable {
     }
 }
 
+/// The `ContinueDeploymentInput` shape of the API.
+public struct ContinueDeploymentInput: Codable, Sendable, Equatable {
+    /// The unique ID of a blue/green deployment for which you want to start rerouting traffic to the replacement environment.
+    public var deploymentId: String?
+    /// The status of the deployment's waiting period.
+    public var deploymentWaitType: DeploymentWaitType?
+
+    enum CodingKeys: String, CodingKey {
+        case deploymentId = "deploymentId"
+        case deploymentWaitType = "deploymentWaitType"
+    }
+
+    public init(
+        deploymentId: String? = nil,
+        deploymentWaitType: DeploymentWaitType? = nil
+    ) {
+        self.deploymentId = deploymentId
+        self.deploymentWaitType = deploymentWaitType
+    }
+}
+
 /// Represents the input of a CreateApplication operation.
 public struct CreateApplicationInput: Codable, Sendable, Equatable {
     /// The name of the application.
@@ -1627,6 +1668,60 @@ public struct DeleteDeploymentGroupOutput: Codable, Sendable, Equatable {
     ) {
         self.hooksNotCleanedUp = hooksNotCleanedUp
     }
+}
+
+/// Represents the input of a DeleteGitHubAccount operation.
+public struct DeleteGitHubAccountTokenInput: Codable, Sendable, Equatable {
+    /// The name of the GitHub account connection to delete.
+    public var tokenName: String?
+
+    enum CodingKeys: String, CodingKey {
+        case tokenName = "tokenName"
+    }
+
+    public init(
+        tokenName: String? = nil
+    ) {
+        self.tokenName = tokenName
+    }
+}
+
+/// Represents the output of a DeleteGitHubAccountToken operation.
+public struct DeleteGitHubAccountTokenOutput: Codable, Sendable, Equatable {
+    /// The name of the GitHub account connection that was deleted.
+    public var tokenName: String?
+
+    enum CodingKeys: String, CodingKey {
+        case tokenName = "tokenName"
+    }
+
+    public init(
+        tokenName: String? = nil
+    ) {
+        self.tokenName = tokenName
+    }
+}
+
+/// The `DeleteResourcesByExternalIdInput` shape of the API.
+public struct DeleteResourcesByExternalIdInput: Codable, Sendable, Equatable {
+    /// The unique ID of an external resource (for example, a CloudFormation stack ID) that is linked to one or more CodeDeploy resources.
+    public var externalId: String?
+
+    enum CodingKeys: String, CodingKey {
+        case externalId = "externalId"
+    }
+
+    public init(
+        externalId: String? = nil
+    ) {
+        self.externalId = externalId
+    }
+}
+
+/// The `DeleteResourcesByExternalIdOutput` shape of the API.
+public struct DeleteResourcesByExternalIdOutput: Codable, Sendable, Equatable {
+
+    public init() {}
 }
 
 /// Information about the deployment configuration.
@@ -3315,6 +3410,43 @@ public struct ListDeploymentsOutput: Codable, Sendable, Equatable {
     }
 }
 
+/// Represents the input of a ListGitHubAccountTokenNames operation.
+public struct ListGitHubAccountTokenNamesInput: Codable, Sendable, Equatable {
+    /// An identifier returned from the previous ListGitHubAccountTokenNames call.
+    public var nextToken: String?
+
+    enum CodingKeys: String, CodingKey {
+        case nextToken = "nextToken"
+    }
+
+    public init(
+        nextToken: String? = nil
+    ) {
+        self.nextToken = nextToken
+    }
+}
+
+/// Represents the output of a ListGitHubAccountTokenNames operation.
+public struct ListGitHubAccountTokenNamesOutput: Codable, Sendable, Equatable {
+    /// A list of names of connections to GitHub accounts.
+    public var tokenNameList: [String]?
+    /// If a large amount of information is returned, an identifier is also returned.
+    public var nextToken: String?
+
+    enum CodingKeys: String, CodingKey {
+        case tokenNameList = "tokenNameList"
+        case nextToken = "nextToken"
+    }
+
+    public init(
+        tokenNameList: [String]? = nil,
+        nextToken: String? = nil
+    ) {
+        self.tokenNameList = tokenNameList
+        self.nextToken = nextToken
+    }
+}
+
 /// Represents the input of a ListOnPremisesInstances operation.
 public struct ListOnPremisesInstancesInput: Codable, Sendable, Equatable {
     /// The registration status of the on-premises instances: Deregistered: Include deregistered on-premises instances in the resulting list.
@@ -3485,6 +3617,48 @@ public struct OnPremisesTagSet: Codable, Sendable, Equatable {
         onPremisesTagSetList: [[TagFilter]]? = nil
     ) {
         self.onPremisesTagSetList = onPremisesTagSetList
+    }
+}
+
+/// The `PutLifecycleEventHookExecutionStatusInput` shape of the API.
+public struct PutLifecycleEventHookExecutionStatusInput: Codable, Sendable, Equatable {
+    /// The unique ID of a deployment.
+    public var deploymentId: String?
+    /// The execution ID of a deployment's lifecycle hook.
+    public var lifecycleEventHookExecutionId: String?
+    /// The result of a Lambda function that validates a deployment lifecycle event.
+    public var status: LifecycleEventStatus?
+
+    enum CodingKeys: String, CodingKey {
+        case deploymentId = "deploymentId"
+        case lifecycleEventHookExecutionId = "lifecycleEventHookExecutionId"
+        case status = "status"
+    }
+
+    public init(
+        deploymentId: String? = nil,
+        lifecycleEventHookExecutionId: String? = nil,
+        status: LifecycleEventStatus? = nil
+    ) {
+        self.deploymentId = deploymentId
+        self.lifecycleEventHookExecutionId = lifecycleEventHookExecutionId
+        self.status = status
+    }
+}
+
+/// The `PutLifecycleEventHookExecutionStatusOutput` shape of the API.
+public struct PutLifecycleEventHookExecutionStatusOutput: Codable, Sendable, Equatable {
+    /// The execution ID of the lifecycle event hook.
+    public var lifecycleEventHookExecutionId: String?
+
+    enum CodingKeys: String, CodingKey {
+        case lifecycleEventHookExecutionId = "lifecycleEventHookExecutionId"
+    }
+
+    public init(
+        lifecycleEventHookExecutionId: String? = nil
+    ) {
+        self.lifecycleEventHookExecutionId = lifecycleEventHookExecutionId
     }
 }
 
@@ -3719,6 +3893,22 @@ public struct S3Location: Codable, Sendable, Equatable {
         self.bundleType = bundleType
         self.version = version
         self.eTag = eTag
+    }
+}
+
+/// The `SkipWaitTimeForInstanceTerminationInput` shape of the API.
+public struct SkipWaitTimeForInstanceTerminationInput: Codable, Sendable, Equatable {
+    /// The unique ID of a blue/green deployment for which you want to skip the instance termination wait time.
+    public var deploymentId: String?
+
+    enum CodingKeys: String, CodingKey {
+        case deploymentId = "deploymentId"
+    }
+
+    public init(
+        deploymentId: String? = nil
+    ) {
+        self.deploymentId = deploymentId
     }
 }
 
