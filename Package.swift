@@ -101,7 +101,7 @@ let package = Package(
             dependencies: [
                 "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "DeployStoreSQLite", "AppSpec", "Bundles", "ArtifactStore", "Revisions", "Agent",
                 "DeployServer", "DeployClient", "JMESPath",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -16,6 +16,7 @@ Run it again after changing OPERATIONS below: `make generate`.
 import gzip
 import html
 import json
+import yaml
 import os
 import re
 import subprocess
@@ -86,6 +87,38 @@ def first_sentence(text):
 
 def swift_string(text):
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def swift_text(text):
+    """A Swift string literal of multi-line text."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def skeleton(shape, stack=None):
+    """botocore's ArgumentGenerator, made deterministic (the first enum value, not a random one)."""
+    stack = stack or []
+    if shape is None:
+        return {}
+    stack = stack + [shape.name]
+    if shape.type_name == "structure":
+        if stack.count(shape.name) > 1:
+            return {}
+        return {name: skeleton(member, stack) for name, member in shape.members.items()}
+    if shape.type_name == "list":
+        return [skeleton(shape.member, stack)]
+    if shape.type_name == "map":
+        return {"KeyName": skeleton(shape.value, stack)}
+    if shape.type_name == "string":
+        return shape.enum[0] if shape.enum else ""
+    if shape.type_name in ("integer", "long"):
+        return 0
+    if shape.type_name in ("float", "double"):
+        return 0.0
+    if shape.type_name == "boolean":
+        return True
+    if shape.type_name == "timestamp":
+        return "1970-01-01T00:00:00"
+    return ""
 
 
 def lower_camel(name):
@@ -335,7 +368,8 @@ class Generator:
             else:
                 lines.append(f"    @Option(name: .customLong({swift_string(flag)}), help: {help_expr})")
                 lines.append(f"    var {prop}: String?")
-                builders.append(f"        if let {bare(prop)} {{ members.append(({swift_string(mname)}, .string({bare(prop)}))) }}")
+                builders.append(
+                    f"        if let {bare(prop)} {{ members.append(({swift_string(mname)}, .string(try ArgumentValue.contents({bare(prop)}, flag: {swift_string('--' + flag)})))) }}")
             lines.append("")
         if shortcut:
             lines += [
@@ -361,6 +395,14 @@ class Generator:
                 "    }",
                 "",
             ]
+        om = self.model.operation_model(op)
+        input_skeleton = skeleton(om.input_shape)
+        lines += [
+            "    static let inputSkeleton = " + swift_text(json.dumps(input_skeleton, indent=4, ensure_ascii=False) + "\n"),
+            "    static let outputSkeleton = " + swift_text(json.dumps(skeleton(om.output_shape), indent=4, ensure_ascii=False) + "\n"),
+            "    static let yamlInputSkeleton = " + swift_text(yaml.safe_dump(input_skeleton, sort_keys=False, allow_unicode=True) if input_skeleton else "{}\n"),
+            "",
+        ]
         paginator = self.paginators.get(op)
         if paginator:
             lines += [

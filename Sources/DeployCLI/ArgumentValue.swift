@@ -1,13 +1,17 @@
 import ArgumentParser
 import DeployModel
 import Foundation
+import Yams
 
 /// Turns the text of structured flags into request JSON, as the aws CLI reads them:
 /// JSON, shorthand, or `file://PATH` holding either.
 enum ArgumentValue {
+    /// A value as given, or the contents of the file a `file://PATH` or `fileb://PATH` value names (the aws CLI
+    /// reads either for any parameter; CodeDeploy's members are text, so both must be UTF-8).
     static func contents(_ text: String, flag: String) throws -> String {
-        guard text.hasPrefix("file://") else { return text }
-        let path = String(text.dropFirst("file://".count))
+        let scheme = text.hasPrefix("file://") ? "file://" : text.hasPrefix("fileb://") ? "fileb://" : nil
+        guard let scheme else { return text }
+        let path = String(text.dropFirst(scheme.count))
         do {
             return try ParameterFile.read(path)
         } catch {
@@ -20,6 +24,45 @@ enum ArgumentValue {
             return try JSONValue.parse(text)
         } catch {
             throw CLIFailure.usage("Error parsing parameter '\(flag)': \(error.description)")
+        }
+    }
+
+    /// YAML (for `--cli-input-yaml`) as the JSON value it stands for: mappings keep their order; plain scalars are
+    /// resolved by YAML 1.1's core tags as PyYAML does (null, booleans, integers, floats, else strings).
+    static func yaml(_ text: String, flag: String) throws -> JSONValue {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch {
+            throw CLIFailure.usage("Error parsing parameter '\(flag)': \(error)")
+        }
+        guard let node else { return .object([]) }
+        return try yamlValue(node, flag: flag, depth: 0)
+    }
+
+    static func yamlValue(_ node: Node, flag: String, depth: Int) throws -> JSONValue {
+        guard depth < 100 else { throw CLIFailure.usage("Error parsing parameter '\(flag)': nested deeper than 100 levels") }
+        switch node {
+        case .scalar(let scalar):
+            if scalar.style != .plain { return .string(scalar.string) }
+            switch node.tag.description {
+            case Tag.Name.null.rawValue: return .null
+            case Tag.Name.bool.rawValue: return node.bool.map { .bool($0) } ?? .string(scalar.string)
+            case Tag.Name.int.rawValue: return node.int.map { .int($0) } ?? .string(scalar.string)
+            case Tag.Name.float.rawValue: return node.float.map { .double($0) } ?? .string(scalar.string)
+            default: return .string(scalar.string)
+            }
+        case .sequence(let sequence):
+            return .array(try sequence.map { try yamlValue($0, flag: flag, depth: depth + 1) })
+        case .mapping(let mapping):
+            var members: [(String, JSONValue)] = []
+            for (key, value) in mapping {
+                guard let name = key.string else { throw CLIFailure.usage("Error parsing parameter '\(flag)': a key that is not text") }
+                members.append((name, try yamlValue(value, flag: flag, depth: depth + 1)))
+            }
+            return .members(members)
+        case .alias:
+            throw CLIFailure.usage("Error parsing parameter '\(flag)': YAML aliases are not accepted")
         }
     }
 

@@ -64,7 +64,16 @@ public struct DeployctlCommand: AsyncParsableCommand {
     public static func runMain() async {
         do {
             try Self.checkArgumentsAreUTF8()
-            var command = try parseAsRoot(Self.joiningNegativeNumbers(Array(CommandLine.arguments.dropFirst())))
+            let given = Self.joiningNegativeNumbers(Array(CommandLine.arguments.dropFirst()))
+            let arguments: [String]
+            switch ArgumentNormalizer.normalize(given, root: Self.self) {
+            case .arguments(let normalized): arguments = normalized
+            case .unknownSubcommand(let name):
+                throw CLIFailure.usage(
+                    "deployctl: '\(name.prefix(100))' is not a deployctl command; `deployctl --help` lists them (the subcommands of aws deploy, and more)."
+                )
+            }
+            var command = try parseAsRoot(arguments)
             if var asynchronous = command as? any AsyncParsableCommand {
                 try await asynchronous.run()
             } else {

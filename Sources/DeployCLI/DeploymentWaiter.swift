@@ -10,7 +10,7 @@ struct DeploymentWaiter {
     var interval: Double = 0.2
 
     func wait(for deploymentId: String) async throws {
-        let api = try global.openAPI()
+        let api = try global.openAPI(readOnly: true)
         let live = isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
         let start = Date()
         var previousLines: [String] = []
@@ -155,7 +155,9 @@ struct WaitCommand: AsyncParsableCommand {
             discussion: "Shows each instance's status and current event, redrawn in place on a terminal and one line per change otherwise.")
 
         @Option(name: .customLong("deployment-id"), help: ArgumentHelp("The deployment to follow. (required)", valueName: "id"))
-        var deploymentId: String
+        var deploymentId: String?
+
+        @OptionGroup var cliInput: CLIInputOptions
 
         @Option(name: .customLong("timeout"), help: ArgumentHelp("Give up after this many seconds (default: no limit).", valueName: "seconds"))
         var timeout: Double?
@@ -167,7 +169,19 @@ struct WaitCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            try await DeploymentWaiter(global: global, timeout: timeout).wait(for: deploymentId)
+            // As `aws deploy wait deployment-successful`: the GetDeployment request, from flags or --cli-input-json/yaml.
+            switch cliInput.generateCLISkeleton {
+            case .input?: return try StandardStreams.out(GetDeploymentCommand.inputSkeleton)
+            case .yamlInput?: return try StandardStreams.out(GetDeploymentCommand.yamlInputSkeleton)
+            case .output?: return try StandardStreams.out("{}\n")
+            case nil: break
+            }
+            var request = try cliInput.request()
+            if let deploymentId { request = request.merging(.members([("deploymentId", .string(deploymentId))])) }
+            guard let id = request["deploymentId"]?.stringValue, !id.isEmpty else {
+                throw CLIFailure.usage("the following arguments are required: --deployment-id (or deploymentId in --cli-input-json)")
+            }
+            try await DeploymentWaiter(global: global, timeout: timeout).wait(for: id)
         }
     }
 }

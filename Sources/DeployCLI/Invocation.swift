@@ -53,6 +53,11 @@ public enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable 
     case json, text, table
 }
 
+/// `--color`: whether the live view may use color.
+public enum ColorChoice: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case on, off, auto
+}
+
 /// Flags every subcommand shares.
 public struct GlobalOptions: ParsableArguments {
     @Option(
@@ -62,8 +67,21 @@ public struct GlobalOptions: ParsableArguments {
             valueName: "path"))
     var state: String?
 
-    @Option(name: .customLong("output"), help: ArgumentHelp("The output format: json (default), text or table.", valueName: "format"))
-    var output: OutputFormat = .json
+    @Option(
+        name: .customLong("output"),
+        help: ArgumentHelp(
+            "The output format: json (default: $DEPLOYCTL_OUTPUT, else $AWS_DEFAULT_OUTPUT, else json), text or table.", valueName: "format"))
+    var outputOption: OutputFormat?
+
+    /// --output, else $DEPLOYCTL_OUTPUT, else $AWS_DEFAULT_OUTPUT (checked in `validate()`), else json.
+    var output: OutputFormat {
+        if let outputOption { return outputOption }
+        let environment = ProcessInfo.processInfo.environment
+        for name in ["DEPLOYCTL_OUTPUT", "AWS_DEFAULT_OUTPUT"] {
+            if let value = environment[name], !value.isEmpty, let format = OutputFormat(rawValue: value) { return format }
+        }
+        return .json
+    }
 
     @Option(
         name: .customLong("query"),
@@ -104,6 +122,17 @@ public struct GlobalOptions: ParsableArguments {
         name: .customLong("no-verify-ssl"),
         help: "Do not check the server's certificate (tests only: anyone in the path can read the keys' requests).")
     var noVerifySSL = false
+
+    @Flag(name: .customLong("debug"), help: "Say on stderr what each call sent where, and how long it took.")
+    var debug = false
+
+    @Option(
+        name: .customLong("color"),
+        help: ArgumentHelp("Color in the --wait view: on, off, or auto (default: on a terminal only).", valueName: "on|off|auto"))
+    var color: ColorChoice = .auto
+
+    @Flag(name: .customLong("no-cli-pager"), help: "Accepted for the aws CLI's sake: deployctl never pages its output.")
+    var noCLIPager = false
 
     public init() {}
 
@@ -154,6 +183,16 @@ public struct GlobalOptions: ParsableArguments {
     }
 
     public func validate() throws {
+        if outputOption == nil {
+            let environment = ProcessInfo.processInfo.environment
+            for name in ["DEPLOYCTL_OUTPUT", "AWS_DEFAULT_OUTPUT"] {
+                guard let value = environment[name], !value.isEmpty else { continue }
+                if OutputFormat(rawValue: value) == nil {
+                    throw ValidationError("Bad value for $\(name): '\(value.prefix(40))' (expected json, text or table)")
+                }
+                break
+            }
+        }
         if let query {
             do {
                 _ = try JMESPathExpression(query)
@@ -175,15 +214,15 @@ public struct GlobalOptions: ParsableArguments {
         return OutputFormatter.format(result, as: output, operation: operation)
     }
 
-    func openAPI() throws -> any CodeDeployAPI {
+    func openAPI(readOnly: Bool = false) throws -> any CodeDeployAPI {
         if let endpoint = apiEndpoint() { return RemoteCodeDeploy(client: try remoteClient(endpoint)) }
-        return try openControlPlane()
+        return try openLocal(readOnly: readOnly).plane
     }
 
     /// Where agents' presence is known: the server with `--endpoint-url`, else the state file.
     func openAgentDirectory() throws -> any AgentDirectory {
         if let endpoint = apiEndpoint() { return RemoteCodeDeploy(client: try remoteClient(endpoint)) }
-        return try openControlPlane()
+        return try openLocal(readOnly: true).plane
     }
 
     /// Where `push` stores bundles: the server's S3 API with `--endpoint-url`, else the store beside the state file.
@@ -206,8 +245,16 @@ public struct GlobalOptions: ParsableArguments {
     func openControlPlane() throws -> ControlPlane { try openLocal().plane }
 
     /// The local control plane over the state file, and the store under it (an agent watches the file).
-    func openLocal() throws -> (plane: ControlPlane, store: SQLiteStore) {
+    func openLocal(readOnly: Bool = false) throws -> (plane: ControlPlane, store: SQLiteStore) {
         let region = region ?? ProcessInfo.processInfo.environment["DEPLOYCTL_REGION"] ?? "local"
+        // A state file named on purpose (--state, $DEPLOYCTL_STATE) is never made up by a command that only reads: a
+        // typo must not answer "no deployments" from a new, empty file.
+        let explicit = state != nil || !(ProcessInfo.processInfo.environment["DEPLOYCTL_STATE"] ?? "").isEmpty
+        if readOnly, explicit, access(statePath, F_OK) != 0 {
+            throw CLIFailure.other(
+                "no state file at \(statePath) (named by \(state != nil ? "--state" : "$DEPLOYCTL_STATE")); a command that only reads does not create one"
+            )
+        }
         let file: StateFile
         do {
             file = try StateFile(path: statePath)
@@ -219,8 +266,14 @@ public struct GlobalOptions: ParsableArguments {
     }
 }
 
-/// `--cli-input-json`, which every API subcommand takes.
+/// `--cli-input-json`, `--cli-input-yaml` and `--generate-cli-skeleton`, which every API subcommand takes.
 public struct CLIInputOptions: ParsableArguments {
+    /// What `--generate-cli-skeleton` prints.
+    enum Skeleton: String, ExpressibleByArgument, CaseIterable {
+        case input, output
+        case yamlInput = "yaml-input"
+    }
+
     @Option(
         name: .customLong("cli-input-json"),
         help: ArgumentHelp(
@@ -228,12 +281,47 @@ public struct CLIInputOptions: ParsableArguments {
             valueName: "json"))
     var cliInputJSON: String?
 
+    @Option(
+        name: .customLong("cli-input-yaml"),
+        help: ArgumentHelp("Read the request from YAML (text, or file://PATH), as --cli-input-json does from JSON.", valueName: "yaml"))
+    var cliInputYAML: String?
+
+    @Option(
+        name: .customLong("generate-cli-skeleton"),
+        help: ArgumentHelp(
+            "Print a request skeleton to fill in for --cli-input-json (input, the default), --cli-input-yaml (yaml-input), or the output's shape (output); nothing is sent.",
+            valueName: "input|output|yaml-input"))
+    var generateCLISkeleton: Skeleton?
+
     public init() {}
+
+    public func validate() throws {
+        if cliInputJSON != nil, cliInputYAML != nil { throw ValidationError("Give only one of --cli-input-json and --cli-input-yaml.") }
+    }
+
+    /// The request the input options give (an empty object when none is given).
+    func request() throws -> JSONValue {
+        var request = JSONValue.object([])
+        if let text = cliInputJSON {
+            let body = try ArgumentValue.contents(text, flag: "--cli-input-json")
+            request = try ArgumentValue.json(body, flag: "--cli-input-json")
+            guard case .object = request else { throw CLIFailure.usage("--cli-input-json must be a JSON object.") }
+        } else if let text = cliInputYAML {
+            let body = try ArgumentValue.contents(text, flag: "--cli-input-yaml")
+            request = try ArgumentValue.yaml(body, flag: "--cli-input-yaml")
+            guard case .object = request else { throw CLIFailure.usage("--cli-input-yaml must be a YAML mapping.") }
+        }
+        return request
+    }
 }
 
 /// A generated API subcommand: its flags become the request, the control plane answers, the answer is printed.
 protocol OperationCommand {
     static var operationName: String { get }
+    /// `--generate-cli-skeleton` (input, output, yaml-input): botocore's skeletons, generated from the model.
+    static var inputSkeleton: String { get }
+    static var outputSkeleton: String { get }
+    static var yamlInputSkeleton: String { get }
     /// How the operation pages, when botocore paginates it.
     static var paginator: Paginator? { get }
     var paginationOptions: PaginationOptions? { get }
@@ -251,15 +339,18 @@ extension OperationCommand {
     func invoke<Input: Decodable, Output: Encodable>(
         _ type: Input.Type, _ call: (any CodeDeployAPI, Input) async throws -> Output
     ) async throws -> Output? {
-        var request = JSONValue.object([])
-        if let text = cliInput.cliInputJSON {
-            let body = try ArgumentValue.contents(text, flag: "--cli-input-json")
-            request = try ArgumentValue.json(body, flag: "--cli-input-json")
-            guard case .object = request else { throw CLIFailure.usage("--cli-input-json must be a JSON object.") }
+        if let skeleton = cliInput.generateCLISkeleton {
+            switch skeleton {
+            case .input: try StandardStreams.out(Self.inputSkeleton)
+            case .output: try StandardStreams.out(Self.outputSkeleton)
+            case .yamlInput: try StandardStreams.out(Self.yamlInputSkeleton)
+            }
+            return nil
         }
+        var request = try cliInput.request()
         request = request.merging(.members(try flagMembers()))
 
-        let api = try global.openAPI()
+        let api = try global.openAPI(readOnly: AccessRole.readOnly.allows(Self.operationName))
         func page(_ pageRequest: JSONValue) async throws -> (Output, JSONValue) {
             let input: Input
             do {
@@ -268,6 +359,20 @@ extension OperationCommand {
                 throw CLIFailure.usage(Self.usageMessage(for: error))
             }
             let output: Output
+            let started = ContinuousClock.now
+            defer {
+                if global.debug {
+                    let elapsed = ContinuousClock.now - started
+                    let millis = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+                    let target =
+                        global.apiEndpoint().map { "POST \($0)/ (X-Amz-Target CodeDeploy_20141006.\(Self.operationName), SigV4)" }
+                        ?? "the state file \(global.statePath)"
+                    let body = pageRequest.compact()
+                    StandardStreams.err(
+                        "debug: \(Self.operationName) \(body.prefix(500))\(body.count > 500 ? "…" : "") -> \(target): \(String(format: "%.1f", millis)) ms\n"
+                    )
+                }
+            }
             do {
                 output = try await call(api, input)
             } catch let error as ServiceError {

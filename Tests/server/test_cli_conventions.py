@@ -1,6 +1,7 @@
 """The aws CLI's conventions, checked against the aws CLI itself: the same command with the same --query and --output,
 run by `aws deploy` and by `deployctl` against one server, prints the same bytes and exits with the same code."""
 import json
+import os
 
 import pytest
 
@@ -135,3 +136,99 @@ def test_a_next_token_resumes_in_either_cli(many):
     assert seen == [f"i-{i:03d}" for i in range(130)]
     bad = deployctl("list-on-premises-instances", "--max-items", "-1", "--endpoint-url", many.url, env=many.env("admin"), check=False)
     assert bad.returncode == 252 and "--max-items" in bad.stderr
+
+
+# Conventions of the command line itself, on a state file (no server needed).
+
+def clean_environment(**extra):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOYCTL_"))}
+    environment.update(extra)
+    return environment
+
+
+def local(tmp_path, *args, env=None, check=False):
+    """deployctl on tmp_path's state file (unless the arguments name one)."""
+    state = [] if "--state" in args else ["--state", str(tmp_path / "state.db")]
+    return deployctl(*args, *state, env=clean_environment(**(env or {})), check=check)
+
+
+def test_global_options_before_the_subcommand_and_output_from_the_environment(tmp_path):
+    local(tmp_path, "create-application", "--application-name", "web", check=True)
+    assert local(tmp_path, "--output", "text", "list-applications").stdout == "APPLICATIONS\tweb\n"
+    assert local(tmp_path, "--query", "applications[0]", "--output=text", "list-applications").stdout == "web\n"
+    assert local(tmp_path, "list-applications", env={"DEPLOYCTL_OUTPUT": "text"}).stdout == "APPLICATIONS\tweb\n"
+    assert local(tmp_path, "list-applications", env={"AWS_DEFAULT_OUTPUT": "text"}).stdout == "APPLICATIONS\tweb\n"
+    # The flag wins over the environment; DEPLOYCTL_OUTPUT over AWS_DEFAULT_OUTPUT; a bad value is named.
+    assert local(tmp_path, "list-applications", "--output", "json", env={"DEPLOYCTL_OUTPUT": "text"}).stdout.startswith("{")
+    assert local(tmp_path, "list-applications", env={"DEPLOYCTL_OUTPUT": "json", "AWS_DEFAULT_OUTPUT": "text"}).stdout.startswith("{")
+    bad = local(tmp_path, "list-applications", env={"AWS_DEFAULT_OUTPUT": "yaml"})
+    assert bad.returncode == 252 and "AWS_DEFAULT_OUTPUT" in bad.stderr
+    # Accepted for the aws CLI's sake.
+    for flags in (["--no-cli-pager"], ["--color", "off"], ["--color", "on"]):
+        assert local(tmp_path, "list-applications", *flags).returncode == 0, flags
+
+
+def test_help_as_a_word_and_for_a_subcommand_that_does_not_exist(tmp_path):
+    for args in (["get-deployment", "help"], ["help", "get-deployment"], ["get-deployment", "--help"]):
+        result = local(tmp_path, *args)
+        assert result.returncode == 0 and "Gets information about a deployment" in result.stdout, args
+    nested = local(tmp_path, "agent", "run", "help")
+    assert nested.returncode == 0 and "--instance-name" in nested.stdout
+    for args in (["nosuch", "--help"], ["help", "nosuch"], ["nosuch", "help"]):
+        result = local(tmp_path, *args)
+        assert result.returncode == 252 and "'nosuch' is not a deployctl command" in result.stderr, args
+        assert result.stdout == ""
+
+
+def test_skeletons_and_yaml_input(tmp_path):
+    skeleton = json.loads(local(tmp_path, "create-deployment-group", "--generate-cli-skeleton", check=True).stdout)
+    assert skeleton["onPremisesInstanceTagFilters"] == [{"Key": "", "Value": "", "Type": "KEY_ONLY"}]
+    assert list(skeleton)[:3] == ["applicationName", "deploymentGroupName", "deploymentConfigName"]
+    output = json.loads(local(tmp_path, "get-application", "--generate-cli-skeleton", "output", check=True).stdout)
+    assert set(output["application"]) >= {"applicationId", "applicationName", "createTime", "computePlatform"}
+    yaml_skeleton = local(tmp_path, "create-application", "--generate-cli-skeleton", "yaml-input", check=True).stdout
+    assert yaml_skeleton.startswith("applicationName: ''\n")
+    # Nothing was sent: not even the state file was made.
+    assert not (tmp_path / "state.db").exists()
+    # A filled-in skeleton goes back in, as JSON or YAML; flags override it.
+    (tmp_path / "app.yml").write_text("applicationName: from-yaml\ncomputePlatform: Server\ntags:\n  - Key: team\n    Value: '007'\n")
+    local(tmp_path, "create-application", "--cli-input-yaml", f"file://{tmp_path / 'app.yml'}", check=True)
+    (tmp_path / "app.json").write_text('{"applicationName": "from-json"}')
+    local(tmp_path, "create-application", "--cli-input-json", f"file://{tmp_path / 'app.json'}", "--application-name", "flag-wins", check=True)
+    names = json.loads(local(tmp_path, "list-applications", check=True).stdout)["applications"]
+    assert names == ["flag-wins", "from-yaml"]
+    arn = json.loads(local(tmp_path, "get-application", "--application-name", "from-yaml", check=True).stdout)
+    assert arn["application"]["applicationName"] == "from-yaml"
+    both = local(tmp_path, "create-application", "--cli-input-yaml", "applicationName: a", "--cli-input-json", "{}")
+    assert both.returncode == 252
+    bad = local(tmp_path, "create-application", "--cli-input-yaml", "applicationName: [unclosed")
+    assert bad.returncode == 252 and "--cli-input-yaml" in bad.stderr
+    # wait takes --cli-input-json too.
+    waited = local(tmp_path, "wait", "deployment-successful", "--cli-input-json", '{"deploymentId": "d-ABCDEFGHI"}')
+    assert waited.returncode == 255 and "DeploymentDoesNotExistException" in waited.stderr
+
+
+def test_file_and_fileb_for_plain_values_and_debug(tmp_path):
+    (tmp_path / "name.txt").write_text("from-file")
+    local(tmp_path, "create-application", "--application-name", f"file://{tmp_path / 'name.txt'}", check=True)
+    local(tmp_path, "update-application", "--application-name", "from-file", "--new-application-name", f"fileb://{tmp_path / 'name.txt'}",
+          check=True)
+    assert json.loads(local(tmp_path, "list-applications", check=True).stdout)["applications"] == ["from-file"]
+    missing = local(tmp_path, "create-application", "--application-name", f"file://{tmp_path / 'none.txt'}")
+    assert missing.returncode == 252 and "--application-name" in missing.stderr and "none.txt" in missing.stderr
+    debug = local(tmp_path, "list-applications", "--debug", check=True)
+    assert "debug: ListApplications {} -> the state file" in debug.stderr and " ms" in debug.stderr
+
+
+def test_a_read_only_command_never_creates_a_named_state_file(tmp_path):
+    missing = tmp_path / "typo.db"
+    for args in (["list-applications"], ["get-deployment", "--deployment-id", "d-ABCDEFGHI"], ["agent", "list"],
+                 ["wait", "deployment-successful", "--deployment-id", "d-ABCDEFGHI"]):
+        result = local(tmp_path, *args, "--state", str(missing))
+        assert result.returncode == 255 and f"no state file at {missing}" in result.stderr, (args, result.stderr)
+        result = deployctl(*args, env=clean_environment(DEPLOYCTL_STATE=str(missing)), check=False)
+        assert result.returncode == 255 and "$DEPLOYCTL_STATE" in result.stderr, (args, result.stderr)
+    assert not missing.exists()
+    # A command that writes makes it.
+    local(tmp_path, "create-application", "--application-name", "web", "--state", str(missing), check=True)
+    assert missing.exists()

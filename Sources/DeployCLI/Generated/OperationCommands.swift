@@ -86,14 +86,23 @@ struct CreateApplicationCommand: AsyncParsableCommand, OperationCommand {
             valueName: "shorthand|json ..."))
     var tags: [String] = []
 
+    static let inputSkeleton =
+        "{\n    \"applicationName\": \"\",\n    \"computePlatform\": \"Server\",\n    \"tags\": [\n        {\n            \"Key\": \"\",\n            \"Value\": \"\"\n        }\n    ]\n}\n"
+    static let outputSkeleton = "{\n    \"applicationId\": \"\"\n}\n"
+    static let yamlInputSkeleton = "applicationName: ''\ncomputePlatform: Server\ntags:\n- Key: ''\n  Value: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
-        if let computePlatform { members.append(("computePlatform", .string(computePlatform))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
+        if let computePlatform {
+            members.append(("computePlatform", .string(try ArgumentValue.contents(computePlatform, flag: "--compute-platform"))))
+        }
         if !tags.isEmpty { members.append(("tags", try ArgumentValue.structureList(tags, flag: "--tags"))) }
         return members
     }
@@ -120,13 +129,20 @@ struct GetApplicationCommand: AsyncParsableCommand, OperationCommand {
             "The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var applicationName: String?
 
+    static let inputSkeleton = "{\n    \"applicationName\": \"\"\n}\n"
+    static let outputSkeleton =
+        "{\n    \"application\": {\n        \"applicationId\": \"\",\n        \"applicationName\": \"\",\n        \"createTime\": \"1970-01-01T00:00:00\",\n        \"linkedToGitHub\": true,\n        \"gitHubAccountName\": \"\",\n        \"computePlatform\": \"Server\"\n    }\n}\n"
+    static let yamlInputSkeleton = "applicationName: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
         return members
     }
 
@@ -153,6 +169,10 @@ struct ListApplicationsCommand: AsyncParsableCommand, OperationCommand {
             valueName: "string"))
     var nextToken: String?
 
+    static let inputSkeleton = "{\n    \"nextToken\": \"\"\n}\n"
+    static let outputSkeleton = "{\n    \"applications\": [\n        \"\"\n    ],\n    \"nextToken\": \"\"\n}\n"
+    static let yamlInputSkeleton = "nextToken: ''\n"
+
     static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "applications")
     @OptionGroup var pagination: PaginationOptions
     var paginationOptions: PaginationOptions? { pagination }
@@ -163,7 +183,7 @@ struct ListApplicationsCommand: AsyncParsableCommand, OperationCommand {
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let nextToken { members.append(("nextToken", .string(nextToken))) }
+        if let nextToken { members.append(("nextToken", .string(try ArgumentValue.contents(nextToken, flag: "--next-token")))) }
         return members
     }
 
@@ -189,6 +209,11 @@ struct BatchGetApplicationsCommand: AsyncParsableCommand, OperationCommand {
             "A list of application names separated by spaces. The maximum number of application names you can specify is 100. (required)",
             valueName: "string ..."))
     var applicationNames: [String] = []
+
+    static let inputSkeleton = "{\n    \"applicationNames\": [\n        \"\"\n    ]\n}\n"
+    static let outputSkeleton =
+        "{\n    \"applicationsInfo\": [\n        {\n            \"applicationId\": \"\",\n            \"applicationName\": \"\",\n            \"createTime\": \"1970-01-01T00:00:00\",\n            \"linkedToGitHub\": true,\n            \"gitHubAccountName\": \"\",\n            \"computePlatform\": \"Server\"\n        }\n    ]\n}\n"
+    static let yamlInputSkeleton = "applicationNames:\n- ''\n"
 
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
@@ -224,14 +249,22 @@ struct UpdateApplicationCommand: AsyncParsableCommand, OperationCommand {
     @Option(name: .customLong("new-application-name"), help: ArgumentHelp("The new name to give the application.", valueName: "string"))
     var newApplicationName: String?
 
+    static let inputSkeleton = "{\n    \"applicationName\": \"\",\n    \"newApplicationName\": \"\"\n}\n"
+    static let outputSkeleton = "{}\n"
+    static let yamlInputSkeleton = "applicationName: ''\nnewApplicationName: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
-        if let newApplicationName { members.append(("newApplicationName", .string(newApplicationName))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
+        if let newApplicationName {
+            members.append(("newApplicationName", .string(try ArgumentValue.contents(newApplicationName, flag: "--new-application-name"))))
+        }
         return members
     }
 
@@ -259,13 +292,19 @@ struct DeleteApplicationCommand: AsyncParsableCommand, OperationCommand {
             "The name of an CodeDeploy application associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var applicationName: String?
 
+    static let inputSkeleton = "{\n    \"applicationName\": \"\"\n}\n"
+    static let outputSkeleton = "{}\n"
+    static let yamlInputSkeleton = "applicationName: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
         return members
     }
 
@@ -319,20 +358,30 @@ struct CreateDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
             valueName: "shorthand|json"))
     var zonalConfig: String?
 
+    static let inputSkeleton =
+        "{\n    \"deploymentConfigName\": \"\",\n    \"minimumHealthyHosts\": {\n        \"type\": \"HOST_COUNT\",\n        \"value\": 0\n    },\n    \"trafficRoutingConfig\": {\n        \"type\": \"TimeBasedCanary\",\n        \"timeBasedCanary\": {\n            \"canaryPercentage\": 0,\n            \"canaryInterval\": 0\n        },\n        \"timeBasedLinear\": {\n            \"linearPercentage\": 0,\n            \"linearInterval\": 0\n        }\n    },\n    \"computePlatform\": \"Server\",\n    \"zonalConfig\": {\n        \"firstZoneMonitorDurationInSeconds\": 0,\n        \"monitorDurationInSeconds\": 0,\n        \"minimumHealthyHostsPerZone\": {\n            \"type\": \"HOST_COUNT\",\n            \"value\": 0\n        }\n    }\n}\n"
+    static let outputSkeleton = "{\n    \"deploymentConfigId\": \"\"\n}\n"
+    static let yamlInputSkeleton =
+        "deploymentConfigName: ''\nminimumHealthyHosts:\n  type: HOST_COUNT\n  value: 0\ntrafficRoutingConfig:\n  type: TimeBasedCanary\n  timeBasedCanary:\n    canaryPercentage: 0\n    canaryInterval: 0\n  timeBasedLinear:\n    linearPercentage: 0\n    linearInterval: 0\ncomputePlatform: Server\nzonalConfig:\n  firstZoneMonitorDurationInSeconds: 0\n  monitorDurationInSeconds: 0\n  minimumHealthyHostsPerZone:\n    type: HOST_COUNT\n    value: 0\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let deploymentConfigName { members.append(("deploymentConfigName", .string(deploymentConfigName))) }
+        if let deploymentConfigName {
+            members.append(("deploymentConfigName", .string(try ArgumentValue.contents(deploymentConfigName, flag: "--deployment-config-name"))))
+        }
         if let minimumHealthyHosts {
             members.append(("minimumHealthyHosts", try ArgumentValue.structure(minimumHealthyHosts, flag: "--minimum-healthy-hosts")))
         }
         if let trafficRoutingConfig {
             members.append(("trafficRoutingConfig", try ArgumentValue.structure(trafficRoutingConfig, flag: "--traffic-routing-config")))
         }
-        if let computePlatform { members.append(("computePlatform", .string(computePlatform))) }
+        if let computePlatform {
+            members.append(("computePlatform", .string(try ArgumentValue.contents(computePlatform, flag: "--compute-platform"))))
+        }
         if let zonalConfig { members.append(("zonalConfig", try ArgumentValue.structure(zonalConfig, flag: "--zonal-config"))) }
         return members
     }
@@ -359,13 +408,20 @@ struct GetDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
             "The name of a deployment configuration associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var deploymentConfigName: String?
 
+    static let inputSkeleton = "{\n    \"deploymentConfigName\": \"\"\n}\n"
+    static let outputSkeleton =
+        "{\n    \"deploymentConfigInfo\": {\n        \"deploymentConfigId\": \"\",\n        \"deploymentConfigName\": \"\",\n        \"minimumHealthyHosts\": {\n            \"type\": \"HOST_COUNT\",\n            \"value\": 0\n        },\n        \"createTime\": \"1970-01-01T00:00:00\",\n        \"computePlatform\": \"Server\",\n        \"trafficRoutingConfig\": {\n            \"type\": \"TimeBasedCanary\",\n            \"timeBasedCanary\": {\n                \"canaryPercentage\": 0,\n                \"canaryInterval\": 0\n            },\n            \"timeBasedLinear\": {\n                \"linearPercentage\": 0,\n                \"linearInterval\": 0\n            }\n        },\n        \"zonalConfig\": {\n            \"firstZoneMonitorDurationInSeconds\": 0,\n            \"monitorDurationInSeconds\": 0,\n            \"minimumHealthyHostsPerZone\": {\n                \"type\": \"HOST_COUNT\",\n                \"value\": 0\n            }\n        }\n    }\n}\n"
+    static let yamlInputSkeleton = "deploymentConfigName: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let deploymentConfigName { members.append(("deploymentConfigName", .string(deploymentConfigName))) }
+        if let deploymentConfigName {
+            members.append(("deploymentConfigName", .string(try ArgumentValue.contents(deploymentConfigName, flag: "--deployment-config-name"))))
+        }
         return members
     }
 
@@ -392,6 +448,10 @@ struct ListDeploymentConfigsCommand: AsyncParsableCommand, OperationCommand {
             valueName: "string"))
     var nextToken: String?
 
+    static let inputSkeleton = "{\n    \"nextToken\": \"\"\n}\n"
+    static let outputSkeleton = "{\n    \"deploymentConfigsList\": [\n        \"\"\n    ],\n    \"nextToken\": \"\"\n}\n"
+    static let yamlInputSkeleton = "nextToken: ''\n"
+
     static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "deploymentConfigsList")
     @OptionGroup var pagination: PaginationOptions
     var paginationOptions: PaginationOptions? { pagination }
@@ -402,7 +462,7 @@ struct ListDeploymentConfigsCommand: AsyncParsableCommand, OperationCommand {
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let nextToken { members.append(("nextToken", .string(nextToken))) }
+        if let nextToken { members.append(("nextToken", .string(try ArgumentValue.contents(nextToken, flag: "--next-token")))) }
         return members
     }
 
@@ -429,13 +489,19 @@ struct DeleteDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
             "The name of a deployment configuration associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var deploymentConfigName: String?
 
+    static let inputSkeleton = "{\n    \"deploymentConfigName\": \"\"\n}\n"
+    static let outputSkeleton = "{}\n"
+    static let yamlInputSkeleton = "deploymentConfigName: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let deploymentConfigName { members.append(("deploymentConfigName", .string(deploymentConfigName))) }
+        if let deploymentConfigName {
+            members.append(("deploymentConfigName", .string(try ArgumentValue.contents(deploymentConfigName, flag: "--deployment-config-name"))))
+        }
         return members
     }
 
@@ -589,15 +655,27 @@ struct CreateDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
         ))
     var terminationHookEnabled: Bool?
 
+    static let inputSkeleton =
+        "{\n    \"applicationName\": \"\",\n    \"deploymentGroupName\": \"\",\n    \"deploymentConfigName\": \"\",\n    \"ec2TagFilters\": [\n        {\n            \"Key\": \"\",\n            \"Value\": \"\",\n            \"Type\": \"KEY_ONLY\"\n        }\n    ],\n    \"onPremisesInstanceTagFilters\": [\n        {\n            \"Key\": \"\",\n            \"Value\": \"\",\n            \"Type\": \"KEY_ONLY\"\n        }\n    ],\n    \"autoScalingGroups\": [\n        \"\"\n    ],\n    \"serviceRoleArn\": \"\",\n    \"triggerConfigurations\": [\n        {\n            \"triggerName\": \"\",\n            \"triggerTargetArn\": \"\",\n            \"triggerEvents\": [\n                \"DeploymentStart\"\n            ]\n        }\n    ],\n    \"alarmConfiguration\": {\n        \"enabled\": true,\n        \"ignorePollAlarmFailure\": true,\n        \"alarms\": [\n            {\n                \"name\": \"\"\n            }\n        ]\n    },\n    \"autoRollbackConfiguration\": {\n        \"enabled\": true,\n        \"events\": [\n            \"DEPLOYMENT_FAILURE\"\n        ]\n    },\n    \"outdatedInstancesStrategy\": \"UPDATE\",\n    \"deploymentStyle\": {\n        \"deploymentType\": \"IN_PLACE\",\n        \"deploymentOption\": \"WITH_TRAFFIC_CONTROL\"\n    },\n    \"blueGreenDeploymentConfiguration\": {\n        \"terminateBlueInstancesOnDeploymentSuccess\": {\n            \"action\": \"TERMINATE\",\n            \"terminationWaitTimeInMinutes\": 0\n        },\n        \"deploymentReadyOption\": {\n            \"actionOnTimeout\": \"CONTINUE_DEPLOYMENT\",\n            \"waitTimeInMinutes\": 0\n        },\n        \"greenFleetProvisioningOption\": {\n            \"action\": \"DISCOVER_EXISTING\"\n        }\n    },\n    \"loadBalancerInfo\": {\n        \"elbInfoList\": [\n            {\n                \"name\": \"\"\n            }\n        ],\n        \"targetGroupInfoList\": [\n            {\n                \"name\": \"\"\n            }\n        ],\n        \"targetGroupPairInfoList\": [\n            {\n                \"targetGroups\": [\n                    {\n                        \"name\": \"\"\n                    }\n                ],\n                \"prodTrafficRoute\": {\n                    \"listenerArns\": [\n                        \"\"\n                    ]\n                },\n                \"testTrafficRoute\": {\n                    \"listenerArns\": [\n                        \"\"\n                    ]\n                }\n            }\n        ]\n    },\n    \"ec2TagSet\": {\n        \"ec2TagSetList\": [\n            [\n                {\n                    \"Key\": \"\",\n                    \"Value\": \"\",\n                    \"Type\": \"KEY_ONLY\"\n                }\n            ]\n        ]\n    },\n    \"ecsServices\": [\n        {\n            \"serviceName\": \"\",\n            \"clusterName\": \"\"\n        }\n    ],\n    \"onPremisesTagSet\": {\n        \"onPremisesTagSetList\": [\n            [\n                {\n                    \"Key\": \"\",\n                    \"Value\": \"\",\n                    \"Type\": \"KEY_ONLY\"\n                }\n            ]\n        ]\n    },\n    \"tags\": [\n        {\n            \"Key\": \"\",\n            \"Value\": \"\"\n        }\n    ],\n    \"terminationHookEnabled\": true\n}\n"
+    static let outputSkeleton = "{\n    \"deploymentGroupId\": \"\"\n}\n"
+    static let yamlInputSkeleton =
+        "applicationName: ''\ndeploymentGroupName: ''\ndeploymentConfigName: ''\nec2TagFilters:\n- Key: ''\n  Value: ''\n  Type: KEY_ONLY\nonPremisesInstanceTagFilters:\n- Key: ''\n  Value: ''\n  Type: KEY_ONLY\nautoScalingGroups:\n- ''\nserviceRoleArn: ''\ntriggerConfigurations:\n- triggerName: ''\n  triggerTargetArn: ''\n  triggerEvents:\n  - DeploymentStart\nalarmConfiguration:\n  enabled: true\n  ignorePollAlarmFailure: true\n  alarms:\n  - name: ''\nautoRollbackConfiguration:\n  enabled: true\n  events:\n  - DEPLOYMENT_FAILURE\noutdatedInstancesStrategy: UPDATE\ndeploymentStyle:\n  deploymentType: IN_PLACE\n  deploymentOption: WITH_TRAFFIC_CONTROL\nblueGreenDeploymentConfiguration:\n  terminateBlueInstancesOnDeploymentSuccess:\n    action: TERMINATE\n    terminationWaitTimeInMinutes: 0\n  deploymentReadyOption:\n    actionOnTimeout: CONTINUE_DEPLOYMENT\n    waitTimeInMinutes: 0\n  greenFleetProvisioningOption:\n    action: DISCOVER_EXISTING\nloadBalancerInfo:\n  elbInfoList:\n  - name: ''\n  targetGroupInfoList:\n  - name: ''\n  targetGroupPairInfoList:\n  - targetGroups:\n    - name: ''\n    prodTrafficRoute:\n      listenerArns:\n      - ''\n    testTrafficRoute:\n      listenerArns:\n      - ''\nec2TagSet:\n  ec2TagSetList:\n  - - Key: ''\n      Value: ''\n      Type: KEY_ONLY\necsServices:\n- serviceName: ''\n  clusterName: ''\nonPremisesTagSet:\n  onPremisesTagSetList:\n  - - Key: ''\n      Value: ''\n      Type: KEY_ONLY\ntags:\n- Key: ''\n  Value: ''\nterminationHookEnabled: true\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
-        if let deploymentGroupName { members.append(("deploymentGroupName", .string(deploymentGroupName))) }
-        if let deploymentConfigName { members.append(("deploymentConfigName", .string(deploymentConfigName))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
+        if let deploymentGroupName {
+            members.append(("deploymentGroupName", .string(try ArgumentValue.contents(deploymentGroupName, flag: "--deployment-group-name"))))
+        }
+        if let deploymentConfigName {
+            members.append(("deploymentConfigName", .string(try ArgumentValue.contents(deploymentConfigName, flag: "--deployment-config-name"))))
+        }
         if !ec2TagFilters.isEmpty { members.append(("ec2TagFilters", try ArgumentValue.structureList(ec2TagFilters, flag: "--ec2-tag-filters"))) }
         if !onPremisesInstanceTagFilters.isEmpty {
             members.append(
@@ -609,7 +687,7 @@ struct CreateDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
         if !autoScalingGroups.isEmpty {
             members.append(("autoScalingGroups", try ArgumentValue.scalarList(autoScalingGroups, flag: "--auto-scaling-groups")))
         }
-        if let serviceRoleArn { members.append(("serviceRoleArn", .string(serviceRoleArn))) }
+        if let serviceRoleArn { members.append(("serviceRoleArn", .string(try ArgumentValue.contents(serviceRoleArn, flag: "--service-role-arn")))) }
         if !triggerConfigurations.isEmpty {
             members.append(("triggerConfigurations", try ArgumentValue.structureList(triggerConfigurations, flag: "--trigger-configurations")))
         }
@@ -620,7 +698,10 @@ struct CreateDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
             members.append(
                 ("autoRollbackConfiguration", try ArgumentValue.structure(autoRollbackConfiguration, flag: "--auto-rollback-configuration")))
         }
-        if let outdatedInstancesStrategy { members.append(("outdatedInstancesStrategy", .string(outdatedInstancesStrategy))) }
+        if let outdatedInstancesStrategy {
+            members.append(
+                ("outdatedInstancesStrategy", .string(try ArgumentValue.contents(outdatedInstancesStrategy, flag: "--outdated-instances-strategy"))))
+        }
         if let deploymentStyle { members.append(("deploymentStyle", try ArgumentValue.structure(deploymentStyle, flag: "--deployment-style"))) }
         if let blueGreenDeploymentConfiguration {
             members.append(
@@ -665,14 +746,23 @@ struct GetDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
         help: ArgumentHelp("The name of a deployment group for the specified application. (required)", valueName: "string"))
     var deploymentGroupName: String?
 
+    static let inputSkeleton = "{\n    \"applicationName\": \"\",\n    \"deploymentGroupName\": \"\"\n}\n"
+    static let outputSkeleton =
+        "{\n    \"deploymentGroupInfo\": {\n        \"applicationName\": \"\",\n        \"deploymentGroupId\": \"\",\n        \"deploymentGroupName\": \"\",\n        \"deploymentConfigName\": \"\",\n        \"ec2TagFilters\": [\n            {\n                \"Key\": \"\",\n                \"Value\": \"\",\n                \"Type\": \"KEY_ONLY\"\n            }\n        ],\n        \"onPremisesInstanceTagFilters\": [\n            {\n                \"Key\": \"\",\n                \"Value\": \"\",\n                \"Type\": \"KEY_ONLY\"\n            }\n        ],\n        \"autoScalingGroups\": [\n            {\n                \"name\": \"\",\n                \"hook\": \"\",\n                \"terminationHook\": \"\"\n            }\n        ],\n        \"serviceRoleArn\": \"\",\n        \"targetRevision\": {\n            \"revisionType\": \"S3\",\n            \"s3Location\": {\n                \"bucket\": \"\",\n                \"key\": \"\",\n                \"bundleType\": \"tar\",\n                \"version\": \"\",\n                \"eTag\": \"\"\n            },\n            \"gitHubLocation\": {\n                \"repository\": \"\",\n                \"commitId\": \"\"\n            },\n            \"string\": {\n                \"content\": \"\",\n                \"sha256\": \"\"\n            },\n            \"appSpecContent\": {\n                \"content\": \"\",\n                \"sha256\": \"\"\n            }\n        },\n        \"triggerConfigurations\": [\n            {\n                \"triggerName\": \"\",\n                \"triggerTargetArn\": \"\",\n                \"triggerEvents\": [\n                    \"DeploymentStart\"\n                ]\n            }\n        ],\n        \"alarmConfiguration\": {\n            \"enabled\": true,\n            \"ignorePollAlarmFailure\": true,\n            \"alarms\": [\n                {\n                    \"name\": \"\"\n                }\n            ]\n        },\n        \"autoRollbackConfiguration\": {\n            \"enabled\": true,\n            \"events\": [\n                \"DEPLOYMENT_FAILURE\"\n            ]\n        },\n        \"deploymentStyle\": {\n            \"deploymentType\": \"IN_PLACE\",\n            \"deploymentOption\": \"WITH_TRAFFIC_CONTROL\"\n        },\n        \"outdatedInstancesStrategy\": \"UPDATE\",\n        \"blueGreenDeploymentConfiguration\": {\n            \"terminateBlueInstancesOnDeploymentSuccess\": {\n                \"action\": \"TERMINATE\",\n                \"terminationWaitTimeInMinutes\": 0\n            },\n            \"deploymentReadyOption\": {\n                \"actionOnTimeout\": \"CONTINUE_DEPLOYMENT\",\n                \"waitTimeInMinutes\": 0\n            },\n            \"greenFleetProvisioningOption\": {\n                \"action\": \"DISCOVER_EXISTING\"\n            }\n        },\n        \"loadBalancerInfo\": {\n            \"elbInfoList\": [\n                {\n                    \"name\": \"\"\n                }\n            ],\n            \"targetGroupInfoList\": [\n                {\n                    \"name\": \"\"\n                }\n            ],\n            \"targetGroupPairInfoList\": [\n                {\n                    \"targetGroups\": [\n                        {\n                            \"name\": \"\"\n                        }\n                    ],\n                    \"prodTrafficRoute\": {\n                        \"listenerArns\": [\n                            \"\"\n                        ]\n                    },\n                    \"testTrafficRoute\": {\n                        \"listenerArns\": [\n                            \"\"\n                        ]\n                    }\n                }\n            ]\n        },\n        \"lastSuccessfulDeployment\": {\n            \"deploymentId\": \"\",\n            \"status\": \"Created\",\n            \"endTime\": \"1970-01-01T00:00:00\",\n            \"createTime\": \"1970-01-01T00:00:00\"\n        },\n        \"lastAttemptedDeployment\": {\n            \"deploymentId\": \"\",\n            \"status\": \"Created\",\n            \"endTime\": \"1970-01-01T00:00:00\",\n            \"createTime\": \"1970-01-01T00:00:00\"\n        },\n        \"ec2TagSet\": {\n            \"ec2TagSetList\": [\n                [\n                    {\n                        \"Key\": \"\",\n                        \"Value\": \"\",\n                        \"Type\": \"KEY_ONLY\"\n                    }\n                ]\n            ]\n        },\n        \"onPremisesTagSet\": {\n            \"onPremisesTagSetList\": [\n                [\n                    {\n                        \"Key\": \"\",\n                        \"Value\": \"\",\n                        \"Type\": \"KEY_ONLY\"\n                    }\n                ]\n            ]\n        },\n        \"computePlatform\": \"Server\",\n        \"ecsServices\": [\n            {\n                \"serviceName\": \"\",\n                \"clusterName\": \"\"\n            }\n        ],\n        \"terminationHookEnabled\": true\n    }\n}\n"
+    static let yamlInputSkeleton = "applicationName: ''\ndeploymentGroupName: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
-        if let deploymentGroupName { members.append(("deploymentGroupName", .string(deploymentGroupName))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
+        if let deploymentGroupName {
+            members.append(("deploymentGroupName", .string(try ArgumentValue.contents(deploymentGroupName, flag: "--deployment-group-name"))))
+        }
         return members
     }
 
@@ -705,6 +795,10 @@ struct ListDeploymentGroupsCommand: AsyncParsableCommand, OperationCommand {
             valueName: "string"))
     var nextToken: String?
 
+    static let inputSkeleton = "{\n    \"applicationName\": \"\",\n    \"nextToken\": \"\"\n}\n"
+    static let outputSkeleton = "{\n    \"applicationName\": \"\",\n    \"deploymentGroups\": [\n        \"\"\n    ],\n    \"nextToken\": \"\"\n}\n"
+    static let yamlInputSkeleton = "applicationName: ''\nnextToken: ''\n"
+
     static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "deploymentGroups")
     @OptionGroup var pagination: PaginationOptions
     var paginationOptions: PaginationOptions? { pagination }
@@ -715,8 +809,10 @@ struct ListDeploymentGroupsCommand: AsyncParsableCommand, OperationCommand {
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
-        if let nextToken { members.append(("nextToken", .string(nextToken))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
+        if let nextToken { members.append(("nextToken", .string(try ArgumentValue.contents(nextToken, flag: "--next-token")))) }
         return members
     }
 
@@ -748,13 +844,20 @@ struct BatchGetDeploymentGroupsCommand: AsyncParsableCommand, OperationCommand {
         help: ArgumentHelp("The names of the deployment groups. (required)", valueName: "string ..."))
     var deploymentGroupNames: [String] = []
 
+    static let inputSkeleton = "{\n    \"applicationName\": \"\",\n    \"deploymentGroupNames\": [\n        \"\"\n    ]\n}\n"
+    static let outputSkeleton =
+        "{\n    \"deploymentGroupsInfo\": [\n        {\n            \"applicationName\": \"\",\n            \"deploymentGroupId\": \"\",\n            \"deploymentGroupName\": \"\",\n            \"deploymentConfigName\": \"\",\n            \"ec2TagFilters\": [\n                {\n                    \"Key\": \"\",\n                    \"Value\": \"\",\n                    \"Type\": \"KEY_ONLY\"\n                }\n            ],\n            \"onPremisesInstanceTagFilters\": [\n                {\n                    \"Key\": \"\",\n                    \"Value\": \"\",\n                    \"Type\": \"KEY_ONLY\"\n                }\n            ],\n            \"autoScalingGroups\": [\n                {\n                    \"name\": \"\",\n                    \"hook\": \"\",\n                    \"terminationHook\": \"\"\n                }\n            ],\n            \"serviceRoleArn\": \"\",\n            \"targetRevision\": {\n                \"revisionType\": \"S3\",\n                \"s3Location\": {\n                    \"bucket\": \"\",\n                    \"key\": \"\",\n                    \"bundleType\": \"tar\",\n                    \"version\": \"\",\n                    \"eTag\": \"\"\n                },\n                \"gitHubLocation\": {\n                    \"repository\": \"\",\n                    \"commitId\": \"\"\n                },\n                \"string\": {\n                    \"content\": \"\",\n                    \"sha256\": \"\"\n                },\n                \"appSpecContent\": {\n                    \"content\": \"\",\n                    \"sha256\": \"\"\n                }\n            },\n            \"triggerConfigurations\": [\n                {\n                    \"triggerName\": \"\",\n                    \"triggerTargetArn\": \"\",\n                    \"triggerEvents\": [\n                        \"DeploymentStart\"\n                    ]\n                }\n            ],\n            \"alarmConfiguration\": {\n                \"enabled\": true,\n                \"ignorePollAlarmFailure\": true,\n                \"alarms\": [\n                    {\n                        \"name\": \"\"\n                    }\n                ]\n            },\n            \"autoRollbackConfiguration\": {\n                \"enabled\": true,\n                \"events\": [\n                    \"DEPLOYMENT_FAILURE\"\n                ]\n            },\n            \"deploymentStyle\": {\n                \"deploymentType\": \"IN_PLACE\",\n                \"deploymentOption\": \"WITH_TRAFFIC_CONTROL\"\n            },\n            \"outdatedInstancesStrategy\": \"UPDATE\",\n            \"blueGreenDeploymentConfiguration\": {\n                \"terminateBlueInstancesOnDeploymentSuccess\": {\n                    \"action\": \"TERMINATE\",\n                    \"terminationWaitTimeInMinutes\": 0\n                },\n                \"deploymentReadyOption\": {\n                    \"actionOnTimeout\": \"CONTINUE_DEPLOYMENT\",\n                    \"waitTimeInMinutes\": 0\n                },\n                \"greenFleetProvisioningOption\": {\n                    \"action\": \"DISCOVER_EXISTING\"\n                }\n            },\n            \"loadBalancerInfo\": {\n                \"elbInfoList\": [\n                    {\n                        \"name\": \"\"\n                    }\n                ],\n                \"targetGroupInfoList\": [\n                    {\n                        \"name\": \"\"\n                    }\n                ],\n                \"targetGroupPairInfoList\": [\n                    {\n                        \"targetGroups\": [\n                            {\n                                \"name\": \"\"\n                            }\n                        ],\n                        \"prodTrafficRoute\": {\n                            \"listenerArns\": [\n                                \"\"\n                            ]\n                        },\n                        \"testTrafficRoute\": {\n                            \"listenerArns\": [\n                                \"\"\n                            ]\n                        }\n                    }\n                ]\n            },\n            \"lastSuccessfulDeployment\": {\n                \"deploymentId\": \"\",\n                \"status\": \"Created\",\n                \"endTime\": \"1970-01-01T00:00:00\",\n                \"createTime\": \"1970-01-01T00:00:00\"\n            },\n            \"lastAttemptedDeployment\": {\n                \"deploymentId\": \"\",\n                \"status\": \"Created\",\n                \"endTime\": \"1970-01-01T00:00:00\",\n                \"createTime\": \"1970-01-01T00:00:00\"\n            },\n            \"ec2TagSet\": {\n                \"ec2TagSetList\": [\n                    [\n                        {\n                            \"Key\": \"\",\n                            \"Value\": \"\",\n                            \"Type\": \"KEY_ONLY\"\n                        }\n                    ]\n                ]\n            },\n            \"onPremisesTagSet\": {\n                \"onPremisesTagSetList\": [\n                    [\n                        {\n                            \"Key\": \"\",\n                            \"Value\": \"\",\n                            \"Type\": \"KEY_ONLY\"\n                        }\n                    ]\n                ]\n            },\n            \"computePlatform\": \"Server\",\n            \"ecsServices\": [\n                {\n                    \"serviceName\": \"\",\n                    \"clusterName\": \"\"\n                }\n            ],\n            \"terminationHookEnabled\": true\n        }\n    ],\n    \"errorMessage\": \"\"\n}\n"
+    static let yamlInputSkeleton = "applicationName: ''\ndeploymentGroupNames:\n- ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
         if !deploymentGroupNames.isEmpty {
             members.append(("deploymentGroupNames", try ArgumentValue.scalarList(deploymentGroupNames, flag: "--deployment-group-names")))
         }
@@ -905,16 +1008,36 @@ struct UpdateDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
         ))
     var terminationHookEnabled: Bool?
 
+    static let inputSkeleton =
+        "{\n    \"applicationName\": \"\",\n    \"currentDeploymentGroupName\": \"\",\n    \"newDeploymentGroupName\": \"\",\n    \"deploymentConfigName\": \"\",\n    \"ec2TagFilters\": [\n        {\n            \"Key\": \"\",\n            \"Value\": \"\",\n            \"Type\": \"KEY_ONLY\"\n        }\n    ],\n    \"onPremisesInstanceTagFilters\": [\n        {\n            \"Key\": \"\",\n            \"Value\": \"\",\n            \"Type\": \"KEY_ONLY\"\n        }\n    ],\n    \"autoScalingGroups\": [\n        \"\"\n    ],\n    \"serviceRoleArn\": \"\",\n    \"triggerConfigurations\": [\n        {\n            \"triggerName\": \"\",\n            \"triggerTargetArn\": \"\",\n            \"triggerEvents\": [\n                \"DeploymentStart\"\n            ]\n        }\n    ],\n    \"alarmConfiguration\": {\n        \"enabled\": true,\n        \"ignorePollAlarmFailure\": true,\n        \"alarms\": [\n            {\n                \"name\": \"\"\n            }\n        ]\n    },\n    \"autoRollbackConfiguration\": {\n        \"enabled\": true,\n        \"events\": [\n            \"DEPLOYMENT_FAILURE\"\n        ]\n    },\n    \"outdatedInstancesStrategy\": \"UPDATE\",\n    \"deploymentStyle\": {\n        \"deploymentType\": \"IN_PLACE\",\n        \"deploymentOption\": \"WITH_TRAFFIC_CONTROL\"\n    },\n    \"blueGreenDeploymentConfiguration\": {\n        \"terminateBlueInstancesOnDeploymentSuccess\": {\n            \"action\": \"TERMINATE\",\n            \"terminationWaitTimeInMinutes\": 0\n        },\n        \"deploymentReadyOption\": {\n            \"actionOnTimeout\": \"CONTINUE_DEPLOYMENT\",\n            \"waitTimeInMinutes\": 0\n        },\n        \"greenFleetProvisioningOption\": {\n            \"action\": \"DISCOVER_EXISTING\"\n        }\n    },\n    \"loadBalancerInfo\": {\n        \"elbInfoList\": [\n            {\n                \"name\": \"\"\n            }\n        ],\n        \"targetGroupInfoList\": [\n            {\n                \"name\": \"\"\n            }\n        ],\n        \"targetGroupPairInfoList\": [\n            {\n                \"targetGroups\": [\n                    {\n                        \"name\": \"\"\n                    }\n                ],\n                \"prodTrafficRoute\": {\n                    \"listenerArns\": [\n                        \"\"\n                    ]\n                },\n                \"testTrafficRoute\": {\n                    \"listenerArns\": [\n                        \"\"\n                    ]\n                }\n            }\n        ]\n    },\n    \"ec2TagSet\": {\n        \"ec2TagSetList\": [\n            [\n                {\n                    \"Key\": \"\",\n                    \"Value\": \"\",\n                    \"Type\": \"KEY_ONLY\"\n                }\n            ]\n        ]\n    },\n    \"ecsServices\": [\n        {\n            \"serviceName\": \"\",\n            \"clusterName\": \"\"\n        }\n    ],\n    \"onPremisesTagSet\": {\n        \"onPremisesTagSetList\": [\n            [\n                {\n                    \"Key\": \"\",\n                    \"Value\": \"\",\n                    \"Type\": \"KEY_ONLY\"\n                }\n            ]\n        ]\n    },\n    \"terminationHookEnabled\": true\n}\n"
+    static let outputSkeleton =
+        "{\n    \"hooksNotCleanedUp\": [\n        {\n            \"name\": \"\",\n            \"hook\": \"\",\n            \"terminationHook\": \"\"\n        }\n    ]\n}\n"
+    static let yamlInputSkeleton =
+        "applicationName: ''\ncurrentDeploymentGroupName: ''\nnewDeploymentGroupName: ''\ndeploymentConfigName: ''\nec2TagFilters:\n- Key: ''\n  Value: ''\n  Type: KEY_ONLY\nonPremisesInstanceTagFilters:\n- Key: ''\n  Value: ''\n  Type: KEY_ONLY\nautoScalingGroups:\n- ''\nserviceRoleArn: ''\ntriggerConfigurations:\n- triggerName: ''\n  triggerTargetArn: ''\n  triggerEvents:\n  - DeploymentStart\nalarmConfiguration:\n  enabled: true\n  ignorePollAlarmFailure: true\n  alarms:\n  - name: ''\nautoRollbackConfiguration:\n  enabled: true\n  events:\n  - DEPLOYMENT_FAILURE\noutdatedInstancesStrategy: UPDATE\ndeploymentStyle:\n  deploymentType: IN_PLACE\n  deploymentOption: WITH_TRAFFIC_CONTROL\nblueGreenDeploymentConfiguration:\n  terminateBlueInstancesOnDeploymentSuccess:\n    action: TERMINATE\n    terminationWaitTimeInMinutes: 0\n  deploymentReadyOption:\n    actionOnTimeout: CONTINUE_DEPLOYMENT\n    waitTimeInMinutes: 0\n  greenFleetProvisioningOption:\n    action: DISCOVER_EXISTING\nloadBalancerInfo:\n  elbInfoList:\n  - name: ''\n  targetGroupInfoList:\n  - name: ''\n  targetGroupPairInfoList:\n  - targetGroups:\n    - name: ''\n    prodTrafficRoute:\n      listenerArns:\n      - ''\n    testTrafficRoute:\n      listenerArns:\n      - ''\nec2TagSet:\n  ec2TagSetList:\n  - - Key: ''\n      Value: ''\n      Type: KEY_ONLY\necsServices:\n- serviceName: ''\n  clusterName: ''\nonPremisesTagSet:\n  onPremisesTagSetList:\n  - - Key: ''\n      Value: ''\n      Type: KEY_ONLY\nterminationHookEnabled: true\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
-        if let currentDeploymentGroupName { members.append(("currentDeploymentGroupName", .string(currentDeploymentGroupName))) }
-        if let newDeploymentGroupName { members.append(("newDeploymentGroupName", .string(newDeploymentGroupName))) }
-        if let deploymentConfigName { members.append(("deploymentConfigName", .string(deploymentConfigName))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
+        if let currentDeploymentGroupName {
+            members.append(
+                (
+                    "currentDeploymentGroupName",
+                    .string(try ArgumentValue.contents(currentDeploymentGroupName, flag: "--current-deployment-group-name"))
+                ))
+        }
+        if let newDeploymentGroupName {
+            members.append(
+                ("newDeploymentGroupName", .string(try ArgumentValue.contents(newDeploymentGroupName, flag: "--new-deployment-group-name"))))
+        }
+        if let deploymentConfigName {
+            members.append(("deploymentConfigName", .string(try ArgumentValue.contents(deploymentConfigName, flag: "--deployment-config-name"))))
+        }
         if !ec2TagFilters.isEmpty { members.append(("ec2TagFilters", try ArgumentValue.structureList(ec2TagFilters, flag: "--ec2-tag-filters"))) }
         if !onPremisesInstanceTagFilters.isEmpty {
             members.append(
@@ -926,7 +1049,7 @@ struct UpdateDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
         if !autoScalingGroups.isEmpty {
             members.append(("autoScalingGroups", try ArgumentValue.scalarList(autoScalingGroups, flag: "--auto-scaling-groups")))
         }
-        if let serviceRoleArn { members.append(("serviceRoleArn", .string(serviceRoleArn))) }
+        if let serviceRoleArn { members.append(("serviceRoleArn", .string(try ArgumentValue.contents(serviceRoleArn, flag: "--service-role-arn")))) }
         if !triggerConfigurations.isEmpty {
             members.append(("triggerConfigurations", try ArgumentValue.structureList(triggerConfigurations, flag: "--trigger-configurations")))
         }
@@ -937,7 +1060,10 @@ struct UpdateDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
             members.append(
                 ("autoRollbackConfiguration", try ArgumentValue.structure(autoRollbackConfiguration, flag: "--auto-rollback-configuration")))
         }
-        if let outdatedInstancesStrategy { members.append(("outdatedInstancesStrategy", .string(outdatedInstancesStrategy))) }
+        if let outdatedInstancesStrategy {
+            members.append(
+                ("outdatedInstancesStrategy", .string(try ArgumentValue.contents(outdatedInstancesStrategy, flag: "--outdated-instances-strategy"))))
+        }
         if let deploymentStyle { members.append(("deploymentStyle", try ArgumentValue.structure(deploymentStyle, flag: "--deployment-style"))) }
         if let blueGreenDeploymentConfiguration {
             members.append(
@@ -981,14 +1107,23 @@ struct DeleteDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
         help: ArgumentHelp("The name of a deployment group for the specified application. (required)", valueName: "string"))
     var deploymentGroupName: String?
 
+    static let inputSkeleton = "{\n    \"applicationName\": \"\",\n    \"deploymentGroupName\": \"\"\n}\n"
+    static let outputSkeleton =
+        "{\n    \"hooksNotCleanedUp\": [\n        {\n            \"name\": \"\",\n            \"hook\": \"\",\n            \"terminationHook\": \"\"\n        }\n    ]\n}\n"
+    static let yamlInputSkeleton = "applicationName: ''\ndeploymentGroupName: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
-        if let deploymentGroupName { members.append(("deploymentGroupName", .string(deploymentGroupName))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
+        if let deploymentGroupName {
+            members.append(("deploymentGroupName", .string(try ArgumentValue.contents(deploymentGroupName, flag: "--deployment-group-name"))))
+        }
         return members
     }
 
@@ -1022,15 +1157,19 @@ struct RegisterOnPremisesInstanceCommand: AsyncParsableCommand, OperationCommand
         name: .customLong("iam-user-arn"), help: ArgumentHelp("The ARN of the user to associate with the on-premises instance.", valueName: "string"))
     var iamUserArn: String?
 
+    static let inputSkeleton = "{\n    \"instanceName\": \"\",\n    \"iamSessionArn\": \"\",\n    \"iamUserArn\": \"\"\n}\n"
+    static let outputSkeleton = "{}\n"
+    static let yamlInputSkeleton = "instanceName: ''\niamSessionArn: ''\niamUserArn: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let instanceName { members.append(("instanceName", .string(instanceName))) }
-        if let iamSessionArn { members.append(("iamSessionArn", .string(iamSessionArn))) }
-        if let iamUserArn { members.append(("iamUserArn", .string(iamUserArn))) }
+        if let instanceName { members.append(("instanceName", .string(try ArgumentValue.contents(instanceName, flag: "--instance-name")))) }
+        if let iamSessionArn { members.append(("iamSessionArn", .string(try ArgumentValue.contents(iamSessionArn, flag: "--iam-session-arn")))) }
+        if let iamUserArn { members.append(("iamUserArn", .string(try ArgumentValue.contents(iamUserArn, flag: "--iam-user-arn")))) }
         return members
     }
 
@@ -1056,13 +1195,17 @@ struct DeregisterOnPremisesInstanceCommand: AsyncParsableCommand, OperationComma
         name: .customLong("instance-name"), help: ArgumentHelp("The name of the on-premises instance to deregister. (required)", valueName: "string"))
     var instanceName: String?
 
+    static let inputSkeleton = "{\n    \"instanceName\": \"\"\n}\n"
+    static let outputSkeleton = "{}\n"
+    static let yamlInputSkeleton = "instanceName: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let instanceName { members.append(("instanceName", .string(instanceName))) }
+        if let instanceName { members.append(("instanceName", .string(try ArgumentValue.contents(instanceName, flag: "--instance-name")))) }
         return members
     }
 
@@ -1089,13 +1232,18 @@ struct GetOnPremisesInstanceCommand: AsyncParsableCommand, OperationCommand {
         help: ArgumentHelp("The name of the on-premises instance about which to get information. (required)", valueName: "string"))
     var instanceName: String?
 
+    static let inputSkeleton = "{\n    \"instanceName\": \"\"\n}\n"
+    static let outputSkeleton =
+        "{\n    \"instanceInfo\": {\n        \"instanceName\": \"\",\n        \"iamSessionArn\": \"\",\n        \"iamUserArn\": \"\",\n        \"instanceArn\": \"\",\n        \"registerTime\": \"1970-01-01T00:00:00\",\n        \"deregisterTime\": \"1970-01-01T00:00:00\",\n        \"tags\": [\n            {\n                \"Key\": \"\",\n                \"Value\": \"\"\n            }\n        ]\n    }\n}\n"
+    static let yamlInputSkeleton = "instanceName: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let instanceName { members.append(("instanceName", .string(instanceName))) }
+        if let instanceName { members.append(("instanceName", .string(try ArgumentValue.contents(instanceName, flag: "--instance-name")))) }
         return members
     }
 
@@ -1137,6 +1285,11 @@ struct ListOnPremisesInstancesCommand: AsyncParsableCommand, OperationCommand {
             valueName: "string"))
     var nextToken: String?
 
+    static let inputSkeleton =
+        "{\n    \"registrationStatus\": \"Registered\",\n    \"tagFilters\": [\n        {\n            \"Key\": \"\",\n            \"Value\": \"\",\n            \"Type\": \"KEY_ONLY\"\n        }\n    ],\n    \"nextToken\": \"\"\n}\n"
+    static let outputSkeleton = "{\n    \"instanceNames\": [\n        \"\"\n    ],\n    \"nextToken\": \"\"\n}\n"
+    static let yamlInputSkeleton = "registrationStatus: Registered\ntagFilters:\n- Key: ''\n  Value: ''\n  Type: KEY_ONLY\nnextToken: ''\n"
+
     static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "instanceNames")
     @OptionGroup var pagination: PaginationOptions
     var paginationOptions: PaginationOptions? { pagination }
@@ -1147,9 +1300,11 @@ struct ListOnPremisesInstancesCommand: AsyncParsableCommand, OperationCommand {
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let registrationStatus { members.append(("registrationStatus", .string(registrationStatus))) }
+        if let registrationStatus {
+            members.append(("registrationStatus", .string(try ArgumentValue.contents(registrationStatus, flag: "--registration-status"))))
+        }
         if !tagFilters.isEmpty { members.append(("tagFilters", try ArgumentValue.structureList(tagFilters, flag: "--tag-filters"))) }
-        if let nextToken { members.append(("nextToken", .string(nextToken))) }
+        if let nextToken { members.append(("nextToken", .string(try ArgumentValue.contents(nextToken, flag: "--next-token")))) }
         return members
     }
 
@@ -1176,6 +1331,11 @@ struct BatchGetOnPremisesInstancesCommand: AsyncParsableCommand, OperationComman
             "The names of the on-premises instances about which to get information. The maximum number of instance names you can specify is 25. (required)",
             valueName: "string ..."))
     var instanceNames: [String] = []
+
+    static let inputSkeleton = "{\n    \"instanceNames\": [\n        \"\"\n    ]\n}\n"
+    static let outputSkeleton =
+        "{\n    \"instanceInfos\": [\n        {\n            \"instanceName\": \"\",\n            \"iamSessionArn\": \"\",\n            \"iamUserArn\": \"\",\n            \"instanceArn\": \"\",\n            \"registerTime\": \"1970-01-01T00:00:00\",\n            \"deregisterTime\": \"1970-01-01T00:00:00\",\n            \"tags\": [\n                {\n                    \"Key\": \"\",\n                    \"Value\": \"\"\n                }\n            ]\n        }\n    ]\n}\n"
+    static let yamlInputSkeleton = "instanceNames:\n- ''\n"
 
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
@@ -1214,6 +1374,11 @@ struct AddTagsToOnPremisesInstancesCommand: AsyncParsableCommand, OperationComma
         name: .customLong("instance-names"), parsing: .upToNextOption,
         help: ArgumentHelp("The names of the on-premises instances to which to add tags. (required)", valueName: "string ..."))
     var instanceNames: [String] = []
+
+    static let inputSkeleton =
+        "{\n    \"tags\": [\n        {\n            \"Key\": \"\",\n            \"Value\": \"\"\n        }\n    ],\n    \"instanceNames\": [\n        \"\"\n    ]\n}\n"
+    static let outputSkeleton = "{}\n"
+    static let yamlInputSkeleton = "tags:\n- Key: ''\n  Value: ''\ninstanceNames:\n- ''\n"
 
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
@@ -1255,6 +1420,11 @@ struct RemoveTagsFromOnPremisesInstancesCommand: AsyncParsableCommand, Operation
         name: .customLong("instance-names"), parsing: .upToNextOption,
         help: ArgumentHelp("The names of the on-premises instances from which to remove tags. (required)", valueName: "string ..."))
     var instanceNames: [String] = []
+
+    static let inputSkeleton =
+        "{\n    \"tags\": [\n        {\n            \"Key\": \"\",\n            \"Value\": \"\"\n        }\n    ],\n    \"instanceNames\": [\n        \"\"\n    ]\n}\n"
+    static let outputSkeleton = "{}\n"
+    static let yamlInputSkeleton = "tags:\n- Key: ''\n  Value: ''\ninstanceNames:\n- ''\n"
 
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
@@ -1313,14 +1483,22 @@ struct RegisterApplicationRevisionCommand: AsyncParsableCommand, OperationComman
         help: ArgumentHelp("A GitHub revision: repository=string,commitId=string. Replaces --revision.", valueName: "shorthand"))
     var githubLocation: String?
 
+    static let inputSkeleton =
+        "{\n    \"applicationName\": \"\",\n    \"description\": \"\",\n    \"revision\": {\n        \"revisionType\": \"S3\",\n        \"s3Location\": {\n            \"bucket\": \"\",\n            \"key\": \"\",\n            \"bundleType\": \"tar\",\n            \"version\": \"\",\n            \"eTag\": \"\"\n        },\n        \"gitHubLocation\": {\n            \"repository\": \"\",\n            \"commitId\": \"\"\n        },\n        \"string\": {\n            \"content\": \"\",\n            \"sha256\": \"\"\n        },\n        \"appSpecContent\": {\n            \"content\": \"\",\n            \"sha256\": \"\"\n        }\n    }\n}\n"
+    static let outputSkeleton = "{}\n"
+    static let yamlInputSkeleton =
+        "applicationName: ''\ndescription: ''\nrevision:\n  revisionType: S3\n  s3Location:\n    bucket: ''\n    key: ''\n    bundleType: tar\n    version: ''\n    eTag: ''\n  gitHubLocation:\n    repository: ''\n    commitId: ''\n  string:\n    content: ''\n    sha256: ''\n  appSpecContent:\n    content: ''\n    sha256: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
-        if let description { members.append(("description", .string(description))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
+        if let description { members.append(("description", .string(try ArgumentValue.contents(description, flag: "--description")))) }
         if let revision { members.append(("revision", try ArgumentValue.structure(revision, flag: "--revision"))) }
         if let revision = try ArgumentValue.revisionShortcut(s3Location: s3Location, githubLocation: githubLocation) {
             members.append(("revision", revision))
@@ -1370,13 +1548,22 @@ struct GetApplicationRevisionCommand: AsyncParsableCommand, OperationCommand {
         help: ArgumentHelp("A GitHub revision: repository=string,commitId=string. Replaces --revision.", valueName: "shorthand"))
     var githubLocation: String?
 
+    static let inputSkeleton =
+        "{\n    \"applicationName\": \"\",\n    \"revision\": {\n        \"revisionType\": \"S3\",\n        \"s3Location\": {\n            \"bucket\": \"\",\n            \"key\": \"\",\n            \"bundleType\": \"tar\",\n            \"version\": \"\",\n            \"eTag\": \"\"\n        },\n        \"gitHubLocation\": {\n            \"repository\": \"\",\n            \"commitId\": \"\"\n        },\n        \"string\": {\n            \"content\": \"\",\n            \"sha256\": \"\"\n        },\n        \"appSpecContent\": {\n            \"content\": \"\",\n            \"sha256\": \"\"\n        }\n    }\n}\n"
+    static let outputSkeleton =
+        "{\n    \"applicationName\": \"\",\n    \"revision\": {\n        \"revisionType\": \"S3\",\n        \"s3Location\": {\n            \"bucket\": \"\",\n            \"key\": \"\",\n            \"bundleType\": \"tar\",\n            \"version\": \"\",\n            \"eTag\": \"\"\n        },\n        \"gitHubLocation\": {\n            \"repository\": \"\",\n            \"commitId\": \"\"\n        },\n        \"string\": {\n            \"content\": \"\",\n            \"sha256\": \"\"\n        },\n        \"appSpecContent\": {\n            \"content\": \"\",\n            \"sha256\": \"\"\n        }\n    },\n    \"revisionInfo\": {\n        \"description\": \"\",\n        \"deploymentGroups\": [\n            \"\"\n        ],\n        \"firstUsedTime\": \"1970-01-01T00:00:00\",\n        \"lastUsedTime\": \"1970-01-01T00:00:00\",\n        \"registerTime\": \"1970-01-01T00:00:00\"\n    }\n}\n"
+    static let yamlInputSkeleton =
+        "applicationName: ''\nrevision:\n  revisionType: S3\n  s3Location:\n    bucket: ''\n    key: ''\n    bundleType: tar\n    version: ''\n    eTag: ''\n  gitHubLocation:\n    repository: ''\n    commitId: ''\n  string:\n    content: ''\n    sha256: ''\n  appSpecContent:\n    content: ''\n    sha256: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
         if let revision { members.append(("revision", try ArgumentValue.structure(revision, flag: "--revision"))) }
         if let revision = try ArgumentValue.revisionShortcut(s3Location: s3Location, githubLocation: githubLocation) {
             members.append(("revision", revision))
@@ -1446,6 +1633,13 @@ struct ListApplicationRevisionsCommand: AsyncParsableCommand, OperationCommand {
             valueName: "string"))
     var nextToken: String?
 
+    static let inputSkeleton =
+        "{\n    \"applicationName\": \"\",\n    \"sortBy\": \"registerTime\",\n    \"sortOrder\": \"ascending\",\n    \"s3Bucket\": \"\",\n    \"s3KeyPrefix\": \"\",\n    \"deployed\": \"include\",\n    \"nextToken\": \"\"\n}\n"
+    static let outputSkeleton =
+        "{\n    \"revisions\": [\n        {\n            \"revisionType\": \"S3\",\n            \"s3Location\": {\n                \"bucket\": \"\",\n                \"key\": \"\",\n                \"bundleType\": \"tar\",\n                \"version\": \"\",\n                \"eTag\": \"\"\n            },\n            \"gitHubLocation\": {\n                \"repository\": \"\",\n                \"commitId\": \"\"\n            },\n            \"string\": {\n                \"content\": \"\",\n                \"sha256\": \"\"\n            },\n            \"appSpecContent\": {\n                \"content\": \"\",\n                \"sha256\": \"\"\n            }\n        }\n    ],\n    \"nextToken\": \"\"\n}\n"
+    static let yamlInputSkeleton =
+        "applicationName: ''\nsortBy: registerTime\nsortOrder: ascending\ns3Bucket: ''\ns3KeyPrefix: ''\ndeployed: include\nnextToken: ''\n"
+
     static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "revisions")
     @OptionGroup var pagination: PaginationOptions
     var paginationOptions: PaginationOptions? { pagination }
@@ -1456,13 +1650,15 @@ struct ListApplicationRevisionsCommand: AsyncParsableCommand, OperationCommand {
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
-        if let sortBy { members.append(("sortBy", .string(sortBy))) }
-        if let sortOrder { members.append(("sortOrder", .string(sortOrder))) }
-        if let s3Bucket { members.append(("s3Bucket", .string(s3Bucket))) }
-        if let s3KeyPrefix { members.append(("s3KeyPrefix", .string(s3KeyPrefix))) }
-        if let deployed { members.append(("deployed", .string(deployed))) }
-        if let nextToken { members.append(("nextToken", .string(nextToken))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
+        if let sortBy { members.append(("sortBy", .string(try ArgumentValue.contents(sortBy, flag: "--sort-by")))) }
+        if let sortOrder { members.append(("sortOrder", .string(try ArgumentValue.contents(sortOrder, flag: "--sort-order")))) }
+        if let s3Bucket { members.append(("s3Bucket", .string(try ArgumentValue.contents(s3Bucket, flag: "--s3-bucket")))) }
+        if let s3KeyPrefix { members.append(("s3KeyPrefix", .string(try ArgumentValue.contents(s3KeyPrefix, flag: "--s3-key-prefix")))) }
+        if let deployed { members.append(("deployed", .string(try ArgumentValue.contents(deployed, flag: "--deployed")))) }
+        if let nextToken { members.append(("nextToken", .string(try ArgumentValue.contents(nextToken, flag: "--next-token")))) }
         return members
     }
 
@@ -1495,13 +1691,22 @@ struct BatchGetApplicationRevisionsCommand: AsyncParsableCommand, OperationComma
             valueName: "shorthand|json ..."))
     var revisions: [String] = []
 
+    static let inputSkeleton =
+        "{\n    \"applicationName\": \"\",\n    \"revisions\": [\n        {\n            \"revisionType\": \"S3\",\n            \"s3Location\": {\n                \"bucket\": \"\",\n                \"key\": \"\",\n                \"bundleType\": \"tar\",\n                \"version\": \"\",\n                \"eTag\": \"\"\n            },\n            \"gitHubLocation\": {\n                \"repository\": \"\",\n                \"commitId\": \"\"\n            },\n            \"string\": {\n                \"content\": \"\",\n                \"sha256\": \"\"\n            },\n            \"appSpecContent\": {\n                \"content\": \"\",\n                \"sha256\": \"\"\n            }\n        }\n    ]\n}\n"
+    static let outputSkeleton =
+        "{\n    \"applicationName\": \"\",\n    \"errorMessage\": \"\",\n    \"revisions\": [\n        {\n            \"revisionLocation\": {\n                \"revisionType\": \"S3\",\n                \"s3Location\": {\n                    \"bucket\": \"\",\n                    \"key\": \"\",\n                    \"bundleType\": \"tar\",\n                    \"version\": \"\",\n                    \"eTag\": \"\"\n                },\n                \"gitHubLocation\": {\n                    \"repository\": \"\",\n                    \"commitId\": \"\"\n                },\n                \"string\": {\n                    \"content\": \"\",\n                    \"sha256\": \"\"\n                },\n                \"appSpecContent\": {\n                    \"content\": \"\",\n                    \"sha256\": \"\"\n                }\n            },\n            \"genericRevisionInfo\": {\n                \"description\": \"\",\n                \"deploymentGroups\": [\n                    \"\"\n                ],\n                \"firstUsedTime\": \"1970-01-01T00:00:00\",\n                \"lastUsedTime\": \"1970-01-01T00:00:00\",\n                \"registerTime\": \"1970-01-01T00:00:00\"\n            }\n        }\n    ]\n}\n"
+    static let yamlInputSkeleton =
+        "applicationName: ''\nrevisions:\n- revisionType: S3\n  s3Location:\n    bucket: ''\n    key: ''\n    bundleType: tar\n    version: ''\n    eTag: ''\n  gitHubLocation:\n    repository: ''\n    commitId: ''\n  string:\n    content: ''\n    sha256: ''\n  appSpecContent:\n    content: ''\n    sha256: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
         if !revisions.isEmpty { members.append(("revisions", try ArgumentValue.structureList(revisions, flag: "--revisions"))) }
         return members
     }
@@ -1616,17 +1821,29 @@ struct CreateDeploymentCommand: AsyncParsableCommand, OperationCommand {
         if let timeout { try NumberRange.check("--timeout", timeout, NumberRange.waitSeconds) }
     }
 
+    static let inputSkeleton =
+        "{\n    \"applicationName\": \"\",\n    \"deploymentGroupName\": \"\",\n    \"revision\": {\n        \"revisionType\": \"S3\",\n        \"s3Location\": {\n            \"bucket\": \"\",\n            \"key\": \"\",\n            \"bundleType\": \"tar\",\n            \"version\": \"\",\n            \"eTag\": \"\"\n        },\n        \"gitHubLocation\": {\n            \"repository\": \"\",\n            \"commitId\": \"\"\n        },\n        \"string\": {\n            \"content\": \"\",\n            \"sha256\": \"\"\n        },\n        \"appSpecContent\": {\n            \"content\": \"\",\n            \"sha256\": \"\"\n        }\n    },\n    \"deploymentConfigName\": \"\",\n    \"description\": \"\",\n    \"ignoreApplicationStopFailures\": true,\n    \"targetInstances\": {\n        \"tagFilters\": [\n            {\n                \"Key\": \"\",\n                \"Value\": \"\",\n                \"Type\": \"KEY_ONLY\"\n            }\n        ],\n        \"autoScalingGroups\": [\n            \"\"\n        ],\n        \"ec2TagSet\": {\n            \"ec2TagSetList\": [\n                [\n                    {\n                        \"Key\": \"\",\n                        \"Value\": \"\",\n                        \"Type\": \"KEY_ONLY\"\n                    }\n                ]\n            ]\n        }\n    },\n    \"autoRollbackConfiguration\": {\n        \"enabled\": true,\n        \"events\": [\n            \"DEPLOYMENT_FAILURE\"\n        ]\n    },\n    \"updateOutdatedInstancesOnly\": true,\n    \"fileExistsBehavior\": \"DISALLOW\",\n    \"overrideAlarmConfiguration\": {\n        \"enabled\": true,\n        \"ignorePollAlarmFailure\": true,\n        \"alarms\": [\n            {\n                \"name\": \"\"\n            }\n        ]\n    }\n}\n"
+    static let outputSkeleton = "{\n    \"deploymentId\": \"\"\n}\n"
+    static let yamlInputSkeleton =
+        "applicationName: ''\ndeploymentGroupName: ''\nrevision:\n  revisionType: S3\n  s3Location:\n    bucket: ''\n    key: ''\n    bundleType: tar\n    version: ''\n    eTag: ''\n  gitHubLocation:\n    repository: ''\n    commitId: ''\n  string:\n    content: ''\n    sha256: ''\n  appSpecContent:\n    content: ''\n    sha256: ''\ndeploymentConfigName: ''\ndescription: ''\nignoreApplicationStopFailures: true\ntargetInstances:\n  tagFilters:\n  - Key: ''\n    Value: ''\n    Type: KEY_ONLY\n  autoScalingGroups:\n  - ''\n  ec2TagSet:\n    ec2TagSetList:\n    - - Key: ''\n        Value: ''\n        Type: KEY_ONLY\nautoRollbackConfiguration:\n  enabled: true\n  events:\n  - DEPLOYMENT_FAILURE\nupdateOutdatedInstancesOnly: true\nfileExistsBehavior: DISALLOW\noverrideAlarmConfiguration:\n  enabled: true\n  ignorePollAlarmFailure: true\n  alarms:\n  - name: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
-        if let deploymentGroupName { members.append(("deploymentGroupName", .string(deploymentGroupName))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
+        if let deploymentGroupName {
+            members.append(("deploymentGroupName", .string(try ArgumentValue.contents(deploymentGroupName, flag: "--deployment-group-name"))))
+        }
         if let revision { members.append(("revision", try ArgumentValue.structure(revision, flag: "--revision"))) }
-        if let deploymentConfigName { members.append(("deploymentConfigName", .string(deploymentConfigName))) }
-        if let description { members.append(("description", .string(description))) }
+        if let deploymentConfigName {
+            members.append(("deploymentConfigName", .string(try ArgumentValue.contents(deploymentConfigName, flag: "--deployment-config-name"))))
+        }
+        if let description { members.append(("description", .string(try ArgumentValue.contents(description, flag: "--description")))) }
         if let ignoreApplicationStopFailures { members.append(("ignoreApplicationStopFailures", .bool(ignoreApplicationStopFailures))) }
         if let targetInstances { members.append(("targetInstances", try ArgumentValue.structure(targetInstances, flag: "--target-instances"))) }
         if let autoRollbackConfiguration {
@@ -1634,7 +1851,9 @@ struct CreateDeploymentCommand: AsyncParsableCommand, OperationCommand {
                 ("autoRollbackConfiguration", try ArgumentValue.structure(autoRollbackConfiguration, flag: "--auto-rollback-configuration")))
         }
         if let updateOutdatedInstancesOnly { members.append(("updateOutdatedInstancesOnly", .bool(updateOutdatedInstancesOnly))) }
-        if let fileExistsBehavior { members.append(("fileExistsBehavior", .string(fileExistsBehavior))) }
+        if let fileExistsBehavior {
+            members.append(("fileExistsBehavior", .string(try ArgumentValue.contents(fileExistsBehavior, flag: "--file-exists-behavior"))))
+        }
         if let overrideAlarmConfiguration {
             members.append(
                 ("overrideAlarmConfiguration", try ArgumentValue.structure(overrideAlarmConfiguration, flag: "--override-alarm-configuration")))
@@ -1668,13 +1887,18 @@ struct GetDeploymentCommand: AsyncParsableCommand, OperationCommand {
         help: ArgumentHelp("The unique ID of a deployment associated with the user or Amazon Web Services account. (required)", valueName: "string"))
     var deploymentId: String?
 
+    static let inputSkeleton = "{\n    \"deploymentId\": \"\"\n}\n"
+    static let outputSkeleton =
+        "{\n    \"deploymentInfo\": {\n        \"applicationName\": \"\",\n        \"deploymentGroupName\": \"\",\n        \"deploymentConfigName\": \"\",\n        \"deploymentId\": \"\",\n        \"previousRevision\": {\n            \"revisionType\": \"S3\",\n            \"s3Location\": {\n                \"bucket\": \"\",\n                \"key\": \"\",\n                \"bundleType\": \"tar\",\n                \"version\": \"\",\n                \"eTag\": \"\"\n            },\n            \"gitHubLocation\": {\n                \"repository\": \"\",\n                \"commitId\": \"\"\n            },\n            \"string\": {\n                \"content\": \"\",\n                \"sha256\": \"\"\n            },\n            \"appSpecContent\": {\n                \"content\": \"\",\n                \"sha256\": \"\"\n            }\n        },\n        \"revision\": {\n            \"revisionType\": \"S3\",\n            \"s3Location\": {\n                \"bucket\": \"\",\n                \"key\": \"\",\n                \"bundleType\": \"tar\",\n                \"version\": \"\",\n                \"eTag\": \"\"\n            },\n            \"gitHubLocation\": {\n                \"repository\": \"\",\n                \"commitId\": \"\"\n            },\n            \"string\": {\n                \"content\": \"\",\n                \"sha256\": \"\"\n            },\n            \"appSpecContent\": {\n                \"content\": \"\",\n                \"sha256\": \"\"\n            }\n        },\n        \"status\": \"Created\",\n        \"errorInformation\": {\n            \"code\": \"AGENT_ISSUE\",\n            \"message\": \"\"\n        },\n        \"createTime\": \"1970-01-01T00:00:00\",\n        \"startTime\": \"1970-01-01T00:00:00\",\n        \"completeTime\": \"1970-01-01T00:00:00\",\n        \"deploymentOverview\": {\n            \"Pending\": 0,\n            \"InProgress\": 0,\n            \"Succeeded\": 0,\n            \"Failed\": 0,\n            \"Skipped\": 0,\n            \"Ready\": 0\n        },\n        \"description\": \"\",\n        \"creator\": \"user\",\n        \"ignoreApplicationStopFailures\": true,\n        \"autoRollbackConfiguration\": {\n            \"enabled\": true,\n            \"events\": [\n                \"DEPLOYMENT_FAILURE\"\n            ]\n        },\n        \"updateOutdatedInstancesOnly\": true,\n        \"rollbackInfo\": {\n            \"rollbackDeploymentId\": \"\",\n            \"rollbackTriggeringDeploymentId\": \"\",\n            \"rollbackMessage\": \"\"\n        },\n        \"deploymentStyle\": {\n            \"deploymentType\": \"IN_PLACE\",\n            \"deploymentOption\": \"WITH_TRAFFIC_CONTROL\"\n        },\n        \"targetInstances\": {\n            \"tagFilters\": [\n                {\n                    \"Key\": \"\",\n                    \"Value\": \"\",\n                    \"Type\": \"KEY_ONLY\"\n                }\n            ],\n            \"autoScalingGroups\": [\n                \"\"\n            ],\n            \"ec2TagSet\": {\n                \"ec2TagSetList\": [\n                    [\n                        {\n                            \"Key\": \"\",\n                            \"Value\": \"\",\n                            \"Type\": \"KEY_ONLY\"\n                        }\n                    ]\n                ]\n            }\n        },\n        \"instanceTerminationWaitTimeStarted\": true,\n        \"blueGreenDeploymentConfiguration\": {\n            \"terminateBlueInstancesOnDeploymentSuccess\": {\n                \"action\": \"TERMINATE\",\n                \"terminationWaitTimeInMinutes\": 0\n            },\n            \"deploymentReadyOption\": {\n                \"actionOnTimeout\": \"CONTINUE_DEPLOYMENT\",\n                \"waitTimeInMinutes\": 0\n            },\n            \"greenFleetProvisioningOption\": {\n                \"action\": \"DISCOVER_EXISTING\"\n            }\n        },\n        \"loadBalancerInfo\": {\n            \"elbInfoList\": [\n                {\n                    \"name\": \"\"\n                }\n            ],\n            \"targetGroupInfoList\": [\n                {\n                    \"name\": \"\"\n                }\n            ],\n            \"targetGroupPairInfoList\": [\n                {\n                    \"targetGroups\": [\n                        {\n                            \"name\": \"\"\n                        }\n                    ],\n                    \"prodTrafficRoute\": {\n                        \"listenerArns\": [\n                            \"\"\n                        ]\n                    },\n                    \"testTrafficRoute\": {\n                        \"listenerArns\": [\n                            \"\"\n                        ]\n                    }\n                }\n            ]\n        },\n        \"additionalDeploymentStatusInfo\": \"\",\n        \"fileExistsBehavior\": \"DISALLOW\",\n        \"deploymentStatusMessages\": [\n            \"\"\n        ],\n        \"computePlatform\": \"Server\",\n        \"externalId\": \"\",\n        \"relatedDeployments\": {\n            \"autoUpdateOutdatedInstancesRootDeploymentId\": \"\",\n            \"autoUpdateOutdatedInstancesDeploymentIds\": [\n                \"\"\n            ]\n        },\n        \"overrideAlarmConfiguration\": {\n            \"enabled\": true,\n            \"ignorePollAlarmFailure\": true,\n            \"alarms\": [\n                {\n                    \"name\": \"\"\n                }\n            ]\n        }\n    }\n}\n"
+    static let yamlInputSkeleton = "deploymentId: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
+        if let deploymentId { members.append(("deploymentId", .string(try ArgumentValue.contents(deploymentId, flag: "--deployment-id")))) }
         return members
     }
 
@@ -1736,6 +1960,12 @@ struct ListDeploymentsCommand: AsyncParsableCommand, OperationCommand {
             valueName: "string"))
     var nextToken: String?
 
+    static let inputSkeleton =
+        "{\n    \"applicationName\": \"\",\n    \"deploymentGroupName\": \"\",\n    \"externalId\": \"\",\n    \"includeOnlyStatuses\": [\n        \"Created\"\n    ],\n    \"createTimeRange\": {\n        \"start\": \"1970-01-01T00:00:00\",\n        \"end\": \"1970-01-01T00:00:00\"\n    },\n    \"nextToken\": \"\"\n}\n"
+    static let outputSkeleton = "{\n    \"deployments\": [\n        \"\"\n    ],\n    \"nextToken\": \"\"\n}\n"
+    static let yamlInputSkeleton =
+        "applicationName: ''\ndeploymentGroupName: ''\nexternalId: ''\nincludeOnlyStatuses:\n- Created\ncreateTimeRange:\n  start: '1970-01-01T00:00:00'\n  end: '1970-01-01T00:00:00'\nnextToken: ''\n"
+
     static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "deployments")
     @OptionGroup var pagination: PaginationOptions
     var paginationOptions: PaginationOptions? { pagination }
@@ -1746,14 +1976,18 @@ struct ListDeploymentsCommand: AsyncParsableCommand, OperationCommand {
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let applicationName { members.append(("applicationName", .string(applicationName))) }
-        if let deploymentGroupName { members.append(("deploymentGroupName", .string(deploymentGroupName))) }
-        if let externalId { members.append(("externalId", .string(externalId))) }
+        if let applicationName {
+            members.append(("applicationName", .string(try ArgumentValue.contents(applicationName, flag: "--application-name"))))
+        }
+        if let deploymentGroupName {
+            members.append(("deploymentGroupName", .string(try ArgumentValue.contents(deploymentGroupName, flag: "--deployment-group-name"))))
+        }
+        if let externalId { members.append(("externalId", .string(try ArgumentValue.contents(externalId, flag: "--external-id")))) }
         if !includeOnlyStatuses.isEmpty {
             members.append(("includeOnlyStatuses", try ArgumentValue.scalarList(includeOnlyStatuses, flag: "--include-only-statuses")))
         }
         if let createTimeRange { members.append(("createTimeRange", try ArgumentValue.structure(createTimeRange, flag: "--create-time-range"))) }
-        if let nextToken { members.append(("nextToken", .string(nextToken))) }
+        if let nextToken { members.append(("nextToken", .string(try ArgumentValue.contents(nextToken, flag: "--next-token")))) }
         return members
     }
 
@@ -1779,6 +2013,11 @@ struct BatchGetDeploymentsCommand: AsyncParsableCommand, OperationCommand {
             "A list of deployment IDs, separated by spaces. The maximum number of deployment IDs you can specify is 25. (required)",
             valueName: "string ..."))
     var deploymentIds: [String] = []
+
+    static let inputSkeleton = "{\n    \"deploymentIds\": [\n        \"\"\n    ]\n}\n"
+    static let outputSkeleton =
+        "{\n    \"deploymentsInfo\": [\n        {\n            \"applicationName\": \"\",\n            \"deploymentGroupName\": \"\",\n            \"deploymentConfigName\": \"\",\n            \"deploymentId\": \"\",\n            \"previousRevision\": {\n                \"revisionType\": \"S3\",\n                \"s3Location\": {\n                    \"bucket\": \"\",\n                    \"key\": \"\",\n                    \"bundleType\": \"tar\",\n                    \"version\": \"\",\n                    \"eTag\": \"\"\n                },\n                \"gitHubLocation\": {\n                    \"repository\": \"\",\n                    \"commitId\": \"\"\n                },\n                \"string\": {\n                    \"content\": \"\",\n                    \"sha256\": \"\"\n                },\n                \"appSpecContent\": {\n                    \"content\": \"\",\n                    \"sha256\": \"\"\n                }\n            },\n            \"revision\": {\n                \"revisionType\": \"S3\",\n                \"s3Location\": {\n                    \"bucket\": \"\",\n                    \"key\": \"\",\n                    \"bundleType\": \"tar\",\n                    \"version\": \"\",\n                    \"eTag\": \"\"\n                },\n                \"gitHubLocation\": {\n                    \"repository\": \"\",\n                    \"commitId\": \"\"\n                },\n                \"string\": {\n                    \"content\": \"\",\n                    \"sha256\": \"\"\n                },\n                \"appSpecContent\": {\n                    \"content\": \"\",\n                    \"sha256\": \"\"\n                }\n            },\n            \"status\": \"Created\",\n            \"errorInformation\": {\n                \"code\": \"AGENT_ISSUE\",\n                \"message\": \"\"\n            },\n            \"createTime\": \"1970-01-01T00:00:00\",\n            \"startTime\": \"1970-01-01T00:00:00\",\n            \"completeTime\": \"1970-01-01T00:00:00\",\n            \"deploymentOverview\": {\n                \"Pending\": 0,\n                \"InProgress\": 0,\n                \"Succeeded\": 0,\n                \"Failed\": 0,\n                \"Skipped\": 0,\n                \"Ready\": 0\n            },\n            \"description\": \"\",\n            \"creator\": \"user\",\n            \"ignoreApplicationStopFailures\": true,\n            \"autoRollbackConfiguration\": {\n                \"enabled\": true,\n                \"events\": [\n                    \"DEPLOYMENT_FAILURE\"\n                ]\n            },\n            \"updateOutdatedInstancesOnly\": true,\n            \"rollbackInfo\": {\n                \"rollbackDeploymentId\": \"\",\n                \"rollbackTriggeringDeploymentId\": \"\",\n                \"rollbackMessage\": \"\"\n            },\n            \"deploymentStyle\": {\n                \"deploymentType\": \"IN_PLACE\",\n                \"deploymentOption\": \"WITH_TRAFFIC_CONTROL\"\n            },\n            \"targetInstances\": {\n                \"tagFilters\": [\n                    {\n                        \"Key\": \"\",\n                        \"Value\": \"\",\n                        \"Type\": \"KEY_ONLY\"\n                    }\n                ],\n                \"autoScalingGroups\": [\n                    \"\"\n                ],\n                \"ec2TagSet\": {\n                    \"ec2TagSetList\": [\n                        [\n                            {\n                                \"Key\": \"\",\n                                \"Value\": \"\",\n                                \"Type\": \"KEY_ONLY\"\n                            }\n                        ]\n                    ]\n                }\n            },\n            \"instanceTerminationWaitTimeStarted\": true,\n            \"blueGreenDeploymentConfiguration\": {\n                \"terminateBlueInstancesOnDeploymentSuccess\": {\n                    \"action\": \"TERMINATE\",\n                    \"terminationWaitTimeInMinutes\": 0\n                },\n                \"deploymentReadyOption\": {\n                    \"actionOnTimeout\": \"CONTINUE_DEPLOYMENT\",\n                    \"waitTimeInMinutes\": 0\n                },\n                \"greenFleetProvisioningOption\": {\n                    \"action\": \"DISCOVER_EXISTING\"\n                }\n            },\n            \"loadBalancerInfo\": {\n                \"elbInfoList\": [\n                    {\n                        \"name\": \"\"\n                    }\n                ],\n                \"targetGroupInfoList\": [\n                    {\n                        \"name\": \"\"\n                    }\n                ],\n                \"targetGroupPairInfoList\": [\n                    {\n                        \"targetGroups\": [\n                            {\n                                \"name\": \"\"\n                            }\n                        ],\n                        \"prodTrafficRoute\": {\n                            \"listenerArns\": [\n                                \"\"\n                            ]\n                        },\n                        \"testTrafficRoute\": {\n                            \"listenerArns\": [\n                                \"\"\n                            ]\n                        }\n                    }\n                ]\n            },\n            \"additionalDeploymentStatusInfo\": \"\",\n            \"fileExistsBehavior\": \"DISALLOW\",\n            \"deploymentStatusMessages\": [\n                \"\"\n            ],\n            \"computePlatform\": \"Server\",\n            \"externalId\": \"\",\n            \"relatedDeployments\": {\n                \"autoUpdateOutdatedInstancesRootDeploymentId\": \"\",\n                \"autoUpdateOutdatedInstancesDeploymentIds\": [\n                    \"\"\n                ]\n            },\n            \"overrideAlarmConfiguration\": {\n                \"enabled\": true,\n                \"ignorePollAlarmFailure\": true,\n                \"alarms\": [\n                    {\n                        \"name\": \"\"\n                    }\n                ]\n            }\n        }\n    ]\n}\n"
+    static let yamlInputSkeleton = "deploymentIds:\n- ''\n"
 
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
@@ -1816,13 +2055,17 @@ struct StopDeploymentCommand: AsyncParsableCommand, OperationCommand {
         ))
     var autoRollbackEnabled: Bool?
 
+    static let inputSkeleton = "{\n    \"deploymentId\": \"\",\n    \"autoRollbackEnabled\": true\n}\n"
+    static let outputSkeleton = "{\n    \"status\": \"Pending\",\n    \"statusMessage\": \"\"\n}\n"
+    static let yamlInputSkeleton = "deploymentId: ''\nautoRollbackEnabled: true\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
+        if let deploymentId { members.append(("deploymentId", .string(try ArgumentValue.contents(deploymentId, flag: "--deployment-id")))) }
         if let autoRollbackEnabled { members.append(("autoRollbackEnabled", .bool(autoRollbackEnabled))) }
         return members
     }
@@ -1860,6 +2103,11 @@ struct ListDeploymentTargetsCommand: AsyncParsableCommand, OperationCommand {
             valueName: "shorthand|json"))
     var targetFilters: String?
 
+    static let inputSkeleton =
+        "{\n    \"deploymentId\": \"\",\n    \"nextToken\": \"\",\n    \"targetFilters\": {\n        \"KeyName\": [\n            \"\"\n        ]\n    }\n}\n"
+    static let outputSkeleton = "{\n    \"targetIds\": [\n        \"\"\n    ],\n    \"nextToken\": \"\"\n}\n"
+    static let yamlInputSkeleton = "deploymentId: ''\nnextToken: ''\ntargetFilters:\n  KeyName:\n  - ''\n"
+
     static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "targetIds")
     @OptionGroup var pagination: PaginationOptions
     var paginationOptions: PaginationOptions? { pagination }
@@ -1870,8 +2118,8 @@ struct ListDeploymentTargetsCommand: AsyncParsableCommand, OperationCommand {
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
-        if let nextToken { members.append(("nextToken", .string(nextToken))) }
+        if let deploymentId { members.append(("deploymentId", .string(try ArgumentValue.contents(deploymentId, flag: "--deployment-id")))) }
+        if let nextToken { members.append(("nextToken", .string(try ArgumentValue.contents(nextToken, flag: "--next-token")))) }
         if let targetFilters { members.append(("targetFilters", try ArgumentValue.structure(targetFilters, flag: "--target-filters"))) }
         return members
     }
@@ -1898,14 +2146,19 @@ struct GetDeploymentTargetCommand: AsyncParsableCommand, OperationCommand {
     @Option(name: .customLong("target-id"), help: ArgumentHelp("The unique ID of a deployment target. (required)", valueName: "string"))
     var targetId: String?
 
+    static let inputSkeleton = "{\n    \"deploymentId\": \"\",\n    \"targetId\": \"\"\n}\n"
+    static let outputSkeleton =
+        "{\n    \"deploymentTarget\": {\n        \"deploymentTargetType\": \"InstanceTarget\",\n        \"instanceTarget\": {\n            \"deploymentId\": \"\",\n            \"targetId\": \"\",\n            \"targetArn\": \"\",\n            \"status\": \"Pending\",\n            \"lastUpdatedAt\": \"1970-01-01T00:00:00\",\n            \"lifecycleEvents\": [\n                {\n                    \"lifecycleEventName\": \"\",\n                    \"diagnostics\": {\n                        \"errorCode\": \"Success\",\n                        \"scriptName\": \"\",\n                        \"message\": \"\",\n                        \"logTail\": \"\"\n                    },\n                    \"startTime\": \"1970-01-01T00:00:00\",\n                    \"endTime\": \"1970-01-01T00:00:00\",\n                    \"status\": \"Pending\"\n                }\n            ],\n            \"instanceLabel\": \"Blue\"\n        },\n        \"lambdaTarget\": {\n            \"deploymentId\": \"\",\n            \"targetId\": \"\",\n            \"targetArn\": \"\",\n            \"status\": \"Pending\",\n            \"lastUpdatedAt\": \"1970-01-01T00:00:00\",\n            \"lifecycleEvents\": [\n                {\n                    \"lifecycleEventName\": \"\",\n                    \"diagnostics\": {\n                        \"errorCode\": \"Success\",\n                        \"scriptName\": \"\",\n                        \"message\": \"\",\n                        \"logTail\": \"\"\n                    },\n                    \"startTime\": \"1970-01-01T00:00:00\",\n                    \"endTime\": \"1970-01-01T00:00:00\",\n                    \"status\": \"Pending\"\n                }\n            ],\n            \"lambdaFunctionInfo\": {\n                \"functionName\": \"\",\n                \"functionAlias\": \"\",\n                \"currentVersion\": \"\",\n                \"targetVersion\": \"\",\n                \"targetVersionWeight\": 0.0\n            }\n        },\n        \"ecsTarget\": {\n            \"deploymentId\": \"\",\n            \"targetId\": \"\",\n            \"targetArn\": \"\",\n            \"lastUpdatedAt\": \"1970-01-01T00:00:00\",\n            \"lifecycleEvents\": [\n                {\n                    \"lifecycleEventName\": \"\",\n                    \"diagnostics\": {\n                        \"errorCode\": \"Success\",\n                        \"scriptName\": \"\",\n                        \"message\": \"\",\n                        \"logTail\": \"\"\n                    },\n                    \"startTime\": \"1970-01-01T00:00:00\",\n                    \"endTime\": \"1970-01-01T00:00:00\",\n                    \"status\": \"Pending\"\n                }\n            ],\n            \"status\": \"Pending\",\n            \"taskSetsInfo\": [\n                {\n                    \"identifer\": \"\",\n                    \"desiredCount\": 0,\n                    \"pendingCount\": 0,\n                    \"runningCount\": 0,\n                    \"status\": \"\",\n                    \"trafficWeight\": 0.0,\n                    \"targetGroup\": {\n                        \"name\": \"\"\n                    },\n                    \"taskSetLabel\": \"Blue\"\n                }\n            ]\n        },\n        \"cloudFormationTarget\": {\n            \"deploymentId\": \"\",\n            \"targetId\": \"\",\n            \"lastUpdatedAt\": \"1970-01-01T00:00:00\",\n            \"lifecycleEvents\": [\n                {\n                    \"lifecycleEventName\": \"\",\n                    \"diagnostics\": {\n                        \"errorCode\": \"Success\",\n                        \"scriptName\": \"\",\n                        \"message\": \"\",\n                        \"logTail\": \"\"\n                    },\n                    \"startTime\": \"1970-01-01T00:00:00\",\n                    \"endTime\": \"1970-01-01T00:00:00\",\n                    \"status\": \"Pending\"\n                }\n            ],\n            \"status\": \"Pending\",\n            \"resourceType\": \"\",\n            \"targetVersionWeight\": 0.0\n        }\n    }\n}\n"
+    static let yamlInputSkeleton = "deploymentId: ''\ntargetId: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
-        if let targetId { members.append(("targetId", .string(targetId))) }
+        if let deploymentId { members.append(("deploymentId", .string(try ArgumentValue.contents(deploymentId, flag: "--deployment-id")))) }
+        if let targetId { members.append(("targetId", .string(try ArgumentValue.contents(targetId, flag: "--target-id")))) }
         return members
     }
 
@@ -1936,13 +2189,18 @@ struct BatchGetDeploymentTargetsCommand: AsyncParsableCommand, OperationCommand 
             valueName: "string ..."))
     var targetIds: [String] = []
 
+    static let inputSkeleton = "{\n    \"deploymentId\": \"\",\n    \"targetIds\": [\n        \"\"\n    ]\n}\n"
+    static let outputSkeleton =
+        "{\n    \"deploymentTargets\": [\n        {\n            \"deploymentTargetType\": \"InstanceTarget\",\n            \"instanceTarget\": {\n                \"deploymentId\": \"\",\n                \"targetId\": \"\",\n                \"targetArn\": \"\",\n                \"status\": \"Pending\",\n                \"lastUpdatedAt\": \"1970-01-01T00:00:00\",\n                \"lifecycleEvents\": [\n                    {\n                        \"lifecycleEventName\": \"\",\n                        \"diagnostics\": {\n                            \"errorCode\": \"Success\",\n                            \"scriptName\": \"\",\n                            \"message\": \"\",\n                            \"logTail\": \"\"\n                        },\n                        \"startTime\": \"1970-01-01T00:00:00\",\n                        \"endTime\": \"1970-01-01T00:00:00\",\n                        \"status\": \"Pending\"\n                    }\n                ],\n                \"instanceLabel\": \"Blue\"\n            },\n            \"lambdaTarget\": {\n                \"deploymentId\": \"\",\n                \"targetId\": \"\",\n                \"targetArn\": \"\",\n                \"status\": \"Pending\",\n                \"lastUpdatedAt\": \"1970-01-01T00:00:00\",\n                \"lifecycleEvents\": [\n                    {\n                        \"lifecycleEventName\": \"\",\n                        \"diagnostics\": {\n                            \"errorCode\": \"Success\",\n                            \"scriptName\": \"\",\n                            \"message\": \"\",\n                            \"logTail\": \"\"\n                        },\n                        \"startTime\": \"1970-01-01T00:00:00\",\n                        \"endTime\": \"1970-01-01T00:00:00\",\n                        \"status\": \"Pending\"\n                    }\n                ],\n                \"lambdaFunctionInfo\": {\n                    \"functionName\": \"\",\n                    \"functionAlias\": \"\",\n                    \"currentVersion\": \"\",\n                    \"targetVersion\": \"\",\n                    \"targetVersionWeight\": 0.0\n                }\n            },\n            \"ecsTarget\": {\n                \"deploymentId\": \"\",\n                \"targetId\": \"\",\n                \"targetArn\": \"\",\n                \"lastUpdatedAt\": \"1970-01-01T00:00:00\",\n                \"lifecycleEvents\": [\n                    {\n                        \"lifecycleEventName\": \"\",\n                        \"diagnostics\": {\n                            \"errorCode\": \"Success\",\n                            \"scriptName\": \"\",\n                            \"message\": \"\",\n                            \"logTail\": \"\"\n                        },\n                        \"startTime\": \"1970-01-01T00:00:00\",\n                        \"endTime\": \"1970-01-01T00:00:00\",\n                        \"status\": \"Pending\"\n                    }\n                ],\n                \"status\": \"Pending\",\n                \"taskSetsInfo\": [\n                    {\n                        \"identifer\": \"\",\n                        \"desiredCount\": 0,\n                        \"pendingCount\": 0,\n                        \"runningCount\": 0,\n                        \"status\": \"\",\n                        \"trafficWeight\": 0.0,\n                        \"targetGroup\": {\n                            \"name\": \"\"\n                        },\n                        \"taskSetLabel\": \"Blue\"\n                    }\n                ]\n            },\n            \"cloudFormationTarget\": {\n                \"deploymentId\": \"\",\n                \"targetId\": \"\",\n                \"lastUpdatedAt\": \"1970-01-01T00:00:00\",\n                \"lifecycleEvents\": [\n                    {\n                        \"lifecycleEventName\": \"\",\n                        \"diagnostics\": {\n                            \"errorCode\": \"Success\",\n                            \"scriptName\": \"\",\n                            \"message\": \"\",\n                            \"logTail\": \"\"\n                        },\n                        \"startTime\": \"1970-01-01T00:00:00\",\n                        \"endTime\": \"1970-01-01T00:00:00\",\n                        \"status\": \"Pending\"\n                    }\n                ],\n                \"status\": \"Pending\",\n                \"resourceType\": \"\",\n                \"targetVersionWeight\": 0.0\n            }\n        }\n    ]\n}\n"
+    static let yamlInputSkeleton = "deploymentId: ''\ntargetIds:\n- ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
+        if let deploymentId { members.append(("deploymentId", .string(try ArgumentValue.contents(deploymentId, flag: "--deployment-id")))) }
         if !targetIds.isEmpty { members.append(("targetIds", try ArgumentValue.scalarList(targetIds, flag: "--target-ids"))) }
         return members
     }
@@ -1988,6 +2246,11 @@ struct ListDeploymentInstancesCommand: AsyncParsableCommand, OperationCommand {
             valueName: "string ..."))
     var instanceTypeFilter: [String] = []
 
+    static let inputSkeleton =
+        "{\n    \"deploymentId\": \"\",\n    \"nextToken\": \"\",\n    \"instanceStatusFilter\": [\n        \"Pending\"\n    ],\n    \"instanceTypeFilter\": [\n        \"Blue\"\n    ]\n}\n"
+    static let outputSkeleton = "{\n    \"instancesList\": [\n        \"\"\n    ],\n    \"nextToken\": \"\"\n}\n"
+    static let yamlInputSkeleton = "deploymentId: ''\nnextToken: ''\ninstanceStatusFilter:\n- Pending\ninstanceTypeFilter:\n- Blue\n"
+
     static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "instancesList")
     @OptionGroup var pagination: PaginationOptions
     var paginationOptions: PaginationOptions? { pagination }
@@ -1998,8 +2261,8 @@ struct ListDeploymentInstancesCommand: AsyncParsableCommand, OperationCommand {
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
-        if let nextToken { members.append(("nextToken", .string(nextToken))) }
+        if let deploymentId { members.append(("deploymentId", .string(try ArgumentValue.contents(deploymentId, flag: "--deployment-id")))) }
+        if let nextToken { members.append(("nextToken", .string(try ArgumentValue.contents(nextToken, flag: "--next-token")))) }
         if !instanceStatusFilter.isEmpty {
             members.append(("instanceStatusFilter", try ArgumentValue.scalarList(instanceStatusFilter, flag: "--instance-status-filter")))
         }
@@ -2032,14 +2295,19 @@ struct GetDeploymentInstanceCommand: AsyncParsableCommand, OperationCommand {
         name: .customLong("instance-id"), help: ArgumentHelp("The unique ID of an instance in the deployment group. (required)", valueName: "string"))
     var instanceId: String?
 
+    static let inputSkeleton = "{\n    \"deploymentId\": \"\",\n    \"instanceId\": \"\"\n}\n"
+    static let outputSkeleton =
+        "{\n    \"instanceSummary\": {\n        \"deploymentId\": \"\",\n        \"instanceId\": \"\",\n        \"status\": \"Pending\",\n        \"lastUpdatedAt\": \"1970-01-01T00:00:00\",\n        \"lifecycleEvents\": [\n            {\n                \"lifecycleEventName\": \"\",\n                \"diagnostics\": {\n                    \"errorCode\": \"Success\",\n                    \"scriptName\": \"\",\n                    \"message\": \"\",\n                    \"logTail\": \"\"\n                },\n                \"startTime\": \"1970-01-01T00:00:00\",\n                \"endTime\": \"1970-01-01T00:00:00\",\n                \"status\": \"Pending\"\n            }\n        ],\n        \"instanceType\": \"Blue\"\n    }\n}\n"
+    static let yamlInputSkeleton = "deploymentId: ''\ninstanceId: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
-        if let instanceId { members.append(("instanceId", .string(instanceId))) }
+        if let deploymentId { members.append(("deploymentId", .string(try ArgumentValue.contents(deploymentId, flag: "--deployment-id")))) }
+        if let instanceId { members.append(("instanceId", .string(try ArgumentValue.contents(instanceId, flag: "--instance-id")))) }
         return members
     }
 
@@ -2070,13 +2338,18 @@ struct BatchGetDeploymentInstancesCommand: AsyncParsableCommand, OperationComman
             valueName: "string ..."))
     var instanceIds: [String] = []
 
+    static let inputSkeleton = "{\n    \"deploymentId\": \"\",\n    \"instanceIds\": [\n        \"\"\n    ]\n}\n"
+    static let outputSkeleton =
+        "{\n    \"instancesSummary\": [\n        {\n            \"deploymentId\": \"\",\n            \"instanceId\": \"\",\n            \"status\": \"Pending\",\n            \"lastUpdatedAt\": \"1970-01-01T00:00:00\",\n            \"lifecycleEvents\": [\n                {\n                    \"lifecycleEventName\": \"\",\n                    \"diagnostics\": {\n                        \"errorCode\": \"Success\",\n                        \"scriptName\": \"\",\n                        \"message\": \"\",\n                        \"logTail\": \"\"\n                    },\n                    \"startTime\": \"1970-01-01T00:00:00\",\n                    \"endTime\": \"1970-01-01T00:00:00\",\n                    \"status\": \"Pending\"\n                }\n            ],\n            \"instanceType\": \"Blue\"\n        }\n    ],\n    \"errorMessage\": \"\"\n}\n"
+    static let yamlInputSkeleton = "deploymentId: ''\ninstanceIds:\n- ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
+        if let deploymentId { members.append(("deploymentId", .string(try ArgumentValue.contents(deploymentId, flag: "--deployment-id")))) }
         if !instanceIds.isEmpty { members.append(("instanceIds", try ArgumentValue.scalarList(instanceIds, flag: "--instance-ids"))) }
         return members
     }
@@ -2109,13 +2382,18 @@ struct TagResourceCommand: AsyncParsableCommand, OperationCommand {
             valueName: "shorthand|json ..."))
     var tags: [String] = []
 
+    static let inputSkeleton =
+        "{\n    \"ResourceArn\": \"\",\n    \"Tags\": [\n        {\n            \"Key\": \"\",\n            \"Value\": \"\"\n        }\n    ]\n}\n"
+    static let outputSkeleton = "{}\n"
+    static let yamlInputSkeleton = "ResourceArn: ''\nTags:\n- Key: ''\n  Value: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let resourceArn { members.append(("ResourceArn", .string(resourceArn))) }
+        if let resourceArn { members.append(("ResourceArn", .string(try ArgumentValue.contents(resourceArn, flag: "--resource-arn")))) }
         if !tags.isEmpty { members.append(("Tags", try ArgumentValue.structureList(tags, flag: "--tags"))) }
         return members
     }
@@ -2153,13 +2431,17 @@ struct UntagResourceCommand: AsyncParsableCommand, OperationCommand {
             valueName: "string ..."))
     var tagKeys: [String] = []
 
+    static let inputSkeleton = "{\n    \"ResourceArn\": \"\",\n    \"TagKeys\": [\n        \"\"\n    ]\n}\n"
+    static let outputSkeleton = "{}\n"
+    static let yamlInputSkeleton = "ResourceArn: ''\nTagKeys:\n- ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let resourceArn { members.append(("ResourceArn", .string(resourceArn))) }
+        if let resourceArn { members.append(("ResourceArn", .string(try ArgumentValue.contents(resourceArn, flag: "--resource-arn")))) }
         if !tagKeys.isEmpty { members.append(("TagKeys", try ArgumentValue.scalarList(tagKeys, flag: "--tag-keys"))) }
         return members
     }
@@ -2197,14 +2479,19 @@ struct ListTagsForResourceCommand: AsyncParsableCommand, OperationCommand {
             valueName: "string"))
     var nextToken: String?
 
+    static let inputSkeleton = "{\n    \"ResourceArn\": \"\",\n    \"NextToken\": \"\"\n}\n"
+    static let outputSkeleton =
+        "{\n    \"Tags\": [\n        {\n            \"Key\": \"\",\n            \"Value\": \"\"\n        }\n    ],\n    \"NextToken\": \"\"\n}\n"
+    static let yamlInputSkeleton = "ResourceArn: ''\nNextToken: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let resourceArn { members.append(("ResourceArn", .string(resourceArn))) }
-        if let nextToken { members.append(("NextToken", .string(nextToken))) }
+        if let resourceArn { members.append(("ResourceArn", .string(try ArgumentValue.contents(resourceArn, flag: "--resource-arn")))) }
+        if let nextToken { members.append(("NextToken", .string(try ArgumentValue.contents(nextToken, flag: "--next-token")))) }
         return members
     }
 
@@ -2240,14 +2527,20 @@ struct ContinueDeploymentCommand: AsyncParsableCommand, OperationCommand {
             valueName: "string"))
     var deploymentWaitType: String?
 
+    static let inputSkeleton = "{\n    \"deploymentId\": \"\",\n    \"deploymentWaitType\": \"READY_WAIT\"\n}\n"
+    static let outputSkeleton = "{}\n"
+    static let yamlInputSkeleton = "deploymentId: ''\ndeploymentWaitType: READY_WAIT\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
-        if let deploymentWaitType { members.append(("deploymentWaitType", .string(deploymentWaitType))) }
+        if let deploymentId { members.append(("deploymentId", .string(try ArgumentValue.contents(deploymentId, flag: "--deployment-id")))) }
+        if let deploymentWaitType {
+            members.append(("deploymentWaitType", .string(try ArgumentValue.contents(deploymentWaitType, flag: "--deployment-wait-type"))))
+        }
         return members
     }
 
@@ -2277,13 +2570,17 @@ struct SkipWaitTimeForInstanceTerminationCommand: AsyncParsableCommand, Operatio
             "The unique ID of a blue/green deployment for which you want to skip the instance termination wait time.", valueName: "string"))
     var deploymentId: String?
 
+    static let inputSkeleton = "{\n    \"deploymentId\": \"\"\n}\n"
+    static let outputSkeleton = "{}\n"
+    static let yamlInputSkeleton = "deploymentId: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
+        if let deploymentId { members.append(("deploymentId", .string(try ArgumentValue.contents(deploymentId, flag: "--deployment-id")))) }
         return members
     }
 
@@ -2326,15 +2623,25 @@ struct PutLifecycleEventHookExecutionStatusCommand: AsyncParsableCommand, Operat
             valueName: "string"))
     var status: String?
 
+    static let inputSkeleton = "{\n    \"deploymentId\": \"\",\n    \"lifecycleEventHookExecutionId\": \"\",\n    \"status\": \"Pending\"\n}\n"
+    static let outputSkeleton = "{\n    \"lifecycleEventHookExecutionId\": \"\"\n}\n"
+    static let yamlInputSkeleton = "deploymentId: ''\nlifecycleEventHookExecutionId: ''\nstatus: Pending\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let deploymentId { members.append(("deploymentId", .string(deploymentId))) }
-        if let lifecycleEventHookExecutionId { members.append(("lifecycleEventHookExecutionId", .string(lifecycleEventHookExecutionId))) }
-        if let status { members.append(("status", .string(status))) }
+        if let deploymentId { members.append(("deploymentId", .string(try ArgumentValue.contents(deploymentId, flag: "--deployment-id")))) }
+        if let lifecycleEventHookExecutionId {
+            members.append(
+                (
+                    "lifecycleEventHookExecutionId",
+                    .string(try ArgumentValue.contents(lifecycleEventHookExecutionId, flag: "--lifecycle-event-hook-execution-id"))
+                ))
+        }
+        if let status { members.append(("status", .string(try ArgumentValue.contents(status, flag: "--status")))) }
         return members
     }
 
@@ -2357,13 +2664,17 @@ struct DeleteGitHubAccountTokenCommand: AsyncParsableCommand, OperationCommand {
     @Option(name: .customLong("token-name"), help: ArgumentHelp("The name of the GitHub account connection to delete.", valueName: "string"))
     var tokenName: String?
 
+    static let inputSkeleton = "{\n    \"tokenName\": \"\"\n}\n"
+    static let outputSkeleton = "{\n    \"tokenName\": \"\"\n}\n"
+    static let yamlInputSkeleton = "tokenName: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let tokenName { members.append(("tokenName", .string(tokenName))) }
+        if let tokenName { members.append(("tokenName", .string(try ArgumentValue.contents(tokenName, flag: "--token-name")))) }
         return members
     }
 
@@ -2390,6 +2701,10 @@ struct ListGitHubAccountTokenNamesCommand: AsyncParsableCommand, OperationComman
             valueName: "string"))
     var nextToken: String?
 
+    static let inputSkeleton = "{\n    \"nextToken\": \"\"\n}\n"
+    static let outputSkeleton = "{\n    \"tokenNameList\": [\n        \"\"\n    ],\n    \"nextToken\": \"\"\n}\n"
+    static let yamlInputSkeleton = "nextToken: ''\n"
+
     static let paginator: Paginator? = Paginator(inputToken: "nextToken", outputToken: "nextToken", resultKey: "tokenNameList")
     @OptionGroup var pagination: PaginationOptions
     var paginationOptions: PaginationOptions? { pagination }
@@ -2400,7 +2715,7 @@ struct ListGitHubAccountTokenNamesCommand: AsyncParsableCommand, OperationComman
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let nextToken { members.append(("nextToken", .string(nextToken))) }
+        if let nextToken { members.append(("nextToken", .string(try ArgumentValue.contents(nextToken, flag: "--next-token")))) }
         return members
     }
 
@@ -2428,13 +2743,17 @@ struct DeleteResourcesByExternalIdCommand: AsyncParsableCommand, OperationComman
             valueName: "string"))
     var externalId: String?
 
+    static let inputSkeleton = "{\n    \"externalId\": \"\"\n}\n"
+    static let outputSkeleton = "{}\n"
+    static let yamlInputSkeleton = "externalId: ''\n"
+
     @OptionGroup var cliInput: CLIInputOptions
     @OptionGroup var global: GlobalOptions
 
     /// The members given as flags, in model order, before `--cli-input-json` is merged under them.
     func flagMembers() throws -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = []
-        if let externalId { members.append(("externalId", .string(externalId))) }
+        if let externalId { members.append(("externalId", .string(try ArgumentValue.contents(externalId, flag: "--external-id")))) }
         return members
     }
 
