@@ -214,12 +214,7 @@ class Generator:
             "    public init(from decoder: any Decoder) throws {",
             "        let raw = try decoder.singleValueContainer().decode(String.self)",
             "        guard let value = Self(rawValue: raw) else {",
-            "            throw DecodingError.dataCorrupted(",
-            "                .init(",
-            "                    codingPath: decoder.codingPath,",
-            f"                    debugDescription: \"invalid value '\\(raw)'; valid values: {', '.join(values)}\""
-            ,
-            "                ))",
+            f"            throw InvalidEnumValue(type: {swift_string(shape.name)}, value: raw, validValues: Self.allCases.map(\\.rawValue), codingPath: decoder.codingPath)",
             "        }",
             "        self = value",
             "    }",
@@ -481,6 +476,15 @@ class Generator:
             "    public let name: String",
             "    /// Decodes the request, calls the API, encodes the response (an empty object when the operation has none).",
             "    public let invoke: @Sendable (any CodeDeployAPI, JSONValue, JSONValueEncoder) async throws -> JSONValue",
+            "",
+            "    /// The exceptions the model lists for each operation (a service-side refusal picks its name among them).",
+            "    public static let errors: [String: Set<String>] = [",
+        ]
+        for op in OPERATIONS:
+            names = sorted(e.name for e in self.model.operation_model(op).error_shapes)
+            out.append(f"        {swift_string(op)}: [" + ", ".join(swift_string(n) for n in names) + "],")
+        out += [
+            "    ]",
             "",
             "    /// Every operation, by name.",
             "    public static let all: [String: CodeDeployOperation] = Dictionary(",

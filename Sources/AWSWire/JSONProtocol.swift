@@ -62,6 +62,7 @@ public enum JSONProtocol {
         } catch let error as ServiceError {
             return .error(error.code, error.message)
         } catch let error as ParameterValidationError {
+            if let refusal = error.serviceError(operation: operation.name) { return .error(refusal.code, refusal.message) }
             return .error("ValidationException", error.description)
         } catch {
             // A fault of ours, not of the request: 500, without internals.

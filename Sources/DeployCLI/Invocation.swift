@@ -356,6 +356,10 @@ extension OperationCommand {
             do {
                 input = try JSONValueDecoder().decode(Input.self, from: pageRequest)
             } catch {
+                // An enum value is the service's to refuse (botocore sends it): the operation's exception, exit 254.
+                if let refusal = error.serviceError(operation: Self.operationName) {
+                    throw CLIFailure.service(operation: Self.operationName, code: refusal.code, message: Self.withFlags(refusal.message))
+                }
                 throw CLIFailure.usage(Self.usageMessage(for: error))
             }
             let output: Output

@@ -8,6 +8,8 @@ public struct ParameterValidationError: Error, Sendable, Equatable, CustomString
         case unknown(validNames: [String])
         case invalidType(expected: String, got: String)
         case invalidValue(String)
+        /// A value outside the member's enum (`type` names the enum shape).
+        case invalidEnum(type: String, value: String, validValues: [String])
     }
 
     /// Member names from the top of the request down to the offending member; list positions as `[n]`.
@@ -42,7 +44,44 @@ public struct ParameterValidationError: Error, Sendable, Equatable, CustomString
             return "Invalid type for parameter \(dottedPath): expected \(expected), got \(got)"
         case .invalidValue(let reason):
             return "Invalid value for parameter \(dottedPath): \(reason)"
+        case .invalidEnum(_, let value, let valid):
+            return
+                "Value '\(value.prefix(100))' at '\(dottedPath)' failed to satisfy constraint: Member must satisfy enum value set: [\(valid.joined(separator: ", "))]"
         }
+    }
+
+    /// The refusal the service makes of this request, when it is the service's to make rather than the client's: a
+    /// value outside an enum is checked by CodeDeploy, not by botocore, so it is the operation's own
+    /// `Invalid<Enum>Exception` or `Invalid<Member>Exception` when the model lists one, else AWS's generic
+    /// `ValidationException`. Nil for what the client refuses (missing or unknown members, wrong types).
+    public func serviceError(operation: String) -> ServiceError? {
+        guard case .invalidEnum(let type, _, _) = problem else { return nil }
+        let listed = CodeDeployOperation.errors[operation] ?? []
+        let member = path.last { !$0.hasPrefix("[") } ?? ""
+        // A tag filter's Type is refused as an invalid tag (EC2 tag filters have their own exception).
+        let tagFilter = type == "EC2TagFilterType" ? "InvalidEC2TagException" : type == "TagFilterType" ? "InvalidTagException" : nil
+        let candidates =
+            [
+                "Invalid\(type)Exception", "Invalid\(member.prefix(1).uppercased() + member.dropFirst())Exception",
+                "Invalid\(type.replacingOccurrences(of: "Type", with: ""))Exception",
+            ] + (tagFilter.map { [$0] } ?? [])
+        let code = candidates.first { listed.contains($0) } ?? "ValidationException"
+        return ServiceError(code, code == "ValidationException" ? "1 validation error detected: \(description)" : description)
+    }
+}
+
+/// Thrown by a generated enum's decoder for a value it does not have.
+public struct InvalidEnumValue: Error, Sendable {
+    public var type: String
+    public var value: String
+    public var validValues: [String]
+    public var codingPath: [any CodingKey]
+
+    public init(type: String, value: String, validValues: [String], codingPath: [any CodingKey]) {
+        self.type = type
+        self.value = value
+        self.validValues = validValues
+        self.codingPath = codingPath
     }
 }
 
@@ -67,6 +106,9 @@ public struct JSONValueDecoder: Sendable {
             throw error
         } catch let error as DecodingError {
             throw Self.translate(error)
+        } catch let error as InvalidEnumValue {
+            throw ParameterValidationError(
+                path: Self.pathNames(error.codingPath), problem: .invalidEnum(type: error.type, value: error.value, validValues: error.validValues))
         } catch {
             throw ParameterValidationError(path: [], problem: .invalidValue("\(error)"))
         }

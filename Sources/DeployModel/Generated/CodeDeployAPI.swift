@@ -113,6 +113,193 @@ public struct CodeDeployOperation: Sendable {
     /// Decodes the request, calls the API, encodes the response (an empty object when the operation has none).
     public let invoke: @Sendable (any CodeDeployAPI, JSONValue, JSONValueEncoder) async throws -> JSONValue
 
+    /// The exceptions the model lists for each operation (a service-side refusal picks its name among them).
+    public static let errors: [String: Set<String>] = [
+        "CreateApplication": [
+            "ApplicationAlreadyExistsException", "ApplicationLimitExceededException", "ApplicationNameRequiredException",
+            "InvalidApplicationNameException", "InvalidComputePlatformException", "InvalidTagsToAddException",
+        ],
+        "GetApplication": ["ApplicationDoesNotExistException", "ApplicationNameRequiredException", "InvalidApplicationNameException"],
+        "ListApplications": ["InvalidNextTokenException"],
+        "BatchGetApplications": [
+            "ApplicationDoesNotExistException", "ApplicationNameRequiredException", "BatchLimitExceededException", "InvalidApplicationNameException",
+        ],
+        "UpdateApplication": [
+            "ApplicationAlreadyExistsException", "ApplicationDoesNotExistException", "ApplicationNameRequiredException",
+            "InvalidApplicationNameException",
+        ],
+        "DeleteApplication": ["ApplicationNameRequiredException", "InvalidApplicationNameException", "InvalidRoleException"],
+        "CreateDeploymentConfig": [
+            "DeploymentConfigAlreadyExistsException", "DeploymentConfigLimitExceededException", "DeploymentConfigNameRequiredException",
+            "InvalidComputePlatformException", "InvalidDeploymentConfigNameException", "InvalidMinimumHealthyHostValueException",
+            "InvalidTrafficRoutingConfigurationException", "InvalidZonalDeploymentConfigurationException",
+        ],
+        "GetDeploymentConfig": [
+            "DeploymentConfigDoesNotExistException", "DeploymentConfigNameRequiredException", "InvalidComputePlatformException",
+            "InvalidDeploymentConfigNameException",
+        ],
+        "ListDeploymentConfigs": ["InvalidNextTokenException"],
+        "DeleteDeploymentConfig": [
+            "DeploymentConfigInUseException", "DeploymentConfigNameRequiredException", "InvalidDeploymentConfigNameException",
+            "InvalidOperationException",
+        ],
+        "CreateDeploymentGroup": [
+            "AlarmsLimitExceededException", "ApplicationDoesNotExistException", "ApplicationNameRequiredException",
+            "DeploymentConfigDoesNotExistException", "DeploymentGroupAlreadyExistsException", "DeploymentGroupLimitExceededException",
+            "DeploymentGroupNameRequiredException", "ECSServiceMappingLimitExceededException", "InvalidAlarmConfigException",
+            "InvalidApplicationNameException", "InvalidAutoRollbackConfigException", "InvalidAutoScalingGroupException",
+            "InvalidBlueGreenDeploymentConfigurationException", "InvalidDeploymentConfigNameException", "InvalidDeploymentGroupNameException",
+            "InvalidDeploymentStyleException", "InvalidEC2TagCombinationException", "InvalidEC2TagException", "InvalidECSServiceException",
+            "InvalidInputException", "InvalidLoadBalancerInfoException", "InvalidOnPremisesTagCombinationException", "InvalidRoleException",
+            "InvalidTagException", "InvalidTagsToAddException", "InvalidTargetGroupPairException", "InvalidTrafficRoutingConfigurationException",
+            "InvalidTriggerConfigException", "LifecycleHookLimitExceededException", "RoleRequiredException", "TagSetListLimitExceededException",
+            "ThrottlingException", "TriggerTargetsLimitExceededException",
+        ],
+        "GetDeploymentGroup": [
+            "ApplicationDoesNotExistException", "ApplicationNameRequiredException", "DeploymentConfigDoesNotExistException",
+            "DeploymentGroupDoesNotExistException", "DeploymentGroupNameRequiredException", "InvalidApplicationNameException",
+            "InvalidDeploymentGroupNameException",
+        ],
+        "ListDeploymentGroups": [
+            "ApplicationDoesNotExistException", "ApplicationNameRequiredException", "InvalidApplicationNameException", "InvalidNextTokenException",
+        ],
+        "BatchGetDeploymentGroups": [
+            "ApplicationDoesNotExistException", "ApplicationNameRequiredException", "BatchLimitExceededException",
+            "DeploymentConfigDoesNotExistException", "DeploymentGroupNameRequiredException", "InvalidApplicationNameException",
+            "InvalidDeploymentGroupNameException",
+        ],
+        "UpdateDeploymentGroup": [
+            "AlarmsLimitExceededException", "ApplicationDoesNotExistException", "ApplicationNameRequiredException",
+            "DeploymentConfigDoesNotExistException", "DeploymentGroupAlreadyExistsException", "DeploymentGroupDoesNotExistException",
+            "DeploymentGroupNameRequiredException", "ECSServiceMappingLimitExceededException", "InvalidAlarmConfigException",
+            "InvalidApplicationNameException", "InvalidAutoRollbackConfigException", "InvalidAutoScalingGroupException",
+            "InvalidBlueGreenDeploymentConfigurationException", "InvalidDeploymentConfigNameException", "InvalidDeploymentGroupNameException",
+            "InvalidDeploymentStyleException", "InvalidEC2TagCombinationException", "InvalidEC2TagException", "InvalidECSServiceException",
+            "InvalidInputException", "InvalidLoadBalancerInfoException", "InvalidOnPremisesTagCombinationException", "InvalidRoleException",
+            "InvalidTagException", "InvalidTargetGroupPairException", "InvalidTrafficRoutingConfigurationException", "InvalidTriggerConfigException",
+            "LifecycleHookLimitExceededException", "TagSetListLimitExceededException", "ThrottlingException", "TriggerTargetsLimitExceededException",
+        ],
+        "DeleteDeploymentGroup": [
+            "ApplicationNameRequiredException", "DeploymentGroupNameRequiredException", "InvalidApplicationNameException",
+            "InvalidDeploymentGroupNameException", "InvalidRoleException",
+        ],
+        "RegisterOnPremisesInstance": [
+            "IamArnRequiredException", "IamSessionArnAlreadyRegisteredException", "IamUserArnAlreadyRegisteredException",
+            "IamUserArnRequiredException", "InstanceNameAlreadyRegisteredException", "InstanceNameRequiredException", "InvalidIamSessionArnException",
+            "InvalidIamUserArnException", "InvalidInstanceNameException", "MultipleIamArnsProvidedException",
+        ],
+        "DeregisterOnPremisesInstance": ["InstanceNameRequiredException", "InvalidInstanceNameException"],
+        "GetOnPremisesInstance": ["InstanceNameRequiredException", "InstanceNotRegisteredException", "InvalidInstanceNameException"],
+        "ListOnPremisesInstances": ["InvalidNextTokenException", "InvalidRegistrationStatusException", "InvalidTagFilterException"],
+        "BatchGetOnPremisesInstances": ["BatchLimitExceededException", "InstanceNameRequiredException", "InvalidInstanceNameException"],
+        "AddTagsToOnPremisesInstances": [
+            "InstanceLimitExceededException", "InstanceNameRequiredException", "InstanceNotRegisteredException", "InvalidInstanceNameException",
+            "InvalidTagException", "TagLimitExceededException", "TagRequiredException",
+        ],
+        "RemoveTagsFromOnPremisesInstances": [
+            "InstanceLimitExceededException", "InstanceNameRequiredException", "InstanceNotRegisteredException", "InvalidInstanceNameException",
+            "InvalidTagException", "TagLimitExceededException", "TagRequiredException",
+        ],
+        "RegisterApplicationRevision": [
+            "ApplicationDoesNotExistException", "ApplicationNameRequiredException", "DescriptionTooLongException", "InvalidApplicationNameException",
+            "InvalidRevisionException", "RevisionRequiredException",
+        ],
+        "GetApplicationRevision": [
+            "ApplicationDoesNotExistException", "ApplicationNameRequiredException", "InvalidApplicationNameException", "InvalidRevisionException",
+            "RevisionDoesNotExistException", "RevisionRequiredException",
+        ],
+        "ListApplicationRevisions": [
+            "ApplicationDoesNotExistException", "ApplicationNameRequiredException", "BucketNameFilterRequiredException",
+            "InvalidApplicationNameException", "InvalidBucketNameFilterException", "InvalidDeployedStateFilterException",
+            "InvalidKeyPrefixFilterException", "InvalidNextTokenException", "InvalidSortByException", "InvalidSortOrderException",
+        ],
+        "BatchGetApplicationRevisions": [
+            "ApplicationDoesNotExistException", "ApplicationNameRequiredException", "BatchLimitExceededException", "InvalidApplicationNameException",
+            "InvalidRevisionException", "RevisionRequiredException",
+        ],
+        "CreateDeployment": [
+            "AlarmsLimitExceededException", "ApplicationDoesNotExistException", "ApplicationNameRequiredException",
+            "DeploymentConfigDoesNotExistException", "DeploymentGroupDoesNotExistException", "DeploymentGroupNameRequiredException",
+            "DeploymentLimitExceededException", "DescriptionTooLongException", "InvalidAlarmConfigException", "InvalidApplicationNameException",
+            "InvalidAutoRollbackConfigException", "InvalidAutoScalingGroupException", "InvalidDeploymentConfigNameException",
+            "InvalidDeploymentGroupNameException", "InvalidFileExistsBehaviorException", "InvalidGitHubAccountTokenException",
+            "InvalidIgnoreApplicationStopFailuresValueException", "InvalidLoadBalancerInfoException", "InvalidRevisionException",
+            "InvalidRoleException", "InvalidTargetInstancesException", "InvalidTrafficRoutingConfigurationException",
+            "InvalidUpdateOutdatedInstancesOnlyValueException", "RevisionDoesNotExistException", "RevisionRequiredException", "ThrottlingException",
+        ],
+        "GetDeployment": ["DeploymentDoesNotExistException", "DeploymentIdRequiredException", "InvalidDeploymentIdException"],
+        "ListDeployments": [
+            "ApplicationDoesNotExistException", "ApplicationNameRequiredException", "DeploymentGroupDoesNotExistException",
+            "DeploymentGroupNameRequiredException", "InvalidApplicationNameException", "InvalidDeploymentGroupNameException",
+            "InvalidDeploymentStatusException", "InvalidExternalIdException", "InvalidInputException", "InvalidNextTokenException",
+            "InvalidTimeRangeException",
+        ],
+        "BatchGetDeployments": ["BatchLimitExceededException", "DeploymentIdRequiredException", "InvalidDeploymentIdException"],
+        "StopDeployment": [
+            "DeploymentAlreadyCompletedException", "DeploymentDoesNotExistException", "DeploymentGroupDoesNotExistException",
+            "DeploymentIdRequiredException", "InvalidDeploymentIdException", "UnsupportedActionForDeploymentTypeException",
+        ],
+        "ListDeploymentTargets": [
+            "DeploymentDoesNotExistException", "DeploymentIdRequiredException", "DeploymentNotStartedException", "InvalidDeploymentIdException",
+            "InvalidDeploymentInstanceTypeException", "InvalidInstanceStatusException", "InvalidInstanceTypeException", "InvalidNextTokenException",
+            "InvalidTargetFilterNameException",
+        ],
+        "GetDeploymentTarget": [
+            "DeploymentDoesNotExistException", "DeploymentIdRequiredException", "DeploymentNotStartedException",
+            "DeploymentTargetDoesNotExistException", "DeploymentTargetIdRequiredException", "InvalidDeploymentIdException",
+            "InvalidDeploymentTargetIdException", "InvalidInstanceNameException",
+        ],
+        "BatchGetDeploymentTargets": [
+            "DeploymentDoesNotExistException", "DeploymentIdRequiredException", "DeploymentNotStartedException",
+            "DeploymentTargetDoesNotExistException", "DeploymentTargetIdRequiredException", "DeploymentTargetListSizeExceededException",
+            "InstanceDoesNotExistException", "InvalidDeploymentIdException", "InvalidDeploymentTargetIdException",
+        ],
+        "ListDeploymentInstances": [
+            "DeploymentDoesNotExistException", "DeploymentIdRequiredException", "DeploymentNotStartedException", "InvalidComputePlatformException",
+            "InvalidDeploymentIdException", "InvalidDeploymentInstanceTypeException", "InvalidInstanceStatusException",
+            "InvalidInstanceTypeException", "InvalidNextTokenException", "InvalidTargetFilterNameException",
+        ],
+        "GetDeploymentInstance": [
+            "DeploymentDoesNotExistException", "DeploymentIdRequiredException", "InstanceDoesNotExistException", "InstanceIdRequiredException",
+            "InvalidComputePlatformException", "InvalidDeploymentIdException", "InvalidInstanceNameException",
+        ],
+        "BatchGetDeploymentInstances": [
+            "BatchLimitExceededException", "DeploymentDoesNotExistException", "DeploymentIdRequiredException", "InstanceIdRequiredException",
+            "InvalidComputePlatformException", "InvalidDeploymentIdException", "InvalidInstanceNameException",
+        ],
+        "TagResource": [
+            "ApplicationDoesNotExistException", "ArnNotSupportedException", "DeploymentConfigDoesNotExistException",
+            "DeploymentGroupDoesNotExistException", "InvalidArnException", "InvalidTagsToAddException", "ResourceArnRequiredException",
+            "TagRequiredException",
+        ],
+        "UntagResource": [
+            "ApplicationDoesNotExistException", "ArnNotSupportedException", "DeploymentConfigDoesNotExistException",
+            "DeploymentGroupDoesNotExistException", "InvalidArnException", "InvalidTagsToAddException", "ResourceArnRequiredException",
+            "TagRequiredException",
+        ],
+        "ListTagsForResource": ["ArnNotSupportedException", "InvalidArnException", "ResourceArnRequiredException"],
+        "ContinueDeployment": [
+            "DeploymentAlreadyCompletedException", "DeploymentDoesNotExistException", "DeploymentIdRequiredException",
+            "DeploymentIsNotInReadyStateException", "InvalidDeploymentIdException", "InvalidDeploymentStatusException",
+            "InvalidDeploymentWaitTypeException", "UnsupportedActionForDeploymentTypeException",
+        ],
+        "SkipWaitTimeForInstanceTermination": [
+            "DeploymentAlreadyCompletedException", "DeploymentDoesNotExistException", "DeploymentIdRequiredException",
+            "DeploymentNotStartedException", "InvalidDeploymentIdException", "UnsupportedActionForDeploymentTypeException",
+        ],
+        "PutLifecycleEventHookExecutionStatus": [
+            "DeploymentDoesNotExistException", "DeploymentIdRequiredException", "InvalidDeploymentIdException",
+            "InvalidLifecycleEventHookExecutionIdException", "InvalidLifecycleEventHookExecutionStatusException",
+            "LifecycleEventAlreadyCompletedException", "UnsupportedActionForDeploymentTypeException",
+        ],
+        "DeleteGitHubAccountToken": [
+            "GitHubAccountTokenDoesNotExistException", "GitHubAccountTokenNameRequiredException", "InvalidGitHubAccountTokenNameException",
+            "OperationNotSupportedException", "ResourceValidationException",
+        ],
+        "ListGitHubAccountTokenNames": ["InvalidNextTokenException", "OperationNotSupportedException", "ResourceValidationException"],
+        "DeleteResourcesByExternalId": [],
+    ]
+
     /// Every operation, by name.
     public static let all: [String: CodeDeployOperation] = Dictionary(
         uniqueKeysWithValues: list.map { ($0.name, $0) })

@@ -14,11 +14,8 @@ public enum ApplicationRevisionSortBy: String, Codable, Sendable, CaseIterable, 
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: registerTime, firstUsedTime, lastUsedTime"
-                ))
+            throw InvalidEnumValue(
+                type: "ApplicationRevisionSortBy", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -35,11 +32,7 @@ public enum AutoRollbackEvent: String, Codable, Sendable, CaseIterable, CustomSt
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: DEPLOYMENT_FAILURE, DEPLOYMENT_STOP_ON_ALARM, DEPLOYMENT_STOP_ON_REQUEST"
-                ))
+            throw InvalidEnumValue(type: "AutoRollbackEvent", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -58,11 +51,7 @@ public enum BundleType: String, Codable, Sendable, CaseIterable, CustomStringCon
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: tar, tgz, zip, YAML, JSON"
-                ))
+            throw InvalidEnumValue(type: "BundleType", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -79,11 +68,7 @@ public enum ComputePlatform: String, Codable, Sendable, CaseIterable, CustomStri
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: Server, Lambda, ECS"
-                ))
+            throw InvalidEnumValue(type: "ComputePlatform", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -105,12 +90,7 @@ public enum DeploymentCreator: String, Codable, Sendable, CaseIterable, CustomSt
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription:
-                        "invalid value '\(raw)'; valid values: user, autoscaling, codeDeployRollback, CodeDeploy, CodeDeployAutoUpdate, CloudFormation, CloudFormationRollback, autoscalingTermination"
-                ))
+            throw InvalidEnumValue(type: "DeploymentCreator", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -126,11 +106,7 @@ public enum DeploymentOption: String, Codable, Sendable, CaseIterable, CustomStr
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: WITH_TRAFFIC_CONTROL, WITHOUT_TRAFFIC_CONTROL"
-                ))
+            throw InvalidEnumValue(type: "DeploymentOption", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -146,11 +122,8 @@ public enum DeploymentReadyAction: String, Codable, Sendable, CaseIterable, Cust
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: CONTINUE_DEPLOYMENT, STOP_DEPLOYMENT"
-                ))
+            throw InvalidEnumValue(
+                type: "DeploymentReadyAction", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -172,11 +145,7 @@ public enum DeploymentStatus: String, Codable, Sendable, CaseIterable, CustomStr
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: Created, Queued, InProgress, Baking, Succeeded, Failed, Stopped, Ready"
-                ))
+            throw InvalidEnumValue(type: "DeploymentStatus", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -194,11 +163,8 @@ public enum DeploymentTargetType: String, Codable, Sendable, CaseIterable, Custo
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: InstanceTarget, LambdaTarget, ECSTarget, CloudFormationTarget"
-                ))
+            throw InvalidEnumValue(
+                type: "DeploymentTargetType", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -214,11 +180,7 @@ public enum DeploymentType: String, Codable, Sendable, CaseIterable, CustomStrin
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: IN_PLACE, BLUE_GREEN"
-                ))
+            throw InvalidEnumValue(type: "DeploymentType", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -234,11 +196,7 @@ public enum DeploymentWaitType: String, Codable, Sendable, CaseIterable, CustomS
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: READY_WAIT, TERMINATION_WAIT"
-                ))
+            throw InvalidEnumValue(type: "DeploymentWaitType", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -255,11 +213,7 @@ public enum EC2TagFilterType: String, Codable, Sendable, CaseIterable, CustomStr
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: KEY_ONLY, VALUE_ONLY, KEY_AND_VALUE"
-                ))
+            throw InvalidEnumValue(type: "EC2TagFilterType", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -307,12 +261,7 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable, CustomStringConv
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription:
-                        "invalid value '\(raw)'; valid values: AGENT_ISSUE, ALARM_ACTIVE, APPLICATION_MISSING, AUTOSCALING_VALIDATION_ERROR, AUTO_SCALING_CONFIGURATION, AUTO_SCALING_IAM_ROLE_PERMISSIONS, CODEDEPLOY_RESOURCE_CANNOT_BE_FOUND, CUSTOMER_APPLICATION_UNHEALTHY, DEPLOYMENT_GROUP_MISSING, ECS_UPDATE_ERROR, ELASTIC_LOAD_BALANCING_INVALID, ELB_INVALID_INSTANCE, HEALTH_CONSTRAINTS, HEALTH_CONSTRAINTS_INVALID, HOOK_EXECUTION_FAILURE, IAM_ROLE_MISSING, IAM_ROLE_PERMISSIONS, INTERNAL_ERROR, INVALID_ECS_SERVICE, INVALID_LAMBDA_CONFIGURATION, INVALID_LAMBDA_FUNCTION, INVALID_REVISION, MANUAL_STOP, MISSING_BLUE_GREEN_DEPLOYMENT_CONFIGURATION, MISSING_ELB_INFORMATION, MISSING_GITHUB_TOKEN, NO_EC2_SUBSCRIPTION, NO_INSTANCES, OVER_MAX_INSTANCES, RESOURCE_LIMIT_EXCEEDED, REVISION_MISSING, THROTTLED, TIMEOUT, CLOUDFORMATION_STACK_FAILURE"
-                ))
+            throw InvalidEnumValue(type: "ErrorCode", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -329,11 +278,7 @@ public enum FileExistsBehavior: String, Codable, Sendable, CaseIterable, CustomS
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: DISALLOW, OVERWRITE, RETAIN"
-                ))
+            throw InvalidEnumValue(type: "FileExistsBehavior", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -349,11 +294,8 @@ public enum GreenFleetProvisioningAction: String, Codable, Sendable, CaseIterabl
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: DISCOVER_EXISTING, COPY_AUTO_SCALING_GROUP"
-                ))
+            throw InvalidEnumValue(
+                type: "GreenFleetProvisioningAction", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -369,11 +311,7 @@ public enum InstanceAction: String, Codable, Sendable, CaseIterable, CustomStrin
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: TERMINATE, KEEP_ALIVE"
-                ))
+            throw InvalidEnumValue(type: "InstanceAction", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -394,11 +332,7 @@ public enum InstanceStatus: String, Codable, Sendable, CaseIterable, CustomStrin
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: Pending, InProgress, Succeeded, Failed, Skipped, Unknown, Ready"
-                ))
+            throw InvalidEnumValue(type: "InstanceStatus", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -414,11 +348,7 @@ public enum InstanceType: String, Codable, Sendable, CaseIterable, CustomStringC
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: Blue, Green"
-                ))
+            throw InvalidEnumValue(type: "InstanceType", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -438,12 +368,7 @@ public enum LifecycleErrorCode: String, Codable, Sendable, CaseIterable, CustomS
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription:
-                        "invalid value '\(raw)'; valid values: Success, ScriptMissing, ScriptNotExecutable, ScriptTimedOut, ScriptFailed, UnknownError"
-                ))
+            throw InvalidEnumValue(type: "LifecycleErrorCode", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -463,11 +388,8 @@ public enum LifecycleEventStatus: String, Codable, Sendable, CaseIterable, Custo
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: Pending, InProgress, Succeeded, Failed, Skipped, Unknown"
-                ))
+            throw InvalidEnumValue(
+                type: "LifecycleEventStatus", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -484,11 +406,8 @@ public enum ListStateFilterAction: String, Codable, Sendable, CaseIterable, Cust
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: include, exclude, ignore"
-                ))
+            throw InvalidEnumValue(
+                type: "ListStateFilterAction", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -504,11 +423,8 @@ public enum MinimumHealthyHostsPerZoneType: String, Codable, Sendable, CaseItera
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: HOST_COUNT, FLEET_PERCENT"
-                ))
+            throw InvalidEnumValue(
+                type: "MinimumHealthyHostsPerZoneType", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -525,11 +441,8 @@ public enum MinimumHealthyHostsType: String, Codable, Sendable, CaseIterable, Cu
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: HOST_COUNT, FLEET_PERCENT, MOST_CONCURRENCY"
-                ))
+            throw InvalidEnumValue(
+                type: "MinimumHealthyHostsType", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -545,11 +458,8 @@ public enum OutdatedInstancesStrategy: String, Codable, Sendable, CaseIterable, 
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: UPDATE, IGNORE"
-                ))
+            throw InvalidEnumValue(
+                type: "OutdatedInstancesStrategy", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -565,11 +475,7 @@ public enum RegistrationStatus: String, Codable, Sendable, CaseIterable, CustomS
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: Registered, Deregistered"
-                ))
+            throw InvalidEnumValue(type: "RegistrationStatus", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -587,11 +493,8 @@ public enum RevisionLocationType: String, Codable, Sendable, CaseIterable, Custo
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: S3, GitHub, String, AppSpecContent"
-                ))
+            throw InvalidEnumValue(
+                type: "RevisionLocationType", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -607,11 +510,7 @@ public enum SortOrder: String, Codable, Sendable, CaseIterable, CustomStringConv
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: ascending, descending"
-                ))
+            throw InvalidEnumValue(type: "SortOrder", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -627,11 +526,7 @@ public enum StopStatus: String, Codable, Sendable, CaseIterable, CustomStringCon
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: Pending, Succeeded"
-                ))
+            throw InvalidEnumValue(type: "StopStatus", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -648,11 +543,7 @@ public enum TagFilterType: String, Codable, Sendable, CaseIterable, CustomString
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: KEY_ONLY, VALUE_ONLY, KEY_AND_VALUE"
-                ))
+            throw InvalidEnumValue(type: "TagFilterType", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -668,11 +559,7 @@ public enum TargetLabel: String, Codable, Sendable, CaseIterable, CustomStringCo
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: Blue, Green"
-                ))
+            throw InvalidEnumValue(type: "TargetLabel", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -693,11 +580,7 @@ public enum TargetStatus: String, Codable, Sendable, CaseIterable, CustomStringC
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: Pending, InProgress, Succeeded, Failed, Skipped, Unknown, Ready"
-                ))
+            throw InvalidEnumValue(type: "TargetStatus", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -714,11 +597,7 @@ public enum TrafficRoutingType: String, Codable, Sendable, CaseIterable, CustomS
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription: "invalid value '\(raw)'; valid values: TimeBasedCanary, TimeBasedLinear, AllAtOnce"
-                ))
+            throw InvalidEnumValue(type: "TrafficRoutingType", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
@@ -742,12 +621,7 @@ public enum TriggerEventType: String, Codable, Sendable, CaseIterable, CustomStr
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode(String.self)
         guard let value = Self(rawValue: raw) else {
-            throw DecodingError.dataCorrupted(
-                .init(
-                    codingPath: decoder.codingPath,
-                    debugDescription:
-                        "invalid value '\(raw)'; valid values: DeploymentStart, DeploymentSuccess, DeploymentFailure, DeploymentStop, DeploymentRollback, DeploymentReady, InstanceStart, InstanceSuccess, InstanceFailure, InstanceReady"
-                ))
+            throw InvalidEnumValue(type: "TriggerEventType", value: raw, validValues: Self.allCases.map(\.rawValue), codingPath: decoder.codingPath)
         }
         self = value
     }
