@@ -82,7 +82,12 @@ public struct DeployctlCommand: AsyncParsableCommand {
             // What print() buffered: a full disk behind a redirect must not pass for success.
             if fflush(nil) != 0 { throw CLIFailure.other("cannot write the output: \(String(cString: strerror(errno)))") }
         } catch let failure as CLIFailure {
-            if !failure.message.isEmpty { StandardStreams.err(failure.message + "\n") }
+            if !failure.message.isEmpty {
+                // One line for scripts; on a terminal, broken at its width so no line wraps.
+                let lines =
+                    isatty(STDERR_FILENO) == 1 ? TerminalSize.wrap(failure.message, columns: TerminalSize.current().columns) : [failure.message]
+                StandardStreams.err(lines.joined(separator: "\n") + "\n")
+            }
             Glibc.exit(failure.exitCode)
         } catch {
             let code = exitCode(for: error)
