@@ -16,7 +16,7 @@ public struct DeployctlCommand: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: operationCommands + [
-            PushCommand.self, ValidateCommand.self, BundleCommand.self, LocalCommand.self, AgentGroupCommand.self, WaitCommand.self,
+            PushCommand.self, ValidateCommand.self, BundleCommand.self, LocalCommand.self, AgentGroupCommand.self, WaitCommand.self, LogsCommand.self,
             CreateAccessKeyCommand.self, ListAccessKeysCommand.self, UpdateAccessKeyCommand.self, DeleteAccessKeyCommand.self, ServerCommand.self,
             RegisterCommand.self, DeregisterCommand.self, InstallCommand.self, UninstallCommand.self,
         ]

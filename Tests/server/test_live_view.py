@@ -104,6 +104,19 @@ def test_the_live_view_fits_80_columns_and_explains_a_failure_and_its_rollback(t
     assert f"rollback {rollback.group(1)} Succeeded" in visible
     # The rollback put v1 back.
     assert open(tmp_path / "host" / "srv" / "app" / "index.html").read() == "v1\n"
+    # `deployctl logs`, as the view suggests: every event's diagnostics, then the whole scripts.log from this host.
+    failed = re.search(r'"deploymentId": "(d-[A-Z0-9]+)"', visible).group(1)
+    logs = cli("logs", "--deployment-id", failed, "--agent-root", str(tmp_path / "agent")).stdout
+    assert f"{failed} Failed (web / prod)" in logs
+    assert f"{host}  ValidateService  Failed" in logs
+    assert "ScriptFailed in scripts/validate.sh: Script at specified location: scripts/validate.sh failed with exit code 3" in logs
+    assert "  | [stderr]port 8080 refused the connection: the service is down" in logs
+    assert "/logs/scripts.log" in logs and "LifecycleEvent - ValidateService" in logs
+    assert logs.index("Install  Succeeded") < logs.index("ValidateService  Failed")
+    only = cli("logs", "--deployment-id", failed, "--event", "ValidateService", "--agent-root", str(tmp_path / "agent"), "--follow").stdout
+    assert "Install  Succeeded" not in only and "ValidateService  Failed" in only and "[stdout]checking the service" in only
+    unknown = deployctl("logs", "--deployment-id", failed, "--instance-id", "nope", env=env, check=False)
+    assert unknown.returncode == 254 and "DeploymentTargetDoesNotExistException" in unknown.stderr and host in unknown.stderr
 
 
 def test_a_stopped_deployment_is_followed_until_its_running_event_ends(tmp_path):
