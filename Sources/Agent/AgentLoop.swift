@@ -1,6 +1,7 @@
 import AppSpec
 import DeployModel
 import Foundation
+import Logging
 
 /// One host command as the agent runs it: an event of a deployment, with everything the engine needs.
 public struct AgentCommand: Sendable {
@@ -50,11 +51,17 @@ public struct AgentLoop: Sendable {
     public var engine: LifecycleEngine
     public var controlPlane: any AgentControlPlane
     public var instanceName: String
+    /// One line per event (deployment, event, status, duration, and why it failed).
+    public var logger: Logger
 
-    public init(engine: LifecycleEngine, controlPlane: any AgentControlPlane, instanceName: String) {
+    public init(
+        engine: LifecycleEngine, controlPlane: any AgentControlPlane, instanceName: String,
+        logger: Logger = Logger(label: "deployctl.agent", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
         self.engine = engine
         self.controlPlane = controlPlane
         self.instanceName = instanceName
+        self.logger = logger
     }
 
     var ongoingDirectory: String { engine.root.path + "/ongoing-deployment" }
@@ -127,6 +134,19 @@ public struct AgentLoop: Sendable {
             result =
                 engine.run(spec, reporter: CommandNotes(id: command.id, controlPlane: controlPlane)).first { $0.name == command.event }
                 ?? EventResult(name: command.event, status: .skipped, endTime: Date())
+        }
+        var metadata: Logger.Metadata = [
+            "deployment_id": .string(command.spec.deploymentId), "event": .string(command.event), "status": .string(result.status.rawValue),
+        ]
+        if let start = result.startTime, let end = result.endTime {
+            metadata["duration_s"] = .string(String(format: "%.2f", end.timeIntervalSince(start)))
+        }
+        if result.status == .failed, let d = result.diagnostics {
+            metadata["error_code"] = .string(d.code.apiCode.rawValue)
+            if !d.scriptName.isEmpty { metadata["script"] = .string(d.scriptName) }
+            logger.error("\(command.event) failed: \(d.message)", metadata: metadata)
+        } else {
+            logger.info("\(command.event) \(result.status.rawValue)", metadata: metadata)
         }
         // Before reporting, the result is on disk: an agent killed while the server is unreachable reports it on start.
         if let recorded = try? JSONEncoder().encode(RecordedResult(result)) {

@@ -17,6 +17,8 @@ public struct AgentService: Service {
     /// Asked before each poll: a reason to stop for good (the state file was replaced), or nil.
     public let health: @Sendable () -> String?
     public let logger: Logger
+    /// Said once in the start line: where the control plane is, the install root.
+    public let startDetails: Logger.Metadata
 
     /// Why the agent stopped on its own.
     public struct Stopped: Error, CustomStringConvertible {
@@ -25,8 +27,9 @@ public struct AgentService: Service {
 
     public init(
         loop: AgentLoop, service: any HostCommandService, identity: AgentIdentity, pollInterval: Duration, once: Bool,
-        health: @escaping @Sendable () -> String? = { nil }, logger: Logger
+        health: @escaping @Sendable () -> String? = { nil }, logger: Logger, startDetails: Logger.Metadata = [:]
     ) {
+        self.startDetails = startDetails
         self.loop = loop
         self.service = service
         self.identity = identity
@@ -40,6 +43,15 @@ public struct AgentService: Service {
     static let leaseRenewal: TimeInterval = 10
 
     public func run() async throws {
+        let logger = self.logger
+        try await withGracefulShutdownHandler {
+            try await serve()
+        } onGracefulShutdown: {
+            logger.notice("stopping: a stop signal was received; the event running, if any, finishes first (bounded by its timeouts)")
+        }
+    }
+
+    func serve() async throws {
         let instance = loop.instanceName
         try await service.acquireAgentLease(instanceName: instance, agent: identity)
         defer {
@@ -48,6 +60,11 @@ public struct AgentService: Service {
             let identity = self.identity
             Task { try? await service.releaseAgentLease(instanceName: instance, agent: identity) }
         }
+        logger.info(
+            "started",
+            metadata: startDetails.merging(
+                ["agent_root": .string(loop.engine.root.path), "pid": .stringConvertible(identity.pid), "host": .string(identity.hostName)]
+            ) { given, _ in given })
         var renewed = Date()
         var failures = 0
         let recovered = await loop.recoverInterrupted()
@@ -82,5 +99,6 @@ public struct AgentService: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
         }
         try? await service.releaseAgentLease(instanceName: instance, agent: identity)
+        logger.info("stopped")
     }
 }

@@ -88,6 +88,18 @@ struct AgentGroupCommand: AsyncParsableCommand {
         @Flag(name: .customLong("once"), help: "Process what is pending now, then exit.")
         var once = false
 
+        @Option(
+            name: .customLong("log-format"),
+            help: ArgumentHelp(
+                "How the agent logs on stderr: text (default) or json (one object per line, for journald and log shippers).", valueName: "text|json"))
+        var logFormat: AgentLogFormat = .text
+
+        @Option(
+            name: .customLong("log-level"),
+            help: ArgumentHelp(
+                "The least severe messages logged: trace, debug, info (default), notice, warning, error or critical.", valueName: "level"))
+        var logLevel: String = "info"
+
         @OptionGroup var global: GlobalOptions
 
         func validate() throws {
@@ -113,15 +125,32 @@ struct AgentGroupCommand: AsyncParsableCommand {
             }
             let engine = engineOptions.engine(root: DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath()))
             let adapter = HostCommandAdapter(service: plane, artifacts: global.openArtifacts(), installRoot: installRoot)
-            let loop = AgentLoop(engine: engine, controlPlane: adapter, instanceName: instanceName)
-            var logger = Logger(label: "deployctl.agent")
-            logger[metadataKey: "instance"] = "\(instanceName)"
+            let logger = try makeLogger(instance: instanceName)
+            let loop = AgentLoop(engine: engine, controlPlane: adapter, instanceName: instanceName, logger: logger)
             let identity = AgentIdentity(holder: UUID().uuidString.lowercased(), hostName: ProcessInfo.processInfo.hostName, pid: getpid())
             let state = store.file
             let agent = AgentService(
                 loop: loop, service: plane, identity: identity, pollInterval: .milliseconds(Int64(pollInterval * 1000)), once: once,
-                health: { state.replacement().map { "\($0); stopping (restart the agent to use the file now at that path)" } }, logger: logger)
+                health: { state.replacement().map { "\($0); stopping (restart the agent to use the file now at that path)" } }, logger: logger,
+                startDetails: ["control_plane": .string("state file \(state.path)"), "install_root": .string(installRoot ?? "/")])
             try await Self.serve(agent, instance: instanceName)
+        }
+
+        /// The agent's logger on stderr, in `--log-format` at `--log-level`, every line naming the instance.
+        func makeLogger(instance: String) throws -> Logger {
+            guard let level = Logger.Level(rawValue: logLevel) else {
+                throw CLIFailure.usage("--log-level \(logLevel.prefix(20)): expected trace, debug, info, notice, warning, error or critical")
+            }
+            let format = logFormat
+            var logger = Logger(label: "deployctl.agent") { label in
+                switch format {
+                case .text: StreamLogHandler.standardError(label: label)
+                case .json: JSONLogHandler(label: label)
+                }
+            }
+            logger.logLevel = level
+            logger[metadataKey: "instance"] = "\(instance)"
+            return logger
         }
 
         /// Runs the agent until SIGTERM/SIGINT (or `--once`), its failures as one CLI line.
@@ -180,14 +209,14 @@ struct AgentGroupCommand: AsyncParsableCommand {
             let service = RemoteHostCommands(client: commands, hostIdentifier: identity.hostIdentifier)
             let adapter = HostCommandAdapter(
                 service: service, artifacts: nil, fetcher: RemoteBundles(client: bundles, directory: root + "/downloads"), installRoot: installRoot)
-            let loop = AgentLoop(engine: engine, controlPlane: adapter, instanceName: instance)
-            var logger = Logger(label: "deployctl.agent")
-            logger[metadataKey: "instance"] = "\(instance)"
+            let logger = try makeLogger(instance: instance)
+            let loop = AgentLoop(engine: engine, controlPlane: adapter, instanceName: instance, logger: logger)
             // The server holds polls until there is work: no need to wait between them.
             let agent = AgentService(
                 loop: loop, service: service,
                 identity: AgentIdentity(holder: UUID().uuidString.lowercased(), hostName: ProcessInfo.processInfo.hostName, pid: getpid()),
-                pollInterval: .milliseconds(Int64(min(pollInterval, 0.2) * 1000)), once: once, logger: logger)
+                pollInterval: .milliseconds(Int64(min(pollInterval, 0.2) * 1000)), once: once, logger: logger,
+                startDetails: ["control_plane": .string(endpoint), "install_root": .string(installRoot ?? "/")])
             try await Self.serve(agent, instance: instance)
         }
     }

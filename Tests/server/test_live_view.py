@@ -161,3 +161,50 @@ def test_a_stopped_deployment_is_followed_until_its_running_event_ends(tmp_path)
     # It went on until the event ended: after the Stopping line, the instance's ValidateService is seen to finish.
     after = err[err.index("Stopping: 1 event still running"):]
     assert "ValidateService Succeeded" in after, err
+
+
+def test_the_agent_says_what_it_does_in_text_or_json_lines(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOYCTL_"))}
+    env["DEPLOYCTL_STATE"] = str(tmp_path / "state.db")
+
+    def cli(*args):
+        return deployctl(*args, env=env)
+
+    cli("create-application", "--application-name", "web")
+    cli("register-on-premises-instance", "--instance-name", "h1", "--iam-user-arn", "arn:aws:iam::000000000000:user/h1")
+    cli("add-tags-to-on-premises-instances", "--instance-names", "h1", "--tags", "Key=env,Value=prod")
+    cli("create-deployment-group", "--application-name", "web", "--deployment-group-name", "prod",
+        "--on-premises-instance-tag-filters", "Key=env,Value=prod,Type=KEY_AND_VALUE")
+    bad = tmp_path / "bad"
+    make_app(str(bad), 'echo "down" >&2; exit 4', "v1")
+    cli("push", "--application-name", "web", "--s3-location", "s3://releases/bad.zip", "--source", str(bad))
+    agent = subprocess.Popen([BINARY, "agent", "run", "--instance-name", "h1", "--agent-root", str(tmp_path / "agent"),
+                              "--install-root", str(tmp_path / "host"), "--poll-interval", "0.2", "--log-format", "json"],
+                             stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deployment = cli("create-deployment", "--application-name", "web", "--deployment-group-name", "prod",
+                         "--s3-location", "bucket=releases,key=bad.zip,bundleType=zip", "--query", "deploymentId", "--output", "text").stdout.strip()
+        deployctl("wait", "deployment-successful", "--deployment-id", deployment, "--timeout", "60", env=env, check=False)
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        _, err = agent.communicate(timeout=60)
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert lines[0]["message"] == "started" and lines[0]["instance"] == "h1"
+    assert lines[0]["control_plane"].startswith("state file ") and lines[0]["agent_root"] == str(tmp_path / "agent")
+    events = [line for line in lines if line.get("deployment_id") == deployment]
+    assert [e["event"] for e in events][:2] == ["ApplicationStop", "DownloadBundle"]
+    assert all(e["level"] in ("info", "error") for e in events)
+    assert all("duration_s" in e for e in events if e["status"] != "Skipped")
+    assert lines[0]["time"].endswith("Z")
+    failed = [e for e in events if e["status"] == "Failed"]
+    assert len(failed) == 1 and failed[0]["event"] == "ValidateService" and failed[0]["level"] == "error"
+    assert failed[0]["error_code"] == "ScriptFailed" and "exit code 4" in failed[0]["message"]
+    assert any(line["level"] == "notice" and line["message"].startswith("stopping") for line in lines)
+    assert lines[-1]["message"] == "stopped"
+    # Text by default: the same lines for people.
+    text = subprocess.run([BINARY, "agent", "run", "--instance-name", "h1", "--agent-root", str(tmp_path / "agent"), "--once"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert text.returncode == 0 and "started" in text.stderr and "instance=h1" in text.stderr
+    bad_level = subprocess.run([BINARY, "agent", "run", "--instance-name", "h1", "--once", "--log-level", "loud"],
+                               capture_output=True, text=True, env=env, timeout=60)
+    assert bad_level.returncode == 252 and "--log-level" in bad_level.stderr
