@@ -21,6 +21,9 @@ public struct Finding: Sendable, Equatable, Codable, CustomStringConvertible {
     }
 
     public var severity: Severity
+    /// The rule's stable code (`AS101`): AS for the appspec, RV for the revision's files; 1xx errors, 2xx warnings,
+    /// 00x a revision that cannot be read at all (`validate` exits 2 for those, 1 for the others).
+    public var code: String
     /// The file the finding is about (`appspec.yml`, or a bundle path).
     public var file: String
     public var position: SourcePosition?
@@ -28,8 +31,9 @@ public struct Finding: Sendable, Equatable, Codable, CustomStringConvertible {
     public var keyPath: String
     public var message: String
 
-    public init(_ severity: Severity, file: String, position: SourcePosition?, keyPath: String, message: String) {
+    public init(_ severity: Severity, code: String, file: String, position: SourcePosition?, keyPath: String, message: String) {
         self.severity = severity
+        self.code = code
         self.file = file
         self.position = position
         self.keyPath = keyPath
@@ -37,6 +41,15 @@ public struct Finding: Sendable, Equatable, Codable, CustomStringConvertible {
     }
 
     /// `appspec.yml:12:5: error: hooks.BeforeInstall[0].timeout: must be a positive whole number of seconds, got "ten"`
+    /// The description with the rule's code: `appspec.yml:12:5: error AS117: hooks.…`, as `validate` prints it.
+    public var codedDescription: String {
+        var out = file
+        if let position { out += ":\(position)" }
+        out += ": \(severity.rawValue) \(code): "
+        if !keyPath.isEmpty { out += "\(keyPath): " }
+        return out + message
+    }
+
     public var description: String {
         var out = file
         if let position { out += ":\(position)" }

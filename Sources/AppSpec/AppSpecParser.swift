@@ -67,12 +67,12 @@ private struct Walker {
         self.text = text
     }
 
-    mutating func error(_ node: Node?, _ path: String, _ message: String) {
-        findings.append(Finding(.error, file: file, position: position(node), keyPath: path, message: message))
+    mutating func error(_ code: String, _ node: Node?, _ path: String, _ message: String) {
+        findings.append(Finding(.error, code: code, file: file, position: position(node), keyPath: path, message: message))
     }
 
-    mutating func warning(_ node: Node?, _ path: String, _ message: String) {
-        findings.append(Finding(.warning, file: file, position: position(node), keyPath: path, message: message))
+    mutating func warning(_ code: String, _ node: Node?, _ path: String, _ message: String) {
+        findings.append(Finding(.warning, code: code, file: file, position: position(node), keyPath: path, message: message))
     }
 
     func position(_ node: Node?) -> SourcePosition? {
@@ -84,7 +84,7 @@ private struct Walker {
 
     mutating func document() -> AppSpec? {
         if text.utf8.count > 1_048_576 {
-            error(nil, "", "the file is larger than 1 MiB; an appspec is a short YAML document")
+            error("AS101", nil, "", "the file is larger than 1 MiB; an appspec is a short YAML document")
             return nil
         }
         if text.contains("\t"),
@@ -94,7 +94,7 @@ private struct Walker {
         {
             findings.append(
                 Finding(
-                    .error, file: file, position: SourcePosition(line: line + 1, column: 1), keyPath: "",
+                    .error, code: "AS153", file: file, position: SourcePosition(line: line + 1, column: 1), keyPath: "",
                     message: "a tab is used for indentation; YAML indents with spaces only"))
             return nil
         }
@@ -105,28 +105,28 @@ private struct Walker {
             reportSyntax(yaml)
             return nil
         } catch {
-            self.error(nil, "", "cannot read the file as YAML: \(error)")
+            self.error("AS156", nil, "", "cannot read the file as YAML: \(error)")
             return nil
         }
         guard let root, !isNull(root) else {
-            error(nil, "", "the file is empty; an appspec needs at least `version: 0.0` and `os: linux`")
+            error("AS102", nil, "", "the file is empty; an appspec needs at least `version: 0.0` and `os: linux`")
             return nil
         }
         // Bound the work, not the bytes: aliases let a small file stand for millions of nodes.
         var budget = AppSpecParser.maxNodes
         if let problem = Self.exceedsBounds(root, budget: &budget, depth: 0) {
-            error(root, "", problem)
+            error("AS103", root, "", problem)
             return nil
         }
         guard let mapping = root.mapping else {
-            error(root, "", "the top level must be a mapping of keys (version, os, files, permissions, hooks), got \(describe(root))")
+            error("AS104", root, "", "the top level must be a mapping of keys (version, os, files, permissions, hooks), got \(describe(root))")
             return nil
         }
         var spec = AppSpec()
         var seen: [String: Node] = [:]
         for (keyNode, value) in mapping {
             guard let key = keyNode.scalar?.string else {
-                error(keyNode, "", "keys must be plain names, got \(describe(keyNode))")
+                error("AS105", keyNode, "", "keys must be plain names, got \(describe(keyNode))")
                 continue
             }
             seen[key] = keyNode
@@ -138,13 +138,13 @@ private struct Walker {
             case "hooks": spec.hooks = hooks(value, keyNode)
             case "file_exists_behavior": spec.fileExistsBehavior = fileExistsBehavior(value)
             case "resources":
-                error(keyNode, key, "`resources` belongs to Lambda and ECS appspecs; a server appspec uses files and hooks")
+                error("AS106", keyNode, key, "`resources` belongs to Lambda and ECS appspecs; a server appspec uses files and hooks")
             default:
-                error(keyNode, key, "unknown top-level key '\(key)'" + choice(key, AppSpecParser.topLevelKeys))
+                error("AS107", keyNode, key, "unknown top-level key '\(key)'" + choice(key, AppSpecParser.topLevelKeys))
             }
         }
-        if seen["version"] == nil { error(root, "version", "missing; add `version: 0.0`") }
-        if seen["os"] == nil { error(root, "os", "missing; add `os: linux`") }
+        if seen["version"] == nil { error("AS108", root, "version", "missing; add `version: 0.0`") }
+        if seen["os"] == nil { error("AS109", root, "os", "missing; add `os: linux`") }
         return spec
     }
 
@@ -155,19 +155,20 @@ private struct Walker {
             var message = "invalid YAML: \(problem)"
             if let context { message += " (\(context.text) at \(context.mark.line):\(context.mark.column))" }
             findings.append(
-                Finding(.error, file: file, position: SourcePosition(line: mark.line, column: mark.column), keyPath: "", message: message))
+                Finding(
+                    .error, code: "AS154", file: file, position: SourcePosition(line: mark.line, column: mark.column), keyPath: "", message: message))
         case .duplicatedKeysInMapping(let duplicates, let context):
             for key in duplicates {
                 let (first, second) = duplicateLines(of: key, after: context.mark)
                 findings.append(
                     Finding(
-                        .error, file: file, position: second, keyPath: key,
+                        .error, code: "AS155", file: file, position: second, keyPath: key,
                         message: "duplicate key; it is already set at line \(first.line)"))
             }
         case .reader(let problem, let offset, _, _):
-            error(nil, "", "the file is not valid UTF-8 text: \(problem)\(offset.map { " at byte \($0)" } ?? "")")
+            error("AS110", nil, "", "the file is not valid UTF-8 text: \(problem)\(offset.map { " at byte \($0)" } ?? "")")
         default:
-            error(nil, "", "invalid YAML: \(yaml)")
+            error("AS111", nil, "", "invalid YAML: \(yaml)")
         }
     }
 
@@ -256,12 +257,12 @@ private struct Walker {
     /// A non-empty string scalar, or an error naming what was there instead.
     mutating func string(_ node: Node, _ path: String, what: String) -> String? {
         guard case .scalar(let s) = node, !isNull(node) else {
-            error(node, path, "expected \(what), got \(describe(node))")
+            error("AS112", node, path, "expected \(what), got \(describe(node))")
             return nil
         }
         let value = s.string.trimmingCharacters(in: .whitespaces)
         guard !value.isEmpty else {
-            error(node, path, "expected \(what), got an empty string")
+            error("AS113", node, path, "expected \(what), got an empty string")
             return nil
         }
         return value
@@ -269,7 +270,7 @@ private struct Walker {
 
     mutating func version(_ node: Node, _ key: Node) -> String? {
         guard case .scalar(let s) = node, !isNull(node) else {
-            error(isNull(node) ? key : node, "version", "expected 0.0, got \(describe(node))")
+            error("AS114", isNull(node) ? key : node, "version", "expected 0.0, got \(describe(node))")
             return nil
         }
         let raw = s.string.trimmingCharacters(in: .whitespaces)
@@ -277,12 +278,13 @@ private struct Walker {
             if s.style == .singleQuoted || s.style == .doubleQuoted {
                 // Observed with the AWS agent 1.8.1: a quoted version is refused (a Ruby error).
                 warning(
+                    "AS201",
                     node, "version",
                     "the version is quoted; deployctl accepts it, but the AWS CodeDeploy agent refuses a quoted version: write version: 0.0")
             }
             return "0.0"
         }
-        error(node, "version", "unsupported version \(describe(node)); the only appspec version is 0.0")
+        error("AS115", node, "version", "unsupported version \(describe(node)); the only appspec version is 0.0")
         return nil
     }
 
@@ -291,9 +293,9 @@ private struct Walker {
         switch value {
         case "linux": return value
         case "windows":
-            error(node, "os", "windows appspecs are not supported by deployctl, which deploys to Linux hosts; use `os: linux`")
+            error("AS116", node, "os", "windows appspecs are not supported by deployctl, which deploys to Linux hosts; use `os: linux`")
         default:
-            error(node, "os", "unsupported operating system '\(value)'" + choice(value, ["linux"]))
+            error("AS117", node, "os", "unsupported operating system '\(value)'" + choice(value, ["linux"]))
         }
         return nil
     }
@@ -303,7 +305,7 @@ private struct Walker {
         guard let value = string(node, "file_exists_behavior", what: "DISALLOW, OVERWRITE or RETAIN") else { return nil }
         if let behavior = FileExistsBehavior(rawValue: value) { return behavior }
         let names = FileExistsBehavior.allCases.map(\.rawValue)
-        error(node, "file_exists_behavior", "invalid value '\(value)'" + choice(value, names))
+        error("AS118", node, "file_exists_behavior", "invalid value '\(value)'" + choice(value, names))
         return nil
     }
 
@@ -312,15 +314,15 @@ private struct Walker {
     /// The items of a section that must be a non-empty list.
     mutating func list(_ node: Node, _ key: Node, _ path: String, example: String) -> [Node]? {
         if isNull(node) {
-            error(key, path, "the section is empty; remove it or add entries (\(example))")
+            error("AS119", key, path, "the section is empty; remove it or add entries (\(example))")
             return nil
         }
         guard case .sequence(let seq) = node else {
-            error(node, path, "expected a list of entries (\(example)), got \(describe(node))")
+            error("AS120", node, path, "expected a list of entries (\(example)), got \(describe(node))")
             return nil
         }
         if seq.isEmpty {
-            error(node, path, "the section is empty; remove it or add entries (\(example))")
+            error("AS121", node, path, "the section is empty; remove it or add entries (\(example))")
             return nil
         }
         return Array(seq)
@@ -329,19 +331,19 @@ private struct Walker {
     /// The members of a mapping entry; unknown keys are reported with a suggestion.
     mutating func entry(_ node: Node, _ path: String, known: [String], what: String) -> [String: (Node, Node)]? {
         guard let mapping = node.mapping else {
-            error(node, path, "expected \(what) (a mapping with \(known.joined(separator: ", "))), got \(describe(node))")
+            error("AS122", node, path, "expected \(what) (a mapping with \(known.joined(separator: ", "))), got \(describe(node))")
             return nil
         }
         var members: [String: (Node, Node)] = [:]
         for (keyNode, value) in mapping {
             guard let key = keyNode.scalar?.string else {
-                error(keyNode, path, "keys must be plain names, got \(describe(keyNode))")
+                error("AS123", keyNode, path, "keys must be plain names, got \(describe(keyNode))")
                 continue
             }
             if known.contains(key) {
                 members[key] = (keyNode, value)
             } else {
-                error(keyNode, "\(path).\(key)", "unknown key '\(key)'" + choice(key, known))
+                error("AS124", keyNode, "\(path).\(key)", "unknown key '\(key)'" + choice(key, known))
             }
         }
         return members
@@ -357,12 +359,12 @@ private struct Walker {
             if let (_, value) = members["source"] {
                 if case .scalar(let s) = value, !isNull(value) {
                     source = s.string
-                    if let problem = PathRules.escapesBundle(s.string) { error(value, "\(path).source", problem) }
+                    if let problem = PathRules.escapesBundle(s.string) { error("AS125", value, "\(path).source", problem) }
                 } else {
-                    error(value, "\(path).source", "expected a path in the bundle (`/` for all of it), got \(describe(value))")
+                    error("AS126", value, "\(path).source", "expected a path in the bundle (`/` for all of it), got \(describe(value))")
                 }
             } else {
-                error(item, "\(path).source", "missing; say which path of the bundle to install (`/` for all of it)")
+                error("AS127", item, "\(path).source", "missing; say which path of the bundle to install (`/` for all of it)")
             }
             var destination: String?
             if let (_, value) = members["destination"] {
@@ -370,11 +372,11 @@ private struct Walker {
                     if d.hasPrefix("/") {
                         destination = d
                     } else {
-                        error(value, "\(path).destination", "must be an absolute path (starting with /), got '\(d)'")
+                        error("AS128", value, "\(path).destination", "must be an absolute path (starting with /), got '\(d)'")
                     }
                 }
             } else {
-                error(item, "\(path).destination", "missing; say which absolute directory to install into")
+                error("AS129", item, "\(path).destination", "missing; say which absolute directory to install into")
             }
             if let source, let destination {
                 result.append(FileMapping(source: source, destination: destination, position: position(item)))
@@ -385,45 +387,48 @@ private struct Walker {
 
     mutating func hooks(_ node: Node, _ key: Node) -> [String: [HookScript]] {
         if isNull(node) {
-            error(key, "hooks", "the section is empty; remove it or map lifecycle events to scripts")
+            error("AS130", key, "hooks", "the section is empty; remove it or map lifecycle events to scripts")
             return [:]
         }
         guard let mapping = node.mapping else {
-            error(node, "hooks", "expected a mapping of lifecycle events to lists of scripts (BeforeInstall: [- location: …]), got \(describe(node))")
+            error(
+                "AS131", node, "hooks",
+                "expected a mapping of lifecycle events to lists of scripts (BeforeInstall: [- location: …]), got \(describe(node))")
             return [:]
         }
-        if mapping.isEmpty { error(node, "hooks", "the section is empty; remove it or map lifecycle events to scripts") }
+        if mapping.isEmpty { error("AS132", node, "hooks", "the section is empty; remove it or map lifecycle events to scripts") }
         var result: [String: [HookScript]] = [:]
         for (eventNode, value) in mapping {
             guard let event = eventNode.scalar?.string else {
-                error(eventNode, "hooks", "event names must be plain names, got \(describe(eventNode))")
+                error("AS133", eventNode, "hooks", "event names must be plain names, got \(describe(eventNode))")
                 continue
             }
             let path = "hooks.\(event)"
             if LifecycleEventName.reserved.contains(event) {
                 error(
+                    "AS134",
                     eventNode, path,
                     "\(event) is run by the agent itself and cannot have scripts; use one of \(LifecycleEventName.hookable.joined(separator: ", "))")
                 continue
             }
             guard LifecycleEventName.hookable.contains(event) else {
-                error(eventNode, path, "unknown lifecycle event '\(event)'" + choice(event, LifecycleEventName.hookable))
+                error("AS135", eventNode, path, "unknown lifecycle event '\(event)'" + choice(event, LifecycleEventName.hookable))
                 continue
             }
             if isNull(value) {
-                warning(eventNode, path, "no scripts listed; the event is ignored")
+                warning("AS202", eventNode, path, "no scripts listed; the event is ignored")
                 continue
             }
             guard case .sequence(let seq) = value else {
                 let hint = value.mapping != nil ? " (put a '- ' before location)" : ""
-                error(value, path, "expected a list of scripts (- location: scripts/run.sh), got \(describe(value))\(hint)")
+                error("AS136", value, path, "expected a list of scripts (- location: scripts/run.sh), got \(describe(value))\(hint)")
                 continue
             }
             var scripts: [HookScript] = []
             for (index, item) in seq.enumerated() {
                 if let script = hookScript(item, "\(path)[\(index)]") { scripts.append(script) }
             }
-            if seq.isEmpty { warning(value, path, "no scripts listed; the event is ignored") }
+            if seq.isEmpty { warning("AS203", value, path, "no scripts listed; the event is ignored") }
             result[event] = scripts
         }
         return result
@@ -435,13 +440,13 @@ private struct Walker {
         if let (_, value) = members["location"] {
             if let l = string(value, "\(path).location", what: "the script's path in the bundle") {
                 if let problem = PathRules.escapesBundle(l) {
-                    error(value, "\(path).location", problem)
+                    error("AS137", value, "\(path).location", problem)
                 } else {
                     location = l
                 }
             }
         } else {
-            error(node, "\(path).location", "missing; give the script's path in the bundle")
+            error("AS138", node, "\(path).location", "missing; give the script's path in the bundle")
         }
         var timeout = HookScript.defaultTimeout
         if let (_, value) = members["timeout"] {
@@ -449,10 +454,12 @@ private struct Walker {
                 timeout = min(seconds, AppSpecParser.maxScriptTimeout)
                 if seconds > AppSpecParser.maxScriptTimeout {
                     error(
+                        "AS139",
                         value, "\(path).timeout",
                         "\(Self.cut(s.string)) s is more than deployctl's limit of \(AppSpecParser.maxScriptTimeout) s (a day) per script")
                 } else if seconds > AppSpecParser.awsEventTimeoutCap {
                     warning(
+                        "AS204",
                         value, "\(path).timeout",
                         "\(seconds) s is above AWS CodeDeploy's 3600 s limit per event; deployctl allows it, AWS would not")
                 }
@@ -460,10 +467,11 @@ private struct Walker {
                 !s.string.trimmingCharacters(in: .whitespaces).isEmpty, Int(s.string.trimmingCharacters(in: .whitespaces)) == nil
             {
                 error(
+                    "AS140",
                     value, "\(path).timeout",
                     "\(Self.cut(s.string)) s is more than deployctl's limit of \(AppSpecParser.maxScriptTimeout) s (a day) per script")
             } else {
-                error(value, "\(path).timeout", "must be a positive whole number of seconds, got \(describe(value))")
+                error("AS141", value, "\(path).timeout", "must be a positive whole number of seconds, got \(describe(value))")
             }
         }
         var runas: String?
@@ -472,12 +480,12 @@ private struct Walker {
                 if user.range(of: #"^[a-z_][a-z0-9_.-]*\$?$"#, options: [.regularExpression, .caseInsensitive]) != nil, user.count <= 32 {
                     runas = user
                 } else {
-                    error(value, "\(path).runas", "'\(user)' is not a valid user name")
+                    error("AS142", value, "\(path).runas", "'\(user)' is not a valid user name")
                 }
             }
         }
         if let (keyNode, _) = members["sudo"] {
-            warning(keyNode, "\(path).sudo", "sudo is ignored by deployctl; use runas to choose the user")
+            warning("AS205", keyNode, "\(path).sudo", "sudo is ignored by deployctl; use runas to choose the user")
         }
         guard let location else { return nil }
         return HookScript(location: location, timeout: timeout, runas: runas, position: position(node))
@@ -496,14 +504,14 @@ private struct Walker {
                     if object.hasPrefix("/") {
                         permission.object = object
                     } else {
-                        error(value, "\(path).object", "must be an absolute path (starting with /), got '\(object)'")
+                        error("AS143", value, "\(path).object", "must be an absolute path (starting with /), got '\(object)'")
                         ok = false
                     }
                 } else {
                     ok = false
                 }
             } else {
-                error(item, "\(path).object", "missing; give the absolute path the permissions apply to")
+                error("AS144", item, "\(path).object", "missing; give the absolute path the permissions apply to")
                 ok = false
             }
             if let (_, value) = members["pattern"] {
@@ -527,7 +535,7 @@ private struct Walker {
                         switch ACLGrammar.parse(text) {
                         case .success(let acl): permission.acls.append(acl)
                         case .failure(let problem):
-                            error(value, "\(path).acls[\(i)]", problem.message)
+                            error("AS145", value, "\(path).acls[\(i)]", problem.message)
                             ok = false
                         }
                     }
@@ -540,7 +548,7 @@ private struct Walker {
             }
             if let (_, value) = members["type"] {
                 if case .scalar(let s) = value, let single = PermissionObjectType(rawValue: s.string) {
-                    error(value, "\(path).type", "must be a list; write `type: [\(single.rawValue)]`")
+                    error("AS146", value, "\(path).type", "must be a list; write `type: [\(single.rawValue)]`")
                     ok = false
                 } else if let names = stringList(value, "\(path).type", what: "file and/or directory") {
                     var types: [PermissionObjectType] = []
@@ -548,7 +556,7 @@ private struct Walker {
                         if let type = PermissionObjectType(rawValue: name) {
                             types.append(type)
                         } else {
-                            error(value, "\(path).type", "unknown type '\(name)'" + choice(name, ["file", "directory"]))
+                            error("AS147", value, "\(path).type", "unknown type '\(name)'" + choice(name, ["file", "directory"]))
                             ok = false
                         }
                     }
@@ -564,7 +572,7 @@ private struct Walker {
 
     mutating func stringList(_ node: Node, _ path: String, what: String) -> [String]? {
         guard case .sequence(let seq) = node, !seq.isEmpty else {
-            error(node, path, "expected a non-empty list of \(what), got \(describe(node))")
+            error("AS148", node, path, "expected a non-empty list of \(what), got \(describe(node))")
             return nil
         }
         var out: [String] = []
@@ -578,12 +586,12 @@ private struct Walker {
     /// The mode is read from the raw scalar text, so `0644`, `644` and `"0644"` all mean rw-r--r--.
     mutating func mode(_ node: Node, _ path: String) -> FileMode? {
         guard case .scalar(let s) = node, !isNull(node) else {
-            error(node, path, "expected octal permission digits such as 644 or 0755, got \(describe(node))")
+            error("AS149", node, path, "expected octal permission digits such as 644 or 0755, got \(describe(node))")
             return nil
         }
         let raw = s.string.trimmingCharacters(in: .whitespaces)
         guard !raw.isEmpty, raw.count <= 4, raw.allSatisfy({ ("0"..."7").contains($0) }), let bits = UInt16(raw, radix: 8) else {
-            error(node, path, "'\(raw)' is not an octal mode: use 1 to 4 digits 0-7, such as 644 or 0755")
+            error("AS150", node, path, "'\(raw)' is not an octal mode: use 1 to 4 digits 0-7, such as 644 or 0755")
             return nil
         }
         if s.style == .plain, raw.count > 1, raw.hasPrefix("0") {
@@ -596,6 +604,7 @@ private struct Walker {
                 ? "apply \(String(repeating: "0", count: max(0, 4 - digits.count)) + digits) (\(FileMode(bits: UInt16(digits, radix: 8) ?? 0).symbolic))"
                 : "fail (\(digits) is not an octal mode)"
             warning(
+                "AS206",
                 node, path,
                 "deployctl applies \(raw) as written, but the AWS CodeDeploy agent reads an unquoted \(raw) as the number \(yaml11) and would \(aws); quote it (\"\(raw)\") or drop the leading zero so both agree"
             )
@@ -606,7 +615,7 @@ private struct Walker {
     mutating func selinuxContext(_ node: Node, _ path: String) -> SELinuxContext? {
         guard let members = entry(node, path, known: AppSpecParser.contextKeys, what: "an SELinux context") else { return nil }
         guard let (_, typeNode) = members["type"] else {
-            error(node, "\(path).type", "missing; an SELinux context needs a type such as httpd_sys_content_t")
+            error("AS151", node, "\(path).type", "missing; an SELinux context needs a type such as httpd_sys_content_t")
             return nil
         }
         guard let type = string(typeNode, "\(path).type", what: "an SELinux type") else { return nil }
@@ -615,7 +624,7 @@ private struct Walker {
         if let (_, value) = members["range"] {
             guard let range = string(value, "\(path).range", what: "an MLS range such as s0 or s0-s0:c0.c1023") else { return nil }
             if let problem = SELinuxRange.problem(in: range) {
-                error(value, "\(path).range", problem)
+                error("AS152", value, "\(path).range", problem)
                 return nil
             }
             context.range = range

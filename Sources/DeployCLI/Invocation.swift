@@ -18,6 +18,8 @@ public enum CLIFailure: Error, Equatable {
     case other(String)
     /// `validate` (or `push`) found errors in a revision and has printed them: exit 1.
     case problemsFound
+    /// `validate` could not read the revision at all (and has said why): exit 2.
+    case unreadable
 
     public var exitCode: Int32 {
         switch self {
@@ -25,6 +27,7 @@ public enum CLIFailure: Error, Equatable {
         case .service: return 254
         case .other: return 255
         case .problemsFound: return 1
+        case .unreadable: return 2
         }
     }
 
@@ -37,7 +40,7 @@ public enum CLIFailure: Error, Equatable {
         case .service(let op, let code, let message):
             text = "An error occurred (\(code)) when calling the \(op) operation: \(message)"
         case .other(let m): text = m
-        case .problemsFound: text = ""
+        case .problemsFound, .unreadable: text = ""
         }
         let cut =
             text.count > Self.maxMessageCharacters
@@ -72,6 +75,16 @@ public struct GlobalOptions: ParsableArguments {
         help: ArgumentHelp(
             "The output format: json (default: $DEPLOYCTL_OUTPUT, else $AWS_DEFAULT_OUTPUT, else json), text or table.", valueName: "format"))
     var outputOption: OutputFormat?
+
+    /// The format asked for by --output or the environment, nil when none was (commands whose default is text).
+    var explicitOutput: OutputFormat? {
+        if let outputOption { return outputOption }
+        let environment = ProcessInfo.processInfo.environment
+        for name in ["DEPLOYCTL_OUTPUT", "AWS_DEFAULT_OUTPUT"] {
+            if let value = environment[name], !value.isEmpty { return OutputFormat(rawValue: value) }
+        }
+        return nil
+    }
 
     /// --output, else $DEPLOYCTL_OUTPUT, else $AWS_DEFAULT_OUTPUT (checked in `validate()`), else json.
     var output: OutputFormat {

@@ -14,15 +14,23 @@ enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json
 }
 
+/// `validate --output`: also GitHub Actions annotations and SARIF for code-scanning dashboards.
+enum ValidationOutput: String, ExpressibleByArgument, CaseIterable {
+    case text, json, github, sarif
+}
+
 /// `deployctl validate`: checks a bundle or a source directory before it is uploaded.
 struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
         abstract: "Check a bundle or a source directory before you ship it (deployctl extension).",
         discussion: """
-            Checks that the archive is safe to extract, that the appspec is valid (every problem is reported with its file, \
-            line, column and key), that every hook script exists in the revision (and warns when one is not executable), and \
-            that every files source exists. Exits 0 when there is no error (warnings allowed), 1 when there is at least one.
+            Checks that the archive is safe to extract, that the appspec is valid (every problem is reported with its rule \
+            code, file, line, column and key), that every hook script exists in the revision (and warns when one is not \
+            executable), and that every files source exists. Exits 0 when there is no error (warnings allowed; --strict \
+            counts them), 1 when there is at least one, 2 when the revision cannot be read at all (a missing directory, an \
+            unreadable or unsafe bundle). --output json (with a schemaVersion), github (workflow annotations) or sarif \
+            (SARIF 2.1.0, for code-scanning dashboards) for CI.
             """)
 
     @Option(name: .customLong("bundle"), help: ArgumentHelp("A bundle file (zip, tar or tgz) to check.", valueName: "path"))
@@ -47,8 +55,13 @@ struct ValidateCommand: ParsableCommand {
         name: .customLong("ignore-hidden-files"), help: "With --source: leave out files and directories whose name starts with a dot, as push would.")
     var ignoreHidden = false
 
-    @Option(name: .customLong("output"), help: ArgumentHelp("text (default) or json, a machine-readable report for CI.", valueName: "format"))
-    var output: ReportFormat = .text
+    @Option(
+        name: .customLong("output"),
+        help: ArgumentHelp("text (default); json, github or sarif for CI.", valueName: "text|json|github|sarif"))
+    var output: ValidationOutput = .text
+
+    @Flag(name: .customLong("strict"), help: "Fail (exit 1) on warnings too.")
+    var strict = false
 
     func validate() throws {
         if bundle != nil, source != nil { throw ValidationError("Give either --bundle or --source, not both.") }
@@ -60,8 +73,16 @@ struct ValidateCommand: ParsableCommand {
             bundle != nil
             ? RevisionValidator.validate(bundle: target, declaredType: bundleType, appSpecFileName: appSpecFileName)
             : RevisionValidator.validate(directory: target, appSpecFileName: appSpecFileName, ignoreHidden: ignoreHidden)
-        print(ReportRendering.render(report, target: target, format: output), terminator: "")
-        if !report.isValid { throw CLIFailure.problemsFound }
+        let text: String
+        switch output {
+        case .text: text = ReportRendering.render(report, target: target, format: .text)
+        case .json: text = ReportRendering.render(report, target: target, format: .json)
+        case .github: text = ReportRendering.github(report, target: target)
+        case .sarif: text = ReportRendering.sarif(report, target: target)
+        }
+        try StandardStreams.out(text)
+        if report.isUnreadable { throw CLIFailure.unreadable }
+        if !report.isValid || (strict && !report.warnings.isEmpty) { throw CLIFailure.problemsFound }
     }
 }
 
@@ -69,7 +90,7 @@ enum ReportRendering {
     static func render(_ report: ValidationReport, target: String, format: ReportFormat) -> String {
         switch format {
         case .text:
-            var out = report.findings.map { $0.description + "\n" }.joined()
+            var out = report.findings.map { $0.codedDescription + "\n" }.joined()
             let counts =
                 "\(report.errors.count) error\(report.errors.count == 1 ? "" : "s"), \(report.warnings.count) warning\(report.warnings.count == 1 ? "" : "s")"
             out += report.isValid ? "\(target): valid (\(report.appSpecPath ?? "no appspec"), \(counts))\n" : "\(target): invalid (\(counts))\n"
@@ -81,15 +102,95 @@ enum ReportRendering {
                     members += [("line", .int(position.line)), ("column", .int(position.column))]
                 }
                 members += [("key", .string(finding.keyPath)), ("message", .string(finding.message)), ("text", .string(finding.description))]
-                return .members(members)
+                return .members([("code", .string(finding.code))] + members)
             }
             let document = JSONValue.members([
-                ("target", .string(target)), ("valid", .bool(report.isValid)),
+                ("schemaVersion", .int(2)), ("target", .string(target)), ("valid", .bool(report.isValid)),
+                ("readable", .bool(!report.isUnreadable)),
                 ("appspec", report.appSpecPath.map { .string($0) } ?? .null), ("errors", .int(report.errors.count)),
                 ("warnings", .int(report.warnings.count)), ("findings", .array(findings)),
             ])
             return document.rendered() + "\n"
         }
+    }
+
+    /// Where a finding is, relative to the working directory, for annotations and SARIF: the revision's file under
+    /// the directory checked, or the bundle itself.
+    static func location(_ finding: Finding, target: String, isBundle: Bool) -> String {
+        if isBundle || finding.file == target || finding.file.hasPrefix("/") { return isBundle ? target : finding.file }
+        return target == "." ? finding.file : (target.hasSuffix("/") ? target : target + "/") + finding.file
+    }
+
+    /// GitHub Actions workflow commands: `::error file=…,line=…,col=…,title=AS117::message`.
+    static func github(_ report: ValidationReport, target: String) -> String {
+        let isBundle = !FileManager.default.isDirectory(target)
+        func escape(_ text: String, property: Bool) -> String {
+            var out = text.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "\r", with: "%0D")
+                .replacingOccurrences(of: "\n", with: "%0A")
+            if property { out = out.replacingOccurrences(of: ":", with: "%3A").replacingOccurrences(of: ",", with: "%2C") }
+            return out
+        }
+        return report.findings.map { finding in
+            var properties = ["file=" + escape(location(finding, target: target, isBundle: isBundle), property: true)]
+            if let position = finding.position { properties += ["line=\(position.line)", "col=\(position.column)"] }
+            properties.append("title=" + escape("\(finding.code) \(finding.keyPath)".trimmingCharacters(in: .whitespaces), property: true))
+            let message = (finding.keyPath.isEmpty ? "" : finding.keyPath + ": ") + finding.message
+            return "::\(finding.severity.rawValue) \(properties.joined(separator: ","))::\(escape(message, property: false))\n"
+        }.joined()
+    }
+
+    /// SARIF 2.1.0: one run of deployctl with a rule per code found and a result per finding.
+    static func sarif(_ report: ValidationReport, target: String) -> String {
+        let isBundle = !FileManager.default.isDirectory(target)
+        var codes: [String] = []
+        for finding in report.findings where !codes.contains(finding.code) { codes.append(finding.code) }
+        let rules = codes.sorted().map { code -> JSONValue in
+            .members([("id", .string(code))])
+        }
+        let results = report.findings.map { finding -> JSONValue in
+            var region: [(String, JSONValue)] = []
+            if let position = finding.position { region = [("startLine", .int(position.line)), ("startColumn", .int(position.column))] }
+            var physical: [(String, JSONValue)] = [
+                ("artifactLocation", .members([("uri", .string(location(finding, target: target, isBundle: isBundle)))]))
+            ]
+            if !region.isEmpty { physical.append(("region", .members(region))) }
+            return .members([
+                ("ruleId", .string(finding.code)), ("level", .string(finding.severity == .error ? "error" : "warning")),
+                ("message", .members([("text", .string((finding.keyPath.isEmpty ? "" : finding.keyPath + ": ") + finding.message))])),
+                ("locations", .array([.members([("physicalLocation", .members(physical))])])),
+            ])
+        }
+        let document = JSONValue.members([
+            ("$schema", .string("https://json.schemastore.org/sarif-2.1.0.json")), ("version", .string("2.1.0")),
+            (
+                "runs",
+                .array([
+                    .members([
+                        (
+                            "tool",
+                            .members([
+                                (
+                                    "driver",
+                                    .members([
+                                        ("name", .string("deployctl")), ("version", .string(DeployctlCommand.configuration.version)),
+                                        ("rules", .array(rules)),
+                                    ])
+                                )
+                            ])
+                        ),
+                        ("results", .array(results)),
+                    ])
+                ])
+            ),
+        ])
+        return document.rendered() + "\n"
+    }
+}
+
+extension FileManager {
+    func isDirectory(_ path: String) -> Bool {
+        var directory: ObjCBool = false
+        return fileExists(atPath: path, isDirectory: &directory) && directory.boolValue
     }
 }
 
@@ -159,11 +260,30 @@ struct PushCommand: AsyncParsableCommand {
         let location = result.location
         var shorthand = "bucket=\(location.bucket ?? ""),key=\(location.key ?? ""),bundleType=\(location.bundleType?.rawValue ?? "zip")"
         shorthand += ",eTag=\(location.eTag ?? ""),version=\(location.version ?? "")"
-        print(
-            """
-            To deploy with this revision, run:
-            deployctl create-deployment --application-name \(result.applicationName) --s3-location \(shorthand) --deployment-group-name <deployment-group-name> --deployment-config-name <deployment-config-name> --description <description>
-            """)
+        let command =
+            "deployctl create-deployment --application-name \(result.applicationName) --s3-location \(shorthand) --deployment-group-name <deployment-group-name> --deployment-config-name <deployment-config-name> --description <description>"
+        // As `aws deploy push`, a message for people; JSON (and --query) when asked for (--output json, or the environment).
+        if global.explicitOutput == .json || global.query != nil {
+            let revision = JSONValue.members([
+                ("revisionType", .string("S3")),
+                (
+                    "s3Location",
+                    .members([
+                        ("bucket", .string(location.bucket ?? "")), ("key", .string(location.key ?? "")),
+                        ("bundleType", .string(location.bundleType?.rawValue ?? "zip")), ("eTag", .string(location.eTag ?? "")),
+                        ("version", .string(location.version ?? "")),
+                    ])
+                ),
+            ])
+            let document = JSONValue.members([
+                ("applicationName", .string(result.applicationName)), ("description", .string(result.description)), ("revision", revision),
+                ("bundle", .members([("entries", .int(result.entries)), ("bytes", .int(Int(result.bytes)))])),
+                ("warnings", .array(result.report.warnings.map { .string($0.description) })), ("createDeploymentCommand", .string(command)),
+            ])
+            try StandardStreams.out(try global.render(document, operation: "Push"))
+            return
+        }
+        print("To deploy with this revision, run:\n" + command)
     }
 }
 

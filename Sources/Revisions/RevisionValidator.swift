@@ -13,6 +13,9 @@ public struct ValidationReport: Sendable, Equatable {
     public var errors: [Finding] { findings.filter { $0.severity == .error } }
     public var warnings: [Finding] { findings.filter { $0.severity == .warning } }
     public var isValid: Bool { errors.isEmpty }
+    /// The revision could not be read at all (a missing directory, an unreadable or unsafe bundle): not a finding
+    /// about its content.
+    public var isUnreadable: Bool { findings.contains { $0.code.hasPrefix("RV00") } }
 }
 
 /// The files of a revision, from a directory or a bundle's entries, keyed by path relative to the revision root.
@@ -74,7 +77,9 @@ public enum RevisionValidator {
         var tree = RevisionTree()
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
-            return ValidationReport(findings: [Finding(.error, file: directory, position: nil, keyPath: "", message: "not a directory")])
+            return ValidationReport(findings: [
+                Finding(.error, code: "RV001", file: directory, position: nil, keyPath: "", message: "not a directory")
+            ])
         }
         // The same entry rules as a bundle (and as the agent applies when it copies a directory revision).
         let entries: [BundleEntry]
@@ -85,10 +90,12 @@ public enum RevisionValidator {
             for problem in checked.problems {
                 var keyPath = ""
                 if case .unsafeEntry(let path, _) = problem { keyPath = path }
-                findings.append(Finding(.error, file: directory, position: nil, keyPath: keyPath, message: problem.description))
+                findings.append(Finding(.error, code: "RV101", file: directory, position: nil, keyPath: keyPath, message: problem.description))
             }
         } catch {
-            return ValidationReport(findings: [Finding(.error, file: directory, position: nil, keyPath: "", message: error.description)])
+            return ValidationReport(findings: [
+                Finding(.error, code: "RV002", file: directory, position: nil, keyPath: "", message: error.description)
+            ])
         }
         for entry in entries {
             if ignoreHidden, entry.path.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
@@ -108,7 +115,16 @@ public enum RevisionValidator {
         do {
             entries = try BundleArchive.entries(of: path, declaredType: declaredType, limits: limits)
         } catch {
-            return ValidationReport(findings: [Finding(.error, file: path, position: nil, keyPath: "", message: error.description)])
+            // A bundle that cannot be opened or read is not a finding about its content (validate exits 2); an unsafe
+            // entry, a type other than declared or a limit passed are (exit 1).
+            let code: String
+            switch error {
+            case .unsafeEntry: code = "RV109"
+            case .typeMismatch: code = "RV110"
+            case .limitExceeded: code = "RV111"
+            default: code = "RV003"
+            }
+            return ValidationReport(findings: [Finding(.error, code: code, file: path, position: nil, keyPath: "", message: error.description)])
         }
         var tree = RevisionTree()
         for entry in entries {
@@ -130,12 +146,12 @@ public enum RevisionValidator {
         guard let name = candidates.first(where: { tree.items[$0]?.kind == .file || tree.items[$0]?.kind == .symlink }) else {
             findings.append(
                 Finding(
-                    .error, file: source, position: nil, keyPath: "",
+                    .error, code: "RV102", file: source, position: nil, keyPath: "",
                     message: "no appspec at the root of the revision (looked for \(candidates.joined(separator: ", ")))"))
             return ValidationReport(appSpecPath: nil, findings: findings)
         }
         guard let text = read(name) else {
-            findings.append(Finding(.error, file: name, position: nil, keyPath: "", message: "cannot read the appspec"))
+            findings.append(Finding(.error, code: "RV103", file: name, position: nil, keyPath: "", message: "cannot read the appspec"))
             return ValidationReport(appSpecPath: name, findings: findings)
         }
         let report = AppSpecParser.parse(text, fileName: name)
@@ -144,7 +160,7 @@ public enum RevisionValidator {
             guard let target = item.linkTarget, !EntrySafety.staysInside(target, from: path) else { continue }
             findings.append(
                 Finding(
-                    .warning, file: source, position: nil, keyPath: path,
+                    .warning, code: "RV201", file: source, position: nil, keyPath: path,
                     message:
                         "the symlink points outside the revision (to '\(target)'); it is installed as a symlink, as the AWS agent does, and deployctl never follows it"
                 ))
@@ -157,7 +173,7 @@ public enum RevisionValidator {
                     if let (link, target) = tree.escapingLink(on: path) {
                         findings.append(
                             Finding(
-                                .error, file: name, position: script.position, keyPath: keyPath,
+                                .error, code: "RV104", file: name, position: script.position, keyPath: keyPath,
                                 message:
                                     "'\(script.location)' goes through the symlink '\(link)', which leads outside the revision (to '\(target)'); deployctl runs only scripts inside the revision"
                             ))
@@ -167,7 +183,7 @@ public enum RevisionValidator {
                         for warning in BackgroundJobs.unredirected(in: body) {
                             findings.append(
                                 Finding(
-                                    .warning, file: path, position: SourcePosition(line: warning.line, column: 1), keyPath: keyPath,
+                                    .warning, code: "RV202", file: path, position: SourcePosition(line: warning.line, column: 1), keyPath: keyPath,
                                     message:
                                         "'\(warning.text)' starts a background job without redirecting its output: the event waits for it until the \(script.timeout) s timeout (then fails with OutputsLeftOpen). Write: cmd > /dev/null 2>&1 &"
                                 ))
@@ -178,18 +194,18 @@ public enum RevisionValidator {
                         if let mode = tree.items[path]?.mode, mode & 0o111 == 0, tree.items[path]?.kind != .symlink {
                             findings.append(
                                 Finding(
-                                    .warning, file: name, position: script.position, keyPath: keyPath,
+                                    .warning, code: "RV203", file: name, position: script.position, keyPath: keyPath,
                                     message: "'\(script.location)' is not executable; it will be made executable (chmod +x) before it runs"))
                         }
                     case .directory?:
                         findings.append(
                             Finding(
-                                .error, file: name, position: script.position, keyPath: keyPath,
+                                .error, code: "RV105", file: name, position: script.position, keyPath: keyPath,
                                 message: "'\(script.location)' is a directory, not a script"))
                     default:
                         findings.append(
                             Finding(
-                                .error, file: name, position: script.position, keyPath: keyPath,
+                                .error, code: "RV106", file: name, position: script.position, keyPath: keyPath,
                                 message: "the script '\(script.location)' is not in the revision\(suggestion(path, tree))"))
                     }
                 }
@@ -199,7 +215,7 @@ public enum RevisionValidator {
                 if let (link, target) = tree.escapingLink(on: path), link != path || tree.items[path]?.kind != .symlink {
                     findings.append(
                         Finding(
-                            .error, file: name, position: mapping.position, keyPath: "files[\(index)].source",
+                            .error, code: "RV107", file: name, position: mapping.position, keyPath: "files[\(index)].source",
                             message:
                                 "'\(mapping.source)' goes through the symlink '\(link)', which leads outside the revision (to '\(target)'); deployctl copies only what is inside the revision"
                         ))
@@ -208,7 +224,7 @@ public enum RevisionValidator {
                 if path.isEmpty || tree.items[path] != nil || tree.contains(directory: path) { continue }
                 findings.append(
                     Finding(
-                        .error, file: name, position: mapping.position, keyPath: "files[\(index)].source",
+                        .error, code: "RV108", file: name, position: mapping.position, keyPath: "files[\(index)].source",
                         message: "'\(mapping.source)' is not in the revision\(suggestion(path, tree))"))
             }
         }

@@ -98,7 +98,7 @@ import Testing
         #expect(result.stdout.contains("waiting: the script exited with code 0 but PID "), "\(result.stdout)")
         let validate = try Self.validate(cli, revision)
         #expect(
-            validate.stdout.contains("start.sh:2:1: warning: hooks.ApplicationStart[0].location: 'sleep 1 &' starts a background job"),
+            validate.stdout.contains("start.sh:2:1: warning RV202: hooks.ApplicationStart[0].location: 'sleep 1 &' starts a background job"),
             "\(validate.stdout)")
         #expect(!validate.stdout.contains("'sleep 1 > /dev/null 2>&1 &'"))
     }

@@ -47,7 +47,7 @@ import Testing
         (["bundle", "extract", "--bundle", "b.zip", "--into", "x", "--max-entries", "0"], "--max-entries must be a whole number from 1"),
     ])
     func aNumericFlagOutOfRangeNamesTheFlagAndTheRange(arguments: [String], message: String) throws {
-        let cli = try Deployctl()
+        let cli = try Deployctl(makingState: false)
         defer { cli.cleanUp() }
         let result = try cli.run(arguments)
         #expect(result.status == 252, "\(arguments): \(result.stderr)")

@@ -96,8 +96,9 @@ import Testing
         let badEnum = try cli.run([
             "create-deployment-config", "--deployment-config-name", "c", "--minimum-healthy-hosts", "type=HALF,value=1",
         ])
-        #expect(badEnum.status == 252)
-        #expect(badEnum.stderr.contains("valid values: HOST_COUNT, FLEET_PERCENT"))
+        // An enum value is the service's to refuse (exit 254), naming the flag, member and the valid values.
+        #expect(badEnum.status == 254)
+        #expect(badEnum.stderr.contains("'--minimum-healthy-hosts.type'") && badEnum.stderr.contains("[HOST_COUNT, FLEET_PERCENT"))
         let s3 = try cli.run(["create-deployment", "--application-name", "a", "--s3-location", "bucket=b,key=k"])
         #expect(s3.status == 252)
         #expect(s3.stderr == "--s3-location must specify bucket, key and bundleType.\n")
@@ -237,6 +238,7 @@ import Testing
             "wait": "deployment-successful", "create-access-key": "--user-name", "list-access-keys": "--user-name",
             "update-access-key": "--access-key-id", "delete-access-key": "--access-key-id", "server": "--tls-san",
             "register": "--instance-name", "deregister": "--instance-name", "install": "--config-file", "uninstall": "--prefix",
+            "logs": "--deployment-id",
         ]
         #expect(commands.count >= 41 + extensions.count)
         for command in commands {

@@ -14,9 +14,15 @@ struct Deployctl {
     let directory: URL
     var statePath: String { directory.appendingPathComponent("state.db").path }
 
-    init() throws {
+    /// `makingState: false` leaves the state file to the commands (to check that one does not create it).
+    init(makingState: Bool = true) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        guard makingState else { return }
+        // The state file exists, as after any first write (a command that only reads never creates a named one):
+        // deleting an application that does not exist writes nothing else.
+        let made = try run(["delete-application", "--application-name", "none"])
+        guard made.status == 0 else { throw Failure("cannot make the state file: \(made.stderr)") }
     }
 
     func cleanUp() { try? FileManager.default.removeItem(at: directory) }

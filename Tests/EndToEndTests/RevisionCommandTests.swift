@@ -39,8 +39,9 @@ import Testing
         let result = try cli.run(["validate", "--source", copy], withState: false)
         #expect(result.status == 1)
         let lines = result.stdout.split(separator: "\n").map(String.init)
-        #expect(lines.contains("appspec.yml:5:5: error: files[0].source: 'site' is not in the revision"))
-        #expect(lines.contains("appspec.yml:16:3: error: hooks.AfterInstal: unknown lifecycle event 'AfterInstal'; did you mean 'AfterInstall'?"))
+        #expect(lines.contains("appspec.yml:5:5: error RV108: files[0].source: 'site' is not in the revision"))
+        #expect(
+            lines.contains("appspec.yml:16:3: error AS135: hooks.AfterInstal: unknown lifecycle event 'AfterInstal'; did you mean 'AfterInstall'?"))
         #expect(lines.contains { $0.contains("hooks.AfterInstall[0].location: the script 'scripts/check-files.sh' is not in the revision") })
         #expect(lines.last == "\(copy): invalid (3 errors, 0 warnings)")
 

@@ -2,6 +2,7 @@
 run by `aws deploy` and by `deployctl` against one server, prints the same bytes and exits with the same code."""
 import json
 import os
+import re
 
 import pytest
 
@@ -232,3 +233,82 @@ def test_a_read_only_command_never_creates_a_named_state_file(tmp_path):
     # A command that writes makes it.
     local(tmp_path, "create-application", "--application-name", "web", "--state", str(missing), check=True)
     assert missing.exists()
+
+
+def write_revision(directory, appspec, scripts=()):
+    os.makedirs(directory / "site", exist_ok=True)
+    (directory / "site" / "index.html").write_text("hi\n")
+    (directory / "appspec.yml").write_text(appspec)
+    for name, body, mode in scripts:
+        path = directory / name
+        os.makedirs(path.parent, exist_ok=True)
+        path.write_text(body)
+        os.chmod(path, mode)
+
+
+def test_validate_for_ci_codes_exit_codes_and_formats(tmp_path):
+    clean = tmp_path / "clean"
+    write_revision(clean, "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: /srv\n")
+    warned = tmp_path / "warned"
+    write_revision(warned, "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: start.sh\n",
+                   [("start.sh", "#!/bin/bash\nsleep 100 &\n", 0o755)])
+    broken = tmp_path / "broken"
+    write_revision(broken, "version: 0.0\nos: linux\nfiles:\n  - source: nowhere\n    destination: /srv\nhooks:\n  AfterInstal:\n"
+                           "    - location: x.sh\n")
+
+    def validate(target, *args):
+        return deployctl("validate", "--source", str(target), *args, env=clean_environment(), check=False)
+
+    assert validate(clean).returncode == 0
+    assert validate(warned).returncode == 0
+    assert validate(warned, "--strict").returncode == 1
+    text = validate(broken)
+    assert text.returncode == 1
+    assert re.search(r"^appspec\.yml:4:5: error RV\d{3}: files\[0\]\.source: 'nowhere' is not in the revision$", text.stdout, re.M), text.stdout
+    assert re.search(r"^appspec\.yml:7:3: error AS\d{3}: hooks\.AfterInstal: unknown lifecycle event", text.stdout, re.M), text.stdout
+    # The codes are stable: the same finding has the same code in every format.
+    report = json.loads(validate(broken, "--output", "json").stdout)
+    assert report["schemaVersion"] == 2 and report["valid"] is False and report["readable"] is True
+    codes = {f["key"]: f["code"] for f in report["findings"]}
+    assert re.fullmatch(r"AS\d{3}", codes["hooks.AfterInstal"]) and re.fullmatch(r"RV\d{3}", codes["files[0].source"])
+    assert all({"code", "severity", "file", "line", "column", "key", "message"} <= set(f) for f in report["findings"])
+    github = validate(broken, "--output", "github").stdout.splitlines()
+    assert f"::error file={broken}/appspec.yml,line=7,col=3,title={codes['hooks.AfterInstal']} hooks.AfterInstal::hooks.AfterInstal: unknown lifecycle event 'AfterInstal'; did you mean 'AfterInstall'?" in github, github
+    sarif = json.loads(validate(broken, "--output", "sarif").stdout)
+    assert sarif["version"] == "2.1.0"
+    run = sarif["runs"][0]
+    assert run["tool"]["driver"]["name"] == "deployctl"
+    assert {r["id"] for r in run["tool"]["driver"]["rules"]} == set(codes.values()) | {f["code"] for f in report["findings"]}
+    located = [r for r in run["results"] if r["ruleId"] == codes["hooks.AfterInstal"]][0]
+    assert located["level"] == "error"
+    assert located["locations"][0]["physicalLocation"]["region"] == {"startLine": 7, "startColumn": 3}
+    assert located["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == f"{broken}/appspec.yml"
+    # 2: the revision cannot be read at all; an unsafe bundle is a finding (1).
+    missing = validate(tmp_path / "nope")
+    assert missing.returncode == 2 and "RV001" in missing.stdout
+    (tmp_path / "garbage.zip").write_bytes(b"this is not an archive")
+    garbage = deployctl("validate", "--bundle", str(tmp_path / "garbage.zip"), env=clean_environment(), check=False)
+    assert garbage.returncode == 2, garbage.stdout
+    unsafe = tmp_path / "unsafe.tar"
+    import tarfile, io
+    with tarfile.open(unsafe, "w") as archive:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 2
+        archive.addfile(info, io.BytesIO(b"hi"))
+    result = deployctl("validate", "--bundle", str(unsafe), env=clean_environment(), check=False)
+    assert result.returncode == 1 and "RV109" in result.stdout, result.stdout
+
+
+def test_push_prints_json_when_asked(tmp_path):
+    revision = tmp_path / "rev"
+    write_revision(revision, "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: /srv\n")
+    local(tmp_path, "create-application", "--application-name", "web", check=True)
+    text = local(tmp_path, "push", "--application-name", "web", "--s3-location", "s3://releases/a.zip", "--source", str(revision), check=True)
+    assert text.stdout.startswith("To deploy with this revision, run:\n")
+    pushed = json.loads(local(tmp_path, "push", "--application-name", "web", "--s3-location", "s3://releases/b.zip", "--source",
+                              str(revision), "--output", "json", check=True).stdout)
+    assert pushed["revision"]["s3Location"]["key"] == "b.zip" and len(pushed["revision"]["s3Location"]["eTag"]) == 64
+    assert pushed["bundle"]["entries"] >= 2 and pushed["createDeploymentCommand"].startswith("deployctl create-deployment")
+    key = local(tmp_path, "push", "--application-name", "web", "--s3-location", "s3://releases/c.zip", "--source", str(revision),
+                "--query", "revision.s3Location.key", "--output", "text", check=True)
+    assert key.stdout == "c.zip\n"
