@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release demo test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents clean
+.PHONY: all setup build release demo test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents man clean
 
 all: build
 
@@ -78,8 +78,21 @@ bench-extract: release
 	command -v bsdtar >/dev/null || apt-get install -y -qq libarchive-tools
 	python3 bench/extract.py
 
+# A man page per subcommand and bash/zsh/fish completions, made from the built binary's own description of its
+# flags (so they cannot drift), into .build/share.
+man: build
+	rm -rf .build/share/man && python3 Scripts/generate-man.py .build/debug/deployctl .build/share/man/man1
+
 install: release
 	install -D -m 0755 .build/release/deployctl $(DESTDIR)$(PREFIX)/bin/deployctl
+	rm -rf .build/share && python3 Scripts/generate-man.py .build/release/deployctl .build/share/man/man1
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 .build/share/man/man1/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	.build/release/deployctl --generate-completion-script bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/deployctl
+	.build/release/deployctl --generate-completion-script zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_deployctl
+	.build/release/deployctl --generate-completion-script fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/deployctl.fish
 
 # The agent as a systemd service per instance: then `systemctl enable --now deployctl-agent@<instance-name>`.
 install-agent: install

@@ -19,18 +19,26 @@ struct HostLayout {
         # deployctl agent for this host, against deployctl server (written by `deployctl install`).
         [Unit]
         Description=deployctl agent (CodeDeploy command protocol)
+        Documentation=man:deployctl-agent-run(1) man:deployctl-install(1)
         After=network-online.target
         Wants=network-online.target
 
         [Service]
         Type=simple
         ExecStart=/usr/local/bin/deployctl agent run --config /etc/codedeploy-agent/conf/codedeployagent.yml
-        # SIGTERM lets the running lifecycle event finish (bounded by its scripts' timeouts); give it up to an hour.
-        KillMode=mixed
+        # SIGTERM goes to the agent alone (KillMode=process): it lets the running lifecycle event finish (bounded by its
+        # scripts' timeouts, so up to an hour), and services that hooks started keep running across an agent restart.
+        KillMode=process
         KillSignal=SIGTERM
         TimeoutStopSec=3600
         Restart=on-failure
         RestartSec=5
+        # Hardening that hooks cannot notice. Hooks run as root (or their runas user) and may install files anywhere,
+        # manage services, containers and kernel settings, so ProtectSystem, ProtectKernel*, PrivateTmp and
+        # NoNewPrivileges (sudo in a hook) are deliberately not set.
+        LockPersonality=yes
+        RestrictRealtime=yes
+        UMask=0022
 
         [Install]
         WantedBy=multi-user.target

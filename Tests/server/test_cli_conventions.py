@@ -3,10 +3,11 @@ run by `aws deploy` and by `deployctl` against one server, prints the same bytes
 import json
 import os
 import re
+import subprocess
 
 import pytest
 
-from conftest import Server, deployctl
+from conftest import BINARY, ROOT, Server, deployctl
 
 
 @pytest.fixture(scope="module")
@@ -312,3 +313,46 @@ def test_push_prints_json_when_asked(tmp_path):
     key = local(tmp_path, "push", "--application-name", "web", "--s3-location", "s3://releases/c.zip", "--source", str(revision),
                 "--query", "revision.s3Location.key", "--output", "text", check=True)
     assert key.stdout == "c.zip\n"
+
+
+def test_man_pages_and_completions_cover_every_subcommand(tmp_path):
+    out = tmp_path / "man1"
+    subprocess_run = subprocess.run
+    made = subprocess_run(["python3", os.path.join(ROOT, "Scripts", "generate-man.py"), BINARY, str(out)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    info = json.loads(subprocess_run([BINARY, "--experimental-dump-help"], capture_output=True, text=True, check=True).stdout)
+
+    def names(command, path):
+        yield "-".join(path)
+        for sub in command.get("subcommands", []):
+            if sub.get("shouldDisplay", True):
+                yield from names(sub, path + [sub["commandName"]])
+
+    expected = set(names(info["command"], ["deployctl"]))
+    assert {p.name[:-2] for p in out.iterdir()} == expected
+    assert {"deployctl-create-deployment", "deployctl-agent-run", "deployctl-wait-deployment-successful", "deployctl-logs"} <= expected
+    for name in ("deployctl", "deployctl-create-deployment", "deployctl-agent-run"):
+        # Undefined macros and bad escapes are mistakes; line-adjustment notes are not.
+        rendered = subprocess_run(["groff", "-man", "-Tutf8", "-wmac", "-wescape", "-wchar", str(out / f"{name}.1")], capture_output=True, text=True)
+        problems = [line for line in rendered.stderr.splitlines() if "cannot adjust line" not in line and "can't break line" not in line]
+        assert rendered.returncode == 0 and problems == [], problems
+    page = (out / "deployctl-create-deployment.1").read_text()
+    assert ".SH OPTIONS" in page and "\\-\\-s3\\-location" in page and "\\-\\-wait" in page
+    for shell in ("bash", "zsh", "fish"):
+        script = subprocess_run([BINARY, "--generate-completion-script", shell], capture_output=True, text=True)
+        assert script.returncode == 0 and "create-deployment" in script.stdout, shell
+    bash = tmp_path / "deployctl.bash"
+    bash.write_text(subprocess_run([BINARY, "--generate-completion-script", "bash"], capture_output=True, text=True).stdout)
+    assert subprocess_run(["bash", "-n", str(bash)]).returncode == 0
+
+
+def test_every_operation_of_botocore_is_a_subcommand_with_the_output_shape(tmp_path):
+    import botocore.session
+    model = botocore.session.get_session().get_service_model("codedeploy")
+    for operation in model.operation_names:
+        name = botocore.xform_name(operation, "-")
+        help_text = deployctl(name, "--help", env=clean_environment(), check=False)
+        assert help_text.returncode == 0, f"{operation}: deployctl {name} is missing"
+        skeleton = json.loads(deployctl(name, "--generate-cli-skeleton", "output", env=clean_environment()).stdout)
+        output = model.operation_model(operation).output_shape
+        assert list(skeleton) == (list(output.members) if output is not None else []), operation
