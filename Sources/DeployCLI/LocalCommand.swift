@@ -5,6 +5,7 @@ import Bundles
 import DeployModel
 import Foundation
 import HostCommandModel
+import Synchronization
 
 /// The bundle type `deployctl local` takes: an archive type or a plain directory.
 enum LocalBundleType: String, ExpressibleByArgument, CaseIterable {
@@ -235,16 +236,31 @@ struct LocalCommand: ParsableCommand {
     }
 }
 
-/// Prints each lifecycle event as it finishes; on failure the error code, the script and the log tail.
+/// Prints each lifecycle event as it starts and as it finishes; on failure the error code, the script and the log
+/// tail. On a terminal the running event shows its elapsed time, replaced by its result; elsewhere an event still
+/// running after a few seconds says so once (a log shows what a deployment is waiting for).
 final class EventPrinter: LifecycleReporter {
-    func eventStarted(_ name: String) {}
+    let running = RunningEvent()
+    let terminal = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
+
+    static func label(_ name: String) -> String { RunningEvent.label(name) }
+
+    func eventStarted(_ name: String) {
+        if terminal {
+            print(Self.label(name) + "running", terminator: "")
+            fflush(nil)
+        }
+        running.start(name, terminal: terminal)
+    }
 
     func eventNote(_ name: String, _ note: String) {
-        print(TerminalText.safe("  \(name.padding(toLength: 20, withPad: " ", startingAt: 0))waiting: \(note)"))
+        print((terminal ? "\r\u{1B}[2K" : "") + TerminalText.safe(Self.label(name) + "waiting: \(note)"))
         fflush(nil)
     }
 
     func eventFinished(_ result: EventResult) {
+        let wasRunning = running.finish(result.name)
+        if terminal, wasRunning { print("\r\u{1B}[2K", terminator: "") }
         var line =
             "  " + result.name.padding(toLength: 20, withPad: " ", startingAt: 0)
             + result.status.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)
@@ -262,5 +278,54 @@ final class EventPrinter: LifecycleReporter {
             }
         }
         fflush(nil)
+    }
+}
+
+/// The event `deployctl local` is running, and the ticker that shows its elapsed time.
+final class RunningEvent: Sendable {
+    private struct Current {
+        var name: String
+        var started: Date
+        var generation: Int
+    }
+    private let current = Mutex<Current?>(nil)
+    private let generations = Atomic<Int>(0)
+
+    static func label(_ name: String) -> String { "  " + name.padding(toLength: 20, withPad: " ", startingAt: 0) }
+
+    func start(_ name: String, terminal: Bool) {
+        let mine = generations.wrappingAdd(1, ordering: .relaxed).newValue
+        current.withLock { $0 = Current(name: name, started: Date(), generation: mine) }
+        Task.detached { [self] in await tick(mine, terminal: terminal) }
+    }
+
+    /// Ends the event; whether it was the one running.
+    func finish(_ name: String) -> Bool {
+        current.withLock { state in
+            defer { state = nil }
+            return state?.name == name
+        }
+    }
+
+    private func tick(_ mine: Int, terminal: Bool) async {
+        var said = false
+        while true {
+            try? await Task.sleep(for: .milliseconds(terminal ? 250 : 2000))
+            // Printed under the lock: once the event has finished (and its result line is printed), nothing is.
+            let stillRunning = current.withLock { state -> Bool in
+                guard let now = state, now.generation == mine else { return false }
+                let elapsed = Int(Date().timeIntervalSince(now.started))
+                if terminal {
+                    print("\r\u{1B}[2K" + Self.label(now.name) + "running \(elapsed)s", terminator: "")
+                    fflush(nil)
+                } else if !said {
+                    said = true
+                    print(Self.label(now.name) + "still running after \(elapsed)s")
+                    fflush(nil)
+                }
+                return true
+            }
+            if !stillRunning { return }
+        }
     }
 }

@@ -208,3 +208,20 @@ def test_the_agent_says_what_it_does_in_text_or_json_lines(tmp_path):
     bad_level = subprocess.run([BINARY, "agent", "run", "--instance-name", "h1", "--once", "--log-level", "loud"],
                                capture_output=True, text=True, env=env, timeout=60)
     assert bad_level.returncode == 252 and "--log-level" in bad_level.stderr
+
+
+def test_local_shows_the_running_event_and_its_elapsed_time(tmp_path):
+    app = tmp_path / "slow"
+    make_app(str(app), "sleep 3", "v1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOYCTL_"))}
+    env["TERM"] = "xterm"
+    args = [BINARY, "local", "--bundle-location", str(app), "--type", "directory", "--install-root", str(tmp_path / "root"),
+            "--agent-root", str(tmp_path / "agent")]
+    code, screen = run_in_terminal(args, env)
+    assert code == 0, screen
+    assert "ValidateService     running 1s" in ANSI.sub("", screen), screen
+    final = [line for line in re.split(r"[\r\n]", ANSI.sub("", screen)) if line.startswith("  ValidateService")][-1]
+    assert "Succeeded" in final
+    # Not on a terminal: one line while it runs, then its result.
+    piped = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+    assert re.search(r"  ValidateService     still running after [23]s\n  ValidateService     Succeeded", piped.stdout), piped.stdout
