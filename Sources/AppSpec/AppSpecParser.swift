@@ -46,6 +46,17 @@ public enum AppSpecParser {
     public static func parse(_ text: String, fileName: String = "appspec.yml") -> AppSpecReport {
         var walker = Walker(file: fileName, text: text)
         let spec = walker.document()
+        // A YAML syntax error stops the parser there; what comes before it is still checked (findings of the part
+        // that parsed, except those only its end causes, such as a key the cut-off part lacks).
+        if let syntax = walker.findings.first(where: { $0.code == "AS154" }), let line = syntax.position?.line, line > 1 {
+            let prefix = text.split(separator: "\n", omittingEmptySubsequences: false).prefix(line - 1).joined(separator: "\n")
+            var before = Walker(file: fileName, text: prefix)
+            _ = before.document()
+            walker.findings += before.findings.filter { finding in
+                guard let at = finding.position?.line, at < line, finding.code != "AS154" else { return false }
+                return !finding.message.contains("missing")
+            }
+        }
         let errors = walker.findings.contains { $0.severity == .error }
         // In file order, so the report reads top to bottom (whole-file findings first).
         let ordered = walker.findings.enumerated().sorted { a, b in
@@ -154,6 +165,7 @@ private struct Walker {
             .composer(let context, let problem, let mark, _):
             var message = "invalid YAML: \(problem)"
             if let context { message += " (\(context.text) at \(context.mark.line):\(context.mark.column))" }
+            if let hint = indentationHint(line: mark.line, problem: problem) { message += "; " + hint }
             findings.append(
                 Finding(
                     .error, code: "AS154", file: file, position: SourcePosition(line: mark.line, column: mark.column), keyPath: "", message: message))
@@ -170,6 +182,28 @@ private struct Walker {
         default:
             error("AS111", nil, "", "invalid YAML: \(yaml)")
         }
+    }
+
+    /// libyaml's indentation errors in plain words: how line `line` is indented against the lines above it.
+    func indentationHint(line: Int, problem: String) -> String? {
+        let indentationProblems = [
+            "did not find expected '-' indicator", "did not find expected key", "mapping values are not allowed",
+            "block sequence entries are not allowed", "did not find expected <document start>",
+        ]
+        guard indentationProblems.contains(where: { problem.contains($0) }) else { return nil }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard line >= 1, line <= lines.count else { return nil }
+        func indent(_ text: Substring) -> Int { text.prefix { $0 == " " }.count }
+        func isContent(_ text: Substring) -> Bool {
+            let bare = text.drop { $0 == " " }
+            return !bare.isEmpty && !bare.hasPrefix("#")
+        }
+        let here = indent(lines[line - 1])
+        guard let above = stride(from: line - 2, through: 0, by: -1).first(where: { isContent(lines[$0]) }) else { return nil }
+        var column = indent(lines[above])
+        if lines[above].dropFirst(column).hasPrefix("- ") { column += 2 }
+        return
+            "line \(line) is indented by \(here) space\(here == 1 ? "" : "s") and line \(above + 1) by \(column): in YAML the keys of one mapping, and the '- ' of one list's items, start in exactly the same column"
     }
 
     /// Yams reports a duplicate at the first occurrence; find the repeated key's own line for the message.
