@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release demo test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents man clean
+.PHONY: all setup build release demo demo-release test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents man clean
 
 all: build
 
@@ -21,6 +21,10 @@ release: setup
 
 demo: build
 	./Scripts/demo.sh
+
+# The same demo with the shipped (release, static) binary.
+demo-release: release
+	DEPLOYCTL=.build/release/deployctl ./Scripts/demo.sh
 
 test: setup lint check-generated check-layering
 	$(SWIFT) build --build-tests
