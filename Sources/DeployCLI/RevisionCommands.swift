@@ -6,6 +6,7 @@ import DeployClient
 import DeployModel
 import Foundation
 import Revisions
+import Synchronization
 
 extension ArchiveFormat: ExpressibleByArgument {}
 
@@ -238,9 +239,21 @@ struct PushCommand: AsyncParsableCommand {
         let api = try global.openAPI()
         let result: PushResult
         do {
+            // On a terminal, a progress line while the bundle is written and then uploaded.
+            let shown = Mutex<TransferProgress?>(nil)
             result = try await RevisionPush.push(
                 applicationName: applicationName, s3Location: s3Location, source: source, description: description, bundleType: bundleType,
-                ignoreHidden: ignoreHidden, api: api, artifacts: global.openUploader())
+                ignoreHidden: ignoreHidden, api: api, artifacts: global.openUploader()
+            ) { phase in
+                shown.withLock { current in
+                    current?.stop()
+                    switch phase {
+                    case .bundling(let path): current = TransferProgress.start("bundling", .writing(path: path))
+                    case .uploading(let path, let bytes): current = TransferProgress.start("uploading", .reading(path: path, total: bytes))
+                    case .done: current = nil
+                    }
+                }
+            }
         } catch let error as PushError {
             switch error {
             case .invalidS3Location: throw CLIFailure.usage(error.description)
@@ -342,8 +355,11 @@ struct BundleCommand: ParsableCommand {
 
         func run() throws {
             do {
-                let summary = try BundleArchive.extract(
-                    bundle, declaredType: bundleType, into: into, limits: BundleLimits(maxTotalBytes: maxBytes, maxEntries: maxEntries))
+                let size = (try? FileManager.default.attributesOfItem(atPath: bundle)[.size] as? NSNumber)?.int64Value ?? 0
+                let summary = try TransferProgress.showing("extracting", .reading(path: bundle, total: size)) { () throws(BundleError) in
+                    try BundleArchive.extract(
+                        bundle, declaredType: bundleType, into: into, limits: BundleLimits(maxTotalBytes: maxBytes, maxEntries: maxEntries))
+                }
                 print("extracted \(summary.entries) entries, \(summary.bytes) bytes into \(into)")
             } catch {
                 throw CLIFailure.other(error.description)
@@ -368,7 +384,9 @@ struct BundleCommand: ParsableCommand {
 
         func run() throws {
             do {
-                let summary = try BundleArchive.create(from: source, to: bundle, type: bundleType, ignoreHidden: ignoreHidden)
+                let summary = try TransferProgress.showing("bundling", .writing(path: bundle)) { () throws(BundleError) in
+                    try BundleArchive.create(from: source, to: bundle, type: bundleType, ignoreHidden: ignoreHidden)
+                }
                 print("wrote \(bundle): \(summary.entries) entries, \(summary.bytes) bytes")
             } catch {
                 throw CLIFailure.other(error.description)

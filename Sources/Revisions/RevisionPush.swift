@@ -45,10 +45,19 @@ public enum RevisionPush {
         return (bucket, key)
     }
 
+    /// A step of a push that moves many bytes, for a progress display: the bundle being written, then uploaded.
+    public enum Phase: Sendable {
+        case bundling(path: String)
+        case uploading(path: String, bytes: Int64)
+        case done
+    }
+
     public static func push(
         applicationName: String, s3Location: String, source: String, description: String?, bundleType: ArchiveFormat,
-        ignoreHidden: Bool, api: any CodeDeployAPI, artifacts: any ObjectUploading, now: Date = Date()
+        ignoreHidden: Bool, api: any CodeDeployAPI, artifacts: any ObjectUploading, now: Date = Date(),
+        phase: @Sendable (Phase) -> Void = { _ in }
     ) async throws -> PushResult {
+        defer { phase(.done) }
         let (bucket, key) = try parseS3URL(s3Location)
         _ = try await api.getApplication(GetApplicationInput(applicationName: applicationName))
         let root = URL(fileURLWithPath: source).standardizedFileURL.path
@@ -61,12 +70,15 @@ public enum RevisionPush {
         let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("deployctl-push-\(UUID().uuidString).\(bundleType.rawValue)")
         defer { try? FileManager.default.removeItem(at: temporary) }
         let summary: CreationSummary
+        phase(.bundling(path: temporary.path))
         do throws(BundleError) {
             summary = try BundleArchive.create(from: root, to: temporary.path, type: bundleType, ignoreHidden: ignoreHidden)
         } catch {
             throw PushError.bundle(error)
         }
         let stored: StoredObject
+        let size = (try? FileManager.default.attributesOfItem(atPath: temporary.path)[.size] as? NSNumber)?.int64Value ?? summary.bytes
+        phase(.uploading(path: temporary.path, bytes: size))
         do {
             stored = try await artifacts.upload(bucket: bucket, key: key, contentsOf: temporary)
         } catch let error as ArtifactStoreError {

@@ -225,3 +225,35 @@ def test_local_shows_the_running_event_and_its_elapsed_time(tmp_path):
     # Not on a terminal: one line while it runs, then its result.
     piped = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
     assert re.search(r"  ValidateService     still running after [23]s\n  ValidateService     Succeeded", piped.stdout), piped.stdout
+
+
+def test_big_bundles_show_progress_on_a_terminal_only(tmp_path):
+    source = tmp_path / "big"
+    (source / "data").mkdir(parents=True)
+    (source / "appspec.yml").write_text("version: 0.0\nos: linux\nfiles:\n  - source: data\n    destination: /srv/data\n")
+    with open(source / "data" / "blob.bin", "wb") as f:
+        for _ in range(160):
+            f.write(os.urandom(1 << 20))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOYCTL_"))}
+    env.update({"TERM": "xterm", "DEPLOYCTL_STATE": str(tmp_path / "state.db")})
+    bundle = tmp_path / "big.tgz"
+    code, screen = run_in_terminal([BINARY, "bundle", "create", "--source", str(source), "--bundle", str(bundle), "--bundle-type", "tgz"], env)
+    visible = ANSI.sub("", screen)
+    assert code == 0, screen
+    assert re.search(r"bundling \d+\.\d MiB written  \d+\.\d MiB/s", visible), visible
+    assert visible.rstrip().endswith(f"wrote {bundle}: 3 entries, {160 << 20} bytes") or "wrote" in visible.splitlines()[-1], visible
+    # Extraction is too quick here (160 MB in about 0.2 s) for a line to appear; the read position it is measured by
+    # is checked in DeployCLITests.
+    code, screen = run_in_terminal([BINARY, "bundle", "extract", "--bundle", str(bundle), "--into", str(tmp_path / "out")], env)
+    assert code == 0 and "extracted 3 entries" in screen, screen
+    # Piped, no progress line: the output is what scripts read.
+    piped = subprocess.run([BINARY, "bundle", "extract", "--bundle", str(bundle), "--into", str(tmp_path / "again")], capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert piped.returncode == 0 and piped.stderr == "" and piped.stdout.startswith("extracted ")
+    # push shows its bundling and upload phases.
+    deployctl("create-application", "--application-name", "big", env=env)
+    code, screen = run_in_terminal([BINARY, "push", "--application-name", "big", "--s3-location", "s3://releases/big.tgz", "--source",
+                                    str(source), "--bundle-type", "tgz"], env)
+    visible = ANSI.sub("", screen)
+    assert code == 0, screen
+    assert "bundling" in visible and "To deploy with this revision, run:" in visible
