@@ -34,10 +34,17 @@ struct PaginationOptions: ParsableArguments {
 /// of `{"nextToken": <service token or null>, "boto_truncate_amount": <items already printed from that page>}`.
 enum ResumeToken {
     static func encode(serviceToken: String?, inputToken: String, truncate: Int?) -> String {
-        var json = "{" + PythonDumps.string(inputToken) + ": " + (serviceToken.map(PythonDumps.string) ?? "null")
+        var json = "{" + Self.quoted(inputToken) + ": " + (serviceToken.map(Self.quoted) ?? "null")
         if let truncate { json += ", \"boto_truncate_amount\": \(truncate)" }
         json += "}"
         return Data(json.utf8).base64EncodedString()
+    }
+
+    /// Python's `json.dumps` of a string (ASCII, `\uXXXX` escapes), as botocore writes tokens.
+    static func quoted(_ s: String) -> String {
+        var out = ""
+        JSONValue.writeString(s, into: &out, asciiOnly: true)
+        return out
     }
 
     /// The service token to resume from and how many items of its page to skip.
@@ -58,38 +65,5 @@ enum ResumeToken {
         let parts = token.components(separatedBy: "___")
         if parts.count == 2, let index = Int(parts[1]), index >= 0 { return (parts[0] == "None" ? nil : parts[0], index) }
         return (token, 0)
-    }
-}
-
-/// Python's `json.dumps` of a string (ASCII, `\uXXXX` escapes), as botocore writes tokens.
-enum PythonDumps {
-    static func string(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if scalar.value < 0x20 || scalar.value > 0x7E {
-                    var units: [UInt32] = [scalar.value]
-                    if scalar.value > 0xFFFF {
-                        let v = scalar.value - 0x10000
-                        units = [0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF)]
-                    }
-                    for unit in units {
-                        let digits = String(unit, radix: 16)
-                        out += "\\u" + String(repeating: "0", count: 4 - digits.count) + digits
-                    }
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }

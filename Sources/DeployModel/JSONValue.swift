@@ -158,13 +158,20 @@ extension JSONValue {
         return "\(d)"
     }
 
-    static func writeString(_ s: String, into out: inout String) {
+    /// A JSON string literal of `s`. `asciiOnly` escapes everything past `~` as `\\uXXXX` (surrogate pairs beyond the
+    /// BMP), as Python's `json.dumps` does by default (botocore's tokens, JMESPath's `to_string`); otherwise only
+    /// what JSON requires is escaped, as the aws CLI prints (`ensure_ascii=False`).
+    public static func writeString(_ s: String, into out: inout String, asciiOnly: Bool = false) {
         out += "\""
         // Most strings need no escape: copied whole.
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || (asciiOnly && $0 > 0x7E) }) {
             out += s
             out += "\""
             return
+        }
+        func hex(_ value: UInt32) {
+            let digits = String(value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits
         }
         for scalar in s.unicodeScalars {
             switch scalar {
@@ -177,7 +184,15 @@ extension JSONValue {
             case "\u{0C}": out += "\\f"
             default:
                 if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
+                    hex(scalar.value)
+                } else if asciiOnly, scalar.value > 0x7E {
+                    if scalar.value > 0xFFFF {
+                        let v = scalar.value - 0x10000
+                        hex(0xD800 + (v >> 10))
+                        hex(0xDC00 + (v & 0x3FF))
+                    } else {
+                        hex(scalar.value)
+                    }
                 } else {
                     out.unicodeScalars.append(scalar)
                 }

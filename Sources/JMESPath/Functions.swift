@@ -337,7 +337,7 @@ enum PythonJSON {
             } else {
                 out += JSONValue.array([.double(d)]).compact().dropFirst().dropLast()
             }
-        case .string(let s): writeString(s, into: &out)
+        case .string(let s): JSONValue.writeString(s, into: &out, asciiOnly: true)
         case .array(let items):
             out += "["
             for (i, item) in items.enumerated() {
@@ -349,7 +349,7 @@ enum PythonJSON {
             out += "{"
             for (i, member) in members.enumerated() {
                 if i > 0 { out += "," }
-                writeString(member.key, into: &out)
+                JSONValue.writeString(member.key, into: &out, asciiOnly: true)
                 out += ":"
                 write(member.value, into: &out)
             }
@@ -357,35 +357,4 @@ enum PythonJSON {
         }
     }
 
-    static func writeString(_ s: String, into out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if scalar.value < 0x20 || scalar.value > 0x7E {
-                    if scalar.value > 0xFFFF {
-                        let v = scalar.value - 0x10000
-                        out += hex(0xD800 + (v >> 10)) + hex(0xDC00 + (v & 0x3FF))
-                    } else {
-                        out += hex(scalar.value)
-                    }
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        out += "\""
-    }
-
-    static func hex(_ value: UInt32) -> String {
-        let digits = String(value, radix: 16)
-        return "\\u" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits
-    }
 }

@@ -30,6 +30,18 @@ def make_app(directory, validate_body, content):
         "  ValidateService:\n    - location: scripts/validate.sh\n      timeout: 30\n")
 
 
+def local_group(tmp_path, host="h1"):
+    """A throw-away state with application web, instance `host` and group prod; the environment to use it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOYCTL_"))}
+    env["DEPLOYCTL_STATE"] = str(tmp_path / "state.db")
+    deployctl("create-application", "--application-name", "web", env=env)
+    deployctl("register-on-premises-instance", "--instance-name", host, "--iam-user-arn", f"arn:aws:iam::000000000000:user/{host}", env=env)
+    deployctl("add-tags-to-on-premises-instances", "--instance-names", host, "--tags", "Key=env,Value=prod", env=env)
+    deployctl("create-deployment-group", "--application-name", "web", "--deployment-group-name", "prod",
+              "--on-premises-instance-tag-filters", "Key=env,Value=prod,Type=KEY_AND_VALUE", env=env)
+    return env
+
+
 def run_in_terminal(args, env, columns=80, rows=24, timeout=120):
     """Runs the command with its stdout and stderr on a pseudo-terminal of the given size; returns (code, output)."""
     controller, terminal = pty.openpty()
@@ -120,17 +132,11 @@ def test_the_live_view_fits_80_columns_and_explains_a_failure_and_its_rollback(t
 
 
 def test_a_stopped_deployment_is_followed_until_its_running_event_ends(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOYCTL_"))}
-    env["DEPLOYCTL_STATE"] = str(tmp_path / "state.db")
+    env = local_group(tmp_path)
 
     def cli(*args, check=True):
         return deployctl(*args, env=env, check=check)
 
-    cli("create-application", "--application-name", "web")
-    cli("register-on-premises-instance", "--instance-name", "h1", "--iam-user-arn", "arn:aws:iam::000000000000:user/h1")
-    cli("add-tags-to-on-premises-instances", "--instance-names", "h1", "--tags", "Key=env,Value=prod")
-    cli("create-deployment-group", "--application-name", "web", "--deployment-group-name", "prod",
-        "--on-premises-instance-tag-filters", "Key=env,Value=prod,Type=KEY_AND_VALUE")
     slow = tmp_path / "slow"
     make_app(str(slow), "sleep 3", "v1")
     cli("push", "--application-name", "web", "--s3-location", "s3://releases/slow.zip", "--source", str(slow))
@@ -164,17 +170,11 @@ def test_a_stopped_deployment_is_followed_until_its_running_event_ends(tmp_path)
 
 
 def test_the_agent_says_what_it_does_in_text_or_json_lines(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DEPLOYCTL_"))}
-    env["DEPLOYCTL_STATE"] = str(tmp_path / "state.db")
+    env = local_group(tmp_path)
 
     def cli(*args):
         return deployctl(*args, env=env)
 
-    cli("create-application", "--application-name", "web")
-    cli("register-on-premises-instance", "--instance-name", "h1", "--iam-user-arn", "arn:aws:iam::000000000000:user/h1")
-    cli("add-tags-to-on-premises-instances", "--instance-names", "h1", "--tags", "Key=env,Value=prod")
-    cli("create-deployment-group", "--application-name", "web", "--deployment-group-name", "prod",
-        "--on-premises-instance-tag-filters", "Key=env,Value=prod,Type=KEY_AND_VALUE")
     bad = tmp_path / "bad"
     make_app(str(bad), 'echo "down" >&2; exit 4', "v1")
     cli("push", "--application-name", "web", "--s3-location", "s3://releases/bad.zip", "--source", str(bad))
