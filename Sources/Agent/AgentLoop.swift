@@ -2,6 +2,7 @@ import AppSpec
 import DeployModel
 import Foundation
 import Logging
+import Synchronization
 
 /// One host command as the agent runs it: an event of a deployment, with everything the engine needs.
 public struct AgentCommand: Sendable {
@@ -53,6 +54,8 @@ public struct AgentLoop: Sendable {
     public var instanceName: String
     /// One line per event (deployment, event, status, duration, and why it failed).
     public var logger: Logger
+    /// When the loop last started or finished an event (the idle-memory watch waits for a quiet stretch).
+    public let activity = AgentActivity()
 
     public init(
         engine: LifecycleEngine, controlPlane: any AgentControlPlane, instanceName: String,
@@ -113,6 +116,8 @@ public struct AgentLoop: Sendable {
     }
 
     func run(_ command: AgentCommand) async throws {
+        activity.touch()
+        defer { activity.touch() }
         try FileManager.default.createDirectory(atPath: ongoingDirectory, withIntermediateDirectories: true)
         let marker = ongoingDirectory + "/" + Self.markerName(command.id)
         try Data((command.event + "\n" + command.id + "\n").utf8).write(to: URL(fileURLWithPath: marker))
@@ -220,5 +225,31 @@ extension LifecycleEngine {
         }
         // The control plane adds its own grace (60 s by default) for start-up and reporting.
         return max(1, total)
+    }
+}
+
+/// A count of the agent's event starts and ends, when the last one was (monotonic clock), and a stream that yields on
+/// each, so a watcher can sleep until there is something to watch.
+public final class AgentActivity: Sendable {
+    private let generation = Atomic<Int>(0)
+    private let lastNanoseconds = Atomic<UInt64>(DispatchTime.now().uptimeNanoseconds)
+    let changes: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    public init() {
+        (changes, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        continuation.yield()
+    }
+
+    func touch() {
+        generation.wrappingAdd(1, ordering: .relaxed)
+        lastNanoseconds.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
+        continuation.yield()
+    }
+
+    /// The current generation and how many seconds have passed since the last start or end.
+    func state() -> (generation: Int, quietSeconds: Double) {
+        let elapsed = DispatchTime.now().uptimeNanoseconds &- lastNanoseconds.load(ordering: .relaxed)
+        return (generation.load(ordering: .relaxed), Double(elapsed) / 1e9)
     }
 }

@@ -69,6 +69,29 @@ public struct AgentService: Service {
         var failures = 0
         let recovered = await loop.recoverInterrupted()
         if recovered > 0 { logger.info("reported \(recovered) interrupted event(s) as failed") }
+        // Two seconds after starting, and after each stretch of events: give back what that work used (IdleMemory),
+        // while the agent waits for its next command.
+        let activity = loop.activity
+        let logger = self.logger
+        let idleWatch = Task.detached {
+            // Asleep while nothing happens (no CPU between polls); after activity, waits for two quiet seconds.
+            var releasedAt = -1
+            for await _ in activity.changes {
+                while !Task.isCancelled {
+                    let (generation, quietFor) = activity.state()
+                    if generation == releasedAt { break }
+                    if quietFor < 2 {
+                        try? await Task.sleep(for: .milliseconds(Int64((2 - quietFor) * 1000) + 50))
+                        continue
+                    }
+                    let released = IdleMemory.release()
+                    logger.debug("released \(released >> 20) MiB of mapped code while idle")
+                    releasedAt = generation
+                }
+                if Task.isCancelled { break }
+            }
+        }
+        defer { idleWatch.cancel() }
         while !Task.isShuttingDownGracefully {
             if let problem = health() { throw Stopped(description: problem) }
             if Date().timeIntervalSince(renewed) > Self.leaseRenewal {

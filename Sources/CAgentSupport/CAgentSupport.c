@@ -96,3 +96,9 @@ pid_t deployctl_spawn_watchdog(pid_t group, int grace_seconds) {
 #endif
 
 int deployctl_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+#include <malloc.h>
+
+int deployctl_malloc_trim(void) {
+    return malloc_trim(0);
+}

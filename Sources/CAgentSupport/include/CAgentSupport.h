@@ -27,4 +27,6 @@ int deployctl_become_subreaper(void);
 pid_t deployctl_spawn_watchdog(pid_t group, int grace_seconds);
 /* A descriptor that polls readable when `pid` (our child) exits; -1 where the kernel lacks pidfd_open. */
 int deployctl_pidfd_open(pid_t pid);
+/* malloc_trim(0): gives freed heap back to the system; 1 when memory was released. */
+int deployctl_malloc_trim(void);
 #endif
