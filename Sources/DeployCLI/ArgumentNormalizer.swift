@@ -63,8 +63,8 @@ enum ArgumentNormalizer {
         var command = root
         while let word = rest.first.flatMap({ $0.hasPrefix("-") ? nil : $0 }) {
             let known = subcommands(of: command)
-            if word == "help", !path.isEmpty, known[word] == nil {
-                // `<subcommand …> help`: the word right after the subcommand's name.
+            if word == "help", known[word] == nil {
+                // `deployctl help`, `<subcommand …> help`: the word right after the command's name.
                 rest.removeFirst()
                 wantsHelp = true
                 break

@@ -176,6 +176,9 @@ def test_help_as_a_word_and_for_a_subcommand_that_does_not_exist(tmp_path):
         assert result.returncode == 0 and "Gets information about a deployment" in result.stdout, args
     nested = local(tmp_path, "agent", "run", "help")
     assert nested.returncode == 0 and "--instance-name" in nested.stdout
+    for args in (["help"], ["--help"], ["agent", "help"]):
+        result = local(tmp_path, *args)
+        assert result.returncode == 0 and "SUBCOMMANDS" in result.stdout, (args, result.stderr)
     for args in (["nosuch", "--help"], ["help", "nosuch"], ["nosuch", "help"]):
         result = local(tmp_path, *args)
         assert result.returncode == 252 and "'nosuch' is not a deployctl command" in result.stderr, args
