@@ -25,16 +25,8 @@ struct DeploymentWaiter {
             let info: DeploymentInfo
             let targets: [InstanceTarget]
             do {
-                guard let found = try await api.getDeployment(GetDeploymentInput(deploymentId: following)).deploymentInfo else { return }
-                info = found
-                let ids = try await api.listDeploymentTargets(ListDeploymentTargetsInput(deploymentId: following)).targetIds ?? []
-                var collected: [InstanceTarget] = []
-                for chunk in ids.chunked(25) {
-                    collected +=
-                        try await api.batchGetDeploymentTargets(BatchGetDeploymentTargetsInput(deploymentId: following, targetIds: chunk))
-                        .deploymentTargets?.compactMap(\.instanceTarget) ?? []
-                }
-                targets = collected
+                guard let found = try await Self.load(api, following) else { return }
+                (info, _, targets) = found
             } catch let error as ServiceError {
                 throw CLIFailure.other("Waiter DeploymentSuccessful failed: An error occurred (\(error.code)): \(error.message)")
             }
@@ -103,6 +95,22 @@ struct DeploymentWaiter {
             }
             try await Task.sleep(nanoseconds: UInt64(interval * 1_000_000_000))
         }
+    }
+
+    /// A deployment, the ids of its targets and those targets (`only`: just that one), in batches of 25; nil when
+    /// the deployment has no info.
+    static func load(_ api: any CodeDeployAPI, _ deploymentId: String, only: String? = nil) async throws -> (
+        info: DeploymentInfo, targetIds: [String], targets: [InstanceTarget]
+    )? {
+        guard let info = try await api.getDeployment(GetDeploymentInput(deploymentId: deploymentId)).deploymentInfo else { return nil }
+        let ids = try await api.listDeploymentTargets(ListDeploymentTargetsInput(deploymentId: deploymentId)).targetIds ?? []
+        var targets: [InstanceTarget] = []
+        for chunk in ids.filter({ only == nil || $0 == only }).chunked(25) {
+            targets +=
+                try await api.batchGetDeploymentTargets(BatchGetDeploymentTargetsInput(deploymentId: deploymentId, targetIds: chunk))
+                .deploymentTargets?.compactMap(\.instanceTarget) ?? []
+        }
+        return (info, ids, targets)
     }
 
     /// At most `rows - 1` lines of at most `columns - 1` characters, so nothing wraps and the cursor can go back over

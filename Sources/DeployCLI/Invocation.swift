@@ -76,25 +76,23 @@ public struct GlobalOptions: ParsableArguments {
             "The output format: json (default: $DEPLOYCTL_OUTPUT, else $AWS_DEFAULT_OUTPUT, else json), text or table.", valueName: "format"))
     var outputOption: OutputFormat?
 
-    /// The format asked for by --output or the environment, nil when none was (commands whose default is text).
-    var explicitOutput: OutputFormat? {
-        if let outputOption { return outputOption }
+    /// The first of $DEPLOYCTL_OUTPUT and $AWS_DEFAULT_OUTPUT that is set: its name and value.
+    static func outputFromEnvironment() -> (name: String, value: String)? {
         let environment = ProcessInfo.processInfo.environment
         for name in ["DEPLOYCTL_OUTPUT", "AWS_DEFAULT_OUTPUT"] {
-            if let value = environment[name], !value.isEmpty { return OutputFormat(rawValue: value) }
+            if let value = environment[name], !value.isEmpty { return (name, value) }
         }
         return nil
     }
 
-    /// --output, else $DEPLOYCTL_OUTPUT, else $AWS_DEFAULT_OUTPUT (checked in `validate()`), else json.
-    var output: OutputFormat {
-        if let outputOption { return outputOption }
-        let environment = ProcessInfo.processInfo.environment
-        for name in ["DEPLOYCTL_OUTPUT", "AWS_DEFAULT_OUTPUT"] {
-            if let value = environment[name], !value.isEmpty, let format = OutputFormat(rawValue: value) { return format }
-        }
-        return .json
+    /// The format asked for by --output or the environment (checked in `validate()`), nil when none was (commands
+    /// whose default is text).
+    var explicitOutput: OutputFormat? {
+        outputOption ?? Self.outputFromEnvironment().flatMap { OutputFormat(rawValue: $0.value) }
     }
+
+    /// --output, else $DEPLOYCTL_OUTPUT, else $AWS_DEFAULT_OUTPUT, else json.
+    var output: OutputFormat { explicitOutput ?? .json }
 
     @Option(
         name: .customLong("query"),
@@ -196,22 +194,13 @@ public struct GlobalOptions: ParsableArguments {
     }
 
     public func validate() throws {
-        if outputOption == nil {
-            let environment = ProcessInfo.processInfo.environment
-            for name in ["DEPLOYCTL_OUTPUT", "AWS_DEFAULT_OUTPUT"] {
-                guard let value = environment[name], !value.isEmpty else { continue }
-                if OutputFormat(rawValue: value) == nil {
-                    throw ValidationError("Bad value for $\(name): '\(value.prefix(40))' (expected json, text or table)")
-                }
-                break
-            }
+        if outputOption == nil, let (name, value) = Self.outputFromEnvironment(), OutputFormat(rawValue: value) == nil {
+            throw ValidationError("Bad value for $\(name): '\(value.prefix(40))' (expected json, text or table)")
         }
-        if let query {
-            do {
-                _ = try JMESPathExpression(query)
-            } catch {
-                throw ValidationError("Bad value for --query \(query): \(error)")
-            }
+        do {
+            _ = try compiledQuery()
+        } catch let failure as CLIFailure {
+            throw ValidationError(failure.message)
         }
     }
 

@@ -42,25 +42,17 @@ struct LogsCommand: AsyncParsableCommand {
         var first = true
         while true {
             let info: DeploymentInfo
-            var targets: [InstanceTarget] = []
+            let targets: [InstanceTarget]
             do {
-                guard let found = try await api.getDeployment(GetDeploymentInput(deploymentId: deploymentId)).deploymentInfo else { return }
-                info = found
-                let ids = try await api.listDeploymentTargets(ListDeploymentTargetsInput(deploymentId: deploymentId)).targetIds ?? []
-                if let instanceId, !ids.contains(instanceId) {
+                guard let found = try await DeploymentWaiter.load(api, deploymentId, only: instanceId) else { return }
+                if let instanceId, !found.targetIds.contains(instanceId) {
                     throw CLIFailure.service(
                         operation: "GetDeploymentTarget", code: "DeploymentTargetDoesNotExistException",
                         message:
-                            "The deployment \(deploymentId) has no instance \(instanceId.prefix(100)); its instances: \(ids.prefix(20).joined(separator: ", "))"
+                            "The deployment \(deploymentId) has no instance \(instanceId.prefix(100)); its instances: \(found.targetIds.prefix(20).joined(separator: ", "))"
                     )
                 }
-                for id in ids where instanceId == nil || id == instanceId {
-                    if let target = try await api.getDeploymentTarget(GetDeploymentTargetInput(deploymentId: deploymentId, targetId: id))
-                        .deploymentTarget?.instanceTarget
-                    {
-                        targets.append(target)
-                    }
-                }
+                (info, targets) = (found.info, found.targets)
             } catch let error as ServiceError {
                 throw CLIFailure.service(operation: "GetDeployment", code: error.code, message: error.message)
             }
