@@ -15,6 +15,9 @@ bundles are generated, not committed: the Bundles tests run this script before t
   zip-bomb.zip            one entry of 64 MiB of zeros (about 64 KiB compressed)
   many-entries.tgz        5,000 empty files
   deep-path.tar           one file 3,000 directories deep (a 6,000-character name)
+  symlink-over-dir.tar    files in etc/, then a symlink etc -> /tmp/deployctl-hostile-outside, then etc/pwned.txt
+  tar-semantics.tar       not hostile: a read-only directory with a file in it, a path written twice, a file replaced
+                          by a symlink, a setuid file and a hard link, with their modification times
 """
 import io
 import os
@@ -109,6 +112,33 @@ def main():
     tar_with(os.path.join(out, "many-entries.tgz"),
              [file_info("appspec.yml", appspec)] + [file_info(f"f/{i:05d}", b"") for i in range(5000)], mode="w:gz")
     tar_with(os.path.join(out, "deep-path.tar"), [file_info("appspec.yml", appspec), file_info("a/" * 3000 + "deep.txt", b"deep")])
+
+    tar_with(os.path.join(out, "symlink-over-dir.tar"), [
+        file_info("appspec.yml", appspec),
+        *[file_info(f"etc/file-{i}", b"inside") for i in range(20)],
+        link_info("etc", "/tmp/deployctl-hostile-outside"),
+        file_info("etc/pwned.txt", b"escaped"),
+    ])
+
+    def dated(member, mtime, mode=None):
+        member[0].mtime = mtime
+        if mode is not None:
+            member[0].mode = mode
+        return member
+
+    read_only = tarfile.TarInfo("ro")
+    read_only.type = tarfile.DIRTYPE
+    tar_with(os.path.join(out, "tar-semantics.tar"), [
+        file_info("appspec.yml", appspec),
+        dated((read_only, None), 1_000_000_000, 0o555),
+        dated(file_info("ro/f", b"in a read-only directory"), 1_200_000_000),
+        file_info("dup.txt", b"one"),
+        file_info("dup.txt", b"two"),
+        file_info("swap", b"a file first"),
+        link_info("swap", "dup.txt"),
+        dated(file_info("setuid", b"#!/bin/sh\n"), 1_300_000_000, 0o4755),
+        link_info("hl", "dup.txt", tarfile.LNKTYPE),
+    ])
 
     print(f"wrote hostile bundles into {out}")
 

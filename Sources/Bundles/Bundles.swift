@@ -226,6 +226,15 @@ final class ArchiveReader {
         return (entry, info)
     }
 
+    /// The entry's access and modification times for `futimens` (the access time is the modification time when
+    /// the archive has none), or nil when it records no modification time.
+    static func times(of entry: OpaquePointer) -> (timespec, timespec)? {
+        guard archive_entry_mtime_is_set(entry) != 0 else { return nil }
+        let modified = timespec(tv_sec: archive_entry_mtime(entry), tv_nsec: Int(archive_entry_mtime_nsec(entry)))
+        guard archive_entry_atime_is_set(entry) != 0 else { return (modified, modified) }
+        return (timespec(tv_sec: archive_entry_atime(entry), tv_nsec: Int(archive_entry_atime_nsec(entry))), modified)
+    }
+
     /// The bundle type, known once the first header has been read.
     var detectedType: ArchiveFormat? {
         let format = archive_format(handle) & ARCHIVE_FORMAT_BASE_MASK
@@ -319,12 +328,20 @@ public enum BundleArchive {
         -> ExtractionSummary
     {
         let reader = try ArchiveReader(path: path)
-        guard let writer = archive_write_disk_new() else { throw .io("libarchive could not allocate a writer") }
-        defer { archive_write_free(writer) }
-        let flags = ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS
-        archive_write_disk_set_options(writer, flags)
+        let lanes = [try ExtractionLane(root: staging), try ExtractionLane(root: staging)]
+        lanes.forEach { $0.start() }
+        var finished = false
+        func finishLanes() throws(BundleError) {
+            guard !finished else { return }
+            finished = true
+            let failures = lanes.compactMap { $0.finish() }
+            if let failure = failures.first { throw failure }
+        }
+        defer { try? finishLanes() }
         var safety = EntrySafety(limits: limits)
         var summary = ExtractionSummary(entries: 0, bytes: 0)
+        var directories: [DirectoryFixup] = []
+        var hardlinks: [(path: String, target: String)] = []
         var first = true
         while let (entry, info) = try reader.next() {
             if first {
@@ -336,17 +353,20 @@ public enum BundleArchive {
                 _ = archive_read_data_skip(reader.handle)
                 continue
             }
-            archive_entry_set_pathname(entry, staging + "/" + info.path)
-            if info.kind == .hardlink, let target = info.linkTarget {
-                archive_entry_set_hardlink(entry, staging + "/" + EntrySafety.normalize(target))
-            }
-            archive_entry_set_perm(entry, mode_t(info.mode & 0o1777))
-            archive_entry_set_uid(entry, Int64(getuid()))
-            archive_entry_set_gid(entry, Int64(getgid()))
-            guard archive_write_header(writer, entry) == ARCHIVE_OK else {
-                throw .unsafeEntry(path: info.path, reason: ArchiveReader.message(writer))
-            }
-            if info.kind == .file {
+            let lane = lanes[Int(UInt(bitPattern: info.path.hashValue) % UInt(lanes.count))]
+            let times = ArchiveReader.times(of: entry)
+            let mode = mode_t(info.mode & 0o1777)
+            switch info.kind {
+            case .directory:
+                directories.append(DirectoryFixup(path: info.path, mode: mode, times: times))
+                try lane.push(.directory(path: info.path))
+            case .symlink:
+                try lane.push(.symlink(path: info.path, target: info.linkTarget ?? "", times: times))
+            case .hardlink:
+                // Linked once every lane is done: its file may be written by the other lane.
+                hardlinks.append((info.path, EntrySafety.normalize(info.linkTarget ?? "")))
+            case .file:
+                try lane.push(.fileStart(path: info.path))
                 var buffer: UnsafeRawPointer?
                 var size = 0
                 var offset: la_int64_t = 0
@@ -362,16 +382,22 @@ public enum BundleArchive {
                             "the bundle expands to more than \(limits.maxTotalBytes) bytes (the limit) at entry '\(info.path)'; refusing to extract it"
                         )
                     }
-                    guard archive_write_data_block(writer, buffer, size, offset) == ARCHIVE_OK else {
-                        throw .io("cannot write '\(info.path)': \(ArchiveReader.message(writer))")
-                    }
+                    guard let buffer, size > 0 else { continue }
+                    try lane.push(.fileData(bytes: Array(UnsafeRawBufferPointer(start: buffer, count: size)), offset: Int64(offset)))
                 }
-            }
-            guard archive_write_finish_entry(writer) == ARCHIVE_OK else {
-                throw .io("cannot finish '\(info.path)': \(ArchiveReader.message(writer))")
+                try lane.push(.fileEnd(path: info.path, size: info.size, mode: mode, times: times))
+            case .device, .fifo, .socket:
+                throw .unsafeEntry(path: info.path, reason: "\(info.kind.rawValue) entries are not allowed in a bundle")
             }
             summary.entries += 1
         }
+        try finishLanes()
+        let writer = try DiskWriter(root: staging)
+        for link in hardlinks {
+            try writer.hardlink(link.path, to: link.target)
+            writer.limitOpenDirectories()
+        }
+        try writer.applyDirectoryModes(directories)
         if first, reader.detectedType == nil { throw .corrupt(path: path, reason: "it is empty or not a zip or tar archive") }
         return summary
     }

@@ -1,6 +1,7 @@
-import Bundles
 import Foundation
 import Testing
+
+@testable import Bundles
 
 /// A scratch directory per test.
 final class Scratch {
@@ -93,6 +94,48 @@ enum Hostile {
         #expect(entries.filter { $0.kind == .symlink && !EntrySafety.staysInside($0.linkTarget ?? "", from: $0.path) }.count == 2)
     }
 
+    /// A symlink entry over a directory that earlier entries filled, then a file below it: refused whichever of the
+    /// two extraction lanes gets there first (the safety rules, or `O_NOFOLLOW` when the symlink won the race), and
+    /// nothing is written where the symlink points. Run 20 times to give the lanes their chances.
+    @Test func aSymlinkReplacingAFilledDirectoryIsNeverWrittenThrough() throws {
+        #expect(Hostile.generated)
+        // The place the symlink points at exists, so a write through it would land there.
+        let outside = "/tmp/deployctl-hostile-outside"
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: outside) }
+        for _ in 0..<20 {
+            let scratch = try Scratch()
+            #expect(throws: BundleError.self) {
+                try BundleArchive.extract(Hostile.path("symlink-over-dir.tar"), into: scratch.path + "/deploy/archive")
+            }
+            #expect(scratch.contents("deploy") == [])
+            #expect((try? FileManager.default.contentsOfDirectory(atPath: outside)) == [])
+        }
+    }
+
+    /// The writer under both lanes never follows a symlink, at any depth and for every kind of entry, even one it
+    /// did not create itself (a race, or a symlink entry that won it).
+    @Test func theDiskWriterNeverFollowsASymlink() throws {
+        let scratch = try Scratch()
+        let outside = scratch.path + "/outside"
+        let staging = scratch.path + "/staging"
+        try FileManager.default.createDirectory(atPath: outside + "/sub", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: staging + "/a", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: staging + "/link", withDestinationPath: outside)
+        try FileManager.default.createSymbolicLink(atPath: staging + "/a/deep", withDestinationPath: outside)
+        let writer = try DiskWriter(root: staging)
+        for path in ["link/pwned", "a/deep/pwned", "link/sub/pwned", "a/deep/sub/x/pwned"] {
+            #expect(throws: BundleError.self) { _ = try writer.createFile(path) }
+            #expect(throws: BundleError.self) { try writer.makeDirectory(path) }
+            #expect(throws: BundleError.self) { try writer.symlink(path, to: "/etc/passwd", times: nil) }
+        }
+        // A last component that is a symlink is replaced, not written through.
+        let fd = try writer.createFile("link")
+        try writer.finishFile(fd, path: "link", size: 0, written: 0, mode: 0o644, times: nil)
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: staging + "/link")) == nil)
+        #expect(try FileManager.default.subpathsOfDirectory(atPath: outside) == ["sub"])
+    }
+
     @Test func zipBombIsRefusedAtTheByteLimit() throws {
         #expect(Hostile.generated)
         let scratch = try Scratch()
@@ -117,6 +160,82 @@ enum Hostile {
         }
         #expect(scratch.contents() == [])
         #expect(try BundleArchive.entries(of: Hostile.path("many-entries.tgz")).count == 5001)
+    }
+}
+
+/// What `tar -x` does with an archive's own metadata, kept by deployctl's extraction (two lanes, directory modes
+/// applied last): checked against GNU tar's result on the same archive where the machine has it.
+@Suite struct TarSemanticsTests {
+    func modified(_ path: String) -> Int {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return -1 }
+        return info.st_mtim.tv_sec
+    }
+
+    func mode(_ path: String) -> mode_t {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return 0 }
+        return info.st_mode & 0o7777
+    }
+
+    func inode(_ path: String) -> ino_t {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return 0 }
+        return info.st_ino
+    }
+
+    @Test func readOnlyDirectoriesDuplicatesReplacedFilesSetuidAndHardLinks() throws {
+        #expect(Hostile.generated)
+        let scratch = try Scratch()
+        let out = scratch.path + "/out"
+        let summary = try BundleArchive.extract(Hostile.path("tar-semantics.tar"), into: out)
+        #expect(summary.entries == 9)
+        // The read-only directory received its file, then got its own mode and time.
+        #expect(try String(contentsOfFile: out + "/ro/f", encoding: .utf8) == "in a read-only directory")
+        #expect(mode(out + "/ro") == 0o555)
+        #expect(modified(out + "/ro") == 1_000_000_000)
+        #expect(modified(out + "/ro/f") == 1_200_000_000)
+        // The later entry for a path wins, a symlink replaces the file before it.
+        #expect(try String(contentsOfFile: out + "/dup.txt", encoding: .utf8) == "two")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: out + "/swap") == "dup.txt")
+        // setuid and setgid are never kept from a bundle; the time is.
+        #expect(mode(out + "/setuid") == 0o755)
+        #expect(modified(out + "/setuid") == 1_300_000_000)
+        #expect(inode(out + "/hl") == inode(out + "/dup.txt"))
+
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/tar") || FileManager.default.isExecutableFile(atPath: "/bin/tar") {
+            let gnu = scratch.path + "/gnu"
+            try FileManager.default.createDirectory(atPath: gnu, withIntermediateDirectories: true)
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["tar", "-xf", Hostile.path("tar-semantics.tar"), "-C", gnu, "--no-same-owner"]
+            try process.run()
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            for path in ["ro", "ro/f", "dup.txt", "swap", "hl", "appspec.yml"] {
+                #expect(modified(out + "/" + path) == modified(gnu + "/" + path), "mtime of \(path)")
+                #expect(mode(out + "/" + path) == mode(gnu + "/" + path) || path == "swap", "mode of \(path)")
+            }
+        }
+    }
+
+    /// Many files over many directories, as the two lanes share them: every byte and mode arrives.
+    @Test func aLargeTreeArrivesWhole() throws {
+        let scratch = try Scratch()
+        for index in 0..<600 {
+            try scratch.write(
+                "src/d\(index % 7)/sub\(index % 3)/f\(index).txt", String(repeating: "\(index),", count: index % 50),
+                mode: index % 2 == 0 ? 0o644 : 0o600)
+        }
+        try BundleArchive.create(from: scratch.path + "/src", to: scratch.path + "/b.tgz", type: .tgz)
+        let out = scratch.path + "/out"
+        let summary = try BundleArchive.extract(scratch.path + "/b.tgz", into: out)
+        #expect(summary.entries == 600 + 7 + 21)
+        for index in 0..<600 {
+            let path = "/d\(index % 7)/sub\(index % 3)/f\(index).txt"
+            #expect(try String(contentsOfFile: out + path, encoding: .utf8) == String(repeating: "\(index),", count: index % 50))
+            #expect(mode(out + path) == (index % 2 == 0 ? 0o644 : 0o600))
+        }
     }
 }
 
