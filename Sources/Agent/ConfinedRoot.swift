@@ -149,7 +149,7 @@ public struct ConfinedRoot: Sendable {
 
     /// Reads a regular file inside the root (a last-component symlink is refused), at most `maxBytes`.
     public func readFile(_ relative: String, maxBytes: Int) throws(Refusal) -> Data {
-        let fd = try openEntry(relative, flags: O_RDONLY)
+        let fd = try openEntry(relative, flags: O_RDONLY | O_NONBLOCK)
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
@@ -182,3 +182,47 @@ public struct ConfinedRoot: Sendable {
 
 /// `stat(2)` by path (inside types where `stat` names the struct).
 func statPath(_ path: String, _ info: inout stat) -> Int32 { stat(path, &info) }
+
+/// The directories of one ``ConfinedRoot`` that a step has reached, kept open for the entries inside them: a
+/// 10,000-file install opens each directory once instead of resolving every file's whole path again. Used by one
+/// thread for one step; a descriptor it returns is valid until the next call.
+public final class OpenDirectories {
+    public let root: ConfinedRoot
+    private var open: [String: Int32] = [:]
+    static let limit = 256
+
+    public init(_ root: ConfinedRoot) { self.root = root }
+
+    deinit { for fd in open.values { close(fd) } }
+
+    /// The parent directory of `relative` (resolved as ``ConfinedRoot/openDirectory(_:)`` does), and its last component.
+    public func parent(_ relative: String) throws(ConfinedRoot.Refusal) -> (fd: Int32, name: String) {
+        var parts = ConfinedRoot.components(relative)
+        guard let name = parts.popLast() else {
+            throw ConfinedRoot.Refusal(path: root.display(relative), reason: "the root itself cannot be written", missing: false)
+        }
+        let key = parts.joined(separator: "/")
+        if let fd = open[key] { return (fd, name) }
+        if open.count >= Self.limit {
+            for fd in open.values { close(fd) }
+            open.removeAll(keepingCapacity: true)
+        }
+        let fd = try root.openDirectory(key)
+        open[key] = fd
+        return (fd, name)
+    }
+
+    /// `lstat` of `relative`, or nil when it (or a directory on its way) does not exist.
+    public func lstat(_ relative: String) throws(ConfinedRoot.Refusal) -> stat? {
+        if ConfinedRoot.components(relative).isEmpty { return try root.lstat(relative) }
+        let found: (fd: Int32, name: String)
+        do {
+            found = try parent(relative)
+        } catch {
+            if error.missing { return nil }
+            throw error
+        }
+        var info = stat()
+        return fstatat(found.fd, found.name, &info, AT_SYMLINK_NOFOLLOW) == 0 ? info : nil
+    }
+}

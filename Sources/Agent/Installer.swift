@@ -59,19 +59,20 @@ public struct Installer: Sendable {
         return path
     }
 
-    func lstatDestination(_ destination: String) throws(AgentError) -> stat? {
+    func lstatDestination(_ destination: String, in targets: OpenDirectories) throws(AgentError) -> stat? {
         let inside = try confined(destination)
         do {
-            return try target.lstat(inside)
+            return try targets.lstat(inside)
         } catch {
             throw .install("cannot install to \(error.path): \(error.reason)")
         }
     }
 
-    func openParent(_ destination: String) throws(AgentError) -> (fd: Int32, name: String) {
+    /// The parent directory of `destination`, from `targets` (valid until its next call), and the last component.
+    func openParent(_ destination: String, in targets: OpenDirectories) throws(AgentError) -> (fd: Int32, name: String) {
         let inside = try confined(destination)
         do {
-            return try target.openParent(inside)
+            return try targets.parent(inside)
         } catch {
             throw .install("cannot install to \(error.path): \(error.reason)")
         }
@@ -128,10 +129,10 @@ public struct Installer: Sendable {
         var left = [UInt8](repeating: 0, count: 1 << 20)
         var right = [UInt8](repeating: 0, count: 1 << 20)
         for copy in plan.copies where previous.contains(copy.destination) {
-            guard let inside = relative(copy.destination), let target = try? target.openEntry(inside, flags: O_RDONLY) else { continue }
+            guard let inside = relative(copy.destination), let target = try? target.openEntry(inside, flags: O_RDONLY | O_NONBLOCK) else { continue }
             defer { close(target) }
             let sourcePath = copy.source == plan.archive ? "" : String(copy.source.dropFirst(plan.archive.count))
-            guard let source = try? revision.openEntry(sourcePath, flags: O_RDONLY) else { continue }
+            guard let source = try? revision.openEntry(sourcePath, flags: O_RDONLY | O_NONBLOCK) else { continue }
             defer { close(source) }
             var a = stat()
             var b = stat()
@@ -173,12 +174,13 @@ public struct Installer: Sendable {
         var claimed: [String: String] = [:]
         var plannedDirectories = Set<String>()
         let revision = ConfinedRoot(path: archive, policy: .beneath)
+        let targets = OpenDirectories(target)
 
         func addDirectory(_ path: String) throws(AgentError) {
             var components: [String] = []
             var current = path
             while !current.isEmpty, current != "/", current != installRoot, !plannedDirectories.contains(current) {
-                if let info = try lstatDestination(current) {
+                if let info = try lstatDestination(current, in: targets) {
                     if info.st_mode & S_IFMT == S_IFLNK {
                         // Reached through below: it must lead to a directory inside the root.
                         let inside = try confined(current)
@@ -211,15 +213,17 @@ public struct Installer: Sendable {
                 throw .install("the appspec installs the file \(source) where it also needs the directory \(target)")
             }
             // Its ancestors must not be files or symlinks this install creates (looked up, not scanned: O(depth)).
-            var ancestor = (target as NSString).deletingLastPathComponent
-            while ancestor.count > 1 {
-                if claimed[ancestor] != nil {
+            var ancestor = Substring(target)
+            while let slash = ancestor.lastIndex(of: "/"), slash > ancestor.startIndex {
+                ancestor = ancestor[..<slash]
+                if claimed[String(ancestor)] != nil {
                     throw .install("the appspec installs \(target) inside \(ancestor), which it installs as a file or symlink")
                 }
-                ancestor = (ancestor as NSString).deletingLastPathComponent
             }
             claimed[target] = source
-            if !owned.contains(target), let info = try lstatDestination(target) {
+            // A file in a directory this install creates cannot exist yet: no need to look.
+            let parent = target.lastIndex(of: "/").map { String(target[..<$0]) } ?? ""
+            if !plannedDirectories.contains(parent), !owned.contains(target), let info = try lstatDestination(target, in: targets) {
                 if info.st_mode & S_IFMT == S_IFDIR {
                     throw .install("cannot install \(source): a directory exists at \(target)")
                 }
@@ -269,28 +273,48 @@ public struct Installer: Sendable {
     }
 
     /// Every entry below `directory`, sorted, without following any symlink (a symlink is an entry, not a tree).
+    /// Read with `readdir` from descriptors opened `O_NOFOLLOW`, taking the type from the directory entry.
     static func walk(_ directory: String) -> [(path: String, isDirectory: Bool)] {
         var result: [(path: String, isDirectory: Bool)] = []
-        func visit(_ relative: String) {
-            let absolute = relative.isEmpty ? directory : directory + "/" + relative
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: absolute) else { return }
-            for name in names.sorted() {
-                let path = relative.isEmpty ? name : relative + "/" + name
-                var info = stat()
-                guard Glibc.lstat(directory + "/" + path, &info) == 0 else { continue }
-                let isDirectory = info.st_mode & S_IFMT == S_IFDIR
-                result.append((path, isDirectory))
-                if isDirectory { visit(path) }
+        func visit(_ fd: Int32, _ relative: String) {
+            guard let stream = fdopendir(fd) else {
+                close(fd)
+                return
+            }
+            defer { closedir(stream) }
+            var children: [(name: String, isDirectory: Bool)] = []
+            while let entry = readdir(stream) {
+                let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if name == "." || name == ".." { continue }
+                var isDirectory = entry.pointee.d_type == UInt8(DT_DIR)
+                if entry.pointee.d_type == UInt8(DT_UNKNOWN) {
+                    var info = stat()
+                    guard fstatat(dirfd(stream), name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                    isDirectory = info.st_mode & S_IFMT == S_IFDIR
+                }
+                children.append((name, isDirectory))
+            }
+            for child in children.sorted(by: { $0.name < $1.name }) {
+                let path = relative.isEmpty ? child.name : relative + "/" + child.name
+                result.append((path, child.isDirectory))
+                if child.isDirectory {
+                    let inner = openat(dirfd(stream), child.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                    if inner >= 0 { visit(inner, path) }
+                }
             }
         }
-        visit("")
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { visit(fd, "") }
         return result.sorted { $0.path < $1.path }
     }
 
     // MARK: Execution
 
     /// Creates and copies what the plan says. Every destination is appended to the cleanup list **before** it is
-    /// written (directories right after they are created), so an interrupted install is still cleaned up next time.
+    /// written (directories right after they are created; files in batches of ``noteBatch`` named before any of
+    /// them is created), so an interrupted install is still cleaned up next time.
     /// `unchanged`: destinations already in place byte for byte (``unchanged(_:previous:)``): recorded, not copied.
     public func execute(_ plan: InstallPlan, cleanupList: String, unchanged: Set<String> = [], keptDirectories: [String] = []) throws(AgentError)
         -> [String]
@@ -300,12 +324,18 @@ public struct Installer: Sendable {
             throw .io("cannot write the cleanup list \(cleanupList): \(String(cString: strerror(errno)))")
         }
         defer { fclose(record) }
-        func note(_ path: String) throws(AgentError) {
-            guard fputs(path + "\n", record) >= 0, fflush(record) == 0 else {
+        func note(_ paths: some Sequence<String>) throws(AgentError) {
+            for path in paths {
+                guard fputs(path + "\n", record) >= 0 else {
+                    throw .io("cannot write the cleanup list \(cleanupList): \(String(cString: strerror(errno)))")
+                }
+            }
+            guard fflush(record) == 0 else {
                 throw .io("cannot write the cleanup list \(cleanupList): \(String(cString: strerror(errno)))")
             }
         }
-        let revision = ConfinedRoot(path: plan.archive, policy: .beneath)
+        let revisionRoot = ConfinedRoot(path: plan.archive, policy: .beneath)
+        let targets = OpenDirectories(target)
         if !installRoot.isEmpty, !FileManager.default.fileExists(atPath: installRoot) {
             do {
                 try FileManager.default.createDirectory(atPath: installRoot, withIntermediateDirectories: true)
@@ -314,49 +344,85 @@ public struct Installer: Sendable {
             }
         }
         var installed: [String] = []
-        for directory in keptDirectories {
-            try note(directory)
-            installed.append(directory)
-        }
+        try note(keptDirectories)
+        installed += keptDirectories
         for directory in plan.directories {
-            let parent = try openParent(directory)
-            defer { close(parent.fd) }
+            let parent = try openParent(directory, in: targets)
             guard mkdirat(parent.fd, parent.name, 0o755) == 0 || errno == EEXIST else {
                 throw .install("cannot create \(directory): \(String(cString: strerror(errno)))")
             }
-            try note(directory)
+            try note(CollectionOfOne(directory))
             installed.append(directory)
         }
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        for copy in plan.copies {
-            try note(copy.destination)
-            if unchanged.contains(copy.destination) {
-                installed.append(copy.destination)
-                continue
+        let lanes = (0..<2).map { _ in CopyLane(target: target, revision: revisionRoot) }
+        var start = plan.copies.startIndex
+        while start < plan.copies.endIndex {
+            let batch = plan.copies[start..<min(start + Self.noteBatch, plan.copies.endIndex)]
+            start = batch.endIndex
+            try note(batch.lazy.map(\.destination))
+            installed += batch.lazy.map(\.destination)
+            var shares = Array(repeating: [InstallPlan.Copy](), count: lanes.count)
+            for (index, copy) in batch.filter({ !unchanged.contains($0.destination) }).enumerated() {
+                shares[index % lanes.count].append(copy)
             }
-            let parent = try openParent(copy.destination)
-            defer { close(parent.fd) }
-            if copy.replaces { unlinkat(parent.fd, parent.name, 0) }
-            let source = copy.source == plan.archive ? "" : String(copy.source.dropFirst(plan.archive.count))
-            try Self.copyEntry(source, of: revision, toParent: parent.fd, name: parent.name, display: copy.destination, buffer: &buffer)
-            installed.append(copy.destination)
+            let work = shares
+            DispatchQueue.concurrentPerform(iterations: lanes.count) { index in
+                lanes[index].copy(work[index], installer: self, archive: plan.archive)
+            }
+            if let failure = lanes.lazy.compactMap(\.failure).first { throw failure }
         }
         return installed
     }
 
+    /// One of the threads a batch of copies is shared between (by parent directory, so that two threads never add
+    /// names to one directory at once): creating files is mostly the kernel's work, and a second thread puts the
+    /// second core of a small host to use. Its descriptors and buffer are its own.
+    final class CopyLane: @unchecked Sendable {
+        // Used by one thread at a time: `concurrentPerform` gives each lane to one iteration, and `failure` is read
+        // after it returns.
+        let targets: OpenDirectories
+        let revision: OpenDirectories
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var failure: AgentError?
+
+        init(target: ConfinedRoot, revision: ConfinedRoot) {
+            targets = OpenDirectories(target)
+            self.revision = OpenDirectories(revision)
+        }
+
+        func copy(_ copies: [InstallPlan.Copy], installer: Installer, archive: String) {
+            guard failure == nil else { return }
+            do throws(AgentError) {
+                for copy in copies {
+                    let parent = try installer.openParent(copy.destination, in: targets)
+                    if copy.replaces { unlinkat(parent.fd, parent.name, 0) }
+                    let source = copy.source == archive ? "" : String(copy.source.dropFirst(archive.count))
+                    try Installer.copyEntry(source, of: revision, toParent: parent.fd, name: parent.name, display: copy.destination, buffer: &buffer)
+                }
+            } catch {
+                failure = error
+            }
+        }
+    }
+
+    /// How many destinations are named in the cleanup list (one write) before they are created.
+    static let noteBatch = 256
+
     /// Copies a file (content, mode, modification time) or recreates a symlink with the same target, from inside
     /// the revision to `name` in the directory `parentFD` (created anew: never through an existing entry).
     static func copyEntry(
-        _ source: String, of revision: ConfinedRoot, toParent parentFD: Int32, name: String, display: String, buffer: inout [UInt8]
+        _ source: String, of revision: OpenDirectories, toParent parentFD: Int32, name: String, display: String, buffer: inout [UInt8]
     ) throws(AgentError) {
-        let shown = revision.display(source)
-        let found: stat?? = try? revision.lstat(source)
-        guard let existing = found else { throw .install("cannot read \(shown): it leads outside the revision") }
-        guard var info = existing else { throw .install("cannot read \(shown): no such file") }
-        if info.st_mode & S_IFMT == S_IFLNK {
-            let parent: (fd: Int32, name: String)
-            do { parent = try revision.openParent(source) } catch { throw .install("cannot read \(shown): \(error.reason)") }
-            defer { close(parent.fd) }
+        let shown = revision.root.display(source)
+        let parent: (fd: Int32, name: String)
+        do {
+            parent = try revision.parent(source)
+        } catch {
+            throw .install(error.missing ? "cannot read \(shown): no such file" : "cannot read \(shown): \(error.reason)")
+        }
+        // O_NONBLOCK: a FIFO (put there by a hook) must fail the copy below, not wait for a writer forever.
+        let input = openat(parent.fd, parent.name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)
+        if input < 0, errno == ELOOP {
             var link = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
             let count = readlinkat(parent.fd, parent.name, &link, link.count - 1)
             guard count >= 0 else { throw .install("cannot read the symlink \(shown)") }
@@ -366,9 +432,11 @@ public struct Installer: Sendable {
             }
             return
         }
-        let input: Int32
-        do { input = try revision.openEntry(source, flags: O_RDONLY) } catch { throw .install("cannot read \(shown): \(error.reason)") }
+        guard input >= 0 else {
+            throw .install(errno == ENOENT ? "cannot read \(shown): no such file" : "cannot read \(shown): \(String(cString: strerror(errno)))")
+        }
         defer { close(input) }
+        var info = stat()
         guard fstat(input, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
             throw .install("cannot install \(shown): only regular files, directories and symlinks can be installed")
         }
@@ -377,8 +445,8 @@ public struct Installer: Sendable {
         defer { close(output) }
         // In-kernel copy first; plain reads and writes when the filesystem cannot (or copies less).
         let copied = info.st_size > 0 ? deployctl_copy_range(input, output, Int64(info.st_size)) : 0
-        if copied > 0 { lseek(input, off_t(copied), SEEK_SET) }
-        if copied < Int64(info.st_size) || info.st_size == 0 {
+        if copied < Int64(info.st_size) {
+            if copied > 0 { lseek(input, off_t(copied), SEEK_SET) }
             do throws(DescriptorCopy.Failure) {
                 try DescriptorCopy.copy(from: input, to: output, buffer: &buffer)
             } catch {

@@ -255,6 +255,49 @@ let staticAppSpec = """
         #expect(text.contains("group:root:r--"))
     }
 
+    /// Enough files for many cleanup-list batches, shared between the two copy threads: every file arrives with
+    /// its bytes and mode, the cleanup list names each of them once, and a redeploy removes them all.
+    @Test func aManyFileInstallArrivesWholeAndIsListedForCleanup() throws {
+        let box = try Sandbox()
+        var files = ["appspec.yml": staticAppSpec]
+        for index in 0..<700 { files["site/d\(index % 5)/f\(index).txt"] = String(repeating: "\(index) ", count: index % 40) }
+        let rev = try box.revision(files, executable: ["site/d0/f0.txt", "site/d1/f1.txt"])
+        #expect(try box.deploy(box.spec(rev)).failure == nil)
+        for index in 0..<700 {
+            let path = box.installed("/srv/app/d\(index % 5)/f\(index).txt")
+            #expect(try String(contentsOfFile: path, encoding: .utf8) == String(repeating: "\(index) ", count: index % 40))
+        }
+        var info = stat()
+        #expect(lstat(box.installed("/srv/app/d1/f1.txt"), &info) == 0 && info.st_mode & 0o777 == 0o755)
+        #expect(lstat(box.installed("/srv/app/d2/f2.txt"), &info) == 0 && info.st_mode & 0o777 == 0o644)
+        let listed = Installer.listed(in: box.root.cleanupList("group-id"))
+        #expect(listed.count == 700 + 5 + 2)  // the files, d0-d4, /srv and /srv/app
+        #expect(Set(listed).count == listed.count)
+        let next = try box.revision(["appspec.yml": staticAppSpec, "site/index.html": "v2"])
+        #expect(try box.deploy(box.spec(next)).failure == nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: box.installed("/srv/app")) == ["index.html"])
+    }
+
+    /// A copy that fails on one thread fails the install with that file named, and the next install removes what
+    /// the failed one had created.
+    @Test func aFailedCopyNamesItsFileAndIsCleanedUpNextTime() throws {
+        let box = try Sandbox()
+        var files = ["appspec.yml": staticAppSpec]
+        for index in 0..<300 { files["site/f\(index).txt"] = "\(index)" }
+        // A source that is not a regular file cannot be installed: BeforeInstall (run in the extracted revision)
+        // puts a FIFO among the files.
+        files["appspec.yml"] = staticAppSpec + "\nhooks:\n  BeforeInstall:\n    - location: fifo.sh\n"
+        files["fifo.sh"] = "#!/bin/sh\nmkfifo site/f150.txt.fifo\n"
+        let rev = try box.revision(files)
+        let results = try box.deploy(box.spec(rev))
+        let failure = try #require(results.failure)
+        #expect(failure.name == "Install")
+        #expect(failure.diagnostics?.message.contains("f150.txt.fifo") == true, "\(String(describing: failure.diagnostics))")
+        let good = try box.revision(["appspec.yml": staticAppSpec, "site/ok.txt": "ok"])
+        #expect(try box.deploy(box.spec(good)).failure == nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: box.installed("/srv/app")) == ["ok.txt"])
+    }
+
     @Test func anInterruptedInstallIsCleanedUpByTheNextOne() throws {
         let box = try Sandbox()
         let cleanup = box.root.cleanupList("group-id")
