@@ -46,8 +46,8 @@ let package = Package(
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]),
         // The built-in S3-like artifact store beside the state file.
         .target(name: "ArtifactStore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
-        // libarchive, linked from the system (libarchive-dev).
-        .systemLibrary(name: "CArchive", providers: [.apt(["libarchive-dev"])]),
+        // libarchive from the system (libarchive-dev to build, libarchive13 to run), loaded on first use.
+        .target(name: "CArchive"),
         // appspec.yml: parsed into typed values with source positions, validated with every finding collected.
         .target(name: "AppSpec", dependencies: ["DeployModel", "HostCommandModel", .product(name: "Yams", package: "Yams")]),
         // Revision bundles (zip, tar, tgz): list, safe extraction, creation.

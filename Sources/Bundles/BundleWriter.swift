@@ -19,7 +19,9 @@ extension BundleArchive {
         guard fm.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw .io("\(directory) is not a directory")
         }
-        guard let writer = archive_write_new() else { throw .io("libarchive could not allocate a writer") }
+        guard let writer = archive_write_new() else {
+            throw .io(deployctl_archive_load().map { String(cString: $0) } ?? "libarchive could not allocate a writer")
+        }
         defer { archive_write_free(writer) }
         switch type {
         case .zip: archive_write_set_format_zip(writer)
@@ -40,7 +42,7 @@ extension BundleArchive {
             relativePaths = relativePaths.filter { !$0.split(separator: "/").contains { $0.hasPrefix(".") } }
         }
         var summary = CreationSummary(entries: 0, bytes: 0)
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var buffer = DescriptorCopy.buffer()
         for relative in relativePaths {
             let full = directory + "/" + relative
             if URL(fileURLWithPath: full).standardizedFileURL.path == outputPath { continue }
