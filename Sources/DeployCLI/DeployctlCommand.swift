@@ -14,7 +14,7 @@ public struct DeployctlCommand: AsyncParsableCommand {
             State lives in one SQLite file (--state, $DEPLOYCTL_STATE, or a per-user default). Exit codes: 0 success, \
             252 bad usage or invalid parameters, 254 the operation refused the request, 255 anything else.
             """,
-        version: "0.1.0",
+        version: version,
         subcommands: operationCommands + [
             PushCommand.self, ValidateCommand.self, BundleCommand.self, LocalCommand.self, AgentGroupCommand.self, WaitCommand.self, LogsCommand.self,
             CreateAccessKeyCommand.self, ListAccessKeysCommand.self, UpdateAccessKeyCommand.self, DeleteAccessKeyCommand.self, ServerCommand.self,
@@ -23,6 +23,23 @@ public struct DeployctlCommand: AsyncParsableCommand {
     )
 
     public init() {}
+
+    /// What `deployctl --version` prints.
+    public static let version = "0.1.0"
+
+    /// Answers `deployctl --version` alone without parsing: ArgumentParser reflects over the command tree, and each
+    /// first dynamic cast makes the Swift runtime scan every protocol conformance in the binary (13,600 of them),
+    /// most of the 9 ms this took. Returns the exit status when it answered.
+    public static func answeredImmediately(_ arguments: [String]) -> Int32? {
+        guard arguments.count == 2, arguments[1] == "--version" else { return nil }
+        do {
+            try StandardStreams.out(version + "\n")
+            return 0
+        } catch {
+            StandardStreams.err("deployctl: \(error)\n")
+            return 255
+        }
+    }
 
     /// Swift would repair invalid UTF-8 in arguments into U+FFFD and store that; refuse it instead, naming it.
     static func checkArgumentsAreUTF8() throws {
