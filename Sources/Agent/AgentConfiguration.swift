@@ -70,7 +70,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         guard text.utf8.count <= 1 << 20 else { throw AgentConfigurationError("\(path) is larger than 1 MiB") }
         let node: Node?
         do {
-            node = try Yams.compose(yaml: text)
+            // Settings are read as text; the basic resolver skips compiling the default one's regular expressions.
+            node = try Yams.compose(yaml: text, .basic)
         } catch {
             throw AgentConfigurationError("\(path) is not valid YAML: \(error)")
         }

@@ -126,8 +126,9 @@ public struct Installer: Sendable {
     public func unchanged(_ plan: InstallPlan, previous: Set<String>) -> Set<String> {
         let revision = ConfinedRoot(path: plan.archive, policy: .beneath)
         var same = Set<String>()
-        var left = [UInt8](repeating: 0, count: 1 << 20)
-        var right = [UInt8](repeating: 0, count: 1 << 20)
+        // Allocated at the first comparison: a redeploy with nothing to compare touches no buffer.
+        var left: [UInt8] = []
+        var right: [UInt8] = []
         for copy in plan.copies where previous.contains(copy.destination) {
             guard let inside = relative(copy.destination), let target = try? target.openEntry(inside, flags: O_RDONLY | O_NONBLOCK) else { continue }
             defer { close(target) }
@@ -139,6 +140,10 @@ public struct Installer: Sendable {
             guard fstat(source, &a) == 0, fstat(target, &b) == 0, a.st_mode & S_IFMT == S_IFREG, b.st_mode & S_IFMT == S_IFREG,
                 a.st_size == b.st_size, a.st_mode & 0o7777 == b.st_mode & 0o7777
             else { continue }
+            if left.isEmpty {
+                left = DescriptorCopy.buffer()
+                right = DescriptorCopy.buffer()
+            }
             if Self.sameBytes(source, target, &left, &right) { same.insert(copy.destination) }
         }
         return same
@@ -382,7 +387,8 @@ public struct Installer: Sendable {
         // after it returns.
         let targets: OpenDirectories
         let revision: OpenDirectories
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        /// For filesystems where `copy_file_range` copies less than asked; most copies never touch it.
+        lazy var buffer = DescriptorCopy.buffer()
         var failure: AgentError?
 
         init(target: ConfinedRoot, revision: ConfinedRoot) {

@@ -18,6 +18,7 @@ struct AgentGroupCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "Show each registered instance's agent: when it was last heard from, from where, and what it runs (deployctl extension).",
             discussion: """
                 Status is Running (it acknowledged an event, named in lifecycleEventName), Online (heard from in the last 90 s), \
@@ -49,6 +50,7 @@ struct AgentGroupCommand: AsyncParsableCommand {
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "run",
             abstract: "Poll the control plane for this instance's lifecycle events and run them.",
             discussion: """
                 Polls for host commands of --instance-name, acknowledges each, runs it with the same engine as `deployctl local`, and \

@@ -258,6 +258,14 @@ final class EventPrinter: LifecycleReporter {
         fflush(nil)
     }
 
+    /// `%8.3fs` without `String(format:)`, whose first use sets up Foundation's locale machinery (0.5 ms).
+    static func seconds(_ interval: TimeInterval) -> String {
+        let millis = Int((max(interval, 0) * 1000).rounded())
+        let fraction = String(millis % 1000)
+        let text = "\(millis / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+        return String(repeating: " ", count: max(0, 8 - text.count)) + text + "s"
+    }
+
     func eventFinished(_ result: EventResult) {
         let wasRunning = running.finish(result.name)
         if terminal, wasRunning { print("\r\u{1B}[2K", terminator: "") }
@@ -265,7 +273,7 @@ final class EventPrinter: LifecycleReporter {
             "  " + result.name.padding(toLength: 20, withPad: " ", startingAt: 0)
             + result.status.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)
         if let start = result.startTime, let end = result.endTime {
-            line += String(format: "%8.3fs", end.timeIntervalSince(start))
+            line += Self.seconds(end.timeIntervalSince(start))
         }
         if result.ignoredFailure { line += "  (failure ignored: ignoreApplicationStopFailures)" }
         print(line)

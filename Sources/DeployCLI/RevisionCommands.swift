@@ -308,7 +308,8 @@ struct BundleCommand: ParsableCommand {
         subcommands: [List.self, Extract.self, Create.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a bundle's entries after checking that it is safe.")
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "List a bundle's entries after checking that it is safe.")
 
         @Option(name: .customLong("bundle"), help: ArgumentHelp("The bundle file.", valueName: "path"))
         var bundle: String
@@ -331,6 +332,7 @@ struct BundleCommand: ParsableCommand {
 
     struct Extract: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "extract",
             abstract: "Extract a bundle into a new directory, refusing unsafe entries; nothing is left behind on failure.")
 
         @Option(name: .customLong("bundle"), help: ArgumentHelp("The bundle file.", valueName: "path"))
@@ -368,7 +370,8 @@ struct BundleCommand: ParsableCommand {
     }
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a bundle from a directory (what push uploads).")
+        static let configuration = CommandConfiguration(
+            commandName: "create", abstract: "Create a bundle from a directory (what push uploads).")
 
         @Option(name: .customLong("source"), help: ArgumentHelp("The directory to bundle.", valueName: "dir"))
         var source: String
