@@ -76,6 +76,7 @@ bench-server: release
 
 bench-local: release
 	command -v bsdtar >/dev/null || apt-get install -y -qq libarchive-tools
+	test -x /usr/bin/time || apt-get install -y -qq time
 	python3 bench/local.py
 
 bench-extract: release
