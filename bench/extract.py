@@ -45,23 +45,22 @@ def run(command, quick=False):
     `quick`: a command of a few milliseconds, timed on its own and run again under GNU time for its RSS, so that
     time's own start (about 1 ms) is not in the figure."""
     if quick and TIME:
-        start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, _ = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        if status != 0:
-            raise SystemExit(f"{' '.join(command)} failed: {proc.stderr.read().decode()}")
-        return elapsed, run(command)[1]
+        return timed(command)[0], run(command)[1]
     with tempfile.NamedTemporaryFile("r") as report:
-        wrapped = [TIME, "-f", "%M", "-o", report.name] + command if TIME else command
-        start = time.perf_counter()
-        proc = subprocess.Popen(wrapped, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - start
-        if status != 0:
-            raise SystemExit(f"{' '.join(command)} failed: {proc.stderr.read().decode()}")
+        elapsed, usage = timed([TIME, "-f", "%M", "-o", report.name] + command if TIME else command, shown=command)
         peak = int(report.read().split()[-1]) if TIME else usage.ru_maxrss
     return elapsed, peak / 1024
+
+
+def timed(command, shown=None):
+    """Wall time of one child process and its rusage; exits naming the command when it fails."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        raise SystemExit(f"{' '.join(shown or command)} failed: {proc.stderr.read().decode()}")
+    return elapsed, usage
 
 
 def measure(binary, archive, runs, scratch):

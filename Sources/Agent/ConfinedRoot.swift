@@ -126,16 +126,7 @@ public struct ConfinedRoot: Sendable {
             var info = stat()
             return statPath(path, &info) == 0 ? info : nil
         }
-        let parent: (fd: Int32, name: String)
-        do {
-            parent = try openParent(relative)
-        } catch {
-            if error.missing { return nil }
-            throw error
-        }
-        defer { close(parent.fd) }
-        var info = stat()
-        return fstatat(parent.fd, parent.name, &info, AT_SYMLINK_NOFOLLOW) == 0 ? info : nil
+        return try OpenDirectories(self).lstat(relative)
     }
 
     /// Opens `relative` itself without following a last symlink (`O_PATH` unless `flags` say otherwise).
