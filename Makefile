@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release demo demo-release test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents man clean
+.PHONY: all setup build release startup-order demo demo-release test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents man clean
 
 all: build
 
@@ -15,9 +15,11 @@ build: setup
 	$(SWIFT) build
 
 # The shipped binary: the Swift runtime and Foundation linked in (--static-swift-stdlib), so it starts faster and
-# smaller (BENCHMARKS.md); libarchive and libsqlite3 stay dynamic.
+# smaller (BENCHMARKS.md); libsqlite3 stays dynamic and libarchive is opened when first needed. Every function in a
+# section of its own, so that the link can place the start-up code together (Scripts/startup-order.txt).
+RELEASE_FLAGS = -c release --static-swift-stdlib -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections
 release: setup
-	$(SWIFT) build -c release --static-swift-stdlib
+	$(SWIFT) build $(RELEASE_FLAGS)
 
 demo: build
 	./Scripts/demo.sh
@@ -73,6 +75,11 @@ bench-remote-agents: release
 bench-server: release
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
 	python3 bench/server.py
+
+# The functions common commands run while starting, which the release link keeps together (Package.swift).
+startup-order: release
+	command -v valgrind >/dev/null || apt-get install -y -qq valgrind
+	python3 Scripts/startup-order.py
 
 bench-local: release
 	command -v bsdtar >/dev/null || apt-get install -y -qq libarchive-tools
