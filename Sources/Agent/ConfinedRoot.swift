@@ -131,11 +131,7 @@ public struct ConfinedRoot: Sendable {
 
     /// Opens `relative` itself without following a last symlink (`O_PATH` unless `flags` say otherwise).
     public func openEntry(_ relative: String, flags: Int32 = deployctl_o_path()) throws(Refusal) -> Int32 {
-        let parent = try openParent(relative)
-        defer { close(parent.fd) }
-        let fd = openat(parent.fd, parent.name, flags | deployctl_o_nofollow() | O_CLOEXEC)
-        guard fd >= 0 else { throw refusal(relative, errno) }
-        return fd
+        try OpenDirectories(self).openEntry(relative, flags: flags)
     }
 
     /// Reads a regular file inside the root (a last-component symlink is refused), at most `maxBytes`.
@@ -201,6 +197,15 @@ public final class OpenDirectories {
         let fd = try root.openDirectory(key)
         open[key] = fd
         return (fd, name)
+    }
+
+    /// Opens `relative` itself without following a last symlink (`O_PATH` unless `flags` say otherwise); the caller
+    /// closes it.
+    public func openEntry(_ relative: String, flags: Int32 = deployctl_o_path()) throws(ConfinedRoot.Refusal) -> Int32 {
+        let found = try parent(relative)
+        let fd = openat(found.fd, found.name, flags | deployctl_o_nofollow() | O_CLOEXEC)
+        guard fd >= 0 else { throw root.refusal(relative, errno) }
+        return fd
     }
 
     /// `lstat` of `relative`, or nil when it (or a directory on its way) does not exist.

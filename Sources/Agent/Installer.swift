@@ -129,11 +129,13 @@ public struct Installer: Sendable {
         // Allocated at the first comparison: a redeploy with nothing to compare touches no buffer.
         var left: [UInt8] = []
         var right: [UInt8] = []
+        let targets = OpenDirectories(target)
+        let sources = OpenDirectories(revision)
         for copy in plan.copies where previous.contains(copy.destination) {
-            guard let inside = relative(copy.destination), let target = try? target.openEntry(inside, flags: O_RDONLY | O_NONBLOCK) else { continue }
+            guard let inside = relative(copy.destination), let target = try? targets.openEntry(inside, flags: O_RDONLY | O_NONBLOCK) else { continue }
             defer { close(target) }
             let sourcePath = copy.source == plan.archive ? "" : String(copy.source.dropFirst(plan.archive.count))
-            guard let source = try? revision.openEntry(sourcePath, flags: O_RDONLY | O_NONBLOCK) else { continue }
+            guard let source = try? sources.openEntry(sourcePath, flags: O_RDONLY | O_NONBLOCK) else { continue }
             defer { close(source) }
             var a = stat()
             var b = stat()
@@ -471,19 +473,26 @@ public struct Installer: Sendable {
     public func applyPermissions(_ spec: AppSpec, installed: [String]) throws(AgentError) -> [String] {
         var notes: [String] = []
         var done = Set<String>()
+        let targets = OpenDirectories(target)
         for permission in spec.permissions {
             let object = destination(permission.object)
             // `object: /` is the whole install root: everything installed is below it.
             let prefix = object.hasSuffix("/") ? object : object + "/"
-            var targets: [(path: String, fd: Int32)] = []
-            defer { targets.forEach { close($0.fd) } }
+            var owner: (uid: uid_t, gid: gid_t)?
+            // Each path is opened, matched, changed and closed in turn: holding every match open until the end ran
+            // out of descriptors past about 1,000 files, and the files after that silently kept their modes.
             for path in installed {
-                guard let inside = relative(path), let fd = try? target.openEntry(inside) else { continue }
-                var info = stat()
-                guard fstat(fd, &info) == 0, info.st_mode & S_IFMT != S_IFLNK else {
-                    close(fd)
-                    continue
+                guard let inside = relative(path) else { continue }
+                let fd: Int32
+                do {
+                    fd = try targets.openEntry(inside)
+                } catch {
+                    if error.missing { continue }
+                    throw .install("cannot set the permissions of \(path): \(error.reason)")
                 }
+                defer { close(fd) }
+                var info = stat()
+                guard fstat(fd, &info) == 0, info.st_mode & S_IFMT != S_IFLNK else { continue }
                 let isDir = info.st_mode & S_IFMT == S_IFDIR
                 var matches = false
                 if permission.types.contains(isDir ? .directory : .file) {
@@ -497,9 +506,7 @@ public struct Installer: Sendable {
                             && !permission.except.contains(where: { Glob.matches($0, name) })
                     }
                 }
-                if matches { targets.append((path, fd)) } else { close(fd) }
-            }
-            for (path, fd) in targets {
+                guard matches else { continue }
                 guard done.insert(path).inserted else {
                     throw .install("the permissions for \(path) are set by more than one permissions entry")
                 }
@@ -517,23 +524,29 @@ public struct Installer: Sendable {
                     if let note = try Self.applyContext(context, to: ConfinedRoot.procPath(of: fd), shown: path) { notes.append(note) }
                 }
                 if permission.owner != nil || permission.group != nil {
-                    var uid = uid_t.max
-                    var gid = gid_t.max
-                    if let owner = permission.owner {
-                        guard let entry = getpwnam(owner) else { throw .install("the owner '\(owner)' does not exist on this host") }
-                        uid = entry.pointee.pw_uid
-                    }
-                    if let group = permission.group {
-                        guard let entry = getgrnam(group) else { throw .install("the group '\(group)' does not exist on this host") }
-                        gid = entry.pointee.gr_gid
-                    }
-                    guard chown(exact, uid, gid) == 0 else {
+                    if owner == nil { owner = try Self.ids(owner: permission.owner, group: permission.group) }
+                    guard let ids = owner, chown(exact, ids.uid, ids.gid) == 0 else {
                         throw .install("cannot change the owner of \(path): \(String(cString: strerror(errno)))")
                     }
                 }
             }
         }
         return Array(Set(notes)).sorted()
+    }
+
+    /// The uid and gid of a permissions entry's owner and group (`max`: left as it is).
+    static func ids(owner: String?, group: String?) throws(AgentError) -> (uid: uid_t, gid: gid_t) {
+        var uid = uid_t.max
+        var gid = gid_t.max
+        if let owner {
+            guard let entry = getpwnam(owner) else { throw .install("the owner '\(owner)' does not exist on this host") }
+            uid = entry.pointee.pw_uid
+        }
+        if let group {
+            guard let entry = getgrnam(group) else { throw .install("the group '\(group)' does not exist on this host") }
+            gid = entry.pointee.gr_gid
+        }
+        return (uid, gid)
     }
 
     static func tool(_ name: String) -> String? {

@@ -298,6 +298,34 @@ let staticAppSpec = """
         #expect(try FileManager.default.contentsOfDirectory(atPath: box.installed("/srv/app")) == ["ok.txt"])
     }
 
+    /// A permissions entry reaches every file of an install larger than the process's descriptor limit: matched files
+    /// used to stay open until the entry was done, and past the limit the rest silently kept their modes.
+    @Test func permissionsReachEveryFilePastTheDescriptorLimit() throws {
+        let box = try Sandbox()
+        var files = [
+            "appspec.yml": staticAppSpec + "\npermissions:\n  - object: /srv/app\n    pattern: \"**\"\n    mode: 600\n    type:\n      - file\n"
+        ]
+        for index in 0..<400 { files["site/f\(index).txt"] = "\(index)" }
+        let rev = try box.revision(files)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = [
+            "-c", "ulimit -n 128 && exec \"$0\" \"$@\"", Binary.path, "local", "--bundle-location", rev, "--type", "directory",
+            "--agent-root", box.root.path, "--install-root", box.installRoot,
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        var wrongModes: [String] = []
+        for index in 0..<400 {
+            var info = stat()
+            let path = box.installed("/srv/app/f\(index).txt")
+            if lstat(path, &info) != 0 || info.st_mode & 0o777 != 0o600 { wrongModes.append(path) }
+        }
+        #expect(wrongModes.count == 0, "file(s) kept their mode, the first \(wrongModes.first ?? "")")
+    }
+
     @Test func anInterruptedInstallIsCleanedUpByTheNextOne() throws {
         let box = try Sandbox()
         let cleanup = box.root.cleanupList("group-id")
