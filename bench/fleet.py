@@ -9,7 +9,6 @@
 Usage: `make bench-fleet` or `python3 bench/fleet.py [--binary PATH] [--runs N] [--fleet N] [--poll S]`.
 """
 import argparse
-import json
 import os
 import statistics
 import subprocess

@@ -17,16 +17,14 @@ import hashlib
 import hmac
 import json
 import os
-import re
-import signal
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
 
-import boto3
-import botocore.config
+
+from serving import codedeploy_client, start_server, stop_server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = "CodeDeployCommandService_v20141006."
@@ -152,15 +150,10 @@ def main():
     def cli(*command):
         return subprocess.run([args.binary, *command, "--state", state], capture_output=True, text=True, check=True).stdout
 
-    admin = json.loads(cli("create-access-key", "--user-name", "bench", "--role", "admin"))["AccessKey"]
-    server = subprocess.Popen([args.binary, "server", "--state", state, "--listen", "127.0.0.1:0", "--quiet"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server, url, ca, admin = start_server(args.binary, state)
     try:
-        url, ca = re.search(r"serving (\S+) \(CA: (\S+)\)", server.stdout.readline()).groups()
         port = int(url.rsplit(":", 1)[1])
-        client = boto3.session.Session().client(
-            "codedeploy", endpoint_url=url, region_name="local", verify=ca, aws_access_key_id=admin["AccessKeyId"],
-            aws_secret_access_key=admin["SecretAccessKey"], config=botocore.config.Config(retries={"max_attempts": 1}))
+        client = codedeploy_client(url, ca, admin)
         started = time.perf_counter()
         names = [f"host-{i:04d}" for i in range(args.agents)]
         arns = {n: f"arn:aws:iam::000000000000:user/deployctl/{n}" for n in names}
@@ -245,8 +238,7 @@ def main():
         print(f"  ({args.agents} agents in one process, one TLS connection each; events = instance-events the agents completed; "
               f"server RSS before the agents connected: {idle_rss:.1f} MiB; non-200 answers: {errors})")
     finally:
-        server.send_signal(signal.SIGTERM)
-        code = server.wait(timeout=60)
+        code = stop_server(server)
         subprocess.run(["rm", "-rf", directory])
         if code != 0:
             sys.exit(f"deployctl server exited {code} after SIGTERM")

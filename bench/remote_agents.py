@@ -10,9 +10,7 @@ and the agents at rest: RSS and CPU over an idle period (each holds one poll at 
 Usage: `make bench-remote-agents` or `python3 bench/remote_agents.py [--binary PATH] [--runs N] [--idle-seconds N]`.
 """
 import argparse
-import json
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -20,10 +18,8 @@ import sys
 import tempfile
 import time
 
-import boto3
-import botocore.config
-
 from fleet_remote import cpu_seconds, rss_mib
+from serving import codedeploy_client, start_server, stop_server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,19 +33,13 @@ def main():
 
     directory = tempfile.mkdtemp(prefix="deployctl-bench-agents-")
     state = os.path.join(directory, "state.db")
-    admin = json.loads(subprocess.run([args.binary, "create-access-key", "--state", state, "--user-name", "bench", "--role", "admin"],
-                                      capture_output=True, text=True, check=True).stdout)["AccessKey"]
-    server = subprocess.Popen([args.binary, "server", "--state", state, "--listen", "127.0.0.1:0", "--quiet"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server, url, ca, admin = start_server(args.binary, state)
     agents = []
     try:
-        url, ca = re.search(r"serving (\S+) \(CA: (\S+)\)", server.stdout.readline()).groups()
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("DEPLOYCTL_")}
         admin_env = dict(env, AWS_ACCESS_KEY_ID=admin["AccessKeyId"], AWS_SECRET_ACCESS_KEY=admin["SecretAccessKey"], AWS_CA_BUNDLE=ca,
                          AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
-        client = boto3.session.Session().client(
-            "codedeploy", endpoint_url=url, region_name="local", verify=ca, aws_access_key_id=admin["AccessKeyId"],
-            aws_secret_access_key=admin["SecretAccessKey"], config=botocore.config.Config(retries={"max_attempts": 1}))
+        client = codedeploy_client(url, ca, admin)
         client.create_application(applicationName="web")
         client.create_deployment_group(applicationName="web", deploymentGroupName="fleet", serviceRoleArn="arn:aws:iam::000000000000:role/r",
                                        deploymentConfigName="CodeDeployDefault.AllAtOnce",
@@ -112,8 +102,7 @@ def main():
             agent.send_signal(signal.SIGTERM)
         for agent in agents:
             agent.wait(timeout=60)
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
+        stop_server(server)
         subprocess.run(["rm", "-rf", directory])
 
 

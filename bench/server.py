@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -24,11 +23,11 @@ import tempfile
 import threading
 import time
 
-import boto3
 import botocore.auth
 import botocore.awsrequest
-import botocore.config
 import botocore.credentials
+
+from serving import codedeploy_client, start_server, stop_server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -128,17 +127,10 @@ def main():
 
     directory = tempfile.mkdtemp(prefix="deployctl-bench-server-")
     state = os.path.join(directory, "state.db")
-    key = json.loads(subprocess.run([args.binary, "create-access-key", "--state", state, "--user-name", "bench", "--role", "admin"],
-                                    capture_output=True, text=True, check=True).stdout)["AccessKey"]
-    server = subprocess.Popen([args.binary, "server", "--state", state, "--listen", "127.0.0.1:0", "--quiet"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server, url, ca, key = start_server(args.binary, state)
     try:
-        line = server.stdout.readline()
-        url, ca = re.search(r"serving (\S+) \(CA: (\S+)\)", line).groups()
         print(f"server: {url} (pid {server.pid}), state {state}")
-        client = boto3.session.Session().client(
-            "codedeploy", endpoint_url=url, region_name="us-east-1", verify=ca, aws_access_key_id=key["AccessKeyId"],
-            aws_secret_access_key=key["SecretAccessKey"], config=botocore.config.Config(retries={"max_attempts": 1}))
+        client = codedeploy_client(url, ca, key, region="us-east-1")
         started = time.perf_counter()
         client.create_application(applicationName="bench")
         for i in range(3):
@@ -218,8 +210,7 @@ def main():
         print(f"  deployctl … --endpoint-url       {remote_cli:8.1f} ms  ({remote_cli / get_ms:.0f}x)")
         print(f"  aws deploy get-deployment        {aws_cli:8.1f} ms  ({aws_cli / get_ms:.0f}x)")
     finally:
-        server.send_signal(signal.SIGTERM)
-        code = server.wait(timeout=60)
+        code = stop_server(server)
         subprocess.run(["rm", "-rf", directory])
         if code != 0:
             sys.exit(f"deployctl server exited {code} after SIGTERM")
