@@ -129,11 +129,11 @@ let package = Package(
         // Shared by the test targets that run the built binary.
         .target(name: "TestSupport", path: "Tests/Support"),
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
-        .testTarget(name: "JMESPathTests", dependencies: ["JMESPath", "DeployModel"]),
+        .testTarget(name: "JMESPathTests", dependencies: ["JMESPath", "DeployModel", "TestSupport"]),
         .testTarget(
             name: "DeployStoreTests", dependencies: ["DeployStore", "DeployStoreSQLite", "DeployModel", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),
-        .testTarget(name: "AppSpecTests", dependencies: ["AppSpec", "HostCommandModel"]),
+        .testTarget(name: "AppSpecTests", dependencies: ["AppSpec", "HostCommandModel", "TestSupport"]),
         .testTarget(name: "BundlesTests", dependencies: ["Bundles"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "AppSpec", "Bundles", "DeployModel", "TestSupport"]),
         .testTarget(

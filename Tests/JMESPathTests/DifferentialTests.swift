@@ -1,5 +1,6 @@
 import DeployModel
 import Foundation
+import TestSupport
 import Testing
 
 @testable import JMESPath
@@ -73,7 +74,7 @@ import Testing
     /// Expressions built at random from the grammar over the documents' member names (seeded: a failure names the
     /// expression, and the same ones come back on every run).
     static func generated(count: Int) -> [String] {
-        var rng = SplitMix(seed: 0x5EED_2026)
+        var rng = SplitMix64(seed: 0x5EED_2026)
         let names = [
             "foo", "bar", "baz", "a", "b", "c", "people", "name", "age", "tags", "s", "n", "i", "t", "f", "z", "e", "l", "o",
             "k1", "k3", "nums", "strs", "mixed", "nested", "list", "x", "y", "deploymentInfo", "status", "instances", "id", "events",
@@ -212,18 +213,5 @@ import Testing
         // The generated set must exercise results, not only errors.
         let results = expected.filter { $0["result"] != nil && $0["result"] != .null }.count
         #expect(results > expressions.count / 3, "only \(results) non-null results")
-    }
-}
-
-/// A small seeded generator (SplitMix64), so the generated expressions are the same on every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
