@@ -17,8 +17,14 @@ build: setup
 # The shipped binary: the Swift runtime and Foundation linked in (--static-swift-stdlib), so it starts faster and
 # smaller (BENCHMARKS.md); libsqlite3 stays dynamic and libarchive is opened when first needed. Every function in a
 # section of its own, so that the link can place the start-up code together (Scripts/startup-order.txt).
+# libstdc++ (the Swift runtime's C++ library) is linked in too: the release link searches .build/static-libstdc++
+# first (Package.swift), where only the static archive is, so -lstdc++ finds that and not the shared library.
 RELEASE_FLAGS = -c release --static-swift-stdlib -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections
+STATIC_LIBSTDCXX = .build/static-libstdc++
 release: setup
+	@mkdir -p $(STATIC_LIBSTDCXX); archive="$$(clang -print-file-name=libstdc++.a)"; \
+	  if [ -f "$$archive" ]; then ln -sf "$$archive" $(STATIC_LIBSTDCXX)/libstdc++.a; \
+	  else rm -f $(STATIC_LIBSTDCXX)/libstdc++.a; echo "release: no libstdc++.a (libstdc++-12-dev), so libstdc++ stays a shared library"; fi
 	$(SWIFT) build $(RELEASE_FLAGS)
 
 demo: build

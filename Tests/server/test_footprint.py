@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import BINARY, deployctl
+from conftest import BINARY, ROOT, deployctl
 
 
 def loaded_libraries(*args, cwd=None):
@@ -20,6 +20,20 @@ def test_the_binary_does_not_link_libarchive():
     needed = subprocess.run(["readelf", "-d", BINARY], capture_output=True, text=True, check=True).stdout
     assert "libarchive" not in needed
     assert "libsqlite3" in needed  # the check can see a linked library
+
+
+def test_a_release_build_carries_its_cpp_runtime():
+    """`make release` links libstdc++ in (Package.swift, Makefile): the loader maps no libstdc++.so and binds none of
+    its symbols at start. Checked on a release binary (DEPLOYCTL_BIN=.build/release/deployctl), whose debug-build twin
+    links libstdc++ dynamically."""
+    if "/release/" not in os.path.realpath(BINARY) or not os.path.exists(os.path.join(ROOT, ".build", "static-libstdc++", "libstdc++.a")):
+        pytest.skip("needs a binary from `make release` (DEPLOYCTL_BIN=.build/release/deployctl)")
+    needed = subprocess.run(["readelf", "-d", BINARY], capture_output=True, text=True, check=True).stdout
+    assert "libc.so.6" in needed  # the check can see a linked library
+    assert "libstdc++" not in needed
+    result, libraries = loaded_libraries("--version")
+    assert result.returncode == 0
+    assert not any("libstdc++" in name for name in libraries), libraries
 
 
 def test_version_and_api_commands_start_without_libarchive(tmp_path):
