@@ -326,6 +326,7 @@ class Generator:
             f"struct {op}Command: AsyncParsableCommand, OperationCommand {{",
             "    static let configuration = CommandConfiguration(",
             f"        commandName: {swift_string(cmd)},",
+            '        _superCommandName: "deployctl",',
             f"        abstract: {swift_string(abstract)},",
             f"        discussion: {swift_string(discussion)}",
             "    )",

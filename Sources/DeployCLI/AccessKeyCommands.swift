@@ -22,6 +22,7 @@ private func runAccessKeyOperation(_ global: GlobalOptions, _ operation: String,
 struct CreateAccessKeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create-access-key",
+        _superCommandName: "deployctl",
         abstract: "Create (or import) an access key for deployctl server, as aws iam create-access-key does (deployctl extension).",
         discussion: """
             Prints {"AccessKey": {UserName, AccessKeyId, Status, SecretAccessKey, CreateDate}}: the secret is shown this once. \
@@ -64,6 +65,7 @@ struct CreateAccessKeyCommand: ParsableCommand {
 struct ListAccessKeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-access-keys",
+        _superCommandName: "deployctl",
         abstract: "List the access keys of deployctl server without their secrets (deployctl extension; IAM's shape plus Role).")
 
     @Option(name: .customLong("user-name"), help: ArgumentHelp("Only this user's keys.", valueName: "name"))
@@ -87,7 +89,8 @@ struct ListAccessKeysCommand: ParsableCommand {
 /// `deployctl update-access-key`, as `aws iam update-access-key`.
 struct UpdateAccessKeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "update-access-key", abstract: "Make an access key Active or Inactive (deployctl extension, as aws iam update-access-key).")
+        commandName: "update-access-key", _superCommandName: "deployctl",
+        abstract: "Make an access key Active or Inactive (deployctl extension, as aws iam update-access-key).")
 
     @Option(name: .customLong("access-key-id"), help: ArgumentHelp("The key.", valueName: "id"))
     var accessKeyId: String
@@ -108,7 +111,8 @@ struct UpdateAccessKeyCommand: ParsableCommand {
 /// `deployctl delete-access-key`, as `aws iam delete-access-key`.
 struct DeleteAccessKeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "delete-access-key", abstract: "Delete an access key (deployctl extension, as aws iam delete-access-key).")
+        commandName: "delete-access-key", _superCommandName: "deployctl",
+        abstract: "Delete an access key (deployctl extension, as aws iam delete-access-key).")
 
     @Option(name: .customLong("access-key-id"), help: ArgumentHelp("The key.", valueName: "id"))
     var accessKeyId: String

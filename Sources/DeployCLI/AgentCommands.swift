@@ -13,12 +13,14 @@ import ServiceLifecycle
 /// `deployctl agent …`: the on-host agent.
 struct AgentGroupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "agent", abstract: "Run the deployment agent of an on-premises instance (deployctl's codedeploy-agent).",
+        commandName: "agent", _superCommandName: "deployctl",
+        abstract: "Run the deployment agent of an on-premises instance (deployctl's codedeploy-agent).",
         subcommands: [Run.self, List.self])
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
+            _superCommandName: "deployctl agent",
             abstract: "Show each registered instance's agent: when it was last heard from, from where, and what it runs (deployctl extension).",
             discussion: """
                 Status is Running (it acknowledged an event, named in lifecycleEventName), Online (heard from in the last 90 s), \
@@ -51,6 +53,7 @@ struct AgentGroupCommand: AsyncParsableCommand {
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "run",
+            _superCommandName: "deployctl agent",
             abstract: "Poll the control plane for this instance's lifecycle events and run them.",
             discussion: """
                 Polls for host commands of --instance-name, acknowledges each, runs it with the same engine as `deployctl local`, and \

@@ -5,14 +5,17 @@ import ArgumentParser
 /// (`deployctl get-deployment help`, `deployctl help get-deployment`), and a subcommand that does not exist, even with
 /// `--help` (an error naming it, exit 252, not the top-level help and 0).
 enum ArgumentNormalizer {
-    /// Global options that take a value, and global flags.
-    static let valueOptions: Set<String> = [
+    /// Global options that take a value, and global flags. Arrays: a `Set` would be the process's first
+    /// `Set<String>`, whose type metadata and conformances the runtime looks up at 0.2 ms.
+    static let valueOptions: [String] = [
         "--output", "--query", "--region", "--endpoint-url", "--profile", "--ca-bundle", "--state", "--color",
     ]
-    static let flags: Set<String> = ["--no-paginate", "--no-verify-ssl", "--debug", "--no-cli-pager"]
+    static let flags: [String] = ["--no-paginate", "--no-verify-ssl", "--debug", "--no-cli-pager"]
 
-    enum Outcome: Equatable {
-        case arguments([String])
+    enum Outcome {
+        /// The arguments rearranged; their first `path.count` words name `command`, a subcommand of the root (or the
+        /// root itself when `path` is empty).
+        case arguments([String], path: [String], command: any ParsableCommand.Type)
         /// A word where a subcommand's name belongs that names none (with or without `--help`).
         case unknownSubcommand(String)
     }
@@ -79,7 +82,7 @@ enum ArgumentNormalizer {
             rest.removeFirst()
         }
         if wantsHelp { rest.append("--help") }
-        if leading.isEmpty || path.isEmpty { return .arguments(leading.isEmpty ? path + rest : leading + path + rest) }
-        return .arguments(path + rest + leading)
+        if leading.isEmpty || path.isEmpty { return .arguments(leading.isEmpty ? path + rest : leading + path + rest, path: path, command: command) }
+        return .arguments(path + rest + leading, path: path, command: command)
     }
 }

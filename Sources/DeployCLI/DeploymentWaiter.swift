@@ -242,11 +242,13 @@ extension Array {
 /// `deployctl wait deployment-successful`: the aws CLI's waiter, without its 30-minute cap.
 struct WaitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "wait", abstract: "Wait until a condition is met (as `aws deploy wait`).", subcommands: [DeploymentSuccessful.self])
+        commandName: "wait", _superCommandName: "deployctl", abstract: "Wait until a condition is met (as `aws deploy wait`).",
+        subcommands: [DeploymentSuccessful.self])
 
     struct DeploymentSuccessful: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "deployment-successful",
+            _superCommandName: "deployctl wait",
             abstract: "Wait until the deployment succeeds; exit 255 when it fails or is stopped.",
             discussion: "Shows each instance's status and current event, redrawn in place on a terminal and one line per change otherwise.")
 

@@ -50,6 +50,7 @@ struct HostLayout {
 struct InstallCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "install",
+        _superCommandName: "deployctl",
         abstract: "Install this host's agent configuration from `deployctl register` and enable deployctl's agent (as aws deploy install does).",
         discussion: """
             Puts codedeploy.onpremises.yml (0600) and codedeployagent.yml where AWS's agent keeps them \
@@ -151,7 +152,8 @@ struct InstallCommand: ParsableCommand {
 /// `deployctl uninstall`: removes what `install` put on the host (the aws CLI's `deploy uninstall`).
 struct UninstallCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "uninstall", abstract: "Remove the agent configuration, CA and unit `deployctl install` put on this host.")
+        commandName: "uninstall", _superCommandName: "deployctl",
+        abstract: "Remove the agent configuration, CA and unit `deployctl install` put on this host.")
 
     @Option(name: .customLong("prefix"), help: ArgumentHelp("The folder given to install --prefix (default /).", valueName: "dir"))
     var prefix: String = "/"

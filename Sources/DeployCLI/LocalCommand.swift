@@ -20,6 +20,7 @@ extension FileExistsBehavior: ExpressibleByArgument {
 struct LocalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "local",
+        _superCommandName: "deployctl",
         abstract: "Deploy a bundle or directory on this host now, as codedeploy-local does (deployctl extension).",
         discussion: """
             Runs the lifecycle events in order (ApplicationStop from the group's last successful revision, DownloadBundle, \

@@ -8,6 +8,7 @@ import Foundation
 struct LogsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logs",
+        _superCommandName: "deployctl",
         abstract:
             "Show a deployment's events on each instance, their diagnostics and, where the agent ran on this host, the scripts' whole output (deployctl extension).",
         discussion: """

@@ -10,6 +10,7 @@ import Foundation
 struct RegisterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "register",
+        _superCommandName: "deployctl",
         abstract: "Register an on-premises instance and write its agent configuration (as aws deploy register does).",
         discussion: """
             Runs on the server's host, against its state file. Writes into --output-dir: codedeploy.onpremises.yml \
@@ -143,6 +144,7 @@ struct RegisterCommand: AsyncParsableCommand {
 struct DeregisterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deregister",
+        _superCommandName: "deployctl",
         abstract: "Deregister an on-premises instance and delete its access keys (as aws deploy deregister does).")
 
     @Option(name: .customLong("instance-name"), help: ArgumentHelp("The instance to deregister.", valueName: "name"))

@@ -24,6 +24,7 @@ enum ValidationOutput: String, ExpressibleByArgument, CaseIterable {
 struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
+        _superCommandName: "deployctl",
         abstract: "Check a bundle or a source directory before you ship it (deployctl extension).",
         discussion: """
             Checks that the archive is safe to extract, that the appspec is valid (every problem is reported with its rule \
@@ -199,6 +200,7 @@ extension FileManager {
 struct PushCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push",
+        _superCommandName: "deployctl",
         abstract: "Bundle a directory, store it in the artifact store and register it as a revision.",
         discussion: """
             Like `aws deploy push`: validates the directory (as `deployctl validate --source` does; errors stop the push), \
@@ -304,12 +306,13 @@ struct PushCommand: AsyncParsableCommand {
 struct BundleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bundle",
+        _superCommandName: "deployctl",
         abstract: "List, extract or create revision bundles (deployctl extension).",
         subcommands: [List.self, Extract.self, Create.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "list", abstract: "List a bundle's entries after checking that it is safe.")
+            commandName: "list", _superCommandName: "deployctl bundle", abstract: "List a bundle's entries after checking that it is safe.")
 
         @Option(name: .customLong("bundle"), help: ArgumentHelp("The bundle file.", valueName: "path"))
         var bundle: String
@@ -333,6 +336,7 @@ struct BundleCommand: ParsableCommand {
     struct Extract: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "extract",
+            _superCommandName: "deployctl bundle",
             abstract: "Extract a bundle into a new directory, refusing unsafe entries; nothing is left behind on failure.")
 
         @Option(name: .customLong("bundle"), help: ArgumentHelp("The bundle file.", valueName: "path"))
@@ -371,7 +375,7 @@ struct BundleCommand: ParsableCommand {
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "create", abstract: "Create a bundle from a directory (what push uploads).")
+            commandName: "create", _superCommandName: "deployctl bundle", abstract: "Create a bundle from a directory (what push uploads).")
 
         @Option(name: .customLong("source"), help: ArgumentHelp("The directory to bundle.", valueName: "dir"))
         var source: String

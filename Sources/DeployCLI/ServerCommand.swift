@@ -10,6 +10,7 @@ import Logging
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server",
+        _superCommandName: "deployctl",
         abstract: "Serve the CodeDeploy API (aws deploy, boto3) and an S3-compatible artifact store over HTTPS (deployctl extension).",
         discussion: """
             One port speaks three protocols: POST / with X-Amz-Target CodeDeploy_20141006.* (the API, AWS JSON 1.1), path-style \

@@ -59,6 +59,7 @@ let operationCommands: [any ParsableCommand.Type] = [
 struct CreateApplicationCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "create-application",
+        _superCommandName: "deployctl",
         abstract: "Creates an application.",
         discussion: "Creates an application."
     )
@@ -116,6 +117,7 @@ struct CreateApplicationCommand: AsyncParsableCommand, OperationCommand {
 struct GetApplicationCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-application",
+        _superCommandName: "deployctl",
         abstract: "Gets information about an application.",
         discussion: "Gets information about an application."
     )
@@ -155,6 +157,7 @@ struct GetApplicationCommand: AsyncParsableCommand, OperationCommand {
 struct ListApplicationsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-applications",
+        _superCommandName: "deployctl",
         abstract: "Lists the applications registered with the user or Amazon Web Services account.",
         discussion: "Lists the applications registered with the user or Amazon Web Services account."
     )
@@ -196,6 +199,7 @@ struct ListApplicationsCommand: AsyncParsableCommand, OperationCommand {
 struct BatchGetApplicationsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-applications",
+        _superCommandName: "deployctl",
         abstract: "Gets information about one or more applications.",
         discussion: "Gets information about one or more applications. The maximum number of applications that can be returned is 100."
     )
@@ -236,6 +240,7 @@ struct BatchGetApplicationsCommand: AsyncParsableCommand, OperationCommand {
 struct UpdateApplicationCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "update-application",
+        _superCommandName: "deployctl",
         abstract: "Changes the name of an application.",
         discussion: "Changes the name of an application."
     )
@@ -279,6 +284,7 @@ struct UpdateApplicationCommand: AsyncParsableCommand, OperationCommand {
 struct DeleteApplicationCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete-application",
+        _superCommandName: "deployctl",
         abstract: "Deletes an application.",
         discussion: "Deletes an application."
     )
@@ -319,6 +325,7 @@ struct DeleteApplicationCommand: AsyncParsableCommand, OperationCommand {
 struct CreateDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "create-deployment-config",
+        _superCommandName: "deployctl",
         abstract: "Creates a deployment configuration.",
         discussion: "Creates a deployment configuration."
     )
@@ -395,6 +402,7 @@ struct CreateDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
 struct GetDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-deployment-config",
+        _superCommandName: "deployctl",
         abstract: "Gets information about a deployment configuration.",
         discussion: "Gets information about a deployment configuration."
     )
@@ -434,6 +442,7 @@ struct GetDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
 struct ListDeploymentConfigsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-deployment-configs",
+        _superCommandName: "deployctl",
         abstract: "Lists the deployment configurations with the user or Amazon Web Services account.",
         discussion: "Lists the deployment configurations with the user or Amazon Web Services account."
     )
@@ -475,6 +484,7 @@ struct ListDeploymentConfigsCommand: AsyncParsableCommand, OperationCommand {
 struct DeleteDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete-deployment-config",
+        _superCommandName: "deployctl",
         abstract: "Deletes a deployment configuration.",
         discussion:
             "Deletes a deployment configuration. A deployment configuration cannot be deleted if it is currently in use. Predefined configurations cannot be deleted."
@@ -516,6 +526,7 @@ struct DeleteDeploymentConfigCommand: AsyncParsableCommand, OperationCommand {
 struct CreateDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "create-deployment-group",
+        _superCommandName: "deployctl",
         abstract: "Creates a deployment group to which application revisions are deployed.",
         discussion: "Creates a deployment group to which application revisions are deployed."
     )
@@ -728,6 +739,7 @@ struct CreateDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
 struct GetDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-deployment-group",
+        _superCommandName: "deployctl",
         abstract: "Gets information about a deployment group.",
         discussion: "Gets information about a deployment group."
     )
@@ -775,6 +787,7 @@ struct GetDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
 struct ListDeploymentGroupsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-deployment-groups",
+        _superCommandName: "deployctl",
         abstract: "Lists the deployment groups for an application registered with the Amazon Web Services user or Amazon Web Services account.",
         discussion: "Lists the deployment groups for an application registered with the Amazon Web Services user or Amazon Web Services account."
     )
@@ -825,6 +838,7 @@ struct ListDeploymentGroupsCommand: AsyncParsableCommand, OperationCommand {
 struct BatchGetDeploymentGroupsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-deployment-groups",
+        _superCommandName: "deployctl",
         abstract: "Gets information about one or more deployment groups.",
         discussion: "Gets information about one or more deployment groups."
     )
@@ -873,6 +887,7 @@ struct BatchGetDeploymentGroupsCommand: AsyncParsableCommand, OperationCommand {
 struct UpdateDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "update-deployment-group",
+        _superCommandName: "deployctl",
         abstract: "Changes information about a deployment group.",
         discussion: "Changes information about a deployment group."
     )
@@ -1089,6 +1104,7 @@ struct UpdateDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
 struct DeleteDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete-deployment-group",
+        _superCommandName: "deployctl",
         abstract: "Deletes a deployment group.",
         discussion: "Deletes a deployment group."
     )
@@ -1136,6 +1152,7 @@ struct DeleteDeploymentGroupCommand: AsyncParsableCommand, OperationCommand {
 struct RegisterOnPremisesInstanceCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "register-on-premises-instance",
+        _superCommandName: "deployctl",
         abstract: "Registers an on-premises instance.",
         discussion:
             "Registers an on-premises instance. Only one IAM ARN (an IAM session ARN or IAM user ARN) is supported in the request. You cannot use both."
@@ -1184,6 +1201,7 @@ struct RegisterOnPremisesInstanceCommand: AsyncParsableCommand, OperationCommand
 struct DeregisterOnPremisesInstanceCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "deregister-on-premises-instance",
+        _superCommandName: "deployctl",
         abstract: "Deregisters an on-premises instance.",
         discussion: "Deregisters an on-premises instance."
     )
@@ -1220,6 +1238,7 @@ struct DeregisterOnPremisesInstanceCommand: AsyncParsableCommand, OperationComma
 struct GetOnPremisesInstanceCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-on-premises-instance",
+        _superCommandName: "deployctl",
         abstract: "Gets information about an on-premises instance.",
         discussion: "Gets information about an on-premises instance."
     )
@@ -1256,6 +1275,7 @@ struct GetOnPremisesInstanceCommand: AsyncParsableCommand, OperationCommand {
 struct ListOnPremisesInstancesCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-on-premises-instances",
+        _superCommandName: "deployctl",
         abstract: "Gets a list of names for one or more on-premises instances.",
         discussion:
             "Gets a list of names for one or more on-premises instances. Unless otherwise specified, both registered and deregistered on-premises instance names are listed. To list only registered or deregistered on-premises instance names, use the registration status parameter."
@@ -1317,6 +1337,7 @@ struct ListOnPremisesInstancesCommand: AsyncParsableCommand, OperationCommand {
 struct BatchGetOnPremisesInstancesCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-on-premises-instances",
+        _superCommandName: "deployctl",
         abstract: "Gets information about one or more on-premises instances.",
         discussion:
             "Gets information about one or more on-premises instances. The maximum number of on-premises instances that can be returned is 25."
@@ -1356,6 +1377,7 @@ struct BatchGetOnPremisesInstancesCommand: AsyncParsableCommand, OperationComman
 struct AddTagsToOnPremisesInstancesCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "add-tags-to-on-premises-instances",
+        _superCommandName: "deployctl",
         abstract: "Adds tags to on-premises instances.",
         discussion: "Adds tags to on-premises instances."
     )
@@ -1402,6 +1424,7 @@ struct AddTagsToOnPremisesInstancesCommand: AsyncParsableCommand, OperationComma
 struct RemoveTagsFromOnPremisesInstancesCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "remove-tags-from-on-premises-instances",
+        _superCommandName: "deployctl",
         abstract: "Removes one or more tags from one or more on-premises instances.",
         discussion: "Removes one or more tags from one or more on-premises instances."
     )
@@ -1448,6 +1471,7 @@ struct RemoveTagsFromOnPremisesInstancesCommand: AsyncParsableCommand, Operation
 struct RegisterApplicationRevisionCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "register-application-revision",
+        _superCommandName: "deployctl",
         abstract: "Registers with CodeDeploy a revision for the specified application.",
         discussion: "Registers with CodeDeploy a revision for the specified application."
     )
@@ -1517,6 +1541,7 @@ struct RegisterApplicationRevisionCommand: AsyncParsableCommand, OperationComman
 struct GetApplicationRevisionCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-application-revision",
+        _superCommandName: "deployctl",
         abstract: "Gets information about an application revision.",
         discussion: "Gets information about an application revision."
     )
@@ -1580,6 +1605,7 @@ struct GetApplicationRevisionCommand: AsyncParsableCommand, OperationCommand {
 struct ListApplicationRevisionsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-application-revisions",
+        _superCommandName: "deployctl",
         abstract: "Lists information about revisions for an application.",
         discussion: "Lists information about revisions for an application."
     )
@@ -1671,6 +1697,7 @@ struct ListApplicationRevisionsCommand: AsyncParsableCommand, OperationCommand {
 struct BatchGetApplicationRevisionsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-application-revisions",
+        _superCommandName: "deployctl",
         abstract: "Gets information about one or more application revisions.",
         discussion:
             "Gets information about one or more application revisions. The maximum number of application revisions that can be returned is 25."
@@ -1720,6 +1747,7 @@ struct BatchGetApplicationRevisionsCommand: AsyncParsableCommand, OperationComma
 struct CreateDeploymentCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "create-deployment",
+        _superCommandName: "deployctl",
         abstract: "Deploys an application revision through the specified deployment group.",
         discussion: "Deploys an application revision through the specified deployment group."
     )
@@ -1874,6 +1902,7 @@ struct CreateDeploymentCommand: AsyncParsableCommand, OperationCommand {
 struct GetDeploymentCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-deployment",
+        _superCommandName: "deployctl",
         abstract: "Gets information about a deployment.",
         discussion:
             "Gets information about a deployment. The content property of the appSpecContent object in the returned revision is always null. Use GetApplicationRevision and the sha256 property of the returned appSpecContent object to get the content of the deployment’s AppSpec file."
@@ -1911,6 +1940,7 @@ struct GetDeploymentCommand: AsyncParsableCommand, OperationCommand {
 struct ListDeploymentsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-deployments",
+        _superCommandName: "deployctl",
         abstract: "Lists the deployments in a deployment group for an application registered with the user or Amazon Web Services account.",
         discussion: "Lists the deployments in a deployment group for an application registered with the user or Amazon Web Services account."
     )
@@ -2000,6 +2030,7 @@ struct ListDeploymentsCommand: AsyncParsableCommand, OperationCommand {
 struct BatchGetDeploymentsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-deployments",
+        _superCommandName: "deployctl",
         abstract: "Gets information about one or more deployments.",
         discussion: "Gets information about one or more deployments. The maximum number of deployments that can be returned is 25."
     )
@@ -2038,6 +2069,7 @@ struct BatchGetDeploymentsCommand: AsyncParsableCommand, OperationCommand {
 struct StopDeploymentCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "stop-deployment",
+        _superCommandName: "deployctl",
         abstract: "Attempts to stop an ongoing deployment.",
         discussion: "Attempts to stop an ongoing deployment."
     )
@@ -2079,6 +2111,7 @@ struct StopDeploymentCommand: AsyncParsableCommand, OperationCommand {
 struct ListDeploymentTargetsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-deployment-targets",
+        _superCommandName: "deployctl",
         abstract: "Returns an array of target IDs that are associated a deployment.",
         discussion: "Returns an array of target IDs that are associated a deployment."
     )
@@ -2133,6 +2166,7 @@ struct ListDeploymentTargetsCommand: AsyncParsableCommand, OperationCommand {
 struct GetDeploymentTargetCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-deployment-target",
+        _superCommandName: "deployctl",
         abstract: "Returns information about a deployment target.",
         discussion: "Returns information about a deployment target."
     )
@@ -2171,6 +2205,7 @@ struct GetDeploymentTargetCommand: AsyncParsableCommand, OperationCommand {
 struct BatchGetDeploymentTargetsCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-deployment-targets",
+        _superCommandName: "deployctl",
         abstract: "Returns an array of one or more targets associated with a deployment.",
         discussion:
             "Returns an array of one or more targets associated with a deployment. This method works with all compute types and should be used instead of the deprecated BatchGetDeploymentInstances. The maximum number of targets that can be returned is 25. The type of targets returned depends on the deployment's compute platform or deployment method: EC2/On-premises: Information about Amazon EC2 instance targets. Lambda: Information about Lambda functions targets. Amazon ECS: Information about Amazon ECS service targets. CloudFormation: Information about targets of blue/green deployments initiated by a CloudFormation stack update."
@@ -2214,6 +2249,7 @@ struct BatchGetDeploymentTargetsCommand: AsyncParsableCommand, OperationCommand 
 struct ListDeploymentInstancesCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-deployment-instances",
+        _superCommandName: "deployctl",
         abstract: "The newer BatchGetDeploymentTargets should be used instead because it works with all compute types.",
         discussion:
             "The newer BatchGetDeploymentTargets should be used instead because it works with all compute types. ListDeploymentInstances throws an exception if it is used with a compute platform other than EC2/On-premises or Lambda. Lists the instance for a deployment associated with the user or Amazon Web Services account."
@@ -2281,6 +2317,7 @@ struct ListDeploymentInstancesCommand: AsyncParsableCommand, OperationCommand {
 struct GetDeploymentInstanceCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "get-deployment-instance",
+        _superCommandName: "deployctl",
         abstract: "Gets information about an instance as part of a deployment.",
         discussion: "Gets information about an instance as part of a deployment."
     )
@@ -2320,6 +2357,7 @@ struct GetDeploymentInstanceCommand: AsyncParsableCommand, OperationCommand {
 struct BatchGetDeploymentInstancesCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "batch-get-deployment-instances",
+        _superCommandName: "deployctl",
         abstract: "This method works, but is deprecated.",
         discussion:
             "This method works, but is deprecated. Use BatchGetDeploymentTargets instead. Returns an array of one or more instances associated with a deployment. This method works with EC2/On-premises and Lambda compute platforms. The newer BatchGetDeploymentTargets works with all compute platforms. The maximum number of instances that can be returned is 25."
@@ -2363,6 +2401,7 @@ struct BatchGetDeploymentInstancesCommand: AsyncParsableCommand, OperationComman
 struct TagResourceCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "tag-resource",
+        _superCommandName: "deployctl",
         abstract: "Associates the list of tags in the input Tags parameter with the resource identified by the ResourceArn input parameter.",
         discussion: "Associates the list of tags in the input Tags parameter with the resource identified by the ResourceArn input parameter."
     )
@@ -2409,6 +2448,7 @@ struct TagResourceCommand: AsyncParsableCommand, OperationCommand {
 struct UntagResourceCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "untag-resource",
+        _superCommandName: "deployctl",
         abstract: "Disassociates a resource from a list of tags.",
         discussion:
             "Disassociates a resource from a list of tags. The resource is identified by the ResourceArn input parameter. The tags are identified by the list of keys in the TagKeys input parameter."
@@ -2457,6 +2497,7 @@ struct UntagResourceCommand: AsyncParsableCommand, OperationCommand {
 struct ListTagsForResourceCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-tags-for-resource",
+        _superCommandName: "deployctl",
         abstract: "Returns a list of tags for the resource identified by a specified Amazon Resource Name (ARN).",
         discussion:
             "Returns a list of tags for the resource identified by a specified Amazon Resource Name (ARN). Tags are used to organize and categorize your CodeDeploy resources."
@@ -2504,6 +2545,7 @@ struct ListTagsForResourceCommand: AsyncParsableCommand, OperationCommand {
 struct ContinueDeploymentCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "continue-deployment",
+        _superCommandName: "deployctl",
         abstract:
             "For a blue/green deployment, starts the process of rerouting traffic from instances in the original environment to instances in the replacement environment without waiting for a specified wait time to elapse.",
         discussion:
@@ -2555,6 +2597,7 @@ struct ContinueDeploymentCommand: AsyncParsableCommand, OperationCommand {
 struct SkipWaitTimeForInstanceTerminationCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "skip-wait-time-for-instance-termination",
+        _superCommandName: "deployctl",
         abstract:
             "In a blue/green deployment, overrides any specified wait time and starts terminating instances immediately after the traffic routing is complete.",
         discussion:
@@ -2595,6 +2638,7 @@ struct SkipWaitTimeForInstanceTerminationCommand: AsyncParsableCommand, Operatio
 struct PutLifecycleEventHookExecutionStatusCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "put-lifecycle-event-hook-execution-status",
+        _superCommandName: "deployctl",
         abstract: "Sets the result of a Lambda validation function.",
         discussion:
             "Sets the result of a Lambda validation function. The function validates lifecycle hooks during a deployment that uses the Lambda or Amazon ECS compute platform. For Lambda deployments, the available lifecycle hooks are BeforeAllowTraffic and AfterAllowTraffic. For Amazon ECS deployments, the available lifecycle hooks are BeforeInstall, AfterInstall, AfterAllowTestTraffic, BeforeAllowTraffic, and AfterAllowTraffic. Lambda validation functions return Succeeded or Failed. For more information, see AppSpec 'hooks' Section for an Lambda Deployment and AppSpec 'hooks' Section for an Amazon ECS Deployment."
@@ -2654,6 +2698,7 @@ struct PutLifecycleEventHookExecutionStatusCommand: AsyncParsableCommand, Operat
 struct DeleteGitHubAccountTokenCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete-git-hub-account-token",
+        _superCommandName: "deployctl",
         abstract: "Deletes a GitHub account connection.",
         discussion: "Deletes a GitHub account connection."
     )
@@ -2687,6 +2732,7 @@ struct DeleteGitHubAccountTokenCommand: AsyncParsableCommand, OperationCommand {
 struct ListGitHubAccountTokenNamesCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "list-git-hub-account-token-names",
+        _superCommandName: "deployctl",
         abstract: "Lists the names of stored connections to GitHub accounts.",
         discussion: "Lists the names of stored connections to GitHub accounts."
     )
@@ -2728,6 +2774,7 @@ struct ListGitHubAccountTokenNamesCommand: AsyncParsableCommand, OperationComman
 struct DeleteResourcesByExternalIdCommand: AsyncParsableCommand, OperationCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete-resources-by-external-id",
+        _superCommandName: "deployctl",
         abstract: "Deletes resources linked to an external ID.",
         discussion:
             "Deletes resources linked to an external ID. This action only applies if you have configured blue/green deployments through CloudFormation. It is not necessary to call this action directly. CloudFormation calls it on your behalf when it needs to delete stack resources. This action is offered publicly in case you need to delete resources to comply with General Data Protection Regulation (GDPR) requirements."
