@@ -71,7 +71,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         let node: Node?
         do {
             // Settings are read as text; the basic resolver skips compiling the default one's regular expressions.
-            node = try Yams.compose(yaml: text, .basic)
+            node = try Yams.compose(yaml: text, .basic, .nodesOnly, .utf8)
         } catch {
             throw AgentConfigurationError("\(path) is not valid YAML: \(error)")
         }

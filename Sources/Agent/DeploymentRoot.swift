@@ -38,7 +38,11 @@ public struct DeploymentRoot: Sendable {
 
     func readMarker(_ file: String) -> String? {
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
-        let directory = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        // Not `trimmingCharacters(in:)`: that goes through NSString and CharacterSet, 4% of a trivial deployment.
+        var trimmed = Substring(text)
+        while trimmed.first?.isWhitespace == true { trimmed.removeFirst() }
+        while trimmed.last?.isWhitespace == true { trimmed.removeLast() }
+        let directory = String(trimmed)
         return FileManager.default.fileExists(atPath: directory) ? directory : nil
     }
 

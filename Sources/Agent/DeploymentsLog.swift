@@ -17,8 +17,15 @@ public final class DeploymentsLog {
     public init(root: DeploymentRoot, maxBytes: Int64 = DeploymentsLog.defaultMaxBytes) {
         path = root.path + "/deployment-logs/deployctl-deployments.log"
         self.maxBytes = maxBytes
-        try? FileManager.default.createDirectory(
-            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        // mkdir(2) rather than FileManager's `attributes:`, a `[FileAttributeKey: Any]` whose first use cost 2% of a
+        // trivial deployment.
+        let directory = root.path + "/deployment-logs"
+        var made = mkdir(directory, 0o750) == 0
+        if !made, errno == ENOENT {
+            try? FileManager.default.createDirectory(atPath: root.path, withIntermediateDirectories: true)
+            made = mkdir(directory, 0o750) == 0
+        }
+        if made { _ = chmod(directory, 0o750) }  // whatever the umask
     }
 
     /// Appends one line (already timestamped by the caller) for `deployment` and `event`.

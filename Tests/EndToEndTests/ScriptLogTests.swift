@@ -60,6 +60,9 @@ import Testing
         #expect(try run(good, "d-GOOD3") == 0)
         let log = try String(contentsOfFile: cli.directory.path + "/root/deployment-logs/deployctl-deployments.log", encoding: .utf8)
         #expect(log.contains("[d-GOOD1] [AfterInstall] "), "\(log)")
+        // Script output of every deployment: only its owner and group read it.
+        var info = stat()
+        #expect(stat(cli.directory.path + "/root/deployment-logs", &info) == 0 && info.st_mode & 0o7777 == 0o750)
         #expect(log.contains("[d-BAD1] [BeforeInstall] ") && log.contains("[stderr]broken"), "\(log)")
         #expect(log.contains("[d-GOOD3] [AfterInstall] ") && log.contains("[stdout]fine"))
         // --max-revisions 1, yet the failed deployment's directory (and its scripts.log) is still there.
