@@ -57,4 +57,11 @@ import Testing
         }
         #expect(bad.map { DeployctlCommand.fullMessage(for: $0) }?.contains("See 'deployctl local --help'") == true)
     }
+
+    @Test func engineDefaultsApplyWhenTheFlagsAreAbsent() throws {
+        let absent = try LocalCommand.parse([])
+        #expect(absent.engineOptions.maxRevisions == 5 && absent.engineOptions.maxLogBytes == 64 << 20)
+        let given = try LocalCommand.parse(["--max-revisions", "2", "--max-log-bytes", "1048576"])
+        #expect(given.engineOptions.maxRevisions == 2 && given.engineOptions.maxLogBytes == 1 << 20)
+    }
 }
