@@ -154,9 +154,11 @@ public struct HookRunner: Sendable {
     }
 
     static func hasShebang(_ path: String) -> Bool {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
-        defer { try? handle.close() }
-        return (try? handle.read(upToCount: 2)) == Data("#!".utf8)
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var start: (UInt8, UInt8) = (0, 0)
+        return withUnsafeMutableBytes(of: &start) { read(fd, $0.baseAddress, 2) } == 2 && start == (UInt8(ascii: "#"), UInt8(ascii: "!"))
     }
 
     struct SpawnError: Error, CustomStringConvertible {

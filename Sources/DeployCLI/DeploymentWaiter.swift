@@ -213,8 +213,8 @@ struct DeploymentWaiter {
             var name = target.targetId ?? ""
             if name.count > width { name = String(name.prefix(width - 1)) + "…" }
             var line =
-                "  " + name.padding(toLength: width + 2, withPad: " ", startingAt: 0)
-                + (target.status?.rawValue ?? "").padding(toLength: 11, withPad: " ", startingAt: 0)
+                "  " + name.padded(to: width + 2)
+                + (target.status?.rawValue ?? "").padded(to: 11)
             if let current {
                 line += "\(current.lifecycleEventName ?? "") \(current.status?.rawValue ?? "")"
                 if current.status == .failed, let d = current.diagnostics {

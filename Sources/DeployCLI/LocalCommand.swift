@@ -177,8 +177,8 @@ struct LocalCommand: ParsableCommand {
             var out = "Preflight (nothing was changed):\n"
             for event in report.events {
                 var line =
-                    "  " + event.name.padding(toLength: 20, withPad: " ", startingAt: 0)
-                    + event.action.padding(toLength: 6, withPad: " ", startingAt: 0)
+                    "  " + event.name.padded(to: 20)
+                    + event.action.padded(to: 6)
                 if !event.scripts.isEmpty { line += " " + event.scripts.joined(separator: ", ") }
                 if let directory = event.revisionDirectory { line += " (from \(directory))" }
                 if let note = event.note { line += " (\(note))" }
@@ -271,8 +271,8 @@ final class EventPrinter: LifecycleReporter {
         let wasRunning = running.finish(result.name)
         if terminal, wasRunning { print("\r\u{1B}[2K", terminator: "") }
         var line =
-            "  " + result.name.padding(toLength: 20, withPad: " ", startingAt: 0)
-            + result.status.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)
+            "  " + result.name.padded(to: 20)
+            + result.status.rawValue.padded(to: 10)
         if let start = result.startTime, let end = result.endTime {
             line += Self.seconds(end.timeIntervalSince(start))
         }
@@ -300,7 +300,7 @@ final class RunningEvent: Sendable {
     private let current = Mutex<Current?>(nil)
     private let generations = Atomic<Int>(0)
 
-    static func label(_ name: String) -> String { "  " + name.padding(toLength: 20, withPad: " ", startingAt: 0) }
+    static func label(_ name: String) -> String { "  " + name.padded(to: 20) }
 
     func start(_ name: String, terminal: Bool) {
         let mine = generations.wrappingAdd(1, ordering: .relaxed).newValue

@@ -20,4 +20,18 @@ import Testing
     @Test func negativeIntervalsShowAsZero() {
         #expect(EventPrinter.seconds(-3) == "   0.000s")
     }
+
+    @Test(arguments: ["", "Install", "AfterBlockTraffic", "ApplicationStopFailedOnALongName"])
+    func paddedMatchesFoundationOnASCII(_ text: String) {
+        for width in [0, 6, 20] {
+            #expect(text.padded(to: width) == text.padding(toLength: width, withPad: " ", startingAt: 0))
+        }
+    }
+
+    @Test func paddedCountsCharactersAsTheColumnWidthsDo() {
+        // One character, two UTF-16 units: Foundation's padding counted it twice and left the column one short.
+        #expect("🚀a".padded(to: 4) == "🚀a  ")
+        #expect("🚀a".padded(to: 4).count == 4)
+        #expect("héllo".padded(to: 3) == "hél")
+    }
 }
