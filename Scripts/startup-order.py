@@ -48,15 +48,13 @@ def main():
         subprocess.run([BINARY, "bundle", "create", "--source", revision, "--bundle", bundle, "--bundle-type", "tgz"],
                        check=True, stdout=subprocess.DEVNULL)
         state = os.path.join(scratch, "state.db")
+        roots = ["--agent-root", os.path.join(scratch, "agent"), "--install-root", os.path.join(scratch, "host")]
         commands = [
             ["--version"],
-            ["local", "--bundle-location", revision, "--agent-root", os.path.join(scratch, "agent"),
-             "--install-root", os.path.join(scratch, "host")],
+            ["local", "--bundle-location", revision, *roots],
             # Again: a redeploy (ApplicationStop of the last revision, cleanup, pruning).
-            ["local", "--bundle-location", revision, "--agent-root", os.path.join(scratch, "agent"),
-             "--install-root", os.path.join(scratch, "host")],
-            ["local", "--bundle-location", bundle, "--type", "tgz", "--agent-root", os.path.join(scratch, "agent"),
-             "--install-root", os.path.join(scratch, "host")],
+            ["local", "--bundle-location", revision, *roots],
+            ["local", "--bundle-location", bundle, "--type", "tgz", *roots],
             ["create-application", "--application-name", "web", "--state", state],
             ["list-applications", "--state", state],
             ["get-application", "--application-name", "web", "--state", state, "--query", "application.applicationName"],

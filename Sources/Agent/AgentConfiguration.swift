@@ -1,3 +1,4 @@
+import AppSpec
 import Foundation
 import Yams
 
@@ -70,8 +71,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         guard text.utf8.count <= 1 << 20 else { throw AgentConfigurationError("\(path) is larger than 1 MiB") }
         let node: Node?
         do {
-            // Settings are read as text; the basic resolver skips compiling the default one's regular expressions.
-            node = try Yams.compose(yaml: text, .basic, .nodesOnly, .utf8)
+            node = try YAMLNodes.compose(text)
         } catch {
             throw AgentConfigurationError("\(path) is not valid YAML: \(error)")
         }

@@ -1,3 +1,4 @@
+import Bundles
 import Foundation
 
 /// The agent's directory tree (ARCHITECTURE.md, compatibility facts):
@@ -54,24 +55,15 @@ public struct DeploymentRoot: Sendable {
         // rather than Data.write(to:), whose generic Data(String.UTF8View) and URL paths cost 2% of a trivial deployment.
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw AgentError.io("cannot write \(temporary): \(String(cString: strerror(errno)))") }
-        let bytes = Array(directory.utf8)
-        var written = 0
-        var failure: Int32 = 0
-        while written < bytes.count {
-            let count = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                failure = errno
-                break
-            }
-            written += count
-        }
-        if failure == 0, fsync(fd) != 0 { failure = errno }
-        close(fd)
-        guard failure == 0 else {
+        do throws(DescriptorCopy.Failure) {
+            try DescriptorCopy.write(Array(directory.utf8)[...], to: fd)
+            if fsync(fd) != 0 { throw .write(errno) }
+        } catch {
+            close(fd)
             unlink(temporary)
-            throw AgentError.io("cannot write \(temporary): \(String(cString: strerror(failure)))")
+            throw AgentError.io(error.describe(reading: temporary, writing: temporary))
         }
+        close(fd)
         guard rename(temporary, file) == 0 else { throw AgentError.io("cannot write \(file): \(String(cString: strerror(errno)))") }
     }
 

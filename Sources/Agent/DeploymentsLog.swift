@@ -15,11 +15,11 @@ public final class DeploymentsLog {
     deinit { if fd >= 0 { close(fd) } }
 
     public init(root: DeploymentRoot, maxBytes: Int64 = DeploymentsLog.defaultMaxBytes) {
-        path = root.path + "/deployment-logs/deployctl-deployments.log"
+        let directory = root.path + "/deployment-logs"
+        path = directory + "/deployctl-deployments.log"
         self.maxBytes = maxBytes
         // mkdir(2) rather than FileManager's `attributes:`, a `[FileAttributeKey: Any]` whose first use cost 2% of a
         // trivial deployment.
-        let directory = root.path + "/deployment-logs"
         var made = mkdir(directory, 0o750) == 0
         if !made, errno == ENOENT {
             try? FileManager.default.createDirectory(atPath: root.path, withIntermediateDirectories: true)

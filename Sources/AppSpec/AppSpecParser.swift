@@ -111,9 +111,7 @@ private struct Walker {
         }
         let root: Node?
         do {
-            // The basic resolver: findings read scalars by their text and style, never by an implicit tag, and
-            // Yams' default resolver compiles seven ICU regular expressions (1 ms and 2 MiB at every start).
-            root = try Yams.compose(yaml: text, .basic, .nodesOnly, .utf8)
+            root = try YAMLNodes.compose(text)
         } catch let yaml as YamlError {
             reportSyntax(yaml)
             return nil

@@ -1,9 +1,12 @@
 import Yams
 
-extension Constructor {
-    /// For documents read as nodes, never turned into Swift values by their tags (the appspec, the agent configuration):
-    /// a constructor without Yams' default tag maps, whose dictionaries of closures took 0.2 ms to build at every start.
-    /// Composed with it and an explicit `.utf8` (Yams' default encoding reads the whole environment for
-    /// `YAMS_DEFAULT_ENCODING` at every parse).
-    public static var nodesOnly: Constructor { Constructor([:], [:], [:]) }
+/// How deployctl composes its own YAML files (the appspec, the agent configuration) into nodes, which it reads by
+/// their text and style, never turning them into Swift values by tag:
+/// - Yams' basic resolver: its default one compiles seven ICU regular expressions (1 ms and 2 MiB at every start);
+/// - a constructor without Yams' default tag maps, whose dictionaries of closures took 0.2 ms to build;
+/// - UTF-8 stated: Yams' default encoding reads the whole environment for `YAMS_DEFAULT_ENCODING` at every parse.
+public enum YAMLNodes {
+    public static func compose(_ text: String) throws -> Node? {
+        try Yams.compose(yaml: text, .basic, Constructor([:], [:], [:]), .utf8)
+    }
 }

@@ -596,14 +596,19 @@ public enum DescriptorCopy {
             if count < 0, errno == EINTR { continue }
             if count < 0 { throw .read(errno) }
             if count == 0 { return total }
-            var written = 0
-            while written < count {
-                let n = buffer.withUnsafeBytes { raw in write(output, raw.baseAddress.map { $0 + written }, count - written) }
-                if n < 0, errno == EINTR { continue }
-                guard n > 0 else { throw .write(n < 0 ? errno : EIO) }
-                written += n
-            }
+            try write(buffer[..<count], to: output)
             total += Int64(count)
+        }
+    }
+
+    /// Writes all of `bytes` to `output`, through short writes and interruptions.
+    public static func write(_ bytes: ArraySlice<UInt8>, to output: Int32) throws(Failure) {
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { raw in Glibc.write(output, raw.baseAddress.map { $0 + written }, raw.count - written) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw .write(n < 0 ? errno : EIO) }
+            written += n
         }
     }
 }
