@@ -94,23 +94,34 @@ public struct DeployctlCommand: AsyncParsableCommand {
         return try parseAsRoot(arguments)
     }
 
+    /// The run of a command read from a plain command line without ArgumentParser (``PlainArguments``), for the
+    /// commands that can: `deployctl local`, which developers run in a loop. Nil sends the line to ArgumentParser.
+    static func plainCommand(_ arguments: [String], path: [String]) -> (() throws -> Void)? {
+        guard path == ["local"], let command = LocalCommand.parsedPlainly(arguments.dropFirst(path.count)) else { return nil }
+        return { try command.run() }
+    }
+
     /// Parses, runs, and maps every failure to one stderr line and the aws CLI v2 exit codes.
     public static func runMain() async {
         do {
             try Self.checkArgumentsAreUTF8()
             let given = Self.joiningNegativeNumbers(Array(CommandLine.arguments.dropFirst()))
-            var command: any ParsableCommand
             switch ArgumentNormalizer.normalize(given, root: Self.self) {
-            case .arguments(let normalized, let path, let named): command = try parseFromSubcommand(normalized, path: path, command: named)
+            case .arguments(let normalized, let path, let named):
+                if let plain = plainCommand(normalized, path: path) {
+                    try plain()
+                } else {
+                    var command = try parseFromSubcommand(normalized, path: path, command: named)
+                    if var asynchronous = command as? any AsyncParsableCommand {
+                        try await asynchronous.run()
+                    } else {
+                        try command.run()
+                    }
+                }
             case .unknownSubcommand(let name):
                 throw CLIFailure.usage(
                     "deployctl: '\(name.prefix(100))' is not a deployctl command; `deployctl --help` lists them (the subcommands of aws deploy, and more)."
                 )
-            }
-            if var asynchronous = command as? any AsyncParsableCommand {
-                try await asynchronous.run()
-            } else {
-                try command.run()
             }
             // What print() buffered: a full disk behind a redirect must not pass for success.
             if fflush(nil) != 0 { throw CLIFailure.other("cannot write the output: \(String(cString: strerror(errno)))") }

@@ -1,0 +1,63 @@
+import ArgumentParser
+import Testing
+
+@testable import DeployCLI
+
+/// `deployctl local` reads a plain command line without ArgumentParser (`PlainArguments`): every line it reads must
+/// give the command ArgumentParser gives, and every other line must be left to ArgumentParser.
+@Suite struct PlainArgumentsTests {
+    /// The command as ArgumentParser's own `String(describing:)` shows it: each property wrapper with its state, so a
+    /// property the plain reading forgot to set (still a definition) or set differently shows.
+    static func shown(_ command: LocalCommand) -> String { String(describing: command) }
+
+    static let plainLines: [[String]] = [
+        [],
+        ["--bundle-location", "/srv/rev"],
+        ["--bundle-location=/srv/rev", "--install-root", ""],
+        ["--bundle-location", "rev.tgz", "--type", "tgz", "--file-exists-behavior", "overwrite", "--output", "json"],
+        ["--type=directory", "--file-exists-behavior=RETAIN", "--output=text", "--preflight"],
+        [
+            "--deployment-group", "web", "--deployment-group-name", "Web Fleet", "--application-name", "shop", "--events",
+            "BeforeInstall, Install", "--appspec-filename", "appspec.yaml", "--deployment-id", "d-1_a",
+        ],
+        ["--ignore-application-stop-failures", "--max-revisions", "7", "--max-log-bytes", "2097152"],
+        ["--hook-env", "HTTP_PROXY", "--hook-env=NO_PROXY", "--agent-root", "/tmp/root", "--install-root", "/tmp/host"],
+        ["--max-revisions", "+3"],
+        ["--application-name", "name with = sign", "--bundle-location", "dir with spaces"],
+    ]
+
+    @Test(arguments: plainLines)
+    func aPlainLineGivesWhatArgumentParserGives(_ line: [String]) throws {
+        let plain = try #require(LocalCommand.parsedPlainly(line[...]), "\(line) was not read plainly")
+        let parsed = try #require(try LocalCommand.parseAsRoot(line) as? LocalCommand)
+        #expect(Self.shown(plain) == Self.shown(parsed), "\(line)")
+    }
+
+    @Test func theComparisonSeesAnUnsetProperty() throws {
+        var partial = LocalCommand()
+        partial.bundleLocation = "."
+        let parsed = try #require(try LocalCommand.parseAsRoot([]) as? LocalCommand)
+        #expect(Self.shown(partial) != Self.shown(parsed))
+        #expect(Self.shown(partial).contains("_type: Option(*definition*)"))
+    }
+
+    static let otherLines: [[String]] = [
+        ["--help"], ["-h"], ["help"], ["--version"], ["rev"], ["--"], ["--bogus", "x"], ["--bundle-location"],
+        ["--bundle-location", "-x"], ["--bundle-location", "--agent-root", "/r"], ["--type", "zipp"], ["--type", "zip", "--type", "tar"],
+        ["--output", "yaml"], ["--file-exists-behavior", "KEEP"], ["--preflight=true"], ["--preflight", "--preflight"],
+        ["--max-revisions", "0"], ["--max-revisions", "many"], ["--max-log-bytes", "10"], ["--deployment-id", "bad id"],
+        ["--deployment-group", "a/b"], ["--events", "Instal"], ["--hook-env", "not a name"], ["--max-revisions=-1"],
+        ["--generate-completion-script", "bash"], ["--agent-root="], ["---bundle-location", "x"],
+    ]
+
+    @Test(arguments: otherLines)
+    func anythingElseIsLeftToArgumentParser(_ line: [String]) {
+        #expect(LocalCommand.parsedPlainly(line[...]) == nil, "\(line)")
+    }
+
+    @Test func onlyLocalIsReadPlainly() {
+        #expect(DeployctlCommand.plainCommand(["local", "--bundle-location", "/srv/rev"], path: ["local"]) != nil)
+        #expect(DeployctlCommand.plainCommand(["local", "--bundle-location", "/srv/rev"], path: ["agent", "run"]) == nil)
+        #expect(DeployctlCommand.plainCommand(["local", "--help"], path: ["local"]) == nil)
+    }
+}
