@@ -44,7 +44,7 @@ public struct ConfinedRoot: Sendable {
 
     /// The display path of `relative` (what logs and cleanup lists name).
     public func display(_ relative: String) -> String {
-        let parts = Self.components(relative).joined(separator: "/")
+        let parts = Self.components(relative).joinedPath()
         return path == "/" ? "/" + parts : (parts.isEmpty ? path : path + "/" + parts)
     }
 
@@ -74,7 +74,7 @@ public struct ConfinedRoot: Sendable {
         case .inRoot, .beneath:
             defer { close(rootFD) }
             let resolve = policy == .inRoot ? deployctl_resolve_in_root() : deployctl_resolve_beneath()
-            let fd = deployctl_openat2(rootFD, parts.joined(separator: "/"), deployctl_o_path() | deployctl_o_directory(), 0, resolve)
+            let fd = deployctl_openat2(rootFD, parts.joinedPath(), deployctl_o_path() | deployctl_o_directory(), 0, resolve)
             guard fd >= 0 else { throw refusal(relative, errno) }
             return fd
         case .host(let placed):
@@ -117,7 +117,7 @@ public struct ConfinedRoot: Sendable {
         guard let name = parts.popLast() else {
             throw Refusal(path: display(relative), reason: "the root itself cannot be written", missing: false)
         }
-        return (try openDirectory(parts.joined(separator: "/")), name)
+        return (try openDirectory(parts.joinedPath()), name)
     }
 
     /// `lstat` of `relative`, or nil when it (or a directory on its way) does not exist.
@@ -188,7 +188,7 @@ public final class OpenDirectories {
         guard let name = parts.popLast() else {
             throw ConfinedRoot.Refusal(path: root.display(relative), reason: "the root itself cannot be written", missing: false)
         }
-        let key = parts.joined(separator: "/")
+        let key = parts.joinedPath()
         if let fd = open[key] { return (fd, name) }
         if open.count >= Self.limit {
             for fd in open.values { close(fd) }
@@ -220,5 +220,18 @@ public final class OpenDirectories {
         }
         var info = stat()
         return fstatat(found.fd, found.name, &info, AT_SYMLINK_NOFOLLOW) == 0 ? info : nil
+    }
+}
+
+extension Sequence<String> {
+    /// The components joined with "/": `joined(separator: "/")`, which the standard library runs unspecialized here,
+    /// so its first call costs a conformance scan of the whole binary (issue 12: a trivial `deployctl local` made two).
+    func joinedPath() -> String {
+        var path = ""
+        for (index, component) in enumerated() {
+            if index > 0 { path += "/" }
+            path += component
+        }
+        return path
     }
 }

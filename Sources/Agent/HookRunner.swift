@@ -80,7 +80,7 @@ public struct HookRunner: Sendable {
         _ script: HookScript, archiveRoot: String, environment: [String: String], log: ScriptLog, onWaiting: ((String) -> Void)? = nil
     ) -> ScriptOutcome {
         let location = script.location
-        let relative = location.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+        let relative = location.split(separator: "/").filter { $0 != "." }.map(String.init).joinedPath()
         let path = archiveRoot + "/" + relative
         log.write("Script - \(location)")
         log.resetTail()

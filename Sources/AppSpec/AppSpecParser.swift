@@ -1,5 +1,4 @@
 import DeployModel
-import Foundation
 import HostCommandModel
 import Yams
 
@@ -294,7 +293,7 @@ private struct Walker {
             error("AS112", node, path, "expected \(what), got \(describe(node))")
             return nil
         }
-        let value = s.string.trimmingCharacters(in: .whitespaces)
+        let value = s.string.trimmingSpacesAndTabs
         guard !value.isEmpty else {
             error("AS113", node, path, "expected \(what), got an empty string")
             return nil
@@ -307,7 +306,7 @@ private struct Walker {
             error("AS114", isNull(node) ? key : node, "version", "expected 0.0, got \(describe(node))")
             return nil
         }
-        let raw = s.string.trimmingCharacters(in: .whitespaces)
+        let raw = s.string.trimmingSpacesAndTabs
         if let number = Double(raw), number == 0, raw.allSatisfy({ $0.isNumber || $0 == "." }) {
             if s.style == .singleQuoted || s.style == .doubleQuoted {
                 // Observed with the AWS agent 1.8.1: a quoted version is refused (a Ruby error).
@@ -484,7 +483,7 @@ private struct Walker {
         }
         var timeout = HookScript.defaultTimeout
         if let (_, value) = members["timeout"] {
-            if case .scalar(let s) = value, !isNull(value), let seconds = Int(s.string.trimmingCharacters(in: .whitespaces)), seconds > 0 {
+            if case .scalar(let s) = value, !isNull(value), let seconds = Int(s.string.trimmingSpacesAndTabs), seconds > 0 {
                 timeout = min(seconds, AppSpecParser.maxScriptTimeout)
                 if seconds > AppSpecParser.maxScriptTimeout {
                     error(
@@ -497,8 +496,8 @@ private struct Walker {
                         value, "\(path).timeout",
                         "\(seconds) s is above AWS CodeDeploy's 3600 s limit per event; deployctl allows it, AWS would not")
                 }
-            } else if case .scalar(let s) = value, !isNull(value), s.string.trimmingCharacters(in: .whitespaces).allSatisfy(\.isNumber),
-                !s.string.trimmingCharacters(in: .whitespaces).isEmpty, Int(s.string.trimmingCharacters(in: .whitespaces)) == nil
+            } else if case .scalar(let s) = value, !isNull(value), s.string.trimmingSpacesAndTabs.allSatisfy(\.isNumber),
+                !s.string.trimmingSpacesAndTabs.isEmpty, Int(s.string.trimmingSpacesAndTabs) == nil
             {
                 error(
                     "AS140",
@@ -623,7 +622,7 @@ private struct Walker {
             error("AS149", node, path, "expected octal permission digits such as 644 or 0755, got \(describe(node))")
             return nil
         }
-        let raw = s.string.trimmingCharacters(in: .whitespaces)
+        let raw = s.string.trimmingSpacesAndTabs
         guard !raw.isEmpty, raw.count <= 4, raw.allSatisfy({ ("0"..."7").contains($0) }), let bits = UInt16(raw, radix: 8) else {
             error("AS150", node, path, "'\(raw)' is not an octal mode: use 1 to 4 digits 0-7, such as 644 or 0755")
             return nil
