@@ -95,10 +95,16 @@ public struct DeployctlCommand: AsyncParsableCommand {
     }
 
     /// The run of a command read from a plain command line without ArgumentParser (``PlainArguments``), for the
-    /// commands that can: `deployctl local`, which developers run in a loop. Nil sends the line to ArgumentParser.
+    /// commands developers run in a loop: `deployctl validate` and `deployctl local`. Nil sends the line to
+    /// ArgumentParser.
     static func plainCommand(_ arguments: [String], path: [String]) -> (() throws -> Void)? {
-        guard path == ["local"], let command = LocalCommand.parsedPlainly(arguments.dropFirst(path.count)) else { return nil }
-        return { try command.run() }
+        guard path.count == 1 else { return nil }
+        let rest = arguments.dropFirst(path.count)
+        switch path[0] {
+        case "local": return LocalCommand.parsedPlainly(rest).map { command in { try command.run() } }
+        case "validate": return ValidateCommand.parsedPlainly(rest).map { command in { try command.run() } }
+        default: return nil
+        }
     }
 
     /// Parses, runs, and maps every failure to one stderr line and the aws CLI v2 exit codes.

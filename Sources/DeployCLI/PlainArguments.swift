@@ -1,3 +1,4 @@
+import Bundles
 import DeployModel
 
 /// A command line made only of `--name value`, `--name=value` and `--flag`, all of them known, read without
@@ -105,6 +106,33 @@ extension LocalCommand {
         command.preflight = plain.flags.contains("preflight")
         do {
             try engine.validate()
+            try command.validate()
+        } catch {
+            return nil
+        }
+        return command
+    }
+}
+
+extension ValidateCommand {
+    /// `deployctl validate` from a plain command line (``PlainArguments``), validated; nil for anything else.
+    static func parsedPlainly(_ arguments: ArraySlice<String>) -> ValidateCommand? {
+        guard
+            let plain = PlainArguments(
+                arguments, options: ["bundle", "source", "bundle-type", "appspec-filename", "output"],
+                flagNames: ["ignore-hidden-files", "strict"]),
+            let bundleType = plain.value("bundle-type", ArchiveFormat.init(argument:)),
+            let output = plain.value("output", ValidationOutput.init(argument:))
+        else { return nil }
+        var command = ValidateCommand()
+        command.bundle = plain.values["bundle"]
+        command.source = plain.values["source"]
+        command.bundleType = bundleType
+        command.appSpecFileName = plain.values["appspec-filename"]
+        command.ignoreHidden = plain.flags.contains("ignore-hidden-files")
+        command.output = output ?? .text
+        command.strict = plain.flags.contains("strict")
+        do {
             try command.validate()
         } catch {
             return nil

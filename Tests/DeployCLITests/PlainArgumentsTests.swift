@@ -3,8 +3,8 @@ import Testing
 
 @testable import DeployCLI
 
-/// `deployctl local` reads a plain command line without ArgumentParser (`PlainArguments`): every line it reads must
-/// give the command ArgumentParser gives, and every other line must be left to ArgumentParser.
+/// `deployctl local` and `deployctl validate` read a plain command line without ArgumentParser (`PlainArguments`):
+/// every line they read must give the command ArgumentParser gives, and every other line must be left to ArgumentParser.
 @Suite struct PlainArgumentsTests {
     /// The command as ArgumentParser's own `String(describing:)` shows it: each property wrapper with its state, so a
     /// property the plain reading forgot to set (still a definition) or set differently shows.
@@ -55,9 +55,31 @@ import Testing
         #expect(LocalCommand.parsedPlainly(line[...]) == nil, "\(line)")
     }
 
-    @Test func onlyLocalIsReadPlainly() {
+    static let plainValidateLines: [[String]] = [
+        [], ["--source", "."], ["--bundle", "rev.tgz", "--bundle-type", "tgz", "--output", "sarif", "--strict"],
+        ["--source=app", "--ignore-hidden-files", "--appspec-filename", "appspec.yaml", "--output=github"],
+    ]
+
+    @Test(arguments: plainValidateLines)
+    func aPlainValidateLineGivesWhatArgumentParserGives(_ line: [String]) throws {
+        let plain = try #require(ValidateCommand.parsedPlainly(line[...]), "\(line) was not read plainly")
+        let parsed = try #require(try ValidateCommand.parseAsRoot(line) as? ValidateCommand)
+        #expect(String(describing: plain) == String(describing: parsed), "\(line)")
+    }
+
+    @Test(arguments: [
+        ["--bundle", "a.zip", "--source", "."], ["--bundle-type", "rar"], ["--output", "xml"], ["--strict=1"], ["--help"], ["app"],
+        ["--source"],
+    ])
+    func anyOtherValidateLineIsLeftToArgumentParser(_ line: [String]) {
+        #expect(ValidateCommand.parsedPlainly(line[...]) == nil, "\(line)")
+    }
+
+    @Test func onlyLocalAndValidateAreReadPlainly() {
         #expect(DeployctlCommand.plainCommand(["local", "--bundle-location", "/srv/rev"], path: ["local"]) != nil)
-        #expect(DeployctlCommand.plainCommand(["local", "--bundle-location", "/srv/rev"], path: ["agent", "run"]) == nil)
+        #expect(DeployctlCommand.plainCommand(["validate", "--source", "/srv/rev"], path: ["validate"]) != nil)
+        #expect(DeployctlCommand.plainCommand(["push", "--source", "/srv/rev"], path: ["push"]) == nil)
+        #expect(DeployctlCommand.plainCommand(["agent", "run"], path: ["agent", "run"]) == nil)
         #expect(DeployctlCommand.plainCommand(["local", "--help"], path: ["local"]) == nil)
     }
 }
