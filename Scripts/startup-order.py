@@ -59,6 +59,7 @@ def main():
             ["list-applications", "--state", state],
             ["get-application", "--application-name", "web", "--state", state, "--query", "application.applicationName"],
             ["validate", "--bundle", bundle],
+            ["validate", "--source", revision],
         ]
         shim = os.path.join(scratch, "valgrind-openat2.so")
         subprocess.run(["clang", "-shared", "-fPIC", "-O2", "-o", shim, os.path.join(ROOT, "Scripts", "valgrind-openat2.c"), "-ldl"],
