@@ -496,8 +496,8 @@ private struct Walker {
                         value, "\(path).timeout",
                         "\(seconds) s is above AWS CodeDeploy's 3600 s limit per event; deployctl allows it, AWS would not")
                 }
-            } else if case .scalar(let s) = value, !isNull(value), s.string.trimmingSpacesAndTabs.allSatisfy(\.isNumber),
-                !s.string.trimmingSpacesAndTabs.isEmpty, Int(s.string.trimmingSpacesAndTabs) == nil
+            } else if case .scalar(let s) = value, !isNull(value), case let digits = s.string.trimmingSpacesAndTabs, !digits.isEmpty,
+                digits.allSatisfy(\.isNumber), Int(digits) == nil
             {
                 error(
                     "AS140",

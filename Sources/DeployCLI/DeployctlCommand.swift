@@ -95,14 +95,13 @@ public struct DeployctlCommand: AsyncParsableCommand {
     }
 
     /// The run of a command read from a plain command line without ArgumentParser (``PlainArguments``), for the
-    /// commands developers run in a loop: `deployctl validate` and `deployctl local`. Nil sends the line to
-    /// ArgumentParser.
-    static func plainCommand(_ arguments: [String], path: [String]) -> (() throws -> Void)? {
-        guard path.count == 1 else { return nil }
+    /// commands developers run in a loop: `deployctl validate` and `deployctl local`. `command` is the one the
+    /// normalizer found `path` to name. Nil sends the line to ArgumentParser.
+    static func plainCommand(_ arguments: [String], path: [String], command: any ParsableCommand.Type) -> (() throws -> Void)? {
         let rest = arguments.dropFirst(path.count)
-        switch path[0] {
-        case "local": return LocalCommand.parsedPlainly(rest).map { command in { try command.run() } }
-        case "validate": return ValidateCommand.parsedPlainly(rest).map { command in { try command.run() } }
+        switch ObjectIdentifier(command) {
+        case ObjectIdentifier(LocalCommand.self): return LocalCommand.parsedPlainly(rest).map { command in { try command.run() } }
+        case ObjectIdentifier(ValidateCommand.self): return ValidateCommand.parsedPlainly(rest).map { command in { try command.run() } }
         default: return nil
         }
     }
@@ -114,7 +113,7 @@ public struct DeployctlCommand: AsyncParsableCommand {
             let given = Self.joiningNegativeNumbers(Array(CommandLine.arguments.dropFirst()))
             switch ArgumentNormalizer.normalize(given, root: Self.self) {
             case .arguments(let normalized, let path, let named):
-                if let plain = plainCommand(normalized, path: path) {
+                if let plain = plainCommand(normalized, path: path, command: named) {
                     try plain()
                 } else {
                     var command = try parseFromSubcommand(normalized, path: path, command: named)

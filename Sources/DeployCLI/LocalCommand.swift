@@ -30,10 +30,15 @@ struct LocalCommand: ParsableCommand {
             only when every event succeeded (or was skipped), 1 otherwise.
             """)
 
+    /// The defaults of the options below, which ``parsedPlainly(_:)`` applies too.
+    static let defaultBundleLocation = "."
+    static let defaultDeploymentGroup = "default-local-deployment-group"
+    static let defaultDeploymentGroupName = "LocalFleet"
+
     @Option(
         name: .customLong("bundle-location"),
         help: ArgumentHelp("The revision: a zip/tar/tgz file or a directory (default: the current directory).", valueName: "path"))
-    var bundleLocation: String = "."
+    var bundleLocation: String = Self.defaultBundleLocation
 
     @Option(
         name: .customLong("type"),
@@ -50,10 +55,10 @@ struct LocalCommand: ParsableCommand {
     @Option(
         name: .customLong("deployment-group"),
         help: ArgumentHelp("The deployment group ID: the directory under the agent root that keeps this group's history.", valueName: "id"))
-    var deploymentGroup: String = "default-local-deployment-group"
+    var deploymentGroup: String = Self.defaultDeploymentGroup
 
     @Option(name: .customLong("deployment-group-name"), help: ArgumentHelp("DEPLOYMENT_GROUP_NAME for hooks.", valueName: "name"))
-    var deploymentGroupName: String = "LocalFleet"
+    var deploymentGroupName: String = Self.defaultDeploymentGroupName
 
     @Option(
         name: .customLong("application-name"), help: ArgumentHelp("APPLICATION_NAME for hooks (default: the bundle location).", valueName: "name"))

@@ -31,25 +31,27 @@ struct PlainArguments {
             index += 1
             guard argument.hasPrefix("--"), argument.utf8.count > 2 else { return nil }
             var name = String(argument.dropFirst(2))
-            var value: String?
+            var attached: String?
             if let equals = name.firstIndex(of: "=") {
-                value = String(name[name.index(after: equals)...])
+                attached = String(name[name.index(after: equals)...])
                 name = String(name[..<equals])
                 // `--name=` is a missing value to ArgumentParser (`--name ""` is an empty one).
-                if value?.isEmpty == true { return nil }
+                if attached?.isEmpty == true { return nil }
             }
             if flagNames.contains(name) {
-                guard value == nil, flags.insert(name).inserted else { return nil }
+                guard attached == nil, flags.insert(name).inserted else { return nil }
                 continue
             }
             guard options.contains(name) || repeatable.contains(name) else { return nil }
-            if value == nil {
+            let value: String
+            if let attached {
+                value = attached
+            } else {
                 // ArgumentParser takes the next word as the value only when it cannot be an option.
                 guard index < arguments.endIndex, !arguments[index].hasPrefix("-") else { return nil }
                 value = arguments[index]
                 index += 1
             }
-            guard let value else { return nil }
             if repeatable.contains(name) {
                 lists[name, default: []].append(value)
             } else if values.updateValue(value, forKey: name) != nil {
@@ -89,11 +91,11 @@ extension LocalCommand {
         engine.hookEnv = plain.lists["hook-env"] ?? []
         engine.maxLogBytesGiven = maxLogBytes
         var command = LocalCommand()
-        command.bundleLocation = plain.values["bundle-location"] ?? "."
+        command.bundleLocation = plain.values["bundle-location"] ?? defaultBundleLocation
         command.type = type
         command.fileExistsBehavior = fileExistsBehavior
-        command.deploymentGroup = plain.values["deployment-group"] ?? "default-local-deployment-group"
-        command.deploymentGroupName = plain.values["deployment-group-name"] ?? "LocalFleet"
+        command.deploymentGroup = plain.values["deployment-group"] ?? defaultDeploymentGroup
+        command.deploymentGroupName = plain.values["deployment-group-name"] ?? defaultDeploymentGroupName
         command.applicationName = plain.values["application-name"]
         command.events = plain.values["events"]
         command.appSpecFileName = plain.values["appspec-filename"]

@@ -76,10 +76,10 @@ import Testing
     }
 
     @Test func onlyLocalAndValidateAreReadPlainly() {
-        #expect(DeployctlCommand.plainCommand(["local", "--bundle-location", "/srv/rev"], path: ["local"]) != nil)
-        #expect(DeployctlCommand.plainCommand(["validate", "--source", "/srv/rev"], path: ["validate"]) != nil)
-        #expect(DeployctlCommand.plainCommand(["push", "--source", "/srv/rev"], path: ["push"]) == nil)
-        #expect(DeployctlCommand.plainCommand(["agent", "run"], path: ["agent", "run"]) == nil)
-        #expect(DeployctlCommand.plainCommand(["local", "--help"], path: ["local"]) == nil)
+        #expect(DeployctlCommand.plainCommand(["local", "--bundle-location", "/srv/rev"], path: ["local"], command: LocalCommand.self) != nil)
+        #expect(DeployctlCommand.plainCommand(["validate", "--source", "/srv/rev"], path: ["validate"], command: ValidateCommand.self) != nil)
+        #expect(DeployctlCommand.plainCommand(["push", "--source", "/srv/rev"], path: ["push"], command: PushCommand.self) == nil)
+        #expect(DeployctlCommand.plainCommand(["agent", "run"], path: ["agent", "run"], command: AgentGroupCommand.Run.self) == nil)
+        #expect(DeployctlCommand.plainCommand(["local", "--help"], path: ["local"], command: LocalCommand.self) == nil)
     }
 }
