@@ -5,6 +5,18 @@ import HostCommandModel
 
 /// The agent side of the control plane (ARCHITECTURE.md, "A deployment, end to end"): agents poll for the next host command of their instance,
 /// acknowledge it, run it, and complete it. Every call also advances the deployments it touches, so no daemon is needed.
+/// Who hands a host command back: the instance its access key belongs to, and the deployment the command
+/// identifier it sent names.
+public struct HostCommandCaller: Sendable, Equatable {
+    public var instanceName: String
+    public var deploymentId: String
+
+    public init(instanceName: String, deploymentId: String) {
+        self.instanceName = instanceName
+        self.deploymentId = deploymentId
+    }
+}
+
 extension ControlPlane: HostCommandService {
     /// How long an agent has to acknowledge a command it polled, and the margin added to its expected duration
     /// (``agentGrace`` when the control plane was given one).
@@ -47,7 +59,15 @@ extension ControlPlane: HostCommandService {
 
     /// The agent has started the command and expects it to take at most `expectedSeconds` (its hooks' timeouts).
     public func acknowledgeHostCommand(id: String, expectedSeconds: Int) throws {
+        try acknowledgeHostCommand(id: id, caller: nil, expectedSeconds: expectedSeconds)
+    }
+
+    /// The same for a caller authenticated as `caller` (the server's command service): a command of another
+    /// instance, or of another deployment than the caller's identifier names, is `AccessDeniedException` and
+    /// changes nothing.
+    public func acknowledgeHostCommand(id: String, caller: HostCommandCaller?, expectedSeconds: Int) throws {
         try store.write { tx in
+            try Self.checkOwner(tx, id: id, caller: caller)
             // Bounded: an agent's figure (the sum of its scripts' timeouts) is never trusted to be sane.
             let deadline = now().timeIntervalSince1970 + Double(min(max(expectedSeconds, 1), Self.maxExpectedSeconds)) + completionMargin
             guard try tx.acknowledgeCommand(id: id, deadline: deadline) else {
@@ -58,7 +78,13 @@ extension ControlPlane: HostCommandService {
 
     /// Shows `note` on the command's event while it runs (in `get-deployment-target` and the `--wait` view).
     public func postHostCommandUpdate(id: String, note: String) throws {
+        try postHostCommandUpdate(id: id, caller: nil, note: note)
+    }
+
+    /// The same for an authenticated caller (see ``acknowledgeHostCommand(id:caller:expectedSeconds:)``).
+    public func postHostCommandUpdate(id: String, caller: HostCommandCaller?, note: String) throws {
         try store.write { tx in
+            try Self.checkOwner(tx, id: id, caller: caller)
             guard let command = try tx.command(id: id),
                 var target = try tx.target(deploymentId: command.deploymentId, instance: command.instanceName),
                 let index = target.lifecycleEvents?.firstIndex(where: { $0.lifecycleEventName == command.eventName && $0.status == .inProgress })
@@ -72,18 +98,45 @@ extension ControlPlane: HostCommandService {
 
     /// Records how the command ended and advances the deployment.
     public func completeHostCommand(id: String, report: HostCommandReport) throws {
+        try completeHostCommand(id: id, caller: nil, report: report)
+    }
+
+    /// The same for an authenticated caller (see ``acknowledgeHostCommand(id:caller:expectedSeconds:)``). Answers the
+    /// instances of the deployment when the completion started other targets (OneAtATime, HalfAtATime): their
+    /// agents may be holding polls.
+    @discardableResult
+    public func completeHostCommand(id: String, caller: HostCommandCaller?, report: HostCommandReport) throws -> [String] {
         try store.write { tx in
+            try Self.checkOwner(tx, id: id, caller: caller)
             guard let command = try tx.command(id: id) else {
                 throw ServiceError("InvalidHostCommandException", "The host command \(id) is not outstanding (it completed or was failed).")
             }
+            let pendingBefore = try tx.targetCount(deploymentId: command.deploymentId, status: TargetStatus.pending.rawValue)
             try tx.deleteCommand(id: id)
             try finishEvent(tx, deploymentId: command.deploymentId, instance: command.instanceName, event: command.eventName, report: report)
             try finishTargetIfDone(tx, deploymentId: command.deploymentId, instance: command.instanceName)
             try advance(tx, command.deploymentId)
+            guard pendingBefore > 0,
+                try tx.targetCount(deploymentId: command.deploymentId, status: TargetStatus.pending.rawValue) < pendingBefore
+            else { return [] }
+            return try tx.targets(deploymentId: command.deploymentId).compactMap(\.targetId)
         }
     }
 
     // MARK: Internals
+
+    /// Refuses a command that is outstanding but not the caller's: another instance's, or another deployment's
+    /// than the identifier the caller handed back names. A command that is not outstanding passes (the operation
+    /// answers it as it does any finished command: it changes nothing).
+    static func checkOwner(_ tx: any StoreTransaction, id: String, caller: HostCommandCaller?) throws {
+        guard let caller, let command = try tx.command(id: id) else { return }
+        guard command.instanceName == caller.instanceName, command.deploymentId == caller.deploymentId else {
+            throw ServiceError(
+                "AccessDeniedException",
+                "The host command \(id.prefix(64)) is not a command of instance \(caller.instanceName.prefix(100)) in deployment \(caller.deploymentId.prefix(40))."
+            )
+        }
+    }
 
     func targetRow(_ tx: any StoreTransaction, deploymentId: String, instance: String) throws -> InstanceTarget? {
         try tx.target(deploymentId: deploymentId, instance: instance)
@@ -232,17 +285,6 @@ extension ControlPlane: HostCommandService {
                 deploymentGroupId: try groupId(tx, deploymentId) ?? "", creator: info.creator?.rawValue ?? "user", bundle: Self.bundleLocation(info),
                 fileExistsBehavior: info.fileExistsBehavior?.rawValue, ignoreApplicationStopFailures: info.ignoreApplicationStopFailures ?? false)
         }
-    }
-
-    /// The deployment a host command belongs to, and whether its instance still has one outstanding (for the
-    /// server's long polls: a completion that started other targets wakes their agents).
-    public func pendingTargets(deploymentId: String) throws -> Int {
-        try store.read { tx in try tx.targetCount(deploymentId: deploymentId, status: TargetStatus.pending.rawValue) }
-    }
-
-    /// The instances a deployment targets.
-    public func targetInstances(deploymentId: String) throws -> [String] {
-        try store.read { tx in try tx.targets(deploymentId: deploymentId).compactMap(\.targetId) }
     }
 
     func groupId(_ tx: any StoreTransaction, _ deploymentId: String) throws -> String? {
@@ -401,5 +443,19 @@ extension ControlPlane: HostCommandService {
             rollbackDeploymentId: rollbackId,
             rollbackMessage: "Automatic rollback to the revision of \(previous.deploymentId ?? "") started as \(rollbackId)")
         try saveDeployment(tx, failedInfo)
+    }
+}
+
+extension ControlPlane {
+    /// Whether the agent of `instanceName` may read `s3://bucket/key`: only the bundle of a deployment in flight on
+    /// that instance (what AWS's agent fetches with GetObject during DownloadBundle), nothing else in the store.
+    public func instanceMayRead(instanceName: String, bucket: String, key: String) throws -> Bool {
+        try store.read { tx in
+            for deploymentId in try tx.pollCandidates(instance: instanceName) {
+                guard let info = try findDeployment(tx, deploymentId), case .s3(let b, let k, _, _, _) = Self.bundleLocation(info) else { continue }
+                if b == bucket, k == key { return true }
+            }
+            return false
+        }
     }
 }

@@ -190,4 +190,35 @@ final class ManualClock: @unchecked Sendable {
             try plane.agentPresence(instanceNames: ["zz"])
         }
     }
+
+    /// Issue 22, item 1: a caller authenticated as one instance never acknowledges, notes or completes another
+    /// instance's command, nor its own through another deployment's identifier; nothing changes when refused.
+    @Test(arguments: StoreKind.allCases) func aCommandIsOnlyItsOwnInstancesToHandBack(_ store: StoreKind) throws {
+        let clock = ManualClock()
+        let (plane, dir) = try fixture(clock, store)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let id = try deploy(plane)
+        let command = try #require(try plane.pollHostCommand(instanceName: "a"))
+        let intruders = [
+            HostCommandCaller(instanceName: "b", deploymentId: id), HostCommandCaller(instanceName: "a", deploymentId: "d-OTHER0000"),
+        ]
+        for caller in intruders {
+            #expect(
+                serviceErrorCode { try plane.acknowledgeHostCommand(id: command.id, caller: caller, expectedSeconds: 10) } == "AccessDeniedException")
+            #expect(serviceErrorCode { try plane.postHostCommandUpdate(id: command.id, caller: caller, note: "x") } == "AccessDeniedException")
+            #expect(
+                serviceErrorCode { try plane.completeHostCommand(id: command.id, caller: caller, report: HostCommandReport(status: .succeeded)) }
+                    == "AccessDeniedException")
+        }
+        let target = try plane.getDeploymentTarget(GetDeploymentTargetInput(deploymentId: id, targetId: "a"))
+        #expect(
+            target.deploymentTarget?.instanceTarget?.lifecycleEvents?.first { $0.lifecycleEventName == command.lifecycleEvent }?.status == .inProgress
+        )
+        let owner = HostCommandCaller(instanceName: "a", deploymentId: id)
+        try plane.acknowledgeHostCommand(id: command.id, caller: owner, expectedSeconds: 10)
+        try plane.completeHostCommand(id: command.id, caller: owner, report: HostCommandReport(status: .succeeded))
+        let done = try plane.getDeploymentTarget(GetDeploymentTargetInput(deploymentId: id, targetId: "a"))
+        #expect(
+            done.deploymentTarget?.instanceTarget?.lifecycleEvents?.first { $0.lifecycleEventName == command.lifecycleEvent }?.status == .succeeded)
+    }
 }
