@@ -248,6 +248,8 @@ public enum SigV4 {
     public struct Signer: Sendable, Equatable {
         public var accessKeyId: String
         public var scope: Scope
+        /// The headers the signature covers (lowercase, sorted).
+        public var signedHeaders: [String] = []
     }
 
     /// Verifies `request`'s `Authorization` header: the algorithm, the access key (`secret(accessKeyId)` answers nil
@@ -299,7 +301,7 @@ public enum SigV4 {
                 "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
             )
         }
-        return Signer(accessKeyId: parts[0], scope: scope)
+        return Signer(accessKeyId: parts[0], scope: scope, signedHeaders: signedHeaders)
     }
 
     /// Compares two secrets or signatures without leaking where they differ.

@@ -11,8 +11,10 @@ public enum AccessRole: String, Sendable, CaseIterable {
     /// Get, List and BatchGet operations only.
     case readOnly = "read-only"
     /// An on-premises instance's agent (`deployctl register`): the command service for that instance, and reading
-    /// bundles (S3 GetObject, HeadObject). Nothing of the CodeDeploy API.
+    /// bundles (S3 GetObject, HeadObject) of deployments in flight on that instance. Nothing of the CodeDeploy API.
     case instance
+    /// A Prometheus scraper: `/metrics` and nothing else.
+    case metrics
 
     /// Whether this role may call `operation`: a CodeDeploy operation name (`CreateDeployment`) or an S3 one
     /// (`PutObject`). Reading is Get/List/BatchGet (and S3's Head); a deployer also creates and stops deployments,
@@ -22,8 +24,9 @@ public enum AccessRole: String, Sendable, CaseIterable {
             operation.hasPrefix("Get") || operation.hasPrefix("List") || operation.hasPrefix("BatchGet") || operation.hasPrefix("Head")
         switch self {
         case .admin: return !Self.agentOperations.contains(operation)
+        case .metrics: return operation == "Metrics"
         case .instance: return Self.agentOperations.contains(operation) || operation == "GetObject" || operation == "HeadObject"
-        case .readOnly: return reads && !Self.agentOperations.contains(operation)
+        case .readOnly: return reads && !Self.agentOperations.contains(operation) && operation != "Metrics"
         case .deployer:
             return (reads || Self.deployerWrites.contains(operation)) && !Self.agentOperations.contains(operation)
         }
@@ -49,6 +52,8 @@ public struct AccessKey: Sendable, Equatable {
     public var secretAccessKey: String?
     public var createDate: Date
     public var role: AccessRole
+    /// Said once, when the key is made: an imported key shorter than IAM's.
+    public var warnings: [String] = []
 }
 
 /// Access keys for `deployctl server` (issue 10): created, imported, listed, deactivated and deleted against the
@@ -66,32 +71,57 @@ extension ControlPlane {
     public func createAccessKey(
         userName: String, role: AccessRole = .deployer, accessKeyId: String? = nil, secretAccessKey: String? = nil
     ) throws -> AccessKey {
-        guard !userName.isEmpty, userName.count <= 64,
+        let key = try newAccessKey(userName: userName, role: role, accessKeyId: accessKeyId, secretAccessKey: secretAccessKey)
+        try store.write { tx in try insert(tx, key) }
+        return key
+    }
+
+    /// Stores a key made by ``newAccessKey(userName:role:accessKeyId:secretAccessKey:)`` in `tx`.
+    func insert(_ tx: any StoreTransaction, _ key: AccessKey) throws {
+        if try tx.accessKey(id: key.accessKeyId) != nil {
+            throw ServiceError("EntityAlreadyExists", "The access key \(key.accessKeyId) already exists.")
+        }
+        try tx.insertAccessKey(
+            AccessKeyRecord(
+                accessKeyId: key.accessKeyId, userName: key.userName, secretAccessKey: key.secretAccessKey ?? "", status: key.status,
+                role: key.role.rawValue, createDate: key.createDate))
+    }
+
+    /// A validated key, not stored yet: every check happens before anything is written.
+    func newAccessKey(userName: String, role: AccessRole, accessKeyId: String?, secretAccessKey: String?) throws -> AccessKey {
+        // IAM's 64 characters, except that an instance's key is named for its instance, whose name may have 100.
+        let longest = role == .instance ? 100 : 64
+        guard !userName.isEmpty, userName.count <= longest,
             userName.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "+=,.@_-".unicodeScalars.contains($0)) })
         else {
-            throw ServiceError("ValidationError", "The user name must be 1-64 letters, digits or +=,.@_- characters.")
+            throw ServiceError("ValidationError", "The user name must be 1-\(longest) letters, digits or +=,.@_- characters.")
         }
         if (accessKeyId == nil) != (secretAccessKey == nil) {
             throw ServiceError("ValidationError", "Importing a key needs both accessKeyId and secretAccessKey.")
         }
-        if let accessKeyId, !(16...128).contains(accessKeyId.count) || !accessKeyId.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) {
-            throw ServiceError("ValidationError", "An access key ID is 16-128 letters and digits.")
-        }
-        if let secretAccessKey, secretAccessKey.count < 16 || secretAccessKey.count > 128 || secretAccessKey.contains(where: { $0.isWhitespace }) {
-            throw ServiceError("ValidationError", "A secret access key is 16-128 characters without spaces.")
-        }
-        let record = AccessKeyRecord(
-            accessKeyId: accessKeyId ?? "AKIA" + Self.random(Self.keyAlphabet, count: 16), userName: userName,
-            secretAccessKey: secretAccessKey ?? Self.random(Self.secretAlphabet, count: 40), status: "Active", role: role.rawValue, createDate: now())
-        try store.write { tx in
-            if try tx.accessKey(id: record.accessKeyId) != nil {
-                throw ServiceError("EntityAlreadyExists", "The access key \(record.accessKeyId) already exists.")
+        // Imported pairs may be shorter than IAM's (20 and 40 characters): local AWS emulators ship fixed test keys of
+        // 9-12 characters, and test suites written against them must run unchanged. Keys made here stay IAM-shaped.
+        var warnings: [String] = []
+        if let accessKeyId {
+            guard (1...128).contains(accessKeyId.count), accessKeyId.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+                throw ServiceError("ValidationError", "An access key ID is 1-128 letters, digits or _.")
             }
-            try tx.insertAccessKey(record)
+            if accessKeyId.count < 16 { warnings.append("the access key ID \(accessKeyId) is shorter than IAM's 16 characters") }
+        }
+        if let secretAccessKey {
+            guard (1...128).contains(secretAccessKey.count),
+                !secretAccessKey.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } == true })
+            else {
+                throw ServiceError("ValidationError", "A secret access key is 1-128 characters without spaces or control characters.")
+            }
+            if secretAccessKey.count < 40 {
+                warnings.append(
+                    "the secret access key is \(secretAccessKey.count) characters, shorter than IAM's 40: anyone who can guess it acts with this key")
+            }
         }
         return AccessKey(
-            userName: userName, accessKeyId: record.accessKeyId, status: record.status, secretAccessKey: record.secretAccessKey,
-            createDate: record.createDate, role: role)
+            userName: userName, accessKeyId: accessKeyId ?? "AKIA" + Self.random(Self.keyAlphabet, count: 16), status: "Active",
+            secretAccessKey: secretAccessKey ?? Self.random(Self.secretAlphabet, count: 40), createDate: now(), role: role, warnings: warnings)
     }
 
     /// Every key (or one user's), without secrets.

@@ -27,14 +27,16 @@ struct CreateAccessKeyCommand: ParsableCommand {
         discussion: """
             Prints {"AccessKey": {UserName, AccessKeyId, Status, SecretAccessKey, CreateDate}}: the secret is shown this once. \
             --role bounds what the key may call: read-only (Get, List, BatchGet), deployer (also create and stop \
-            deployments, register revisions; the default) or admin. --access-key-id with --secret-access-key imports an \
-            existing pair, so CI secrets move over unchanged. Works on the state file (local only).
+            deployments, register revisions; the default), admin, or metrics (GET /metrics only, for a Prometheus \
+            scraper). --access-key-id with --secret-access-key imports an existing pair, so CI secrets move over unchanged: \
+            any ID of 1-128 letters, digits and _, any secret of 1-128 characters (the fixed short test keys of local AWS \
+            emulators work, with a warning). Works on the state file (local only).
             """)
 
     @Option(name: .customLong("user-name"), help: ArgumentHelp("Who the key is for (1-64 letters, digits, +=,.@_-).", valueName: "name"))
     var userName: String
 
-    @Option(name: .customLong("role"), help: ArgumentHelp("admin, deployer (default) or read-only.", valueName: "role"))
+    @Option(name: .customLong("role"), help: ArgumentHelp("admin, deployer (default), read-only or metrics.", valueName: "role"))
     var role: AccessRole = .deployer
 
     @Option(name: .customLong("access-key-id"), help: ArgumentHelp("Import this key ID (with --secret-access-key).", valueName: "id"))
@@ -48,6 +50,7 @@ struct CreateAccessKeyCommand: ParsableCommand {
     func run() throws {
         try runAccessKeyOperation(global, "CreateAccessKey") { plane in
             let key = try plane.createAccessKey(userName: userName, role: role, accessKeyId: accessKeyId, secretAccessKey: secretAccessKey)
+            for warning in key.warnings { StandardStreams.err("deployctl create-access-key: warning: \(warning)\n") }
             return .members([
                 (
                     "AccessKey",

@@ -69,6 +69,24 @@ struct ServerCommand: AsyncParsableCommand {
         help: ArgumentHelp("Seconds an agent's poll with nothing to do is held before the empty answer (1-50, default 20).", valueName: "seconds"))
     var pollHold: Double = 20
 
+    @Option(
+        name: .customLong("max-connections"),
+        help: ArgumentHelp(
+            "Client connections open at once; one more is closed as it opens (default: the open-file limit, raised to its hard limit at start, less 512).",
+            valueName: "count"))
+    var maxConnections: Int?
+
+    @Option(
+        name: .customLong("idle-timeout"),
+        help: ArgumentHelp("Seconds a connection may sit idle between requests before it is closed (1-3600, default 60).", valueName: "seconds"))
+    var idleTimeout: Int = 60
+
+    @Option(
+        name: .customLong("header-timeout"),
+        help: ArgumentHelp(
+            "Seconds a new connection has to finish its TLS handshake and send its first request head (1-300, default 10).", valueName: "seconds"))
+    var headerTimeout: Int = 10
+
     @Flag(name: .customLong("quiet"), help: "No access log (errors only).")
     var quiet = false
 
@@ -82,6 +100,9 @@ struct ServerCommand: AsyncParsableCommand {
         guard maxObjectSize > 0 else { throw ValidationError("--max-object-size must be a positive number of bytes") }
         try NumberRange.check("--agent-grace", agentGrace, 1...86_400)
         try NumberRange.check("--poll-hold", pollHold, 1...50)
+        try NumberRange.check("--idle-timeout", Double(idleTimeout), 1...3600)
+        try NumberRange.check("--header-timeout", Double(headerTimeout), 1...300)
+        if let maxConnections { try NumberRange.check("--max-connections", Double(maxConnections), 1...1_000_000) }
         for name in tlsNames where name.isEmpty || name.contains(where: { $0.isWhitespace || $0 == "/" }) {
             throw ValidationError("--tls-san '\(name)': expected a host name or an IP address")
         }
@@ -140,19 +161,34 @@ struct ServerCommand: AsyncParsableCommand {
             return handler
         }
         logger.logLevel = quiet ? .warning : .info
+        // Every connection is a descriptor: the soft limit (often 1,024) goes up to the hard one, and the
+        // connection cap is sized from it so the store and object files always have room.
+        let files = OpenFileLimit.raise()
+        let connectionCap = maxConnections ?? files.after.connectionBudget
+        if connectionCap + OpenFileLimit.reserve > files.after.soft {
+            StandardStreams.err(
+                "deployctl server: --max-connections \(connectionCap) leaves fewer than \(OpenFileLimit.reserve) of the \(files.after.soft) open files for the store and objects; connections may fail with 'too many open files'\n"
+            )
+        }
+        let artifacts = ArtifactStore(besideStateFile: statePath)
+        // Uploads cut short by a killed server leave their temporary files: nothing can complete them now.
+        for removed in artifacts.sweepIncoming() {
+            StandardStreams.err("deployctl server: removed \(removed), an upload left unfinished by an earlier run\n")
+        }
+        var configuration = ServerConfiguration(
+            listen: address, tls: tls, signingDirectory: signingDirectory, maxObjectBytes: maxObjectSize, idleTimeout: .seconds(idleTimeout),
+            pollHold: .milliseconds(Int64(pollHold * 1000)), maxConnections: connectionCap,
+            externalChanges: { file.externalChangeCount() })
+        configuration.headerTimeout = .seconds(headerTimeout)
         let server: DeployServer
         do {
-            server = try DeployServer(
-                plane: plane, artifacts: ArtifactStore(besideStateFile: statePath),
-                configuration: ServerConfiguration(
-                    listen: address, tls: tls, signingDirectory: signingDirectory, maxObjectBytes: maxObjectSize,
-                    pollHold: .milliseconds(Int64(pollHold * 1000)),
-                    externalChanges: { file.externalChangeCount() }),
-                logger: logger)
+            server = try DeployServer(plane: plane, artifacts: artifacts, configuration: configuration, logger: logger)
         } catch {
             throw CLIFailure.usage(error.description)
         }
-        let caNote = tls.map { " (CA: \($0.caPath))" } ?? " (plain HTTP, loopback only)"
+        let limits =
+            "; open files \(files.before.soft)\(files.after.soft != files.before.soft ? " -> \(files.after.soft)" : ""), max connections \(connectionCap)"
+        let caNote = (tls.map { " (CA: \($0.caPath))" } ?? " (plain HTTP, loopback only)") + limits
         do {
             try await server.run { url in
                 try? StandardStreams.out("deployctl server: serving \(url)\(caNote)\n")

@@ -35,7 +35,11 @@ struct CommandRoutes {
         WireResponse(status: 200, contentType: JSONProtocol.contentType, text: value.compact(), operation: operation)
     }
 
-    func handle(_ request: Request, _ wire: WireRequest, operation: String, keyId: inout String) async -> WireResponse {
+    func handle(_ request: Request, _ wire: WireRequest, operation target: String, keyId: inout String) async -> WireResponse {
+        // Metrics labels and log fields come from the fixed operation list only: a stranger's invented target must
+        // not create one (issue 22, item 3).
+        let known = CommandProtocol.operations.contains(target)
+        let operation = known ? target : "Unknown"
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: Self.maxBodyBytes)
@@ -52,8 +56,8 @@ struct CommandRoutes {
         } catch {
             return fail(error == .missing ? 403 : 400, error.code, error.description, operation: operation)
         }
-        guard CommandProtocol.operations.contains(operation) else {
-            return fail(400, "UnknownOperationException", "Unknown operation \(operation.prefix(100)).", operation: operation)
+        guard known else {
+            return fail(400, "UnknownOperationException", "Unknown operation \(LogText.clean(target, limit: 100)).", operation: operation)
         }
         guard key.role == .instance else {
             return fail(
@@ -84,10 +88,32 @@ struct CommandRoutes {
             }
             return ok(answer, operation: operation)
         } catch let refusal as Refusal {
+            if refusal.code == "AccessDeniedException" {
+                responder.logger.warning(
+                    "host command refused",
+                    metadata: [
+                        "request_id": .string(requestId), "key_id": .string(keyId), "caller_instance": .string(key.userName),
+                        "operation": .string(operation), "reason": .string(refusal.message),
+                    ])
+            }
             return fail(refusal.status, refusal.code, refusal.message, operation: operation)
+        } catch let error as ServiceError where error.code == "AccessDeniedException" {
+            // Another instance's command (item 1 of issue 22): logged with both identities, nothing changed.
+            responder.logger.warning(
+                "host command refused",
+                metadata: [
+                    "request_id": .string(requestId), "key_id": .string(keyId), "caller_instance": .string(key.userName),
+                    "operation": .string(operation), "reason": .string(error.message),
+                ])
+            return fail(400, error.code, error.message, operation: operation)
         } catch let error as ServiceError {
             return fail(400, "ClientException", error.message, operation: operation)
+        } catch let refusal as BlockingExecutor.Refusal {
+            // The agent retries a ThrottlingException with backoff, as it does against AWS.
+            return fail(503, "ThrottlingException", refusal.description, operation: operation)
         } catch {
+            responder.logger.error(
+                "command service failed", metadata: ["request_id": .string(requestId), "operation": .string(operation), "error": .string("\(error)")])
             return fail(500, "ServerException", "The server could not complete the request.", operation: operation)
         }
     }
@@ -108,14 +134,21 @@ struct CommandRoutes {
         return host
     }
 
-    func command(_ input: JSONValue, instance: String) throws -> CommandProtocol.CommandIdentifier {
+    /// The identifier the caller handed back, checked against the caller: it must name the caller's own instance.
+    /// That the command it names is the caller's (instance and deployment) is checked in the control plane, in the
+    /// same transaction as the change.
+    func command(_ input: JSONValue, instance: String) throws -> (CommandProtocol.CommandIdentifier, HostCommandCaller) {
         guard let text = input["HostCommandIdentifier"]?.stringValue, let identifier = CommandProtocol.CommandIdentifier(decoding: text) else {
             throw Refusal(status: 400, code: "ClientException", message: "HostCommandIdentifier is missing or not one this server issued.")
         }
         guard identifier.instanceName == instance else {
-            throw Refusal(status: 400, code: "AccessDeniedException", message: "The host command belongs to another instance.")
+            throw Refusal(
+                status: 400, code: "AccessDeniedException",
+                message:
+                    "The host command names instance \(LogText.clean(identifier.instanceName, limit: 100)), not \(instance) whose key signed the request."
+            )
         }
-        return identifier
+        return (identifier, HostCommandCaller(instanceName: instance, deploymentId: identifier.deploymentId))
     }
 
     // MARK: Operations
@@ -176,7 +209,7 @@ struct CommandRoutes {
     static let defaultExpectedSeconds = 3600
 
     func acknowledge(_ input: JSONValue, instance: String) async throws -> JSONValue {
-        let identifier = try command(input, instance: instance)
+        let (identifier, caller) = try command(input, instance: instance)
         var expected = Self.defaultExpectedSeconds
         if let payload = input["Diagnostics"]?["Payload"]?.stringValue, let fields = try? JSONValue.parse(String(payload.prefix(8192))),
             case .int(let seconds)? = fields["ExpectedSeconds"]
@@ -185,46 +218,48 @@ struct CommandRoutes {
         }
         let seconds = expected
         do {
-            try await responder.onWriter { plane in try plane.acknowledgeHostCommand(id: identifier.commandId, expectedSeconds: seconds) }
+            try await responder.onWriter { plane in
+                try plane.acknowledgeHostCommand(id: identifier.commandId, caller: caller, expectedSeconds: seconds)
+            }
             return .members([("CommandStatus", .string("InProgress"))])
-        } catch is ServiceError {
+        } catch let error as ServiceError where error.code != "AccessDeniedException" {
             // Stopped or expired meanwhile: the agent skips the command.
             return .members([("CommandStatus", .string("Failed"))])
         }
     }
 
     func complete(_ input: JSONValue, instance: String) async throws -> JSONValue {
-        let identifier = try command(input, instance: instance)
+        let (identifier, caller) = try command(input, instance: instance)
         let status = input["CommandStatus"]?.stringValue ?? "Failed"
         guard ["Succeeded", "Failed"].contains(status) else {
             throw Refusal(status: 400, code: "ClientException", message: "CommandStatus must be Succeeded or Failed.")
         }
         let report = CommandProtocol.report(status: status, diagnostics: input["Diagnostics"])
-        let plane = responder.plane
-        let pendingBefore = try? await responder.onReaders { plane in try plane.pendingTargets(deploymentId: identifier.deploymentId) }
+        let started: [String]
         do {
-            try await responder.onWriter { plane in try plane.completeHostCommand(id: identifier.commandId, report: report) }
-        } catch is ServiceError {
+            started = try await responder.onWriter { plane in
+                try plane.completeHostCommand(id: identifier.commandId, caller: caller, report: report)
+            }
+        } catch let error as ServiceError where error.code != "AccessDeniedException" {
             // A repeat (AWS's agent sends a second Failed), or a complete for a command that expired: the first stays.
             return .object([])
         }
         // Other targets started (OneAtATime, HalfAtATime): their agents may be holding polls.
-        if let pendingBefore, pendingBefore > 0,
-            let after = try? await responder.onReaders({ plane in try plane.pendingTargets(deploymentId: identifier.deploymentId) }),
-            after < pendingBefore, let instances = try? plane.targetInstances(deploymentId: identifier.deploymentId)
-        {
-            responder.waiters.wake(instances)
-        }
+        if !started.isEmpty { responder.waiters.wake(started) }
         return .object([])
     }
 
     func update(_ input: JSONValue, instance: String) async throws -> JSONValue {
-        let identifier = try command(input, instance: instance)
+        let (identifier, caller) = try command(input, instance: instance)
         var note = input["Diagnostics"]?["Payload"]?.stringValue ?? ""
         if let fields = try? JSONValue.parse(String(note.prefix(8192))), let text = fields["note"]?.stringValue { note = text }
         let text = String(note.prefix(1024))
         if !text.isEmpty {
-            try? await responder.onWriter { plane in try plane.postHostCommandUpdate(id: identifier.commandId, note: text) }
+            do {
+                try await responder.onWriter { plane in try plane.postHostCommandUpdate(id: identifier.commandId, caller: caller, note: text) }
+            } catch let error as ServiceError where error.code != "AccessDeniedException" {
+                // A note for a command that finished meanwhile: nothing to show it on.
+            }
         }
         return .members([("CommandStatus", .string("InProgress"))])
     }

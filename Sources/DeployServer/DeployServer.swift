@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import NIOSSL
 import ServiceLifecycle
+import Synchronization
 
 /// Why the server cannot start.
 public struct ServerStartError: Error, Sendable, CustomStringConvertible {
@@ -70,11 +71,17 @@ public struct ServerConfiguration: Sendable {
     /// A number that changes when another process (a local `deployctl`) commits to the state file; polled every
     /// second so agents' held polls see deployments created behind the server's back. Nil: not watched.
     public var externalChanges: (@Sendable () -> Int?)?
+    /// Client connections open at once; the next one is closed as it opens. Default: ``OpenFileLimit/connectionBudget``.
+    public var maxConnections: Int
+    /// A new connection must send its first request head within this (TLS handshake included).
+    public var headerTimeout: Duration = .seconds(10)
 
     public init(
         listen: ListenAddress, tls: TLSMaterial?, signingDirectory: String, maxObjectBytes: Int64 = 5 << 30, idleTimeout: Duration = .seconds(60),
-        pollHold: Duration = .seconds(20), externalChanges: (@Sendable () -> Int?)? = nil
+        pollHold: Duration = .seconds(20), maxConnections: Int = OpenFileLimit.current.connectionBudget,
+        externalChanges: (@Sendable () -> Int?)? = nil
     ) {
+        self.maxConnections = maxConnections
         self.listen = listen
         self.tls = tls
         self.signingDirectory = signingDirectory
@@ -108,8 +115,8 @@ public struct DeployServer: Sendable {
             throw ServerStartError("\(error)")
         }
         self.responder = ServerResponder(
-            plane: plane, artifacts: artifacts, maxObjectBytes: configuration.maxObjectBytes,
-            writer: BlockingExecutor(threads: 1, name: "deployctl-store-write"), signer: signer, pollHold: configuration.pollHold, logger: logger)
+            plane: plane, artifacts: artifacts, maxObjectBytes: configuration.maxObjectBytes, signer: signer, pollHold: configuration.pollHold,
+            connections: ConnectionLimiter(limit: configuration.maxConnections), logger: logger)
     }
 
     /// Serves until SIGTERM or SIGINT, then drains in-flight requests and returns. `onRunning` gets the URL served
@@ -117,9 +124,12 @@ public struct DeployServer: Sendable {
     public func run(onRunning: @escaping @Sendable (String) async -> Void) async throws {
         let scheme = configuration.tls == nil ? "http" : "https"
         let listen = configuration.listen
+        let limiter = responder.connections
+        let deadlines = ConnectionDeadlines(firstHeader: .nanoseconds(Int64(configuration.headerTimeout.components.seconds) * 1_000_000_000))
         let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [ExpectContinueHandler()],
-            idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000))
+            additionalChannelHandlers: [ConnectionGuard(limiter: limiter, deadlines: deadlines), ExpectContinueHandler()],
+            idleTimeout: .nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 200))
         let server: HTTPServerBuilder
         if let tls = configuration.tls {
             do {
@@ -145,27 +155,44 @@ public struct DeployServer: Sendable {
         let waiters = responder.waiters
         let externalChanges = configuration.externalChanges
         let contacts = responder.agentContacts
+        let logger = self.logger
+        let failures = RepeatedFailures(logger: logger)
         @Sendable func writeContacts() async {
             let taken = contacts.take()
-            let written = await withTaskExecutorPreference(writer) { (try? plane.recordAgentContacts(taken)) != nil }
-            if !written { contacts.restore(taken) }
+            do {
+                try await writer.perform { try plane.recordAgentContacts(taken) }
+                failures.recovered("agent contacts")
+            } catch {
+                contacts.restore(taken)
+                failures.failed("agent contacts", error)
+            }
         }
         let clock = Task {
             var seen = externalChanges?()
             var tick = 0
             while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
+                do {
+                    try await Task.sleep(for: .seconds(1))
+                } catch {
+                    break
+                }
                 tick += 1
                 if tick % 5 == 0 { await writeContacts() }
-                let expired = await withTaskExecutorPreference(writer) { (try? plane.expireOverdueCommands()) ?? 0 }
-                let now = await withTaskExecutorPreference(writer) { externalChanges?() }
+                var expired = 0
+                do {
+                    expired = try await writer.perform { try plane.expireOverdueCommands() }
+                    failures.recovered("command expiry")
+                } catch {
+                    failures.failed("command expiry", error)
+                }
+                let now = try? await writer.perform { externalChanges?() }
                 if expired > 0 || now != seen { waiters.wakeAll() }
-                seen = now
+                seen = now ?? seen
             }
         }
         defer {
             clock.cancel()
-            responder.writer.shutdown()
+            for executor in responder.executors { executor.shutdown() }
         }
         // SIGTERM/SIGINT: held polls answer at once, so draining in-flight requests does not wait out their hold.
         let group = ServiceGroup(
@@ -175,7 +202,28 @@ public struct DeployServer: Sendable {
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        clock.cancel()
+        await clock.value
         await writeContacts()
+    }
+}
+
+/// A background step that fails (the store locked by another process, a full disk) is logged once with its cause
+/// when it starts failing and once when it works again, not once a second.
+final class RepeatedFailures: Sendable {
+    let logger: Logger
+    let failing = Mutex<Set<String>>([])
+
+    init(logger: Logger) { self.logger = logger }
+
+    func failed(_ step: String, _ error: any Error) {
+        let first = failing.withLock { $0.insert(step).inserted }
+        if first { logger.error("\(step) failed; retrying every second", metadata: ["error": .string("\(error)")]) }
+    }
+
+    func recovered(_ step: String) {
+        let was = failing.withLock { $0.remove(step) != nil }
+        if was { logger.notice("\(step) works again") }
     }
 }
 

@@ -120,6 +120,10 @@ final class Credentials: Sendable {
             found = entry.map { ($0.role, $0.userName) }
             return entry?.secret
         }
+        // The target chooses the operation: a signature that does not cover it could be replayed as another one.
+        if request.headers.contains(where: { $0.name.lowercased() == "x-amz-target" }), !signer.signedHeaders.contains("x-amz-target") {
+            throw .invalidSignature("X-Amz-Target must be among the signed headers (SignedHeaders).")
+        }
         return (signer.accessKeyId, found?.role ?? .readOnly, found?.userName ?? "")
     }
 }
@@ -134,7 +138,13 @@ struct ServerResponder: HTTPResponder {
     let plane: ControlPlane
     let artifacts: ArtifactStore
     let maxObjectBytes: Int64
+    /// The one thread that writes the store (SQLite has one writer).
     let writer: BlockingExecutor
+    /// Threads for store reads (WAL: they never wait for the writer).
+    let readers: BlockingExecutor
+    /// Threads for object files: joining multipart parts, reading objects for GetObject.
+    let files: BlockingExecutor
+    let connections: ConnectionLimiter
     let logger: Logger
     let credentials: Credentials
     let metrics: ServerMetrics
@@ -145,13 +155,16 @@ struct ServerResponder: HTTPResponder {
     let agentContacts = AgentContacts()
 
     init(
-        plane: ControlPlane, artifacts: ArtifactStore, maxObjectBytes: Int64, writer: BlockingExecutor, signer: SpecificationSigner,
-        pollHold: Duration, logger: Logger
+        plane: ControlPlane, artifacts: ArtifactStore, maxObjectBytes: Int64, signer: SpecificationSigner,
+        pollHold: Duration, connections: ConnectionLimiter, logger: Logger
     ) {
         self.plane = plane
         self.artifacts = artifacts
         self.maxObjectBytes = maxObjectBytes
-        self.writer = writer
+        self.writer = BlockingExecutor(threads: 1, name: "store-write")
+        self.readers = BlockingExecutor(threads: 4, name: "store-read")
+        self.files = BlockingExecutor(threads: 2, name: "files")
+        self.connections = connections
         self.logger = logger
         self.credentials = Credentials(plane: plane)
         self.metrics = ServerMetrics()
@@ -162,13 +175,17 @@ struct ServerResponder: HTTPResponder {
     /// Runs store work that may write (and so wait for another process's lock) on the one writer thread.
     func onWriter<T: Sendable>(_ body: @escaping @Sendable (ControlPlane) throws -> T) async throws -> T {
         let plane = self.plane
-        return try await withTaskExecutorPreference(writer) { try body(plane) }
+        return try await writer.perform { try body(plane) }
     }
 
-    /// Runs a read where the request runs (WAL: it never waits for a writer).
+    /// Runs a store read on the reader threads (WAL: it never waits for a writer).
     func onReaders<T: Sendable>(_ body: @escaping @Sendable (ControlPlane) throws -> T) async throws -> T {
-        try body(plane)
+        let plane = self.plane
+        return try await readers.perform { try body(plane) }
     }
+
+    /// Every executor, for shutdown.
+    var executors: [BlockingExecutor] { [writer, readers, files] }
 
     func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
@@ -186,7 +203,21 @@ struct ServerResponder: HTTPResponder {
         } else if wire.method == "GET", wire.path == "/metrics" {
             answer = metricsResponse(wire, keyId: &keyId)
         } else {
-            answer = await S3Routes(responder: self, requestId: requestId).handle(request, wire, keyId: &keyId)
+            // Object work reads and writes files and hashes bodies: it runs on the file threads, never on the
+            // cooperative pool the API's requests need (issue 22, item 4).
+            let routes = S3Routes(responder: self, requestId: requestId)
+            do {
+                (answer, keyId) = try await files.perform {
+                    var signer = "-"
+                    let answer = await routes.handle(request, wire, keyId: &signer)
+                    return (answer, signer)
+                }
+            } catch {
+                answer = WireResponse(
+                    status: 503, contentType: "application/xml",
+                    text: S3XML.error(code: "SlowDown", message: "\(error)", resource: "/", requestId: requestId), operation: "Unknown",
+                    errorCode: "SlowDown")
+            }
             answer.isS3 = true
         }
         let elapsed = ContinuousClock.now - started
@@ -195,7 +226,7 @@ struct ServerResponder: HTTPResponder {
         logger.info(
             "request",
             metadata: [
-                "request_id": .string(requestId), "method": .string(wire.method), "operation": .string(answer.operation),
+                "request_id": .string(requestId), "method": .string(LogText.clean(wire.method, limit: 20)), "operation": .string(answer.operation),
                 "key_id": .string(keyId), "status": .stringConvertible(answer.status),
                 "error": .string(answer.errorCode ?? "-"), "duration_ms": .string(String(format: "%.2f", millis)),
             ])
@@ -236,7 +267,8 @@ struct ServerResponder: HTTPResponder {
         }
         guard let operation = JSONProtocol.operation(target: target) else {
             return fail(
-                400, "UnknownOperationException", "Unknown operation \(target.prefix(100)) (expected \(JSONProtocol.targetPrefix)<Operation>).")
+                400, "UnknownOperationException",
+                "Unknown operation \(LogText.clean(target, limit: 100)) (expected \(JSONProtocol.targetPrefix)<Operation>).")
         }
         guard role.allows(operation.name) else {
             return fail(
@@ -246,12 +278,11 @@ struct ServerResponder: HTTPResponder {
         // Reads of a plane that does not expire on read never write and never wait for a writer (WAL): they run
         // where the request is. Writes can wait for another process's lock: they queue for the one writer thread.
         let answer: JSONProtocol.Response
-        if !plane.expiresOnRead, AccessRole.readOnly.allows(operation.name) {
-            answer = await JSONProtocol.handle(target: target, body: bytes, api: plane)
-        } else {
-            answer = await withTaskExecutorPreference(writer) {
-                await JSONProtocol.handle(target: target, body: bytes, api: plane)
-            }
+        let executor = !plane.expiresOnRead && AccessRole.readOnly.allows(operation.name) ? readers : writer
+        do {
+            answer = try await executor.perform { await JSONProtocol.handle(target: target, body: bytes, api: plane) }
+        } catch {
+            return fail(503, "ThrottlingException", "\(error)")
         }
         if answer.status == 200, ["CreateDeployment", "ContinueDeployment"].contains(operation.name) {
             // New work for some instances: their agents' held polls look again.
@@ -265,13 +296,16 @@ struct ServerResponder: HTTPResponder {
     /// deployctl's operations beside CodeDeploy's, signed like them (service `codedeploy`).
     static let deployctlTargetPrefix = "Deployctl_20261130."
 
-    func deployctlOperation(_ name: String, body: Data, role: AccessRole, keyId: String) -> WireResponse {
+    func deployctlOperation(_ requested: String, body: Data, role: AccessRole, keyId: String) -> WireResponse {
+        // Labels come from the fixed list only (issue 22, item 3).
+        let name = requested == "ListAgents" ? requested : "Unknown"
         func fail(_ code: String, _ message: String) -> WireResponse {
             WireResponse(JSONProtocol.Response.error(code, message, status: 400), operation: name)
         }
-        guard name == "ListAgents" else {
+        guard requested == "ListAgents" else {
             return fail(
-                "UnknownOperationException", "Unknown operation \(Self.deployctlTargetPrefix)\(name.prefix(100)) (deployctl serves ListAgents).")
+                "UnknownOperationException",
+                "Unknown operation \(Self.deployctlTargetPrefix)\(LogText.clean(requested, limit: 100)) (deployctl serves ListAgents).")
         }
         guard role.allows(name) else {
             return fail("AccessDeniedException", "The access key \(keyId) (role \(role.rawValue)) is not allowed to call \(name).")
@@ -302,32 +336,56 @@ struct ServerResponder: HTTPResponder {
 
     // MARK: /metrics
 
-    /// Prometheus text; the scraper authenticates with `Authorization: Bearer <access key id>:<secret>` of any active
-    /// key (Prometheus' `authorization` setting), or signs the request like any other.
+    /// Prometheus text, for a `metrics` or `admin` key only (SECURITY.md): the scraper authenticates with
+    /// `Authorization: Bearer <access key id>:<secret>` (Prometheus' `authorization` setting), or signs the request
+    /// like any other.
     func metricsResponse(_ wire: WireRequest, keyId: inout String) -> WireResponse {
         let authorization = wire.header("authorization") ?? ""
-        var allowed = false
+        var role: AccessRole?
         if authorization.hasPrefix("Bearer ") {
             let token = authorization.dropFirst("Bearer ".count)
             if let colon = token.firstIndex(of: ":") {
                 let id = String(token[..<colon])
                 if let entry = credentials.lookup(id), SigV4.constantTimeEqual(entry.secret, String(token[token.index(after: colon)...])) {
-                    allowed = true
+                    role = entry.role
                     keyId = id
                 }
             }
         } else {
             let signed = SigV4.Request(method: wire.method, path: wire.path, query: wire.query, headers: wire.headers, body: Data())
-            if let signer = try? SigV4.verify(signed, services: ["codedeploy", "s3"], secret: { credentials.lookup($0)?.secret }) {
-                allowed = true
+            if let signer = try? credentials.verify(signed, services: ["codedeploy", "s3"]) {
+                role = signer.role
                 keyId = signer.accessKeyId
             }
         }
-        guard allowed else {
+        guard let role else {
             return WireResponse(
                 status: 401, headers: [("WWW-Authenticate", "Bearer realm=\"deployctl\"")], operation: "Metrics", errorCode: "Unauthorized")
         }
-        return WireResponse(status: 200, contentType: "text/plain; version=0.0.4", text: metrics.text(), operation: "Metrics")
+        guard role.allows("Metrics") else {
+            return WireResponse(
+                status: 403, contentType: "text/plain; charset=utf-8",
+                text: "The access key \(keyId) (role \(role.rawValue)) may not read /metrics: use a key of role metrics or admin.\n",
+                operation: "Metrics", errorCode: "AccessDenied")
+        }
+        return WireResponse(
+            status: 200, contentType: "text/plain; version=0.0.4", text: metrics.text() + executorMetrics(), operation: "Metrics")
+    }
+
+    /// The blocking executors' queues and threads, for `/metrics`.
+    func executorMetrics() -> String {
+        var text = "# HELP deployctl_blocking_queue_length Jobs waiting for a thread of a blocking executor.\n"
+        text += "# TYPE deployctl_blocking_queue_length gauge\n"
+        for executor in executors { text += "deployctl_blocking_queue_length{executor=\"\(executor.name)\"} \(executor.queueLength)\n" }
+        text += "# HELP deployctl_blocking_refused_total Jobs refused because a blocking executor's queue was full or it was shut down.\n"
+        text += "# TYPE deployctl_blocking_refused_total counter\n"
+        for executor in executors { text += "deployctl_blocking_refused_total{executor=\"\(executor.name)\"} \(executor.refusedCount)\n" }
+        text += "# HELP deployctl_connections Open client connections.\n# TYPE deployctl_connections gauge\n"
+        text += "deployctl_connections \(connections.openCount)\n"
+        text += "# HELP deployctl_connections_refused_total Connections closed at once because --max-connections were open.\n"
+        text += "# TYPE deployctl_connections_refused_total counter\n"
+        text += "deployctl_connections_refused_total \(connections.refused)\n"
+        return text
     }
 }
 

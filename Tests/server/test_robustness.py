@@ -116,12 +116,17 @@ def test_a_thousand_concurrent_connections(shared_server):
 
 
 def test_metrics_need_a_key_and_count_requests(shared_server):
+    """Metrics are for an admin (or metrics) key; other roles are told so (test_attacks.py checks every role)."""
     s = shared_server
     still_serving(s)
     assert requests.get(s.url + "/metrics", verify=s.ca, timeout=30).status_code == 401
-    key = s.keys["read-only"]
+    key = s.keys["admin"]
     wrong = requests.get(s.url + "/metrics", verify=s.ca, timeout=30, headers={"Authorization": f"Bearer {key['AccessKeyId']}:nope"})
     assert wrong.status_code == 401
+    reader = s.keys["read-only"]
+    refused = requests.get(s.url + "/metrics", verify=s.ca, timeout=30,
+                           headers={"Authorization": f"Bearer {reader['AccessKeyId']}:{reader['SecretAccessKey']}"})
+    assert refused.status_code == 403 and "metrics or admin" in refused.text
     metrics = requests.get(s.url + "/metrics", verify=s.ca, timeout=30,
                            headers={"Authorization": f"Bearer {key['AccessKeyId']}:{key['SecretAccessKey']}"})
     assert metrics.status_code == 200

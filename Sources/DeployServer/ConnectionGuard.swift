@@ -1,0 +1,166 @@
+import Foundation
+import HTTPTypes
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+
+/// How many client connections are open, against the cap (`--max-connections`). A connection over the cap is closed
+/// the moment it opens: a fast refusal for that client, never a hang for everybody (issue 22, item 5).
+final class ConnectionLimiter: Sendable {
+    let limit: Int
+    private let count = Atomic<Int>(0)
+    private let refusals = Atomic<Int>(0)
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Counts a new connection; false (and not counted) when `limit` are open.
+    func open() -> Bool {
+        let now = count.wrappingAdd(1, ordering: .relaxed).newValue
+        if now > limit {
+            count.wrappingSubtract(1, ordering: .relaxed)
+            refusals.wrappingAdd(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func close() { count.wrappingSubtract(1, ordering: .relaxed) }
+
+    var openCount: Int { count.load(ordering: .relaxed) }
+    var refused: Int { refusals.load(ordering: .relaxed) }
+}
+
+/// The time limits a connection must keep (SECURITY.md, "Limits").
+struct ConnectionDeadlines: Sendable {
+    /// From the connection opening (TLS handshake included) to its first complete request head.
+    var firstHeader: TimeAmount = .seconds(10)
+    /// A request body must bring at least ``minimumBodyBytes`` in every window of this length.
+    var bodyWindow: TimeAmount = .seconds(10)
+    /// 10 KiB per 10 s: a client on the slowest link still makes it; one that trickles a large body does not.
+    var minimumBodyBytes = 10 << 10
+}
+
+/// Per connection: counts it against the ``ConnectionLimiter``, closes it when its first request head has not
+/// arrived within ``ConnectionDeadlines/firstHeader`` (slow headers, a TLS handshake that never ends) or when a request
+/// body arrives slower than the minimum rate (a trickled upload). Idle keep-alive connections are closed by
+/// Hummingbird's idle timeout (`--idle-timeout`).
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    let limiter: ConnectionLimiter
+    let deadlines: ConnectionDeadlines
+    private var counted = false
+    private var started = false
+    private var headerTimer: Scheduled<Void>?
+    private var bodyTimer: RepeatedTask?
+    private var bodyBytes = 0
+    private var inBody = false
+
+    init(limiter: ConnectionLimiter, deadlines: ConnectionDeadlines) {
+        self.limiter = limiter
+        self.deadlines = deadlines
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context)
+        context.fireChannelActive()
+    }
+
+    private func start(_ context: ChannelHandlerContext) {
+        guard !started else { return }
+        started = true
+        let channel = context.channel
+        guard limiter.open() else {
+            channel.close(promise: nil)
+            return
+        }
+        counted = true
+        headerTimer = context.eventLoop.scheduleTask(in: deadlines.firstHeader) { channel.close(promise: nil) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stop()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        stop()
+    }
+
+    private func stop() {
+        headerTimer?.cancel()
+        headerTimer = nil
+        bodyTimer?.cancel()
+        bodyTimer = nil
+        if counted {
+            counted = false
+            limiter.close()
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head:
+            headerTimer?.cancel()
+            headerTimer = nil
+            inBody = true
+            bodyBytes = 0
+            if bodyTimer == nil {
+                let channel = context.channel
+                let minimum = deadlines.minimumBodyBytes
+                // Cancelled in stop(), when the connection ends: the loop-bound reference lives no longer.
+                let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+                bodyTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: deadlines.bodyWindow, delay: deadlines.bodyWindow) { _ in
+                    let guarding = handler.value
+                    if guarding.inBody, guarding.bodyBytes < minimum { channel.close(promise: nil) }
+                    guarding.bodyBytes = 0
+                }
+            }
+        case .body(let buffer):
+            bodyBytes += buffer.readableBytes
+        case .end:
+            inBody = false
+        }
+        context.fireChannelRead(data)
+    }
+}
+
+/// The process's open-file limit. `deployctl server` raises the soft limit to the hard one at start (each connection
+/// is a descriptor; the usual soft limit of 1,024 is exhausted by 1,000 agents) and sizes its connection cap from it.
+public struct OpenFileLimit: Sendable, Equatable {
+    public var soft: Int
+    public var hard: Int
+
+    /// Descriptors kept for the store, object files, TLS files and logs, beside connections.
+    public static let reserve = 512
+
+    public static var current: OpenFileLimit {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return OpenFileLimit(soft: 1024, hard: 1024) }
+        return OpenFileLimit(soft: Self.clamp(limit.rlim_cur), hard: Self.clamp(limit.rlim_max))
+    }
+
+    /// Raises the soft limit to the hard limit; answers the limit before and after.
+    @discardableResult
+    public static func raise() -> (before: OpenFileLimit, after: OpenFileLimit) {
+        let before = current
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return (before, current)
+    }
+
+    /// The default `--max-connections`: the soft limit less ``reserve``, at least 64 (and at most a million).
+    public var connectionBudget: Int { min(1_000_000, max(64, soft - Self.reserve)) }
+
+    static func clamp(_ value: rlim_t) -> Int { value > rlim_t(Int32.max) ? Int(Int32.max) : Int(value) }
+}
