@@ -70,10 +70,18 @@ public enum S3XML {
 
     /// The parts a `CompleteMultipartUpload` body lists: `<Part><PartNumber>1</PartNumber><ETag>"…"</ETag></Part>…`
     /// (members in any order, other members ignored). Nil when the body is not such a list.
+    /// S3's most parts in one upload.
+    public static let maxParts = 10_000
+    /// The largest CompleteMultipartUpload body: 10,000 parts with their checksums are about 3 MiB, so 8 MiB leaves
+    /// room for whitespace and namespaces.
+    public static let maxCompletionBytes = 8 << 20
+
+    /// The parts a CompleteMultipartUpload lists, in order; nil when the XML is not what S3 accepts. Stops reading
+    /// after ``maxParts`` + 1 parts (the caller refuses that many).
     public static func completedParts(_ body: String) -> [(number: Int, eTag: String)]? {
         var parts: [(number: Int, eTag: String)] = []
         var rest = body[...]
-        while let open = rest.range(of: "<Part>") {
+        while parts.count <= maxParts, let open = rest.range(of: "<Part>") {
             guard let close = rest.range(of: "</Part>", range: open.upperBound..<rest.endIndex) else { return nil }
             let part = rest[open.upperBound..<close.lowerBound]
             guard let number = value(of: "PartNumber", in: part).flatMap({ Int($0) }), (1...10_000).contains(number),

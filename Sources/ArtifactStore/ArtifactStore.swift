@@ -25,6 +25,8 @@ public struct StoredObject: Sendable, Equatable, Codable {
 public enum ArtifactStoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidBucketName(String)
     case invalidKey(String)
+    /// Longer than S3's 1,024 bytes.
+    case keyTooLong(String)
     case noSuchObject(bucket: String, key: String, version: String?)
     case noSuchBucket(String)
     case io(String)
@@ -34,7 +36,9 @@ public enum ArtifactStoreError: Error, Sendable, Equatable, CustomStringConverti
         case .invalidBucketName(let b):
             return "invalid bucket name '\(b)': use 3-63 characters of lowercase letters, digits, '.' and '-'"
         case .invalidKey(let k):
-            return "invalid object key '\(k)': it must be non-empty and must not contain '..' components or NUL"
+            return "invalid object key '\(k.prefix(100))': it must be non-empty and must not contain NUL"
+        case .keyTooLong(let k):
+            return "the object key '\(k.prefix(100))…' is \(k.utf8.count) bytes long; S3 keys are at most 1024 bytes of UTF-8"
         case .noSuchObject(let b, let k, let v):
             return "no object s3://\(b)/\(k)\(v.map { " (version \($0))" } ?? "") in the artifact store"
         case .noSuchBucket(let b): return "no bucket \(b) in the artifact store"
@@ -136,8 +140,28 @@ public struct ArtifactStore: ArtifactStorage {
         }
     }
 
+    /// Where the versions of `bucket/key` live. A key that reads as a short relative path keeps it
+    /// (`<bucket>/<key>@v`, so an operator can find a bundle by its key); any other valid key — a component over 200
+    /// bytes, a key over 512, empty, `.` or `..` components, a first component starting with `.`, a component
+    /// ending in `@v` — lives under a name made from its SHA-256 (`<bucket>/.keys/<hex>@v`, with the key in a `key`
+    /// file for listing), so every key S3 accepts (1,024 bytes of UTF-8) can be stored, however long or deep.
     func versionsDirectory(bucket: String, key: String) -> URL {
-        root.appendingPathComponent(bucket, isDirectory: true).appendingPathComponent(key + "@v", isDirectory: true)
+        let base = root.appendingPathComponent(bucket, isDirectory: true)
+        if Self.keepsItsPath(key) { return base.appendingPathComponent(key + "@v", isDirectory: true) }
+        return base.appendingPathComponent(Self.hashedKeysFolder, isDirectory: true).appendingPathComponent(
+            ContentDigest.hex(of: Array(key.utf8)) + "@v", isDirectory: true)
+    }
+
+    static let hashedKeysFolder = ".keys"
+    /// S3's limit on a key: 1,024 bytes of UTF-8.
+    public static let maxKeyBytes = 1024
+
+    /// Whether `key` is stored under its own path (see ``versionsDirectory(bucket:key:)``).
+    static func keepsItsPath(_ key: String) -> Bool {
+        guard key.utf8.count <= 512, !key.isEmpty else { return false }
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
+        guard let first = parts.first, !first.hasPrefix(".") else { return false }
+        return !parts.contains { $0.isEmpty || $0 == "." || $0 == ".." || $0.hasSuffix("@v") || $0.utf8.count > 200 }
     }
 
     static func validate(bucket: String, key: String) throws(ArtifactStoreError) {
@@ -145,10 +169,8 @@ public struct ArtifactStore: ArtifactStorage {
         guard (3...63).contains(bucket.count), bucket.allSatisfy({ allowed.contains($0) }),
             bucket.first != ".", bucket.first != "-"
         else { throw .invalidBucketName(bucket) }
-        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
-        guard !key.isEmpty, !key.hasPrefix("/"), !key.contains("\0"),
-            !parts.contains(where: { $0 == ".." || $0 == "." || $0.isEmpty })
-        else { throw .invalidKey(key) }
+        guard !key.isEmpty, !key.contains("\0") else { throw .invalidKey(key) }
+        guard key.utf8.count <= maxKeyBytes else { throw .keyTooLong(key) }
     }
 
     static func newVersionId() -> String {

@@ -59,6 +59,12 @@ extension ArtifactStore {
             let meta = target.appendingPathComponent("meta.json")
             try JSONEncoder().encode(object).write(to: meta, options: .atomic)
             chmod(meta.path, 0o600)
+            if !Self.keepsItsPath(key) {
+                // The folder's name is the key's hash: the key itself is kept beside it, for listing.
+                let keyFile = versions.appendingPathComponent("key")
+                try Data(key.utf8).write(to: keyFile, options: .atomic)
+                chmod(keyFile.path, 0o600)
+            }
             let latest = versions.appendingPathComponent("latest")
             try Data(versionId.utf8).write(to: latest, options: .atomic)
             chmod(latest.path, 0o600)
@@ -76,6 +82,18 @@ extension ArtifactStore {
         var isDirectory: ObjCBool = false
         return Self.isValidBucketName(name)
             && FileManager.default.fileExists(atPath: root.appendingPathComponent(name).path, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
+    /// Removes the temporary files of uploads that never finished (a server killed mid-upload); answers their
+    /// names. Run at start, before anything streams there.
+    public func sweepIncoming() -> [String] {
+        let folder = incomingDirectory.path
+        var removed: [String] = []
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+            let path = folder + "/" + entry
+            if unlink(path) == 0 { removed.append(path) }
+        }
+        return removed.sorted()
     }
 
     /// Creates the bucket's folder; true when it was new.
@@ -113,6 +131,15 @@ extension ArtifactStore {
         let base = root.appendingPathComponent(bucket, isDirectory: true)
         var keys: [String] = []
         collectKeys(in: base.path, relative: "", into: &keys)
+        let hashed = base.appendingPathComponent(Self.hashedKeysFolder).path
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: hashed)) ?? [] where entry.hasSuffix("@v") {
+            let folder = hashed + "/" + entry
+            if FileManager.default.fileExists(atPath: folder + "/latest"),
+                let key = try? String(contentsOfFile: folder + "/key", encoding: .utf8)
+            {
+                keys.append(key)
+            }
+        }
         keys.sort()
         var listing = ObjectListing(objects: [], commonPrefixes: [], nextStartAfter: nil)
         var count = 0
@@ -173,7 +200,8 @@ extension ArtifactStore {
         let latest = try? String(contentsOf: versions.appendingPathComponent("latest"), encoding: .utf8)
         guard latest?.trimmingCharacters(in: .whitespacesAndNewlines) == version else { return }
         // The newest version went: the newest remaining one (version ids sort by time) becomes the latest.
-        let remaining = ((try? FileManager.default.contentsOfDirectory(atPath: versions.path)) ?? []).filter { $0 != "latest" }.sorted()
+        let remaining = ((try? FileManager.default.contentsOfDirectory(atPath: versions.path)) ?? []).filter { $0 != "latest" && $0 != "key" }
+            .sorted()
         if let newest = remaining.last {
             try? Data(newest.utf8).write(to: versions.appendingPathComponent("latest"), options: .atomic)
         } else {

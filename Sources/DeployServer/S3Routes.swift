@@ -49,23 +49,30 @@ struct S3Routes {
 
     func handle(_ request: Request, _ wire: WireRequest, keyId: inout String) async -> WireResponse {
         let parameters = wire.parameters
+        let head = wire.method == "HEAD"
+        // A route is chosen only from a well-formed path: `/bucket/%zz` is not DeleteBucket of `bucket`.
+        guard let resource = wire.path.removingPercentEncoding else {
+            return self.error(
+                400, "InvalidURI", "Couldn't parse the specified URI: a percent sign must be followed by two hex digits.", operation: "Unknown",
+                resource: LogText.clean(wire.path, limit: 100), head: head)
+        }
         let segments = wire.path.dropFirst().split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
         let bucket = segments.first.flatMap { $0.isEmpty ? nil : String($0).removingPercentEncoding }
         let rawKey = segments.count > 1 ? String(segments[1]) : ""
         let key = rawKey.isEmpty ? nil : rawKey.removingPercentEncoding
         let operation = Self.operation(method: wire.method, bucket: bucket, key: key, parameters: parameters)
-        let head = wire.method == "HEAD"
-        let resource = wire.path.removingPercentEncoding ?? wire.path
 
         // Authenticate before anything else; the body's hash is checked while it streams (below).
         let declaredHash = wire.header("x-amz-content-sha256")
         let payloadHash = declaredHash ?? SigV4.emptyPayloadHash
         let signed = SigV4.Request(method: wire.method, path: wire.path, query: wire.query, headers: wire.headers, payloadHash: payloadHash)
         let role: AccessRole
+        let userName: String
         do {
             let signer = try responder.credentials.verify(signed, services: ["s3"])
             keyId = signer.accessKeyId
             role = signer.role
+            userName = signer.userName
         } catch {
             let code: String
             switch error {
@@ -86,6 +93,22 @@ struct S3Routes {
             return self.error(
                 403, "AccessDenied", "The access key \(keyId) (role \(role.rawValue)) is not allowed to call \(operation).", operation: operation,
                 resource: resource, head: head)
+        }
+        if role == .instance {
+            // An instance's key reads the bundles of deployments in flight on that instance, nothing else.
+            let allowed = (try? responder.plane.instanceMayRead(instanceName: userName, bucket: bucket ?? "", key: key ?? "")) ?? false
+            guard allowed else {
+                responder.logger.warning(
+                    "object read refused",
+                    metadata: [
+                        "request_id": .string(requestId), "key_id": .string(keyId), "caller_instance": .string(userName),
+                        "resource": .string(LogText.clean(resource)),
+                    ])
+                return self.error(
+                    403, "AccessDenied",
+                    "The instance \(userName) may read only the bundle of a deployment in progress on it, not \(LogText.clean(resource)).",
+                    operation: operation, resource: resource, head: head)
+            }
         }
         do {
             switch operation {
@@ -121,11 +144,13 @@ struct S3Routes {
                     S3XML.element("Bucket", bucket ?? "") + S3XML.element("Key", key ?? "") + S3XML.element("UploadId", uploadId))
                 return WireResponse(status: 200, contentType: "application/xml", text: xml, operation: operation)
             case "UploadPart":
-                return try await uploadPart(request, wire, parameters, declaredHash: declaredHash)
+                return try await uploadPart(request, wire, bucket ?? "", key ?? "", parameters, declaredHash: declaredHash)
             case "CompleteMultipartUpload":
                 return try await completeMultipartUpload(request, bucket ?? "", key ?? "", parameters)
             case "AbortMultipartUpload":
-                try multipart { () throws(MultipartError) in try store.abortMultipartUpload(uploadId: parameters["uploadId"] ?? "") }
+                let uploadId = parameters["uploadId"] ?? ""
+                try requireUpload(uploadId, bucket: bucket ?? "", key: key ?? "")
+                try multipart { () throws(MultipartError) in try store.abortMultipartUpload(uploadId: uploadId) }
                 return WireResponse(status: 204, operation: operation)
             default:
                 throw Failure(status: 501, code: "NotImplemented", message: "Not implemented.")
@@ -253,19 +278,24 @@ struct S3Routes {
         let descriptor = FileDescriptorBox(fd)
         let start = first
         let total = length
+        let files = responder.files
         let body = ResponseBody(contentLength: Int(length)) { writer in
             defer { descriptor.close() }
             var offset = start
             let end = start + total
-            let allocator = ByteBufferAllocator()
             while offset < end {
                 let want = Int(min(Int64(256 << 10), end - offset))
-                var buffer = allocator.buffer(capacity: want)
-                let count = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { raw in
-                    max(0, pread(descriptor.fd, raw.baseAddress, want, off_t(offset)))
+                let at = offset
+                // The read blocks (a cold page cache, a slow disk): it runs on the file threads.
+                let buffer = try await files.perform { () -> ByteBuffer in
+                    var buffer = ByteBufferAllocator().buffer(capacity: want)
+                    buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: want) { raw in
+                        max(0, pread(descriptor.fd, raw.baseAddress, want, off_t(at)))
+                    }
+                    return buffer
                 }
-                if count == 0 { throw Failure(status: 500, code: "InternalError", message: "the object is shorter than its size") }
-                offset += Int64(count)
+                if buffer.readableBytes == 0 { throw Failure(status: 500, code: "InternalError", message: "the object is shorter than its size") }
+                offset += Int64(buffer.readableBytes)
                 try await writer.write(buffer)
             }
             try await writer.finish(nil)
@@ -303,12 +333,23 @@ struct S3Routes {
         }
     }
 
-    func uploadPart(_ request: Request, _ wire: WireRequest, _ parameters: [String: String], declaredHash: String?) async throws -> WireResponse {
+    /// An upload id is good only with the bucket and key it was made for: one upload's id cannot write, complete or
+    /// abort another object's upload.
+    func requireUpload(_ uploadId: String, bucket: String, key: String) throws {
+        let target = try multipart { () throws(MultipartError) in try store.multipartTarget(uploadId: uploadId) }
+        guard target.bucket == bucket, target.key == key else {
+            throw Failure(status: 404, code: "NoSuchUpload", message: "The specified upload does not exist for this key.")
+        }
+    }
+
+    func uploadPart(_ request: Request, _ wire: WireRequest, _ bucket: String, _ key: String, _ parameters: [String: String], declaredHash: String?)
+        async throws -> WireResponse
+    {
         let uploadId = parameters["uploadId"] ?? ""
-        guard let number = Int(parameters["partNumber"] ?? ""), (1...10_000).contains(number) else {
+        guard let number = Int(parameters["partNumber"] ?? ""), (1...S3XML.maxParts).contains(number) else {
             throw Failure(status: 400, code: "InvalidArgument", message: "Part number must be an integer between 1 and 10000, inclusive")
         }
-        _ = try multipart { () throws(MultipartError) in try store.multipartTarget(uploadId: uploadId) }
+        try requireUpload(uploadId, bucket: bucket, key: key)
         let received = try await receiveBody(request, wire, declaredHash: declaredHash)
         do {
             try store.adoptPart(uploadId: uploadId, number: number, file: received.path, sha256: received.sha256)
@@ -321,20 +362,23 @@ struct S3Routes {
 
     func completeMultipartUpload(_ request: Request, _ bucket: String, _ key: String, _ parameters: [String: String]) async throws -> WireResponse {
         let uploadId = parameters["uploadId"] ?? ""
-        let target = try multipart { () throws(MultipartError) in try store.multipartTarget(uploadId: uploadId) }
-        guard target.bucket == bucket, target.key == key else {
-            throw Failure(status: 404, code: "NoSuchUpload", message: "The specified upload does not exist for this key.")
-        }
+        try requireUpload(uploadId, bucket: bucket, key: key)
         let body: ByteBuffer
         do {
-            body = try await request.body.collect(upTo: 1 << 20)
+            body = try await request.body.collect(upTo: S3XML.maxCompletionBytes)
         } catch {
-            throw Failure(status: 400, code: "MalformedXML", message: "The CompleteMultipartUpload body is larger than 1 MiB.")
+            throw Failure(
+                status: 400, code: "MalformedXML",
+                message: "The CompleteMultipartUpload body is larger than \(S3XML.maxCompletionBytes >> 20) MiB (room for \(S3XML.maxParts) parts).")
         }
         guard let parts = S3XML.completedParts(String(decoding: body.readableBytesView, as: UTF8.self)) else {
             throw Failure(
                 status: 400, code: "MalformedXML",
                 message: "The XML you provided was not well-formed or did not validate against our published schema")
+        }
+        guard parts.count <= S3XML.maxParts else {
+            throw Failure(
+                status: 400, code: "InvalidArgument", message: "An upload has at most \(S3XML.maxParts) parts; this one lists \(parts.count).")
         }
         let object = try multipart { () throws(MultipartError) in try store.completeMultipartUpload(uploadId: uploadId, parts: parts) }
         let xml = S3XML.document(
@@ -478,8 +522,10 @@ struct S3Routes {
         case let error as ArtifactStoreError:
             switch error {
             case .invalidBucketName: return Failure(status: 400, code: "InvalidBucketName", message: "The specified bucket is not valid.")
-            case .invalidKey(let key):
-                return Failure(status: 400, code: "KeyTooLongError", message: "The object key '\(key.prefix(100))' is not accepted here: \(error)")
+            case .invalidKey:
+                return Failure(status: 400, code: "InvalidArgument", message: "\(error)")
+            case .keyTooLong:
+                return Failure(status: 400, code: "KeyTooLongError", message: "Your key is too long: \(error)")
             case .noSuchObject: return Failure(status: 404, code: "NoSuchKey", message: "The specified key does not exist.")
             case .noSuchBucket: return Failure(status: 404, code: "NoSuchBucket", message: "The specified bucket does not exist")
             case .io: return Failure(status: 500, code: "InternalError", message: "We encountered an internal error. Please try again.")
@@ -499,6 +545,7 @@ struct S3Routes {
             case .store(let inner): return failure(inner)
             }
         case let failure as Failure: return failure
+        case let refusal as BlockingExecutor.Refusal: return Failure(status: 503, code: "SlowDown", message: refusal.description)
         default: return Failure(status: 500, code: "InternalError", message: "We encountered an internal error. Please try again.")
         }
     }
