@@ -21,6 +21,12 @@ extension ControlPlane {
     }
 
     public func registerOnPremisesInstance(_ input: RegisterOnPremisesInstanceInput) throws {
+        let name = try validatedRegistration(input)
+        try store.write { tx in try insertRegistration(tx, name: name, input) }
+    }
+
+    /// The instance name of a valid registration; every check that needs no store.
+    func validatedRegistration(_ input: RegisterOnPremisesInstanceInput) throws -> String {
         let name = try Validate.instanceName(input.instanceName)
         if input.iamSessionArn != nil, input.iamUserArn != nil {
             throw ServiceError("MultipleIamArnsProvidedException", "Give either iamSessionArn or iamUserArn, not both.")
@@ -31,26 +37,30 @@ extension ControlPlane {
         if let arn = input.iamSessionArn, !arn.hasPrefix("arn:") {
             throw ServiceError("InvalidIamSessionArnException", "'\(arn)' is not an IAM session ARN.")
         }
-        try store.write { tx in
-            if let existing = try findInstance(tx, name), existing.deregisterTime == nil {
-                throw ServiceError("InstanceNameAlreadyRegisteredException", "The on-premises instance name \(name) is already registered.")
-            }
-            let info = InstanceInfo(
-                instanceName: name, iamSessionArn: input.iamSessionArn, iamUserArn: input.iamUserArn,
-                instanceArn: arnPrefix() + "instance/\(name)_\(Identifier.suffix(10))", registerTime: now())
-            try tx.insertInstance(InstanceRecord(name: name, registered: true, info: info))
+        return name
+    }
+
+    func insertRegistration(_ tx: any StoreTransaction, name: String, _ input: RegisterOnPremisesInstanceInput) throws {
+        if let existing = try findInstance(tx, name), existing.deregisterTime == nil {
+            throw ServiceError("InstanceNameAlreadyRegisteredException", "The on-premises instance name \(name) is already registered.")
         }
+        let info = InstanceInfo(
+            instanceName: name, iamSessionArn: input.iamSessionArn, iamUserArn: input.iamUserArn,
+            instanceArn: arnPrefix() + "instance/\(name)_\(Identifier.suffix(10))", registerTime: now())
+        try tx.insertInstance(InstanceRecord(name: name, registered: true, info: info))
     }
 
     /// Marks the instance deregistered; it stays listed (with `--registration-status Deregistered`) as on AWS.
     public func deregisterOnPremisesInstance(_ input: DeregisterOnPremisesInstanceInput) throws {
         let name = try Validate.instanceName(input.instanceName)
-        try store.write { tx in
-            guard var info = try findInstance(tx, name), info.deregisterTime == nil else { return }
-            info.deregisterTime = now()
-            info.tags = nil
-            try tx.updateInstance(InstanceRecord(name: name, registered: false, info: info))
-        }
+        try store.write { tx in try markDeregistered(tx, name) }
+    }
+
+    func markDeregistered(_ tx: any StoreTransaction, _ name: String) throws {
+        guard var info = try findInstance(tx, name), info.deregisterTime == nil else { return }
+        info.deregisterTime = now()
+        info.tags = nil
+        try tx.updateInstance(InstanceRecord(name: name, registered: false, info: info))
     }
 
     public func getOnPremisesInstance(_ input: GetOnPremisesInstanceInput) throws -> GetOnPremisesInstanceOutput {
@@ -109,13 +119,15 @@ extension ControlPlane {
 
     public func addTagsToOnPremisesInstances(_ input: AddTagsToOnPremisesInstancesInput) throws {
         let tags = try validatedInstanceTagChange(input.tags, input.instanceNames)
-        try store.write { tx in
-            for name in input.instanceNames {
-                _ = try requireRegisteredInstance(tx, try Validate.instanceName(name))
-                let count = try tx.upsertTags(tags.map { (key: $0.0, value: $0.1) }, on: .instance(name))
-                guard count <= 10 else {
-                    throw ServiceError("TagLimitExceededException", "An on-premises instance can have at most 10 tags; \(name) would have \(count).")
-                }
+        try store.write { tx in try addTags(tx, tags, to: input.instanceNames) }
+    }
+
+    func addTags(_ tx: any StoreTransaction, _ tags: [(String, String)], to instanceNames: [String]) throws {
+        for name in instanceNames {
+            _ = try requireRegisteredInstance(tx, try Validate.instanceName(name))
+            let count = try tx.upsertTags(tags.map { (key: $0.0, value: $0.1) }, on: .instance(name))
+            guard count <= 10 else {
+                throw ServiceError("TagLimitExceededException", "An on-premises instance can have at most 10 tags; \(name) would have \(count).")
             }
         }
     }

@@ -70,17 +70,14 @@ struct RegisterCommand: AsyncParsableCommand {
             return Tag(key: key, value: fields["Value"]?.stringValue)
         }
         let plane = try global.openControlPlane()
-        let arn = "arn:aws:iam::\(plane.account):user/deployctl/\(instanceName)"
         let key: AccessKey
         do {
-            try plane.registerOnPremisesInstance(RegisterOnPremisesInstanceInput(instanceName: instanceName, iamUserArn: arn))
-            if !tagList.isEmpty {
-                try plane.addTagsToOnPremisesInstances(AddTagsToOnPremisesInstancesInput(tags: tagList, instanceNames: [instanceName]))
-            }
-            key = try plane.createAccessKey(userName: instanceName, role: .instance)
-        } catch let error as ServiceError {
-            throw CLIFailure.service(operation: "RegisterOnPremisesInstance", code: error.code, message: error.message)
+            // One transaction: the instance, its tags and its key, or nothing (a rerun starts afresh).
+            key = try plane.registerInstanceWithKey(instanceName: instanceName, tags: tagList)
+        } catch {
+            throw CLIFailure.service(operation: error.operation, code: error.error.code, message: error.error.message)
         }
+        let arn = plane.instanceUserArn(instanceName)
         let directory = outputDirectory
         if mkdir(directory, 0o700) != 0, errno != EEXIST {
             throw CLIFailure.other("cannot create \(directory): \(String(cString: strerror(errno)))")
@@ -156,12 +153,9 @@ struct DeregisterCommand: ParsableCommand {
         try global.requireLocal("deployctl deregister")
         let plane = try global.openControlPlane()
         do {
-            try plane.deregisterOnPremisesInstance(DeregisterOnPremisesInstanceInput(instanceName: instanceName))
-            for key in try plane.listAccessKeys(userName: instanceName) where key.role == .instance {
-                try plane.deleteAccessKey(accessKeyId: key.accessKeyId)
-            }
-        } catch let error as ServiceError {
-            throw CLIFailure.service(operation: "DeregisterOnPremisesInstance", code: error.code, message: error.message)
+            try plane.deregisterInstanceWithKeys(instanceName: instanceName)
+        } catch {
+            throw CLIFailure.service(operation: error.operation, code: error.error.code, message: error.error.message)
         }
     }
 }

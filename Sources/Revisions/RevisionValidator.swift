@@ -102,8 +102,22 @@ public enum RevisionValidator {
             tree.items[entry.path] = RevisionTree.Item(kind: entry.kind, mode: entry.mode, linkTarget: entry.linkTarget)
         }
         return check(tree: tree, source: directory, findings: findings, appSpecFileName: appSpecFileName) { name in
-            // Only a regular file of the revision is read: an appspec symlink is never followed.
-            tree.items[name]?.kind == .file ? try? String(contentsOfFile: root + "/" + name, encoding: .utf8) : nil
+            // Only a regular file of the revision is read, and only up to the limit: an appspec symlink is never
+            // followed, a 200 MB appspec never read.
+            guard tree.items[name]?.kind == .file else { return .unreadable }
+            let fd = open(root + "/" + name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            guard fd >= 0 else { return .unreadable }
+            defer { close(fd) }
+            var data = [UInt8]()
+            var chunk = [UInt8](repeating: 0, count: 64 << 10)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count < 0 { return .unreadable }
+                if count == 0 { break }
+                data += chunk[0..<count]
+                if data.count > maxAppSpecBytes { return .tooLarge }
+            }
+            return .text(String(decoding: data, as: UTF8.self))
         }
     }
 
@@ -134,12 +148,26 @@ public enum RevisionValidator {
         tree.stripSingleTopDirectory(appSpecNames: candidates)
         let prefix = tree.strippedPrefix.map { $0 + "/" } ?? ""
         return check(tree: tree, source: path, findings: [], appSpecFileName: appSpecFileName) { name in
-            (try? BundleArchive.readFile(path, entry: prefix + name, maxBytes: 1 << 20)).map { String(decoding: $0, as: UTF8.self) }
+            do {
+                return .text(String(decoding: try BundleArchive.readFile(path, entry: prefix + name, maxBytes: maxAppSpecBytes), as: UTF8.self))
+            } catch {
+                if case .limitExceeded? = error as? BundleError { return .tooLarge }
+                return .unreadable
+            }
         }
     }
 
+    /// The largest appspec read (the agent's limit too): a larger one is refused in milliseconds, never parsed.
+    public static let maxAppSpecBytes = 1 << 20
+
+    enum AppSpecText {
+        case text(String)
+        case tooLarge
+        case unreadable
+    }
+
     static func check(
-        tree: RevisionTree, source: String, findings initial: [Finding], appSpecFileName: String?, read: (String) -> String?
+        tree: RevisionTree, source: String, findings initial: [Finding], appSpecFileName: String?, read: (String) -> AppSpecText
     ) -> ValidationReport {
         var findings = initial
         let candidates = appSpecCandidates(appSpecFileName)
@@ -150,7 +178,16 @@ public enum RevisionValidator {
                     message: "no appspec at the root of the revision (looked for \(candidates.joined(separator: ", ")))"))
             return ValidationReport(appSpecPath: nil, findings: findings)
         }
-        guard let text = read(name) else {
+        let text: String
+        switch read(name) {
+        case .text(let read): text = read
+        case .tooLarge:
+            findings.append(
+                Finding(
+                    .error, code: "RV112", file: name, position: nil, keyPath: "",
+                    message: "the appspec is larger than \(maxAppSpecBytes >> 20) MiB; an appspec names files and hooks and is a few KB"))
+            return ValidationReport(appSpecPath: name, findings: findings)
+        case .unreadable:
             findings.append(Finding(.error, code: "RV103", file: name, position: nil, keyPath: "", message: "cannot read the appspec"))
             return ValidationReport(appSpecPath: name, findings: findings)
         }
@@ -179,7 +216,7 @@ public enum RevisionValidator {
                             ))
                         continue
                     }
-                    if tree.items[path]?.kind == .file, let body = read(path) {
+                    if tree.items[path]?.kind == .file, case .text(let body) = read(path) {
                         for warning in BackgroundJobs.unredirected(in: body) {
                             findings.append(
                                 Finding(
