@@ -43,6 +43,7 @@ class Server:
             [BINARY, "server", "--state", self.state, "--listen", "127.0.0.1:0", *extra_args],
             stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         line = self.process.stdout.readline()
+        self.start_line = line
         match = re.search(r"serving (\S+)(?: \(CA: (\S+)\))?", line)
         if not match:
             self.process.kill()
