@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release startup-order demo demo-release test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents man clean
+.PHONY: all setup build release startup-order demo demo-release test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks man clean
 
 all: build
 
@@ -81,6 +81,12 @@ bench-fleet-remote: release
 # Three real `deployctl agent run --config` processes against a server over HTTPS (BENCHMARKS.md).
 bench-remote-agents: release
 	python3 bench/remote_agents.py
+
+# deployctl server under issue 22's attacks: memory after a flood of invented targets, API latency during two large
+# multipart completions, a request's latency with 2,000 idle connections open (BENCHMARKS.md).
+bench-attacks: release
+	command -v wrk >/dev/null || apt-get install -y -qq wrk
+	python3 bench/attacks.py
 
 # deployctl server under load from wrk on loopback (BENCHMARKS.md).
 bench-server: release

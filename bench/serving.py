@@ -8,12 +8,12 @@ import boto3
 import botocore.config
 
 
-def start_server(binary, state):
-    """Creates an admin access key in `state`, then starts `deployctl server` over it on 127.0.0.1. Returns the
-    process, the URL it serves, its CA file and the key (AccessKeyId, SecretAccessKey)."""
+def start_server(binary, state, extra=()):
+    """Creates an admin access key in `state`, then starts `deployctl server` over it on 127.0.0.1 (with the `extra`
+    flags). Returns the process, the URL it serves, its CA file and the key (AccessKeyId, SecretAccessKey)."""
     key = json.loads(subprocess.run([binary, "create-access-key", "--state", state, "--user-name", "bench", "--role", "admin"],
                                     capture_output=True, text=True, check=True).stdout)["AccessKey"]
-    server = subprocess.Popen([binary, "server", "--state", state, "--listen", "127.0.0.1:0", "--quiet"],
+    server = subprocess.Popen([binary, "server", "--state", state, "--listen", "127.0.0.1:0", "--quiet", *extra],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     match = re.search(r"serving (\S+) \(CA: (\S+)\)", server.stdout.readline())
     if not match:

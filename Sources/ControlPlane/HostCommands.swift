@@ -133,7 +133,7 @@ extension ControlPlane: HostCommandService {
         guard command.instanceName == caller.instanceName, command.deploymentId == caller.deploymentId else {
             throw ServiceError(
                 "AccessDeniedException",
-                "The host command \(id.prefix(64)) is not a command of instance \(caller.instanceName.prefix(100)) in deployment \(caller.deploymentId.prefix(40))."
+                "The host command \(id.prefix(64)) is \(command.instanceName)'s in deployment \(command.deploymentId), not a command of instance \(caller.instanceName.prefix(100)) in deployment \(caller.deploymentId.prefix(40))."
             )
         }
     }

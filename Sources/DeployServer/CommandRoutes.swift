@@ -88,23 +88,11 @@ struct CommandRoutes {
             }
             return ok(answer, operation: operation)
         } catch let refusal as Refusal {
-            if refusal.code == "AccessDeniedException" {
-                responder.logger.warning(
-                    "host command refused",
-                    metadata: [
-                        "request_id": .string(requestId), "key_id": .string(keyId), "caller_instance": .string(key.userName),
-                        "operation": .string(operation), "reason": .string(refusal.message),
-                    ])
-            }
+            if refusal.code == "AccessDeniedException" { logRefusal(refusal.message, keyId: keyId, caller: key.userName, operation: operation) }
             return fail(refusal.status, refusal.code, refusal.message, operation: operation)
         } catch let error as ServiceError where error.code == "AccessDeniedException" {
             // Another instance's command (item 1 of issue 22): logged with both identities, nothing changed.
-            responder.logger.warning(
-                "host command refused",
-                metadata: [
-                    "request_id": .string(requestId), "key_id": .string(keyId), "caller_instance": .string(key.userName),
-                    "operation": .string(operation), "reason": .string(error.message),
-                ])
+            logRefusal(error.message, keyId: keyId, caller: key.userName, operation: operation)
             return fail(400, error.code, error.message, operation: operation)
         } catch let error as ServiceError {
             return fail(400, "ClientException", error.message, operation: operation)
@@ -116,6 +104,16 @@ struct CommandRoutes {
                 "command service failed", metadata: ["request_id": .string(requestId), "operation": .string(operation), "error": .string("\(error)")])
             return fail(500, "ServerException", "The server could not complete the request.", operation: operation)
         }
+    }
+
+    /// A caller that tried to act for another instance: its key and instance, and what it named (in `reason`).
+    func logRefusal(_ reason: String, keyId: String, caller: String, operation: String) {
+        responder.logger.warning(
+            "host command refused",
+            metadata: [
+                "request_id": .string(requestId), "key_id": .string(keyId), "caller_instance": .string(caller), "operation": .string(operation),
+                "reason": .string(reason),
+            ])
     }
 
     // MARK: Identity
