@@ -1,6 +1,7 @@
 import Agent
 import ArgumentParser
 import ControlPlane
+import DeployClient
 import DeployModel
 import Foundation
 
@@ -13,7 +14,10 @@ struct RegisterCommand: AsyncParsableCommand {
         _superCommandName: "deployctl",
         abstract: "Register an on-premises instance and write its agent configuration (as aws deploy register does).",
         discussion: """
-            Runs on the server's host, against its state file. Writes into --output-dir: codedeploy.onpremises.yml \
+            With --state (or DEPLOYCTL_STATE) it registers on that state file, on the server's host; otherwise the server \
+            at the endpoint registers for an admin key (the usual AWS credentials chain), from any machine, and the CA \
+            written for the agent is --ca-bundle (or AWS_CA_BUNDLE). Either way the instance, its tags and its key are one \
+            transaction. Writes into --output-dir: codedeploy.onpremises.yml \
             (iam_user_arn, aws_access_key_id, aws_secret_access_key, region; mode 0600), codedeployagent.yml \
             (:deploy_control_endpoint: and :s3_endpoint_override: set to --endpoint-url, the agent's directories) and \
             deployctl-ca.pem (the server's CA). Copy them to the host and run `deployctl install` there; AWS's \
@@ -43,19 +47,20 @@ struct RegisterCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
+    /// The state file is named (`--state`, `$DEPLOYCTL_STATE`): register on it, on the server's host. Otherwise the
+    /// server at the endpoint does it, for an admin key, over its API.
+    var registersOnStateFile: Bool {
+        global.state != nil || !(ProcessInfo.processInfo.environment["DEPLOYCTL_STATE"] ?? "").isEmpty
+    }
+
     func run() async throws {
-        guard let endpoint = global.endpointURL else {
-            throw CLIFailure.usage("register needs --endpoint-url: the https://IP:PORT address agents reach deployctl server at")
+        guard let endpoint = global.apiEndpoint() else {
+            throw CLIFailure.usage(
+                "register needs --endpoint-url (or DEPLOYCTL_ENDPOINT_URL, AWS_ENDPOINT_URL): the https://IP:PORT address agents reach deployctl server at"
+            )
         }
         guard let url = URL(string: endpoint), url.scheme == "https" || url.scheme == "http", let host = url.host, !host.isEmpty else {
             throw CLIFailure.usage("--endpoint-url '\(endpoint.prefix(200))': expected https://IP:PORT")
-        }
-        let statePath = global.statePath
-        let stateDirectory = (statePath as NSString).deletingLastPathComponent
-        let caSource = (tlsDirectory ?? ((stateDirectory.isEmpty ? "." : stateDirectory) + "/tls")) + "/ca.pem"
-        let ca = try? String(contentsOfFile: caSource, encoding: .utf8)
-        if ca == nil, url.scheme == "https" {
-            throw CLIFailure.other("cannot read the server's CA \(caSource): start deployctl server once (it makes it), or give --tls-dir")
         }
         let tagList: [Tag] = try tags.map { text in
             let fields: JSONValue
@@ -69,15 +74,56 @@ struct RegisterCommand: AsyncParsableCommand {
             }
             return Tag(key: key, value: fields["Value"]?.stringValue)
         }
-        let plane = try global.openControlPlane()
-        let key: AccessKey
-        do {
-            // One transaction: the instance, its tags and its key, or nothing (a rerun starts afresh).
-            key = try plane.registerInstanceWithKey(instanceName: instanceName, tags: tagList)
-        } catch {
-            throw CLIFailure.service(operation: error.operation, code: error.error.code, message: error.error.message)
+        let registered: RemoteRegistration
+        let ca: String?
+        if registersOnStateFile {
+            let statePath = global.statePath
+            let stateDirectory = (statePath as NSString).deletingLastPathComponent
+            let caSource = (tlsDirectory ?? ((stateDirectory.isEmpty ? "." : stateDirectory) + "/tls")) + "/ca.pem"
+            ca = try? String(contentsOfFile: caSource, encoding: .utf8)
+            if ca == nil, url.scheme == "https" {
+                throw CLIFailure.other("cannot read the server's CA \(caSource): start deployctl server once (it makes it), or give --tls-dir")
+            }
+            let plane = try global.openControlPlane()
+            do {
+                // One transaction: the instance, its tags and its key, or nothing (a rerun starts afresh).
+                let key = try plane.registerInstanceWithKey(instanceName: instanceName, tags: tagList)
+                registered = RemoteRegistration(
+                    accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey ?? "", iamUserArn: plane.instanceUserArn(instanceName),
+                    region: plane.region)
+            } catch {
+                throw CLIFailure.service(operation: error.operation, code: error.error.code, message: error.error.message)
+            }
+        } else {
+            // From an operator's machine: the server registers (one transaction there) for an admin key; the CA the
+            // agent trusts is the one this command trusts (--ca-bundle, AWS_CA_BUNDLE).
+            let bundle = global.caBundle ?? ProcessInfo.processInfo.environment["AWS_CA_BUNDLE"].flatMap { $0.isEmpty ? nil : $0 }
+            if let bundle {
+                guard let text = try? String(contentsOfFile: bundle, encoding: .utf8) else {
+                    throw CLIFailure.other("cannot read the CA bundle \(bundle) (--ca-bundle or AWS_CA_BUNDLE)")
+                }
+                ca = text
+            } else {
+                ca = nil
+            }
+            let server = RemoteCodeDeploy(client: try global.remoteClient(endpoint))
+            do {
+                registered = try await server.registerInstance(instanceName: instanceName, tags: tagList)
+            } catch let error as ServiceError {
+                let (step, message) = RemoteRegistration.step(of: error.message, default: "RegisterInstance")
+                throw CLIFailure.service(operation: step, code: error.code, message: message)
+            } catch {
+                throw CLIFailure.other("deployctl register: \(error)")
+            }
+            if ca == nil, url.scheme == "https" {
+                StandardStreams.err(
+                    "deployctl register: no --ca-bundle or AWS_CA_BUNDLE, so no deployctl-ca.pem is written: the agent must trust the server's certificate through the system's store\n"
+                )
+            }
         }
-        let arn = plane.instanceUserArn(instanceName)
+        let key = (accessKeyId: registered.accessKeyId, secretAccessKey: registered.secretAccessKey)
+        let arn = registered.iamUserArn
+        let region = registered.region
         let directory = outputDirectory
         if mkdir(directory, 0o700) != 0, errno != EEXIST {
             throw CLIFailure.other("cannot create \(directory): \(String(cString: strerror(errno)))")
@@ -85,9 +131,9 @@ struct RegisterCommand: AsyncParsableCommand {
         let onPremises = """
             ---
             aws_access_key_id: \(key.accessKeyId)
-            aws_secret_access_key: \(key.secretAccessKey ?? "")
+            aws_secret_access_key: \(key.secretAccessKey)
             iam_user_arn: \(arn)
-            region: \(plane.region)
+            region: \(region)
 
             """
         let agentConfig = """
@@ -138,7 +184,7 @@ struct RegisterCommand: AsyncParsableCommand {
 }
 
 /// `deployctl deregister`: the reverse of `register` (the aws CLI's `deploy deregister`).
-struct DeregisterCommand: ParsableCommand {
+struct DeregisterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deregister",
         _superCommandName: "deployctl",
@@ -149,8 +195,20 @@ struct DeregisterCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    func run() throws {
-        try global.requireLocal("deployctl deregister")
+    func run() async throws {
+        let onStateFile = global.state != nil || !(ProcessInfo.processInfo.environment["DEPLOYCTL_STATE"] ?? "").isEmpty
+        if !onStateFile, let endpoint = global.apiEndpoint() {
+            let server = RemoteCodeDeploy(client: try global.remoteClient(endpoint))
+            do {
+                try await server.deregisterInstance(instanceName: instanceName)
+            } catch let error as ServiceError {
+                let (step, message) = RemoteRegistration.step(of: error.message, default: "DeregisterInstance")
+                throw CLIFailure.service(operation: step, code: error.code, message: message)
+            } catch {
+                throw CLIFailure.other("deployctl deregister: \(error)")
+            }
+            return
+        }
         let plane = try global.openControlPlane()
         do {
             try plane.deregisterInstanceWithKeys(instanceName: instanceName)

@@ -65,3 +65,49 @@ extension RemoteCodeDeploy: AgentDirectory {
         return try JSONValueDecoder().decode(ListAgentsOutput.self, from: try await callDeployctl("ListAgents", request)).agents
     }
 }
+
+/// What `deployctl register` needs back from the server that registered an instance: the instance's own key and
+/// what its agent's configuration names.
+public struct RemoteRegistration: Sendable, Equatable {
+    public var accessKeyId: String
+    public var secretAccessKey: String
+    public var iamUserArn: String
+    public var region: String
+
+    public init(accessKeyId: String, secretAccessKey: String, iamUserArn: String, region: String) {
+        self.accessKeyId = accessKeyId
+        self.secretAccessKey = secretAccessKey
+        self.iamUserArn = iamUserArn
+        self.region = region
+    }
+
+    /// The steps a registration's error may name, as the server puts them before its message (`Step: message`).
+    public static let steps = [
+        "RegisterOnPremisesInstance", "AddTagsToOnPremisesInstances", "CreateAccessKey", "DeregisterOnPremisesInstance", "DeleteAccessKey",
+    ]
+
+    /// The step a server's error message names, and the message without it.
+    public static func step(of message: String, default fallback: String) -> (String, String) {
+        for step in steps where message.hasPrefix(step + ": ") { return (step, String(message.dropFirst(step.count + 2))) }
+        return (fallback, message)
+    }
+}
+
+/// `deployctl register`/`deregister` from an operator's machine: deployctl's own operations, for admin keys.
+extension RemoteCodeDeploy {
+    public func registerInstance(instanceName: String, tags: [Tag]) async throws -> RemoteRegistration {
+        let request = JSONValue.members([
+            ("instanceName", .string(instanceName)),
+            ("tags", .array(tags.map { .members([("Key", .string($0.key ?? "")), ("Value", .string($0.value ?? ""))]) })),
+        ])
+        let answer = try await callDeployctl("RegisterInstance", request)
+        guard let id = answer["AccessKeyId"]?.stringValue, let secret = answer["SecretAccessKey"]?.stringValue,
+            let arn = answer["IamUserArn"]?.stringValue
+        else { throw RemoteError("The server's answer to RegisterInstance lacks the instance's key.") }
+        return RemoteRegistration(accessKeyId: id, secretAccessKey: secret, iamUserArn: arn, region: answer["Region"]?.stringValue ?? "local")
+    }
+
+    public func deregisterInstance(instanceName: String) async throws {
+        _ = try await callDeployctl("DeregisterInstance", .members([("instanceName", .string(instanceName))]))
+    }
+}

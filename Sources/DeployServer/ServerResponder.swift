@@ -263,7 +263,7 @@ struct ServerResponder: HTTPResponder {
             return fail(error == .missing ? 403 : 400, error.code, error.description)
         }
         if target.hasPrefix(Self.deployctlTargetPrefix) {
-            return deployctlOperation(String(target.dropFirst(Self.deployctlTargetPrefix.count)), body: bytes, role: role, keyId: keyId)
+            return await deployctlOperation(String(target.dropFirst(Self.deployctlTargetPrefix.count)), body: bytes, role: role, keyId: keyId)
         }
         guard let operation = JSONProtocol.operation(target: target) else {
             return fail(
@@ -296,16 +296,21 @@ struct ServerResponder: HTTPResponder {
     /// deployctl's operations beside CodeDeploy's, signed like them (service `codedeploy`).
     static let deployctlTargetPrefix = "Deployctl_20261130."
 
-    func deployctlOperation(_ requested: String, body: Data, role: AccessRole, keyId: String) -> WireResponse {
+    /// deployctl's own operations: the agents' presence (any reading key), and registering or deregistering an
+    /// instance with its key from an operator's machine (admin keys: `deployctl register --endpoint-url`).
+    static let deployctlOperations: Set<String> = ["ListAgents", "RegisterInstance", "DeregisterInstance"]
+
+    func deployctlOperation(_ requested: String, body: Data, role: AccessRole, keyId: String) async -> WireResponse {
         // Labels come from the fixed list only (issue 22, item 3).
-        let name = requested == "ListAgents" ? requested : "Unknown"
-        func fail(_ code: String, _ message: String) -> WireResponse {
-            WireResponse(JSONProtocol.Response.error(code, message, status: 400), operation: name)
+        let name = Self.deployctlOperations.contains(requested) ? requested : "Unknown"
+        func fail(_ code: String, _ message: String, status: Int = 400) -> WireResponse {
+            WireResponse(JSONProtocol.Response.error(code, message, status: status), operation: name)
         }
-        guard requested == "ListAgents" else {
+        guard name != "Unknown" else {
             return fail(
                 "UnknownOperationException",
-                "Unknown operation \(Self.deployctlTargetPrefix)\(LogText.clean(requested, limit: 100)) (deployctl serves ListAgents).")
+                "Unknown operation \(Self.deployctlTargetPrefix)\(LogText.clean(requested, limit: 100)) (deployctl serves \(Self.deployctlOperations.sorted().joined(separator: ", ")))."
+            )
         }
         guard role.allows(name) else {
             return fail("AccessDeniedException", "The access key \(keyId) (role \(role.rawValue)) is not allowed to call \(name).")
@@ -316,21 +321,54 @@ struct ServerResponder: HTTPResponder {
         } catch {
             return fail("SerializationException", "Malformed request body: \(error)")
         }
-        var names: [String]?
-        if let given = input["instanceNames"] {
-            guard let list = given.arrayValue?.compactMap(\.stringValue), list.count == given.arrayValue?.count else {
-                return fail("InvalidInstanceNameException", "instanceNames must be a list of instance names.")
-            }
-            names = list
-        }
         do {
-            let agents = try plane.agentPresence(instanceNames: names, pending: agentContacts.unwritten)
-            let value = try JSONValueEncoder().encode(ListAgentsOutput(agents: agents))
+            let value: JSONValue
+            switch name {
+            case "ListAgents":
+                var names: [String]?
+                if let given = input["instanceNames"] {
+                    guard let list = given.arrayValue?.compactMap(\.stringValue), list.count == given.arrayValue?.count else {
+                        return fail("InvalidInstanceNameException", "instanceNames must be a list of instance names.")
+                    }
+                    names = list
+                }
+                let pending = agentContacts.unwritten
+                let asked = names
+                let agents = try await onReaders { plane in try plane.agentPresence(instanceNames: asked, pending: pending) }
+                value = try JSONValueEncoder().encode(ListAgentsOutput(agents: agents))
+            case "RegisterInstance":
+                guard let instance = input["instanceName"]?.stringValue else {
+                    return fail("InstanceNameRequiredException", "An on-premises instance name must be specified.")
+                }
+                var tags: [Tag] = []
+                for item in input["tags"]?.arrayValue ?? [] {
+                    guard let key = item["Key"]?.stringValue else { return fail("InvalidTagException", "Each tag needs a Key.") }
+                    tags.append(Tag(key: key, value: item["Value"]?.stringValue))
+                }
+                let given = tags
+                let key = try await onWriter { plane in try plane.registerInstanceWithKey(instanceName: instance, tags: given) }
+                value = .members([
+                    ("InstanceName", .string(instance)), ("IamUserArn", .string(plane.instanceUserArn(instance))),
+                    ("AccessKeyId", .string(key.accessKeyId)), ("SecretAccessKey", .string(key.secretAccessKey ?? "")),
+                    ("Region", .string(plane.region)),
+                ])
+            default:
+                guard let instance = input["instanceName"]?.stringValue else {
+                    return fail("InstanceNameRequiredException", "An on-premises instance name must be specified.")
+                }
+                try await onWriter { plane in try plane.deregisterInstanceWithKeys(instanceName: instance) }
+                value = .object([])
+            }
             return WireResponse(status: 200, contentType: JSONProtocol.contentType, text: value.compact(), operation: name)
+        } catch let failure as RegistrationFailure {
+            // The step that was refused leads the message; deployctl register names it in its error line.
+            return fail(failure.error.code, "\(failure.operation): \(failure.error.message)")
         } catch let error as ServiceError {
             return fail(error.code, error.message)
+        } catch let refusal as BlockingExecutor.Refusal {
+            return fail("ThrottlingException", refusal.description, status: 503)
         } catch {
-            return WireResponse(JSONProtocol.Response.error("InternalFailure", "\(error)", status: 500), operation: name)
+            return fail("InternalFailure", "\(error)", status: 500)
         }
     }
 

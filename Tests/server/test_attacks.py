@@ -503,3 +503,34 @@ def test_short_imported_test_credentials_work_with_a_warning(tmp_path):
     finally:
         assert s.stop() == 0
         subprocess.run(["rm", "-rf", s.directory])
+
+
+def test_register_and_deregister_from_an_operators_machine_over_the_api(fleet, tmp_path):
+    """No state file named: the server registers for an admin key (item 14), with DEPLOYCTL_ENDPOINT_URL honoured;
+    the CA written for the agent is the one the operator trusts; other roles are refused."""
+    s = fleet.server
+    env = s.env("admin", DEPLOYCTL_ENDPOINT_URL=s.url)
+    out = deployctl("register", "--instance-name", "remote-1", "--tags", "Key=fleet,Value=web",
+                    "--output-dir", str(tmp_path / "r1"), env=env)
+    registration = json.loads(out.stdout)
+    assert registration["InstanceName"] == "remote-1"
+    assert open(tmp_path / "r1" / "deployctl-ca.pem").read() == open(s.ca).read()
+    conf = open(tmp_path / "r1" / "codedeploy.onpremises.yml").read()
+    assert registration["AccessKeyId"] in conf
+    listed = json.loads(deployctl("list-access-keys", "--state", s.state, "--user-name", "remote-1").stdout)
+    assert [k["AccessKeyId"] for k in listed["AccessKeyMetadata"]] == [registration["AccessKeyId"]]
+    # Its key works for its instance: a poll is answered.
+    secret = next(line.split(": ", 1)[1] for line in conf.splitlines() if line.startswith("aws_secret_access_key"))
+    status, answer = call(s, {"AccessKeyId": registration["AccessKeyId"], "SecretAccessKey": secret}, "PollHostCommand",
+                          {"HostIdentifier": registration["IamUserArn"]})
+    assert status == 200, answer
+    refused = deployctl("register", "--instance-name", "remote-2", "--endpoint-url", s.url, "--output-dir",
+                        str(tmp_path / "r2"), env=s.env("deployer"), check=False)
+    assert refused.returncode == 254 and "AccessDeniedException" in refused.stderr
+    twelve = [f"Key=k{i},Value=v" for i in range(11)]
+    failed = deployctl("register", "--instance-name", "remote-3", "--tags", *twelve, "--endpoint-url", s.url,
+                       "--output-dir", str(tmp_path / "r3"), env=s.env("admin"), check=False)
+    assert failed.returncode == 254 and "AddTagsToOnPremisesInstances operation" in failed.stderr, failed.stderr
+    deployctl("deregister", "--instance-name", "remote-1", "--endpoint-url", s.url, env=s.env("admin"))
+    listed = json.loads(deployctl("list-access-keys", "--state", s.state, "--user-name", "remote-1").stdout)
+    assert listed["AccessKeyMetadata"] == []
