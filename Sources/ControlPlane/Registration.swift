@@ -17,28 +17,15 @@ extension ControlPlane {
     /// Registers `instanceName` (with ``instanceUserArn(_:)``), tags it, and makes its instance key.
     public func registerInstanceWithKey(instanceName: String, tags: [Tag]) throws(RegistrationFailure) -> AccessKey {
         let input = RegisterOnPremisesInstanceInput(instanceName: instanceName, iamUserArn: instanceUserArn(instanceName))
-        let name: String
-        let tagChange: [(String, String)]
-        let key: AccessKey
-        name = try step("RegisterOnPremisesInstance") { try validatedRegistration(input) }
-        tagChange = try step("AddTagsToOnPremisesInstances") {
-            tags.isEmpty ? [] : try validatedInstanceTagChange(tags, [instanceName])
-        }
-        key = try step("CreateAccessKey") { try newAccessKey(userName: name, role: .instance, accessKeyId: nil, secretAccessKey: nil) }
-        var failedStep = "RegisterOnPremisesInstance"
-        do {
-            try store.write { tx in
-                failedStep = "RegisterOnPremisesInstance"
-                try insertRegistration(tx, name: name, input)
-                failedStep = "AddTagsToOnPremisesInstances"
-                if !tagChange.isEmpty { try addTags(tx, tagChange, to: [name]) }
-                failedStep = "CreateAccessKey"
-                try insert(tx, key)
-            }
-        } catch let error as ServiceError {
-            throw RegistrationFailure(operation: failedStep, error: error)
-        } catch {
-            throw RegistrationFailure(operation: failedStep, error: ServiceError("InternalFailure", "\(error)"))
+        let name = try step("RegisterOnPremisesInstance") { try validatedRegistration(input) }
+        let tagChange = try step("AddTagsToOnPremisesInstances") { tags.isEmpty ? [] : try validatedInstanceTagChange(tags, [instanceName]) }
+        let key = try step("CreateAccessKey") { try newAccessKey(userName: name, role: .instance, accessKeyId: nil, secretAccessKey: nil) }
+        try transaction(startingAt: "RegisterOnPremisesInstance") { tx, step in
+            try insertRegistration(tx, name: name, input)
+            step = "AddTagsToOnPremisesInstances"
+            if !tagChange.isEmpty { try addTags(tx, tagChange, to: [name]) }
+            step = "CreateAccessKey"
+            try insert(tx, key)
         }
         return key
     }
@@ -49,19 +36,24 @@ extension ControlPlane {
     /// Deregisters `instanceName` and deletes its instance keys, together.
     public func deregisterInstanceWithKeys(instanceName: String) throws(RegistrationFailure) {
         let name = try step("DeregisterOnPremisesInstance") { try Validate.instanceName(instanceName) }
-        var failedStep = "DeregisterOnPremisesInstance"
-        do {
-            try store.write { tx in
-                try markDeregistered(tx, name)
-                failedStep = "DeleteAccessKey"
-                for record in try tx.accessKeys(userName: name) where record.role == AccessRole.instance.rawValue {
-                    try tx.deleteAccessKey(id: record.accessKeyId)
-                }
+        try transaction(startingAt: "DeregisterOnPremisesInstance") { tx, step in
+            try markDeregistered(tx, name)
+            step = "DeleteAccessKey"
+            for record in try tx.accessKeys(userName: name) where record.role == AccessRole.instance.rawValue {
+                try tx.deleteAccessKey(id: record.accessKeyId)
             }
+        }
+    }
+
+    /// One store transaction whose refusal names the step it was at (`body` moves `step` along as it goes).
+    private func transaction(startingAt first: String, _ body: (any StoreTransaction, inout String) throws -> Void) throws(RegistrationFailure) {
+        var step = first
+        do {
+            try store.write { tx in try body(tx, &step) }
         } catch let error as ServiceError {
-            throw RegistrationFailure(operation: failedStep, error: error)
+            throw RegistrationFailure(operation: step, error: error)
         } catch {
-            throw RegistrationFailure(operation: failedStep, error: ServiceError("InternalFailure", "\(error)"))
+            throw RegistrationFailure(operation: step, error: ServiceError("InternalFailure", "\(error)"))
         }
     }
 

@@ -170,7 +170,7 @@ public struct GlobalOptions: ParsableArguments {
         do {
             let url = try RemoteEndpoint.parseURL(endpoint)
             let credentials = try chain.credentials()
-            let bundle = caBundle ?? environment["AWS_CA_BUNDLE"].flatMap { $0.isEmpty ? nil : $0 } ?? chain.setting("ca_bundle")
+            let bundle = trustedCABundle(chain)
             return try SignedClient(
                 endpoint: RemoteEndpoint(
                     url: url, region: region ?? chain.region(), credentials: credentials, caBundle: bundle, verifyTLS: !noVerifySSL))
@@ -237,6 +237,15 @@ public struct GlobalOptions: ParsableArguments {
     func openArtifacts() -> any ArtifactStorage { ArtifactStore(besideStateFile: statePath) }
 
     /// Commands that work on the state file only refuse an explicit --endpoint-url instead of ignoring it.
+    /// Whether the state file was named on purpose (`--state`, `$DEPLOYCTL_STATE`) rather than defaulted.
+    var namesStateFile: Bool { state != nil || !(ProcessInfo.processInfo.environment["DEPLOYCTL_STATE"] ?? "").isEmpty }
+
+    /// The CA bundle a remote client trusts: --ca-bundle, else $AWS_CA_BUNDLE, else the profile's `ca_bundle`.
+    func trustedCABundle(_ chain: CredentialChain? = nil) -> String? {
+        let chain = chain ?? CredentialChain(environment: ProcessInfo.processInfo.environment, profile: profile)
+        return caBundle ?? ProcessInfo.processInfo.environment["AWS_CA_BUNDLE"].flatMap { $0.isEmpty ? nil : $0 } ?? chain.setting("ca_bundle")
+    }
+
     func requireLocal(_ command: String) throws {
         if endpointURL != nil {
             throw CLIFailure.usage(
@@ -251,8 +260,7 @@ public struct GlobalOptions: ParsableArguments {
         let region = region ?? ProcessInfo.processInfo.environment["DEPLOYCTL_REGION"] ?? "local"
         // A state file named on purpose (--state, $DEPLOYCTL_STATE) is never made up by a command that only reads: a
         // typo must not answer "no deployments" from a new, empty file.
-        let explicit = state != nil || !(ProcessInfo.processInfo.environment["DEPLOYCTL_STATE"] ?? "").isEmpty
-        if readOnly, explicit, access(statePath, F_OK) != 0 {
+        if readOnly, namesStateFile, access(statePath, F_OK) != 0 {
             throw CLIFailure.other(
                 "no state file at \(statePath) (named by \(state != nil ? "--state" : "$DEPLOYCTL_STATE")); a command that only reads does not create one"
             )

@@ -47,12 +47,6 @@ struct RegisterCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    /// The state file is named (`--state`, `$DEPLOYCTL_STATE`): register on it, on the server's host. Otherwise the
-    /// server at the endpoint does it, for an admin key, over its API.
-    var registersOnStateFile: Bool {
-        global.state != nil || !(ProcessInfo.processInfo.environment["DEPLOYCTL_STATE"] ?? "").isEmpty
-    }
-
     func run() async throws {
         guard let endpoint = global.apiEndpoint() else {
             throw CLIFailure.usage(
@@ -62,7 +56,29 @@ struct RegisterCommand: AsyncParsableCommand {
         guard let url = URL(string: endpoint), url.scheme == "https" || url.scheme == "http", let host = url.host, !host.isEmpty else {
             throw CLIFailure.usage("--endpoint-url '\(endpoint.prefix(200))': expected https://IP:PORT")
         }
-        let tagList: [Tag] = try tags.map { text in
+        let tagList = try parsedTags()
+        // A state file named on purpose (--state, DEPLOYCTL_STATE): register on it, on the server's host. Otherwise the
+        // server at the endpoint does it, for an admin key, over its API.
+        let (registered, ca) =
+            global.namesStateFile
+            ? try registerOnStateFile(tags: tagList, https: url.scheme == "https")
+            : try await registerOnServer(endpoint, tags: tagList, https: url.scheme == "https")
+        let files = try writeConfiguration(registered, ca: ca, endpoint: endpoint)
+        if !host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) {
+            StandardStreams.err(
+                "warning: \(host) is a host name: AWS's agent fetches bundles from it virtual-hosted (<bucket>.\(host)), which deployctl server does not serve; use the server's IP address for AWS's agent\n"
+            )
+        }
+        try StandardStreams.out(
+            try global.render(
+                .members([
+                    ("InstanceName", .string(instanceName)), ("IamUserArn", .string(registered.iamUserArn)),
+                    ("AccessKeyId", .string(registered.accessKeyId)), ("Files", .array(files.map { .string($0) })),
+                ]), operation: "Register"))
+    }
+
+    func parsedTags() throws -> [Tag] {
+        try tags.map { text in
             let fields: JSONValue
             do {
                 fields = try ShorthandParser.parseStructure(text)
@@ -74,66 +90,70 @@ struct RegisterCommand: AsyncParsableCommand {
             }
             return Tag(key: key, value: fields["Value"]?.stringValue)
         }
-        let registered: RemoteRegistration
-        let ca: String?
-        if registersOnStateFile {
-            let statePath = global.statePath
-            let stateDirectory = (statePath as NSString).deletingLastPathComponent
-            let caSource = (tlsDirectory ?? ((stateDirectory.isEmpty ? "." : stateDirectory) + "/tls")) + "/ca.pem"
-            ca = try? String(contentsOfFile: caSource, encoding: .utf8)
-            if ca == nil, url.scheme == "https" {
-                throw CLIFailure.other("cannot read the server's CA \(caSource): start deployctl server once (it makes it), or give --tls-dir")
-            }
-            let plane = try global.openControlPlane()
-            do {
-                // One transaction: the instance, its tags and its key, or nothing (a rerun starts afresh).
-                let key = try plane.registerInstanceWithKey(instanceName: instanceName, tags: tagList)
-                registered = RemoteRegistration(
-                    accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey ?? "", iamUserArn: plane.instanceUserArn(instanceName),
-                    region: plane.region)
-            } catch {
-                throw CLIFailure.service(operation: error.operation, code: error.error.code, message: error.error.message)
-            }
-        } else {
-            // From an operator's machine: the server registers (one transaction there) for an admin key; the CA the
-            // agent trusts is the one this command trusts (--ca-bundle, AWS_CA_BUNDLE).
-            let bundle = global.caBundle ?? ProcessInfo.processInfo.environment["AWS_CA_BUNDLE"].flatMap { $0.isEmpty ? nil : $0 }
-            if let bundle {
-                guard let text = try? String(contentsOfFile: bundle, encoding: .utf8) else {
-                    throw CLIFailure.other("cannot read the CA bundle \(bundle) (--ca-bundle or AWS_CA_BUNDLE)")
-                }
-                ca = text
-            } else {
-                ca = nil
-            }
-            let server = RemoteCodeDeploy(client: try global.remoteClient(endpoint))
-            do {
-                registered = try await server.registerInstance(instanceName: instanceName, tags: tagList)
-            } catch let error as ServiceError {
-                let (step, message) = RemoteRegistration.step(of: error.message, default: "RegisterInstance")
-                throw CLIFailure.service(operation: step, code: error.code, message: message)
-            } catch {
-                throw CLIFailure.other("deployctl register: \(error)")
-            }
-            if ca == nil, url.scheme == "https" {
-                StandardStreams.err(
-                    "deployctl register: no --ca-bundle or AWS_CA_BUNDLE, so no deployctl-ca.pem is written: the agent must trust the server's certificate through the system's store\n"
-                )
-            }
+    }
+
+    /// On the server's host: one transaction on its state file; the CA is the server's, from its TLS folder.
+    func registerOnStateFile(tags: [Tag], https: Bool) throws -> (RemoteRegistration, ca: String?) {
+        let statePath = global.statePath
+        let stateDirectory = (statePath as NSString).deletingLastPathComponent
+        let caSource = (tlsDirectory ?? ((stateDirectory.isEmpty ? "." : stateDirectory) + "/tls")) + "/ca.pem"
+        let ca = try? String(contentsOfFile: caSource, encoding: .utf8)
+        if ca == nil, https {
+            throw CLIFailure.other("cannot read the server's CA \(caSource): start deployctl server once (it makes it), or give --tls-dir")
         }
-        let key = (accessKeyId: registered.accessKeyId, secretAccessKey: registered.secretAccessKey)
-        let arn = registered.iamUserArn
-        let region = registered.region
+        let plane = try global.openControlPlane()
+        do {
+            // One transaction: the instance, its tags and its key, or nothing (a rerun starts afresh).
+            let key = try plane.registerInstanceWithKey(instanceName: instanceName, tags: tags)
+            let registered = RemoteRegistration(
+                accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey ?? "", iamUserArn: plane.instanceUserArn(instanceName),
+                region: plane.region)
+            return (registered, ca)
+        } catch {
+            throw CLIFailure.service(operation: error.operation, code: error.error.code, message: error.error.message)
+        }
+    }
+
+    /// From an operator's machine: the server registers (one transaction there) for an admin key; the CA the agent
+    /// trusts is the one this command trusts (--ca-bundle, AWS_CA_BUNDLE).
+    func registerOnServer(_ endpoint: String, tags: [Tag], https: Bool) async throws -> (RemoteRegistration, ca: String?) {
+        var ca: String?
+        if let bundle = global.trustedCABundle() {
+            guard let text = try? String(contentsOfFile: bundle, encoding: .utf8) else {
+                throw CLIFailure.other("cannot read the CA bundle \(bundle) (--ca-bundle or AWS_CA_BUNDLE)")
+            }
+            ca = text
+        }
+        let server = RemoteCodeDeploy(client: try global.remoteClient(endpoint))
+        let registered: RemoteRegistration
+        do {
+            registered = try await server.registerInstance(instanceName: instanceName, tags: tags)
+        } catch let error as ServiceError {
+            let (step, message) = RemoteRegistration.step(of: error.message, default: "RegisterInstance")
+            throw CLIFailure.service(operation: step, code: error.code, message: message)
+        } catch {
+            throw CLIFailure.other("deployctl register: \(error)")
+        }
+        if ca == nil, https {
+            StandardStreams.err(
+                "deployctl register: no --ca-bundle or AWS_CA_BUNDLE, so no deployctl-ca.pem is written: the agent must trust the server's certificate through the system's store\n"
+            )
+        }
+        return (registered, ca)
+    }
+
+    /// Writes the host's files into --output-dir; answers their paths.
+    func writeConfiguration(_ registered: RemoteRegistration, ca: String?, endpoint: String) throws -> [String] {
         let directory = outputDirectory
         if mkdir(directory, 0o700) != 0, errno != EEXIST {
             throw CLIFailure.other("cannot create \(directory): \(String(cString: strerror(errno)))")
         }
         let onPremises = """
             ---
-            aws_access_key_id: \(key.accessKeyId)
-            aws_secret_access_key: \(key.secretAccessKey)
-            iam_user_arn: \(arn)
-            region: \(region)
+            aws_access_key_id: \(registered.accessKeyId)
+            aws_secret_access_key: \(registered.secretAccessKey)
+            iam_user_arn: \(registered.iamUserArn)
+            region: \(registered.region)
 
             """
         let agentConfig = """
@@ -153,29 +173,18 @@ struct RegisterCommand: AsyncParsableCommand {
             :deployctl_ca_file: '/etc/codedeploy-agent/conf/deployctl-ca.pem'
 
             """
+        var files = [directory + "/codedeploy.onpremises.yml", directory + "/codedeployagent.yml"]
         do {
-            try write(onPremises, to: directory + "/codedeploy.onpremises.yml", mode: 0o600)
-            try write(agentConfig, to: directory + "/codedeployagent.yml", mode: 0o644)
-            if let ca { try write(ca, to: directory + "/deployctl-ca.pem", mode: 0o644) }
+            try write(onPremises, to: files[0], mode: 0o600)
+            try write(agentConfig, to: files[1], mode: 0o644)
+            if let ca {
+                files.append(directory + "/deployctl-ca.pem")
+                try write(ca, to: files[2], mode: 0o644)
+            }
         } catch {
             throw CLIFailure.other("cannot write the configuration into \(directory): \(error)")
         }
-        if !host.allSatisfy({ $0.isNumber || $0 == "." || $0 == ":" }) {
-            StandardStreams.err(
-                "warning: \(host) is a host name: AWS's agent fetches bundles from it virtual-hosted (<bucket>.\(host)), which deployctl server does not serve; use the server's IP address for AWS's agent\n"
-            )
-        }
-        try StandardStreams.out(
-            try global.render(
-                .members([
-                    ("InstanceName", .string(instanceName)), ("IamUserArn", .string(arn)), ("AccessKeyId", .string(key.accessKeyId)),
-                    (
-                        "Files",
-                        .array(
-                            ["codedeploy.onpremises.yml", "codedeployagent.yml"].map { .string(directory + "/" + $0) }
-                                + (ca == nil ? [] : [.string(directory + "/deployctl-ca.pem")]))
-                    ),
-                ]), operation: "Register"))
+        return files
     }
 
     func write(_ text: String, to path: String, mode: mode_t) throws {
@@ -196,8 +205,7 @@ struct DeregisterCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let onStateFile = global.state != nil || !(ProcessInfo.processInfo.environment["DEPLOYCTL_STATE"] ?? "").isEmpty
-        if !onStateFile, let endpoint = global.apiEndpoint() {
+        if !global.namesStateFile, let endpoint = global.apiEndpoint() {
             let server = RemoteCodeDeploy(client: try global.remoteClient(endpoint))
             do {
                 try await server.deregisterInstance(instanceName: instanceName)

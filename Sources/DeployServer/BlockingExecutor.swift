@@ -22,6 +22,7 @@ final class BlockingExecutor: TaskExecutor, @unchecked Sendable {
 
     let name: String
     let maxQueue: Int
+    private let onRefusal: @Sendable () -> Void
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
     private var head = 0
@@ -30,10 +31,12 @@ final class BlockingExecutor: TaskExecutor, @unchecked Sendable {
     private var refused = 0
     private var threadIDs: Set<pthread_t> = []
 
-    /// Starts `threads` threads named `name-N`; they run until ``shutdown()``.
-    init(threads: Int, name: String, maxQueue: Int = 10_000) {
+    /// Starts `threads` threads named `name-N`; they run until ``shutdown()``. `onRefusal` counts each refused job
+    /// (a metric).
+    init(threads: Int, name: String, maxQueue: Int = 10_000, onRefusal: @escaping @Sendable () -> Void = {}) {
         self.name = name
         self.maxQueue = maxQueue
+        self.onRefusal = onRefusal
         for index in 0..<max(1, threads) {
             let thread = Thread { self.serve() }
             thread.name = "\(name)-\(index)"
@@ -53,6 +56,7 @@ final class BlockingExecutor: TaskExecutor, @unchecked Sendable {
         defer { condition.unlock() }
         if stopping || jobs.count - head >= maxQueue {
             refused += 1
+            onRefusal()
             throw Refusal(executor: name, shutDown: stopping)
         }
     }

@@ -9,16 +9,20 @@ import Synchronization
 final class ConnectionLimiter: Sendable {
     let limit: Int
     private let count = Atomic<Int>(0)
-    private let refusals = Atomic<Int>(0)
+    private let onRefusal: @Sendable () -> Void
 
-    init(limit: Int) { self.limit = limit }
+    /// `onRefusal` counts each connection closed for the cap (a metric).
+    init(limit: Int, onRefusal: @escaping @Sendable () -> Void = {}) {
+        self.limit = limit
+        self.onRefusal = onRefusal
+    }
 
     /// Counts a new connection; false (and not counted) when `limit` are open.
     func open() -> Bool {
         let now = count.wrappingAdd(1, ordering: .relaxed).newValue
         if now > limit {
             count.wrappingSubtract(1, ordering: .relaxed)
-            refusals.wrappingAdd(1, ordering: .relaxed)
+            onRefusal()
             return false
         }
         return true
@@ -27,7 +31,6 @@ final class ConnectionLimiter: Sendable {
     func close() { count.wrappingSubtract(1, ordering: .relaxed) }
 
     var openCount: Int { count.load(ordering: .relaxed) }
-    var refused: Int { refusals.load(ordering: .relaxed) }
 }
 
 /// The time limits a connection must keep (SECURITY.md, "Limits").

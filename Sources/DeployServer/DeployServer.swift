@@ -116,7 +116,7 @@ public struct DeployServer: Sendable {
         }
         self.responder = ServerResponder(
             plane: plane, artifacts: artifacts, maxObjectBytes: configuration.maxObjectBytes, signer: signer, pollHold: configuration.pollHold,
-            connections: ConnectionLimiter(limit: configuration.maxConnections), logger: logger)
+            maxConnections: configuration.maxConnections, logger: logger)
     }
 
     /// Serves until SIGTERM or SIGINT, then drains in-flight requests and returns. `onRunning` gets the URL served

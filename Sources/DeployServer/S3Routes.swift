@@ -96,7 +96,13 @@ struct S3Routes {
         }
         if role == .instance {
             // An instance's key reads the bundles of deployments in flight on that instance, nothing else.
-            let allowed = (try? responder.plane.instanceMayRead(instanceName: userName, bucket: bucket ?? "", key: key ?? "")) ?? false
+            var allowed = false
+            do {
+                allowed = try responder.plane.instanceMayRead(instanceName: userName, bucket: bucket ?? "", key: key ?? "")
+            } catch {
+                // The store could not say: refused, and said why.
+                responder.logger.error("cannot check an instance's read", metadata: ["request_id": .string(requestId), "error": .string("\(error)")])
+            }
             guard allowed else {
                 responder.logger.warning(
                     "object read refused",

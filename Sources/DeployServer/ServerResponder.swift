@@ -156,18 +156,26 @@ struct ServerResponder: HTTPResponder {
 
     init(
         plane: ControlPlane, artifacts: ArtifactStore, maxObjectBytes: Int64, signer: SpecificationSigner,
-        pollHold: Duration, connections: ConnectionLimiter, logger: Logger
+        pollHold: Duration, maxConnections: Int, logger: Logger
     ) {
+        let metrics = ServerMetrics()
+        func executor(threads: Int, name: String) -> BlockingExecutor {
+            let refused = metrics.counter(
+                "blocking_refused", "Jobs refused because a blocking executor's queue was full or it was shut down.",
+                labels: [("executor", name)])
+            return BlockingExecutor(threads: threads, name: name, onRefusal: { refused.increment() })
+        }
+        let connectionsRefused = metrics.counter("connections_refused", "Connections closed at once because --max-connections were open.")
         self.plane = plane
         self.artifacts = artifacts
         self.maxObjectBytes = maxObjectBytes
-        self.writer = BlockingExecutor(threads: 1, name: "store-write")
-        self.readers = BlockingExecutor(threads: 4, name: "store-read")
-        self.files = BlockingExecutor(threads: 2, name: "files")
-        self.connections = connections
+        self.writer = executor(threads: 1, name: "store-write")
+        self.readers = executor(threads: 4, name: "store-read")
+        self.files = executor(threads: 2, name: "files")
+        self.connections = ConnectionLimiter(limit: maxConnections, onRefusal: { connectionsRefused.increment() })
         self.logger = logger
         self.credentials = Credentials(plane: plane)
-        self.metrics = ServerMetrics()
+        self.metrics = metrics
         self.signer = signer
         self.pollHold = pollHold
     }
@@ -275,8 +283,8 @@ struct ServerResponder: HTTPResponder {
                 400, "AccessDeniedException",
                 "The access key \(keyId) (role \(role.rawValue)) is not allowed to call \(operation.name).")
         }
-        // Reads of a plane that does not expire on read never write and never wait for a writer (WAL): they run
-        // where the request is. Writes can wait for another process's lock: they queue for the one writer thread.
+        // Reads of a plane that does not expire on read never write and never wait for a writer (WAL): they run on
+        // the reader threads. Writes can wait for another process's lock: they queue for the one writer thread.
         let answer: JSONProtocol.Response
         let executor = !plane.expiresOnRead && AccessRole.readOnly.allows(operation.name) ? readers : writer
         do {
@@ -407,23 +415,8 @@ struct ServerResponder: HTTPResponder {
                 operation: "Metrics", errorCode: "AccessDenied")
         }
         return WireResponse(
-            status: 200, contentType: "text/plain; version=0.0.4", text: metrics.text() + executorMetrics(), operation: "Metrics")
-    }
-
-    /// The blocking executors' queues and threads, for `/metrics`.
-    func executorMetrics() -> String {
-        var text = "# HELP deployctl_blocking_queue_length Jobs waiting for a thread of a blocking executor.\n"
-        text += "# TYPE deployctl_blocking_queue_length gauge\n"
-        for executor in executors { text += "deployctl_blocking_queue_length{executor=\"\(executor.name)\"} \(executor.queueLength)\n" }
-        text += "# HELP deployctl_blocking_refused_total Jobs refused because a blocking executor's queue was full or it was shut down.\n"
-        text += "# TYPE deployctl_blocking_refused_total counter\n"
-        for executor in executors { text += "deployctl_blocking_refused_total{executor=\"\(executor.name)\"} \(executor.refusedCount)\n" }
-        text += "# HELP deployctl_connections Open client connections.\n# TYPE deployctl_connections gauge\n"
-        text += "deployctl_connections \(connections.openCount)\n"
-        text += "# HELP deployctl_connections_refused_total Connections closed at once because --max-connections were open.\n"
-        text += "# TYPE deployctl_connections_refused_total counter\n"
-        text += "deployctl_connections_refused_total \(connections.refused)\n"
-        return text
+            status: 200, contentType: "text/plain; version=0.0.4", text: metrics.text(sampling: executors, connections: connections),
+            operation: "Metrics")
     }
 }
 
@@ -465,7 +458,25 @@ final class ServerMetrics: Sendable {
         histogram.record(duration)
     }
 
-    func text() -> String { registry.emitToString() }
+    /// A counter `deployctl_<name>_total`.
+    func counter(_ name: String, _ help: String, labels: [(String, String)] = []) -> Counter {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(namespace: "deployctl", metricName: name, unitName: "total", helpText: help), labels: labels)
+    }
+
+    func gauge(_ name: String, _ help: String, labels: [(String, String)] = []) -> Gauge {
+        registry.makeGauge(descriptor: MetricNameDescriptor(namespace: "deployctl", metricName: name, unitName: "", helpText: help), labels: labels)
+    }
+
+    /// The text to serve, with the gauges read now: the blocking executors' queues and the open connections.
+    func text(sampling executors: [BlockingExecutor], connections: ConnectionLimiter) -> String {
+        for executor in executors {
+            gauge("blocking_queue_length", "Jobs waiting for a thread of a blocking executor.", labels: [("executor", executor.name)])
+                .set(Int64(executor.queueLength))
+        }
+        gauge("connections", "Open client connections.").set(Int64(connections.openCount))
+        return registry.emitToString()
+    }
 }
 
 /// When each instance's agent last called the command service, from where and as what; kept in memory on every call
