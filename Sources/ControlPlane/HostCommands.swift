@@ -32,10 +32,9 @@ extension ControlPlane: HostCommandService {
     /// The next command for `instanceName`, or nil. The command is leased to the caller until acknowledged.
     public func pollHostCommand(instanceName: String) throws -> HostCommand? {
         // Most polls find nothing: answer those from a read, without taking the write lock.
+        guard try mayHaveHostCommand(instanceName: instanceName) else { return nil }
         let stamp = now().timeIntervalSince1970
         let redeliverBefore = stamp + acknowledgeWindow - redeliveryDelay
-        let work = try store.read { tx in try tx.hasWork(instance: instanceName, now: stamp, redeliverBefore: redeliverBefore) }
-        guard work else { return nil }
         return try store.write { tx in
             try sweepExpiredCommands(tx)
             for deploymentId in try tx.pollCandidates(instance: instanceName) {
@@ -55,6 +54,14 @@ extension ControlPlane: HostCommandService {
             }
             return nil
         }
+    }
+
+    /// Whether a poll of `instanceName` may find a command now (a read; ``pollHostCommand(instanceName:)`` decides):
+    /// a server asks it first on its reader threads, so the polls that find nothing never queue for the writer.
+    public func mayHaveHostCommand(instanceName: String) throws -> Bool {
+        let stamp = now().timeIntervalSince1970
+        let redeliverBefore = stamp + acknowledgeWindow - redeliveryDelay
+        return try store.read { tx in try tx.hasWork(instance: instanceName, now: stamp, redeliverBefore: redeliverBefore) }
     }
 
     /// The agent has started the command and expects it to take at most `expectedSeconds` (its hooks' timeouts).

@@ -161,7 +161,12 @@ struct CommandRoutes {
         while true {
             // The agent went away while its poll was held: hand it nothing (its next poll gets the command).
             guard channel.isActive else { return .object([]) }
-            let found = try await responder.onWriter { plane in try plane.pollHostCommand(instanceName: instance) }
+            // Taken before looking: a wake between the look and the wait is not missed.
+            let ticket = responder.waiters.ticket(for: instance)
+            var found: HostCommand?
+            if try await responder.onReaders({ plane in try plane.mayHaveHostCommand(instanceName: instance) }) {
+                found = try await responder.onWriter { plane in try plane.pollHostCommand(instanceName: instance) }
+            }
             if let command = found {
                 let identifier = CommandProtocol.CommandIdentifier(
                     commandId: command.id, deploymentId: command.deploymentId, instanceName: instance)
@@ -181,7 +186,7 @@ struct CommandRoutes {
             let remaining = deadline - ContinuousClock.now
             if remaining <= .zero || responder.waiters.isClosed { return .object([]) }
             let timeout = lookAgainSoon ? min(remaining, recheck) : remaining
-            lookAgainSoon = await responder.waiters.wait(for: instance, timeout: timeout)
+            lookAgainSoon = await responder.waiters.wait(for: instance, since: ticket, timeout: timeout)
         }
     }
 
@@ -242,8 +247,10 @@ struct CommandRoutes {
             // A repeat (AWS's agent sends a second Failed), or a complete for a command that expired: the first stays.
             return .object([])
         }
-        // Other targets started (OneAtATime, HalfAtATime): their agents may be holding polls.
-        if !started.isEmpty { responder.waiters.wake(started) }
+        // This instance's next command is due now, and AWS's agent polls while a command runs (it sleeps one second
+        // after every poll), so its poll may be held already. Other targets started (OneAtATime, HalfAtATime): their
+        // agents may be holding polls too.
+        responder.waiters.wake([instance] + started)
         return .object([])
     }
 

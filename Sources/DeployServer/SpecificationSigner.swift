@@ -76,12 +76,28 @@ final class PollWaiters: Sendable {
         var registered: Set<Int> = []
         var next = 0
         var closed = false
+        /// How often each instance was woken, and every instance at once: a ``Ticket`` compares them.
+        var wakes: [String: UInt64] = [:]
+        var allWakes: UInt64 = 0
+
+        func ticket(for instance: String) -> Ticket { Ticket(instance: wakes[instance] ?? 0, all: allWakes) }
     }
     let state = Mutex(State())
 
-    /// Returns when woken (true) or after `timeout` (false).
+    /// The wakes an instance has had so far: a poll takes one before it looks for work, and its wait returns at once
+    /// if a wake came in between (the completion that made the work committed after the look).
+    struct Ticket: Equatable {
+        var instance: UInt64
+        var all: UInt64
+    }
+
+    func ticket(for instance: String) -> Ticket {
+        state.withLock { $0.ticket(for: instance) }
+    }
+
+    /// Returns when woken (true), at once when woken since `ticket`, or after `timeout` (false).
     @discardableResult
-    func wait(for instance: String, timeout: Duration) async -> Bool {
+    func wait(for instance: String, since ticket: Ticket? = nil, timeout: Duration) async -> Bool {
         let id = state.withLock { state -> Int in
             state.next += 1
             return state.next
@@ -91,6 +107,7 @@ final class PollWaiters: Sendable {
                 await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                     let resumeNow = self.state.withLock { state -> Bool in
                         if state.closed || state.finished.remove(id) != nil { return true }
+                        if let ticket, state.ticket(for: instance) != ticket { return true }
                         state.registered.insert(id)
                         state.waiting[instance, default: [:]][id] = continuation
                         return false
@@ -130,6 +147,7 @@ final class PollWaiters: Sendable {
         var resumed: [CheckedContinuation<Void, Never>] = []
         state.withLock { state in
             for instance in instances {
+                state.wakes[instance, default: 0] &+= 1
                 if let waiting = state.waiting.removeValue(forKey: instance) { resumed += waiting.values }
             }
         }
@@ -139,6 +157,7 @@ final class PollWaiters: Sendable {
     /// Wakes every poll (a new deployment, an expiry, a change made by another process).
     func wakeAll() {
         let resumed = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.allWakes &+= 1
             let all = state.waiting.values.flatMap(\.values)
             state.waiting.removeAll()
             return all
