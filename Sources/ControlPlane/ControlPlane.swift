@@ -36,6 +36,12 @@ public final class ControlPlane: Sendable {
         Date(timeIntervalSince1970: (clock().timeIntervalSince1970 * 1000).rounded() / 1000)
     }
 
+    /// Runs `body` with its writes committed together, each still whole or nothing (``DeployStore/batched(_:)``):
+    /// the server's writer commits the requests that queued while its last commit ran as one group.
+    public func batched<T>(_ body: () throws -> T) throws -> T {
+        try store.batched(body)
+    }
+
     func arnPrefix() -> String { "arn:aws:codedeploy:\(region):\(account):" }
 }
 

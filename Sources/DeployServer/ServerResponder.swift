@@ -140,6 +140,8 @@ struct ServerResponder: HTTPResponder {
     let maxObjectBytes: Int64
     /// The one thread that writes the store (SQLite has one writer).
     let writer: BlockingExecutor
+    /// The agents' writes, committed in groups on ``writer``.
+    let groupCommit: GroupCommit
     /// Threads for store reads (WAL: they never wait for the writer).
     let readers: BlockingExecutor
     /// Threads for object files: joining multipart parts, reading objects for GetObject.
@@ -169,7 +171,9 @@ struct ServerResponder: HTTPResponder {
         self.plane = plane
         self.artifacts = artifacts
         self.maxObjectBytes = maxObjectBytes
-        self.writer = executor(threads: 1, name: "store-write")
+        let writer = executor(threads: 1, name: "store-write")
+        self.writer = writer
+        self.groupCommit = GroupCommit(writer: writer, plane: plane, metrics: metrics)
         self.readers = executor(threads: 4, name: "store-read")
         self.files = executor(threads: 2, name: "files")
         self.connections = ConnectionLimiter(limit: maxConnections, onRefusal: { connectionsRefused.increment() })
@@ -182,8 +186,7 @@ struct ServerResponder: HTTPResponder {
 
     /// Runs store work that may write (and so wait for another process's lock) on the one writer thread.
     func onWriter<T: Sendable>(_ body: @escaping @Sendable (ControlPlane) throws -> T) async throws -> T {
-        let plane = self.plane
-        return try await writer.perform { try body(plane) }
+        try await groupCommit.perform(body)
     }
 
     /// Runs a store read on the reader threads (WAL: it never waits for a writer).

@@ -20,6 +20,14 @@ import Foundation
 public protocol DeployStore: Sendable {
     func read<T>(_ body: (any StoreTransaction) throws -> T) throws -> T
     func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T
+    /// Group commit: the writes `body` makes on this thread commit together when it returns, each still whole or
+    /// nothing (a failed one leaves no trace and throws; the others stay), and reads inside see them. A store
+    /// without it runs `body` as is, each write its own transaction.
+    func batched<T>(_ body: () throws -> T) throws -> T
+}
+
+extension DeployStore {
+    public func batched<T>(_ body: () throws -> T) throws -> T { try body() }
 }
 
 /// The domain operations of one transaction. Orderings are part of the contract: lists of names are sorted by name,

@@ -26,6 +26,10 @@ public final class SQLiteStore: DeployStore {
     public func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
         try file.write { db in try body(SQLiteTransaction(db: db, decoded: DecodedRows())) }
     }
+
+    public func batched<T>(_ body: () throws -> T) throws -> T {
+        try file.batched(body)
+    }
 }
 
 /// Encodes a value as compact JSON for a column (dates as epoch seconds, the canonical form).

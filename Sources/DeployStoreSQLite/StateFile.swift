@@ -212,6 +212,20 @@ public final class StateFile: Sendable {
     /// Database failures become ``StateFileError``s (who holds the lock, a read-only file, a full disk); errors
     /// `body` throws itself pass through.
     package func write<T>(_ body: (Database) throws -> T) throws -> T {
+        if let db = batch.current() {
+            // Inside ``batched(_:)``: a savepoint of the group's transaction, whole or nothing like a transaction.
+            do {
+                var result: T?
+                try db.inSavepoint {
+                    result = try body(db)
+                    return .commit
+                }
+                guard let result else { throw DatabaseError(resultCode: .SQLITE_INTERNAL, message: "savepoint produced no result") }
+                return result
+            } catch let error as DatabaseError {
+                throw mapped(error)
+            }
+        }
         do {
             return try queue.writeWithoutTransaction { db in
                 var result: T?
@@ -229,12 +243,46 @@ public final class StateFile: Sendable {
 
     /// Runs `body` in a read transaction (a consistent snapshot). In WAL mode it never waits for a writer.
     package func read<T>(_ body: (Database) throws -> T) throws -> T {
+        // Inside ``batched(_:)``, a read sees what the group wrote before it (another connection would not).
+        if let db = batch.current() {
+            do {
+                return try body(db)
+            } catch let error as DatabaseError {
+                throw mapped(error)
+            }
+        }
         do {
             return try queue.read(body)
         } catch let error as DatabaseError {
             throw mapped(error)
         }
     }
+
+    /// Group commit: every ``write(_:)`` that `body` makes on this thread runs as a savepoint of one IMMEDIATE
+    /// transaction, committed when `body` returns. Each write is still whole or nothing (a failed one rolls back to
+    /// its savepoint and throws, the others stay); none is visible to other connections, or durable, before the
+    /// group commits. The server's writer thread runs the writes that queued up while the previous group committed
+    /// this way: one commit (and its WAL pages) instead of one per request.
+    package func batched<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try queue.writeWithoutTransaction { db in
+                var result: T?
+                try db.inTransaction(.immediate) {
+                    batch.enter(db)
+                    defer { batch.leave() }
+                    result = try body()
+                    return .commit
+                }
+                guard let result else { throw DatabaseError(resultCode: .SQLITE_INTERNAL, message: "transaction produced no result") }
+                return result
+            }
+        } catch let error as DatabaseError {
+            throw mapped(error)
+        }
+    }
+
+    /// The connection of the group ``batched(_:)`` runs on the calling thread, if any.
+    let batch = BatchConnection()
 
     /// SQLite's `data_version` as the writer connection sees it: it changes when *another* connection (another
     /// process) commits. Nil when it cannot be read.
@@ -302,5 +350,35 @@ public final class StateFile: Sendable {
             throw .cannotCreate(path: path, reason: String(cString: strerror(errno)))
         }
         close(fd)
+    }
+}
+
+/// The writer connection while ``StateFile/batched(_:)`` runs, for its thread only (other threads never see it: they
+/// read their own snapshots and queue for the writer as usual).
+final class BatchConnection: @unchecked Sendable {
+    private let lock = NSLock()
+    // Guarded by `lock`; `db` is only used on `thread`, inside the writer's own transaction.
+    private var thread: pthread_t?
+    private var db: Database?
+
+    func enter(_ db: Database) {
+        lock.withLock {
+            thread = pthread_self()
+            self.db = db
+        }
+    }
+
+    func leave() {
+        lock.withLock {
+            thread = nil
+            db = nil
+        }
+    }
+
+    func current() -> Database? {
+        lock.withLock {
+            guard let thread, pthread_equal(thread, pthread_self()) != 0 else { return nil }
+            return db
+        }
     }
 }

@@ -2,6 +2,7 @@ import DeployModel
 import DeployStore
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 
 @testable import DeployStoreSQLite
@@ -45,6 +46,54 @@ import Testing
             }
         }
         #expect(try state.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM applications") } == 0)
+    }
+
+    /// Group commit: each write in a group stays whole or nothing, reads inside see the group's writes, another
+    /// connection sees none of them before the group commits, and a failed group leaves nothing.
+    @Test func aGroupCommitsItsWritesTogetherEachWholeOrNothing() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let state = try StateFile(path: path, concurrentReaders: 2)
+        let other = try StateFile(path: path)
+        struct Boom: Error {}
+        func insert(_ db: Database, _ id: String) throws {
+            try db.execute(
+                sql: "INSERT INTO applications (id, name, compute_platform, create_time) VALUES (?, ?, 'Server', 0)", arguments: [id, "app-\(id)"])
+        }
+        @Sendable func count(_ file: StateFile) throws -> Int {
+            try file.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM applications") ?? -1 }
+        }
+        var seenInside = -1
+        let seenOutside = Mutex(-1)
+        try state.batched {
+            try state.write { try insert($0, "1") }
+            #expect(throws: Boom.self) {
+                try state.write { db in
+                    try insert(db, "2")
+                    throw Boom()
+                }
+            }
+            try state.write { try insert($0, "3") }
+            seenInside = try count(state)
+            // Another thread reads its own snapshot: nothing of the group yet.
+            let outside = Thread {
+                let seen = (try? count(state)) ?? -2
+                seenOutside.withLock { $0 = seen }
+            }
+            outside.start()
+            while !outside.isFinished { usleep(1000) }
+        }
+        #expect(seenInside == 2)
+        #expect(seenOutside.withLock { $0 } == 0)
+        #expect(try other.read { try String.fetchAll($0, sql: "SELECT id FROM applications ORDER BY id") } == ["1", "3"])
+
+        #expect(throws: Boom.self) {
+            try state.batched {
+                try state.write { try insert($0, "4") }
+                throw Boom()
+            }
+        }
+        #expect(try count(other) == 2)
     }
 
     @Test func aFileThatIsNotSQLiteIsAClearError() throws {
