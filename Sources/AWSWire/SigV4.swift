@@ -324,13 +324,34 @@ public enum SigV4 {
             Int(parts.tm_min), Int(parts.tm_sec))
     }
 
+    /// `YYYYMMDDTHHMMSSZ` (every signed request has one; read byte by byte, with the ranges `Timestamp.parse`
+    /// checks).
     static func parseAmzDate(_ text: String) -> Date? {
-        let c = Array(text)
-        guard c.count == 16, c[8] == "T", c[15] == "Z",
-            c.enumerated().allSatisfy({ [8, 15].contains($0.offset) || $0.element.isASCII && $0.element.isNumber })
-        else { return nil }
-        let s = String(c)
-        func part(_ from: Int, _ to: Int) -> Substring { s.dropFirst(from).prefix(to - from) }
-        return Timestamp.parse("\(part(0, 4))-\(part(4, 6))-\(part(6, 8))T\(part(9, 11)):\(part(11, 13)):\(part(13, 15))Z")
+        var text = text
+        text.makeContiguousUTF8()
+        return text.utf8.withContiguousStorageIfAvailable { bytes -> Date? in
+            guard bytes.count == 16, bytes[8] == UInt8(ascii: "T"), bytes[15] == UInt8(ascii: "Z") else { return nil }
+            func number(_ from: Int, _ to: Int) -> Int? {
+                var value = 0
+                for index in from..<to {
+                    let digit = bytes[index] &- UInt8(ascii: "0")
+                    guard digit < 10 else { return nil }
+                    value = value * 10 + Int(digit)
+                }
+                return value
+            }
+            guard let year = number(0, 4), let month = number(4, 6), let day = number(6, 8), let hour = number(9, 11),
+                let minute = number(11, 13), let second = number(13, 15), (1...12).contains(month), (1...31).contains(day),
+                (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second)
+            else { return nil }
+            var parts = tm()
+            parts.tm_year = Int32(year - 1900)
+            parts.tm_mon = Int32(month - 1)
+            parts.tm_mday = Int32(day)
+            parts.tm_hour = Int32(hour)
+            parts.tm_min = Int32(minute)
+            parts.tm_sec = Int32(second)
+            return Date(timeIntervalSince1970: Double(timegm(&parts)))
+        } ?? nil
     }
 }

@@ -347,6 +347,9 @@ extension ControlPlane: HostCommandService {
     }
 
     /// Moves a deployment on: starts the targets the configuration allows, or ends it (and rolls back if asked).
+    /// Target statuses that never start again; any other counts as pending.
+    static let settledStatuses: Set<String> = [TargetStatus.inProgress, .succeeded, .failed, .skipped].reduce(into: []) { $0.insert($1.rawValue) }
+
     func advance(_ tx: any StoreTransaction, _ deploymentId: String) throws {
         guard var info = try findDeployment(tx, deploymentId), info.status == .created || info.status == .inProgress else { return }
         let stamp = now()
@@ -354,26 +357,31 @@ extension ControlPlane: HostCommandService {
             info.status = .inProgress
             info.startTime = stamp
         }
-        // Only when some target may start does the order of targets matter; otherwise their counts decide.
         let counts = try tx.targetStatusCounts(deploymentId: deploymentId)
-        let statuses: [(targetId: String, status: String)]
-        if (counts[TargetStatus.pending.rawValue] ?? 0) > 0 {
-            statuses = try tx.targetStatuses(deploymentId: deploymentId)
-        } else {
-            statuses = counts.sorted { $0.key < $1.key }.flatMap { entry in Array(repeating: (targetId: "", status: entry.key), count: entry.value) }
-        }
         let config = try findConfig(tx, info.deploymentConfigName ?? "CodeDeployDefault.OneAtATime")
         let rule = Orchestrator.Rule(config?.info.minimumHealthyHosts) ?? .oneAtATime
-        let states: [Orchestrator.TargetState] = statuses.map {
-            switch TargetStatus(rawValue: $0.status) {
-            case .inProgress?: return .inProgress
-            case .succeeded?: return .succeeded
-            case .failed?: return .failed
-            case .skipped?: return .skipped
-            default: return .pending
+        let statuses: [(targetId: String, status: String)]
+        let decision: Orchestrator.Decision
+        if counts.contains(where: { $0.value > 0 && !Self.settledStatuses.contains($0.key) }) {
+            // Some target may start (any other status counts as pending): the order of targets matters.
+            statuses = try tx.targetStatuses(deploymentId: deploymentId)
+            let states: [Orchestrator.TargetState] = statuses.map {
+                switch TargetStatus(rawValue: $0.status) {
+                case .inProgress?: return .inProgress
+                case .succeeded?: return .succeeded
+                case .failed?: return .failed
+                case .skipped?: return .skipped
+                default: return .pending
+                }
             }
+            decision = Orchestrator.decide(rule, targets: states)
+        } else {
+            // Nothing pending: the counts decide, and no target is started (nor skipped), so none is named.
+            statuses = []
+            func count(_ status: TargetStatus) -> Int { counts[status.rawValue] ?? 0 }
+            decision = Orchestrator.decideWithNothingPending(
+                rule, failed: count(.failed), inProgress: count(.inProgress), succeeded: count(.succeeded), skipped: count(.skipped))
         }
-        let decision = Orchestrator.decide(rule, targets: states)
         if decision.start.isEmpty, decision.outcome == .running, info.status == .inProgress, info.startTime != stamp {
             // Nothing to start and nothing ended: only the counts can have moved.
             let counted = try withOverview(tx, info)

@@ -63,7 +63,19 @@ public enum Orchestrator {
 
     /// Decides the next step. `targets` is in dispatch priority order (instances whose last deployment failed first).
     public static func decide(_ rule: Rule, targets: [TargetState]) -> Decision {
-        let n = targets.count
+        decide(
+            rule, count: targets.count, failed: targets.filter { $0 == .failed }.count, inFlight: targets.filter { $0 == .inProgress }.count,
+            succeeded: targets.filter { $0 == .succeeded }.count, pending: targets.indices.filter { targets[$0] == .pending })
+    }
+
+    /// The same decision from the counts alone when no target is pending (there is nothing to pick, so the order of
+    /// targets does not matter): every completion of a fleet's agents asks it, and a thousand states were needless.
+    public static func decideWithNothingPending(_ rule: Rule, failed: Int, inProgress: Int, succeeded: Int, skipped: Int) -> Decision {
+        decide(rule, count: failed + inProgress + succeeded + skipped, failed: failed, inFlight: inProgress, succeeded: succeeded, pending: [])
+    }
+
+    /// `pending` holds the indices of the pending targets, in dispatch priority order.
+    private static func decide(_ rule: Rule, count n: Int, failed: Int, inFlight: Int, succeeded: Int, pending: [Int]) -> Decision {
         guard n > 0 else {
             return Decision(
                 start: [],
@@ -79,11 +91,6 @@ public enum Orchestrator {
                         "The deployment failed because the minimum number of healthy instances (\(minimum)) is equal to or greater than the number of instances in the deployment (\(n)), so no instance can be deployed to within the health constraints."
                 ))
         }
-        let failed = targets.filter { $0 == .failed }.count
-        let inFlight = targets.filter { $0 == .inProgress }.count
-        let succeeded = targets.filter { $0 == .succeeded }.count
-        let pending = targets.indices.filter { targets[$0] == .pending }
-
         if pending.isEmpty {
             if inFlight > 0 { return Decision(start: [], outcome: .running) }
             if succeeded >= minimum && succeeded >= 1 { return Decision(start: [], outcome: .succeeded) }

@@ -2,6 +2,7 @@ import DeployModel
 public import DeployStore
 import Foundation
 import GRDB
+import Synchronization
 
 /// The ``DeployStore`` on the SQLite state file: the only place deployctl speaks SQL (GRDB is imported here only;
 /// `InternalImportsByDefault` keeps its types out of this module's public API). Each `write` is one IMMEDIATE
@@ -41,6 +42,55 @@ func storedJSON<T: Encodable>(_ value: T) throws -> String {
 func fromStoredJSON<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
     try JSONValueDecoder(reportsUnknownMembers: false).decode(type, from: JSONValue.parse(text))
 }
+
+/// Decoded values of stored JSON by its text, shared by every transaction of this process: a fleet's agents read
+/// the same deployment and target rows again and again, and decoding them was a tenth of the server's CPU at 1,000
+/// agents. The key is the text itself, so an entry can never be stale, whoever wrote the row. Two generations of
+/// at most `capacity` entries each: a hit in the older one moves the entry to the newer; when the newer is full it
+/// becomes the older, and the oldest entries go.
+final class StoredJSONCache<Value: Decodable & Sendable>: Sendable {
+    private struct Generations {
+        var newer: [String: Value] = [:]
+        var older: [String: Value] = [:]
+    }
+    private let generations = Mutex(Generations())
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    func decode(_ text: String) throws -> Value {
+        let known = generations.withLock { state -> Value? in
+            if let value = state.newer[text] { return value }
+            guard let value = state.older.removeValue(forKey: text) else { return nil }
+            Self.insert(&state, text, value, capacity: capacity)
+            return value
+        }
+        if let known { return known }
+        let value = try fromStoredJSON(Value.self, text)
+        generations.withLock { Self.insert(&$0, text, value, capacity: capacity) }
+        return value
+    }
+
+    /// Remembers what a write stored: the next read of the row decodes nothing. Stored JSON decodes to the value
+    /// it was encoded from (`StoredJSONTests` checks it for the cached types).
+    func remember(_ text: String, as value: Value) {
+        generations.withLock { Self.insert(&$0, text, value, capacity: capacity) }
+    }
+
+    private static func insert(_ state: inout Generations, _ text: String, _ value: Value, capacity: Int) {
+        if state.newer.count >= capacity {
+            state.older = state.newer
+            state.newer = [:]
+        }
+        state.newer[text] = value
+    }
+}
+
+/// The stored rows the control plane reads on every agent request.
+let decodedDeployments = StoredJSONCache<DeploymentInfo>(capacity: 1024)
+let decodedTargets = StoredJSONCache<InstanceTarget>(capacity: 4096)
 
 /// Deployments and targets already decoded in this transaction (an agent's event reads the same deployment several
 /// times); every write of them goes through this transaction and updates the entry.
@@ -231,7 +281,7 @@ struct SQLiteTransaction: StoreTransaction {
     func deployment(id: String) throws -> DeploymentInfo? {
         if let known = decoded.deployments[id] { return known }
         let info = try Row.fetchOne(try db.cachedStatement(sql: "SELECT info FROM deployments WHERE id = ?"), arguments: [id]).map {
-            try fromStoredJSON(DeploymentInfo.self, $0["info"])
+            try decodedDeployments.decode($0["info"])
         }
         decoded.deployments[id] = info
         return info
@@ -256,9 +306,11 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     func updateDeployment(_ info: DeploymentInfo) throws {
+        let text = try storedJSON(info)
         try db.cachedStatement(sql: "UPDATE deployments SET status = ?, info = ? WHERE id = ?").execute(arguments: [
-            info.status?.rawValue ?? "Created", try storedJSON(info), info.deploymentId,
+            info.status?.rawValue ?? "Created", text, info.deploymentId,
         ])
+        decodedDeployments.remember(text, as: info)
         if let id = info.deploymentId { decoded.deployments[id] = db.changesCount > 0 ? info : nil }
     }
 
@@ -283,7 +335,7 @@ struct SQLiteTransaction: StoreTransaction {
         return try Row.fetchOne(
             try db.cachedStatement(sql: sql + " ORDER BY create_time DESC, seq DESC LIMIT 1"), arguments: StatementArguments(arguments)
         ).map {
-            try fromStoredJSON(DeploymentInfo.self, $0["info"])
+            try decodedDeployments.decode($0["info"])
         }
     }
 
@@ -346,7 +398,7 @@ struct SQLiteTransaction: StoreTransaction {
         try Row.fetchAll(
             try db.cachedStatement(sql: "SELECT info FROM deployment_targets WHERE deployment_id = ? ORDER BY position"), arguments: [deploymentId]
         )
-        .map { try fromStoredJSON(InstanceTarget.self, $0["info"]) }
+        .map { try decodedTargets.decode($0["info"]) }
     }
 
     func target(deploymentId: String, instance: String) throws -> InstanceTarget? {
@@ -355,14 +407,16 @@ struct SQLiteTransaction: StoreTransaction {
         let target = try Row.fetchOne(
             try db.cachedStatement(sql: "SELECT info FROM deployment_targets WHERE deployment_id = ? AND target_id = ?"),
             arguments: [deploymentId, instance]
-        ).map { try fromStoredJSON(InstanceTarget.self, $0["info"]) }
+        ).map { try decodedTargets.decode($0["info"]) }
         decoded.targets[key] = target
         return target
     }
 
     func updateTarget(_ target: InstanceTarget) throws {
+        let text = try storedJSON(target)
         try db.cachedStatement(sql: "UPDATE deployment_targets SET status = ?, info = ? WHERE deployment_id = ? AND target_id = ?").execute(
-            arguments: [target.status?.rawValue ?? "Pending", try storedJSON(target), target.deploymentId, target.targetId])
+            arguments: [target.status?.rawValue ?? "Pending", text, target.deploymentId, target.targetId])
+        decodedTargets.remember(text, as: target)
         if let deploymentId = target.deploymentId, let instance = target.targetId {
             decoded.targets[DecodedRows.targetKey(deploymentId, instance)] = db.changesCount > 0 ? target : nil
         }

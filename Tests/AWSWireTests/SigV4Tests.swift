@@ -1,6 +1,8 @@
-import AWSWire
+import DeployModel
 import Foundation
 import Testing
+
+@testable import AWSWire
 
 @Suite struct SigV4Tests {
     static let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -131,5 +133,20 @@ import Testing
         var retargeted = signed(request())
         retargeted.headers[2] = ("X-Amz-Target", "CodeDeploy_20141006.DeleteApplication")
         #expect(verify(retargeted)?.code == "InvalidSignatureException")
+    }
+
+    /// X-Amz-Date: exactly `YYYYMMDDTHHMMSSZ`, calendar ranges checked, the same instant `formatAmzDate` wrote.
+    @Test func amzDatesAreReadExactlyAndNothingElseIs() {
+        for seconds in stride(from: 0.0, to: 4_000_000_000, by: 37_777_777) {
+            let date = Date(timeIntervalSince1970: seconds)
+            #expect(SigV4.parseAmzDate(SigV4.formatAmzDate(date)) == date)
+        }
+        #expect(SigV4.parseAmzDate("20261206T235960Z") == Timestamp.parse("2026-12-07T00:00:00Z"))
+        for bad in [
+            "", "20261206T2359Z", "20261206 235959Z", "20261206T235959z", "2026120GT235959Z", "20261306T235959Z", "20261200T235959Z",
+            "20261206T245959Z", "20261206T236059Z", "20261206T235961Z", "20261206T235959Z ", "２0261206T235959Z", "-2026120T235959Z",
+        ] {
+            #expect(SigV4.parseAmzDate(bad) == nil, "\(bad)")
+        }
     }
 }

@@ -145,3 +145,26 @@ func code(_ outcome: Orchestrator.Outcome) -> ErrorCode? {
         }
     }
 }
+
+@Suite struct OrchestratorCountsTests {
+    /// With nothing pending, the decision from counts is the decision from the targets, for every rule and every
+    /// mix of in-flight, succeeded, failed and skipped targets up to 6.
+    @Test func theCountsDecideAsTheTargetsDoWhenNothingIsPending() {
+        for rule in OrchestratorExhaustiveTests.rules {
+            for inProgress in 0...6 {
+                for succeeded in 0...(6 - inProgress) {
+                    for failed in 0...(6 - inProgress - succeeded) {
+                        for skipped in 0...(6 - inProgress - succeeded - failed) {
+                            let targets: [Orchestrator.TargetState] =
+                                Array(repeating: .failed, count: failed) + Array(repeating: .inProgress, count: inProgress)
+                                + Array(repeating: .skipped, count: skipped) + Array(repeating: .succeeded, count: succeeded)
+                            let counted = Orchestrator.decideWithNothingPending(
+                                rule, failed: failed, inProgress: inProgress, succeeded: succeeded, skipped: skipped)
+                            #expect(counted == Orchestrator.decide(rule, targets: targets), "\(rule) \(targets)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
