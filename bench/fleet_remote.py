@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""A fleet of remote agents against one `deployctl server`: N simulated agents in this process, each with its own
-TLS connection, speaking CodeDeploy's command protocol with real SigV4 (PollHostCommand held by the server,
-GetDeploymentSpecification, the bundle by S3 GetObject on DownloadBundle, PutHostCommandAcknowledgement,
-PutHostCommandComplete) and running no-op events.
+"""A fleet of agents against one `deployctl server`, in this process: by default a model of AWS's agent 1.8.1 as
+observed (../shared/reference/codedeploy-command-protocol.md §2.2, §5): a TLS probe at start, then poll, hand the
+command to a worker, sleep 1 s and poll again; the worker fetches the spec for every command and parses its PKCS7
+envelope, acknowledges, downloads the bundle by S3 GetObject on its own connection on DownloadBundle and completes;
+connections idle over 5 s are reopened. Real TLS and SigV4, each agent with its own instance key; events are no-ops.
+`--agent deployctl` models deployctl's own agent instead (one connection, polls again right after a completion).
 
-Measures an AllAtOnce deployment to all N and a OneAtATime deployment to 50: time from CreateDeployment to
-Succeeded, the server's CPU-seconds (from /proc) and requests per instance-event, and the server's RSS.
-Usage: `make bench-fleet-remote` or `python3 bench/fleet_remote.py [--binary PATH] [--agents N]`; with
-FLEET_PERF=FILE it also records `perf record -g` of the server during the AllAtOnce deployment.
+Measures an AllAtOnce deployment to all N agents and a OneAtATime deployment to 10: time from CreateDeployment to
+Succeeded, the server's CPU-seconds (from /proc), requests and TLS handshakes per instance-event, the server's RSS;
+then connects `--idle-agents` in all and measures the server's CPU with nothing to deploy.
+Usage: `make bench-fleet-remote` or `python3 bench/fleet_remote.py [--binary PATH] [--agents N] [--idle-agents N]`;
+with FLEET_PERF=FILE it also records `perf record -g` of the server during the AllAtOnce deployment, with
+FLEET_PERF_IDLE=FILE during the idle measurement.
 """
 import argparse
 import asyncio
@@ -296,13 +300,14 @@ def main():
                         help="model AWS's agent 1.8.1 (default) or deployctl's own agent")
     parser.add_argument("--idle-agents", type=int, default=10000,
                         help="after the deployments, connect this many agents in all and measure the server idle (0: skip)")
-    parser.add_argument("--idle-seconds", type=float, default=20)
+    parser.add_argument("--idle-seconds", type=float, default=30)
+    parser.add_argument("--poll-hold", type=int, help="the server's --poll-hold (seconds; default: the server's own)")
     args = parser.parse_args()
     kind = AwsAgent if args.agent == "aws" else DeployctlAgent
 
     directory = tempfile.mkdtemp(prefix="deployctl-bench-fleet-")
     state = os.path.join(directory, "state.db")
-    server, url, ca, admin = start_server(args.binary, state)
+    server, url, ca, admin = start_server(args.binary, state, extra=("--poll-hold", str(args.poll_hold)) if args.poll_hold else ())
     try:
         port = int(url.rsplit(":", 1)[1])
         client = codedeploy_client(url, ca, admin)
@@ -370,6 +375,9 @@ def main():
                 tasks += more_tasks
                 await asyncio.sleep(25)  # every agent past its probe and first poll, and the first holds renewed
                 counters.update(requests=0)
+                if os.environ.get("FLEET_PERF_IDLE"):
+                    subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(server.pid), "-o", os.environ["FLEET_PERF_IDLE"], "--", "sleep",
+                                      str(args.idle_seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 before, t0 = cpu_seconds(server.pid), time.perf_counter()
                 await asyncio.sleep(args.idle_seconds)
                 seconds = time.perf_counter() - t0
