@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""A fleet of agents against one `deployctl server`, in this process: by default a model of AWS's agent 1.8.1 as
-observed (../shared/reference/codedeploy-command-protocol.md §2.2, §5): a TLS probe at start, then poll, hand the
+"""A fleet of agents against one `deployctl server`, in this process: by default a model of AWS's agent 1.8.1 as it
+was observed against a test server (BENCHMARKS.md, "AWS's agent at fleet scale"): a TLS probe at start, then poll, hand the
 command to a worker, sleep 1 s and poll again; the worker fetches the spec for every command and parses its PKCS7
 envelope, acknowledges, downloads the bundle by S3 GetObject on its own connection on DownloadBundle and completes;
 connections idle over 5 s are reopened. Real TLS and SigV4, each agent with its own instance key; events are no-ops.
@@ -166,11 +166,11 @@ def pkcs7_content(pem):
 
 
 class AwsAgent:
-    """One host running AWS's agent 1.8.1 as observed (docs: codedeploy-command-protocol.md §2.2, §5): at start a TLS
-    probe (`GET /`, `Connection: close`); then poll, hand a command to a worker, sleep `wait_between_runs` (1 s) and
-    poll again, whether or not there was a command. The worker fetches the spec for every command and parses its
-    PKCS7 envelope, acknowledges, downloads the bundle on DownloadBundle with one S3 GetObject on its own connection
-    and completes. Polls and the worker use two command connections; connections idle over 5 s are reopened."""
+    """One host running AWS's agent 1.8.1 as observed: at start a TLS probe (`GET /`, `Connection: close`); then
+    poll, hand a command to a worker, sleep `wait_between_runs` (1 s) and poll again, whether or not there was a
+    command. The worker fetches the spec for every command and parses its PKCS7 envelope, acknowledges, downloads the
+    bundle on DownloadBundle with one S3 GetObject on its own connection and completes. Polls and the worker use two
+    command connections; connections idle over 5 s are reopened."""
 
     def __init__(self, name, arn, signer, host, port, context, counters, wait_between_runs=1.0):
         self.name, self.arn, self.signer = name, arn, signer

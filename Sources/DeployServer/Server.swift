@@ -1,5 +1,0 @@
-import Hummingbird
-import HummingbirdTLS
-import NIOSSL
-import Prometheus
-import X509
