@@ -11,10 +11,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
-        // Long-running agent (and, next, server) with graceful shutdown on SIGTERM; brings swift-log.
+        // The agent and the server as long-running services with graceful shutdown on SIGTERM; brings swift-log.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        // SHA-256 and HMAC for SigV4 (and, next, keys and certificates with swift-certificates, which accepts 3.12-5.x).
+        // SHA-256 and HMAC for SigV4, and the keys swift-certificates signs with (it accepts 3.12-5.x).
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         // deployctl server (issue 10): Hummingbird 2 on SwiftNIO serves HTTP/1.1 (no hand-written HTTP parsing),
         // swift-nio-ssl does TLS, swift-certificates makes the CA and server certificates. Hummingbird's default
@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "DeployModel"),
         // What /proc says about this host (mount sources, command lines), for messages that name a device or a process.
         .target(name: "ProcFS"),
-        // What the agent and the control plane share: the lifecycle events (and, next, the host-command protocol).
+        // What the agent and the control plane share: the lifecycle events and the host-command records.
         .target(name: "HostCommandModel"),
         // The store protocol in domain terms, its records, and an in-memory store for tests.
         .target(name: "DeployStore", dependencies: ["DeployModel"]),
@@ -68,7 +68,7 @@ let package = Package(
             name: "ControlPlane",
             dependencies: ["DeployModel", "HostCommandModel", "DeployStore", "ArtifactStore"]
         ),
-        // The AWS wire formats: SigV4 signing and verification (next: the JSON 1.1 codec and S3 XML errors).
+        // The AWS wire formats: SigV4 signing and verification, the JSON 1.1 codec, the command protocol, S3 XML errors.
         .target(name: "AWSWire", dependencies: ["DeployModel", "HostCommandModel", .product(name: "Crypto", package: "swift-crypto")]),
         // `deployctl server`: the API (JSON 1.1), S3 routes and /metrics over HTTPS, every request SigV4-verified.
         .target(

@@ -94,7 +94,7 @@ public struct ServerConfiguration: Sendable {
 
 /// `deployctl server`: the CodeDeploy API (AWS JSON 1.1), the artifact store over S3's REST protocol, and
 /// `/metrics`, on one port, every request SigV4-verified against the access keys in the state file. A transport
-/// only: every operation runs in the same ``ControlPlane`` the CLI uses (DESIGN.md §7).
+/// only: every operation runs in the same ``ControlPlane`` the CLI uses (ARCHITECTURE.md).
 public struct DeployServer: Sendable {
     let responder: ServerResponder
     let configuration: ServerConfiguration

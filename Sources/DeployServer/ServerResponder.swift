@@ -128,7 +128,7 @@ final class Credentials: Sendable {
     }
 }
 
-/// The one responder of `deployctl server`: tells the three protocols apart (DESIGN.md §7), authenticates, runs the
+/// The one responder of `deployctl server`: tells the three protocols apart (ARCHITECTURE.md, `DeployServer`), authenticates, runs the
 /// operation off the event loops, logs one line and records metrics per request.
 struct ServerResponder: HTTPResponder {
     typealias Context = ServerRequestContext
