@@ -5,11 +5,16 @@
   python3 Scripts/module-graph.py --check    exit 1 if a rule below is broken (run by `make test`)
 
 The rules: the control plane and the modules under it never reach GRDB (SQL lives in DeployStoreSQLite only),
-and no library reaches the CLI.
+and no library reaches the CLI. The check also holds ARCHITECTURE.md's module table to Package.swift: every module
+it names exists, every module is named, and each row lists every module its target depends on directly.
 """
 import json
+import os
+import re
 import subprocess
 import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 RULES = [
     # (target, forbidden anywhere in its transitive closure, why)
@@ -52,6 +57,34 @@ def closure(graph, name):
     return seen, products
 
 
+def documented_modules():
+    """{module: the text of its "depends on" cell} from ARCHITECTURE.md's module table."""
+    rows = {}
+    for line in open(os.path.join(ROOT, "ARCHITECTURE.md"), encoding="utf-8"):
+        match = re.match(r"^\| `([A-Za-z]+)` \|(.*)\|([^|]*)\|\s*$", line)
+        if match:
+            rows[match.group(1)] = match.group(3)
+    return rows
+
+
+def table_drift(graph):
+    """What ARCHITECTURE.md's module table says that Package.swift does not, and the reverse."""
+    rows = documented_modules()
+    # Test targets, and the C shims the Swift modules wrap, are not modules of the table.
+    modules = {name for name, (_, _, kind) in graph.items() if kind != "test" and not re.match(r"^C[A-Z]", name) and name != "TestSupport"}
+    drift = [f"ARCHITECTURE.md names {name}, which is not a target" for name in sorted(set(rows) - modules)]
+    drift += [f"ARCHITECTURE.md's module table does not name {name}" for name in sorted(modules - set(rows))]
+    order = list(rows)
+    for name in sorted(modules & set(rows)):
+        listed = set(re.findall(r"[A-Za-z][A-Za-z0-9-]*", rows[name]))
+        if "everything above" in rows[name]:
+            listed |= set(order[:order.index(name)])
+        for dep in graph[name][0]:
+            if dep in modules and dep not in listed:
+                drift.append(f"ARCHITECTURE.md: {name} depends on {dep}, which its row does not list")
+    return drift
+
+
 def main():
     graph = describe()
     if "--check" in sys.argv:
@@ -63,11 +96,12 @@ def main():
             targets, products = closure(graph, target)
             if forbidden in targets or forbidden in products:
                 broken.append(f"{target} reaches {forbidden}: {why}")
+        broken += table_drift(graph)
         for line in broken:
             print("layering: " + line, file=sys.stderr)
         if broken:
             sys.exit(1)
-        print(f"layering: {len(RULES)} rules hold")
+        print(f"layering: {len(RULES)} rules hold; ARCHITECTURE.md names every module and its dependencies")
         return
     for name in sorted(graph, key=lambda n: (graph[n][2] == "test", n)):
         targets, products, kind = graph[name]
