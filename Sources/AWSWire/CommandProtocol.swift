@@ -3,7 +3,7 @@ import Foundation
 import HostCommandModel
 
 /// The agent ⇄ command service protocol of CodeDeploy (`CodeDeployCommandService_v20141006.*`, JSON 1.1, SigV4
-/// service `codedeploy-commands`), as AWS's agent 1.8.1 speaks it (reference/codedeploy-command-protocol.md): the
+/// service `codedeploy-commands`), as AWS's agent 1.8.1 speaks it (ARCHITECTURE.md, "AWS's agent 1.8.1 on the wire"): the
 /// identifiers, the deployment specification's JSON and the diagnostics envelopes, shared by the server and
 /// deployctl's remote agent.
 public enum CommandProtocol {

@@ -9,7 +9,7 @@ public struct AgentConfigurationError: Error, Sendable, CustomStringConvertible 
 }
 
 /// AWS's agent configuration (`/etc/codedeploy-agent/conf/codedeployagent.yml`, symbol keys), as deployctl's agent
-/// reads it, so the same files drive either agent (reference/codedeploy-command-protocol.md §2).
+/// reads it, so the same files drive either agent (ARCHITECTURE.md, "AWS's agent 1.8.1 on the wire").
 public struct AgentConfiguration: Sendable, Equatable {
     public static let defaultPath = "/etc/codedeploy-agent/conf/codedeployagent.yml"
     public static let defaultOnPremisesPath = "/etc/codedeploy-agent/conf/codedeploy.onpremises.yml"

@@ -5,7 +5,7 @@ import Synchronization
 
 /// Signs deployment specifications as AWS's agent requires them (`PKCS7/JSON`): a PKCS#7 SignedData with the JSON
 /// attached, the signer certificate embedded, PEM armour labelled `PKCS7`. The agent does not verify the signature
-/// (reference/codedeploy-command-protocol.md §6.2-6.3): it is a format requirement, not a security feature; TLS and
+/// (ARCHITECTURE.md, "AWS's agent 1.8.1 on the wire"): it is a format requirement, not a security feature; TLS and
 /// SigV4 authenticate the exchange. The key and its self-signed certificate live beside the TLS files.
 final class SpecificationSigner: Sendable {
     let certificate: Certificate

@@ -3,8 +3,7 @@ import Testing
 
 /// One small bundle per behaviour a team moving from CodeDeploy relies on (issue 12): deployctl's outcome, and the
 /// warning where the AWS agent would do something else. The AWS outcome of each row is stated in its comment with
-/// where it was observed (`../shared/reference/codedeploy-agent-behaviour.md`, from runs of the AWS agent 1.8.1
-/// and its `codedeploy-local`).
+/// how it was observed (runs of the AWS agent 1.8.1 and its `codedeploy-local`).
 @Suite(.serialized) struct AWSCompatibilityTests {
     /// Deploys `revision` (a directory, or a bundle made from it) with `deployctl local` into a fresh install root.
     static func deploy(_ cli: Deployctl, _ revision: String, type: String = "directory", extra: [String] = []) throws -> Deployctl.Result {
