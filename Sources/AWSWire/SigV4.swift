@@ -324,8 +324,7 @@ public enum SigV4 {
             Int(parts.tm_min), Int(parts.tm_sec))
     }
 
-    /// `YYYYMMDDTHHMMSSZ` (every signed request has one; read byte by byte, with the ranges `Timestamp.parse`
-    /// checks).
+    /// `YYYYMMDDTHHMMSSZ` (every signed request has one; read byte by byte, the ranges checked by `Timestamp.utc`).
     static func parseAmzDate(_ text: String) -> Date? {
         var text = text
         text.makeContiguousUTF8()
@@ -341,17 +340,9 @@ public enum SigV4 {
                 return value
             }
             guard let year = number(0, 4), let month = number(4, 6), let day = number(6, 8), let hour = number(9, 11),
-                let minute = number(11, 13), let second = number(13, 15), (1...12).contains(month), (1...31).contains(day),
-                (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second)
+                let minute = number(11, 13), let second = number(13, 15)
             else { return nil }
-            var parts = tm()
-            parts.tm_year = Int32(year - 1900)
-            parts.tm_mon = Int32(month - 1)
-            parts.tm_mday = Int32(day)
-            parts.tm_hour = Int32(hour)
-            parts.tm_min = Int32(minute)
-            parts.tm_sec = Int32(second)
-            return Date(timeIntervalSince1970: Double(timegm(&parts)))
+            return Timestamp.utc(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
         } ?? nil
     }
 }

@@ -54,8 +54,14 @@ public enum Timestamp {
             guard let om = scanner.number(2) else { return nil }
             offset = (oh * 3600 + om * 60) * (sign == UInt8(ascii: "-") ? -1 : 1)
         }
-        guard scanner.atEnd, (1...12).contains(month), (1...31).contains(day), (0...23).contains(hour), (0...59).contains(minute),
-            (0...60).contains(second)
+        guard scanner.atEnd, let date = utc(year: year, month: month, day: day, hour: hour, minute: minute, second: second) else { return nil }
+        return Date(timeIntervalSince1970: date.timeIntervalSince1970 - Double(offset) + fraction)
+    }
+
+    /// The UTC instant of a calendar date and time, or nil when a field is out of its range (month 1-12, day 1-31,
+    /// hour 0-23, minute 0-59, second 0-60; days past a month's end roll over as `timegm` does).
+    public static func utc(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) -> Date? {
+        guard (1...12).contains(month), (1...31).contains(day), (0...23).contains(hour), (0...59).contains(minute), (0...60).contains(second)
         else { return nil }
         var parts = tm()
         parts.tm_year = Int32(year - 1900)
@@ -64,7 +70,7 @@ public enum Timestamp {
         parts.tm_hour = Int32(hour)
         parts.tm_min = Int32(minute)
         parts.tm_sec = Int32(second)
-        return Date(timeIntervalSince1970: Double(timegm(&parts) - offset) + fraction)
+        return Date(timeIntervalSince1970: Double(timegm(&parts)))
     }
 }
 

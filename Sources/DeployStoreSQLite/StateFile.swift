@@ -212,33 +212,25 @@ public final class StateFile: Sendable {
     /// Database failures become ``StateFileError``s (who holds the lock, a read-only file, a full disk); errors
     /// `body` throws itself pass through.
     package func write<T>(_ body: (Database) throws -> T) throws -> T {
-        if let db = batch.current() {
-            // Inside ``batched(_:)``: a savepoint of the group's transaction, whole or nothing like a transaction.
-            do {
-                var result: T?
-                try db.inSavepoint {
-                    result = try body(db)
-                    return .commit
-                }
-                guard let result else { throw DatabaseError(resultCode: .SQLITE_INTERNAL, message: "savepoint produced no result") }
-                return result
-            } catch let error as DatabaseError {
-                throw mapped(error)
-            }
-        }
         do {
-            return try queue.writeWithoutTransaction { db in
-                var result: T?
-                try db.inTransaction(.immediate) {
-                    result = try body(db)
-                    return .commit
-                }
-                guard let result else { throw DatabaseError(resultCode: .SQLITE_INTERNAL, message: "transaction produced no result") }
-                return result
-            }
+            // Inside ``batched(_:)``: a savepoint of the group's transaction, whole or nothing like a transaction.
+            if let db = batch.current() { return try Self.whole(db, savepoint: true) { try body(db) } }
+            return try queue.writeWithoutTransaction { db in try Self.whole(db, savepoint: false) { try body(db) } }
         } catch let error as DatabaseError {
             throw mapped(error)
         }
+    }
+
+    /// `body` in an IMMEDIATE transaction, or in a savepoint of the one open: its result when it commits.
+    private static func whole<T>(_ db: Database, savepoint: Bool, _ body: () throws -> T) throws -> T {
+        var result: T?
+        let run = { () throws -> Database.TransactionCompletion in
+            result = try body()
+            return .commit
+        }
+        if savepoint { try db.inSavepoint(run) } else { try db.inTransaction(.immediate, run) }
+        guard let result else { throw DatabaseError(resultCode: .SQLITE_INTERNAL, message: "transaction produced no result") }
+        return result
     }
 
     /// Runs `body` in a read transaction (a consistent snapshot). In WAL mode it never waits for a writer.
@@ -266,15 +258,11 @@ public final class StateFile: Sendable {
     package func batched<T>(_ body: () throws -> T) throws -> T {
         do {
             return try queue.writeWithoutTransaction { db in
-                var result: T?
-                try db.inTransaction(.immediate) {
+                try Self.whole(db, savepoint: false) {
                     batch.enter(db)
                     defer { batch.leave() }
-                    result = try body()
-                    return .commit
+                    return try body()
                 }
-                guard let result else { throw DatabaseError(resultCode: .SQLITE_INTERNAL, message: "transaction produced no result") }
-                return result
             }
         } catch let error as DatabaseError {
             throw mapped(error)

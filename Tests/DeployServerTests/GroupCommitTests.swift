@@ -25,14 +25,7 @@ import Testing
         let metrics = ServerMetrics()
         let group = GroupCommit(writer: writer, plane: plane, metrics: metrics, maxGroup: 16)
         // Hold the writer so that all 60 requests queue, then let them through.
-        let gate = DispatchSemaphore(value: 0)
-        let started = DispatchSemaphore(value: 0)
-        let blocker = Task {
-            try await writer.perform {
-                started.signal(); gate.wait()
-            }
-        }
-        started.wait()
+        let hold = try await ThreadHold(writer)
         let requests = (0..<60).map { index in
             Task { () -> Result<Int, any Error> in
                 await Result {
@@ -48,8 +41,7 @@ import Testing
             }
         }
         try await Task.sleep(for: .milliseconds(200))
-        gate.signal()
-        try await blocker.value
+        try await hold.release()
         for (index, request) in requests.enumerated() {
             switch await request.value {
             case .success(let value): #expect(index % 3 != 0 && value == index)
