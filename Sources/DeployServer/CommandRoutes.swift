@@ -158,9 +158,11 @@ struct CommandRoutes {
         // command; it can be handed out again after the redelivery delay, so look again then.
         let recheck = Duration.milliseconds(Int64(responder.plane.redeliveryDelay * 1000) + 250)
         var lookAgainSoon = false
+        let poll = responder.waiters.begin(for: instance)
         while true {
-            // The agent went away while its poll was held: hand it nothing (its next poll gets the command).
-            guard channel.isActive else { return .object([]) }
+            // The agent went away while its poll was held, or polls again on another connection (it was killed and
+            // restarted): hand this poll nothing; the agent's newest poll gets the command.
+            guard channel.isActive, responder.waiters.isNewest(poll, for: instance) else { return .object([]) }
             // Taken before looking: a wake between the look and the wait is not missed.
             let ticket = responder.waiters.ticket(for: instance)
             var found: HostCommand?

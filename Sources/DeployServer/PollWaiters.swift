@@ -14,6 +14,8 @@ final class PollWaiters: Sendable {
         /// How often each instance was woken, and every instance at once: a ``Ticket`` compares them.
         var wakes: [String: UInt64] = [:]
         var allWakes: UInt64 = 0
+        /// The newest poll of each instance (see ``begin(for:)``).
+        var newest: [String: Int] = [:]
 
         func ticket(for instance: String) -> Ticket { Ticket(instance: wakes[instance] ?? 0, all: allWakes) }
     }
@@ -28,6 +30,25 @@ final class PollWaiters: Sendable {
 
     func ticket(for instance: String) -> Ticket {
         state.withLock { $0.ticket(for: instance) }
+    }
+
+    /// A poll of `instance` starts; its number. An agent holds one poll at a time, so a poll of the same instance
+    /// still held is one its agent left (killed and restarted, or gone): it is superseded, answers nothing and takes
+    /// no command (handed to a connection nobody reads, a command would wait out the acknowledgement window).
+    func begin(for instance: String) -> Int {
+        let (poll, older) = state.withLock { state -> (Int, [CheckedContinuation<Void, Never>]) in
+            state.next += 1
+            state.newest[instance] = state.next
+            return (state.next, state.waiting.removeValue(forKey: instance).map { Array($0.values) } ?? [])
+        }
+        // Woken, the older polls find they are superseded and answer nothing.
+        for continuation in older { continuation.resume() }
+        return poll
+    }
+
+    /// Whether `poll` is still the newest poll of `instance`.
+    func isNewest(_ poll: Int, for instance: String) -> Bool {
+        state.withLock { $0.newest[instance] == poll }
     }
 
     /// Returns when woken (true), at once when woken since `ticket`, or after `timeout` (false).
