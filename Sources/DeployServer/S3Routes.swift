@@ -64,57 +64,8 @@ struct S3Routes {
 
         // Authenticate before anything else; the body's hash is checked while it streams (below).
         let declaredHash = wire.header("x-amz-content-sha256")
-        let payloadHash = declaredHash ?? SigV4.emptyPayloadHash
-        let signed = SigV4.Request(method: wire.method, path: wire.path, query: wire.query, headers: wire.headers, payloadHash: payloadHash)
-        let role: AccessRole
-        let userName: String
-        do {
-            let signer = try responder.credentials.verify(signed, services: ["s3"])
-            keyId = signer.accessKeyId
-            role = signer.role
-            userName = signer.userName
-        } catch {
-            let code: String
-            switch error {
-            case .missing: code = "AccessDenied"
-            case .unknownKey: code = "InvalidAccessKeyId"
-            case .expired: code = "RequestTimeTooSkewed"
-            case .invalidSignature: code = "SignatureDoesNotMatch"
-            }
-            return self.error(403, code, error.description, operation: operation, resource: resource, head: head)
-        }
-        guard operation != "Unsupported", operation != "PostObject", operation != "CopyObject", operation != "ListObjects" else {
-            return self.error(
-                501, "NotImplemented",
-                "deployctl's artifact store does not implement \(wire.method) \(operation == "Unsupported" ? "on this resource" : operation).",
-                operation: operation, resource: resource, head: head)
-        }
-        guard role.allows(operation) else {
-            return self.error(
-                403, "AccessDenied", "The access key \(keyId) (role \(role.rawValue)) is not allowed to call \(operation).", operation: operation,
-                resource: resource, head: head)
-        }
-        if role == .instance {
-            // An instance's key reads the bundles of deployments in flight on that instance, nothing else.
-            var allowed = false
-            do {
-                allowed = try responder.plane.instanceMayRead(instanceName: userName, bucket: bucket ?? "", key: key ?? "")
-            } catch {
-                // The store could not say: refused, and said why.
-                responder.logger.error("cannot check an instance's read", metadata: ["request_id": .string(requestId), "error": .string("\(error)")])
-            }
-            guard allowed else {
-                responder.logger.warning(
-                    "object read refused",
-                    metadata: [
-                        "request_id": .string(requestId), "key_id": .string(keyId), "caller_instance": .string(userName),
-                        "resource": .string(LogText.clean(resource)),
-                    ])
-                return self.error(
-                    403, "AccessDenied",
-                    "The instance \(userName) may read only the bundle of a deployment in progress on it, not \(LogText.clean(resource)).",
-                    operation: operation, resource: resource, head: head)
-            }
+        if let refusal = authorize(wire, operation: operation, bucket: bucket, key: key, resource: resource, head: head, keyId: &keyId) {
+            return refusal
         }
         do {
             switch operation {
@@ -167,6 +118,67 @@ struct S3Routes {
             return self.error(
                 500, "InternalError", "We encountered an internal error. Please try again.", operation: operation, resource: resource, head: head)
         }
+    }
+
+    /// Who signed the request, and whether that caller may do `operation` on this resource: nil when it may, else
+    /// the refusal to send (a bad signature, an operation deployctl does not implement, a role that does not allow
+    /// it, an instance reading what is not the bundle of its own deployment in flight).
+    private func authorize(
+        _ wire: WireRequest, operation: String, bucket: String?, key: String?, resource: String, head: Bool, keyId: inout String
+    ) -> WireResponse? {
+        let payloadHash = wire.header("x-amz-content-sha256") ?? SigV4.emptyPayloadHash
+        let signed = SigV4.Request(method: wire.method, path: wire.path, query: wire.query, headers: wire.headers, payloadHash: payloadHash)
+        let role: AccessRole
+        let userName: String
+        do {
+            let signer = try responder.credentials.verify(signed, services: ["s3"])
+            keyId = signer.accessKeyId
+            role = signer.role
+            userName = signer.userName
+        } catch {
+            let code: String
+            switch error {
+            case .missing: code = "AccessDenied"
+            case .unknownKey: code = "InvalidAccessKeyId"
+            case .expired: code = "RequestTimeTooSkewed"
+            case .invalidSignature: code = "SignatureDoesNotMatch"
+            }
+            return self.error(403, code, error.description, operation: operation, resource: resource, head: head)
+        }
+        guard operation != "Unsupported", operation != "PostObject", operation != "CopyObject", operation != "ListObjects" else {
+            return self.error(
+                501, "NotImplemented",
+                "deployctl's artifact store does not implement \(wire.method) \(operation == "Unsupported" ? "on this resource" : operation).",
+                operation: operation, resource: resource, head: head)
+        }
+        guard role.allows(operation) else {
+            return self.error(
+                403, "AccessDenied", "The access key \(keyId) (role \(role.rawValue)) is not allowed to call \(operation).", operation: operation,
+                resource: resource, head: head)
+        }
+        if role == .instance {
+            // An instance's key reads the bundles of deployments in flight on that instance, nothing else.
+            var allowed = false
+            do {
+                allowed = try responder.plane.instanceMayRead(instanceName: userName, bucket: bucket ?? "", key: key ?? "")
+            } catch {
+                // The store could not say: refused, and said why.
+                responder.logger.error("cannot check an instance's read", metadata: ["request_id": .string(requestId), "error": .string("\(error)")])
+            }
+            guard allowed else {
+                responder.logger.warning(
+                    "object read refused",
+                    metadata: [
+                        "request_id": .string(requestId), "key_id": .string(keyId), "caller_instance": .string(userName),
+                        "resource": .string(LogText.clean(resource)),
+                    ])
+                return self.error(
+                    403, "AccessDenied",
+                    "The instance \(userName) may read only the bundle of a deployment in progress on it, not \(LogText.clean(resource)).",
+                    operation: operation, resource: resource, head: head)
+            }
+        }
+        return nil
     }
 
     // MARK: Buckets
