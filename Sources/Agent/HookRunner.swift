@@ -165,10 +165,15 @@ public struct HookRunner: Sendable {
         var description: String
     }
 
-    private func execute(
-        _ arguments: [String], directory: String, environment: [String: String], timeout: Int, log: ScriptLog, prefix: String,
-        location: String, onWaiting: ((String) -> Void)?
-    ) throws -> ScriptOutcome {
+    /// The script's process and the read ends of its output pipes.
+    private struct SpawnedScript {
+        var pid: pid_t
+        var stdout: Int32
+        var stderr: Int32
+    }
+
+    /// Starts the script in its own session with stdin on /dev/null, its output on two pipes and no other file.
+    private static func spawn(_ arguments: [String], directory: String, environment: [String: String]) throws -> SpawnedScript {
         var outPipe: [Int32] = [0, 0]
         var errPipe: [Int32] = [0, 0]
         guard deployctl_pipe_cloexec(&outPipe) == 0, deployctl_pipe_cloexec(&errPipe) == 0 else {
@@ -211,52 +216,50 @@ public struct HookRunner: Sendable {
             close(errPipe[0])
             throw SpawnError(description: String(cString: strerror(status)))
         }
+        return SpawnedScript(pid: pid, stdout: outPipe[0], stderr: errPipe[0])
+    }
+
+    /// Runs the script and drives its ``HookRun``: reads its output into the log, turns what happens into events,
+    /// and does the actions the run answers, until the run has ended.
+    private func execute(
+        _ arguments: [String], directory: String, environment: [String: String], timeout: Int, log: ScriptLog, prefix: String,
+        location: String, onWaiting: ((String) -> Void)?
+    ) throws -> ScriptOutcome {
+        let script = try Self.spawn(arguments, directory: directory, environment: environment)
+        let pid = script.pid
         defer {
-            close(outPipe[0])
-            close(errPipe[0])
+            close(script.stdout)
+            close(script.stderr)
         }
-        // Should deployctl die (kill -9), the hook's group must not run on unsupervised.
-        let watchdog = supervise ? deployctl_spawn_watchdog(pid, Int32(killGrace)) : -1
-        let hookStart = supervise ? ProcessTree.startTime(of: pid) : nil
-        defer {
-            if watchdog > 0 {
-                kill(watchdog, SIGKILL)
-                waitpid(watchdog, nil, 0)
+        let group = SupervisedScript(runner: self, pid: pid, log: log, timeout: timeout)
+        defer { group.release() }
+        var run = HookRun(timeout: timeout, startedAt: Self.now(), killGrace: killGrace)
+        var streams = [OutputStream(fd: script.stdout, label: "[stdout]"), OutputStream(fd: script.stderr, label: "[stderr]")]
+        func perform(_ actions: [HookRun.Action]) {
+            for action in actions {
+                switch action {
+                case .announceHolders(let secondsLeft):
+                    // AWS's outcome: wait for the holders until the timeout. But say at once who holds what, and how
+                    // to end the wait.
+                    let note = Self.holdersNote(streams.filter { !$0.closed }, secondsLeft: secondsLeft)
+                    log.write("[deployctl] " + note)
+                    onWaiting?(note)
+                case .terminate, .kill:
+                    group.signal(action)
+                }
             }
-            // Orphans of earlier hooks adopted as their subreaper, that have ended since: reap them.
-            if supervise { while waitpid(-1, nil, WNOHANG) > 0 {} }
         }
 
-        let start = Self.now()
-        let deadline = start + Double(timeout)
-        var streams = [OutputStream(fd: outPipe[0], label: "[stdout]"), OutputStream(fd: errPipe[0], label: "[stderr]")]
-        var exitStatus: Int32?
-        var exitedAt: Double?
-        var timedOut = false
-        var holdersAtTimeout = false
-        var announced = false
-        var termSentAt: Double?
-        var logFailedAt: Double?
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         // The script's exit wakes the poll below (pidfd), so no event waits on a sleep for it.
         let exitFD = deployctl_pidfd_open(pid)
         defer { if exitFD >= 0 { close(exitFD) } }
-
-        while true {
+        while run.ending == nil {
             let open = streams.indices.filter { !streams[$0].closed }
-            if exitStatus != nil, open.isEmpty { break }
-            // Once the script has exited, its own ends of the pipes are closed: what is left unread arrives at once
-            // (a pipe holds at most 64 KiB), so output still open after `settle` is held by another process.
-            let settled = exitedAt.map { Self.now() - $0 >= Self.settle } ?? false
-            // A failed script is reported at once; a background process holding its output is not waited for.
-            if let status = exitStatus, status != 0, !open.isEmpty, settled { break }
             var fds = open.map { pollfd(fd: streams[$0].fd, events: Int16(POLLIN), revents: 0) }
-            if exitStatus == nil, exitFD >= 0 { fds.append(pollfd(fd: exitFD, events: Int16(POLLIN), revents: 0)) }
-            var now = Self.now()
-            var wake = deadline - now
-            if let sent = termSentAt { wake = min(wake, sent + killGrace - now) }
-            if exitStatus == nil, exitFD < 0 { wake = min(wake, 0.05) }
-            if let exitedAt, !announced { wake = min(wake, exitedAt + Self.settle - now) }
+            if run.exitStatus == nil, exitFD >= 0 { fds.append(pollfd(fd: exitFD, events: Int16(POLLIN), revents: 0)) }
+            var wake = run.wake(at: Self.now())
+            if run.exitStatus == nil, exitFD < 0 { wake = min(wake, 0.05) }
             let waitMs = Int32(max(0, min(wake, 1)) * 1000) + 1
             let ready = fds.isEmpty ? Int32(0) : poll(&fds, nfds_t(fds.count), waitMs)
             if fds.isEmpty { usleep(UInt32(waitMs) * 1000) }
@@ -269,112 +272,110 @@ public struct HookRunner: Sendable {
                         streams[index].consume(buffer[0..<count], log)
                     }
                 }
+                if run.outputOpen, streams.allSatisfy(\.closed) { perform(run.handle(.outputClosed, at: Self.now())) }
             }
-            if exitStatus == nil {
+            if run.exitStatus == nil {
                 var raw: Int32 = 0
-                if waitpid(pid, &raw, WNOHANG) == pid {
-                    exitStatus = raw
-                    exitedAt = Self.now()
-                }
+                if waitpid(pid, &raw, WNOHANG) == pid { perform(run.handle(.exited(status: raw), at: Self.now())) }
             }
-            now = Self.now()
-            if exitStatus == 0, !announced, let exitedAt, now - exitedAt >= Self.settle, streams.contains(where: { !$0.closed }) {
-                // AWS's outcome: wait for the holders until the timeout. But say at once who holds what, and how to
-                // end the wait.
-                announced = true
-                let which = streams.filter { !$0.closed }.map { $0.label == "[stdout]" ? "stdout" : "stderr" }.joined(separator: " and ")
-                let holders = OutputHolders.find(streams.filter { !$0.closed }.map(\.fd))
-                let who = holders.isEmpty ? "a background process" : holders.map { "PID \($0.pid) (\($0.command))" }.joined(separator: ", ")
-                let note =
-                    "the script exited with code 0 but \(who) still holds its \(which): waiting until it closes it, at most until the timeout (\(Int(deadline - now)) s left). Redirect that process's output (cmd > /dev/null 2>&1 &) to end the wait."
-                log.write("[deployctl] " + note)
-                onWaiting?(note)
-            }
-            if log.failure != nil, logFailedAt == nil {
-                // The output can no longer be kept (a full disk): the event fails, so the script is stopped now.
-                logFailedAt = now
-                kill(-pid, SIGTERM)
-                termSentAt = now
-            }
-            if exitStatus == nil, !timedOut, logFailedAt == nil, now >= deadline {
-                timedOut = true
-                termSentAt = now
-                log.write("[deployctl] timeout of \(timeout) s reached: sending SIGTERM to the script's process group")
-                if let escaped = killEscaped(pid, startedAt: hookStart, watchdog: watchdog, SIGTERM) {
-                    log.write("[deployctl] also sent SIGTERM to processes of the script outside its process group: \(escaped)")
-                }
-                kill(-pid, SIGTERM)
-            }
-            if exitStatus != nil, !timedOut, now >= deadline, streams.contains(where: { !$0.closed }) {
-                // The script is done; what holds its output is left running (a started service must survive).
-                holdersAtTimeout = true
-                break
-            }
-            if let sent = termSentAt, now - sent >= killGrace {
-                log.write("[deployctl] the process group did not stop within \(Int(killGrace)) s: sending SIGKILL")
-                if let escaped = killEscaped(pid, startedAt: hookStart, watchdog: watchdog, SIGKILL) {
-                    log.write("[deployctl] SIGKILL also to: \(escaped)")
-                }
-                kill(-pid, SIGKILL)
-                termSentAt = nil
-            }
+            if let failure = log.failure { perform(run.handle(.logFailed(failure), at: Self.now())) }
+            perform(run.handle(.clock, at: Self.now()))
         }
-        if let failure = log.failure, logFailedAt != nil {
-            kill(-pid, SIGKILL)
-            if exitStatus == nil {
-                var raw: Int32 = 0
-                waitpid(pid, &raw, 0)
-            }
-            return ScriptOutcome(
-                code: .unknownError, scriptName: location, message: "\(prefix) was stopped: its output cannot be logged: \(failure)",
-                logTail: log.tail)
-        }
-        if timedOut {
-            // Whatever is left of the group (and of the script's escaped processes) goes too; its status is reaped.
-            if let escaped = killEscaped(pid, startedAt: hookStart, watchdog: watchdog, SIGKILL) {
-                log.write("[deployctl] killed what was left of the script: \(escaped)")
-            }
-            kill(-pid, SIGKILL)
-            if exitStatus == nil {
-                var raw: Int32 = 0
-                waitpid(pid, &raw, 0)
-            }
-            for index in streams.indices { streams[index].flush(log) }
-            return ScriptOutcome(
-                code: .scriptTimedOut, scriptName: location, message: "\(prefix) failed to complete in \(timeout) seconds", logTail: log.tail)
-        }
+        group.end(run.ending, exited: run.exitStatus != nil)
         for index in streams.indices { streams[index].flush(log) }
-        let stillOpen = streams.filter { !$0.closed }.map { $0.label == "[stdout]" ? "STDOUT" : "STDERR" }
-        let raw = exitStatus ?? 0
-        let exited = raw & 0x7f == 0
-        let code = (raw >> 8) & 0xff
-        if !exited {
-            return ScriptOutcome(
-                code: .scriptFailed, scriptName: location, message: "\(prefix) was killed by signal \(raw & 0x7f)", logTail: log.tail)
-        }
-        if code != 0 {
-            return ScriptOutcome(code: .scriptFailed, scriptName: location, message: "\(prefix) failed with exit code \(code)", logTail: log.tail)
-        }
-        if holdersAtTimeout || !stillOpen.isEmpty {
-            let which = stillOpen.joined(separator: " and ")
+        let heldOutputs = streams.filter { !$0.closed }.map { $0.label == "[stdout]" ? "STDOUT" : "STDERR" }.joined(separator: " and ")
+        if run.ending == .outputsLeftOpen {
             log.write(
-                "[deployctl] the timeout of \(timeout) s ended the wait: a background process still holds the script's \(which); it is left running")
-            return ScriptOutcome(
-                code: .outputsLeftOpen, scriptName: location,
-                message:
-                    "\(prefix) exited with code 0 but a background process it started still held its \(which) when the timeout of \(timeout) s ended the wait. Redirect that process's output (cmd > /dev/null 2>&1 &) or run it as a service.",
-                logTail: log.tail)
+                "[deployctl] the timeout of \(timeout) s ended the wait: a background process still holds the script's \(heldOutputs); it is left running"
+            )
         }
-        return ScriptOutcome(code: .success, scriptName: location, message: "Succeeded", logTail: log.tail)
+        let report = run.report(prefix: prefix, heldOutputs: heldOutputs) ?? (.unknownError, "\(prefix) ended in an unknown state")
+        return ScriptOutcome(code: report.code, scriptName: location, message: report.message, logTail: log.tail)
     }
 
-    /// How long after the script's exit its output must have reached end of file unless another process holds it.
-    static let settle = 0.2
+    /// Who holds which output of a script that exited with 0, and how to end the wait.
+    private static func holdersNote(_ held: [OutputStream], secondsLeft: Int) -> String {
+        let which = held.map { $0.label == "[stdout]" ? "stdout" : "stderr" }.joined(separator: " and ")
+        let holders = OutputHolders.find(held.map(\.fd))
+        let who = holders.isEmpty ? "a background process" : holders.map { "PID \($0.pid) (\($0.command))" }.joined(separator: ", ")
+        return
+            "the script exited with code 0 but \(who) still holds its \(which): waiting until it closes it, at most until the timeout (\(secondsLeft) s left). Redirect that process's output (cmd > /dev/null 2>&1 &) to end the wait."
+    }
 
     static func now() -> Double {
         var t = timespec()
         clock_gettime(CLOCK_MONOTONIC, &t)
         return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+}
+
+/// A started script's process group under supervision: the watchdog that outlives deployctl, and the signals a
+/// ``HookRun`` asks for (with ``HookRunner/supervise``, also to the script's processes that left its group).
+private struct SupervisedScript {
+    let runner: HookRunner
+    let pid: pid_t
+    let log: ScriptLog
+    let timeout: Int
+    let watchdog: pid_t
+    let startTime: UInt64?
+
+    init(runner: HookRunner, pid: pid_t, log: ScriptLog, timeout: Int) {
+        self.runner = runner
+        self.pid = pid
+        self.log = log
+        self.timeout = timeout
+        // Should deployctl die (kill -9), the hook's group must not run on unsupervised.
+        watchdog = runner.supervise ? deployctl_spawn_watchdog(pid, Int32(runner.killGrace)) : -1
+        startTime = runner.supervise ? ProcessTree.startTime(of: pid) : nil
+    }
+
+    func signal(_ action: HookRun.Action) {
+        switch action {
+        case .terminate(.timeout):
+            log.write("[deployctl] timeout of \(timeout) s reached: sending SIGTERM to the script's process group")
+            if let escaped = runner.killEscaped(pid, startedAt: startTime, watchdog: watchdog, SIGTERM) {
+                log.write("[deployctl] also sent SIGTERM to processes of the script outside its process group: \(escaped)")
+            }
+            kill(-pid, SIGTERM)
+        case .terminate(.logFailure):
+            kill(-pid, SIGTERM)
+        case .kill:
+            log.write("[deployctl] the process group did not stop within \(Int(runner.killGrace)) s: sending SIGKILL")
+            if let escaped = runner.killEscaped(pid, startedAt: startTime, watchdog: watchdog, SIGKILL) {
+                log.write("[deployctl] SIGKILL also to: \(escaped)")
+            }
+            kill(-pid, SIGKILL)
+        case .announceHolders:
+            break
+        }
+    }
+
+    /// After the run: a stopped script's group (and escaped processes) is killed, and the script is reaped.
+    func end(_ ending: HookRun.Ending?, exited: Bool) {
+        switch ending {
+        case .logFailure:
+            kill(-pid, SIGKILL)
+        case .timedOut:
+            if let escaped = runner.killEscaped(pid, startedAt: startTime, watchdog: watchdog, SIGKILL) {
+                log.write("[deployctl] killed what was left of the script: \(escaped)")
+            }
+            kill(-pid, SIGKILL)
+        case .outputsLeftOpen, .exited, nil:
+            break
+        }
+        if !exited {
+            var raw: Int32 = 0
+            waitpid(pid, &raw, 0)
+        }
+    }
+
+    /// Ends the watchdog, and reaps orphans of earlier hooks adopted as their subreaper that have ended since.
+    func release() {
+        if watchdog > 0 {
+            kill(watchdog, SIGKILL)
+            waitpid(watchdog, nil, 0)
+        }
+        if runner.supervise { while waitpid(-1, nil, WNOHANG) > 0 {} }
     }
 }
 

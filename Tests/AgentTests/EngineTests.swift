@@ -438,6 +438,24 @@ let staticAppSpec = """
         }
     }
 
+    /// A script that exits 0 on SIGTERM after its timeout, while a process it moved to its own session holds its
+    /// output, ends as timed out once its output has had time to drain (it used to be waited for without end).
+    @Test func aTimedOutScriptWhoseOutputIsHeldOutsideItsGroupStillEnds() throws {
+        let box = try Sandbox()
+        let rev = try box.revision([
+            "appspec.yml": "version: 0.0\nos: linux\nhooks:\n  AfterInstall:\n    - location: slow.sh\n      timeout: 1\n",
+            "slow.sh":
+                "#!/bin/sh\ntrap 'exit 0' TERM\nsetsid sh -c \"trap '' TERM; exec sleep 60\" &\necho $! > \(box.path)/holder.pid\n"
+                + "sleep 120 &\nwait $!\n",
+        ])
+        let start = Date()
+        let results = try box.deploy(box.spec(rev))
+        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(results.failure?.diagnostics?.code == .scriptTimedOut)
+        let holder = (try? String(contentsOfFile: box.path + "/holder.pid", encoding: .utf8)) ?? ""
+        if let pid = pid_t(holder.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(pid, SIGKILL) }
+    }
+
     /// AWS's outcome for a background child holding the script's output (issue 12): the event waits for it,
     /// naming it at once, succeeds when it closes the output before the timeout, and fails with OutputsLeftOpen at the
     /// timeout without killing it. Observed with the AWS agent 1.8.1 (codedeploy-agent-behaviour.md, hooks).
