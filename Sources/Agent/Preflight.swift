@@ -34,36 +34,9 @@ extension LifecycleEngine {
     /// bundle outside it, removed before returning.
     public func preflight(_ spec: DeploymentSpec) -> PreflightReport {
         var report = PreflightReport()
-        let fm = FileManager.default
         var temporary: String?
-        defer { if let temporary { try? fm.removeItem(atPath: temporary) } }
-
-        // The revision, as a directory to look at.
-        let revision: String
-        switch spec.bundle {
-        case .directory(let path):
-            revision = path
-            report.bytesNeeded = Self.treeSize(path)
-            do {
-                _ = try BundleArchive.entries(ofDirectory: path)
-            } catch {
-                report.problems.append("the revision cannot be used: \(error)")
-                return report
-            }
-        case .archive(let path, let type):
-            do {
-                let entries = try BundleArchive.entries(of: path, declaredType: type)
-                report.bytesNeeded = entries.reduce(0) { $0 + max(0, $1.size) }
-                let scratch = NSTemporaryDirectory() + "deployctl-preflight-\(UUID().uuidString)"
-                temporary = scratch
-                try BundleArchive.extract(path, declaredType: type, into: scratch + "/archive")
-                stripSingleTopDirectory(scratch + "/archive", appSpecName: spec.appSpecFileName)
-                revision = scratch + "/archive"
-            } catch {
-                report.problems.append("the bundle cannot be used: \(error)")
-                return report
-            }
-        }
+        defer { if let temporary { try? FileManager.default.removeItem(atPath: temporary) } }
+        guard let revision = unpackedRevision(spec, into: &report, temporary: &temporary) else { return report }
         let names = AppSpecParser.candidateFileNames(spec.appSpecFileName)
         guard let (name, text) = Self.readAppSpec(archive: revision, name: spec.appSpecFileName) else {
             report.problems.append("the revision has no appspec at its root (looked for \(names.joined(separator: ", ")))")
@@ -73,10 +46,45 @@ extension LifecycleEngine {
         report.problems += parsed.errors.map(\.description)
         report.notes += parsed.warnings.map(\.description)
         guard let appSpec = parsed.appSpec else { return report }
+        checkEvents(spec, appSpec, revision: revision, into: &report)
+        if Self.plannedEvents(spec.events).contains("Install") { checkFiles(spec, appSpec, revision: revision, into: &report) }
+        checkDiskSpace(into: &report)
+        return report
+    }
 
-        // Events, their scripts, and the revision each runs from.
-        let group = spec.deploymentGroupId
-        let previous = root.lastSuccessfulInstall(group)
+    /// The revision as a directory to look at: the directory bundle itself, or an archive unpacked into a
+    /// temporary directory (named in `temporary`, for the caller to remove). `nil` when it cannot be used.
+    private func unpackedRevision(_ spec: DeploymentSpec, into report: inout PreflightReport, temporary: inout String?) -> String? {
+        switch spec.bundle {
+        case .directory(let path):
+            report.bytesNeeded = Self.treeSize(path)
+            do {
+                _ = try BundleArchive.entries(ofDirectory: path)
+            } catch {
+                report.problems.append("the revision cannot be used: \(error)")
+                return nil
+            }
+            return path
+        case .archive(let path, let type):
+            do {
+                let entries = try BundleArchive.entries(of: path, declaredType: type)
+                report.bytesNeeded = entries.reduce(0) { $0 + max(0, $1.size) }
+                let scratch = NSTemporaryDirectory() + "deployctl-preflight-\(UUID().uuidString)"
+                temporary = scratch
+                try BundleArchive.extract(path, declaredType: type, into: scratch + "/archive")
+                stripSingleTopDirectory(scratch + "/archive", appSpecName: spec.appSpecFileName)
+                return scratch + "/archive"
+            } catch {
+                report.problems.append("the bundle cannot be used: \(error)")
+                return nil
+            }
+        }
+    }
+
+    /// Events, their scripts, and the revision each runs from; missing scripts and runas users that cannot be used.
+    private func checkEvents(_ spec: DeploymentSpec, _ appSpec: AppSpec, revision: String, into report: inout PreflightReport) {
+        let fm = FileManager.default
+        let previous = root.lastSuccessfulInstall(spec.deploymentGroupId)
         let previousSpec = previous.flatMap { currentAppSpec(archive: $0 + "/deployment-archive", name: spec.appSpecFileName) }
         var runasUsers: [(String, String)] = []
         for event in Self.plannedEvents(spec.events) {
@@ -117,48 +125,50 @@ extension LifecycleEngine {
                 report.problems.append("\(use) runs as '\(user)', which needs deployctl to run as root")
             }
         }
+    }
 
-        // Files: conflicts and writable destinations, as Install would see them after its cleanup.
-        if Self.plannedEvents(spec.events).contains("Install") {
-            let installer = Installer(installRoot: spec.installRoot, placedSymlinks: Installer.placedSymlinks(in: root.instructionsDirectory))
-            let owned = Set(Installer.listed(in: root.cleanupList(group)))
-            let behavior = appSpec.fileExistsBehavior ?? spec.fileExistsBehavior ?? .disallow
-            do {
-                let plan = try installer.plan(appSpec, archive: revision, behavior: .retain, owned: owned)
-                report.filesToInstall = plan.copies.count + plan.retained.count
-                for conflict in plan.retained {
-                    switch behavior {
-                    case .disallow: report.problems.append("\(conflict) exists and is not ours (file_exists_behavior DISALLOW)")
-                    case .overwrite: report.notes.append("\(conflict) exists and would be overwritten (OVERWRITE)")
-                    case .retain: report.notes.append("\(conflict) exists and would be kept (RETAIN)")
-                    }
+    /// Files: conflicts and writable destinations, as Install would see them after its cleanup.
+    private func checkFiles(_ spec: DeploymentSpec, _ appSpec: AppSpec, revision: String, into report: inout PreflightReport) {
+        let installer = Installer(installRoot: spec.installRoot, placedSymlinks: Installer.placedSymlinks(in: root.instructionsDirectory))
+        let owned = Set(Installer.listed(in: root.cleanupList(spec.deploymentGroupId)))
+        let behavior = appSpec.fileExistsBehavior ?? spec.fileExistsBehavior ?? .disallow
+        do {
+            let plan = try installer.plan(appSpec, archive: revision, behavior: .retain, owned: owned)
+            report.filesToInstall = plan.copies.count + plan.retained.count
+            for conflict in plan.retained {
+                switch behavior {
+                case .disallow: report.problems.append("\(conflict) exists and is not ours (file_exists_behavior DISALLOW)")
+                case .overwrite: report.notes.append("\(conflict) exists and would be overwritten (OVERWRITE)")
+                case .retain: report.notes.append("\(conflict) exists and would be kept (RETAIN)")
                 }
-            } catch {
-                report.problems.append("Install: \(error.description)")
             }
-            for mapping in appSpec.files {
-                var directory = installer.destination(mapping.destination)
-                while !fm.fileExists(atPath: directory), directory != "/" { directory = (directory as NSString).deletingLastPathComponent }
-                if access(directory, W_OK) != 0 {
-                    report.problems.append(
-                        "\(installer.destination(mapping.destination)) is not writable (\(directory) is the nearest existing directory)")
-                }
+        } catch {
+            report.problems.append("Install: \(error.description)")
+        }
+        for mapping in appSpec.files {
+            var directory = installer.destination(mapping.destination)
+            while !FileManager.default.fileExists(atPath: directory), directory != "/" {
+                directory = (directory as NSString).deletingLastPathComponent
+            }
+            if access(directory, W_OK) != 0 {
+                let destination = installer.destination(mapping.destination)
+                report.problems.append("\(destination) is not writable (\(directory) is the nearest existing directory)")
             }
         }
+    }
 
-        // Disk: room for the unpacked revision in the agent root and for the installed copy.
+    /// Disk: room for the unpacked revision in the agent root and for the installed copy.
+    private func checkDiskSpace(into report: inout PreflightReport) {
         var existing = root.path
-        while !fm.fileExists(atPath: existing), existing != "/" { existing = (existing as NSString).deletingLastPathComponent }
+        while !FileManager.default.fileExists(atPath: existing), existing != "/" { existing = (existing as NSString).deletingLastPathComponent }
         var stats = statvfs()
-        if statvfs(existing, &stats) == 0 {
-            report.bytesAvailable = Int64(stats.f_bavail) * Int64(stats.f_frsize)
-            if report.bytesNeeded * 2 > report.bytesAvailable {
-                report.problems.append(
-                    "not enough disk space: the revision needs about \(report.bytesNeeded * 2) bytes (unpacked and installed), \(report.bytesAvailable) are free on \(existing)"
-                )
-            }
+        guard statvfs(existing, &stats) == 0 else { return }
+        report.bytesAvailable = Int64(stats.f_bavail) * Int64(stats.f_frsize)
+        if report.bytesNeeded * 2 > report.bytesAvailable {
+            report.problems.append(
+                "not enough disk space: the revision needs about \(report.bytesNeeded * 2) bytes (unpacked and installed), \(report.bytesAvailable) are free on \(existing)"
+            )
         }
-        return report
     }
 
     static func treeSize(_ path: String) -> Int64 {
