@@ -9,12 +9,7 @@ extension AccessRole: ExpressibleByArgument {}
 private func runAccessKeyOperation(_ global: GlobalOptions, _ operation: String, _ body: (ControlPlane) throws -> JSONValue?) throws {
     try global.requireLocal("deployctl \(operation.kebabCased)")
     let plane = try global.openControlPlane()
-    let output: JSONValue?
-    do {
-        output = try body(plane)
-    } catch let error as ServiceError {
-        throw CLIFailure.service(operation: operation, code: error.code, message: error.message)
-    }
+    let output = try CLIFailure.calling(operation) { try body(plane) }
     if let output { try StandardStreams.out(try global.render(output, operation: operation)) }
 }
 

@@ -39,11 +39,8 @@ struct AgentGroupCommand: AsyncParsableCommand {
 
         func run() async throws {
             let directory = try global.openAgentDirectory()
-            let agents: [AgentPresence]
-            do {
-                agents = try await directory.listAgents(instanceNames: instanceNames.isEmpty ? nil : instanceNames)
-            } catch let error as ServiceError {
-                throw CLIFailure.service(operation: "ListAgents", code: error.code, message: error.message)
+            let agents = try await CLIFailure.calling("ListAgents") {
+                try await directory.listAgents(instanceNames: instanceNames.isEmpty ? nil : instanceNames)
             }
             let output = try JSONValueEncoder(dateEncoding: .display).encode(ListAgentsOutput(agents: agents))
             try StandardStreams.out(try global.render(output, operation: "ListAgents"))
@@ -120,13 +117,11 @@ struct AgentGroupCommand: AsyncParsableCommand {
             try global.requireLocal("deployctl agent run")
             let instanceName = self.instanceName ?? ""
             let (plane, store) = try global.openLocal()
-            do {
+            try CLIFailure.calling("GetOnPremisesInstance") {
                 let info = try plane.getOnPremisesInstance(GetOnPremisesInstanceInput(instanceName: instanceName)).instanceInfo
                 if info?.deregisterTime != nil {
                     throw ServiceError("InstanceNotRegisteredException", "The instance \(instanceName) is deregistered.")
                 }
-            } catch let error as ServiceError {
-                throw CLIFailure.service(operation: "GetOnPremisesInstance", code: error.code, message: error.message)
             }
             let engine = engineOptions.engine(root: DeploymentRoot(path: agentRoot ?? DeploymentRoot.defaultPath()))
             let adapter = HostCommandAdapter(service: plane, artifacts: global.openArtifacts(), installRoot: installRoot)

@@ -8,49 +8,6 @@ import DeployStoreSQLite
 import Foundation
 import JMESPath
 
-/// How a command ended, if not with success: the one place that picks exit codes (as aws CLI v2 does).
-public enum CLIFailure: Error, Equatable {
-    /// Bad usage or a request that fails validation before it reaches the service: exit 252.
-    case usage(String)
-    /// The operation refused the request: exit 254, with the AWS exception name.
-    case service(operation: String, code: String, message: String)
-    /// Anything else (the state file cannot be opened, I/O): exit 255.
-    case other(String)
-    /// `validate` (or `push`) found errors in a revision and has printed them: exit 1.
-    case problemsFound
-    /// `validate` could not read the revision at all (and has said why): exit 2.
-    case unreadable
-
-    public var exitCode: Int32 {
-        switch self {
-        case .usage: return 252
-        case .service: return 254
-        case .other: return 255
-        case .problemsFound: return 1
-        case .unreadable: return 2
-        }
-    }
-
-    /// The one line printed on stderr: control characters escaped, and at most `maxMessageCharacters` (an error
-    /// never echoes a 100 KB value back).
-    public var message: String {
-        let text: String
-        switch self {
-        case .usage(let m): text = m
-        case .service(let op, let code, let message):
-            text = "An error occurred (\(code)) when calling the \(op) operation: \(message)"
-        case .other(let m): text = m
-        case .problemsFound, .unreadable: text = ""
-        }
-        let cut =
-            text.count > Self.maxMessageCharacters
-            ? String(text.prefix(Self.maxMessageCharacters)) + "… (\(text.count - Self.maxMessageCharacters) more characters cut)" : text
-        return TerminalText.safe(cut)
-    }
-
-    public static let maxMessageCharacters = 2000
-}
-
 /// Output formats of `--output`.
 public enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
     case json, text, table
@@ -368,7 +325,7 @@ extension OperationCommand {
             } catch {
                 // An enum value is the service's to refuse (botocore sends it): the operation's exception, exit 254.
                 if let refusal = error.serviceError(operation: Self.operationName) {
-                    throw CLIFailure.service(operation: Self.operationName, code: refusal.code, message: Self.withFlags(refusal.message))
+                    throw CLIFailure.mapping(refusal, calling: Self.operationName, message: Self.withFlags)
                 }
                 throw CLIFailure.usage(Self.usageMessage(for: error))
             }
@@ -389,12 +346,8 @@ extension OperationCommand {
             }
             do {
                 output = try await call(api, input)
-            } catch let error as ServiceError {
-                throw CLIFailure.service(operation: Self.operationName, code: error.code, message: Self.withFlags(error.message))
-            } catch let error as StateFileError {
-                throw CLIFailure.other(error.description)
-            } catch let error as RemoteError {
-                throw CLIFailure.other(error.description)
+            } catch {
+                throw CLIFailure.mapping(error, calling: Self.operationName, message: Self.withFlags)
             }
             // What a person reads: timestamps as aws CLI v2 prints them (the wire and the state file use epoch seconds).
             return (output, try JSONValueEncoder(dateEncoding: .display).encode(output))

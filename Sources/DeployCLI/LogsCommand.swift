@@ -54,8 +54,8 @@ struct LogsCommand: AsyncParsableCommand {
                     )
                 }
                 (info, targets) = (found.info, found.targets)
-            } catch let error as ServiceError {
-                throw CLIFailure.service(operation: "GetDeployment", code: error.code, message: error.message)
+            } catch {
+                throw CLIFailure.mapping(error, calling: "GetDeployment")
             }
             if first {
                 try StandardStreams.out(

@@ -102,16 +102,12 @@ struct RegisterCommand: AsyncParsableCommand {
             throw CLIFailure.other("cannot read the server's CA \(caSource): start deployctl server once (it makes it), or give --tls-dir")
         }
         let plane = try global.openControlPlane()
-        do {
-            // One transaction: the instance, its tags and its key, or nothing (a rerun starts afresh).
-            let key = try plane.registerInstanceWithKey(instanceName: instanceName, tags: tags)
-            let registered = RemoteRegistration(
-                accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey ?? "", iamUserArn: plane.instanceUserArn(instanceName),
-                region: plane.region)
-            return (registered, ca)
-        } catch {
-            throw CLIFailure.service(operation: error.operation, code: error.error.code, message: error.error.message)
-        }
+        // One transaction: the instance, its tags and its key, or nothing (a rerun starts afresh).
+        let key = try CLIFailure.calling("RegisterOnPremisesInstance") { try plane.registerInstanceWithKey(instanceName: instanceName, tags: tags) }
+        let registered = RemoteRegistration(
+            accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey ?? "", iamUserArn: plane.instanceUserArn(instanceName),
+            region: plane.region)
+        return (registered, ca)
     }
 
     /// From an operator's machine: the server registers (one transaction there) for an admin key; the CA the agent
@@ -130,7 +126,7 @@ struct RegisterCommand: AsyncParsableCommand {
             registered = try await server.registerInstance(instanceName: instanceName, tags: tags)
         } catch let error as ServiceError {
             let (step, message) = RemoteRegistration.step(of: error.message, default: "RegisterInstance")
-            throw CLIFailure.service(operation: step, code: error.code, message: message)
+            throw CLIFailure.mapping(error, calling: step, message: { _ in message })
         } catch {
             throw CLIFailure.other("deployctl register: \(error)")
         }
@@ -211,17 +207,13 @@ struct DeregisterCommand: AsyncParsableCommand {
                 try await server.deregisterInstance(instanceName: instanceName)
             } catch let error as ServiceError {
                 let (step, message) = RemoteRegistration.step(of: error.message, default: "DeregisterInstance")
-                throw CLIFailure.service(operation: step, code: error.code, message: message)
+                throw CLIFailure.mapping(error, calling: step, message: { _ in message })
             } catch {
                 throw CLIFailure.other("deployctl deregister: \(error)")
             }
             return
         }
         let plane = try global.openControlPlane()
-        do {
-            try plane.deregisterInstanceWithKeys(instanceName: instanceName)
-        } catch {
-            throw CLIFailure.service(operation: error.operation, code: error.error.code, message: error.error.message)
-        }
+        try CLIFailure.calling("DeregisterOnPremisesInstance") { try plane.deregisterInstanceWithKeys(instanceName: instanceName) }
     }
 }

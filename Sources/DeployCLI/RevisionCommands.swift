@@ -264,10 +264,8 @@ struct PushCommand: AsyncParsableCommand {
                 throw CLIFailure.problemsFound
             default: throw CLIFailure.other(error.description)
             }
-        } catch let error as ServiceError {
-            throw CLIFailure.service(operation: "RegisterApplicationRevision", code: error.code, message: error.message)
-        } catch let error as RemoteError {
-            throw CLIFailure.other(error.description)
+        } catch {
+            throw CLIFailure.mapping(error, calling: "RegisterApplicationRevision")
         }
         for warning in result.report.warnings {
             StandardStreams.err(warning.description + "\n")
