@@ -362,6 +362,14 @@ extension OperationCommand {
             if !text.isEmpty { try StandardStreams.out(text) }
             return output
         }
+        return try await printPages(paginator, request, page: page)
+    }
+
+    /// Follows the paginator's token from `request` on, within `--starting-token` and `--max-items`, and prints
+    /// the pages as one list (with the token to resume from, if any), as the aws CLI does.
+    private func printPages<Output>(
+        _ paginator: Paginator, _ request: JSONValue, page: (JSONValue) async throws -> (Output, JSONValue)
+    ) async throws -> Output? {
         let options = paginationOptions ?? PaginationOptions()
         var requestToken: String?
         var skip = 0
