@@ -193,6 +193,23 @@ public enum RevisionValidator {
         }
         let report = AppSpecParser.parse(text, fileName: name)
         findings += report.findings
+        findings += escapingSymlinks(tree, source: source)
+        if let spec = report.partial {
+            findings += scriptFindings(spec, tree, appSpecName: name, read: read)
+            findings += fileSourceFindings(spec, tree, appSpecName: name)
+        }
+        let ordered = findings.enumerated().sorted { a, b in
+            let pa = a.element.position.map { ($0.line, $0.column) } ?? (Int.max, 0)
+            let pb = b.element.position.map { ($0.line, $0.column) } ?? (Int.max, 0)
+            if a.element.file != b.element.file { return a.offset < b.offset }
+            return pa != pb ? pa < pb : a.offset < b.offset
+        }.map(\.element)
+        return ValidationReport(appSpecPath: name, appSpec: report.appSpec, findings: ordered)
+    }
+
+    /// Symlinks that point outside the revision: installed as they are, never followed (a warning).
+    static func escapingSymlinks(_ tree: RevisionTree, source: String) -> [Finding] {
+        var findings: [Finding] = []
         for (path, item) in tree.items.sorted(by: { $0.key < $1.key }) where item.kind == .symlink {
             guard let target = item.linkTarget, !EntrySafety.staysInside(target, from: path) else { continue }
             findings.append(
@@ -202,76 +219,80 @@ public enum RevisionValidator {
                         "the symlink points outside the revision (to '\(target)'); it is installed as a symlink, as the AWS agent does, and deployctl never follows it"
                 ))
         }
-        if let spec = report.partial {
-            for (event, scripts) in spec.hooks.sorted(by: { order($0.key) < order($1.key) }) {
-                for (index, script) in scripts.enumerated() {
-                    let path = normalize(script.location)
-                    let keyPath = "hooks.\(event)[\(index)].location"
-                    if let (link, target) = tree.escapingLink(on: path) {
-                        findings.append(
-                            Finding(
-                                .error, code: "RV104", file: name, position: script.position, keyPath: keyPath,
-                                message:
-                                    "'\(script.location)' goes through the symlink '\(link)', which leads outside the revision (to '\(target)'); deployctl runs only scripts inside the revision"
-                            ))
-                        continue
-                    }
-                    if tree.items[path]?.kind == .file, case .text(let body) = read(path) {
-                        for warning in BackgroundJobs.unredirected(in: body) {
-                            findings.append(
-                                Finding(
-                                    .warning, code: "RV202", file: path, position: SourcePosition(line: warning.line, column: 1), keyPath: keyPath,
-                                    message:
-                                        "'\(warning.text)' starts a background job without redirecting its output: the event waits for it until the \(script.timeout) s timeout (then fails with OutputsLeftOpen). Write: cmd > /dev/null 2>&1 &"
-                                ))
-                        }
-                    }
-                    switch tree.items[path]?.kind {
-                    case .file?, .symlink?, .hardlink?:
-                        if let mode = tree.items[path]?.mode, mode & 0o111 == 0, tree.items[path]?.kind != .symlink {
-                            findings.append(
-                                Finding(
-                                    .warning, code: "RV203", file: name, position: script.position, keyPath: keyPath,
-                                    message: "'\(script.location)' is not executable; it will be made executable (chmod +x) before it runs"))
-                        }
-                    case .directory?:
-                        findings.append(
-                            Finding(
-                                .error, code: "RV105", file: name, position: script.position, keyPath: keyPath,
-                                message: "'\(script.location)' is a directory, not a script"))
-                    default:
-                        findings.append(
-                            Finding(
-                                .error, code: "RV106", file: name, position: script.position, keyPath: keyPath,
-                                message: "the script '\(script.location)' is not in the revision\(suggestion(path, tree))"))
-                    }
-                }
-            }
-            for (index, mapping) in spec.files.enumerated() {
-                let path = normalize(mapping.source)
-                if let (link, target) = tree.escapingLink(on: path), link != path || tree.items[path]?.kind != .symlink {
+        return findings
+    }
+
+    /// Each hook's script: inside the revision, a file, executable, and not holding the event on a background job.
+    static func scriptFindings(_ spec: AppSpec, _ tree: RevisionTree, appSpecName name: String, read: (String) -> AppSpecText) -> [Finding] {
+        var findings: [Finding] = []
+        for (event, scripts) in spec.hooks.sorted(by: { order($0.key) < order($1.key) }) {
+            for (index, script) in scripts.enumerated() {
+                let path = normalize(script.location)
+                let keyPath = "hooks.\(event)[\(index)].location"
+                if let (link, target) = tree.escapingLink(on: path) {
                     findings.append(
                         Finding(
-                            .error, code: "RV107", file: name, position: mapping.position, keyPath: "files[\(index)].source",
+                            .error, code: "RV104", file: name, position: script.position, keyPath: keyPath,
                             message:
-                                "'\(mapping.source)' goes through the symlink '\(link)', which leads outside the revision (to '\(target)'); deployctl copies only what is inside the revision"
+                                "'\(script.location)' goes through the symlink '\(link)', which leads outside the revision (to '\(target)'); deployctl runs only scripts inside the revision"
                         ))
                     continue
                 }
-                if path.isEmpty || tree.items[path] != nil || tree.contains(directory: path) { continue }
-                findings.append(
-                    Finding(
-                        .error, code: "RV108", file: name, position: mapping.position, keyPath: "files[\(index)].source",
-                        message: "'\(mapping.source)' is not in the revision\(suggestion(path, tree))"))
+                if tree.items[path]?.kind == .file, case .text(let body) = read(path) {
+                    for warning in BackgroundJobs.unredirected(in: body) {
+                        findings.append(
+                            Finding(
+                                .warning, code: "RV202", file: path, position: SourcePosition(line: warning.line, column: 1), keyPath: keyPath,
+                                message:
+                                    "'\(warning.text)' starts a background job without redirecting its output: the event waits for it until the \(script.timeout) s timeout (then fails with OutputsLeftOpen). Write: cmd > /dev/null 2>&1 &"
+                            ))
+                    }
+                }
+                switch tree.items[path]?.kind {
+                case .file?, .symlink?, .hardlink?:
+                    if let mode = tree.items[path]?.mode, mode & 0o111 == 0, tree.items[path]?.kind != .symlink {
+                        findings.append(
+                            Finding(
+                                .warning, code: "RV203", file: name, position: script.position, keyPath: keyPath,
+                                message: "'\(script.location)' is not executable; it will be made executable (chmod +x) before it runs"))
+                    }
+                case .directory?:
+                    findings.append(
+                        Finding(
+                            .error, code: "RV105", file: name, position: script.position, keyPath: keyPath,
+                            message: "'\(script.location)' is a directory, not a script"))
+                default:
+                    findings.append(
+                        Finding(
+                            .error, code: "RV106", file: name, position: script.position, keyPath: keyPath,
+                            message: "the script '\(script.location)' is not in the revision\(suggestion(path, tree))"))
+                }
             }
         }
-        let ordered = findings.enumerated().sorted { a, b in
-            let pa = a.element.position.map { ($0.line, $0.column) } ?? (Int.max, 0)
-            let pb = b.element.position.map { ($0.line, $0.column) } ?? (Int.max, 0)
-            if a.element.file != b.element.file { return a.offset < b.offset }
-            return pa != pb ? pa < pb : a.offset < b.offset
-        }.map(\.element)
-        return ValidationReport(appSpecPath: name, appSpec: report.appSpec, findings: ordered)
+        return findings
+    }
+
+    /// Each `files` source: inside the revision, and there.
+    static func fileSourceFindings(_ spec: AppSpec, _ tree: RevisionTree, appSpecName name: String) -> [Finding] {
+        var findings: [Finding] = []
+        for (index, mapping) in spec.files.enumerated() {
+            let path = normalize(mapping.source)
+            if let (link, target) = tree.escapingLink(on: path), link != path || tree.items[path]?.kind != .symlink {
+                findings.append(
+                    Finding(
+                        .error, code: "RV107", file: name, position: mapping.position, keyPath: "files[\(index)].source",
+                        message:
+                            "'\(mapping.source)' goes through the symlink '\(link)', which leads outside the revision (to '\(target)'); deployctl copies only what is inside the revision"
+                    ))
+                continue
+            }
+            if path.isEmpty || tree.items[path] != nil || tree.contains(directory: path) { continue }
+            findings.append(
+                Finding(
+                    .error, code: "RV108", file: name, position: mapping.position, keyPath: "files[\(index)].source",
+                    message: "'\(mapping.source)' is not in the revision\(suggestion(path, tree))"))
+        }
+        return findings
     }
 
     static func order(_ event: String) -> Int { LifecycleEventName.all.firstIndex(of: event) ?? Int.max }
