@@ -45,6 +45,11 @@ public enum JSONProtocol {
         guard let operation = operation(target: target) else {
             return .error("UnknownOperationException", "Unknown operation \(String(target.dropFirst(targetPrefix.count)).prefix(100)).")
         }
+        return await handle(operation, body: body, api: api)
+    }
+
+    /// ``handle(target:body:api:)`` for an operation already looked up (the server looks it up once per request).
+    public static func handle(_ operation: CodeDeployOperation, body: Data, api: any CodeDeployAPI) async -> Response {
         guard body.count <= maxBodyBytes else {
             return .error("SerializationException", "The request body is larger than \(maxBodyBytes) bytes.", status: 413)
         }

@@ -253,7 +253,9 @@ struct ServerResponder: HTTPResponder {
     // MARK: The CodeDeploy API
 
     func api(_ request: Request, _ wire: WireRequest, target: String, requestId: String, keyId: inout String) async -> WireResponse {
-        let operationName = JSONProtocol.operation(target: target)?.name ?? "Unknown"
+        // Looked up once: its name labels the log, the metrics and every error below.
+        let operation = ServerOperation.lookup(target: target)
+        let operationName = operation?.name ?? "Unknown"
         func fail(_ status: Int, _ code: String, _ message: String) -> WireResponse {
             WireResponse(JSONProtocol.Response.error(code, message, status: status), operation: operationName)
         }
@@ -273,114 +275,34 @@ struct ServerResponder: HTTPResponder {
         } catch {
             return fail(error == .missing ? 403 : 400, error.code, error.description)
         }
-        if target.hasPrefix(Self.deployctlTargetPrefix) {
-            return await deployctlOperation(String(target.dropFirst(Self.deployctlTargetPrefix.count)), body: bytes, role: role, keyId: keyId)
-        }
-        guard let operation = JSONProtocol.operation(target: target) else {
-            return fail(
-                400, "UnknownOperationException",
-                "Unknown operation \(LogText.clean(target, limit: 100)) (expected \(JSONProtocol.targetPrefix)<Operation>).")
+        guard let operation else {
+            return fail(400, "UnknownOperationException", ServerOperation.unknownMessage(target: target))
         }
         guard role.allows(operation.name) else {
             return fail(
                 400, "AccessDeniedException",
                 "The access key \(keyId) (role \(role.rawValue)) is not allowed to call \(operation.name).")
         }
-        // Reads of a plane that does not expire on read never write and never wait for a writer (WAL): they run on
-        // the reader threads. Writes can wait for another process's lock: they queue for the one writer thread.
         let answer: JSONProtocol.Response
-        let executor = !plane.expiresOnRead && AccessRole.readOnly.allows(operation.name) ? readers : writer
-        do {
-            answer = try await executor.perform { await JSONProtocol.handle(target: target, body: bytes, api: plane) }
-        } catch {
-            return fail(503, "ThrottlingException", "\(error)")
+        switch operation {
+        case .codeDeploy(let operation):
+            // Reads of a plane that does not expire on read never write and never wait for a writer (WAL): they run
+            // on the reader threads. Writes can wait for another process's lock: they queue for the one writer thread.
+            let executor = !plane.expiresOnRead && AccessRole.readOnly.allows(operation.name) ? readers : writer
+            let plane = self.plane
+            do {
+                answer = try await executor.perform { await JSONProtocol.handle(operation, body: bytes, api: plane) }
+            } catch {
+                return fail(503, "ThrottlingException", "\(error)")
+            }
+        case .deployctl(let operation):
+            answer = await operation.handle(self, body: bytes)
         }
         if answer.status == 200, ["CreateDeployment", "ContinueDeployment"].contains(operation.name) {
             // New work for some instances: their agents' held polls look again.
             waiters.wakeAll()
         }
         return WireResponse(answer, operation: operation.name)
-    }
-
-    // MARK: deployctl's own operations
-
-    /// deployctl's operations beside CodeDeploy's, signed like them (service `codedeploy`).
-    static let deployctlTargetPrefix = "Deployctl_20261130."
-
-    /// deployctl's own operations: the agents' presence (any reading key), and registering or deregistering an
-    /// instance with its key from an operator's machine (admin keys: `deployctl register --endpoint-url`).
-    static let deployctlOperations: Set<String> = ["ListAgents", "RegisterInstance", "DeregisterInstance"]
-
-    func deployctlOperation(_ requested: String, body: Data, role: AccessRole, keyId: String) async -> WireResponse {
-        // Labels come from the fixed list only (issue 22, item 3).
-        let name = Self.deployctlOperations.contains(requested) ? requested : "Unknown"
-        func fail(_ code: String, _ message: String, status: Int = 400) -> WireResponse {
-            WireResponse(JSONProtocol.Response.error(code, message, status: status), operation: name)
-        }
-        guard name != "Unknown" else {
-            return fail(
-                "UnknownOperationException",
-                "Unknown operation \(Self.deployctlTargetPrefix)\(LogText.clean(requested, limit: 100)) (deployctl serves \(Self.deployctlOperations.sorted().joined(separator: ", ")))."
-            )
-        }
-        guard role.allows(name) else {
-            return fail("AccessDeniedException", "The access key \(keyId) (role \(role.rawValue)) is not allowed to call \(name).")
-        }
-        let input: JSONValue
-        do {
-            input = body.isEmpty ? .object([]) : try JSONValue.parse(String(decoding: body, as: UTF8.self))
-        } catch {
-            return fail("SerializationException", "Malformed request body: \(error)")
-        }
-        do {
-            let value: JSONValue
-            switch name {
-            case "ListAgents":
-                var names: [String]?
-                if let given = input["instanceNames"] {
-                    guard let list = given.arrayValue?.compactMap(\.stringValue), list.count == given.arrayValue?.count else {
-                        return fail("InvalidInstanceNameException", "instanceNames must be a list of instance names.")
-                    }
-                    names = list
-                }
-                let pending = agentContacts.unwritten
-                let asked = names
-                let agents = try await onReaders { plane in try plane.agentPresence(instanceNames: asked, pending: pending) }
-                value = try JSONValueEncoder().encode(ListAgentsOutput(agents: agents))
-            case "RegisterInstance":
-                guard let instance = input["instanceName"]?.stringValue else {
-                    return fail("InstanceNameRequiredException", "An on-premises instance name must be specified.")
-                }
-                var tags: [Tag] = []
-                for item in input["tags"]?.arrayValue ?? [] {
-                    guard let key = item["Key"]?.stringValue else { return fail("InvalidTagException", "Each tag needs a Key.") }
-                    tags.append(Tag(key: key, value: item["Value"]?.stringValue))
-                }
-                let given = tags
-                let key = try await onWriter { plane in try plane.registerInstanceWithKey(instanceName: instance, tags: given) }
-                value = .members([
-                    ("InstanceName", .string(instance)), ("IamUserArn", .string(plane.instanceUserArn(instance))),
-                    ("AccessKeyId", .string(key.accessKeyId)), ("SecretAccessKey", .string(key.secretAccessKey ?? "")),
-                    ("Region", .string(plane.region)),
-                ])
-            default:
-                guard let instance = input["instanceName"]?.stringValue else {
-                    return fail("InstanceNameRequiredException", "An on-premises instance name must be specified.")
-                }
-                try await onWriter { plane in try plane.deregisterInstanceWithKeys(instanceName: instance) }
-                value = .object([])
-            }
-            return WireResponse(status: 200, contentType: JSONProtocol.contentType, text: value.compact(), operation: name)
-        } catch let failure as RegistrationFailure {
-            // The step that was refused leads the message; deployctl register names it in its error line.
-            return fail(failure.error.code, "\(failure.operation): \(failure.error.message)")
-        } catch let error as ServiceError {
-            return fail(error.code, error.message)
-        } catch let refusal as BlockingExecutor.Refusal {
-            return fail("ThrottlingException", refusal.description, status: 503)
-        } catch {
-            return fail("InternalFailure", "\(error)", status: 500)
-        }
     }
 
     // MARK: /metrics

@@ -1,0 +1,136 @@
+import AWSWire
+import ControlPlane
+import DeployModel
+import Foundation
+
+/// An operation the API listener serves, found from the request's `X-Amz-Target` once per request: one of
+/// CodeDeploy's (the generated table) or one of deployctl's own (`Deployctl_20261130.<name>`, signed like them).
+/// Its name labels the access log and the metrics, and is what an access role allows.
+enum ServerOperation: Sendable {
+    case codeDeploy(CodeDeployOperation)
+    case deployctl(DeployctlOperation)
+
+    var name: String {
+        switch self {
+        case .codeDeploy(let operation): return operation.name
+        case .deployctl(let operation): return operation.name
+        }
+    }
+
+    static func lookup(target: String) -> ServerOperation? {
+        if target.hasPrefix(DeployctlOperation.targetPrefix) {
+            return DeployctlOperation.all[String(target.dropFirst(DeployctlOperation.targetPrefix.count))].map { .deployctl($0) }
+        }
+        return JSONProtocol.operation(target: target).map { .codeDeploy($0) }
+    }
+
+    /// The refusal of a target that names no operation (cleaned, at most 100 characters of it).
+    static func unknownMessage(target: String) -> String {
+        if target.hasPrefix(DeployctlOperation.targetPrefix) {
+            let requested = String(target.dropFirst(DeployctlOperation.targetPrefix.count))
+            return
+                "Unknown operation \(DeployctlOperation.targetPrefix)\(LogText.clean(requested, limit: 100)) (deployctl serves \(DeployctlOperation.all.keys.sorted().joined(separator: ", ")))."
+        }
+        return "Unknown operation \(LogText.clean(target, limit: 100)) (expected \(JSONProtocol.targetPrefix)<Operation>)."
+    }
+}
+
+/// One of deployctl's own operations beside CodeDeploy's: the agents' presence (any reading key), and registering
+/// or deregistering an instance with its key from an operator's machine (admin keys: `deployctl register
+/// --endpoint-url`). Each decodes its JSON input, does its store work on the responder's executors, and answers JSON.
+struct DeployctlOperation: Sendable {
+    static let targetPrefix = "Deployctl_20261130."
+
+    let name: String
+    let run: @Sendable (ServerResponder, JSONValue) async throws(OperationRefusal) -> JSONValue
+
+    /// A refusal of the request, as the JSON protocol sends it.
+    struct OperationRefusal: Error {
+        var code: String
+        var message: String
+        var status = 400
+    }
+
+    static let all: [String: DeployctlOperation] = Dictionary(
+        uniqueKeysWithValues: [listAgents, registerInstance, deregisterInstance].map { ($0.name, $0) })
+
+    /// Parses the body, runs the operation, and turns every failure into the error the JSON protocol sends.
+    func handle(_ responder: ServerResponder, body: Data) async -> JSONProtocol.Response {
+        let input: JSONValue
+        do {
+            input = body.isEmpty ? .object([]) : try JSONValue.parse(String(decoding: body, as: UTF8.self))
+        } catch {
+            return .error("SerializationException", "Malformed request body: \(error)")
+        }
+        do throws(OperationRefusal) {
+            let value = try await run(responder, input)
+            return JSONProtocol.Response(status: 200, body: value.compact(), errorCode: nil)
+        } catch {
+            return .error(error.code, error.message, status: error.status)
+        }
+    }
+
+    /// Runs store work, mapping what it throws: a refused registration step leads the message (deployctl register
+    /// names it in its error line), a full executor is throttling, anything else a fault of ours.
+    static func storeWork<T>(_ body: () async throws -> T) async throws(OperationRefusal) -> T {
+        do {
+            return try await body()
+        } catch let failure as RegistrationFailure {
+            throw OperationRefusal(code: failure.error.code, message: "\(failure.operation): \(failure.error.message)")
+        } catch let error as ServiceError {
+            throw OperationRefusal(code: error.code, message: error.message)
+        } catch let refusal as BlockingExecutor.Refusal {
+            throw OperationRefusal(code: "ThrottlingException", message: refusal.description, status: 503)
+        } catch {
+            throw OperationRefusal(code: "InternalFailure", message: "\(error)", status: 500)
+        }
+    }
+
+    static func instanceName(_ input: JSONValue) throws(OperationRefusal) -> String {
+        guard let instance = input["instanceName"]?.stringValue else {
+            throw OperationRefusal(code: "InstanceNameRequiredException", message: "An on-premises instance name must be specified.")
+        }
+        return instance
+    }
+
+    static let listAgents = DeployctlOperation(name: "ListAgents") { responder, input throws(OperationRefusal) in
+        var names: [String]?
+        if let given = input["instanceNames"] {
+            guard let list = given.arrayValue?.compactMap(\.stringValue), list.count == given.arrayValue?.count else {
+                throw OperationRefusal(code: "InvalidInstanceNameException", message: "instanceNames must be a list of instance names.")
+            }
+            names = list
+        }
+        let pending = responder.agentContacts.unwritten
+        let asked = names
+        return try await storeWork {
+            let agents = try await responder.onReaders { plane in try plane.agentPresence(instanceNames: asked, pending: pending) }
+            return try JSONValueEncoder().encode(ListAgentsOutput(agents: agents))
+        }
+    }
+
+    static let registerInstance = DeployctlOperation(name: "RegisterInstance") { responder, input throws(OperationRefusal) in
+        let instance = try instanceName(input)
+        var tags: [Tag] = []
+        for item in input["tags"]?.arrayValue ?? [] {
+            guard let key = item["Key"]?.stringValue else { throw OperationRefusal(code: "InvalidTagException", message: "Each tag needs a Key.") }
+            tags.append(Tag(key: key, value: item["Value"]?.stringValue))
+        }
+        let given = tags
+        let key = try await storeWork {
+            try await responder.onWriter { plane in try plane.registerInstanceWithKey(instanceName: instance, tags: given) }
+        }
+        let plane = responder.plane
+        return .members([
+            ("InstanceName", .string(instance)), ("IamUserArn", .string(plane.instanceUserArn(instance))),
+            ("AccessKeyId", .string(key.accessKeyId)), ("SecretAccessKey", .string(key.secretAccessKey ?? "")),
+            ("Region", .string(plane.region)),
+        ])
+    }
+
+    static let deregisterInstance = DeployctlOperation(name: "DeregisterInstance") { responder, input throws(OperationRefusal) in
+        let instance = try instanceName(input)
+        try await storeWork { try await responder.onWriter { plane in try plane.deregisterInstanceWithKeys(instanceName: instance) } }
+        return .object([])
+    }
+}
