@@ -1,6 +1,15 @@
 import Agent
 import ArgumentParser
 
+/// The long options of ``EngineOptions``, declared once for ArgumentParser and ``PlainArguments``.
+enum EngineOption: String, PlainOptions {
+    case maxRevisions = "max-revisions"
+    case hookEnv = "hook-env"
+    case maxLogBytes = "max-log-bytes"
+
+    var kind: PlainOptionKind { self == .hookEnv ? .repeatable : .value }
+}
+
 /// The engine flags `deployctl local` and `deployctl agent run` share, and the engine they make.
 ///
 /// The numeric flags have no ArgumentParser default: their help says the default in words, and ArgumentParser would
@@ -9,19 +18,19 @@ import ArgumentParser
 struct EngineOptions: ParsableArguments {
     static let defaultMaxRevisions = 5
 
-    @Option(name: .customLong("max-revisions"), help: ArgumentHelp("Deployment directories kept per group (default 5).", valueName: "n"))
+    @Option(name: EngineOption.maxRevisions.name, help: ArgumentHelp("Deployment directories kept per group (default 5).", valueName: "n"))
     var maxRevisionsGiven: Int?
     var maxRevisions: Int { maxRevisionsGiven ?? Self.defaultMaxRevisions }
 
     @Option(
-        name: .customLong("hook-env"),
+        name: EngineOption.hookEnv.name,
         help: ArgumentHelp(
             "Pass this variable of deployctl's own environment to hooks (repeatable). Hooks otherwise get only PATH, LANG, LC_ALL, the CodeDeploy variables and HOME/USER/LOGNAME/SHELL.",
             valueName: "name"))
     var hookEnv: [String] = []
 
     @Option(
-        name: .customLong("max-log-bytes"),
+        name: EngineOption.maxLogBytes.name,
         help: ArgumentHelp("Cap of each deployment's scripts.log; the first and last output are kept (default 64 MiB).", valueName: "bytes"))
     var maxLogBytesGiven: Int64?
     var maxLogBytes: Int64 { maxLogBytesGiven ?? ScriptLog.defaultMaxBytes }

@@ -16,6 +16,26 @@ extension FileExistsBehavior: ExpressibleByArgument {
     public init?(argument: String) { self.init(rawValue: argument.uppercased()) }
 }
 
+/// The long options of `deployctl local` (with ``EngineOption``), declared once for ArgumentParser and ``PlainArguments``.
+enum LocalOption: String, PlainOptions {
+    case bundleLocation = "bundle-location"
+    case type
+    case fileExistsBehavior = "file-exists-behavior"
+    case deploymentGroup = "deployment-group"
+    case deploymentGroupName = "deployment-group-name"
+    case applicationName = "application-name"
+    case events
+    case appSpecFileName = "appspec-filename"
+    case agentRoot = "agent-root"
+    case installRoot = "install-root"
+    case ignoreApplicationStopFailures = "ignore-application-stop-failures"
+    case deploymentId = "deployment-id"
+    case output
+    case preflight
+
+    var kind: PlainOptionKind { self == .ignoreApplicationStopFailures || self == .preflight ? .flag : .value }
+}
+
 /// `deployctl local`: run a revision on this host now, as `codedeploy-local` does, with nothing else installed.
 struct LocalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,70 +56,70 @@ struct LocalCommand: ParsableCommand {
     static let defaultDeploymentGroupName = "LocalFleet"
 
     @Option(
-        name: .customLong("bundle-location"),
+        name: LocalOption.bundleLocation.name,
         help: ArgumentHelp("The revision: a zip/tar/tgz file or a directory (default: the current directory).", valueName: "path"))
     var bundleLocation: String = Self.defaultBundleLocation
 
     @Option(
-        name: .customLong("type"),
+        name: LocalOption.type.name,
         help: ArgumentHelp("zip, tar, tgz or directory (default: directory for a directory, else detected).", valueName: "type"))
     var type: LocalBundleType?
 
     @Option(
-        name: .customLong("file-exists-behavior"),
+        name: LocalOption.fileExistsBehavior.name,
         help: ArgumentHelp(
             "What to do with files that exist and are not ours: DISALLOW (default), OVERWRITE or RETAIN. The appspec's own value wins.",
             valueName: "behavior"))
     var fileExistsBehavior: FileExistsBehavior?
 
     @Option(
-        name: .customLong("deployment-group"),
+        name: LocalOption.deploymentGroup.name,
         help: ArgumentHelp("The deployment group ID: the directory under the agent root that keeps this group's history.", valueName: "id"))
     var deploymentGroup: String = Self.defaultDeploymentGroup
 
-    @Option(name: .customLong("deployment-group-name"), help: ArgumentHelp("DEPLOYMENT_GROUP_NAME for hooks.", valueName: "name"))
+    @Option(name: LocalOption.deploymentGroupName.name, help: ArgumentHelp("DEPLOYMENT_GROUP_NAME for hooks.", valueName: "name"))
     var deploymentGroupName: String = Self.defaultDeploymentGroupName
 
     @Option(
-        name: .customLong("application-name"), help: ArgumentHelp("APPLICATION_NAME for hooks (default: the bundle location).", valueName: "name"))
+        name: LocalOption.applicationName.name, help: ArgumentHelp("APPLICATION_NAME for hooks (default: the bundle location).", valueName: "name"))
     var applicationName: String?
 
     @Option(
-        name: .customLong("events"), help: ArgumentHelp("Run only these events (comma-separated); they run in lifecycle order.", valueName: "list"))
+        name: LocalOption.events.name, help: ArgumentHelp("Run only these events (comma-separated); they run in lifecycle order.", valueName: "list"))
     var events: String?
 
     @Option(
-        name: .customLong("appspec-filename"),
+        name: LocalOption.appSpecFileName.name,
         help: ArgumentHelp("The appspec's name at the revision root (default appspec.yml, then appspec.yaml).", valueName: "name"))
     var appSpecFileName: String?
 
     @Option(
-        name: .customLong("agent-root"),
+        name: LocalOption.agentRoot.name,
         help: ArgumentHelp(
             "The deployment root (default /opt/deployctl/deployment-root for root, else under ~/.local/state/deployctl).", valueName: "dir"))
     var agentRoot: String?
 
     @Option(
-        name: .customLong("install-root"),
+        name: LocalOption.installRoot.name,
         help: ArgumentHelp("Place every destination under this directory (like DESTDIR); hooks see it as DEPLOYCTL_INSTALL_ROOT.", valueName: "dir"))
     var installRoot: String?
 
-    @Flag(name: .customLong("ignore-application-stop-failures"), help: "Log an ApplicationStop failure and go on with the deployment.")
+    @Flag(name: LocalOption.ignoreApplicationStopFailures.name, help: "Log an ApplicationStop failure and go on with the deployment.")
     var ignoreApplicationStopFailures = false
 
     @Option(
-        name: .customLong("deployment-id"),
+        name: LocalOption.deploymentId.name,
         help: ArgumentHelp(
             "Use this deployment ID instead of a random d-XXXXXXXXX-local (for reproducible paths in scripts and tests).", valueName: "id"))
     var deploymentId: String?
 
     @OptionGroup var engineOptions: EngineOptions
 
-    @Option(name: .customLong("output"), help: ArgumentHelp("text (default) or json, one document for CI.", valueName: "format"))
+    @Option(name: LocalOption.output.name, help: ArgumentHelp("text (default) or json, one document for CI.", valueName: "format"))
     var output: ReportFormat = .text
 
     @Flag(
-        name: .customLong("preflight"),
+        name: LocalOption.preflight.name,
         help: """
             Change nothing; report what the deployment would do and what would stop it: the events and scripts that \
             would run (and from which revision), runas users that do not exist, destinations that are not writable, \

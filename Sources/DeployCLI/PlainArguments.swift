@@ -1,5 +1,30 @@
+import ArgumentParser
 import Bundles
 import DeployModel
+
+/// How a long option takes its value.
+enum PlainOptionKind: Sendable {
+    /// One value, given once.
+    case value
+    /// One value each time; may be repeated.
+    case repeatable
+    /// No value.
+    case flag
+}
+
+/// The long options of a command, declared once: its ArgumentParser property wrappers take their names from here
+/// (`name: LocalOption.events.name`) and ``PlainArguments`` reads the same cases, so the two cannot name different
+/// options (`PlainArgumentsTests` compares them with ArgumentParser's own description of the command).
+protocol PlainOptions: RawRepresentable<String>, CaseIterable, Sendable where AllCases == [Self] {
+    var kind: PlainOptionKind { get }
+}
+
+extension PlainOptions {
+    /// The name ArgumentParser declares: `--` and the raw value.
+    var name: NameSpecification { .customLong(rawValue) }
+
+    static var declared: [(name: String, kind: PlainOptionKind)] { allCases.map { ($0.rawValue, $0.kind) } }
+}
 
 /// A command line made only of `--name value`, `--name=value` and `--flag`, all of them known, read without
 /// ArgumentParser.
@@ -22,9 +47,18 @@ struct PlainArguments {
     /// The flags given.
     private(set) var flags: Set<String> = []
 
-    /// Reads `arguments`, or nil when they are not all plain: `options` take one value and may be given once,
-    /// `repeatable` take one value each time, `flagNames` take none.
-    init?(_ arguments: ArraySlice<String>, options: Set<String>, repeatable: Set<String> = [], flagNames: Set<String> = []) {
+    /// Reads `arguments`, or nil when they are not all plain or name an option not `declared`.
+    init?(_ arguments: ArraySlice<String>, declared: [(name: String, kind: PlainOptionKind)]) {
+        var options = Set<String>()
+        var repeatable = Set<String>()
+        var flagNames = Set<String>()
+        for (name, kind) in declared {
+            switch kind {
+            case .value: options.insert(name)
+            case .repeatable: repeatable.insert(name)
+            case .flag: flagNames.insert(name)
+            }
+        }
         var index = arguments.startIndex
         while index < arguments.endIndex {
             let argument = arguments[index]
@@ -60,52 +94,54 @@ struct PlainArguments {
         }
     }
 
-    /// The value of `name` converted as ArgumentParser converts it: `.some(nil)` when not given, nil when given but
-    /// not a valid value (ArgumentParser then says why).
-    func value<Value>(_ name: String, _ convert: (String) -> Value?) -> Value?? {
-        guard let text = values[name] else { return .some(nil) }
+    /// The value of `option` converted as ArgumentParser converts it: `.some(nil)` when not given, nil when given
+    /// but not a valid value (ArgumentParser then says why).
+    func value<Option: PlainOptions, Value>(_ option: Option, _ convert: (String) -> Value?) -> Value?? {
+        guard let text = values[option.rawValue] else { return .some(nil) }
         guard let converted = convert(text) else { return nil }
         return .some(converted)
     }
+
+    /// The text of `option`, if given.
+    subscript<Option: PlainOptions>(_ option: Option) -> String? { values[option.rawValue] }
+
+    /// Every value of a repeatable `option`, in order.
+    func list<Option: PlainOptions>(_ option: Option) -> [String] { lists[option.rawValue] ?? [] }
+
+    /// Whether the flag `option` was given.
+    func has<Option: PlainOptions>(_ option: Option) -> Bool { flags.contains(option.rawValue) }
 }
 
 extension LocalCommand {
     /// `deployctl local` from a plain command line (``PlainArguments``), validated; nil for anything else.
     static func parsedPlainly(_ arguments: ArraySlice<String>) -> LocalCommand? {
-        guard
-            let plain = PlainArguments(
-                arguments,
-                options: [
-                    "bundle-location", "type", "file-exists-behavior", "deployment-group", "deployment-group-name", "application-name",
-                    "events", "appspec-filename", "agent-root", "install-root", "deployment-id", "max-revisions", "max-log-bytes", "output",
-                ],
-                repeatable: ["hook-env"], flagNames: ["ignore-application-stop-failures", "preflight"]),
-            let type = plain.value("type", LocalBundleType.init(argument:)),
-            let fileExistsBehavior = plain.value("file-exists-behavior", FileExistsBehavior.init(argument:)),
-            let output = plain.value("output", ReportFormat.init(argument:)),
-            let maxRevisions = plain.value("max-revisions", Int.init(argument:)),
-            let maxLogBytes = plain.value("max-log-bytes", Int64.init(argument:))
+        guard let plain = PlainArguments(arguments, declared: LocalOption.declared + EngineOption.declared),
+            let type = plain.value(LocalOption.type, LocalBundleType.init(argument:)),
+            let fileExistsBehavior = plain.value(LocalOption.fileExistsBehavior, FileExistsBehavior.init(argument:)),
+            let output = plain.value(LocalOption.output, ReportFormat.init(argument:)),
+            let maxRevisions = plain.value(EngineOption.maxRevisions, Int.init(argument:)),
+            let maxLogBytes = plain.value(EngineOption.maxLogBytes, Int64.init(argument:))
         else { return nil }
         var engine = EngineOptions()
         engine.maxRevisionsGiven = maxRevisions
-        engine.hookEnv = plain.lists["hook-env"] ?? []
+        engine.hookEnv = plain.list(EngineOption.hookEnv)
         engine.maxLogBytesGiven = maxLogBytes
         var command = LocalCommand()
-        command.bundleLocation = plain.values["bundle-location"] ?? defaultBundleLocation
+        command.bundleLocation = plain[LocalOption.bundleLocation] ?? defaultBundleLocation
         command.type = type
         command.fileExistsBehavior = fileExistsBehavior
-        command.deploymentGroup = plain.values["deployment-group"] ?? defaultDeploymentGroup
-        command.deploymentGroupName = plain.values["deployment-group-name"] ?? defaultDeploymentGroupName
-        command.applicationName = plain.values["application-name"]
-        command.events = plain.values["events"]
-        command.appSpecFileName = plain.values["appspec-filename"]
-        command.agentRoot = plain.values["agent-root"]
-        command.installRoot = plain.values["install-root"]
-        command.ignoreApplicationStopFailures = plain.flags.contains("ignore-application-stop-failures")
-        command.deploymentId = plain.values["deployment-id"]
+        command.deploymentGroup = plain[LocalOption.deploymentGroup] ?? defaultDeploymentGroup
+        command.deploymentGroupName = plain[LocalOption.deploymentGroupName] ?? defaultDeploymentGroupName
+        command.applicationName = plain[LocalOption.applicationName]
+        command.events = plain[LocalOption.events]
+        command.appSpecFileName = plain[LocalOption.appSpecFileName]
+        command.agentRoot = plain[LocalOption.agentRoot]
+        command.installRoot = plain[LocalOption.installRoot]
+        command.ignoreApplicationStopFailures = plain.has(LocalOption.ignoreApplicationStopFailures)
+        command.deploymentId = plain[LocalOption.deploymentId]
         command.engineOptions = engine
         command.output = output ?? .text
-        command.preflight = plain.flags.contains("preflight")
+        command.preflight = plain.has(LocalOption.preflight)
         do {
             try engine.validate()
             try command.validate()
@@ -119,21 +155,18 @@ extension LocalCommand {
 extension ValidateCommand {
     /// `deployctl validate` from a plain command line (``PlainArguments``), validated; nil for anything else.
     static func parsedPlainly(_ arguments: ArraySlice<String>) -> ValidateCommand? {
-        guard
-            let plain = PlainArguments(
-                arguments, options: ["bundle", "source", "bundle-type", "appspec-filename", "output"],
-                flagNames: ["ignore-hidden-files", "strict"]),
-            let bundleType = plain.value("bundle-type", ArchiveFormat.init(argument:)),
-            let output = plain.value("output", ValidationOutput.init(argument:))
+        guard let plain = PlainArguments(arguments, declared: ValidateOption.declared),
+            let bundleType = plain.value(ValidateOption.bundleType, ArchiveFormat.init(argument:)),
+            let output = plain.value(ValidateOption.output, ValidationOutput.init(argument:))
         else { return nil }
         var command = ValidateCommand()
-        command.bundle = plain.values["bundle"]
-        command.source = plain.values["source"]
+        command.bundle = plain[ValidateOption.bundle]
+        command.source = plain[ValidateOption.source]
         command.bundleType = bundleType
-        command.appSpecFileName = plain.values["appspec-filename"]
-        command.ignoreHidden = plain.flags.contains("ignore-hidden-files")
+        command.appSpecFileName = plain[ValidateOption.appSpecFileName]
+        command.ignoreHidden = plain.has(ValidateOption.ignoreHiddenFiles)
         command.output = output ?? .text
-        command.strict = plain.flags.contains("strict")
+        command.strict = plain.has(ValidateOption.strict)
         do {
             try command.validate()
         } catch {

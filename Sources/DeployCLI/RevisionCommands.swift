@@ -20,6 +20,19 @@ enum ValidationOutput: String, ExpressibleByArgument, CaseIterable {
     case text, json, github, sarif
 }
 
+/// The long options of `deployctl validate`, declared once for ArgumentParser and ``PlainArguments``.
+enum ValidateOption: String, PlainOptions {
+    case bundle
+    case source
+    case bundleType = "bundle-type"
+    case appSpecFileName = "appspec-filename"
+    case ignoreHiddenFiles = "ignore-hidden-files"
+    case output
+    case strict
+
+    var kind: PlainOptionKind { self == .ignoreHiddenFiles || self == .strict ? .flag : .value }
+}
+
 /// `deployctl validate`: checks a bundle or a source directory before it is uploaded.
 struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,34 +48,35 @@ struct ValidateCommand: ParsableCommand {
             (SARIF 2.1.0, for code-scanning dashboards) for CI.
             """)
 
-    @Option(name: .customLong("bundle"), help: ArgumentHelp("A bundle file (zip, tar or tgz) to check.", valueName: "path"))
+    @Option(name: ValidateOption.bundle.name, help: ArgumentHelp("A bundle file (zip, tar or tgz) to check.", valueName: "path"))
     var bundle: String?
 
     @Option(
-        name: .customLong("source"),
+        name: ValidateOption.source.name,
         help: ArgumentHelp("A directory to check, as push would bundle it (default: the current directory).", valueName: "dir"))
     var source: String?
 
     @Option(
-        name: .customLong("bundle-type"),
+        name: ValidateOption.bundleType.name,
         help: ArgumentHelp("The bundle's type, when it must be enforced; detected from the content otherwise.", valueName: "zip|tar|tgz"))
     var bundleType: ArchiveFormat?
 
     @Option(
-        name: .customLong("appspec-filename"),
+        name: ValidateOption.appSpecFileName.name,
         help: ArgumentHelp("The appspec's name at the revision root (default appspec.yml, then appspec.yaml).", valueName: "name"))
     var appSpecFileName: String?
 
     @Flag(
-        name: .customLong("ignore-hidden-files"), help: "With --source: leave out files and directories whose name starts with a dot, as push would.")
+        name: ValidateOption.ignoreHiddenFiles.name,
+        help: "With --source: leave out files and directories whose name starts with a dot, as push would.")
     var ignoreHidden = false
 
     @Option(
-        name: .customLong("output"),
+        name: ValidateOption.output.name,
         help: ArgumentHelp("text (default); json, github or sarif for CI.", valueName: "text|json|github|sarif"))
     var output: ValidationOutput = .text
 
-    @Flag(name: .customLong("strict"), help: "Fail (exit 1) on warnings too.")
+    @Flag(name: ValidateOption.strict.name, help: "Fail (exit 1) on warnings too.")
     var strict = false
 
     func validate() throws {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DeployModel
 import Testing
 
 @testable import DeployCLI
@@ -73,6 +74,42 @@ import Testing
     ])
     func anyOtherValidateLineIsLeftToArgumentParser(_ line: [String]) {
         #expect(ValidateCommand.parsedPlainly(line[...]) == nil, "\(line)")
+    }
+
+    /// The long options ArgumentParser declares for `command` (its `--experimental-dump-help` description), each with
+    /// how it takes its value; `--help` and `--version` are ArgumentParser's own.
+    static func declaredByArgumentParser(_ command: any ParsableCommand.Type) throws -> [String: PlainOptionKind] {
+        let dump = try JSONValue.parse(command._dumpHelp())
+        var options: [String: PlainOptionKind] = [:]
+        for argument in dump["command"]?["arguments"]?.arrayValue ?? [] {
+            let longNames = (argument["names"]?.arrayValue ?? []).filter { $0["kind"]?.stringValue == "long" }.compactMap { $0["name"]?.stringValue }
+            for name in longNames where name != "help" && name != "version" {
+                let repeating = argument["isRepeating"] == .bool(true)
+                options[name] = argument["kind"]?.stringValue == "flag" ? .flag : repeating ? .repeatable : .value
+            }
+        }
+        return options
+    }
+
+    static func declaredPlainly(_ declared: [(name: String, kind: PlainOptionKind)]) -> [String: PlainOptionKind] {
+        Dictionary(declared.map { ($0.name, $0.kind) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The plain reading and ArgumentParser know the same options, each taking its value the same way: an option
+    /// added to a command without its `LocalOption` (or `ValidateOption`) case, or with another kind, fails here.
+    @Test func thePlainReadersKnowExactlyTheOptionsArgumentParserDeclares() throws {
+        let local = try Self.declaredByArgumentParser(LocalCommand.self)
+        #expect(local.count == 17)
+        #expect(local == Self.declaredPlainly(LocalOption.declared + EngineOption.declared))
+        let validate = try Self.declaredByArgumentParser(ValidateCommand.self)
+        #expect(validate.count == 7)
+        #expect(validate == Self.declaredPlainly(ValidateOption.declared))
+    }
+
+    @Test func theComparisonSeesADriftedOption() throws {
+        var drifted = Self.declaredPlainly(LocalOption.declared + EngineOption.declared)
+        drifted["hook-env"] = .value
+        #expect(try Self.declaredByArgumentParser(LocalCommand.self) != drifted)
     }
 
     @Test func onlyLocalAndValidateAreReadPlainly() {
