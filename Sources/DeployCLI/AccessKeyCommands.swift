@@ -7,8 +7,7 @@ extension AccessRole: ExpressibleByArgument {}
 
 /// Runs an access-key operation on the local state file and prints its answer the aws CLI way (IAM's shapes).
 private func runAccessKeyOperation(_ global: GlobalOptions, _ operation: String, _ body: (ControlPlane) throws -> JSONValue?) throws {
-    try global.requireLocal("deployctl \(operation.kebabCased)")
-    let plane = try global.openControlPlane()
+    let plane = try global.openControlPlane(for: .stateFileOnly(command: "deployctl \(operation.kebabCased)"))
     let output = try CLIFailure.calling(operation) { try body(plane) }
     if let output { try StandardStreams.out(try global.render(output, operation: operation)) }
 }

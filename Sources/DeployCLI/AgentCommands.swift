@@ -114,7 +114,7 @@ struct AgentGroupCommand: AsyncParsableCommand {
                 try await runRemote(configPath: config)
                 return
             }
-            try global.requireLocal("deployctl agent run")
+            _ = try global.destination(for: .stateFileOnly(command: "deployctl agent run"))
             let instanceName = self.instanceName ?? ""
             let (plane, store) = try global.openLocal()
             try CLIFailure.calling("GetOnPremisesInstance") {

@@ -138,8 +138,6 @@ public struct GlobalOptions: ParsableArguments {
         }
     }
 
-    /// The API the commands talk to: the local control plane over the state file, or a remote server with
-    /// `--endpoint-url`. This and ``openUploader()`` are the only places that choose.
     /// The compiled `--query`, if any; a bad expression is a usage error (exit 252), found before anything runs.
     func compiledQuery() throws -> JMESPathExpression? {
         guard let query else { return nil }
@@ -173,21 +171,67 @@ public struct GlobalOptions: ParsableArguments {
         return OutputFormatter.format(result, as: output, operation: operation)
     }
 
+    /// What a command is about to open.
+    enum Purpose: Equatable {
+        /// The CodeDeploy API (and deployctl's own operations, such as the agents' presence).
+        case api
+        /// Where `push` stores bundles.
+        case uploads
+        /// `register` and `deregister`: a state file named on purpose is used on the server's host; otherwise the
+        /// server at the endpoint registers, for an admin key.
+        case registration
+        /// A command that works on this host's state file only (access keys, a local agent): an explicit
+        /// `--endpoint-url` is refused rather than ignored.
+        case stateFileOnly(command: String)
+    }
+
+    /// Where a command's work goes.
+    enum Destination: Equatable {
+        case server(endpoint: String)
+        case stateFile
+    }
+
+    /// The one place that decides whether a command talks to a server or opens the state file of this host.
+    func destination(for purpose: Purpose, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Destination {
+        switch purpose {
+        case .api:
+            return apiEndpoint(environment).map { .server(endpoint: $0) } ?? .stateFile
+        case .uploads:
+            return s3Endpoint(environment).map { .server(endpoint: $0) } ?? .stateFile
+        case .registration:
+            if namesStateFile { return .stateFile }
+            return apiEndpoint(environment).map { .server(endpoint: $0) } ?? .stateFile
+        case .stateFileOnly(let command):
+            if endpointURL != nil {
+                throw CLIFailure.usage(
+                    "\(command) works on the state file of this host; --endpoint-url is not accepted (run it where the server's state file is).")
+            }
+            return .stateFile
+        }
+    }
+
+    /// The API the commands talk to: a server, or the control plane over the state file.
     func openAPI(readOnly: Bool = false) throws -> any CodeDeployAPI {
-        if let endpoint = apiEndpoint() { return RemoteCodeDeploy(client: try remoteClient(endpoint)) }
-        return try openLocal(readOnly: readOnly).plane
+        switch try destination(for: .api) {
+        case .server(let endpoint): return RemoteCodeDeploy(client: try remoteClient(endpoint))
+        case .stateFile: return try openLocal(readOnly: readOnly).plane
+        }
     }
 
-    /// Where agents' presence is known: the server with `--endpoint-url`, else the state file.
+    /// Where agents' presence is known: the API's destination.
     func openAgentDirectory() throws -> any AgentDirectory {
-        if let endpoint = apiEndpoint() { return RemoteCodeDeploy(client: try remoteClient(endpoint)) }
-        return try openLocal(readOnly: true).plane
+        switch try destination(for: .api) {
+        case .server(let endpoint): return RemoteCodeDeploy(client: try remoteClient(endpoint))
+        case .stateFile: return try openLocal(readOnly: true).plane
+        }
     }
 
-    /// Where `push` stores bundles: the server's S3 API with `--endpoint-url`, else the store beside the state file.
+    /// Where `push` stores bundles: the server's S3 API, or the store beside the state file.
     func openUploader() throws -> any ObjectUploading {
-        if let endpoint = s3Endpoint() { return RemoteArtifacts(client: try remoteClient(endpoint)) }
-        return ArtifactStore(besideStateFile: statePath)
+        switch try destination(for: .uploads) {
+        case .server(let endpoint): return RemoteArtifacts(client: try remoteClient(endpoint))
+        case .stateFile: return ArtifactStore(besideStateFile: statePath)
+        }
     }
 
     /// The artifact store beside the state file (local agents read bundles from it).
@@ -203,16 +247,14 @@ public struct GlobalOptions: ParsableArguments {
         return caBundle ?? ProcessInfo.processInfo.environment["AWS_CA_BUNDLE"].flatMap { $0.isEmpty ? nil : $0 } ?? chain.setting("ca_bundle")
     }
 
-    func requireLocal(_ command: String) throws {
-        if endpointURL != nil {
-            throw CLIFailure.usage(
-                "\(command) works on the state file of this host; --endpoint-url is not accepted (run it where the server's state file is).")
-        }
+    /// The control plane over this host's state file, for a command whose ``destination(for:)`` is the state file.
+    func openControlPlane(for purpose: Purpose) throws -> ControlPlane {
+        guard try destination(for: purpose) == .stateFile else { throw CLIFailure.usage("this command works on the state file of this host") }
+        return try openLocal().plane
     }
 
-    func openControlPlane() throws -> ControlPlane { try openLocal().plane }
-
-    /// The local control plane over the state file, and the store under it (an agent watches the file).
+    /// The local control plane over the state file, and the store under it (an agent watches the file). Called by
+    /// the `open…` functions above once the destination is the state file, and by a local agent.
     func openLocal(readOnly: Bool = false) throws -> (plane: ControlPlane, store: SQLiteStore) {
         let region = region ?? ProcessInfo.processInfo.environment["DEPLOYCTL_REGION"] ?? "local"
         // A state file named on purpose (--state, $DEPLOYCTL_STATE) is never made up by a command that only reads: a

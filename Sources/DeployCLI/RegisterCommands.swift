@@ -60,7 +60,7 @@ struct RegisterCommand: AsyncParsableCommand {
         // A state file named on purpose (--state, DEPLOYCTL_STATE): register on it, on the server's host. Otherwise the
         // server at the endpoint does it, for an admin key, over its API.
         let (registered, ca) =
-            global.namesStateFile
+            try global.destination(for: .registration) == .stateFile
             ? try registerOnStateFile(tags: tagList, https: url.scheme == "https")
             : try await registerOnServer(endpoint, tags: tagList, https: url.scheme == "https")
         let files = try writeConfiguration(registered, ca: ca, endpoint: endpoint)
@@ -101,7 +101,7 @@ struct RegisterCommand: AsyncParsableCommand {
         if ca == nil, https {
             throw CLIFailure.other("cannot read the server's CA \(caSource): start deployctl server once (it makes it), or give --tls-dir")
         }
-        let plane = try global.openControlPlane()
+        let plane = try global.openControlPlane(for: .registration)
         // One transaction: the instance, its tags and its key, or nothing (a rerun starts afresh).
         let key = try CLIFailure.calling("RegisterOnPremisesInstance") { try plane.registerInstanceWithKey(instanceName: instanceName, tags: tags) }
         let registered = RemoteRegistration(
@@ -201,7 +201,7 @@ struct DeregisterCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        if !global.namesStateFile, let endpoint = global.apiEndpoint() {
+        if case .server(let endpoint) = try global.destination(for: .registration) {
             let server = RemoteCodeDeploy(client: try global.remoteClient(endpoint))
             do {
                 try await server.deregisterInstance(instanceName: instanceName)
@@ -213,7 +213,7 @@ struct DeregisterCommand: AsyncParsableCommand {
             }
             return
         }
-        let plane = try global.openControlPlane()
+        let plane = try global.openControlPlane(for: .registration)
         try CLIFailure.calling("DeregisterOnPremisesInstance") { try plane.deregisterInstanceWithKeys(instanceName: instanceName) }
     }
 }

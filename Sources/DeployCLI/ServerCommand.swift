@@ -109,7 +109,7 @@ struct ServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try global.requireLocal("deployctl server")
+        _ = try global.destination(for: .stateFileOnly(command: "deployctl server"))
         let address: ListenAddress
         do {
             address = try ListenAddress(parsing: listen)
