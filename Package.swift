@@ -99,7 +99,8 @@ let package = Package(
         .target(
             name: "DeployCLI",
             dependencies: [
-                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "DeployStoreSQLite", "AppSpec", "Bundles", "ArtifactStore", "Revisions", "Agent",
+                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "DeployStoreSQLite", "AppSpec", "Bundles", "ArtifactStore",
+                "Revisions", "Agent",
                 "DeployServer", "DeployClient", "JMESPath",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
@@ -122,7 +123,8 @@ let package = Package(
             linkerSettings: [
                 .unsafeFlags(
                     [
-                        "-L", "\(Context.packageDirectory)/.build/static-libstdc++", "-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs",
+                        "-L", "\(Context.packageDirectory)/.build/static-libstdc++", "-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker",
+                        "-z", "-Xlinker", "pack-relative-relocs",
                         "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/Scripts/startup-order.txt",
                         "-Xlinker", "--no-warn-symbol-ordering",
                     ],
@@ -134,15 +136,20 @@ let package = Package(
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
         .testTarget(name: "JMESPathTests", dependencies: ["JMESPath", "DeployModel", "TestSupport"]),
         .testTarget(
-            name: "DeployStoreTests", dependencies: ["DeployStore", "DeployStoreSQLite", "DeployModel", .product(name: "GRDB", package: "GRDB.swift")]),
+            name: "DeployStoreTests",
+            dependencies: ["DeployStore", "DeployStoreSQLite", "DeployModel", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),
         .testTarget(name: "AppSpecTests", dependencies: ["AppSpec", "HostCommandModel", "TestSupport"]),
         .testTarget(name: "BundlesTests", dependencies: ["Bundles"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "AppSpec", "Bundles", "DeployModel", "TestSupport"]),
         .testTarget(
             name: "ControlPlaneTests",
-            dependencies: ["ControlPlane", "DeployModel", "DeployStore", "DeployStoreSQLite", "HostCommandModel", "ArtifactStore", "Agent", "Bundles"]),
-        .testTarget(name: "DeployCLITests", dependencies: ["DeployCLI", "DeployModel"]),
+            dependencies: [
+                "ControlPlane", "DeployModel", "DeployStore", "DeployStoreSQLite", "HostCommandModel", "ArtifactStore", "Agent", "Bundles",
+            ]),
+        .testTarget(name: "DeployCLITests", dependencies: ["DeployCLI", "DeployModel", "ControlPlane", "DeployClient", "DeployStoreSQLite"]),
+        .testTarget(name: "DeployClientTests", dependencies: ["DeployClient", "AWSWire", "DeployModel", "HostCommandModel"]),
+        .testTarget(name: "RevisionsTests", dependencies: ["Revisions", "AppSpec", "Bundles"]),
         .testTarget(
             name: "AWSWireTests", dependencies: ["AWSWire", "ControlPlane", "DeployStore", "DeployModel"], exclude: ["botocore_sign.py"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DeployModel", "TestSupport"]),
