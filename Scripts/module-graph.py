@@ -60,9 +60,13 @@ def closure(graph, name):
 def documented_modules():
     """{module: the text of its "depends on" cell} from ARCHITECTURE.md's module table."""
     rows = {}
+    section = None
     for line in open(os.path.join(ROOT, "ARCHITECTURE.md"), encoding="utf-8"):
+        if line.startswith("## "):
+            section = line[3:].strip()
+        # Only the table of the "Modules" section: other tables (threads, states) name other things.
         match = re.match(r"^\| `([A-Za-z]+)` \|(.*)\|([^|]*)\|\s*$", line)
-        if match:
+        if match and section == "Modules":
             rows[match.group(1)] = match.group(3)
     return rows
 

@@ -458,7 +458,7 @@ let staticAppSpec = """
 
     /// AWS's outcome for a background child holding the script's output (issue 12): the event waits for it,
     /// naming it at once, succeeds when it closes the output before the timeout, and fails with OutputsLeftOpen at the
-    /// timeout without killing it. Observed with the AWS agent 1.8.1 (codedeploy-agent-behaviour.md, hooks).
+    /// timeout without killing it. Observed with the AWS agent 1.8.1.
     @Test func aBackgroundChildHoldingStdoutIsWaitedForUntilTheTimeout() throws {
         let box = try Sandbox()
         let short = try box.revision([

@@ -37,7 +37,7 @@ import Testing
             ])
     }
 
-    /// Where the AWS agent 1.8.1 reads an appspec differently (codedeploy-agent-behaviour.md, "mode" and "version"),
+    /// Where the AWS agent 1.8.1 reads an appspec differently ("mode" and "version", observed),
     /// deployctl keeps what the author meant and says what AWS would do.
     @Test func awsDifferencesAreWarnings() throws {
         let mode = AppSpecParser.parse("version: 0.0\nos: linux\npermissions:\n  - object: /srv\n    mode: 0644\n")

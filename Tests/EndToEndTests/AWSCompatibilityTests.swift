@@ -27,7 +27,7 @@ import Testing
     }
 
     /// AWS: a symlink leading outside the bundle is installed as a symlink, from a directory and from an archive
-    /// (behaviour §install, "symlinks"). Here: the same, never followed, and validate warns naming the target.
+    /// (observed). Here: the same, never followed, and validate warns naming the target.
     @Test(arguments: ["directory", "tgz", "zip"])
     func symlinksLeadingOutsideAreInstalledAsSymlinks(type: String) throws {
         let cli = try Deployctl()
@@ -45,8 +45,8 @@ import Testing
         #expect(validate.stdout.contains("app/current: the symlink points outside the revision (to '/etc/myapp')"), "\(validate.stdout)")
     }
 
-    /// AWS: unquoted `mode: 0644` is YAML's octal 420, applied as chmod 0420 (behaviour §permissions, "mode",
-    /// gotcha [V]). Here: 0644 as the author meant, and a warning saying what AWS would apply.
+    /// AWS: unquoted `mode: 0644` is YAML's octal 420, applied as chmod 0420 (observed). Here: 0644 as the author
+    /// meant, and a warning saying what AWS would apply.
     @Test func anUnquotedLeadingZeroModeIsAppliedAsWrittenWithAWarning() throws {
         let cli = try Deployctl()
         defer { cli.cleanUp() }
@@ -68,7 +68,7 @@ import Testing
         #expect(log.contains("[appspec]") && log.contains("would apply 0420"), "\(log)")
     }
 
-    /// AWS: `version: "0.0"` quoted is refused with a Ruby error (behaviour §appspec, "version" [V]). Here: accepted
+    /// AWS: `version: "0.0"` quoted is refused with a Ruby error (observed). Here: accepted
     /// with a warning.
     @Test func aQuotedVersionIsAcceptedWithAWarning() throws {
         let cli = try Deployctl()
@@ -82,7 +82,7 @@ import Testing
     }
 
     /// AWS: a hook that leaves `sleep &` holding stdout makes the event wait until the child exits (success) or the
-    /// timeout (behaviour §hooks, background children). Here: the same outcome, and validate warns on the line.
+    /// timeout (observed). Here: the same outcome, and validate warns on the line.
     @Test func aBackgroundJobWithoutRedirectIsWaitedForAndWarnedAbout() throws {
         let cli = try Deployctl()
         defer { cli.cleanUp() }
@@ -102,8 +102,8 @@ import Testing
         #expect(!validate.stdout.contains("'sleep 1 > /dev/null 2>&1 &'"))
     }
 
-    /// AWS: DISALLOW fails on an existing file, OVERWRITE replaces it, RETAIN keeps it (behaviour §install,
-    /// file_exists_behavior). Same here; DISALLOW names every conflict (AWS names the first).
+    /// AWS: DISALLOW fails on an existing file, OVERWRITE replaces it, RETAIN keeps it (observed). Same here; DISALLOW
+    /// names every conflict (AWS names the first).
     @Test func fileExistsBehaviors() throws {
         let cli = try Deployctl()
         defer { cli.cleanUp() }
@@ -125,7 +125,7 @@ import Testing
     }
 
     /// AWS: a bundle whose only top-level entry is a folder holding the appspec is unpacked from inside it
-    /// (behaviour §bundles). Same here.
+    /// (observed). Same here.
     @Test func aSingleTopLevelFolderIsStripped() throws {
         let cli = try Deployctl()
         defer { cli.cleanUp() }
@@ -138,8 +138,8 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: cli.directory.path + "/host/srv/site/index.html"))
     }
 
-    /// AWS: owner, group and mode are applied to what the deployment installed (behaviour §permissions); a runas
-    /// hook runs as that user with its HOME (behaviour §hooks, runas). Same here.
+    /// AWS: owner, group and mode are applied to what the deployment installed (observed); a runas
+    /// hook runs as that user with its HOME (observed). Same here.
     @Test func ownerGroupModeAndRunas() throws {
         guard geteuid() == 0 else {
             print("skipped: owners and runas need root")

@@ -1,4 +1,4 @@
-"""The cadence of AWS's agent 1.8.1 (codedeploy-command-protocol.md §5.2): it polls again one second after every poll,
+"""The cadence of AWS's agent 1.8.1 (ARCHITECTURE.md, "AWS's agent 1.8.1 on the wire"): it polls again one second after every poll,
 while the command it was handed still runs. The server holds that poll; it must answer it with the next command as
 soon as the running one completes, not at the end of the hold (which cost a 20 s stall per hook over one second)."""
 import json
