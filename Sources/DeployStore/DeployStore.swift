@@ -149,4 +149,13 @@ public protocol StoreTransaction {
     func agentContacts() throws -> [AgentContactRecord]
     /// Instances with an acknowledged (running) command, and its event.
     func runningEvents() throws -> [String: String]
+
+    // MARK: The event stream
+    /// Appends an event to the stream (the outbox) in this transaction, and answers its sequence number: larger than
+    /// every number before it, never reused. It is visible to readers when, and only if, the transaction commits.
+    @discardableResult func appendEvent(_ event: EventRecord) throws -> Int64
+    /// The events after `filter.after`, oldest first, at most `filter.limit`.
+    func events(_ filter: EventFilter) throws -> [EventRecord]
+    /// The sequence number of the newest event (0 when there is none).
+    func lastEventSequence() throws -> Int64
 }

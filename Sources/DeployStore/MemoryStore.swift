@@ -49,6 +49,8 @@ struct MemoryTables {
     var contacts: [String: AgentContactRecord] = [:]
     var accessKeys: [String: AccessKeyRecord] = [:]
     var sequence = 0
+    var events: [EventRecord] = []
+    var lastEventSequence: Int64 = 0
 }
 
 final class TablesBox {
@@ -314,5 +316,46 @@ struct MemoryTransaction: StoreTransaction {
         var running: [String: String] = [:]
         for command in t.commands.values where command.acknowledged { running[command.instanceName] = command.eventName }
         return running
+    }
+
+    // MARK: The event stream
+
+    func appendEvent(_ event: EventRecord) throws -> Int64 {
+        var sequence: Int64 = 0
+        try change { tables in
+            tables.lastEventSequence += 1
+            sequence = tables.lastEventSequence
+            var stored = event
+            stored.sequence = sequence
+            tables.events.append(stored)
+        }
+        return sequence
+    }
+
+    func events(_ filter: EventFilter) throws -> [EventRecord] {
+        let start = t.events.partitioningIndex { $0.sequence > filter.after }
+        var found: [EventRecord] = []
+        for event in t.events[start...] where found.count < filter.limit {
+            if let id = filter.deploymentId, event.deploymentId != id { continue }
+            if let name = filter.applicationName, event.applicationName != name { continue }
+            if let since = filter.since, event.time < since { continue }
+            found.append(event)
+        }
+        return found
+    }
+
+    func lastEventSequence() throws -> Int64 { t.lastEventSequence }
+}
+
+extension Array {
+    /// The first index whose element satisfies `belongs`, for a predicate false then true along the array.
+    fileprivate func partitioningIndex(where belongs: (Element) -> Bool) -> Int {
+        var low = startIndex
+        var high = endIndex
+        while low < high {
+            let middle = (low + high) / 2
+            if belongs(self[middle]) { high = middle } else { low = middle + 1 }
+        }
+        return low
     }
 }

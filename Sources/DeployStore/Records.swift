@@ -203,3 +203,45 @@ public struct AccessKeyRecord: Sendable, Equatable {
         self.createDate = createDate
     }
 }
+
+/// One entry of the event stream: a state change a trigger or a watcher can care about, written in the
+/// transaction that made the change (an outbox), so nothing committed goes unannounced and nothing rolled back is
+/// announced. `body` is the event as JSON (EventBridge's shape, ControlPlane's `DeploymentEvents`).
+public struct EventRecord: Sendable, Equatable {
+    /// Given by the store when the event is appended (0 before).
+    public var sequence: Int64
+    /// Seconds since 1970.
+    public var time: Double
+    public var deploymentId: String
+    public var applicationName: String
+    /// The instance, for instance and lifecycle-event events.
+    public var instanceName: String?
+    public var body: String
+
+    public init(sequence: Int64 = 0, time: Double, deploymentId: String, applicationName: String, instanceName: String?, body: String) {
+        self.sequence = sequence
+        self.time = time
+        self.deploymentId = deploymentId
+        self.applicationName = applicationName
+        self.instanceName = instanceName
+        self.body = body
+    }
+}
+
+/// Which events to read: those after a sequence number, of a deployment or an application, from a time on.
+public struct EventFilter: Sendable, Equatable {
+    public var after: Int64
+    public var deploymentId: String?
+    public var applicationName: String?
+    /// Seconds since 1970: only events at or after it.
+    public var since: Double?
+    public var limit: Int
+
+    public init(after: Int64 = 0, deploymentId: String? = nil, applicationName: String? = nil, since: Double? = nil, limit: Int = 1000) {
+        self.after = after
+        self.deploymentId = deploymentId
+        self.applicationName = applicationName
+        self.since = since
+        self.limit = limit
+    }
+}

@@ -647,4 +647,41 @@ struct SQLiteTransaction: StoreTransaction {
         }
         return running
     }
+
+    // MARK: The event stream
+
+    func appendEvent(_ event: EventRecord) throws -> Int64 {
+        try db.cachedStatement(
+            sql: "INSERT INTO events (time, deployment_id, application_name, instance_name, body) VALUES (?, ?, ?, ?, ?)"
+        ).execute(arguments: [event.time, event.deploymentId, event.applicationName, event.instanceName, event.body])
+        return db.lastInsertedRowID
+    }
+
+    func events(_ filter: EventFilter) throws -> [EventRecord] {
+        var clauses = ["sequence > ?"]
+        var arguments: StatementArguments = [filter.after]
+        if let id = filter.deploymentId {
+            clauses.append("deployment_id = ?")
+            _ = arguments.append(contentsOf: [id])
+        }
+        if let name = filter.applicationName {
+            clauses.append("application_name = ?")
+            _ = arguments.append(contentsOf: [name])
+        }
+        if let since = filter.since {
+            clauses.append("time >= ?")
+            _ = arguments.append(contentsOf: [since])
+        }
+        _ = arguments.append(contentsOf: [filter.limit])
+        let sql = "SELECT * FROM events WHERE \(clauses.joined(separator: " AND ")) ORDER BY sequence LIMIT ?"
+        return try Row.fetchAll(try db.cachedStatement(sql: sql), arguments: arguments).map {
+            EventRecord(
+                sequence: $0["sequence"], time: $0["time"], deploymentId: $0["deployment_id"], applicationName: $0["application_name"],
+                instanceName: $0["instance_name"], body: $0["body"])
+        }
+    }
+
+    func lastEventSequence() throws -> Int64 {
+        try Int64.fetchOne(try db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'events'")) ?? 0
+    }
 }

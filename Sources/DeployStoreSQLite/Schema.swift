@@ -5,8 +5,26 @@ import GRDB
 /// file at the same moment cannot both apply one. Never edit a migration that has shipped: append a new one.
 enum Schema {
     static let migrations: [@Sendable (Database) throws -> Void] = [
-        v1, v2, v3, v4, v5, v6, v7, v8,
+        v1, v2, v3, v4, v5, v6, v7, v8, v9,
     ]
+
+    /// The event stream (an outbox): one row per state change, in the transaction of the change. AUTOINCREMENT, so
+    /// a sequence number is never given twice, even after rows are deleted; readers follow it by `sequence`.
+    static func v9(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE events (
+                    sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+                    time REAL NOT NULL,
+                    deployment_id TEXT NOT NULL,
+                    application_name TEXT NOT NULL,
+                    instance_name TEXT,
+                    body TEXT NOT NULL
+                );
+                CREATE INDEX events_by_deployment ON events(deployment_id, sequence);
+                CREATE INDEX events_by_application ON events(application_name, sequence);
+                """)
+    }
 
     /// When each instance's agent was last heard from (`deployctl agent list`, the `--wait` view).
     static func v8(_ db: Database) throws {
