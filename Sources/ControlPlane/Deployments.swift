@@ -24,10 +24,6 @@ extension ControlPlane {
         return info
     }
 
-    func saveDeployment(_ tx: any StoreTransaction, _ info: DeploymentInfo) throws {
-        try tx.updateDeployment(info)
-    }
-
     /// The registered instances a group (or a deployment's `targetInstances`) selects, by name.
     func selectTargets(_ tx: any StoreTransaction, group: DeploymentGroupInfo, override: TargetInstances?) throws -> [InstanceInfo] {
         let names = try tx.instanceNames(registered: true)
@@ -136,6 +132,8 @@ extension ControlPlane {
                     lifecycleEvents: LifecycleEventName.all.map { LifecycleEvent(lifecycleEventName: $0, status: .pending) })
                 try tx.insertTarget(target, deploymentId: id, position: position)
             }
+            try announceDeployment(tx, info, state: "CREATED")
+            if info.status == .failed { try announceDeployment(tx, info, state: "FAILURE") }
             return id
         }
     }
@@ -199,6 +197,7 @@ extension ControlPlane {
                 try tx.commandInstances(deploymentId: id))
             for var target in try targets(tx, deploymentId: id) where target.status == .pending || target.status == .inProgress {
                 if outstanding.contains(target.targetId ?? "") { continue }
+                let previous = target
                 target.status = .skipped
                 target.lastUpdatedAt = stopped
                 target.lifecycleEvents = target.lifecycleEvents?.map { event in
@@ -209,13 +208,14 @@ extension ControlPlane {
                     }
                     return event
                 }
-                try saveTarget(tx, target)
+                try saveTarget(tx, target, previous: previous)
             }
+            let previousStatus = info.status
             info.status = .stopped
             info.completeTime = stopped
             info.errorInformation = ErrorInformation(code: .manualStop, message: "The deployment was stopped by a stop-deployment request.")
             info = try withOverview(tx, info)
-            try saveDeployment(tx, info)
+            try saveDeployment(tx, info, previous: previousStatus)
             let requested = input.autoRollbackEnabled
             if requested == true
                 || (requested == nil && info.autoRollbackConfiguration?.enabled == true

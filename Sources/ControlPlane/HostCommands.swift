@@ -99,6 +99,7 @@ extension ControlPlane: HostCommandService {
                 throw ServiceError("InvalidHostCommandException", "The host command \(id) is not outstanding (it completed or was failed).")
             }
             target.lifecycleEvents?[index].diagnostics = Diagnostics(message: String(note.prefix(1024)))
+            // A note on a running event changes no status: nothing to announce.
             try tx.updateTarget(target)
         }
     }
@@ -149,10 +150,6 @@ extension ControlPlane: HostCommandService {
         try tx.target(deploymentId: deploymentId, instance: instance)
     }
 
-    func saveTarget(_ tx: any StoreTransaction, _ target: InstanceTarget) throws {
-        try tx.updateTarget(target)
-    }
-
     /// Fails the host commands whose agent did not acknowledge or complete them in time, and advances their
     /// deployments. Every operation that reads or writes a deployment calls this first, so a dead agent never
     /// leaves a deployment InProgress (and its group blocked) when no other agent polls. Costs one read when
@@ -200,6 +197,7 @@ extension ControlPlane: HostCommandService {
     /// now, so the deployment starts its next targets at once rather than at this agent's next poll.
     func finishTargetIfDone(_ tx: any StoreTransaction, deploymentId: String, instance: String) throws {
         guard var target = try targetRow(tx, deploymentId: deploymentId, instance: instance), target.status == .inProgress else { return }
+        let previous = target
         var events = target.lifecycleEvents ?? []
         let remaining = events.filter { $0.status == .pending || $0.status == .inProgress }
         guard remaining.allSatisfy({ $0.status == .pending && LifecycleEventName.traffic.contains($0.lifecycleEventName ?? "") }) else { return }
@@ -211,7 +209,7 @@ extension ControlPlane: HostCommandService {
         target.lifecycleEvents = events
         target.status = .succeeded
         target.lastUpdatedAt = stamp
-        try saveTarget(tx, target)
+        try saveTarget(tx, target, previous: previous)
     }
 
     /// The next event of the instance's target, if its target is in flight and nothing of it is outstanding.
@@ -221,6 +219,7 @@ extension ControlPlane: HostCommandService {
         else { return nil }
         // One dispatch per host command: checked and inserted in the same write transaction (DeployStore).
         if try tx.hasCommand(deploymentId: deploymentId, instance: instance) { return nil }
+        let previous = target
         var events = target.lifecycleEvents ?? []
         let stamp = now()
         // The traffic events need a load balancer, which deployctl does not manage: they are skipped here.
@@ -234,7 +233,7 @@ extension ControlPlane: HostCommandService {
         guard let index = events.firstIndex(where: { $0.status == .pending }) else {
             target.status = .succeeded
             target.lastUpdatedAt = stamp
-            try saveTarget(tx, target)
+            try saveTarget(tx, target, previous: previous)
             try advance(tx, deploymentId)
             return nil
         }
@@ -243,7 +242,7 @@ extension ControlPlane: HostCommandService {
         events[index].startTime = stamp
         target.lifecycleEvents = events
         target.lastUpdatedAt = stamp
-        try saveTarget(tx, target)
+        try saveTarget(tx, target, previous: previous)
         let id = "hc-" + Identifier.uuid()
         try tx.insertCommand(
             HostCommandRecord(
@@ -301,6 +300,7 @@ extension ControlPlane: HostCommandService {
     /// Records an event's end on its target; a failure fails the target and skips its remaining events.
     func finishEvent(_ tx: any StoreTransaction, deploymentId: String, instance: String, event: String, report: HostCommandReport) throws {
         guard var target = try targetRow(tx, deploymentId: deploymentId, instance: instance) else { return }
+        let previous = target
         var events = target.lifecycleEvents ?? []
         let stamp = now()
         guard let index = events.firstIndex(where: { $0.lifecycleEventName == event }) else { return }
@@ -330,8 +330,8 @@ extension ControlPlane: HostCommandService {
         }
         target.lifecycleEvents = events
         target.lastUpdatedAt = stamp
-        try saveTarget(tx, target)
-        if stopped, let deployment { try saveDeployment(tx, withOverview(tx, deployment)) }
+        try saveTarget(tx, target, previous: previous)
+        if stopped, let deployment { try saveDeployment(tx, withOverview(tx, deployment), previous: deployment.status) }
     }
 
     /// The deployment's overview counts from its targets.
@@ -356,6 +356,7 @@ extension ControlPlane: HostCommandService {
         if info.status == .created {
             info.status = .inProgress
             info.startTime = stamp
+            try announceDeployment(tx, info, state: "START")
         }
         let counts = try tx.targetStatusCounts(deploymentId: deploymentId)
         let config = try findConfig(tx, info.deploymentConfigName ?? "CodeDeployDefault.OneAtATime")
@@ -385,14 +386,15 @@ extension ControlPlane: HostCommandService {
         if decision.start.isEmpty, decision.outcome == .running, info.status == .inProgress, info.startTime != stamp {
             // Nothing to start and nothing ended: only the counts can have moved.
             let counted = try withOverview(tx, info)
-            if counted.deploymentOverview != info.deploymentOverview { try saveDeployment(tx, counted) }
+            if counted.deploymentOverview != info.deploymentOverview { try saveDeployment(tx, counted, previous: info.status) }
             return
         }
         for index in decision.start {
             guard var target = try targetRow(tx, deploymentId: deploymentId, instance: statuses[index].targetId) else { continue }
+            let previous = target
             target.status = .inProgress
             target.lastUpdatedAt = stamp
-            try saveTarget(tx, target)
+            try saveTarget(tx, target, previous: previous)
         }
         switch decision.outcome {
         case .running:
@@ -408,6 +410,7 @@ extension ControlPlane: HostCommandService {
                 guard var target = try targetRow(tx, deploymentId: deploymentId, instance: entry.targetId), target.status == .pending else {
                     continue
                 }
+                let previous = target
                 target.status = .skipped
                 target.lastUpdatedAt = stamp
                 target.lifecycleEvents = target.lifecycleEvents?.map { event in
@@ -418,11 +421,12 @@ extension ControlPlane: HostCommandService {
                     }
                     return event
                 }
-                try saveTarget(tx, target)
+                try saveTarget(tx, target, previous: previous)
             }
         }
         info = try withOverview(tx, info)
-        try saveDeployment(tx, info)
+        // START was announced above when the deployment started in this call.
+        try saveDeployment(tx, info, previous: .inProgress)
         if case .failed = decision.outcome {
             try rollBackIfConfigured(tx, info, event: .deploymentFailure)
         }
@@ -439,7 +443,7 @@ extension ControlPlane: HostCommandService {
         else {
             failedInfo.rollbackInfo = RollbackInfo(
                 rollbackMessage: "Automatic rollback was not performed: the group has no earlier successful deployment.")
-            try saveDeployment(tx, failedInfo)
+            try saveDeployment(tx, failedInfo, previous: failed.status)
             return
         }
         let rollbackId = try insertDeployment(
@@ -457,7 +461,8 @@ extension ControlPlane: HostCommandService {
         failedInfo.rollbackInfo = RollbackInfo(
             rollbackDeploymentId: rollbackId,
             rollbackMessage: "Automatic rollback to the revision of \(previous.deploymentId ?? "") started as \(rollbackId)")
-        try saveDeployment(tx, failedInfo)
+        try saveDeployment(tx, failedInfo, previous: failed.status)
+        try announceDeployment(tx, failedInfo, state: "ROLLBACK", extra: [("rollbackDeploymentId", .string(rollbackId))])
     }
 }
 

@@ -1,0 +1,199 @@
+import ControlPlane
+import DeployModel
+import DeployStore
+import Foundation
+import HostCommandModel
+import Testing
+
+/// The event stream (issue 24's outbox): every state change is announced once, in order, in the transaction that
+/// made it, in EventBridge's shape; on both stores.
+@Suite struct EventStreamTests {
+    func fixture(_ store: StoreKind, instances: [String] = ["a", "b"]) throws -> (ControlPlane, URL) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ev-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let plane = ControlPlane(store: try store.make(in: dir), region: "eu-west-3", account: "123456789012")
+        _ = try plane.createApplication(CreateApplicationInput(applicationName: "shop"))
+        for name in instances {
+            try plane.registerOnPremisesInstance(RegisterOnPremisesInstanceInput(instanceName: name))
+            try plane.addTagsToOnPremisesInstances(AddTagsToOnPremisesInstancesInput(tags: [Tag(key: "k", value: "v")], instanceNames: [name]))
+        }
+        _ = try plane.createDeploymentGroup(
+            CreateDeploymentGroupInput(
+                applicationName: "shop", deploymentGroupName: "web", deploymentConfigName: "CodeDeployDefault.OneAtATime",
+                onPremisesInstanceTagFilters: [TagFilter(key: "k", type: .keyOnly)],
+                autoRollbackConfiguration: AutoRollbackConfiguration(enabled: true, events: [.deploymentFailure])))
+        return (plane, dir)
+    }
+
+    func deploy(_ plane: ControlPlane, key: String = "v1.zip") throws -> String {
+        try plane.createDeployment(
+            CreateDeploymentInput(
+                applicationName: "shop", deploymentGroupName: "web",
+                revision: RevisionLocation(revisionType: .s3, s3Location: S3Location(bucket: "bkt", key: key, bundleType: .zip)))
+        ).deploymentId ?? ""
+    }
+
+    /// Runs every command of every instance; `fail` names an instance whose AfterInstall fails.
+    func runAgents(_ plane: ControlPlane, _ instances: [String], fail: String? = nil) throws {
+        var progressed = true
+        while progressed {
+            progressed = false
+            for instance in instances {
+                while let command = try plane.pollHostCommand(instanceName: instance) {
+                    progressed = true
+                    let failed = instance == fail && command.lifecycleEvent == "AfterInstall"
+                    try plane.completeHostCommand(
+                        id: command.id,
+                        report: failed
+                            ? HostCommandReport(status: .failed, errorCode: "ScriptFailed", scriptName: "check.sh", message: "exit code 3")
+                            : HostCommandReport(status: .succeeded))
+                }
+            }
+        }
+    }
+
+    /// `kind state` for each event: `deployment START`, `instance a SUCCESS`, `lifecycle a AfterInstall FAILURE`.
+    func summary(_ events: [StreamEvent]) -> [String] {
+        events.map { event in
+            let detail = event.event["detail"]
+            let state = detail?["state"]?.stringValue ?? "?"
+            switch event.event["detail-type"]?.stringValue {
+            case "CodeDeploy Deployment State-change Notification"?: return "deployment \(state)"
+            case "CodeDeploy Instance State-change Notification"?: return "instance \(detail?["instanceId"]?.stringValue ?? "") \(state)"
+            default: return "lifecycle \(detail?["instanceId"]?.stringValue ?? "") \(detail?["lifecycleEvent"]?.stringValue ?? "") \(state)"
+            }
+        }
+    }
+
+    static let ran = ["ApplicationStop", "DownloadBundle", "BeforeInstall", "Install", "AfterInstall", "ApplicationStart", "ValidateService"]
+
+    @Test(arguments: StoreKind.allCases) func aDeploymentIsAnnouncedInOrderInEventBridgesShape(_ store: StoreKind) throws {
+        let (plane, dir) = try fixture(store)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let id = try deploy(plane)
+        try runAgents(plane, ["a", "b"])
+        let events = try plane.events(StreamEventQuery(deploymentId: id))
+        var expected = ["deployment CREATED", "deployment START", "instance a START"]
+        expected += Self.ran.map { "lifecycle a \($0) SUCCESS" } + ["instance a SUCCESS", "instance b START"]
+        expected += Self.ran.map { "lifecycle b \($0) SUCCESS" } + ["instance b SUCCESS", "deployment SUCCESS"]
+        #expect(summary(events) == expected)
+        #expect(events.map(\.sequence) == events.map(\.sequence).sorted())
+        #expect(Set(events.map(\.sequence)).count == events.count)
+
+        let created = try #require(events.first?.event)
+        #expect(created.objectKeys == ["account", "region", "detail-type", "source", "version", "time", "id", "resources", "detail"])
+        #expect(created["source"] == .string("aws.codedeploy"))
+        #expect(created["account"] == .string("123456789012"))
+        #expect(
+            created["resources"]
+                == .array([
+                    .string("arn:aws:codedeploy:eu-west-3:123456789012:application:shop"),
+                    .string("arn:aws:codedeploy:eu-west-3:123456789012:deploymentgroup:shop/web"),
+                ]))
+        let detail = try #require(created["detail"])
+        #expect(detail.objectKeys == ["instanceGroupId", "region", "application", "deploymentId", "state", "deploymentGroup"])
+        let groupId = try plane.getDeploymentGroup(GetDeploymentGroupInput(applicationName: "shop", deploymentGroupName: "web"))
+            .deploymentGroupInfo?.deploymentGroupId
+        #expect(detail["instanceGroupId"]?.stringValue == groupId)
+        #expect(created["time"]?.stringValue?.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"#, options: .regularExpression) != nil)
+        let instance = try #require(events.first { $0.event["detail-type"] == .string("CodeDeploy Instance State-change Notification") })
+        #expect(
+            instance.event["detail"]?.objectKeys == [
+                "instanceId", "region", "state", "application", "deploymentId", "instanceGroupId", "deploymentGroup",
+            ])
+    }
+
+    @Test(arguments: StoreKind.allCases) func aFailureCarriesItsErrorAndItsRollbackIsAnnounced(_ store: StoreKind) throws {
+        let (plane, dir) = try fixture(store, instances: ["a"])
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let good = try deploy(plane)
+        try runAgents(plane, ["a"])
+        let bad = try deploy(plane, key: "v2.zip")
+        try runAgents(plane, ["a"], fail: "a")
+        let events = try plane.events(StreamEventQuery(deploymentId: bad))
+        let failed = try #require(events.first { $0.event["detail"]?["lifecycleEvent"] == .string("AfterInstall") })
+        #expect(failed.event["detail"]?["state"] == .string("FAILURE"))
+        #expect(failed.event["detail"]?["errorCode"] == .string("ScriptFailed"))
+        #expect(failed.event["detail"]?["message"] == .string("exit code 3"))
+        #expect(summary(events).suffix(3) == ["instance a FAILURE", "deployment FAILURE", "deployment ROLLBACK"])
+        let rollbackId = try #require(events.last?.event["detail"]?["rollbackDeploymentId"]?.stringValue)
+        #expect(rollbackId != good)
+        #expect(summary(try plane.events(StreamEventQuery(deploymentId: rollbackId))).prefix(2) == ["deployment CREATED", "deployment START"])
+        #expect(try plane.events(StreamEventQuery(applicationName: "shop")).count > events.count)
+        #expect(try plane.events(StreamEventQuery(applicationName: "other")).isEmpty)
+    }
+
+    @Test(arguments: StoreKind.allCases) func aStopAndANoInstanceFailureAreAnnounced(_ store: StoreKind) throws {
+        let (plane, dir) = try fixture(store)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let id = try deploy(plane)
+        _ = try plane.stopDeployment(StopDeploymentInput(deploymentId: id, autoRollbackEnabled: false))
+        #expect(summary(try plane.events(StreamEventQuery(deploymentId: id))).last == "deployment STOP")
+        for name in ["a", "b"] { try plane.deregisterOnPremisesInstance(DeregisterOnPremisesInstanceInput(instanceName: name)) }
+        let empty = try deploy(plane)
+        #expect(summary(try plane.events(StreamEventQuery(deploymentId: empty))) == ["deployment CREATED", "deployment FAILURE"])
+    }
+
+    @Test(arguments: StoreKind.allCases) func readersResumeAfterASequenceAndPageByLimit(_ store: StoreKind) throws {
+        let (plane, dir) = try fixture(store)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        _ = try deploy(plane)
+        try runAgents(plane, ["a", "b"])
+        let all = try plane.events(StreamEventQuery())
+        #expect(all.count == 21)
+        let firstPage = try plane.events(StreamEventQuery(limit: 5))
+        #expect(firstPage == Array(all.prefix(5)))
+        let rest = try plane.events(StreamEventQuery(after: firstPage[4].sequence))
+        #expect(rest == Array(all.dropFirst(5)))
+        #expect(try plane.events(StreamEventQuery(after: all[all.count - 1].sequence)).isEmpty)
+        #expect(try plane.events(StreamEventQuery(since: Date().addingTimeInterval(3600))).isEmpty)
+    }
+
+    struct Abandoned: Error {}
+
+    /// An event appended by a transaction that fails is never seen, and its sequence number is not handed out
+    /// again to a later one as if it had been read (readers resume after the last number they saw).
+    @Test(arguments: StoreKind.allCases) func anEventOfARolledBackTransactionIsNeverSeen(_ kind: StoreKind) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ev-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try kind.make(in: dir)
+        func record(_ body: String) -> EventRecord {
+            EventRecord(time: 1_800_000_000, deploymentId: "d-1", applicationName: "shop", instanceName: nil, body: body)
+        }
+        let first = try store.write { tx in try tx.appendEvent(record("{\"n\":1}")) }
+        #expect(throws: Abandoned.self) {
+            try store.write { tx in
+                try tx.appendEvent(record("{\"n\":2}"))
+                throw Abandoned()
+            }
+        }
+        let third = try store.write { tx in try tx.appendEvent(record("{\"n\":3}")) }
+        #expect(third > first)
+        let seen = try store.read { tx in try tx.events(EventFilter()) }
+        #expect(seen.map(\.body) == ["{\"n\":1}", "{\"n\":3}"])
+        #expect(try store.read { tx in try tx.lastEventSequence() } == third)
+    }
+
+    /// The long poll answers as soon as an event is written, not at the end of its wait.
+    @Test func aWaitingReadAnswersWhenAnEventArrives() async throws {
+        let (plane, dir) = try fixture(.sqlite)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let after = try plane.events(StreamEventQuery()).last?.sequence ?? 0
+        let started = ContinuousClock.now
+        async let found = plane.listEvents(StreamEventQuery(after: after, wait: 10))
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try deploy(plane)
+        let events = try await found
+        #expect(summary(events).first == "deployment CREATED")
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+}
+
+extension JSONValue {
+    /// The member names of an object, in order.
+    fileprivate var objectKeys: [String] {
+        guard case .object(let members) = self else { return [] }
+        return members.map(\.key)
+    }
+}
