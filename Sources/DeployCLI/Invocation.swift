@@ -226,6 +226,14 @@ public struct GlobalOptions: ParsableArguments {
         }
     }
 
+    /// Where the event stream is read: the API's destination.
+    func openEventSource() throws -> any EventStreamSource {
+        switch try destination(for: .api) {
+        case .server(let endpoint): return RemoteCodeDeploy(client: try remoteClient(endpoint))
+        case .stateFile: return try openLocal(readOnly: true).plane
+        }
+    }
+
     /// Where `push` stores bundles: the server's S3 API, or the store beside the state file.
     func openUploader() throws -> any ObjectUploading {
         switch try destination(for: .uploads) {

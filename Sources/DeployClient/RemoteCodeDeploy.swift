@@ -111,3 +111,19 @@ extension RemoteCodeDeploy {
         _ = try await callDeployctl("DeregisterInstance", .members([("instanceName", .string(instanceName))]))
     }
 }
+
+extension RemoteCodeDeploy: EventStreamSource {
+    /// deployctl's `ListEvents`: a long poll when `query.wait` is set.
+    public func listEvents(_ query: StreamEventQuery) async throws -> [StreamEvent] {
+        var members: [(String, JSONValue)] = [("after", .int(Int(query.after))), ("limit", .int(query.limit))]
+        if let id = query.deploymentId { members.append(("deploymentId", .string(id))) }
+        if let name = query.applicationName { members.append(("applicationName", .string(name))) }
+        if let since = query.since { members.append(("since", .double(since.timeIntervalSince1970))) }
+        if query.wait > 0 { members.append(("waitSeconds", .double(query.wait))) }
+        let answer = try await callDeployctl("ListEvents", .members(members))
+        return (answer["events"]?.arrayValue ?? []).compactMap { item in
+            guard case .int(let sequence)? = item["sequence"], let event = item["event"] else { return nil }
+            return StreamEvent(sequence: Int64(sequence), event: event)
+        }
+    }
+}

@@ -198,7 +198,12 @@ public struct DeployServer: Sendable {
         let group = ServiceGroup(
             configuration: .init(
                 services: [
-                    .init(service: app), .init(service: ShutdownNotice { waiters.close() }, successTerminationBehavior: .ignore),
+                    .init(service: app),
+                    .init(
+                        service: ShutdownNotice {
+                            waiters.close()
+                            responder.eventStreams.close()
+                        }, successTerminationBehavior: .ignore),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -52,7 +52,7 @@ struct DeployctlOperation: Sendable {
     }
 
     static let all: [String: DeployctlOperation] = Dictionary(
-        uniqueKeysWithValues: [listAgents, registerInstance, deregisterInstance].map { ($0.name, $0) })
+        uniqueKeysWithValues: [listAgents, listEvents, registerInstance, deregisterInstance].map { ($0.name, $0) })
 
     /// Parses the body, runs the operation, and turns every failure into the error the JSON protocol sends.
     func handle(_ responder: ServerResponder, body: Data) async -> JSONProtocol.Response {
@@ -107,6 +107,51 @@ struct DeployctlOperation: Sendable {
             let agents = try await responder.onReaders { plane in try plane.agentPresence(instanceNames: asked, pending: pending) }
             return try JSONValueEncoder().encode(ListAgentsOutput(agents: agents))
         }
+    }
+
+    /// The event stream after a sequence number (`after`), of a deployment or an application, from a time on
+    /// (`since`, epoch seconds); with `waitSeconds`, held until an event is there (a long poll, at most 20 s).
+    static let listEvents = DeployctlOperation(name: "ListEvents") { responder, input throws(OperationRefusal) in
+        let query = try eventQuery(input)
+        let deadline = ContinuousClock.now + .milliseconds(Int(query.wait * 1000))
+        while true {
+            let found = try await storeWork { try await responder.onReaders { plane in try plane.events(query) } }
+            if !found.isEmpty || ContinuousClock.now >= deadline || Task.isCancelled {
+                return .members([("events", .array(found.map(\.json)))])
+            }
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    /// The query of ListEvents (and of `GET /events`), with every member checked.
+    static func eventQuery(_ input: JSONValue) throws(OperationRefusal) -> StreamEventQuery {
+        func number(_ name: String, _ range: ClosedRange<Double>) throws(OperationRefusal) -> Double? {
+            guard let value = input[name], value != .null else { return nil }
+            let number: Double?
+            switch value {
+            case .int(let n): number = Double(n)
+            case .double(let d): number = d
+            case .string(let text): number = Double(text)
+            default: number = nil
+            }
+            guard let number, range.contains(number) else {
+                throw OperationRefusal(
+                    code: "ValidationException", message: "\(name) must be a number from \(Int(range.lowerBound)) to \(Int(range.upperBound)).")
+            }
+            return number
+        }
+        func text(_ name: String) throws(OperationRefusal) -> String? {
+            guard let value = input[name], value != .null else { return nil }
+            guard let string = value.stringValue, !string.isEmpty, string.count <= 200 else {
+                throw OperationRefusal(code: "ValidationException", message: "\(name) must be a string of 1 to 200 characters.")
+            }
+            return string
+        }
+        return StreamEventQuery(
+            after: Int64(try number("after", 0...9e15) ?? 0), deploymentId: try text("deploymentId"),
+            applicationName: try text("applicationName"), since: try number("since", 0...1e11).map { Date(timeIntervalSince1970: $0) },
+            limit: Int(try number("limit", 1...Double(StreamEventQuery.maxLimit)) ?? Double(StreamEventQuery.maxLimit)),
+            wait: try number("waitSeconds", 0...StreamEventQuery.maxWait) ?? 0)
     }
 
     static let registerInstance = DeployctlOperation(name: "RegisterInstance") { responder, input throws(OperationRefusal) in

@@ -155,6 +155,8 @@ struct ServerResponder: HTTPResponder {
     let pollHold: Duration
     /// When each instance's agent last polled (for `deployctl agent list` and the `--wait` view).
     let agentContacts = AgentContacts()
+    /// The open `GET /events` streams.
+    let eventStreams = EventStreams()
 
     init(
         plane: ControlPlane, artifacts: ArtifactStore, maxObjectBytes: Int64, signer: SpecificationSigner,
@@ -213,6 +215,8 @@ struct ServerResponder: HTTPResponder {
             answer = await api(request, wire, target: target, requestId: requestId, keyId: &keyId)
         } else if wire.method == "GET", wire.path == "/metrics" {
             answer = metricsResponse(wire, keyId: &keyId)
+        } else if wire.method == "GET", wire.path == "/events" {
+            answer = eventStreamResponse(wire, keyId: &keyId)
         } else {
             // Object work reads and writes files and hashes bodies: it runs on the file threads, never on the
             // cooperative pool the API's requests need (issue 22, item 4).
@@ -311,6 +315,24 @@ struct ServerResponder: HTTPResponder {
     /// `Authorization: Bearer <access key id>:<secret>` (Prometheus' `authorization` setting), or signs the request
     /// like any other.
     func metricsResponse(_ wire: WireRequest, keyId: inout String) -> WireResponse {
+        guard let role = authenticateGET(wire, keyId: &keyId) else {
+            return WireResponse(
+                status: 401, headers: [("WWW-Authenticate", "Bearer realm=\"deployctl\"")], operation: "Metrics", errorCode: "Unauthorized")
+        }
+        guard role.allows("Metrics") else {
+            return WireResponse(
+                status: 403, contentType: "text/plain; charset=utf-8",
+                text: "The access key \(keyId) (role \(role.rawValue)) may not read /metrics: use a key of role metrics or admin.\n",
+                operation: "Metrics", errorCode: "AccessDenied")
+        }
+        return WireResponse(
+            status: 200, contentType: "text/plain; version=0.0.4", text: metrics.text(sampling: executors, connections: connections),
+            operation: "Metrics")
+    }
+
+    /// The role of a GET's caller: `Authorization: Bearer <access key id>:<secret>` (what Prometheus and curl send),
+    /// or a SigV4 signature like any other request's. Nil when neither holds.
+    func authenticateGET(_ wire: WireRequest, keyId: inout String) -> AccessRole? {
         let authorization = wire.header("authorization") ?? ""
         var role: AccessRole?
         if authorization.hasPrefix("Bearer ") {
@@ -329,19 +351,7 @@ struct ServerResponder: HTTPResponder {
                 keyId = signer.accessKeyId
             }
         }
-        guard let role else {
-            return WireResponse(
-                status: 401, headers: [("WWW-Authenticate", "Bearer realm=\"deployctl\"")], operation: "Metrics", errorCode: "Unauthorized")
-        }
-        guard role.allows("Metrics") else {
-            return WireResponse(
-                status: 403, contentType: "text/plain; charset=utf-8",
-                text: "The access key \(keyId) (role \(role.rawValue)) may not read /metrics: use a key of role metrics or admin.\n",
-                operation: "Metrics", errorCode: "AccessDenied")
-        }
-        return WireResponse(
-            status: 200, contentType: "text/plain; version=0.0.4", text: metrics.text(sampling: executors, connections: connections),
-            operation: "Metrics")
+        return role
     }
 }
 
