@@ -18,16 +18,24 @@ public final class ControlPlane: Sendable {
     /// How long an agent has to acknowledge a command, and how long past its expected duration a command may run
     /// before the agent is presumed gone and the event fails (60 s).
     public let agentGrace: TimeInterval
+    /// How long the event stream keeps an event: older ones are deleted, a thousand at a time, by each
+    /// `create-deployment` (so a state file that deploys keeps a bounded stream with nothing else running).
+    public let eventRetention: TimeInterval
+    let eventSubjects = EventSubjects()
+
+    public static let defaultEventRetention: TimeInterval = 14 * 86_400
 
     public init(
         store: any DeployStore, region: String = "local", account: String = "000000000000", expiresOnRead: Bool = true,
-        agentGrace: TimeInterval = 60, clock: @escaping @Sendable () -> Date = { Date() }
+        agentGrace: TimeInterval = 60, eventRetention: TimeInterval = ControlPlane.defaultEventRetention,
+        clock: @escaping @Sendable () -> Date = { Date() }
     ) {
         self.store = store
         self.region = region
         self.account = account
         self.expiresOnRead = expiresOnRead
         self.agentGrace = max(1, agentGrace)
+        self.eventRetention = max(60, eventRetention)
         self.clock = clock
     }
 

@@ -1,6 +1,7 @@
 import DeployModel
 import DeployStore
 import Foundation
+import Synchronization
 
 /// The event stream's entries, in EventBridge's shape for CodeDeploy (`source` `aws.codedeploy`, the
 /// `detail-type`s and `detail` members AWS sends), so a consumer written for those events reads these unchanged.
@@ -39,15 +40,6 @@ enum DeploymentEvents {
         default: return nil
         }
     }
-
-    /// `2016-06-30T22:06:31Z`, as EventBridge writes `time`.
-    static func time(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC") ?? .current
-        let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        func two(_ value: Int?) -> String { String(format: "%02d", value ?? 0) }
-        return "\(parts.year ?? 1970)-\(two(parts.month))-\(two(parts.day))T\(two(parts.hour)):\(two(parts.minute)):\(two(parts.second))Z"
-    }
 }
 
 /// What an event says about its deployment: the names and ids every detail carries.
@@ -58,12 +50,42 @@ struct EventSubject {
     var groupId: String
 }
 
+/// The subjects of recent deployments' events, so announcing an instance's change reads nothing more. A deployment's
+/// names and group never change once it is created (renaming an application leaves its deployments as they were),
+/// so an entry is never stale; the map is emptied when it grows past a bound.
+final class EventSubjects: Sendable {
+    private let known = Mutex<[String: EventSubject]>([:])
+
+    func subject(_ deploymentId: String, _ make: () throws -> EventSubject?) rethrows -> EventSubject? {
+        if let found = known.withLock({ $0[deploymentId] }) { return found }
+        guard let made = try make() else { return nil }
+        known.withLock { known in
+            if known.count >= 1024 { known.removeAll(keepingCapacity: true) }
+            known[deploymentId] = made
+        }
+        return made
+    }
+}
+
 extension ControlPlane {
     func eventSubject(_ tx: any StoreTransaction, _ info: DeploymentInfo) throws -> EventSubject {
         let id = info.deploymentId ?? ""
-        return EventSubject(
-            deploymentId: id, applicationName: info.applicationName ?? "", groupName: info.deploymentGroupName ?? "",
-            groupId: try tx.groupId(ofDeployment: id) ?? "")
+        let made = try eventSubjects.subject(id) {
+            EventSubject(
+                deploymentId: id, applicationName: info.applicationName ?? "", groupName: info.deploymentGroupName ?? "",
+                groupId: try tx.groupId(ofDeployment: id) ?? "")
+        }
+        return made ?? EventSubject(deploymentId: id, applicationName: "", groupName: "", groupId: "")
+    }
+
+    /// The subject of a deployment known only by its id (one read when it is not cached).
+    func eventSubject(_ tx: any StoreTransaction, deploymentId: String) throws -> EventSubject? {
+        try eventSubjects.subject(deploymentId) {
+            guard let info = try tx.deployment(id: deploymentId) else { return nil }
+            return EventSubject(
+                deploymentId: deploymentId, applicationName: info.applicationName ?? "", groupName: info.deploymentGroupName ?? "",
+                groupId: try tx.groupId(ofDeployment: deploymentId) ?? "")
+        }
     }
 
     func applicationArn(_ name: String) -> String { "arn:aws:codedeploy:\(region):\(account):application:\(name)" }
@@ -80,7 +102,7 @@ extension ControlPlane {
         let stamp = now()
         let body = JSONValue.members([
             ("account", .string(account)), ("region", .string(region)), ("detail-type", .string(detailType)),
-            ("source", .string(DeploymentEvents.source)), ("version", .string("0")), ("time", .string(DeploymentEvents.time(stamp))),
+            ("source", .string(DeploymentEvents.source)), ("version", .string("0")), ("time", .string(Timestamp.seconds(stamp))),
             ("id", .string(Identifier.uuid())), ("resources", .array(resources.map { .string($0) })), ("detail", .members(detail)),
         ])
         try tx.appendEvent(
@@ -116,9 +138,8 @@ extension ControlPlane {
             (event.status == .succeeded || event.status == .failed) && previous.lifecycleEvents?[safe: index]?.status != event.status
         }.map(\.element)
         guard statusChanged != nil || !finished.isEmpty, let deploymentId = target.deploymentId,
-            let info = try tx.deployment(id: deploymentId)
+            let subject = try eventSubject(tx, deploymentId: deploymentId)
         else { return }
-        let subject = try eventSubject(tx, info)
         let instance = target.targetId ?? ""
         let resources = [target.targetArn ?? instance, groupArn(subject), applicationArn(subject.applicationName)]
         for event in finished {

@@ -57,7 +57,10 @@ extension ControlPlane {
         if let problem = TagMatching.problem(in: (input.targetInstances?.tagFilters ?? []).map(TagFilter.init)) {
             throw ServiceError("InvalidTargetInstancesException", "Invalid tag filter in targetInstances: \(problem).")
         }
-        return try store.write { tx in CreateDeploymentOutput(deploymentId: try insertDeployment(tx, input, creator: .user)) }
+        return try store.write { tx in
+            try tx.deleteEvents(before: now().timeIntervalSince1970 - eventRetention, limit: 1000)
+            return CreateDeploymentOutput(deploymentId: try insertDeployment(tx, input, creator: .user))
+        }
     }
 
     /// Creates a deployment inside the caller's transaction (create-deployment, and automatic rollbacks).

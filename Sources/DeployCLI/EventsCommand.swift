@@ -47,8 +47,8 @@ struct EventsCommand: AsyncParsableCommand {
     }
 
     static func parseTime(_ text: String) -> Date? {
-        if let seconds = Double(text), seconds >= 0 { return Date(timeIntervalSince1970: seconds) }
-        return try? Date(text, strategy: .iso8601)
+        guard let date = Timestamp.parse(text), date.timeIntervalSince1970 >= 0 else { return nil }
+        return date
     }
 
     func run() async throws {

@@ -65,6 +65,13 @@ struct ServerCommand: AsyncParsableCommand {
     var agentGrace: Double = 60
 
     @Option(
+        name: .customLong("event-retention-days"),
+        help: ArgumentHelp(
+            "How long the event stream (deployctl events, GET /events) keeps an event; older ones are deleted as deployments are created (default 14).",
+            valueName: "days"))
+    var eventRetentionDays: Double = 14
+
+    @Option(
         name: .customLong("poll-hold"),
         help: ArgumentHelp("Seconds an agent's poll with nothing to do is held before the empty answer (1-50, default 20).", valueName: "seconds"))
     var pollHold: Double = 20
@@ -99,6 +106,7 @@ struct ServerCommand: AsyncParsableCommand {
         }
         guard maxObjectSize > 0 else { throw ValidationError("--max-object-size must be a positive number of bytes") }
         try NumberRange.check("--agent-grace", agentGrace, 1...86_400)
+        try NumberRange.check("--event-retention-days", eventRetentionDays, 1...3650)
         try NumberRange.check("--poll-hold", pollHold, 1...50)
         try NumberRange.check("--idle-timeout", Double(idleTimeout), 1...3600)
         try NumberRange.check("--header-timeout", Double(headerTimeout), 1...300)
@@ -126,7 +134,9 @@ struct ServerCommand: AsyncParsableCommand {
         } catch {
             throw CLIFailure.other(error.description)
         }
-        let plane = ControlPlane(store: SQLiteStore(file: file), region: region, expiresOnRead: false, agentGrace: agentGrace)
+        let plane = ControlPlane(
+            store: SQLiteStore(file: file), region: region, expiresOnRead: false, agentGrace: agentGrace,
+            eventRetention: eventRetentionDays * 86_400)
         let tls: TLSMaterial?
         let stateDirectory = (statePath as NSString).deletingLastPathComponent
         let chosenTLS = tlsDirectory ?? ((stateDirectory.isEmpty ? "." : stateDirectory) + "/tls")

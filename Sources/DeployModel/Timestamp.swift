@@ -20,6 +20,16 @@ public enum Timestamp {
         return text + "+00:00"
     }
 
+    /// `2016-06-30T22:06:31Z`: whole seconds in UTC, as EventBridge writes an event's `time`.
+    public static func seconds(_ date: Date) -> String {
+        var t = time_t(date.timeIntervalSince1970.rounded(.down))
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : String(value) }
+        let day = "\(Int(parts.tm_year) + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))"
+        return day + "T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+    }
+
     /// Parses ISO 8601 (`2026-11-21`, `2026-11-21T10:00:00Z`, fractions and `+hh:mm` offsets) or epoch seconds.
     public static func parse(_ text: String) -> Date? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)

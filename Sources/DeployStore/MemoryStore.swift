@@ -345,6 +345,12 @@ struct MemoryTransaction: StoreTransaction {
     }
 
     func lastEventSequence() throws -> Int64 { t.lastEventSequence }
+
+    func deleteEvents(before time: Double, limit: Int) throws -> Int {
+        let count = t.events.prefix(limit).prefix { $0.time < time }.count
+        if count > 0 { try change { $0.events.removeFirst(count) } }
+        return count
+    }
 }
 
 extension Array {

@@ -681,6 +681,14 @@ struct SQLiteTransaction: StoreTransaction {
         }
     }
 
+    func deleteEvents(before time: Double, limit: Int) throws -> Int {
+        // The oldest `limit` rows by sequence (the primary key): never a scan of the whole table.
+        try db.cachedStatement(
+            sql: "DELETE FROM events WHERE sequence IN (SELECT sequence FROM events ORDER BY sequence LIMIT ?) AND time < ?"
+        ).execute(arguments: [limit, time])
+        return db.changesCount
+    }
+
     func lastEventSequence() throws -> Int64 {
         try Int64.fetchOne(try db.cachedStatement(sql: "SELECT seq FROM sqlite_sequence WHERE name = 'events'")) ?? 0
     }

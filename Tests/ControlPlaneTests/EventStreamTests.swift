@@ -197,3 +197,29 @@ extension JSONValue {
         return members.map(\.key)
     }
 }
+
+/// The stream keeps events for its retention: a deployment created later deletes the older ones (at most a thousand
+/// at a time), and nothing newer.
+@Suite struct EventRetentionTests {
+    @Test(arguments: StoreKind.allCases) func creatingADeploymentDeletesEventsPastTheRetention(_ kind: StoreKind) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ev-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let clock = ManualClock()
+        let plane = ControlPlane(store: try kind.make(in: dir), eventRetention: 86_400, clock: { clock.now })
+        _ = try plane.createApplication(CreateApplicationInput(applicationName: "shop"))
+        _ = try plane.createDeploymentGroup(CreateDeploymentGroupInput(applicationName: "shop", deploymentGroupName: "web"))
+        let input = CreateDeploymentInput(
+            applicationName: "shop", deploymentGroupName: "web",
+            revision: RevisionLocation(revisionType: .s3, s3Location: S3Location(bucket: "b", key: "k.zip", bundleType: .zip)))
+        let old = try plane.createDeployment(input).deploymentId
+        clock.advance(3600)
+        let recent = try plane.createDeployment(input).deploymentId
+        #expect(try plane.events(StreamEventQuery()).count == 4)
+        clock.advance(86_400 - 1800)
+        let latest = try plane.createDeployment(input).deploymentId
+        let kept = try plane.events(StreamEventQuery())
+        #expect(Set(kept.compactMap { $0.event["detail"]?["deploymentId"]?.stringValue }) == Set([recent, latest].compactMap { $0 }))
+        #expect(!kept.contains { $0.event["detail"]?["deploymentId"]?.stringValue == old })
+    }
+}

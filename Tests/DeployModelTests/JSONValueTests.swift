@@ -88,6 +88,9 @@ import Testing
     @Test func timestampsFormatAsAwsCliV2AndParseBack() {
         #expect(Timestamp.format(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00+00:00")
         #expect(Timestamp.format(Date(timeIntervalSince1970: 1.5)) == "1970-01-01T00:00:01.500000+00:00")
+        // EventBridge's `time`: whole seconds, Z.
+        #expect(Timestamp.seconds(Date(timeIntervalSince1970: 1_795_341_600.9)) == "2026-11-22T10:00:00Z")
+        #expect(Timestamp.seconds(Date(timeIntervalSince1970: 1_467_324_391)) == "2016-06-30T22:06:31Z")
         #expect(Timestamp.parse("2026-11-22T10:00:00Z") == Date(timeIntervalSince1970: 1_795_341_600))
         #expect(Timestamp.parse("2026-11-22T12:00:00+02:00") == Date(timeIntervalSince1970: 1_795_341_600))
         #expect(Timestamp.parse("2026-11-22") == Date(timeIntervalSince1970: 1_795_305_600))
