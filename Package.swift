@@ -36,6 +36,8 @@ let package = Package(
         .target(name: "DeployModel"),
         // What /proc says about this host (mount sources, command lines), for messages that name a device or a process.
         .target(name: "ProcFS"),
+        // A load balancer driven at run time: HAProxy's runtime API (drain, ready, health), for traffic control.
+        .target(name: "TrafficControl"),
         // What the agent and the control plane share: the lifecycle events and the host-command records.
         .target(name: "HostCommandModel"),
         // The store protocol in domain terms, its records, and an in-memory store for tests.
@@ -150,6 +152,7 @@ let package = Package(
         .testTarget(name: "DeployCLITests", dependencies: ["DeployCLI", "DeployModel", "ControlPlane", "DeployClient", "DeployStoreSQLite"]),
         .testTarget(name: "DeployClientTests", dependencies: ["DeployClient", "AWSWire", "DeployModel", "HostCommandModel"]),
         .testTarget(name: "RevisionsTests", dependencies: ["Revisions", "AppSpec", "Bundles"]),
+        .testTarget(name: "TrafficControlTests", dependencies: ["TrafficControl"]),
         .testTarget(
             name: "AWSWireTests", dependencies: ["AWSWire", "ControlPlane", "DeployStore", "DeployModel"], exclude: ["botocore_sign.py"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DeployModel", "TestSupport"]),

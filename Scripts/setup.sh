@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs what building and testing deployctl needs on Debian 12 with the Swift toolchain on PATH.
+# Installs what building and testing deployctl needs on Debian 12 with the Swift toolchain on PATH (haproxy: the
+# traffic-control tests start their own, on loopback).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
-packages=(libsqlite3-dev libarchive-dev libyaml-dev python3 python3-pip acl openssl)
+packages=(libsqlite3-dev libarchive-dev libyaml-dev python3 python3-pip acl openssl haproxy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
