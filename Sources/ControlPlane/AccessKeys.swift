@@ -22,6 +22,7 @@ public enum AccessRole: String, Sendable, CaseIterable {
     public func allows(_ operation: String) -> Bool {
         let reads =
             operation.hasPrefix("Get") || operation.hasPrefix("List") || operation.hasPrefix("BatchGet") || operation.hasPrefix("Head")
+            || operation.hasPrefix("Describe")
         switch self {
         case .admin: return !Self.agentOperations.contains(operation)
         case .metrics: return operation == "Metrics"
@@ -39,7 +40,7 @@ public enum AccessRole: String, Sendable, CaseIterable {
 
     static let deployerWrites: Set<String> = [
         "CreateDeployment", "StopDeployment", "RegisterApplicationRevision", "ContinueDeployment", "SkipWaitTimeForInstanceTermination",
-        "PutLifecycleEventHookExecutionStatus",
+        "PutLifecycleEventHookExecutionStatus", "SetAlarmState",
         "PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload", "CreateBucket",
     ]
 }

@@ -79,7 +79,7 @@ extension ControlPlane {
             autoScalingGroups: [],
             serviceRoleArn: input.serviceRoleArn,
             triggerConfigurations: input.triggerConfigurations ?? [],
-            alarmConfiguration: input.alarmConfiguration,
+            alarmConfiguration: try input.alarmConfiguration.map(Self.validAlarmConfiguration),
             autoRollbackConfiguration: input.autoRollbackConfiguration,
             deploymentStyle: input.deploymentStyle,
             outdatedInstancesStrategy: input.outdatedInstancesStrategy ?? .update,
@@ -178,7 +178,7 @@ extension ControlPlane {
             }
             if let v = input.serviceRoleArn { info.serviceRoleArn = v }
             if let v = input.triggerConfigurations { info.triggerConfigurations = v }
-            if let v = input.alarmConfiguration { info.alarmConfiguration = v }
+            if let v = input.alarmConfiguration { info.alarmConfiguration = try Self.validAlarmConfiguration(v) }
             if let v = input.autoRollbackConfiguration { info.autoRollbackConfiguration = v }
             if let v = input.outdatedInstancesStrategy { info.outdatedInstancesStrategy = v }
             if let v = input.deploymentStyle { info.deploymentStyle = v }

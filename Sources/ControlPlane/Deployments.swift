@@ -122,6 +122,7 @@ extension ControlPlane {
                 instanceTerminationWaitTimeStarted: false, fileExistsBehavior: input.fileExistsBehavior ?? .disallow,
                 deploymentStatusMessages: [], computePlatform: .server)
             info.rollbackInfo = rollbackInfo
+            info.overrideAlarmConfiguration = try input.overrideAlarmConfiguration.map(Self.validAlarmConfiguration)
             if targets.isEmpty {
                 info.status = .failed
                 info.completeTime = created
@@ -137,6 +138,7 @@ extension ControlPlane {
             }
             try announceDeployment(tx, info, state: "CREATED")
             if info.status == .failed { try announceDeployment(tx, info, state: "FAILURE") }
+            try checkAlarmsAtCreation(tx, &info)
             return id
         }
     }
@@ -184,6 +186,36 @@ extension ControlPlane {
         }
     }
 
+    /// Stops the deployment in `tx`: its targets not started are skipped at once, it is Stopped with `error`; answers
+    /// the instances whose event is still running (their agents report it, and their targets end Skipped).
+    func stop(_ tx: any StoreTransaction, _ info: inout DeploymentInfo, because error: ErrorInformation) throws -> Set<String> {
+        let id = info.deploymentId ?? ""
+        let stopped = now()
+        let outstanding = Set(try tx.commandInstances(deploymentId: id))
+        for var target in try targets(tx, deploymentId: id) where target.status == .pending || target.status == .inProgress {
+            if outstanding.contains(target.targetId ?? "") { continue }
+            let previous = target
+            target.status = .skipped
+            target.lastUpdatedAt = stopped
+            target.lifecycleEvents = target.lifecycleEvents?.map { event in
+                var event = event
+                if event.status == .pending || event.status == .inProgress {
+                    event.status = .skipped
+                    event.endTime = stopped
+                }
+                return event
+            }
+            try saveTarget(tx, target, previous: previous)
+        }
+        let previousStatus = info.status
+        info.status = .stopped
+        info.completeTime = stopped
+        info.errorInformation = error
+        info = try withOverview(tx, info)
+        try saveDeployment(tx, info, previous: previousStatus)
+        return outstanding
+    }
+
     /// Stops dispatching: targets not started are skipped at once; events already running finish (their agents
     /// report them, and their targets end Skipped). With `--auto-rollback-enabled`, or the deployment's
     /// `autoRollbackConfiguration` listing DEPLOYMENT_STOP_ON_REQUEST, the last successful revision is redeployed.
@@ -195,30 +227,8 @@ extension ControlPlane {
             guard info.status?.isActive ?? false else {
                 throw ServiceError("DeploymentAlreadyCompletedException", "The deployment \(id) has already completed.")
             }
-            let stopped = now()
-            let outstanding = Set(
-                try tx.commandInstances(deploymentId: id))
-            for var target in try targets(tx, deploymentId: id) where target.status == .pending || target.status == .inProgress {
-                if outstanding.contains(target.targetId ?? "") { continue }
-                let previous = target
-                target.status = .skipped
-                target.lastUpdatedAt = stopped
-                target.lifecycleEvents = target.lifecycleEvents?.map { event in
-                    var event = event
-                    if event.status == .pending || event.status == .inProgress {
-                        event.status = .skipped
-                        event.endTime = stopped
-                    }
-                    return event
-                }
-                try saveTarget(tx, target, previous: previous)
-            }
-            let previousStatus = info.status
-            info.status = .stopped
-            info.completeTime = stopped
-            info.errorInformation = ErrorInformation(code: .manualStop, message: "The deployment was stopped by a stop-deployment request.")
-            info = try withOverview(tx, info)
-            try saveDeployment(tx, info, previous: previousStatus)
+            let outstanding = try stop(
+                tx, &info, because: ErrorInformation(code: .manualStop, message: "The deployment was stopped by a stop-deployment request."))
             let requested = input.autoRollbackEnabled
             if requested == true
                 || (requested == nil && info.autoRollbackConfiguration?.enabled == true

@@ -234,6 +234,14 @@ public struct GlobalOptions: ParsableArguments {
         }
     }
 
+    /// Where alarms are defined and set: the API's destination.
+    func openAlarmRegistry() throws -> any AlarmRegistry {
+        switch try destination(for: .api) {
+        case .server(let endpoint): return RemoteCodeDeploy(client: try remoteClient(endpoint))
+        case .stateFile: return try openLocal().plane
+        }
+    }
+
     /// Where `push` stores bundles: the server's S3 API, or the store beside the state file.
     func openUploader() throws -> any ObjectUploading {
         switch try destination(for: .uploads) {

@@ -127,3 +127,24 @@ extension RemoteCodeDeploy: EventStreamSource {
         }
     }
 }
+
+extension RemoteCodeDeploy: AlarmRegistry {
+    public func putAlarm(name: String, kind: String) async throws {
+        _ = try await callDeployctl("PutAlarm", .members([("AlarmName", .string(name)), ("Kind", .string(kind))]))
+    }
+
+    public func describeAlarms(names: [String]?) async throws -> [AlarmDescription] {
+        let request: JSONValue = names.map { .members([("AlarmNames", .array($0.map { .string($0) }))]) } ?? .object([])
+        return try JSONValueDecoder().decode(DescribeAlarmsOutput.self, from: try await callDeployctl("DescribeAlarms", request)).alarms
+    }
+
+    public func deleteAlarms(names: [String]) async throws {
+        _ = try await callDeployctl("DeleteAlarms", .members([("AlarmNames", .array(names.map { .string($0) }))]))
+    }
+
+    public func setAlarmState(name: String, state: String, reason: String) async throws -> [String] {
+        let answer = try await callDeployctl(
+            "SetAlarmState", .members([("AlarmName", .string(name)), ("StateValue", .string(state)), ("StateReason", .string(reason))]))
+        return (answer["StoppedDeployments"]?.arrayValue ?? []).compactMap(\.stringValue)
+    }
+}

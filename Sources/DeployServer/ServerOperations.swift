@@ -52,7 +52,8 @@ struct DeployctlOperation: Sendable {
     }
 
     static let all: [String: DeployctlOperation] = Dictionary(
-        uniqueKeysWithValues: [listAgents, listEvents, registerInstance, deregisterInstance].map { ($0.name, $0) })
+        uniqueKeysWithValues: [listAgents, listEvents, registerInstance, deregisterInstance, putAlarm, describeAlarms, deleteAlarms, setAlarmState]
+            .map { ($0.name, $0) })
 
     /// Parses the body, runs the operation, and turns every failure into the error the JSON protocol sends.
     func handle(_ responder: ServerResponder, body: Data) async -> JSONProtocol.Response {
@@ -152,6 +153,57 @@ struct DeployctlOperation: Sendable {
             applicationName: try text("applicationName"), since: try number("since", 0...1e11).map { Date(timeIntervalSince1970: $0) },
             limit: Int(try number("limit", 1...Double(StreamEventQuery.maxLimit)) ?? Double(StreamEventQuery.maxLimit)),
             wait: try number("waitSeconds", 0...StreamEventQuery.maxWait) ?? 0)
+    }
+
+    static func alarmName(_ input: JSONValue) throws(OperationRefusal) -> String {
+        guard let name = input["AlarmName"]?.stringValue else {
+            throw OperationRefusal(code: "InvalidParameterValue", message: "AlarmName must be given.")
+        }
+        return name
+    }
+
+    static func alarmNames(_ input: JSONValue) throws(OperationRefusal) -> [String]? {
+        guard let given = input["AlarmNames"] else { return nil }
+        guard let list = given.arrayValue?.compactMap(\.stringValue), list.count == given.arrayValue?.count, list.count <= 100 else {
+            throw OperationRefusal(code: "InvalidParameterValue", message: "AlarmNames must be a list of at most 100 alarm names.")
+        }
+        return list
+    }
+
+    /// deployctl's alarms (`put-alarm`, `describe-alarms`, `delete-alarms`, `set-alarm-state`), with CloudWatch's
+    /// member names; SetAlarmState answers the deployments it stopped, and wakes their agents' held polls.
+    static let putAlarm = DeployctlOperation(name: "PutAlarm") { responder, input throws(OperationRefusal) in
+        let name = try alarmName(input)
+        let kind = input["Kind"]?.stringValue ?? "manual"
+        try await storeWork { try await responder.onWriter { plane in try plane.putAlarmNow(name: name, kind: kind) } }
+        return .object([])
+    }
+
+    static let describeAlarms = DeployctlOperation(name: "DescribeAlarms") { responder, input throws(OperationRefusal) in
+        let names = try alarmNames(input)
+        return try await storeWork {
+            let alarms = try await responder.onReaders { plane in try plane.describeAlarmsNow(names: names) }
+            return try JSONValueEncoder().encode(DescribeAlarmsOutput(alarms: alarms))
+        }
+    }
+
+    static let deleteAlarms = DeployctlOperation(name: "DeleteAlarms") { responder, input throws(OperationRefusal) in
+        let names = try alarmNames(input) ?? []
+        try await storeWork { try await responder.onWriter { plane in try plane.deleteAlarmsNow(names: names) } }
+        return .object([])
+    }
+
+    static let setAlarmState = DeployctlOperation(name: "SetAlarmState") { responder, input throws(OperationRefusal) in
+        let name = try alarmName(input)
+        guard let state = input["StateValue"]?.stringValue else {
+            throw OperationRefusal(code: "InvalidParameterValue", message: "StateValue must be OK, ALARM or INSUFFICIENT_DATA.")
+        }
+        let reason = input["StateReason"]?.stringValue ?? ""
+        let stopped = try await storeWork {
+            try await responder.onWriter { plane in try plane.setAlarmStateNow(name: name, state: state, reason: reason) }
+        }
+        if !stopped.isEmpty { responder.waiters.wakeAll() }
+        return .members([("StoppedDeployments", .array(stopped.map { .string($0) }))])
     }
 
     static let registerInstance = DeployctlOperation(name: "RegisterInstance") { responder, input throws(OperationRefusal) in

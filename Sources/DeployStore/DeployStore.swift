@@ -158,6 +158,14 @@ public protocol StoreTransaction {
     func events(_ filter: EventFilter) throws -> [EventRecord]
     /// The sequence number of the newest event (0 when there is none).
     func lastEventSequence() throws -> Int64
+    // MARK: Alarms
+    func alarm(named name: String) throws -> AlarmRecord?
+    /// By name.
+    func alarms() throws -> [AlarmRecord]
+    /// Inserts or replaces.
+    func saveAlarm(_ record: AlarmRecord) throws
+    func deleteAlarm(named name: String) throws
+
     /// Deletes the oldest events written before `time`, at most `limit` of them (looking at no more than `limit`
     /// rows, so it costs nothing when there is nothing to delete); answers how many went.
     @discardableResult func deleteEvents(before time: Double, limit: Int) throws -> Int

@@ -50,6 +50,7 @@ struct MemoryTables {
     var accessKeys: [String: AccessKeyRecord] = [:]
     var sequence = 0
     var events: [EventRecord] = []
+    var alarms: [String: AlarmRecord] = [:]
     var lastEventSequence: Int64 = 0
 }
 
@@ -345,6 +346,13 @@ struct MemoryTransaction: StoreTransaction {
     }
 
     func lastEventSequence() throws -> Int64 { t.lastEventSequence }
+
+    // MARK: Alarms
+
+    func alarm(named name: String) throws -> AlarmRecord? { t.alarms[name] }
+    func alarms() throws -> [AlarmRecord] { t.alarms.values.sorted { $0.name < $1.name } }
+    func saveAlarm(_ record: AlarmRecord) throws { try change { $0.alarms[record.name] = record } }
+    func deleteAlarm(named name: String) throws { try change { $0.alarms[name] = nil } }
 
     func deleteEvents(before time: Double, limit: Int) throws -> Int {
         let count = t.events.prefix(limit).prefix { $0.time < time }.count

@@ -245,3 +245,23 @@ public struct EventFilter: Sendable, Equatable {
         self.limit = limit
     }
 }
+
+/// An alarm deployments can watch (`alarmConfiguration`): its definition and its state, CloudWatch's three.
+public struct AlarmRecord: Sendable, Equatable {
+    public var name: String
+    /// `manual`: its state is set by hand only (`set-alarm-state`).
+    public var kind: String
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    public var state: String
+    public var reason: String
+    /// Seconds since 1970.
+    public var updated: Double
+
+    public init(name: String, kind: String, state: String, reason: String, updated: Double) {
+        self.name = name
+        self.kind = kind
+        self.state = state
+        self.reason = reason
+        self.updated = updated
+    }
+}

@@ -681,6 +681,33 @@ struct SQLiteTransaction: StoreTransaction {
         }
     }
 
+    // MARK: Alarms
+
+    func alarm(named name: String) throws -> AlarmRecord? {
+        try Row.fetchOne(try db.cachedStatement(sql: "SELECT * FROM alarms WHERE name = ?"), arguments: [name]).map(Self.alarm)
+    }
+
+    func alarms() throws -> [AlarmRecord] {
+        try Row.fetchAll(try db.cachedStatement(sql: "SELECT * FROM alarms ORDER BY name")).map(Self.alarm)
+    }
+
+    static func alarm(_ row: Row) -> AlarmRecord {
+        AlarmRecord(name: row["name"], kind: row["kind"], state: row["state"], reason: row["reason"], updated: row["updated"])
+    }
+
+    func saveAlarm(_ record: AlarmRecord) throws {
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO alarms (name, kind, state, reason, updated) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, state = excluded.state, reason = excluded.reason, updated = excluded.updated
+                """
+        ).execute(arguments: [record.name, record.kind, record.state, record.reason, record.updated])
+    }
+
+    func deleteAlarm(named name: String) throws {
+        try db.cachedStatement(sql: "DELETE FROM alarms WHERE name = ?").execute(arguments: [name])
+    }
+
     func deleteEvents(before time: Double, limit: Int) throws -> Int {
         // The oldest `limit` rows by sequence (the primary key): never a scan of the whole table.
         try db.cachedStatement(

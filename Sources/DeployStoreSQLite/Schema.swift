@@ -5,8 +5,22 @@ import GRDB
 /// file at the same moment cannot both apply one. Never edit a migration that has shipped: append a new one.
 enum Schema {
     static let migrations: [@Sendable (Database) throws -> Void] = [
-        v1, v2, v3, v4, v5, v6, v7, v8, v9,
+        v1, v2, v3, v4, v5, v6, v7, v8, v9, v10,
     ]
+
+    /// Alarms deployments watch (`alarmConfiguration`), defined once server-wide, with their state.
+    static func v10(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE alarms (
+                    name TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    reason TEXT NOT NULL,
+                    updated REAL NOT NULL
+                );
+                """)
+    }
 
     /// The event stream (an outbox): one row per state change, in the transaction of the change. AUTOINCREMENT, so
     /// a sequence number is never given twice, even after rows are deleted; readers follow it by `sequence`.

@@ -238,7 +238,8 @@ import Testing
             "wait": "deployment-successful", "create-access-key": "--user-name", "list-access-keys": "--user-name",
             "update-access-key": "--access-key-id", "delete-access-key": "--access-key-id", "server": "--tls-san",
             "register": "--instance-name", "deregister": "--instance-name", "install": "--config-file", "uninstall": "--prefix",
-            "logs": "--deployment-id", "events": "--follow",
+            "logs": "--deployment-id", "events": "--follow", "put-alarm": "--manual", "describe-alarms": "--alarm-names",
+            "delete-alarms": "--alarm-names", "set-alarm-state": "--state-value",
         ]
         #expect(commands.count >= 41 + extensions.count)
         for command in commands {
