@@ -210,37 +210,30 @@ public struct GlobalOptions: ParsableArguments {
         }
     }
 
-    /// The API the commands talk to: a server, or the control plane over the state file.
-    func openAPI(readOnly: Bool = false) throws -> any CodeDeployAPI {
+    /// Everything a command asks of the API's destination: CodeDeploy's operations and deployctl's own (the agents'
+    /// presence, the event stream, alarms). A server's client and the control plane over the state file both serve it.
+    typealias DeployService = CodeDeployAPI & AgentDirectory & EventStreamSource & AlarmRegistry
+
+    /// The API's destination: a server, or the control plane over the state file (`readOnly`: a command that only
+    /// reads never makes up a state file it was told to use).
+    func openService(readOnly: Bool = false) throws -> any DeployService {
         switch try destination(for: .api) {
         case .server(let endpoint): return RemoteCodeDeploy(client: try remoteClient(endpoint))
         case .stateFile: return try openLocal(readOnly: readOnly).plane
         }
     }
 
-    /// Where agents' presence is known: the API's destination.
-    func openAgentDirectory() throws -> any AgentDirectory {
-        switch try destination(for: .api) {
-        case .server(let endpoint): return RemoteCodeDeploy(client: try remoteClient(endpoint))
-        case .stateFile: return try openLocal(readOnly: true).plane
-        }
-    }
+    /// The API the commands talk to.
+    func openAPI(readOnly: Bool = false) throws -> any CodeDeployAPI { try openService(readOnly: readOnly) }
 
-    /// Where the event stream is read: the API's destination.
-    func openEventSource() throws -> any EventStreamSource {
-        switch try destination(for: .api) {
-        case .server(let endpoint): return RemoteCodeDeploy(client: try remoteClient(endpoint))
-        case .stateFile: return try openLocal(readOnly: true).plane
-        }
-    }
+    /// Where agents' presence is known.
+    func openAgentDirectory() throws -> any AgentDirectory { try openService(readOnly: true) }
 
-    /// Where alarms are defined and set: the API's destination.
-    func openAlarmRegistry() throws -> any AlarmRegistry {
-        switch try destination(for: .api) {
-        case .server(let endpoint): return RemoteCodeDeploy(client: try remoteClient(endpoint))
-        case .stateFile: return try openLocal().plane
-        }
-    }
+    /// Where the event stream is read.
+    func openEventSource() throws -> any EventStreamSource { try openService(readOnly: true) }
+
+    /// Where alarms are defined and set.
+    func openAlarmRegistry() throws -> any AlarmRegistry { try openService() }
 
     /// Where `push` stores bundles: the server's S3 API, or the store beside the state file.
     func openUploader() throws -> any ObjectUploading {
