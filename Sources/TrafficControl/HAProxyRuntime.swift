@@ -39,6 +39,9 @@ public enum TrafficControlError: Error, Sendable, Equatable, CustomStringConvert
     case refused(RuntimeAddress, command: String, answer: String)
     case noSuchServer(RuntimeAddress, backend: String, server: String)
     case timedOut(RuntimeAddress, backend: String, server: String, waitingFor: String, last: String)
+    /// A backend or server name HAProxy's runtime API cannot carry safely (`;`, spaces, line breaks would end or
+    /// add commands): nothing was sent.
+    case invalidName(String)
 
     public var description: String {
         switch self {
@@ -54,6 +57,9 @@ public enum TrafficControlError: Error, Sendable, Equatable, CustomStringConvert
             return "HAProxy at \(address) has no server '\(server)' in backend '\(backend)'"
         case .timedOut(let address, let backend, let server, let waitingFor, let last):
             return "\(backend)/\(server) at \(address) did not \(waitingFor) in time; last seen: \(last)"
+        case .invalidName(let name):
+            return
+                "'\(name.prefix(100))' cannot name an HAProxy backend or server: use letters, digits, '.', '_', '-' and ':' (at most 100)"
         }
     }
 }
@@ -178,6 +184,16 @@ public struct HAProxyRuntime: Sendable {
         }
     }
 
+    /// Checks a backend or server name before it goes into a command: HAProxy's own name characters only, so a name
+    /// (an instance name comes from whoever registered it) can never end the command or add another.
+    static func checkName(_ name: String) throws(TrafficControlError) {
+        let allowed = name.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2E || byte == 0x5F
+                || byte == 0x2D || byte == 0x3A
+        }
+        guard allowed, !name.isEmpty, name.utf8.count <= 100 else { throw .invalidName(name) }
+    }
+
     /// Runs a command that changes state: HAProxy answers nothing (or an empty line) on success, and says why not.
     func change(_ command: String, backend: String, server: String) throws(TrafficControlError) {
         let answer = try send(command)
@@ -192,6 +208,7 @@ public struct HAProxyRuntime: Sendable {
 
     /// Every server of `backend`, from `show stat` (its CSV, columns as HAProxy 2.6 numbers them).
     public func servers(backend: String) throws(TrafficControlError) -> [ServerStatus] {
+        try Self.checkName(backend)
         let answer = try send("show stat \(backend) 4 -1")
         var rows: [ServerStatus] = []
         var sawHeader = false
@@ -214,6 +231,7 @@ public struct HAProxyRuntime: Sendable {
 
     /// One server's status; `noSuchServer` when the backend has no server of that name.
     public func status(backend: String, server: String) throws(TrafficControlError) -> ServerStatus {
+        try Self.checkName(server)
         guard let found = try servers(backend: backend).first(where: { $0.server == server }) else {
             throw .noSuchServer(address, backend: backend, server: server)
         }
@@ -222,6 +240,9 @@ public struct HAProxyRuntime: Sendable {
 
     /// `set server <backend>/<server> state ready|drain|maint`.
     public func setState(backend: String, server: String, _ state: String) throws(TrafficControlError) {
+        try Self.checkName(backend)
+        try Self.checkName(server)
+        guard ["ready", "drain", "maint"].contains(state) else { throw .invalidName(state) }
         try change("set server \(backend)/\(server) state \(state)", backend: backend, server: server)
     }
 

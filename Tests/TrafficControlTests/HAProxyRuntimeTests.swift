@@ -218,6 +218,29 @@ import Testing
         }
     }
 
+    /// A name that could end a command or add one (an instance name is whatever was registered) is refused before
+    /// anything is sent: the whole class, `;`, white space, line breaks, `#`, empty and overlong names.
+    @Test func namesThatCouldAddACommandAreNeverSent() throws {
+        let sent = Commands()
+        var runtime = HAProxyRuntime(address: .unix(path: "/nonexistent/haproxy.sock"))
+        runtime.onCommand = { sent.append($0) }
+        for name in [
+            "web-1;shutdown sessions server web/web-2", "web 1", "web-1\nset server web/web-2 state maint", "web\t1", "#1", "", "a/b",
+            String(repeating: "a", count: 101), "wéb",
+        ] {
+            #expect(throws: TrafficControlError.invalidName(name)) { try runtime.setState(backend: "web", server: name, "drain") }
+            #expect(throws: TrafficControlError.invalidName(name)) { try runtime.setState(backend: name, server: "web-1", "drain") }
+            #expect(throws: TrafficControlError.invalidName(name)) { try runtime.servers(backend: name) }
+            #expect(throws: TrafficControlError.invalidName(name)) { try runtime.status(backend: "web", server: name) }
+        }
+        #expect(throws: TrafficControlError.invalidName("ready; disable server web/web-2")) {
+            try runtime.setState(backend: "web", server: "web-1", "ready; disable server web/web-2")
+        }
+        #expect(sent.all.isEmpty)
+        #expect(throws: TrafficControlError.self) { try runtime.setState(backend: "web", server: "web-1.example:8080", "drain") }
+        #expect(sent.all == ["set server web/web-1.example:8080 state drain"], "a valid name reaches the (missing) socket")
+    }
+
     @Test func aServerStatusReadsChecksAsHAProxyCountsThem() {
         var status = ServerStatus(
             backend: "web", server: "web-1", status: "UP", sessions: 0, queued: 0, checkStatus: "L7OK", checkHealth: 3, checkRise: 2,
