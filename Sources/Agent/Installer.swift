@@ -248,15 +248,7 @@ public struct Installer: Sendable {
             let relative = mapping.source.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
             let source = relative.isEmpty ? archive : archive + "/" + relative
             let target = destination(mapping.destination)
-            let found: stat?
-            do {
-                found = try revision.lstat(relative)
-            } catch {
-                throw .install("the files source '\(mapping.source)' cannot be used: \(error.reason)")
-            }
-            guard let info = found else {
-                throw .install("the files source '\(mapping.source)' is not in the revision")
-            }
+            let info = try Self.sourceInfo(mapping.source, relative: relative, in: revision)
             try addDirectory(target)
             if info.st_mode & S_IFMT == S_IFDIR {
                 for entry in Self.walk(source) {
@@ -270,13 +262,30 @@ public struct Installer: Sendable {
                 try addCopy(source, target + "/" + (source as NSString).lastPathComponent, from: mapping.source)
             }
         }
-        if !plan.conflicts.isEmpty {
-            let list = plan.conflicts.prefix(20).joined(separator: ", ") + (plan.conflicts.count > 20 ? " and \(plan.conflicts.count - 20) more" : "")
-            throw .install(
-                "\(plan.conflicts.count) file(s) already exist and were not installed by the previous revision of this group (file_exists_behavior DISALLOW): \(list). Use OVERWRITE or RETAIN, or remove them."
-            )
-        }
+        try Self.refuseConflicts(plan.conflicts)
         return plan
+    }
+
+    /// What a `files` source is in the revision (looked up beneath it, never through a symlink out of it).
+    static func sourceInfo(_ source: String, relative: String, in revision: ConfinedRoot) throws(AgentError) -> stat {
+        let found: stat?
+        do {
+            found = try revision.lstat(relative)
+        } catch {
+            throw .install("the files source '\(source)' cannot be used: \(error.reason)")
+        }
+        guard let info = found else { throw .install("the files source '\(source)' is not in the revision") }
+        return info
+    }
+
+    /// DISALLOW: files that exist and are not ours stop the install before anything is touched, every one named
+    /// (the first 20, and how many more).
+    static func refuseConflicts(_ conflicts: [String]) throws(AgentError) {
+        guard !conflicts.isEmpty else { return }
+        let list = conflicts.prefix(20).joined(separator: ", ") + (conflicts.count > 20 ? " and \(conflicts.count - 20) more" : "")
+        throw .install(
+            "\(conflicts.count) file(s) already exist and were not installed by the previous revision of this group (file_exists_behavior DISALLOW): \(list). Use OVERWRITE or RETAIN, or remove them."
+        )
     }
 
     /// Every entry below `directory`, sorted, without following any symlink (a symlink is an entry, not a tree).

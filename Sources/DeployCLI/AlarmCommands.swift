@@ -1,4 +1,5 @@
 import ArgumentParser
+import ControlPlane
 import DeployModel
 import Foundation
 
@@ -103,7 +104,7 @@ struct SetAlarmStateCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
-        if !["OK", "ALARM", "INSUFFICIENT_DATA"].contains(stateValue) {
+        if !ControlPlane.alarmStates.contains(stateValue) {
             throw ValidationError("--state-value must be OK, ALARM or INSUFFICIENT_DATA.")
         }
     }
