@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release startup-order demo demo-release test lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks man clean
+.PHONY: all setup build release startup-order demo demo-release test test-traffic lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks man clean
 
 all: build
 
@@ -44,6 +44,12 @@ test: setup lint check-generated check-layering
 	$(SWIFT) test
 	python3 -m pytest -q Tests/shape-check
 	python3 -m pytest -q Tests/server
+	python3 -m pytest -q Tests/traffic
+
+# Issue 25's end-to-end tests alone: a real HAProxy in front of three agents, under load (installs haproxy if missing).
+test-traffic: setup
+	$(SWIFT) build
+	python3 -m pytest -q Tests/traffic
 
 lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests

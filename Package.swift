@@ -37,7 +37,7 @@ let package = Package(
         // What /proc says about this host (mount sources, command lines), for messages that name a device or a process.
         .target(name: "ProcFS"),
         // A load balancer driven at run time: HAProxy's runtime API (drain, ready, health), for traffic control.
-        .target(name: "TrafficControl"),
+        .target(name: "TrafficControl", dependencies: ["ControlPlane", "HostCommandModel"]),
         // What the agent and the control plane share: the lifecycle events and the host-command records.
         .target(name: "HostCommandModel"),
         // The store protocol in domain terms, its records, and an in-memory store for tests.
@@ -76,7 +76,7 @@ let package = Package(
         .target(
             name: "DeployServer",
             dependencies: [
-                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "ArtifactStore", "AWSWire",
+                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "ArtifactStore", "AWSWire", "TrafficControl",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
@@ -103,7 +103,7 @@ let package = Package(
             dependencies: [
                 "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "DeployStoreSQLite", "AppSpec", "Bundles", "ArtifactStore",
                 "Revisions", "Agent",
-                "DeployServer", "DeployClient", "JMESPath",
+                "DeployServer", "DeployClient", "JMESPath", "TrafficControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
             ]

@@ -19,6 +19,10 @@ public struct AgentService: Service {
     public let logger: Logger
     /// Said once in the start line: where the control plane is, the install root.
     public let startDetails: Logger.Metadata
+    /// Work this process drives between polls, answering how much it did: on a state file, the instance's
+    /// BlockTraffic and AllowTraffic (the balancer's steps, which no agent command carries). After work, the agent
+    /// polls again at once.
+    public var betweenPolls: (@Sendable () async throws -> Int)?
 
     /// Why the agent stopped on its own.
     public struct Stopped: Error, CustomStringConvertible {
@@ -98,9 +102,14 @@ public struct AgentService: Service {
                 try await service.acquireAgentLease(instanceName: instance, agent: identity)
                 renewed = Date()
             }
+            var drove = 0
             do {
                 let ran = try await loop.runPending(shouldStop: { Task.isShuttingDownGracefully })
                 if ran > 0 { logger.info("ran \(ran) lifecycle event(s)") }
+                if let betweenPolls, !Task.isShuttingDownGracefully {
+                    drove = try await betweenPolls()
+                    if drove > 0 { logger.info("drove the load balancer for \(drove) traffic step(s)") }
+                }
                 failures = 0
             } catch let error as Stopped {
                 throw error
@@ -111,6 +120,7 @@ public struct AgentService: Service {
                 logger.error("\(error)")
                 failures += 1
             }
+            if drove > 0 { continue }
             if once { break }
             // After failures (the server unreachable), wait longer each time, up to 30 s, with jitter.
             var interval = pollInterval

@@ -129,17 +129,20 @@ public struct LifecycleEngine: Sendable {
         var appSpec: AppSpec? = currentAppSpec(archive: archive, name: spec.appSpecFileName)
         var results: [EventResult] = []
         var failed = false
+        // Named events come from a control plane, which sends the traffic hooks only to a deployment with traffic
+        // control (BlockTraffic and AllowTraffic are the balancer's, never the agent's).
+        let named = spec.events?.isEmpty == false
         for event in Self.plannedEvents(spec.events) {
             // After a failure nothing else runs; without a load balancer there is no traffic to block or allow.
-            if failed || LifecycleEventName.traffic.contains(event) {
+            if failed || (LifecycleEventName.traffic.contains(event) && (!named || LifecycleEventName.reserved.contains(event))) {
                 let result = EventResult(name: event, status: .skipped, endTime: Date())
                 reporter?.eventFinished(result)
                 results.append(result)
                 continue
             }
             var result = EventResult(name: event, status: .inProgress, startTime: Date())
-            if event == "ApplicationStop", previous == nil {
-                // First deployment of the group on this host: there is no old revision to stop.
+            if LifecycleEventName.fromPreviousRevision.contains(event), previous == nil {
+                // First deployment of the group on this host: there is no old revision to stop (or to block traffic).
                 result.status = .skipped
                 result.startTime = nil
                 result.endTime = Date()
@@ -156,7 +159,7 @@ public struct LifecycleEngine: Sendable {
                 appSpec = currentAppSpec(archive: archive, name: spec.appSpecFileName)
             case "Install":
                 outcome = install(spec, appSpec: appSpec, archive: archive, directory: deploymentDirectory, log: log)
-            case "ApplicationStop":
+            case "ApplicationStop", "BeforeBlockTraffic", "AfterBlockTraffic":
                 let oldDirectory = previous ?? deploymentDirectory
                 result.revisionDirectory = oldDirectory
                 let oldArchive = oldDirectory + "/deployment-archive"
@@ -173,8 +176,8 @@ public struct LifecycleEngine: Sendable {
             result.endTime = Date()
             result.diagnostics = outcome
             if let outcome, !outcome.succeeded {
-                if event == "ApplicationStop" && spec.ignoreApplicationStopFailures {
-                    log.write("[deployctl] ApplicationStop failed and ignoreApplicationStopFailures is set: going on (\(outcome.message))")
+                if LifecycleEventName.fromPreviousRevision.contains(event) && spec.ignoreApplicationStopFailures {
+                    log.write("[deployctl] \(event) failed and ignoreApplicationStopFailures is set: going on (\(outcome.message))")
                     result.status = .succeeded
                     result.ignoredFailure = true
                 } else {

@@ -10,7 +10,8 @@ import Synchronization
 /// EventBridge has no such event, its `DeploymentStart` trigger sends `CREATED`), `ROLLBACK` (an automatic rollback
 /// deployment was created for this one; `detail.rollbackDeploymentId` names it), and the detail-type
 /// `deployctl Lifecycle Event State-change Notification` (a lifecycle event of an instance finished, `SUCCESS` or
-/// `FAILURE`, with its error code and message). Instances are named by their on-premises name, as `instanceId`.
+/// `FAILURE`, with its error code and message; BlockTraffic and AllowTraffic add `balancerCommands`, every runtime API
+/// command sent to the balancer). Instances are named by their on-premises name, as `instanceId`.
 enum DeploymentEvents {
     static let source = "aws.codedeploy"
     static let deploymentDetailType = "CodeDeploy Deployment State-change Notification"
@@ -152,6 +153,11 @@ extension ControlPlane {
             if let diagnostics = event.diagnostics, event.status == .failed {
                 detail.append(("errorCode", .string(diagnostics.errorCode?.rawValue ?? "")))
                 detail.append(("message", .string(diagnostics.message ?? "")))
+            }
+            if let diagnostics = event.diagnostics, TrafficStep.Action(rawValue: event.lifecycleEventName ?? "") != nil {
+                // What was done to the balancer, command by command (TrafficDriver's transcript).
+                if event.status == .succeeded { detail.append(("message", .string(diagnostics.message ?? ""))) }
+                detail.append(("balancerCommands", .array((diagnostics.logTail ?? "").split(separator: "\n").map { .string(String($0)) })))
             }
             try appendEvent(
                 tx, subject, detailType: DeploymentEvents.lifecycleDetailType, resources: resources, detail: detail, instanceName: instance)

@@ -63,6 +63,7 @@ extension ControlPlane {
         if platform == .server, info.deploymentStyle?.deploymentType == .blueGreen || info.blueGreenDeploymentConfiguration != nil {
             throw ServiceError("InvalidDeploymentStyleException", "Blue/green deployments are not supported by deployctl; use IN_PLACE.")
         }
+        if platform == .server { try Self.validateTrafficControl(info) }
         if let rollback = info.autoRollbackConfiguration, rollback.enabled == true, rollback.events?.isEmpty ?? true {
             throw ServiceError(
                 "InvalidAutoRollbackConfigException",

@@ -119,7 +119,8 @@ extension ControlPlane {
                 autoRollbackConfiguration: input.autoRollbackConfiguration ?? current.autoRollbackConfiguration,
                 updateOutdatedInstancesOnly: input.updateOutdatedInstancesOnly ?? false,
                 deploymentStyle: current.deploymentStyle, targetInstances: input.targetInstances,
-                instanceTerminationWaitTimeStarted: false, fileExistsBehavior: input.fileExistsBehavior ?? .disallow,
+                instanceTerminationWaitTimeStarted: false, loadBalancerInfo: current.loadBalancerInfo,
+                fileExistsBehavior: input.fileExistsBehavior ?? .disallow,
                 deploymentStatusMessages: [], computePlatform: .server)
             info.rollbackInfo = rollbackInfo
             info.overrideAlarmConfiguration = try input.overrideAlarmConfiguration.map(Self.validAlarmConfiguration)

@@ -182,9 +182,11 @@ extension ControlPlane: HostCommandService {
             let acknowledged = command.acknowledged
             try tx.deleteCommand(id: command.id)
             let message =
-                acknowledged
-                ? "The agent on \(instance) did not complete \(event) within its hooks' timeouts plus \(Int(completionMargin)) s; it is presumed gone. Restart it; the next deployment will work."
-                : "The agent on \(instance) did not acknowledge \(event) within \(Int(acknowledgeWindow)) s; it is presumed gone."
+                TrafficStep.Action(rawValue: event) != nil
+                ? try expiredTrafficStepMessage(tx, command)
+                : acknowledged
+                    ? "The agent on \(instance) did not complete \(event) within its hooks' timeouts plus \(Int(completionMargin)) s; it is presumed gone. Restart it; the next deployment will work."
+                    : "The agent on \(instance) did not acknowledge \(event) within \(Int(acknowledgeWindow)) s; it is presumed gone."
             try finishEvent(
                 tx, deploymentId: command.deploymentId, instance: instance, event: event,
                 report: HostCommandReport(status: .failed, errorCode: "UnknownError", message: message))
@@ -193,10 +195,12 @@ extension ControlPlane: HostCommandService {
         return overdue.count
     }
 
-    /// When an instance's last event has succeeded and only traffic events (skipped here) remain, its target is done
+    /// When an instance's last event has succeeded and only traffic events remain (skipped without traffic control), its target is done
     /// now, so the deployment starts its next targets at once rather than at this agent's next poll.
     func finishTargetIfDone(_ tx: any StoreTransaction, deploymentId: String, instance: String) throws {
-        guard var target = try targetRow(tx, deploymentId: deploymentId, instance: instance), target.status == .inProgress else { return }
+        guard var target = try targetRow(tx, deploymentId: deploymentId, instance: instance), target.status == .inProgress,
+            try findDeployment(tx, deploymentId).flatMap(Self.trafficTargets) == nil
+        else { return }
         let previous = target
         var events = target.lifecycleEvents ?? []
         let remaining = events.filter { $0.status == .pending || $0.status == .inProgress }
@@ -222,14 +226,23 @@ extension ControlPlane: HostCommandService {
         let previous = target
         var events = target.lifecycleEvents ?? []
         let stamp = now()
-        // The traffic events need a load balancer, which deployctl does not manage: they are skipped here.
-        while let index = events.firstIndex(where: { $0.status == .pending }),
+        let controlled = Self.trafficTargets(info) != nil
+        // Without traffic control the traffic events have nothing to act on: they are skipped here.
+        while !controlled, let index = events.firstIndex(where: { $0.status == .pending }),
             LifecycleEventName.traffic.contains(events[index].lifecycleEventName ?? "")
         {
             events[index].status = .skipped
             events[index].endTime = stamp
         }
         target.lifecycleEvents = events
+        if controlled, let index = events.firstIndex(where: { $0.status == .pending }),
+            TrafficStep.Action(rawValue: events[index].lifecycleEventName ?? "") != nil
+        {
+            // The balancer's step, not the agent's: a driver claims it (TrafficSteps.swift).
+            try startTrafficStep(tx, target: &target, index: index, stamp: stamp)
+            try saveTarget(tx, target, previous: previous)
+            return nil
+        }
         guard let index = events.firstIndex(where: { $0.status == .pending }) else {
             target.status = .succeeded
             target.lastUpdatedAt = stamp

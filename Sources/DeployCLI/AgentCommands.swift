@@ -9,6 +9,7 @@ import Foundation
 import HostCommandModel
 import Logging
 import ServiceLifecycle
+import TrafficControl
 
 /// `deployctl agent …`: the on-host agent.
 struct AgentGroupCommand: AsyncParsableCommand {
@@ -87,6 +88,8 @@ struct AgentGroupCommand: AsyncParsableCommand {
 
         @OptionGroup var engineOptions: EngineOptions
 
+        @OptionGroup(title: "Traffic control (on a state file)") var traffic: TrafficOptions
+
         @Flag(name: .customLong("once"), help: "Process what is pending now, then exit.")
         var once = false
 
@@ -111,6 +114,11 @@ struct AgentGroupCommand: AsyncParsableCommand {
 
         func run() async throws {
             if let config {
+                guard traffic.loadBalancers.isEmpty else {
+                    throw CLIFailure.usage(
+                        "--load-balancer is for agents on a state file; with --config, deployctl server drives the balancers (give it --load-balancer)"
+                    )
+                }
                 try await runRemote(configPath: config)
                 return
             }
@@ -129,10 +137,14 @@ struct AgentGroupCommand: AsyncParsableCommand {
             let loop = AgentLoop(engine: engine, controlPlane: adapter, instanceName: instanceName, logger: logger)
             let identity = AgentIdentity(holder: UUID().uuidString.lowercased(), hostName: ProcessInfo.processInfo.hostName, pid: getpid())
             let state = store.file
-            let agent = AgentService(
+            var agent = AgentService(
                 loop: loop, service: plane, identity: identity, pollInterval: .milliseconds(Int64(pollInterval * 1000)), once: once,
                 health: { state.replacement().map { "\($0); stopping (restart the agent to use the file now at that path)" } }, logger: logger,
                 startDetails: ["control_plane": .string("state file \(state.path)"), "install_root": .string(installRoot ?? "/")])
+            // On a state file this process is the one that advances the instance's deployment: it drives the
+            // balancer for the instance's traffic steps (without --load-balancer they fail, saying so).
+            let driver = TrafficDriver(plane: plane, balancers: try traffic.balancers())
+            agent.betweenPolls = { try await driver.runOutstanding(instanceName: instanceName) }
             try await Self.serve(agent, instance: instanceName)
         }
 

@@ -24,8 +24,13 @@ struct ServerCommand: AsyncParsableCommand {
             It prints one line, the URL and the CA file, then one access-log line per request on stderr. SIGTERM or SIGINT \
             drain in-flight requests and exit 0.
 
+            Deployment groups WITH_TRAFFIC_CONTROL name HAProxy backends in loadBalancerInfo; --load-balancer says where \
+            each balancer's runtime API is, and the server drains and re-admits each instance's server (the backend server \
+            named after the instance, or after its haproxy-server tag) in BlockTraffic and AllowTraffic.
+
             Example:
               deployctl server --listen 0.0.0.0:8443 --tls-san deploy.example.com
+              deployctl server --load-balancer web=unix:/run/haproxy/admin.sock
             """)
 
     @Option(
@@ -96,6 +101,8 @@ struct ServerCommand: AsyncParsableCommand {
 
     @Flag(name: .customLong("quiet"), help: "No access log (errors only).")
     var quiet = false
+
+    @OptionGroup(title: "Traffic control") var traffic: TrafficOptions
 
     @OptionGroup var global: GlobalOptions
 
@@ -190,6 +197,7 @@ struct ServerCommand: AsyncParsableCommand {
             pollHold: .milliseconds(Int64(pollHold * 1000)), maxConnections: connectionCap,
             externalChanges: { file.externalChangeCount() })
         configuration.headerTimeout = .seconds(headerTimeout)
+        configuration.balancers = try traffic.balancers()
         let server: DeployServer
         do {
             server = try DeployServer(plane: plane, artifacts: artifacts, configuration: configuration, logger: logger)

@@ -9,6 +9,7 @@ import NIOCore
 import NIOSSL
 import ServiceLifecycle
 import Synchronization
+import TrafficControl
 
 /// Why the server cannot start.
 public struct ServerStartError: Error, Sendable, CustomStringConvertible {
@@ -75,6 +76,8 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections: Int
     /// A new connection must send its first request head within this (TLS handshake included).
     public var headerTimeout: Duration = .seconds(10)
+    /// The load balancers deployments with traffic control name (`--load-balancer`), driven by this server.
+    public var balancers = Balancers()
 
     public init(
         listen: ListenAddress, tls: TLSMaterial?, signingDirectory: String, maxObjectBytes: Int64 = 5 << 30, idleTimeout: Duration = .seconds(60),
@@ -190,8 +193,27 @@ public struct DeployServer: Sendable {
                 seen = now ?? seen
             }
         }
+        // BlockTraffic and AllowTraffic are the server's to run (TrafficDriver): looked for four times a second, each
+        // run on a thread of its own, the instance's held poll woken when it ends.
+        let driver = TrafficDriver(plane: plane, balancers: configuration.balancers)
+        let traffic = Task {
+            while !Task.isCancelled {
+                do {
+                    try await Task.sleep(for: .milliseconds(250))
+                } catch {
+                    break
+                }
+                do {
+                    _ = try await writer.perform { try driver.startOutstanding { waiters.wake($0) } }
+                    failures.recovered("traffic steps")
+                } catch {
+                    failures.failed("traffic steps", error)
+                }
+            }
+        }
         defer {
             clock.cancel()
+            traffic.cancel()
             for executor in responder.executors { executor.shutdown() }
         }
         // SIGTERM/SIGINT: held polls answer at once, so draining in-flight requests does not wait out their hold.

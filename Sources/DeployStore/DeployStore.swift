@@ -120,6 +120,8 @@ public protocol StoreTransaction {
     func outstandingCommand(deploymentId: String, instance: String) throws -> HostCommandRecord?
     /// Instances with an outstanding command of the deployment.
     func commandInstances(deploymentId: String) throws -> [String]
+    /// Outstanding commands for these events (the traffic steps a balancer driver runs), soonest deadline first.
+    func commands(eventNames: [String]) throws -> [HostCommandRecord]
 
     // MARK: Application revisions
     func revision(applicationId: String, key: String) throws -> RevisionRecord?

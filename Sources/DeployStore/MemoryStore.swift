@@ -271,6 +271,9 @@ struct MemoryTransaction: StoreTransaction {
     func commandInstances(deploymentId: String) throws -> [String] {
         t.commands.values.filter { $0.deploymentId == deploymentId }.map(\.instanceName).sorted()
     }
+    func commands(eventNames: [String]) throws -> [HostCommandRecord] {
+        t.commands.values.filter { eventNames.contains($0.eventName) }.sorted { ($0.deadline, $0.id) < ($1.deadline, $1.id) }
+    }
 
     // MARK: Revisions
 

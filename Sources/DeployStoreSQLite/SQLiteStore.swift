@@ -510,6 +510,15 @@ struct SQLiteTransaction: StoreTransaction {
             arguments: [deploymentId])
     }
 
+    func commands(eventNames: [String]) throws -> [HostCommandRecord] {
+        guard !eventNames.isEmpty else { return [] }
+        let marks = Array(repeating: "?", count: eventNames.count).joined(separator: ", ")
+        return try Row.fetchAll(
+            try db.cachedStatement(sql: "SELECT * FROM host_commands WHERE event_name IN (\(marks)) ORDER BY deadline, id"),
+            arguments: StatementArguments(eventNames)
+        ).map(commandRecord)
+    }
+
     // MARK: Revisions
 
     func revisionRecord(_ row: Row) throws -> RevisionRecord {

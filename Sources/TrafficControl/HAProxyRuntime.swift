@@ -42,9 +42,28 @@ public enum TrafficControlError: Error, Sendable, Equatable, CustomStringConvert
     /// A backend or server name HAProxy's runtime API cannot carry safely (`;`, spaces, line breaks would end or
     /// add commands): nothing was sent.
     case invalidName(String)
+    case noSuchBackend(RuntimeAddress, backend: String)
+    /// A `--load-balancer` value that is not NAME=ADDRESS.
+    case badBalancer(String)
+    /// A deployment names a balancer this process was not told the address of.
+    case notConfigured(String, configured: [String])
+    /// Backend servers a deployment's instances need and the balancer lacks.
+    case missingServers(RuntimeAddress, backend: String, servers: [String])
 
     public var description: String {
         switch self {
+        case .noSuchBackend(let address, let backend):
+            return "HAProxy at \(address) has no backend '\(backend)': the deployment group's load balancer name must be an HAProxy backend"
+        case .badBalancer(let text):
+            return
+                "--load-balancer '\(text.prefix(200))': expected NAME=unix:/PATH or NAME=tcp:HOST:PORT, NAME the load balancer name of the deployment group (an HAProxy backend)"
+        case .notConfigured(let name, let configured):
+            return
+                "no balancer named '\(name)' is configured here (\(configured.isEmpty ? "none is" : "configured: " + configured.joined(separator: ", "))): start it with --load-balancer \(name)=unix:/run/haproxy/admin.sock (HAProxy's stats socket, level admin)"
+        case .missingServers(let address, let backend, let servers):
+            return
+                "HAProxy at \(address) has no server \(servers.map { "'\($0)'" }.joined(separator: ", ")) in backend '\(backend)': name each instance's server after the instance (or tag the instance haproxy-server=NAME)"
+
         case .badAddress(let text):
             return "'\(text.prefix(200))' is not a runtime API address: expected unix:/PATH (HAProxy's stats socket) or tcp:HOST:PORT"
         case .unreachable(let address, let reason):
@@ -86,7 +105,8 @@ public struct ServerStatus: Sendable, Equatable {
     /// Its health checks pass and have passed `fall` times in a row since the last change: a server that leaves
     /// maintenance is marked UP before any check runs, so this, not `isUp`, tells that it really answers.
     public var checksPass: Bool {
-        if checkStatus.isEmpty { return status == "no check" }
+        // No `check` on the server line: HAProxy has no health signal, and the server counts as healthy.
+        if checkStatus.isEmpty { return status == "no check" || checkRise == 0 }
         return (checkStatus.hasPrefix("L7OK") || checkStatus.hasPrefix("L4OK") || checkStatus.hasPrefix("L6OK"))
             && checkHealth >= checkRise + checkFall - 1
     }
@@ -206,26 +226,35 @@ public struct HAProxyRuntime: Sendable {
         }
     }
 
-    /// Every server of `backend`, from `show stat` (its CSV, columns as HAProxy 2.6 numbers them).
+    /// Every server of `backend`, from `show stat` (its CSV, columns as HAProxy 2.6 numbers them). All proxies'
+    /// backend and server rows are asked for and filtered here: `show stat NAME` picks the first proxy of that name,
+    /// which is the frontend when a frontend and a backend share it (a common configuration).
     public func servers(backend: String) throws(TrafficControlError) -> [ServerStatus] {
         try Self.checkName(backend)
-        let answer = try send("show stat \(backend) 4 -1")
+        let command = "show stat -1 6 -1"
+        let answer = try send(command)
         var rows: [ServerStatus] = []
         var sawHeader = false
+        var sawBackend = false
         for line in answer.split(separator: "\n") {
             if line.hasPrefix("# ") {
                 sawHeader = true
                 continue
             }
             let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            guard fields.count > 69, fields[0] == backend, fields[1] != "BACKEND", fields[1] != "FRONTEND" else { continue }
+            guard fields.count > 69, fields[0] == backend, fields[1] != "FRONTEND" else { continue }
+            if fields[1] == "BACKEND" {
+                sawBackend = true
+                continue
+            }
             func int(_ index: Int) -> Int { Int(fields[index]) ?? 0 }
             rows.append(
                 ServerStatus(
                     backend: fields[0], server: fields[1], status: fields[17], sessions: int(4), queued: int(2), checkStatus: fields[36],
                     checkHealth: int(69), checkRise: int(67), checkFall: int(68), weight: int(18)))
         }
-        guard sawHeader else { throw .refused(address, command: "show stat \(backend) 4 -1", answer: answer) }
+        guard sawHeader else { throw .refused(address, command: command, answer: answer) }
+        guard sawBackend else { throw .noSuchBackend(address, backend: backend) }
         return rows
     }
 
@@ -254,6 +283,14 @@ public struct HAProxyRuntime: Sendable {
         -> ServerStatus
     {
         try setState(backend: backend, server: server, "drain")
+        return try waitUntilIdle(backend: backend, server: server, timeout: timeout, poll: poll)
+    }
+
+    /// Waits until the server has no session and nothing queued, at most `timeout`; answers the status it ended with.
+    @discardableResult
+    public func waitUntilIdle(backend: String, server: String, timeout: TimeInterval, poll: TimeInterval = 0.1) throws(TrafficControlError)
+        -> ServerStatus
+    {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let now = try status(backend: backend, server: server)

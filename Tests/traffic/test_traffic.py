@@ -1,0 +1,375 @@
+"""Zero-downtime deployments behind a real HAProxy (issue 25): `deployctl server --load-balancer` drains each
+instance's server in BlockTraffic and re-admits it in AllowTraffic only once HAProxy's health checks pass, while a
+load generator sends requests through HAProxy for the whole deployment.
+
+One HAProxy (Debian's package, started here on loopback, its runtime API on a Unix socket in a temporary directory,
+stopped by its PID), one server and three agents (each its own install root and its own service port) for the module.
+"""
+import http.client
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "server_conftest", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "server", "conftest.py"))
+_server = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_server)
+BINARY, Server, deployctl = _server.BINARY, _server.Server, _server.deployctl
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+HOSTS = ("web-1", "web-2", "web-3")
+
+# The service the revision installs: /health for HAProxy's checks, / answers the installed version. A version whose
+# name starts with "sick" fails its health checks (but its ValidateService passes).
+SERVICE = r'''
+import http.server, os, sys
+root = os.path.dirname(os.path.abspath(__file__))
+version = open(os.path.join(root, "version")).read().strip()
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/health" and version.startswith("sick"):
+            code, body = 500, b"sick\n"
+        else:
+            code, body = 200, (version + "\n").encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+'''
+
+START = """#!/bin/sh
+set -eu
+app="$DEPLOYCTL_INSTALL_ROOT/srv/app"
+port=$(cat "$DEPLOYCTL_INSTALL_ROOT/port")
+sleep 0.5  # a service that takes a moment to start, as real ones do
+setsid python3 "$app/server.py" "$port" >/dev/null 2>&1 < /dev/null &
+echo $! > "$DEPLOYCTL_INSTALL_ROOT/service.pid"
+for _ in $(seq 1 100); do
+  python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && exit 0
+  sleep 0.05
+done
+echo "the service did not open 127.0.0.1:$port" >&2
+exit 1
+"""
+
+STOP = """#!/bin/sh
+pidfile="$DEPLOYCTL_INSTALL_ROOT/service.pid"
+if [ -f "$pidfile" ]; then
+  pid=$(cat "$pidfile")
+  kill "$pid" 2>/dev/null
+  # Gone, or a zombie (the agent may be its reaper).
+  while [ -e "/proc/$pid" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]; do sleep 0.02; done
+  rm -f "$pidfile"
+fi
+exit 0
+"""
+
+HOOK_LOG = """#!/bin/sh
+echo "$LIFECYCLE_EVENT" >> "$DEPLOYCTL_INSTALL_ROOT/hooks.log"
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_revision(folder, version):
+    os.makedirs(folder + "/app", exist_ok=True)
+    os.makedirs(folder + "/scripts", exist_ok=True)
+    open(folder + "/app/server.py", "w").write(SERVICE)
+    open(folder + "/app/version", "w").write(version + "\n")
+    for name, body in (("start.sh", START), ("stop.sh", STOP), ("hook.sh", HOOK_LOG)):
+        open(f"{folder}/scripts/{name}", "w").write(body)
+        os.chmod(f"{folder}/scripts/{name}", 0o755)
+    hooks = {"ApplicationStop": "stop.sh", "ApplicationStart": "start.sh"}
+    for event in ("BeforeBlockTraffic", "AfterBlockTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"):
+        hooks[event] = "hook.sh"
+    lines = ["version: 0.0", "os: linux", "files:", "  - source: app", "    destination: /srv/app", "hooks:"]
+    for event, script in hooks.items():
+        lines += [f"  {event}:", f"    - location: scripts/{script}", "      timeout: 30"]
+    open(folder + "/appspec.yml", "w").write("\n".join(lines) + "\n")
+
+
+class HAProxy:
+    """HAProxy in front of the three instances' ports, checking /health every 100 ms (rise 2, fall 2)."""
+
+    def __init__(self, directory, ports):
+        self.directory = directory
+        self.socket = os.path.join(directory, "admin.sock")
+        self.port = free_port()
+        servers = "\n".join(f"  server {name} 127.0.0.1:{port}" for name, port in ports.items())
+        config = f"""global
+  stats socket {self.socket} mode 600 level admin
+  stats timeout 10s
+defaults
+  mode http
+  # HAProxy retries a refused connection 3 times after min(timeout connect, 1 s) each: short here, so a service
+  # that is down longer than that loses requests without traffic control.
+  timeout connect 100ms
+  timeout client 10s
+  timeout server 10s
+frontend web
+  bind 127.0.0.1:{self.port}
+  default_backend web
+backend web
+  balance roundrobin
+  option httpchk GET /health
+  default-server check inter 100ms rise 2 fall 2
+{servers}
+"""
+        self.config = os.path.join(directory, "haproxy.cfg")
+        open(self.config, "w").write(config)
+        self.log = open(os.path.join(directory, "haproxy.log"), "w")
+        self.process = subprocess.Popen([HAPROXY, "-db", "-f", self.config], stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.socket):
+            assert self.process.poll() is None, open(os.path.join(directory, "haproxy.log")).read()
+            assert time.monotonic() < deadline, "haproxy did not open its stats socket"
+            time.sleep(0.05)
+
+    def command(self, line):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(self.socket)
+            s.sendall((line + "\n").encode())
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+        return answer.decode()
+
+    def states(self):
+        """server name -> (status, weight) from `show stat`."""
+        rows = {}
+        for line in self.command("show stat -1 4 -1").splitlines():
+            fields = line.split(",")
+            if len(fields) > 20 and fields[0] == "web" and fields[1] not in ("BACKEND", "FRONTEND"):
+                rows[fields[1]] = fields[17]
+        return rows
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=10)
+        self.log.close()
+
+
+class Load:
+    """A bounded load generator: `threads` clients, each one request at a time through HAProxy (a new connection
+    each), counting answers by body and failures (errors and non-200 answers) with their time."""
+
+    def __init__(self, port, threads=3, pause=0.01):
+        self.port = port
+        self.pause = pause
+        self.answers = {}
+        self.failures = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self.client, daemon=True) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def client(self):
+        while not self.stopping.is_set():
+            try:
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                connection.request("GET", "/")
+                response = connection.getresponse()
+                body = response.read().decode().strip()
+                connection.close()
+                with self.lock:
+                    if response.status == 200:
+                        self.answers[body] = self.answers.get(body, 0) + 1
+                    else:
+                        self.failures.append((time.time(), f"HTTP {response.status}"))
+            except OSError as error:
+                with self.lock:
+                    self.failures.append((time.time(), repr(error)))
+            time.sleep(self.pause)
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=10)
+        return sum(self.answers.values()), len(self.failures)
+
+
+class Host:
+    """One simulated instance: registered with the server, its agent, its install root and service port."""
+
+    def __init__(self, server, name, port):
+        self.name = name
+        self.port = port
+        self.dir = os.path.join(server.directory, "hosts", name)
+        os.makedirs(self.dir + "/fs", exist_ok=True)
+        open(self.dir + "/fs/port", "w").write(str(port))
+        deployctl("register", "--state", server.state, "--instance-name", name, "--tags", "Key=fleet,Value=web",
+                  "--endpoint-url", server.url, "--output-dir", self.dir)
+        config = os.path.join(self.dir, "codedeployagent.yml")
+        text = open(config).read().replace("/etc/codedeploy-agent/conf/", self.dir + "/")
+        open(config, "w").write(text.replace("/opt/codedeploy-agent/deployment-root", self.dir + "/root"))
+        self.log = open(os.path.join(self.dir, "agent.log"), "a")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("DEPLOYCTL_")}
+        self.process = subprocess.Popen([BINARY, "agent", "run", "--config", config, "--install-root", self.dir + "/fs"],
+                                        stderr=self.log, env=env)
+
+    def version(self):
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            connection.request("GET", "/")
+            return connection.getresponse().read().decode().strip()
+        except OSError:
+            return None
+
+    def hooks(self):
+        path = self.dir + "/fs/hooks.log"
+        return open(path).read().split() if os.path.exists(path) else []
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=60)
+        self.log.close()
+        pidfile = self.dir + "/fs/service.pid"
+        if os.path.exists(pidfile):
+            try:
+                os.kill(int(open(pidfile).read()), signal.SIGTERM)
+            except (ProcessLookupError, ValueError):
+                pass
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    if not os.access(HAPROXY, os.X_OK):
+        pytest.fail("haproxy is not installed (apt-get install haproxy; .ci/run and Scripts/setup.sh install it)")
+    ports = {name: free_port() for name in HOSTS}
+    server = None
+    haproxy = None
+    hosts = []
+    directory = None
+    try:
+        import tempfile
+        directory = tempfile.mkdtemp(prefix="deployctl-traffic-")
+        haproxy = HAProxy(directory, ports)
+        server = Server(extra_args=("--load-balancer", f"web=unix:{haproxy.socket}", "--traffic-health-timeout", "5",
+                                    "--traffic-drain-timeout", "10", "--poll-hold", "5"))
+        remote(server, "create-application", "--application-name", "shop")
+        remote(server, "create-deployment-group", "--application-name", "shop", "--deployment-group-name", "web",
+               "--on-premises-instance-tag-filters", "Key=fleet,Value=web,Type=KEY_AND_VALUE",
+               "--deployment-config-name", "CodeDeployDefault.OneAtATime",
+               "--deployment-style", "deploymentType=IN_PLACE,deploymentOption=WITH_TRAFFIC_CONTROL",
+               "--load-balancer-info", "targetGroupInfoList=[{name=web}]")
+        hosts = [Host(server, name, ports[name]) for name in HOSTS]
+        yield server, haproxy, hosts, directory
+    finally:
+        for h in hosts:
+            h.stop()
+        if server:
+            assert server.stop() == 0
+        if haproxy:
+            haproxy.stop()
+        for path in (directory, server.directory if server else None):
+            if path:
+                subprocess.run(["rm", "-rf", path])
+
+
+def remote(server, *args, check=True):
+    return deployctl(*args, "--endpoint-url", server.url, env=server.env("admin"), check=check, timeout=300)
+
+
+def push(server, directory, version):
+    folder = os.path.join(directory, "rev-" + version)
+    make_revision(folder, version)
+    remote(server, "push", "--application-name", "shop", "--s3-location", f"s3://releases/{version}.zip", "--source", folder)
+
+
+def deploy(server, version, timeout=120):
+    out = remote(server, "create-deployment", "--application-name", "shop", "--deployment-group-name", "web",
+                 "--s3-location", f"bucket=releases,key={version}.zip,bundleType=zip", "--output", "text").stdout.strip()
+    remote(server, "wait", "deployment-successful", "--deployment-id", out, "--timeout", str(timeout), check=False)
+    return out
+
+
+def info(server, deployment):
+    return json.loads(remote(server, "get-deployment", "--deployment-id", deployment).stdout)["deploymentInfo"]
+
+
+def events(server, deployment, host):
+    out = remote(server, "get-deployment-target", "--deployment-id", deployment, "--target-id", host).stdout
+    return {e["lifecycleEventName"]: e for e in json.loads(out)["deploymentTarget"]["instanceTarget"]["lifecycleEvents"]}
+
+
+def failures(server, deployment):
+    """The failed lifecycle events of a deployment, with their diagnostics (for assertion messages)."""
+    found = []
+    for name in HOSTS:
+        for event, detail in events(server, deployment, name).items():
+            if detail["status"] == "Failed":
+                found.append((name, event, detail.get("diagnostics")))
+    return found
+
+
+def test_in_place_with_traffic_control_drops_no_request_and_without_it_does(fleet):
+    server, haproxy, hosts, directory = fleet
+    for version in ("v1", "v2", "v3"):
+        push(server, directory, version)
+    # The first release starts the services (no load yet: nothing serves before it).
+    first = deploy(server, "v1")
+    assert info(server, first)["status"] == "Succeeded", failures(server, first)
+    assert set(haproxy.states().values()) == {"UP"}, haproxy.states()
+
+    load = Load(haproxy.port)
+    time.sleep(0.5)
+    started = time.monotonic()
+    second = deploy(server, "v2")
+    elapsed = time.monotonic() - started
+    time.sleep(0.5)
+    served, failed = load.stop()
+    detail = info(server, second)
+    assert detail["status"] == "Succeeded", failures(server, second)
+    assert detail["loadBalancerInfo"] == {"targetGroupInfoList": [{"name": "web"}]}
+    assert failed == 0, f"{failed} of {served + failed} requests failed with traffic control: {load.failures[:5]}"
+    assert load.answers.get("v2", 0) > 0 and served > 50, load.answers
+    for h in hosts:
+        assert h.version() == "v2", h.name
+        lifecycle = events(server, second, h.name)
+        for event in ("BlockTraffic", "AllowTraffic", "BeforeBlockTraffic", "AfterAllowTraffic"):
+            assert lifecycle[event]["status"] == "Succeeded", (h.name, event, lifecycle[event])
+        block = lifecycle["BlockTraffic"]["diagnostics"]
+        assert f"set server web/{h.name} state drain" in block["logTail"] and f"set server web/{h.name} state maint" in block["logTail"]
+        assert "Drained web/" in block["message"]
+        allow = lifecycle["AllowTraffic"]["diagnostics"]
+        assert f"set server web/{h.name} state ready" in allow["logTail"], allow
+        # AWS's order: the block hooks around BlockTraffic before ApplicationStop, the allow hooks at the end.
+        assert h.hooks()[-4:] == ["BeforeBlockTraffic", "AfterBlockTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"], (h.hooks(), lifecycle)
+    assert set(haproxy.states().values()) == {"UP"}, haproxy.states()
+    # Every balancer command is in the event stream too.
+    stream = remote(server, "events", "--deployment-id", second).stdout
+    assert "set server web/web-1 state drain" in stream
+
+    # The same release without traffic control: requests are lost while each service restarts.
+    remote(server, "update-deployment-group", "--application-name", "shop", "--current-deployment-group-name", "web",
+           "--deployment-style", "deploymentType=IN_PLACE,deploymentOption=WITHOUT_TRAFFIC_CONTROL")
+    load = Load(haproxy.port)
+    time.sleep(0.5)
+    third = deploy(server, "v3")
+    time.sleep(0.5)
+    served_without, failed_without = load.stop()
+    assert info(server, third)["status"] == "Succeeded"
+    assert events(server, third, "web-1")["BlockTraffic"]["status"] == "Skipped"
+    assert failed_without > 0, f"no request failed without traffic control ({served_without} served)"
+    print(f"\nwith traffic control: {failed} of {served + failed} failed ({elapsed:.1f} s deployment); "
+          f"without: {failed_without} of {served_without + failed_without} failed")
+    remote(server, "update-deployment-group", "--application-name", "shop", "--current-deployment-group-name", "web",
+           "--deployment-style", "deploymentType=IN_PLACE,deploymentOption=WITH_TRAFFIC_CONTROL")
