@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -26,6 +27,8 @@ BINARY, Server, deployctl = _server.BINARY, _server.Server, _server.deployctl
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 HOSTS = ("web-1", "web-2", "web-3")
+# Instances of the state-file test: their own backend and frontend in the same HAProxy.
+LOCAL_HOSTS = ("local-1", "local-2")
 
 # The service the revision installs: /health for HAProxy's checks, / answers the installed version. A version whose
 # name starts with "sick" fails its health checks (but its ValidateService passes).
@@ -106,11 +109,23 @@ def make_revision(folder, version):
 class HAProxy:
     """HAProxy in front of the three instances' ports, checking /health every 100 ms (rise 2, fall 2)."""
 
-    def __init__(self, directory, ports):
+    def __init__(self, directory, backends):
         self.directory = directory
         self.socket = os.path.join(directory, "admin.sock")
-        self.port = free_port()
-        servers = "\n".join(f"  server {name} 127.0.0.1:{port}" for name, port in ports.items())
+        self.ports = {name: free_port() for name in backends}
+        self.port = self.ports["web"]
+        proxies = ""
+        for backend, servers in backends.items():
+            lines = "\n".join(f"  server {name} 127.0.0.1:{port}" for name, port in servers.items())
+            proxies += f"""frontend {backend}
+  bind 127.0.0.1:{self.ports[backend]}
+  default_backend {backend}
+backend {backend}
+  balance roundrobin
+  option httpchk GET /health
+  default-server check inter 100ms rise 2 fall 2
+{lines}
+"""
         config = f"""global
   stats socket {self.socket} mode 600 level admin
   stats timeout 10s
@@ -121,15 +136,7 @@ defaults
   timeout connect 100ms
   timeout client 10s
   timeout server 10s
-frontend web
-  bind 127.0.0.1:{self.port}
-  default_backend web
-backend web
-  balance roundrobin
-  option httpchk GET /health
-  default-server check inter 100ms rise 2 fall 2
-{servers}
-"""
+{proxies}"""
         self.config = os.path.join(directory, "haproxy.cfg")
         open(self.config, "w").write(config)
         self.log = open(os.path.join(directory, "haproxy.log"), "w")
@@ -149,12 +156,12 @@ backend web
                 answer += chunk
         return answer.decode()
 
-    def states(self):
-        """server name -> (status, weight) from `show stat`."""
+    def states(self, backend="web"):
+        """server name -> status, from `show stat`."""
         rows = {}
         for line in self.command("show stat -1 4 -1").splitlines():
             fields = line.split(",")
-            if len(fields) > 20 and fields[0] == "web" and fields[1] not in ("BACKEND", "FRONTEND"):
+            if len(fields) > 20 and fields[0] == backend and fields[1] not in ("BACKEND", "FRONTEND"):
                 rows[fields[1]] = fields[17]
         return rows
 
@@ -253,16 +260,17 @@ class Host:
 def fleet():
     if not os.access(HAPROXY, os.X_OK):
         pytest.fail("haproxy is not installed (apt-get install haproxy; .ci/run and Scripts/setup.sh install it)")
-    ports = {name: free_port() for name in HOSTS}
+    ports = {name: free_port() for name in HOSTS + LOCAL_HOSTS}
     server = None
     haproxy = None
     hosts = []
     directory = None
     try:
-        import tempfile
         directory = tempfile.mkdtemp(prefix="deployctl-traffic-")
-        haproxy = HAProxy(directory, ports)
-        server = Server(extra_args=("--load-balancer", f"web=unix:{haproxy.socket}", "--traffic-health-timeout", "5",
+        haproxy = HAProxy(directory, {"web": {name: ports[name] for name in HOSTS},
+                                      "local": {name: ports[name] for name in LOCAL_HOSTS}})
+        server = Server(extra_args=("--load-balancer", f"web=unix:{haproxy.socket}", "--load-balancer",
+                                    f"gone=unix:{directory}/no-such.sock", "--traffic-health-timeout", "5",
                                     "--traffic-drain-timeout", "10", "--poll-hold", "5"))
         remote(server, "create-application", "--application-name", "shop")
         remote(server, "create-deployment-group", "--application-name", "shop", "--deployment-group-name", "web",
@@ -271,7 +279,7 @@ def fleet():
                "--deployment-style", "deploymentType=IN_PLACE,deploymentOption=WITH_TRAFFIC_CONTROL",
                "--load-balancer-info", "targetGroupInfoList=[{name=web}]")
         hosts = [Host(server, name, ports[name]) for name in HOSTS]
-        yield server, haproxy, hosts, directory
+        yield server, haproxy, hosts, directory, ports
     finally:
         for h in hosts:
             h.stop()
@@ -321,7 +329,7 @@ def failures(server, deployment):
 
 
 def test_in_place_with_traffic_control_drops_no_request_and_without_it_does(fleet):
-    server, haproxy, hosts, directory = fleet
+    server, haproxy, hosts, directory, _ = fleet
     for version in ("v1", "v2", "v3"):
         push(server, directory, version)
     # The first release starts the services (no load yet: nothing serves before it).
@@ -373,3 +381,147 @@ def test_in_place_with_traffic_control_drops_no_request_and_without_it_does(flee
           f"without: {failed_without} of {served_without + failed_without} failed")
     remote(server, "update-deployment-group", "--application-name", "shop", "--current-deployment-group-name", "web",
            "--deployment-style", "deploymentType=IN_PLACE,deploymentOption=WITH_TRAFFIC_CONTROL")
+
+
+def set_balancer(server, name):
+    remote(server, "update-deployment-group", "--application-name", "shop", "--current-deployment-group-name", "web",
+           "--load-balancer-info", f"targetGroupInfoList=[{{name={name}}}]")
+
+
+def test_bad_balancer_settings_fail_the_deployment_before_anything_is_drained(fleet):
+    server, haproxy, hosts, directory, _ = fleet
+    push(server, directory, "v5")
+    before = haproxy.states()
+    assert set(before.values()) == {"UP"}, before
+    cases = [
+        # A server the backend does not have (web-3's tag names it): found before web-1 is drained.
+        ("web", ("add-tags-to-on-premises-instances", "--instance-names", "web-3", "--tags", "Key=haproxy-server,Value=web-9"),
+         "has no server 'web-9' in backend 'web'"),
+        # A balancer the server was not told about.
+        ("api", None, "no balancer named 'api' is configured here (configured: gone, web)"),
+        # A balancer whose runtime API cannot be reached.
+        ("gone", None, "cannot reach HAProxy's runtime API at unix:"),
+    ]
+    load = Load(haproxy.port)
+    try:
+        for balancer, setup, expected in cases:
+            set_balancer(server, balancer)
+            if setup:
+                remote(server, *setup)
+            deployment = deploy(server, "v5")
+            found = failures(server, deployment)
+            assert info(server, deployment)["status"] == "Failed"
+            assert [(name, event) for name, event, _ in found] == [("web-1", "BlockTraffic")], found
+            assert expected in found[0][2]["message"], found[0][2]["message"]
+            assert haproxy.states() == before, "a server was changed"
+            assert all(h.version() != "v5" for h in hosts)
+            if setup:
+                remote(server, "remove-tags-from-on-premises-instances", "--instance-names", "web-3",
+                       "--tags", "Key=haproxy-server,Value=web-9")
+    finally:
+        set_balancer(server, "web")
+        served, failed = load.stop()
+    assert failed == 0, load.failures[:5]
+
+
+def test_a_server_whose_health_checks_never_pass_gets_no_traffic_and_the_release_rolls_back(fleet):
+    server, haproxy, hosts, directory, _ = fleet
+    good = hosts[0].version()
+    push(server, directory, "sick-v6")
+    remote(server, "update-deployment-group", "--application-name", "shop", "--current-deployment-group-name", "web",
+           "--auto-rollback-configuration", "enabled=true,events=DEPLOYMENT_FAILURE")
+    load = Load(haproxy.port)
+    try:
+        deployment = deploy(server, "sick-v6")
+        detail = info(server, deployment)
+        assert detail["status"] == "Failed"
+        found = failures(server, deployment)
+        assert [(name, event) for name, event, _ in found] == [("web-1", "AllowTraffic")], found
+        message = found[0][2]["message"]
+        assert "did not pass its health checks within 5 s" in message and "L7STS" in message, message
+        # The rollback puts the last good release back on web-1 and lets it serve again.
+        rollback = detail["rollbackInfo"]["rollbackDeploymentId"]
+        remote(server, "wait", "deployment-successful", "--deployment-id", rollback, "--timeout", "120", check=False)
+        assert info(server, rollback)["status"] == "Succeeded", failures(server, rollback)
+    finally:
+        served, failed = load.stop()
+        remote(server, "update-deployment-group", "--application-name", "shop", "--current-deployment-group-name", "web",
+               "--auto-rollback-configuration", "enabled=false")
+    # The sick release never answered a request through HAProxy: its server was never made ready.
+    assert "sick-v6" not in load.answers, load.answers
+    assert failed == 0, load.failures[:5]
+    assert [h.version() for h in hosts] == [good] * 3
+    assert set(haproxy.states().values()) == {"UP"}, haproxy.states()
+
+
+def test_on_a_state_file_each_agent_drives_the_balancer_for_its_own_instance(fleet):
+    _, haproxy, _, directory, ports = fleet
+    folder = os.path.join(directory, "local")
+    os.makedirs(folder, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("DEPLOYCTL_")}
+    env["DEPLOYCTL_STATE"] = os.path.join(folder, "state.db")
+
+    def run(*args, check=True):
+        return deployctl(*args, env=env, check=check, timeout=300)
+
+    run("create-application", "--application-name", "shop")
+    for name in LOCAL_HOSTS:
+        run("register-on-premises-instance", "--instance-name", name)
+        os.makedirs(f"{folder}/{name}/fs", exist_ok=True)
+        open(f"{folder}/{name}/fs/port", "w").write(str(ports[name]))
+    run("add-tags-to-on-premises-instances", "--instance-names", *LOCAL_HOSTS, "--tags", "Key=fleet,Value=local")
+    run("create-deployment-group", "--application-name", "shop", "--deployment-group-name", "local",
+        "--on-premises-instance-tag-filters", "Key=fleet,Value=local,Type=KEY_AND_VALUE",
+        "--deployment-style", "deploymentType=IN_PLACE,deploymentOption=WITH_TRAFFIC_CONTROL",
+        "--load-balancer-info", "targetGroupInfoList=[{name=local}]")
+    agents = []
+    try:
+        for name in LOCAL_HOSTS:
+            log = open(f"{folder}/{name}/agent.log", "w")
+            agents.append((subprocess.Popen(
+                [BINARY, "agent", "run", "--instance-name", name, "--agent-root", f"{folder}/{name}/root",
+                 "--install-root", f"{folder}/{name}/fs", "--poll-interval", "0.2",
+                 "--load-balancer", f"local=unix:{haproxy.socket}", "--traffic-health-timeout", "10"],
+                env=env, stderr=log), log))
+        results = {}
+        for version in ("v1", "v2"):
+            rev = os.path.join(folder, "rev-" + version)
+            make_revision(rev, version)
+            run("push", "--application-name", "shop", "--s3-location", f"s3://releases/{version}.zip", "--source", rev)
+            load = Load(haproxy.ports["local"]) if version == "v2" else None
+            out = run("create-deployment", "--application-name", "shop", "--deployment-group-name", "local",
+                      "--s3-location", f"bucket=releases,key={version}.zip,bundleType=zip", "--wait", "--timeout", "120",
+                      check=False)
+            results[version] = load.stop() if load else None
+            assert out.returncode == 0, out.stdout + out.stderr
+        served, failed = results["v2"]
+        assert failed == 0 and served > 20, (served, failed)
+        assert set(haproxy.states("local").values()) == {"UP"}
+        for name in LOCAL_HOSTS:
+            version = http.client.HTTPConnection("127.0.0.1", ports[name], timeout=2)
+            version.request("GET", "/")
+            assert version.getresponse().read().decode().strip() == "v2"
+            assert "drove the load balancer for" in open(f"{folder}/{name}/agent.log").read()
+    finally:
+        for process, log in agents:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+            log.close()
+        for name in LOCAL_HOSTS:
+            pidfile = f"{folder}/{name}/fs/service.pid"
+            if os.path.exists(pidfile):
+                try:
+                    os.kill(int(open(pidfile).read()), signal.SIGTERM)
+                except (ProcessLookupError, ValueError):
+                    pass
+
+
+def test_a_malformed_load_balancer_flag_is_a_usage_error():
+    """Exit 252, the aws CLI v2 code for bad usage (README)."""
+    for flag, expected in (("web", "expected NAME=unix:/PATH or NAME=tcp:HOST:PORT"),
+                           ("web=http://x", "is not a runtime API address"),
+                           ("we b=unix:/x", "expected NAME=unix:/PATH")):
+        result = deployctl("agent", "run", "--instance-name", "x", "--once", "--load-balancer", flag, check=False)
+        assert result.returncode == 252 and expected in result.stderr, (flag, result.returncode, result.stderr)
+    result = deployctl("server", "--load-balancer", "web=unix:/x", "--traffic-drain-timeout", "-1", check=False)
+    assert result.returncode == 252 and "--traffic-drain-timeout must be a number of seconds from 0 to 3600" in result.stderr
