@@ -38,7 +38,7 @@ extension ControlPlane {
     }
 
     /// Checks the parts of a group definition deployctl acts on. Lambda and ECS groups are stored as given (nothing
-    /// deploys them here); blue/green is refused for Server groups, which deployctl deploys in place.
+    /// deploys them here).
     func validateGroupSettings(_ info: DeploymentGroupInfo, platform: ComputePlatform) throws {
         if let filters = info.onPremisesInstanceTagFilters, !filters.isEmpty, info.onPremisesTagSet?.onPremisesTagSetList?.isEmpty == false {
             throw ServiceError(
@@ -60,10 +60,10 @@ extension ControlPlane {
                 throw ServiceError("InvalidTagException", "Invalid filter in tag group \(index + 1) of the on-premises tag set: \(problem).")
             }
         }
-        if platform == .server, info.deploymentStyle?.deploymentType == .blueGreen || info.blueGreenDeploymentConfiguration != nil {
-            throw ServiceError("InvalidDeploymentStyleException", "Blue/green deployments are not supported by deployctl; use IN_PLACE.")
+        if platform == .server {
+            try Self.validateBlueGreen(info)
+            try Self.validateTrafficControl(info)
         }
-        if platform == .server { try Self.validateTrafficControl(info) }
         if let rollback = info.autoRollbackConfiguration, rollback.enabled == true, rollback.events?.isEmpty ?? true {
             throw ServiceError(
                 "InvalidAutoRollbackConfigException",

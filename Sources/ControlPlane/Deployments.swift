@@ -64,10 +64,10 @@ extension ControlPlane {
     }
 
     /// Creates a deployment inside the caller's transaction (create-deployment, and automatic rollbacks).
-    func insertDeployment(_ tx: any StoreTransaction, _ input: CreateDeploymentInput, creator: DeploymentCreator, rollbackInfo: RollbackInfo? = nil)
-        throws
-        -> String
-    {
+    func insertDeployment(
+        _ tx: any StoreTransaction, _ input: CreateDeploymentInput, creator: DeploymentCreator, rollbackInfo: RollbackInfo? = nil,
+        rollingBack: [InstanceTarget]? = nil
+    ) throws -> String {
         do {
             let app = try requireApplication(tx, input.applicationName)
             guard let groupName = input.deploymentGroupName, !groupName.isEmpty else {
@@ -100,36 +100,47 @@ extension ControlPlane {
 
             var id = Identifier.deploymentId()
             while try findDeployment(tx, id) != nil { id = Identifier.deploymentId() }
+            let blueGreen = current.deploymentStyle?.deploymentType == .blueGreen
+            let fleets = blueGreen && rollingBack == nil ? try blueGreenFleets(tx, group: current, input: input) : nil
+            let blueGreenTargets = blueGreen ? self.blueGreenTargets(id: id, created: created, fleets: fleets, rollingBack: rollingBack) : []
             // Instances whose last deployment in this group failed go first, as on AWS.
-            let targets = try selectTargets(tx, group: current, override: input.targetInstances).enumerated().sorted { a, b in
-                let af = try? lastTargetFailed(tx, groupId: group.id, instance: a.element.instanceName ?? "")
-                let bf = try? lastTargetFailed(tx, groupId: group.id, instance: b.element.instanceName ?? "")
-                if (af ?? false) != (bf ?? false) { return af ?? false }
-                return a.offset < b.offset
-            }.map(\.element)
+            let targets =
+                blueGreen
+                ? []
+                : try selectTargets(tx, group: current, override: input.targetInstances).enumerated().sorted { a, b in
+                    let af = try? lastTargetFailed(tx, groupId: group.id, instance: a.element.instanceName ?? "")
+                    let bf = try? lastTargetFailed(tx, groupId: group.id, instance: b.element.instanceName ?? "")
+                    if (af ?? false) != (bf ?? false) { return af ?? false }
+                    return a.offset < b.offset
+                }.map(\.element)
             let previous = try tx.newestDeployment(groupId: group.id, status: "Succeeded", excluding: nil)
 
             var info = DeploymentInfo(
                 applicationName: app.name, deploymentGroupName: group.name, deploymentConfigName: configName, deploymentId: id,
                 previousRevision: previous?.revision, revision: revision, status: .created, createTime: created,
                 deploymentOverview: DeploymentOverview(
-                    pending: targets.count, inProgress: 0, succeeded: 0, failed: 0, skipped: 0, ready: 0),
+                    pending: targets.count + blueGreenTargets.count, inProgress: 0, succeeded: 0, failed: 0, skipped: 0, ready: 0),
                 description: input.description, creator: creator,
                 ignoreApplicationStopFailures: input.ignoreApplicationStopFailures ?? false,
                 autoRollbackConfiguration: input.autoRollbackConfiguration ?? current.autoRollbackConfiguration,
                 updateOutdatedInstancesOnly: input.updateOutdatedInstancesOnly ?? false,
                 deploymentStyle: current.deploymentStyle, targetInstances: input.targetInstances,
-                instanceTerminationWaitTimeStarted: false, loadBalancerInfo: current.loadBalancerInfo,
+                instanceTerminationWaitTimeStarted: false,
+                blueGreenDeploymentConfiguration: blueGreen ? current.blueGreenDeploymentConfiguration : nil,
+                loadBalancerInfo: current.loadBalancerInfo,
                 fileExistsBehavior: input.fileExistsBehavior ?? .disallow,
                 deploymentStatusMessages: [], computePlatform: .server)
             info.rollbackInfo = rollbackInfo
             info.overrideAlarmConfiguration = try input.overrideAlarmConfiguration.map(Self.validAlarmConfiguration)
-            if targets.isEmpty {
+            if targets.isEmpty, blueGreenTargets.isEmpty {
                 info.status = .failed
                 info.completeTime = created
                 info.errorInformation = ErrorInformation(code: .noInstances, message: Self.noInstancesMessage)
             }
             try tx.insertDeployment(DeploymentRecord(id: id, applicationId: app.id, groupId: group.id, createTime: created, info: info))
+            for (position, target) in blueGreenTargets.enumerated() {
+                try tx.insertTarget(target, deploymentId: id, position: position)
+            }
             for (position, instance) in targets.enumerated() {
                 let name = instance.instanceName ?? ""
                 let target = InstanceTarget(
@@ -193,7 +204,8 @@ extension ControlPlane {
         let id = info.deploymentId ?? ""
         let stopped = now()
         let outstanding = Set(try tx.commandInstances(deploymentId: id))
-        for var target in try targets(tx, deploymentId: id) where target.status == .pending || target.status == .inProgress {
+        for var target in try targets(tx, deploymentId: id) where target.status == .pending || target.status == .inProgress || target.status == .ready
+        {
             if outstanding.contains(target.targetId ?? "") { continue }
             let previous = target
             target.status = .skipped
@@ -328,7 +340,7 @@ extension ControlPlane {
         InstanceSummary(
             deploymentId: target.deploymentId, instanceId: target.targetId,
             status: target.status.flatMap { InstanceStatus(rawValue: $0.rawValue) }, lastUpdatedAt: target.lastUpdatedAt,
-            lifecycleEvents: target.lifecycleEvents)
+            lifecycleEvents: target.lifecycleEvents, instanceType: target.instanceLabel.flatMap { InstanceType(rawValue: $0.rawValue) })
     }
 
     public func listDeploymentInstances(_ input: ListDeploymentInstancesInput) throws -> ListDeploymentInstancesOutput {
@@ -339,8 +351,11 @@ extension ControlPlane {
             if let statuses = input.instanceStatusFilter, !statuses.isEmpty {
                 all = all.filter { target in statuses.contains { $0.rawValue == target.status?.rawValue } }
             }
-            if let types = input.instanceTypeFilter, !types.isEmpty, !types.contains(.blue) {
-                all = []
+            if let types = input.instanceTypeFilter, !types.isEmpty {
+                guard Self.isBlueGreen(info) else {
+                    throw ServiceError("InvalidDeploymentInstanceTypeException", "Instance types are supported for blue/green deployments only.")
+                }
+                all = all.filter { target in types.contains { $0.rawValue == target.instanceLabel?.rawValue } }
             }
             let (page, next) = try Paging.page(all.compactMap(\.targetId), token: input.nextToken)
             return ListDeploymentInstancesOutput(instancesList: page, nextToken: next)

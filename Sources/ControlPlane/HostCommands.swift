@@ -170,6 +170,7 @@ extension ControlPlane: HostCommandService {
     func expireOverdueCommandsIfWritable() {
         guard expiresOnRead else { return }
         _ = try? expireOverdueCommands()
+        _ = try? expireBlueGreenWaits()
     }
 
     /// Fails commands whose agent did not acknowledge or complete them in time.
@@ -340,6 +341,9 @@ extension ControlPlane: HostCommandService {
             target.status = .skipped
         } else if !events.contains(where: { $0.status == .pending || $0.status == .inProgress }) {
             target.status = .succeeded
+        } else if event == "ValidateService", target.instanceLabel == .green, let deployment, Self.isBlueGreen(deployment) {
+            // Installed: the replacement waits, Ready, until traffic is rerouted (BlueGreen.swift).
+            target.status = .ready
         }
         target.lifecycleEvents = events
         target.lastUpdatedAt = stamp
@@ -365,6 +369,10 @@ extension ControlPlane: HostCommandService {
 
     func advance(_ tx: any StoreTransaction, _ deploymentId: String) throws {
         guard var info = try findDeployment(tx, deploymentId), info.status == .created || info.status == .inProgress else { return }
+        if Self.isBlueGreen(info) {
+            try advanceBlueGreen(tx, info)
+            return
+        }
         let stamp = now()
         if info.status == .created {
             info.status = .inProgress
@@ -459,6 +467,7 @@ extension ControlPlane: HostCommandService {
             try saveDeployment(tx, failedInfo, previous: failed.status)
             return
         }
+        let rollingBack = Self.isBlueGreen(failed) ? try tx.targets(deploymentId: failedId) : nil
         let rollbackId = try insertDeployment(
             tx,
             CreateDeploymentInput(
@@ -470,7 +479,8 @@ extension ControlPlane: HostCommandService {
             creator: .codeDeployRollback,
             rollbackInfo: RollbackInfo(
                 rollbackTriggeringDeploymentId: failedId,
-                rollbackMessage: "Automatic rollback of \(failedId) to the revision of \(previous.deploymentId ?? "")"))
+                rollbackMessage: "Automatic rollback of \(failedId) to the revision of \(previous.deploymentId ?? "")"),
+            rollingBack: rollingBack)
         failedInfo.rollbackInfo = RollbackInfo(
             rollbackDeploymentId: rollbackId,
             rollbackMessage: "Automatic rollback to the revision of \(previous.deploymentId ?? "") started as \(rollbackId)")

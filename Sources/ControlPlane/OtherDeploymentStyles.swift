@@ -2,36 +2,19 @@ import DeployModel
 import DeployStore
 import Foundation
 
-/// The operations of deployment styles and integrations deployctl does not run — blue/green waits, Lambda and ECS
+/// The operations of deployment styles and integrations deployctl does not run — Lambda and ECS
 /// validation hooks, GitHub account connections, CloudFormation-managed resources — answered as CodeDeploy answers
 /// them for a deployment of that kind, with the model's shapes and errors: scripts that call them get a clear,
 /// typed refusal (or an honest empty answer), never an unknown operation.
 extension ControlPlane {
-    static let noBlueGreen =
-        "deployctl runs in-place deployments only; blue/green deployments (which wait to be continued or to terminate their original instances) are not supported."
-
-    /// Continues a blue/green deployment that waits (`READY_WAIT` or `TERMINATION_WAIT`). No deployment here ever
-    /// waits, so an existing one is refused as not Ready, as AWS refuses an in-place deployment.
+    /// Continues a blue/green deployment that waits (`READY_WAIT` or `TERMINATION_WAIT`; BlueGreen.swift).
     public func continueDeployment(_ input: ContinueDeploymentInput) throws {
-        try store.read { tx in
-            let info = try requireDeployment(tx, input.deploymentId)
-            try Self.refuseIfCompleted(info)
-            throw ServiceError(
-                "DeploymentIsNotInReadyStateException",
-                "The deployment \(info.deploymentId ?? "") is \(info.status?.rawValue ?? "not Ready"), not Ready: \(Self.noBlueGreen)")
-        }
+        try continueBlueGreen(input)
     }
 
-    /// Skips a blue/green deployment's wait before its original instances are terminated.
+    /// Deprecated by AWS for `continueDeployment` with `TERMINATION_WAIT`, which it is.
     public func skipWaitTimeForInstanceTermination(_ input: SkipWaitTimeForInstanceTerminationInput) throws {
-        try store.read { tx in
-            let info = try requireDeployment(tx, input.deploymentId)
-            try Self.refuseIfCompleted(info)
-            throw ServiceError(
-                "UnsupportedActionForDeploymentTypeException",
-                "The deployment \(info.deploymentId ?? "") is an in-place deployment: it has no wait before terminating instances. \(Self.noBlueGreen)"
-            )
-        }
+        try continueBlueGreen(ContinueDeploymentInput(deploymentId: input.deploymentId, deploymentWaitType: .terminationWait))
     }
 
     /// Reports a Lambda or ECS validation hook's result. Deployments here run on instances (`Server`), whose hooks are

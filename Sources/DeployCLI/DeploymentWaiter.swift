@@ -61,6 +61,13 @@ struct DeploymentWaiter {
                 }
             }
             previousLines = lines.map { TerminalText.safe($0) }
+            if info.status == .ready {
+                // A blue/green deployment waiting to reroute traffic: nothing moves until someone continues it (AWS's
+                // waiter times out here).
+                throw CLIFailure.other(
+                    "Waiter DeploymentSuccessful stopped: the deployment \(following) is Ready: its replacement instances are installed and wait for traffic. To reroute it now: deployctl continue-deployment --deployment-id \(following) --deployment-wait-type READY_WAIT (or stop-deployment --deployment-id \(following))"
+                )
+            }
             if ended, running == 0 {
                 if info.status == .succeeded, failure == nil { return }
                 if failure == nil {
@@ -159,7 +166,7 @@ struct DeploymentWaiter {
     /// Status words in color (a terminal only).
     static func colored(_ line: String) -> String {
         var out = line
-        for (word, code) in [("Succeeded", "32"), ("Failed", "31"), ("InProgress", "33"), ("Stopped", "35")] {
+        for (word, code) in [("Succeeded", "32"), ("Failed", "31"), ("InProgress", "33"), ("Stopped", "35"), ("Ready", "36")] {
             out = out.replacingOccurrences(of: word, with: "\u{1B}[\(code)m\(word)\u{1B}[0m")
         }
         return out

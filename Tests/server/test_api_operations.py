@@ -101,8 +101,8 @@ SCENARIO = [
     ("GetDeploymentInstance", {"deploymentId": "{deploymentId}", "instanceId": "nope"}, "InstanceDoesNotExistException"),
     ("BatchGetDeploymentInstances", {"deploymentId": "{deploymentId}", "instanceIds": ["h1"]}, None),
     ("BatchGetDeploymentInstances", {"deploymentId": BAD_DEPLOYMENT, "instanceIds": ["h1"]}, "DeploymentDoesNotExistException"),
-    # Blue/green and Lambda/ECS operations: deployctl runs in-place Server deployments, so these are refused the way
-    # CodeDeploy refuses them for such a deployment.
+    # Blue/green and Lambda/ECS operations on this in-place deployment: refused the way CodeDeploy refuses them for
+    # such a deployment (Tests/traffic continues real blue/green ones).
     ("ContinueDeployment", {"deploymentId": "{deploymentId}"}, "DeploymentIsNotInReadyStateException"),
     ("SkipWaitTimeForInstanceTermination", {"deploymentId": "{deploymentId}"}, "UnsupportedActionForDeploymentTypeException"),
     ("PutLifecycleEventHookExecutionStatus", {"deploymentId": "{deploymentId}", "lifecycleEventHookExecutionId": "h-1", "status": "Succeeded"},
@@ -141,7 +141,7 @@ SCENARIO = [
 ]
 
 SERVED = {op for op, _, _ in SCENARIO}
-# Operations with no happy path here (blue/green, Lambda/ECS hooks, GitHub connections): two refusals each instead.
+# Operations with no happy path here (blue/green waits: Tests/traffic; Lambda/ECS hooks, GitHub connections): two refusals each instead.
 REFUSED_BY_DESIGN = {"ContinueDeployment", "SkipWaitTimeForInstanceTermination", "PutLifecycleEventHookExecutionStatus",
                      "DeleteGitHubAccountToken"}
 # The model lists no errors for it.

@@ -5,6 +5,7 @@ load generator sends requests through HAProxy for the whole deployment.
 One HAProxy (Debian's package, started here on loopback, its runtime API on a Unix socket in a temporary directory,
 stopped by its PID), one server and three agents (each its own install root and its own service port) for the module.
 """
+import contextlib
 import http.client
 import importlib.util
 import json
@@ -27,6 +28,8 @@ BINARY, Server, deployctl = _server.BINARY, _server.Server, _server.deployctl
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 HOSTS = ("web-1", "web-2", "web-3")
+# The blue/green test's second fleet: servers of the same backend, in maintenance until a deployment admits them.
+GREEN_HOSTS = ("green-1", "green-2", "green-3")
 # Instances of the state-file test: their own backend and frontend in the same HAProxy.
 LOCAL_HOSTS = ("local-1", "local-2")
 
@@ -40,6 +43,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/health" and version.startswith("sick"):
             code, body = 500, b"sick\n"
+        elif self.path == "/who":
+            code, body = 200, f"{version} {self.server.server_address[1]}\n".encode()
         else:
             code, body = 200, (version + "\n").encode()
         self.send_response(code)
@@ -55,6 +60,12 @@ START = """#!/bin/sh
 set -eu
 app="$DEPLOYCTL_INSTALL_ROOT/srv/app"
 port=$(cat "$DEPLOYCTL_INSTALL_ROOT/port")
+# A service another deployment group left running (the blue/green test's fleets take turns) is replaced.
+if [ -f "$DEPLOYCTL_INSTALL_ROOT/service.pid" ]; then
+  old=$(cat "$DEPLOYCTL_INSTALL_ROOT/service.pid")
+  kill "$old" 2>/dev/null || true
+  while [ -e "/proc/$old" ] && [ "$(cut -d' ' -f3 "/proc/$old/stat" 2>/dev/null)" != Z ]; do sleep 0.02; done
+fi
 sleep 0.5  # a service that takes a moment to start, as real ones do
 setsid python3 "$app/server.py" "$port" >/dev/null 2>&1 < /dev/null &
 echo $! > "$DEPLOYCTL_INSTALL_ROOT/service.pid"
@@ -109,14 +120,15 @@ def make_revision(folder, version):
 class HAProxy:
     """HAProxy in front of the three instances' ports, checking /health every 100 ms (rise 2, fall 2)."""
 
-    def __init__(self, directory, backends):
+    def __init__(self, directory, backends, disabled=()):
         self.directory = directory
         self.socket = os.path.join(directory, "admin.sock")
         self.ports = {name: free_port() for name in backends}
         self.port = self.ports["web"]
         proxies = ""
         for backend, servers in backends.items():
-            lines = "\n".join(f"  server {name} 127.0.0.1:{port}" for name, port in servers.items())
+            lines = "\n".join(f"  server {name} 127.0.0.1:{port}{' disabled' if name in disabled else ''}"
+                              for name, port in servers.items())
             proxies += f"""frontend {backend}
   bind 127.0.0.1:{self.ports[backend]}
   default_backend {backend}
@@ -156,12 +168,13 @@ defaults
                 answer += chunk
         return answer.decode()
 
-    def states(self, backend="web"):
-        """server name -> status, from `show stat`."""
+    def states(self, backend="web", names=HOSTS):
+        """server name -> status, from `show stat` (of `names` only, when given)."""
         rows = {}
         for line in self.command("show stat -1 4 -1").splitlines():
             fields = line.split(",")
-            if len(fields) > 20 and fields[0] == backend and fields[1] not in ("BACKEND", "FRONTEND"):
+            if len(fields) > 20 and fields[0] == backend and fields[1] not in ("BACKEND", "FRONTEND") and \
+                    (names is None or fields[1] in names):
                 rows[fields[1]] = fields[17]
         return rows
 
@@ -176,10 +189,13 @@ class Load:
     """A bounded load generator: `threads` clients, each one request at a time through HAProxy (a new connection
     each), counting answers by body and failures (errors and non-200 answers) with their time."""
 
-    def __init__(self, port, threads=3, pause=0.01):
+    def __init__(self, port, threads=3, pause=0.01, path="/"):
         self.port = port
         self.pause = pause
+        self.path = path
         self.answers = {}
+        # When each answer was first seen (time.time()).
+        self.first = {}
         self.failures = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -191,13 +207,14 @@ class Load:
         while not self.stopping.is_set():
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                connection.request("GET", "/")
+                connection.request("GET", self.path)
                 response = connection.getresponse()
                 body = response.read().decode().strip()
                 connection.close()
                 with self.lock:
                     if response.status == 200:
                         self.answers[body] = self.answers.get(body, 0) + 1
+                        self.first.setdefault(body, time.time())
                     else:
                         self.failures.append((time.time(), f"HTTP {response.status}"))
             except OSError as error:
@@ -215,13 +232,13 @@ class Load:
 class Host:
     """One simulated instance: registered with the server, its agent, its install root and service port."""
 
-    def __init__(self, server, name, port):
+    def __init__(self, server, name, port, tags="Key=fleet,Value=web"):
         self.name = name
         self.port = port
         self.dir = os.path.join(server.directory, "hosts", name)
         os.makedirs(self.dir + "/fs", exist_ok=True)
         open(self.dir + "/fs/port", "w").write(str(port))
-        deployctl("register", "--state", server.state, "--instance-name", name, "--tags", "Key=fleet,Value=web",
+        deployctl("register", "--state", server.state, "--instance-name", name, "--tags", tags,
                   "--endpoint-url", server.url, "--output-dir", self.dir)
         config = os.path.join(self.dir, "codedeployagent.yml")
         text = open(config).read().replace("/etc/codedeploy-agent/conf/", self.dir + "/")
@@ -260,15 +277,22 @@ class Host:
 def fleet():
     if not os.access(HAPROXY, os.X_OK):
         pytest.fail("haproxy is not installed (apt-get install haproxy; .ci/run and Scripts/setup.sh install it)")
-    ports = {name: free_port() for name in HOSTS + LOCAL_HOSTS}
+    with traffic_fleet() as parts:
+        yield parts
+
+
+@contextlib.contextmanager
+def traffic_fleet():
+    """HAProxy, a server driving it, and three agents behind it (also used by bench/traffic.py)."""
+    ports = {name: free_port() for name in HOSTS + GREEN_HOSTS + LOCAL_HOSTS}
     server = None
     haproxy = None
     hosts = []
     directory = None
     try:
         directory = tempfile.mkdtemp(prefix="deployctl-traffic-")
-        haproxy = HAProxy(directory, {"web": {name: ports[name] for name in HOSTS},
-                                      "local": {name: ports[name] for name in LOCAL_HOSTS}})
+        haproxy = HAProxy(directory, {"web": {name: ports[name] for name in HOSTS + GREEN_HOSTS},
+                                      "local": {name: ports[name] for name in LOCAL_HOSTS}}, disabled=GREEN_HOSTS)
         server = Server(extra_args=("--load-balancer", f"web=unix:{haproxy.socket}", "--load-balancer",
                                     f"gone=unix:{directory}/no-such.sock", "--traffic-health-timeout", "5",
                                     "--traffic-drain-timeout", "10", "--poll-hold", "5"))
@@ -496,7 +520,7 @@ def test_on_a_state_file_each_agent_drives_the_balancer_for_its_own_instance(fle
             assert out.returncode == 0, out.stdout + out.stderr
         served, failed = results["v2"]
         assert failed == 0 and served > 20, (served, failed)
-        assert set(haproxy.states("local").values()) == {"UP"}
+        assert set(haproxy.states("local", names=None).values()) == {"UP"}
         for name in LOCAL_HOSTS:
             version = http.client.HTTPConnection("127.0.0.1", ports[name], timeout=2)
             version.request("GET", "/")
@@ -525,3 +549,100 @@ def test_a_malformed_load_balancer_flag_is_a_usage_error():
         assert result.returncode == 252 and expected in result.stderr, (flag, result.returncode, result.stderr)
     result = deployctl("server", "--load-balancer", "web=unix:/x", "--traffic-drain-timeout", "-1", check=False)
     assert result.returncode == 252 and "--traffic-drain-timeout must be a number of seconds from 0 to 3600" in result.stderr
+
+
+def test_blue_green_moves_all_traffic_to_the_green_fleet_without_dropping_a_request(fleet):
+    server, haproxy, hosts, directory, ports = fleet
+    greens = [Host(server, name, ports[name], tags="Key=color,Value=green") for name in GREEN_HOSTS]
+    hosts.extend(greens)  # stopped by the fixture
+    web_ports = {ports[name] for name in HOSTS}
+    green_ports = {ports[name] for name in GREEN_HOSTS}
+    everyone = HOSTS + GREEN_HOSTS
+
+    def configure(blue_tag, ready_option):
+        remote(server, "update-deployment-group", "--application-name", "shop", "--current-deployment-group-name", "bg",
+               "--on-premises-instance-tag-filters", f"Key={blue_tag[0]},Value={blue_tag[1]},Type=KEY_AND_VALUE",
+               "--blue-green-deployment-configuration", json.dumps({
+                   "deploymentReadyOption": ready_option,
+                   "terminateBlueInstancesOnDeploymentSuccess": {"action": "KEEP_ALIVE"},
+                   "greenFleetProvisioningOption": {"action": "DISCOVER_EXISTING"}}))
+
+    def release(version, green_tag):
+        return remote(server, "create-deployment", "--application-name", "shop", "--deployment-group-name", "bg",
+                      "--s3-location", f"bucket=releases,key={version}.zip,bundleType=zip", "--file-exists-behavior", "OVERWRITE",
+                      "--target-instances", json.dumps({"tagFilters": [
+                          {"Key": green_tag[0], "Value": green_tag[1], "Type": "KEY_AND_VALUE"}]}),
+                      "--output", "text").stdout.strip()
+
+    def wait(deployment):
+        return remote(server, "wait", "deployment-successful", "--deployment-id", deployment, "--timeout", "120", check=False)
+
+    def serving():
+        """The ports that answer through HAProxy for a second."""
+        probe = Load(haproxy.port, path="/who")
+        time.sleep(1)
+        probe.stop()
+        return {int(body.split()[1]) for body in probe.answers}
+
+    remote(server, "create-deployment-group", "--application-name", "shop", "--deployment-group-name", "bg",
+           "--on-premises-instance-tag-filters", "Key=fleet,Value=web,Type=KEY_AND_VALUE",
+           "--deployment-config-name", "CodeDeployDefault.AllAtOnce",
+           "--deployment-style", "deploymentType=BLUE_GREEN,deploymentOption=WITH_TRAFFIC_CONTROL",
+           "--load-balancer-info", "targetGroupInfoList=[{name=web}]")
+    for version in ("bg1", "bg2", "bg3"):
+        push(server, directory, version)
+
+    # 1. Blue web-1..3 serve; green-1..3 (in maintenance) get bg1 and all the traffic.
+    configure(("fleet", "web"), {"actionOnTimeout": "CONTINUE_DEPLOYMENT"})
+    assert serving() <= web_ports
+    load = Load(haproxy.port)
+    first = release("bg1", ("color", "green"))
+    wait(first)
+    served, failed = load.stop()
+    detail = info(server, first)
+    assert detail["status"] == "Succeeded", failures(server, first)
+    assert detail["deploymentStyle"] == {"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"}
+    assert detail["deploymentOverview"]["Succeeded"] == 6 and detail["targetInstances"]["tagFilters"][0]["Value"] == "green"
+    assert failed == 0, f"{failed} of {served + failed} requests failed during blue/green: {load.failures[:5]}"
+    assert load.answers.get("bg1", 0) > 0
+    assert serving() == green_ports
+    states = haproxy.states(names=everyone)
+    assert {states[name] for name in HOSTS} == {"MAINT"} and {states[name] for name in GREEN_HOSTS} == {"UP"}, states
+    target = json.loads(remote(server, "get-deployment-target", "--deployment-id", first, "--target-id", "web-1").stdout)
+    assert target["deploymentTarget"]["instanceTarget"]["instanceLabel"] == "Blue"
+    assert [e["lifecycleEventName"] for e in target["deploymentTarget"]["instanceTarget"]["lifecycleEvents"]] == [
+        "BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic"]
+    instance = json.loads(remote(server, "get-deployment-instance", "--deployment-id", first, "--instance-id", "green-1").stdout)
+    assert instance["instanceSummary"]["instanceType"] == "Green"
+
+    # 2. The other way (the group's tags now name the serving fleet): bg2 waits Ready until continue-deployment.
+    configure(("color", "green"), {"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
+    load = Load(haproxy.port)
+    second = release("bg2", ("fleet", "web"))
+    waited = wait(second)
+    assert waited.returncode != 0 and "is Ready" in waited.stderr, waited.stderr
+    assert f"deployctl continue-deployment --deployment-id {second} --deployment-wait-type READY_WAIT" in waited.stderr
+    detail = info(server, second)
+    assert detail["status"] == "Ready" and detail["deploymentOverview"]["Ready"] == 3, detail
+    assert serving() == green_ports, "traffic moved before continue-deployment"
+    remote(server, "continue-deployment", "--deployment-id", second, "--deployment-wait-type", "READY_WAIT")
+    wait(second)
+    served, failed = load.stop()
+    assert info(server, second)["status"] == "Succeeded", failures(server, second)
+    assert failed == 0, load.failures[:5]
+    assert serving() == web_ports
+    states = haproxy.states(names=everyone)
+    assert {states[name] for name in GREEN_HOSTS} == {"MAINT"}, states
+
+    # 3. Not continued within its wait (0 minutes here): Stopped, and traffic stays where it was.
+    configure(("fleet", "web"), {"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 0})
+    load = Load(haproxy.port)
+    third = release("bg3", ("color", "green"))
+    deadline = time.monotonic() + 60
+    while info(server, third)["status"] not in ("Stopped", "Succeeded", "Failed") and time.monotonic() < deadline:
+        time.sleep(0.3)  # the server's clock ends the wait
+    served, failed = load.stop()
+    detail = info(server, third)
+    assert detail["status"] == "Stopped" and detail["errorInformation"]["code"] == "TIMEOUT", detail
+    assert failed == 0 and "bg3" not in load.answers, (load.failures[:5], load.answers)
+    assert serving() == web_ports
