@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release startup-order demo demo-release test test-traffic lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks man clean
+.PHONY: all setup build release startup-order demo demo-release test test-traffic lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks bench-traffic man clean
 
 all: build
 
@@ -97,6 +97,11 @@ bench-attacks: release
 	python3 bench/attacks.py
 
 # deployctl server under load from wrk on loopback (BENCHMARKS.md).
+# Releases behind a real HAProxy under load (issue 25): requests lost with and without traffic control, and the time
+# from AllowTraffic's start to the first request the new version serves.
+bench-traffic: release
+	python3 bench/traffic.py
+
 bench-server: release
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
 	python3 bench/server.py

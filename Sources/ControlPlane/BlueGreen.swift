@@ -152,7 +152,10 @@ extension ControlPlane {
         -> Bool
     {
         let config = try findConfig(tx, info.deploymentConfigName ?? "CodeDeployDefault.OneAtATime")
-        let rule = Orchestrator.Rule(config?.info.minimumHealthyHosts) ?? .oneAtATime
+        // A shifting configuration without minimumHealthyHosts installs green all at once (it takes no traffic yet).
+        let rule =
+            Orchestrator.Rule(config?.info.minimumHealthyHosts)
+            ?? (config?.info.trafficRoutingConfig != nil ? .fleetPercent(0) : .oneAtATime)
         let states: [Orchestrator.TargetState] = first.map {
             switch $0.status {
             case .inProgress?: return .inProgress
@@ -205,6 +208,11 @@ extension ControlPlane {
                 message:
                     "The \(firstLabel == .green ? "original (blue)" : "replacement (green)") instance \(failed.targetId ?? "") could not be blocked from traffic: a blue/green deployment fails when any of them fails.",
                 previous: previous)
+            return true
+        }
+        // Gradual shifting: weights move before the blue fleet is drained (TrafficShifting.swift).
+        if second.contains(where: { $0.status == .pending }), try moveShift(tx, info, green: try tx.targets(deploymentId: info.deploymentId ?? "")) {
+            try saveProgress(tx, info, previous: previous)
             return true
         }
         let stamp = now()
@@ -352,6 +360,8 @@ extension ControlPlane {
                     let readySince = targets.filter { $0.status == .ready }.compactMap(\.lastUpdatedAt).max() ?? stamp
                     let wait = Double(info.blueGreenDeploymentConfiguration?.deploymentReadyOption?.waitTimeInMinutes ?? 0) * 60
                     if stamp >= readySince.addingTimeInterval(wait) { due.append(id) }
+                } else if try shiftDue(tx, info) {
+                    due.append(id)
                 } else if info.instanceTerminationWaitTimeStarted == true {
                     let blue = try tx.targets(deploymentId: id).filter { $0.instanceLabel == .blue }
                     if !blue.contains(where: { $0.status != .succeeded }), stamp >= terminationDue(info, blue: blue) { due.append(id) }

@@ -112,9 +112,17 @@ extension ControlPlane {
                     trafficRoutingConfig: input.trafficRoutingConfig)
             }
         }
-        if input.trafficRoutingConfig != nil {
-            throw ServiceError(
-                "InvalidTrafficRoutingConfigurationException", "Traffic routing applies to Lambda and ECS configurations, not Server ones.")
+        if let routing = input.trafficRoutingConfig {
+            // deployctl's extension: a Server configuration may shift traffic too, for blue/green deployments
+            // (TrafficShifting.swift); its minimumHealthyHosts, if any, governs the green fleet's install.
+            try Self.validateRouting(routing, platform: .server)
+            if input.minimumHealthyHosts == nil {
+                return try insertConfig(name) { id, created in
+                    DeploymentConfigInfo(
+                        deploymentConfigId: id, deploymentConfigName: name, createTime: created, computePlatform: .server,
+                        trafficRoutingConfig: routing)
+                }
+            }
         }
         guard let minimum = input.minimumHealthyHosts, let type = minimum.type, let value = minimum.value else {
             throw ServiceError(
@@ -134,7 +142,7 @@ extension ControlPlane {
         return try insertConfig(name) { id, created in
             DeploymentConfigInfo(
                 deploymentConfigId: id, deploymentConfigName: name, minimumHealthyHosts: MinimumHealthyHosts(type: type, value: value),
-                createTime: created, computePlatform: .server, zonalConfig: input.zonalConfig)
+                createTime: created, computePlatform: .server, trafficRoutingConfig: input.trafficRoutingConfig, zonalConfig: input.zonalConfig)
         }
     }
 
@@ -162,7 +170,17 @@ extension ControlPlane {
         if input.zonalConfig != nil {
             throw ServiceError("InvalidZonalDeploymentConfigurationException", "zonalConfig applies to Server configurations only.")
         }
-        guard let routing = input.trafficRoutingConfig, let type = routing.type else {
+        guard let routing = input.trafficRoutingConfig else {
+            throw ServiceError(
+                "InvalidTrafficRoutingConfigurationException",
+                "A \(platform.rawValue) configuration needs trafficRoutingConfig with a type: AllAtOnce, TimeBasedCanary or TimeBasedLinear.")
+        }
+        try validateRouting(routing, platform: platform)
+    }
+
+    /// AllAtOnce, or canary / linear steps of 1-99 % every 1-2880 minutes.
+    static func validateRouting(_ routing: TrafficRoutingConfig, platform: ComputePlatform) throws {
+        guard let type = routing.type else {
             throw ServiceError(
                 "InvalidTrafficRoutingConfigurationException",
                 "A \(platform.rawValue) configuration needs trafficRoutingConfig with a type: AllAtOnce, TimeBasedCanary or TimeBasedLinear.")

@@ -87,7 +87,13 @@ extension ControlPlane {
             let current = try groupInfo(tx, app: app, group: group)
             let (revision, identity) = try normalizedRevision(input.revision ?? current.targetRevision)
             let configName = input.deploymentConfigName ?? group.configName
-            _ = try requireConfig(tx, configName, for: .server)
+            let config = try requireConfig(tx, configName, for: .server)
+            if Self.shiftPlan(config.info.trafficRoutingConfig) != nil, current.deploymentStyle?.deploymentType != .blueGreen {
+                throw ServiceError(
+                    "InvalidDeploymentConfigNameException",
+                    "The deployment configuration \(configName) shifts traffic in steps (\(config.info.trafficRoutingConfig?.type?.rawValue ?? "")): it needs a BLUE_GREEN deployment group, and \(group.name) deploys in place."
+                )
+            }
 
             if let active = try tx.activeDeploymentId(groupId: group.id) {
                 throw ServiceError(

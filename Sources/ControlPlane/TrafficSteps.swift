@@ -12,6 +12,16 @@ public struct TrafficStep: Sendable, Equatable {
     public enum Action: String, Sendable {
         case block = "BlockTraffic"
         case allow = "AllowTraffic"
+        /// A step of gradual traffic shifting: server weights in both fleets (TrafficShifting.swift).
+        case shift = "TrafficShift"
+    }
+
+    /// What AllowTraffic does to the server's weight before it is made ready.
+    public enum Weight: Sendable, Equatable {
+        /// Weight 0: ready, but no requests until a shift step gives it some (a green server of a shifting deployment).
+        case zero
+        /// Back to its configured weight (a blue server of a blue/green rollback, after a shift may have lowered it).
+        case restore
     }
 
     public var commandId: String
@@ -25,10 +35,16 @@ public struct TrafficStep: Sendable, Equatable {
     public var serverName: String
     /// Every target instance's server name, so a driver can check them all before it drains the first.
     public var deploymentServers: [String]
+    /// AllowTraffic: the weight to set before the server is made ready (nil: leave it).
+    public var weight: Weight?
+    /// A shift: the percentage of requests green gets from now on, and the servers of each fleet.
+    public var greenShare: Int?
+    public var greenServers: [String]
+    public var blueServers: [String]
 
     public init(
         commandId: String, deploymentId: String, instanceName: String, action: Action, targets: [String], serverName: String,
-        deploymentServers: [String]
+        deploymentServers: [String], weight: Weight? = nil, greenShare: Int? = nil, greenServers: [String] = [], blueServers: [String] = []
     ) {
         self.commandId = commandId
         self.deploymentId = deploymentId
@@ -37,6 +53,10 @@ public struct TrafficStep: Sendable, Equatable {
         self.targets = targets
         self.serverName = serverName
         self.deploymentServers = deploymentServers
+        self.weight = weight
+        self.greenShare = greenShare
+        self.greenServers = greenServers
+        self.blueServers = blueServers
     }
 }
 
@@ -129,17 +149,33 @@ extension ControlPlane {
     public func trafficSteps(instanceName: String? = nil) throws -> [TrafficStep] {
         try store.read { tx in
             var steps: [TrafficStep] = []
-            for command in try tx.commands(eventNames: [TrafficStep.Action.block.rawValue, TrafficStep.Action.allow.rawValue])
+            for command in try tx.commands(eventNames: [TrafficStep.Action.block, .allow, .shift].map(\.rawValue))
             where instanceName == nil || command.instanceName == instanceName {
                 guard let action = TrafficStep.Action(rawValue: command.eventName), let info = try findDeployment(tx, command.deploymentId),
                     let targets = Self.trafficTargets(info)
                 else { continue }
-                let instances = try tx.targets(deploymentId: command.deploymentId).compactMap(\.targetId)
-                steps.append(
-                    TrafficStep(
-                        commandId: command.id, deploymentId: command.deploymentId, instanceName: command.instanceName, action: action,
-                        targets: targets, serverName: try serverName(tx, instance: command.instanceName),
-                        deploymentServers: try instances.map { try serverName(tx, instance: $0) }))
+                let all = try tx.targets(deploymentId: command.deploymentId)
+                var step = TrafficStep(
+                    commandId: command.id, deploymentId: command.deploymentId, instanceName: command.instanceName, action: action,
+                    targets: targets, serverName: try serverName(tx, instance: command.instanceName),
+                    deploymentServers: try all.compactMap(\.targetId).map { try serverName(tx, instance: $0) })
+                let label = all.first { $0.targetId == command.instanceName }?.instanceLabel
+                let shifting = try shiftPlan(tx, info)
+                switch action {
+                case .allow:
+                    if info.creator == .codeDeployRollback, label == .blue, Self.isBlueGreen(info) { step.weight = .restore }
+                    if shifting != nil, label == .green { step.weight = .zero }
+                case .shift:
+                    guard let shifting, let share = Self.nextShare(shifting, after: Self.shiftState(info)?.percent) else { continue }
+                    step.greenShare = share
+                    step.greenServers = try all.filter { $0.instanceLabel == .green && $0.status == .succeeded }.compactMap(\.targetId).map {
+                        try serverName(tx, instance: $0)
+                    }
+                    step.blueServers = try all.filter { $0.instanceLabel == .blue }.compactMap(\.targetId).map { try serverName(tx, instance: $0) }
+                case .block:
+                    break
+                }
+                steps.append(step)
             }
             return steps
         }
@@ -159,8 +195,18 @@ extension ControlPlane {
     /// Records how the step ended and advances the deployment; answers the instances whose agents may now have work
     /// (the step's own, and any target the completion started).
     public func completeTrafficStep(id: String, report: HostCommandReport) throws -> [String] {
-        let instance = try store.read { tx in try tx.command(id: id)?.instanceName }
+        guard let command = try store.read({ tx in try tx.command(id: id) }) else { return [] }
+        if command.eventName == Self.shiftEvent {
+            // No lifecycle event of its own: the deployment records the new share, then moves on.
+            return try store.write { tx in
+                guard try tx.command(id: id) != nil else { return [] }
+                try tx.deleteCommand(id: id)
+                try finishShift(tx, deploymentId: command.deploymentId, report: report)
+                try advance(tx, command.deploymentId)
+                return try tx.targets(deploymentId: command.deploymentId).compactMap(\.targetId)
+            }
+        }
         let started = try completeHostCommand(id: id, caller: nil, report: report)
-        return (instance.map { [$0] } ?? []) + started
+        return [command.instanceName] + started
     }
 }

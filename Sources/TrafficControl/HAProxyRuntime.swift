@@ -275,6 +275,20 @@ public struct HAProxyRuntime: Sendable {
         try change("set server \(backend)/\(server) state \(state)", backend: backend, server: server)
     }
 
+    /// `set weight <backend>/<server> <weight>`: 0 to 256, or a percentage of its configured weight (`100%` restores it).
+    public func setWeight(backend: String, server: String, _ weight: String) throws(TrafficControlError) {
+        try Self.checkName(backend)
+        try Self.checkName(server)
+        let valid: Bool
+        if weight.hasSuffix("%"), let percent = Int(weight.dropLast()) {
+            valid = (0...100).contains(percent)
+        } else {
+            valid = Int(weight).map { (0...256).contains($0) } ?? false
+        }
+        guard valid else { throw .invalidName(weight) }
+        try change("set weight \(backend)/\(server) \(weight)", backend: backend, server: server)
+    }
+
     /// Takes the server out of load balancing (new requests go elsewhere; health checks go on) and waits until it
     /// has no session and nothing queued, at most `timeout` (AWS's deregistration delay); answers the status it
     /// ended with. Sessions still open at the timeout are left to end by themselves.

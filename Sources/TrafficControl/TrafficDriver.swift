@@ -74,7 +74,12 @@ public final class TrafficDriver: Sendable {
     /// Claims, runs and completes one step; answers the instances to wake. A step the control plane no longer has
     /// (completed by another driver, or expired) changes nothing.
     func runAndComplete(_ step: TrafficStep) -> [String] {
-        let limit = step.action == .block ? balancers.drainTimeout : balancers.healthTimeout
+        let limit: TimeInterval
+        switch step.action {
+        case .block: limit = balancers.drainTimeout
+        case .allow: limit = balancers.healthTimeout
+        case .shift: limit = 30
+        }
         do {
             try plane.claimTrafficStep(id: step.commandId, expectedSeconds: Int(limit.rounded(.up)) + 30)
         } catch {
@@ -100,6 +105,7 @@ public final class TrafficDriver: Sendable {
             switch step.action {
             case .block: summary = try block(step, nodes: nodes)
             case .allow: summary = try allow(step, nodes: nodes)
+            case .shift: summary = try shift(step, nodes: nodes)
             }
             let seconds = String(format: "%.1f", Date().timeIntervalSince(started))
             return HostCommandReport(
@@ -152,9 +158,52 @@ public final class TrafficDriver: Sendable {
                 usleep(UInt32(pollInterval * 1_000_000))
             }
         }
-        for node in nodes { try node.runtime.setState(backend: node.backend, server: step.serverName, "ready") }
+        let weight: String? =
+            switch step.weight {
+            case .zero?: "0"
+            case .restore?: "100%"
+            case nil: nil
+            }
+        for node in nodes {
+            if let weight { try node.runtime.setWeight(backend: node.backend, server: step.serverName, weight) }
+            try node.runtime.setState(backend: node.backend, server: step.serverName, "ready")
+        }
         let names = Set(nodes.map { "\($0.backend)/\(step.serverName)" }).sorted().joined(separator: ", ")
-        return "Health checks passed; \(names) ready on \(nodes.count) node(s)"
+        let note =
+            step.weight == .zero ? " at weight 0 (traffic shifting gives it requests)" : step.weight == .restore ? " at its configured weight" : ""
+        return "Health checks passed; \(names) ready\(note) on \(nodes.count) node(s)"
+    }
+
+    /// A shift step: weights in both fleets so that green gets `greenShare` % of the requests (HAProxy shares a
+    /// backend's requests in proportion to its servers' weights, 0 to 256 each). At 100 % green gets its configured
+    /// weight back and blue weight 0.
+    func shift(_ step: TrafficStep, nodes: [Node]) throws(TrafficControlError) -> String {
+        let share = step.greenShare ?? 100
+        let (green, blue) = Self.weights(share: share, green: step.greenServers.count, blue: step.blueServers.count)
+        for node in nodes {
+            for server in step.greenServers { try node.runtime.setWeight(backend: node.backend, server: server, green) }
+            for server in step.blueServers { try node.runtime.setWeight(backend: node.backend, server: server, blue) }
+        }
+        return
+            "\(share)% of requests to the green fleet: weight \(green) on \(step.greenServers.count) green, \(blue) on \(step.blueServers.count) blue server(s), \(nodes.count) node(s)"
+    }
+
+    /// Per-server weights giving `green` servers `share` % of the requests against `blue` servers.
+    static func weights(share: Int, green: Int, blue: Int) -> (green: String, blue: String) {
+        if share >= 100 || blue == 0 { return ("100%", "0") }
+        if share <= 0 || green == 0 { return ("0", "100%") }
+        var g = share * blue
+        var b = (100 - share) * green
+        func gcd(_ x: Int, _ y: Int) -> Int { y == 0 ? x : gcd(y, x % y) }
+        let divisor = gcd(g, b)
+        g /= divisor
+        b /= divisor
+        if max(g, b) > 256 {
+            let scale = 256.0 / Double(max(g, b))
+            g = max(1, Int((Double(g) * scale).rounded()))
+            b = max(1, Int((Double(b) * scale).rounded()))
+        }
+        return (String(g), String(b))
     }
 }
 

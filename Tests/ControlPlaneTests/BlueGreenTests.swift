@@ -192,6 +192,72 @@ import Testing
         #expect(try target(plane, rollback, "b1")?.instanceLabel == .blue)
     }
 
+    @Test(arguments: StoreKind.allCases) func aCanaryShiftsWeightsInStepsBeforeBlueIsDrained(_ store: StoreKind) throws {
+        let clock = ManualClock()
+        let (plane, dir) = try fixture(clock, store, configuration: nil)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        _ = try plane.createDeploymentConfig(
+            CreateDeploymentConfigInput(
+                deploymentConfigName: "Canary10",
+                trafficRoutingConfig: TrafficRoutingConfig(
+                    type: .timeBasedCanary, timeBasedCanary: TimeBasedCanary(canaryPercentage: 10, canaryInterval: 1)),
+                computePlatform: .server))
+        _ = try plane.updateDeploymentGroup(
+            UpdateDeploymentGroupInput(applicationName: "app", currentDeploymentGroupName: "g", deploymentConfigName: "Canary10"))
+        let id = try deploy(plane)
+        // Green is installed all at once, then admitted at weight 0.
+        var allows: [TrafficStep] = []
+        var shift: TrafficStep?
+        for _ in 0..<10 {
+            for instance in ["g1", "g2"] {
+                while let command = try plane.pollHostCommand(instanceName: instance) {
+                    try plane.acknowledgeHostCommand(id: command.id, expectedSeconds: 10)
+                    try plane.completeHostCommand(id: command.id, report: HostCommandReport(status: .succeeded))
+                }
+            }
+            for step in try plane.trafficSteps() {
+                if step.action == .shift {
+                    shift = step
+                    continue
+                }
+                allows.append(step)
+                _ = try plane.completeTrafficStep(id: step.commandId, report: HostCommandReport(status: .succeeded))
+            }
+            if shift != nil { break }
+        }
+        #expect(allows.map(\.action) == [.allow, .allow] && allows.allSatisfy { $0.weight == .zero })
+        let first = try #require(shift)
+        #expect(first.greenShare == 10 && first.greenServers == ["g1", "g2"] && first.blueServers == ["b1", "b2"])
+        _ = try plane.completeTrafficStep(id: first.commandId, report: HostCommandReport(status: .succeeded, message: "10%"))
+        var info = try self.info(plane, id)
+        #expect(info?.deploymentStatusMessages?.first?.hasPrefix("Traffic shifting: 10% of requests") == true)
+        // Blue waits out the canary interval; then the last step, then blue is drained.
+        #expect(try plane.trafficSteps().isEmpty && plane.pollHostCommand(instanceName: "b1") == nil)
+        clock.advance(30)
+        #expect(try plane.expireBlueGreenWaits() == 0)
+        clock.advance(31)
+        #expect(try plane.expireBlueGreenWaits() == 1)
+        let last = try #require(try plane.trafficSteps().first)
+        #expect(last.action == .shift && last.greenShare == 100)
+        _ = try plane.completeTrafficStep(id: last.commandId, report: HostCommandReport(status: .succeeded))
+        #expect(try drive(plane).filter { $0.hasPrefix("b1:") } == ["b1:BeforeBlockTraffic", "b1:BlockTraffic", "b1:AfterBlockTraffic"])
+        info = try self.info(plane, id)
+        #expect(info?.status == .succeeded)
+        #expect(info?.deploymentStatusMessages?.first?.hasPrefix("Traffic shifting: 100%") == true)
+        // A shifting configuration needs a blue/green group.
+        _ = try plane.createDeploymentGroup(
+            CreateDeploymentGroupInput(
+                applicationName: "app", deploymentGroupName: "inplace", deploymentConfigName: "Canary10",
+                onPremisesInstanceTagFilters: [TagFilter(key: "color", value: "blue", type: .keyAndValue)]))
+        let refused = #expect(throws: ServiceError.self) {
+            _ = try plane.createDeployment(
+                CreateDeploymentInput(
+                    applicationName: "app", deploymentGroupName: "inplace",
+                    revision: RevisionLocation(revisionType: .s3, s3Location: S3Location(bucket: "bkt", key: "k.zip", bundleType: .zip))))
+        }
+        #expect(refused?.message.contains("needs a BLUE_GREEN deployment group") == true)
+    }
+
     @Test func badFleetsAreRefusedBeforeAnythingStarts() throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, .memory, configuration: nil)

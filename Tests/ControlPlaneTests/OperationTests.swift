@@ -86,8 +86,12 @@ import Testing
                     deploymentConfigName: "x", minimumHealthyHosts: MinimumHealthyHosts(type: .hostCount, value: 1),
                     trafficRoutingConfig: TrafficRoutingConfig(type: .allAtOnce), computePlatform: .lambda), "InvalidMinimumHealthyHostValueException"
             ),
+            // A Server configuration may shift traffic (deployctl's extension, for blue/green), with valid steps only.
             (
-                CreateDeploymentConfigInput(deploymentConfigName: "x", trafficRoutingConfig: TrafficRoutingConfig(type: .allAtOnce)),
+                CreateDeploymentConfigInput(
+                    deploymentConfigName: "x",
+                    trafficRoutingConfig: TrafficRoutingConfig(
+                        type: .timeBasedCanary, timeBasedCanary: TimeBasedCanary(canaryPercentage: 100, canaryInterval: 5))),
                 "InvalidTrafficRoutingConfigurationException"
             ),
         ] {

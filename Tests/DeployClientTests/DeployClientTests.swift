@@ -131,8 +131,9 @@ import Testing
             client: try client("http://127.0.0.1:\(peer.port)"), hostIdentifier: "arn:aws:iam::0:user/web-1", completeRetryLimit: .milliseconds(500))
         let started = ContinuousClock.now
         await #expect(throws: RemoteError.self) { try await commands.completeHostCommand(id: "command-1", report: Self.report) }
-        // Gives up soon after the limit (one attempt may still be in flight when it passes), not after an hour.
-        #expect(ContinuousClock.now - started < .seconds(30))
+        // Gives up soon after the limit (one attempt may still be in flight when it passes), not after an hour. Alone
+        // it takes under a second; the bound leaves room for the whole suite sharing two cores (once 32 s in CI).
+        #expect(ContinuousClock.now - started < .seconds(120))
         #expect(peer.requests.count >= 1)
     }
 }

@@ -263,3 +263,19 @@ final class Commands: @unchecked Sendable {
     func append(_ command: String) { lock.withLock { sent.append(command) } }
     var all: [String] { lock.withLock { sent } }
 }
+
+/// The weights a shift step sets: green's share of the requests, within HAProxy's 0 to 256 per server.
+@Suite struct ShiftWeightTests {
+    @Test func weightsGiveGreenItsShare() {
+        #expect(TrafficDriver.weights(share: 10, green: 3, blue: 3) == ("1", "9"))
+        #expect(TrafficDriver.weights(share: 50, green: 2, blue: 4) == ("2", "1"))
+        #expect(TrafficDriver.weights(share: 100, green: 3, blue: 3) == ("100%", "0"))
+        #expect(TrafficDriver.weights(share: 10, green: 3, blue: 0) == ("100%", "0"))
+        // Large fleets: scaled into 1...256 and still close to the share.
+        let (g, b) = TrafficDriver.weights(share: 1, green: 1, blue: 300)
+        let green = Double(g) ?? 0
+        let blue = Double(b) ?? 0
+        #expect(green >= 1 && blue <= 256)
+        #expect(abs(green / (green + 300 * blue) - 0.01) < 0.005)
+    }
+}

@@ -124,6 +124,8 @@ class HAProxy:
         self.directory = directory
         self.socket = os.path.join(directory, "admin.sock")
         self.ports = {name: free_port() for name in backends}
+        # A second runtime API on TCP: the state-file test gives it as the other node of an "HA pair".
+        self.runtime_port = free_port()
         self.port = self.ports["web"]
         proxies = ""
         for backend, servers in backends.items():
@@ -140,6 +142,7 @@ backend {backend}
 """
         config = f"""global
   stats socket {self.socket} mode 600 level admin
+  stats socket ipv4@127.0.0.1:{self.runtime_port} level admin
   stats timeout 10s
 defaults
   mode http
@@ -505,7 +508,8 @@ def test_on_a_state_file_each_agent_drives_the_balancer_for_its_own_instance(fle
             agents.append((subprocess.Popen(
                 [BINARY, "agent", "run", "--instance-name", name, "--agent-root", f"{folder}/{name}/root",
                  "--install-root", f"{folder}/{name}/fs", "--poll-interval", "0.2",
-                 "--load-balancer", f"local=unix:{haproxy.socket}", "--traffic-health-timeout", "10"],
+                 "--load-balancer", f"local=unix:{haproxy.socket}",
+                 "--load-balancer", f"local=tcp:127.0.0.1:{haproxy.runtime_port}", "--traffic-health-timeout", "10"],
                 env=env, stderr=log), log))
         results = {}
         for version in ("v1", "v2"):
@@ -515,7 +519,8 @@ def test_on_a_state_file_each_agent_drives_the_balancer_for_its_own_instance(fle
             load = Load(haproxy.ports["local"]) if version == "v2" else None
             out = run("create-deployment", "--application-name", "shop", "--deployment-group-name", "local",
                       "--s3-location", f"bucket=releases,key={version}.zip,bundleType=zip", "--wait", "--timeout", "120",
-                      check=False)
+                      "--query", "deploymentId", "--output", "text", check=False)
+            deployment = out.stdout.strip()
             results[version] = load.stop() if load else None
             assert out.returncode == 0, out.stdout + out.stderr
         served, failed = results["v2"]
@@ -526,6 +531,13 @@ def test_on_a_state_file_each_agent_drives_the_balancer_for_its_own_instance(fle
             version.request("GET", "/")
             assert version.getresponse().read().decode().strip() == "v2"
             assert "drove the load balancer for" in open(f"{folder}/{name}/agent.log").read()
+            # Both nodes of the pair got every change (here the same HAProxy through its two sockets).
+            target = json.loads(run("get-deployment-target", "--deployment-id", deployment, "--target-id", name).stdout)
+            events = {e["lifecycleEventName"]: e for e in target["deploymentTarget"]["instanceTarget"]["lifecycleEvents"]}
+            tail = events["BlockTraffic"]["diagnostics"]["logTail"]
+            for node in (f"unix:{haproxy.socket}", f"tcp:127.0.0.1:{haproxy.runtime_port}"):
+                assert f"{node} set server local/{name} state drain" in tail, tail
+            assert "on 2 node(s)" in events["AllowTraffic"]["diagnostics"]["message"]
     finally:
         for process, log in agents:
             process.send_signal(signal.SIGTERM)
@@ -646,3 +658,91 @@ def test_blue_green_moves_all_traffic_to_the_green_fleet_without_dropping_a_requ
     assert detail["status"] == "Stopped" and detail["errorInformation"]["code"] == "TIMEOUT", detail
     assert failed == 0 and "bg3" not in load.answers, (load.failures[:5], load.answers)
     assert serving() == web_ports
+
+
+def test_a_canary_moves_ten_percent_then_all_and_an_alarm_mid_shift_moves_it_back(fleet):
+    """Runs after the blue/green test: web-1..3 serve, green-1..3 wait drained."""
+    server, haproxy, hosts, directory, ports = fleet
+    web_ports = {ports[name] for name in HOSTS}
+    green_ports = {ports[name] for name in GREEN_HOSTS}
+    remote(server, "create-deployment-config", "--deployment-config-name", "Canary10", "--compute-platform", "Server",
+           "--traffic-routing-config", "type=TimeBasedCanary,timeBasedCanary={canaryPercentage=10,canaryInterval=1}")
+    for version in ("c1", "c2"):
+        push(server, directory, version)
+
+    def configure(blue_tag, *extra):
+        remote(server, "update-deployment-group", "--application-name", "shop", "--current-deployment-group-name", "bg",
+               "--deployment-config-name", "Canary10",
+               "--on-premises-instance-tag-filters", f"Key={blue_tag[0]},Value={blue_tag[1]},Type=KEY_AND_VALUE",
+               "--blue-green-deployment-configuration", json.dumps({
+                   "deploymentReadyOption": {"actionOnTimeout": "CONTINUE_DEPLOYMENT"},
+                   "terminateBlueInstancesOnDeploymentSuccess": {"action": "KEEP_ALIVE"}}), *extra)
+
+    def release(version, green_tag):
+        return remote(server, "create-deployment", "--application-name", "shop", "--deployment-group-name", "bg",
+                      "--s3-location", f"bucket=releases,key={version}.zip,bundleType=zip", "--file-exists-behavior", "OVERWRITE",
+                      "--target-instances", json.dumps({"tagFilters": [
+                          {"Key": green_tag[0], "Value": green_tag[1], "Type": "KEY_AND_VALUE"}]}),
+                      "--output", "text").stdout.strip()
+
+    def until(deployment, predicate, seconds=120):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            detail = info(server, deployment)
+            if predicate(detail):
+                return detail
+            time.sleep(0.2)
+        raise AssertionError(f"{deployment}: {json.dumps(info(server, deployment))[:2000]}")
+
+    def shifted(percent):
+        return lambda d: any(m.startswith(f"Traffic shifting: {percent}%") for m in d.get("deploymentStatusMessages", []))
+
+    # 10 %, measured from the responses, then everything.
+    configure(("fleet", "web"))
+    load = Load(haproxy.port)
+    canary = release("c1", ("color", "green"))
+    until(canary, shifted(10))
+    probe = Load(haproxy.port, path="/who")
+    time.sleep(20)
+    probe.stop()
+    by_port = {}
+    for body, count in probe.answers.items():
+        by_port[int(body.split()[1])] = by_port.get(int(body.split()[1]), 0) + count
+    total = sum(by_port.values())
+    green_share = sum(count for port, count in by_port.items() if port in green_ports) / total
+    assert total > 200 and abs(green_share - 0.10) < 0.04, (green_share, by_port)
+    detail = until(canary, lambda d: d["status"] in ("Succeeded", "Failed", "Stopped"))
+    served, failed = load.stop()
+    assert detail["status"] == "Succeeded", failures(server, canary)
+    assert failed == 0, load.failures[:5]
+    probe = Load(haproxy.port, path="/who")
+    time.sleep(1)
+    probe.stop()
+    assert {int(body.split()[1]) for body in probe.answers} == green_ports, probe.answers
+    print(f"\ncanary: green answered {green_share:.1%} of {total} requests at the 10% step")
+
+    # An alarm while 10 % goes to the new fleet: stopped, rolled back, all traffic on the old fleet again.
+    remote(server, "put-alarm", "--alarm-name", "errors-high", "--manual")
+    configure(("color", "green"), "--alarm-configuration", "enabled=true,alarms=[{name=errors-high}]",
+              "--auto-rollback-configuration", "enabled=true,events=DEPLOYMENT_STOP_ON_ALARM")
+    load = Load(haproxy.port)
+    sick = release("c2", ("fleet", "web"))
+    until(sick, shifted(10))
+    time.sleep(2)
+    remote(server, "set-alarm-state", "--alarm-name", "errors-high", "--state-value", "ALARM", "--state-reason", "5xx above 1 %")
+    stopped = until(sick, lambda d: d["status"] in ("Stopped", "Failed", "Succeeded"))
+    assert stopped["status"] == "Stopped" and stopped["errorInformation"]["code"] == "ALARM_ACTIVE", stopped
+    rollback = stopped["rollbackInfo"]["rollbackDeploymentId"]
+    done = until(rollback, lambda d: d["status"] in ("Succeeded", "Failed", "Stopped"))
+    served, failed = load.stop()
+    remote(server, "set-alarm-state", "--alarm-name", "errors-high", "--state-value", "OK", "--state-reason", "recovered")
+    assert done["status"] == "Succeeded", failures(server, rollback)
+    assert failed == 0, load.failures[:5]
+    assert load.answers.get("c2", 0) > 0, "the canary never got a request"
+    probe = Load(haproxy.port, path="/who")
+    time.sleep(1)
+    probe.stop()
+    assert {int(body.split()[1]) for body in probe.answers} == green_ports
+    states = haproxy.states(names=HOSTS)
+    assert set(states.values()) == {"MAINT"}, states
+    assert web_ports.isdisjoint({int(body.split()[1]) for body in probe.answers})
