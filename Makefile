@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release startup-order demo demo-release test test-traffic lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks bench-traffic man clean
+.PHONY: all setup build release startup-order demo demo-release test test-traffic test-notify lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks bench-traffic man clean
 
 all: build
 
@@ -45,11 +45,18 @@ test: setup lint check-generated check-layering
 	python3 -m pytest -q Tests/shape-check
 	python3 -m pytest -q Tests/server
 	python3 -m pytest -q Tests/traffic
+	python3 -m pytest -q Tests/notify
 
 # Issue 25's end-to-end tests alone: a real HAProxy in front of three agents, under load (installs haproxy if missing).
 test-traffic: setup
 	$(SWIFT) build
 	python3 -m pytest -q Tests/traffic
+
+# Issue 24's end-to-end tests alone: the event stream, manual alarms, and Prometheus and HTTP alarms against a real
+# Prometheus (installs prometheus if missing).
+test-notify: setup
+	$(SWIFT) build
+	python3 -m pytest -q Tests/notify Tests/server/test_events.py Tests/server/test_alarms.py
 
 lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests

@@ -70,13 +70,20 @@ let package = Package(
             name: "ControlPlane",
             dependencies: ["DeployModel", "HostCommandModel", "DeployStore", "ArtifactStore"]
         ),
+        // Evaluates the Prometheus and HTTP alarms deployments watch (AsyncHTTPClient), recording each evaluation.
+        .target(
+            name: "AlarmProbes",
+            dependencies: [
+                "ControlPlane", "DeployModel", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ]),
         // The AWS wire formats: SigV4 signing and verification, the JSON 1.1 codec, the command protocol, S3 XML errors.
         .target(name: "AWSWire", dependencies: ["DeployModel", "HostCommandModel", .product(name: "Crypto", package: "swift-crypto")]),
         // `deployctl server`: the API (JSON 1.1), S3 routes and /metrics over HTTPS, every request SigV4-verified.
         .target(
             name: "DeployServer",
             dependencies: [
-                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "ArtifactStore", "AWSWire", "TrafficControl",
+                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "ArtifactStore", "AWSWire", "TrafficControl", "AlarmProbes",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
@@ -103,7 +110,7 @@ let package = Package(
             dependencies: [
                 "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "DeployStoreSQLite", "AppSpec", "Bundles", "ArtifactStore",
                 "Revisions", "Agent",
-                "DeployServer", "DeployClient", "JMESPath", "TrafficControl",
+                "DeployServer", "DeployClient", "JMESPath", "TrafficControl", "AlarmProbes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
             ]

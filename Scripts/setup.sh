@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs what building and testing deployctl needs on Debian 12 with the Swift toolchain on PATH (haproxy: the
-# traffic-control tests start their own, on loopback).
+# Installs what building and testing deployctl needs on Debian 12 with the Swift toolchain on PATH (haproxy and
+# prometheus: the traffic-control and alarm tests start their own, on loopback; the packages' services are not used).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
-packages=(libsqlite3-dev libarchive-dev libyaml-dev python3 python3-pip acl openssl haproxy)
+packages=(libsqlite3-dev libarchive-dev libyaml-dev python3 python3-pip acl openssl haproxy prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,8 +7,9 @@ import Foundation
 /// deployments that watch it, as AWS does: Stopped, `ALARM_ACTIVE` with AWS's message, and a rollback when
 /// `autoRollbackConfiguration` lists `DEPLOYMENT_STOP_ON_ALARM`.
 ///
-/// Only `manual` alarms exist so far, so a state changes only through `setAlarmState`, and that is where it is
-/// acted on: the deployments in flight that watch the alarm stop in the same transaction. A deployment is also
+/// A manual alarm's state changes only through `setAlarmState`; a Prometheus or HTTP alarm's also through its
+/// evaluations (`recordAlarmEvaluation`, AlarmEvaluations.swift). Either way the change is acted on where it is
+/// written: the deployments in flight that watch the alarm stop in the same transaction. A deployment is also
 /// checked when it is created: an alarm already in ALARM stops it at once (observed of AWS), and a name no alarm has
 /// stops it with `CODEDEPLOY_RESOURCE_CANNOT_BE_FOUND` unless `ignorePollAlarmFailure` (AWS's code for an alarm it
 /// cannot read is not known). Rollback deployments are not stopped by alarms, so a rollback can run while the
@@ -17,7 +18,7 @@ extension ControlPlane: AlarmRegistry {
     public static let alarmStates = ["OK", "ALARM", "INSUFFICIENT_DATA"]
 
     // The AlarmRegistry face (what the CLI and the server call).
-    public func putAlarm(name: String, kind: String) async throws { try putAlarmNow(name: name, kind: kind) }
+    public func putAlarm(name: String, definition: AlarmDefinition) async throws { try putAlarmNow(name: name, definition: definition) }
     public func describeAlarms(names: [String]?) async throws -> [AlarmDescription] { try describeAlarmsNow(names: names) }
     public func deleteAlarms(names: [String]) async throws { try deleteAlarmsNow(names: names) }
     public func setAlarmState(name: String, state: String, reason: String) async throws -> [String] {
@@ -50,21 +51,66 @@ extension ControlPlane: AlarmRegistry {
         return configuration
     }
 
-    /// Defines (or redefines) an alarm. A new manual alarm is OK; a redefined one keeps its state.
-    public func putAlarmNow(name: String, kind: String) throws {
+    /// Defines (or redefines) an alarm. A new alarm is OK (an evaluated one until its first evaluation); a redefined
+    /// one keeps its state.
+    public func putAlarmNow(name: String, definition: AlarmDefinition) throws {
         let name = try Self.validAlarmName(name)
-        guard kind == "manual" else {
-            throw ServiceError(
-                "InvalidParameterValue",
-                "Only manual alarms (set by set-alarm-state) exist in this version; Prometheus and HTTP alarms are not built yet.")
-        }
+        let definition = try Self.validAlarmDefinition(definition)
+        let stored = definition.kind == .manual ? "" : String(decoding: try JSONEncoder().encode(definition), as: UTF8.self)
         try store.write { tx in
             let existing = try tx.alarm(named: name)
             try tx.saveAlarm(
                 AlarmRecord(
-                    name: name, kind: kind, state: existing?.state ?? "OK", reason: existing?.reason ?? "Alarm created.",
-                    updated: existing?.updated ?? now().timeIntervalSince1970))
+                    name: name, kind: definition.kind.rawValue, state: existing?.state ?? "OK", reason: existing?.reason ?? "Alarm created.",
+                    updated: existing?.updated ?? now().timeIntervalSince1970, definition: stored))
         }
+    }
+
+    /// Checks what an alarm watches: the members of its kind only, http(s) URLs, bounded numbers.
+    static func validAlarmDefinition(_ definition: AlarmDefinition) throws -> AlarmDefinition {
+        func url(_ text: String?, _ flag: String) throws -> String {
+            guard let text, let parsed = URL(string: text), ["http", "https"].contains(parsed.scheme ?? ""), parsed.host?.isEmpty == false,
+                text.count <= 2048
+            else {
+                throw ServiceError("InvalidParameterValue", "\(flag) must be an http:// or https:// URL, not '\((text ?? "").prefix(100))'.")
+            }
+            return text
+        }
+        var checked = AlarmDefinition(kind: definition.kind)
+        switch definition.kind {
+        case .manual:
+            guard definition == .manual else {
+                throw ServiceError("InvalidParameterValue", "A manual alarm takes no query or URL: its state is set by set-alarm-state.")
+            }
+        case .prometheus:
+            guard let query = definition.prometheusQuery, !query.isEmpty, query.count <= 4096, definition.httpURL == nil else {
+                throw ServiceError(
+                    "InvalidParameterValue", "A Prometheus alarm needs --prometheus-query (1 to 4,096 characters) and --prometheus-url.")
+            }
+            checked.prometheusQuery = query
+            checked.prometheusURL = try url(definition.prometheusURL, "--prometheus-url")
+            guard (0...86_400).contains(definition.forSeconds ?? 0) else {
+                throw ServiceError("InvalidParameterValue", "--for must be 0 to 86,400 seconds.")
+            }
+            checked.forSeconds = definition.forSeconds ?? 0
+        case .http:
+            guard definition.prometheusQuery == nil, definition.prometheusURL == nil else {
+                throw ServiceError("InvalidParameterValue", "An HTTP alarm takes --http-url, --expect-status and --failures only.")
+            }
+            checked.httpURL = try url(definition.httpURL, "--http-url")
+            guard (100...599).contains(definition.expectStatus ?? 200), (1...100).contains(definition.failures ?? 3) else {
+                throw ServiceError("InvalidParameterValue", "--expect-status must be an HTTP status (100 to 599) and --failures 1 to 100.")
+            }
+            checked.expectStatus = definition.expectStatus ?? 200
+            checked.failures = definition.failures ?? 3
+        }
+        return checked
+    }
+
+    static func definition(_ record: AlarmRecord) -> AlarmDefinition {
+        guard !record.definition.isEmpty, let decoded = try? JSONDecoder().decode(AlarmDefinition.self, from: Data(record.definition.utf8))
+        else { return .manual }
+        return decoded
     }
 
     /// The alarms named (those that exist), or every alarm; by name.
@@ -73,7 +119,7 @@ extension ControlPlane: AlarmRegistry {
             try tx.alarms().filter { names == nil || names?.contains($0.name) == true }.map {
                 AlarmDescription(
                     alarmName: $0.name, kind: $0.kind, stateValue: $0.state, stateReason: $0.reason,
-                    stateUpdatedTimestamp: Date(timeIntervalSince1970: $0.updated))
+                    stateUpdatedTimestamp: Date(timeIntervalSince1970: $0.updated), definition: Self.definition($0))
             }
         }
     }
@@ -107,13 +153,10 @@ extension ControlPlane: AlarmRegistry {
             try tx.saveAlarm(alarm)
             guard state == "ALARM" else { return [] }
             var stopped: [String] = []
-            let active = try tx.deploymentIds(matching: DeploymentFilter(statuses: ["Created", "Queued", "InProgress", "Baking", "Ready"]))
-            for id in active {
-                guard var info = try tx.deployment(id: id), info.creator != .codeDeployRollback,
-                    let watched = try watchedAlarms(tx, info), watched.alarms.contains(name)
-                else { continue }
+            for (info, _) in try deploymentsWatching(tx, alarm: name) {
+                var info = info
                 try stopForAlarms(tx, &info, activated: [name])
-                stopped.append(id)
+                stopped.append(info.deploymentId ?? "")
             }
             return stopped
         }

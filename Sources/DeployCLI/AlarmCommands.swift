@@ -12,9 +12,21 @@ struct PutAlarmCommand: AsyncParsableCommand {
         discussion: """
             An alarm in ALARM stops the deployments that watch it (Stopped, ALARM_ACTIVE, AWS's message) and rolls them back \
             when autoRollbackConfiguration lists DEPLOYMENT_STOP_ON_ALARM; one already in ALARM stops a new deployment at once \
-            (overrideAlarmConfiguration on create-deployment lets a fix through). This version has manual alarms only: their \
-            state is set with set-alarm-state. Redefining an alarm keeps its state. Works on the state file or with \
-            --endpoint-url (admin keys).
+            (overrideAlarmConfiguration on create-deployment lets a fix through). Give one kind:
+
+              --manual                                   its state is only set by hand (set-alarm-state)
+              --prometheus-query Q --prometheus-url URL  in ALARM when the query returns a non-empty result for --for seconds
+              --http-url URL                             in ALARM after --failures answers in a row that are not --expect-status
+
+            Prometheus and HTTP alarms are evaluated while a deployment watches them: by deployctl server (every \
+            --alarm-interval seconds), or, on a state file, by the create-deployment --wait or wait deployment-successful that \
+            follows the deployment. A Prometheus that cannot be read makes the alarm INSUFFICIENT_DATA and stops the deployments \
+            that do not set ignorePollAlarmFailure. set-alarm-state forces any alarm until its next evaluation. Redefining an \
+            alarm keeps its state. Works on the state file or with --endpoint-url (admin keys).
+
+            Example:
+              deployctl put-alarm --alarm-name errors-high --prometheus-url http://127.0.0.1:9090 \\
+                  --prometheus-query 'sum(rate(http_requests_total{code=~"5.."}[1m])) > 1' --for 30
             """)
 
     @Option(
@@ -22,20 +34,64 @@ struct PutAlarmCommand: AsyncParsableCommand {
     )
     var alarmName: String
 
-    @Flag(name: .customLong("manual"), help: "An alarm whose state is only set by hand (set-alarm-state). Required in this version.")
+    @Flag(name: .customLong("manual"), help: "An alarm whose state is only set by hand (set-alarm-state).")
     var manual = false
+
+    @Option(
+        name: .customLong("prometheus-query"),
+        help: ArgumentHelp("A PromQL query; in ALARM while it returns a non-empty result.", valueName: "promql"))
+    var prometheusQuery: String?
+
+    @Option(name: .customLong("prometheus-url"), help: ArgumentHelp("The Prometheus server the query goes to (http://HOST:9090).", valueName: "url"))
+    var prometheusURL: String?
+
+    @Option(
+        name: .customLong("for"),
+        help: ArgumentHelp("Seconds the query must keep returning a result before the alarm fires (0-86400, default 0).", valueName: "seconds"))
+    var forSeconds: Int?
+
+    @Option(name: .customLong("http-url"), help: ArgumentHelp("The URL an HTTP probe alarm GETs.", valueName: "url"))
+    var httpURL: String?
+
+    @Option(name: .customLong("expect-status"), help: ArgumentHelp("The status a healthy answer has (default 200).", valueName: "code"))
+    var expectStatus: Int?
+
+    @Option(
+        name: .customLong("failures"),
+        help: ArgumentHelp("Bad answers (or none) in a row before the alarm fires (1-100, default 3).", valueName: "count"))
+    var failures: Int?
 
     @OptionGroup var global: GlobalOptions
 
-    func validate() throws {
-        if !manual {
-            throw ValidationError("--manual is required: only manual alarms exist in this version (Prometheus and HTTP alarms are not built yet).")
+    /// The definition the flags give; a usage error unless they name exactly one kind with its own flags.
+    func definition() throws -> AlarmDefinition {
+        let prometheus = prometheusQuery != nil || prometheusURL != nil || forSeconds != nil
+        let http = httpURL != nil || expectStatus != nil || failures != nil
+        switch (manual, prometheus, http) {
+        case (true, false, false):
+            return .manual
+        case (false, true, false):
+            guard prometheusQuery != nil, prometheusURL != nil else {
+                throw ValidationError("--prometheus-query and --prometheus-url go together.")
+            }
+            return AlarmDefinition(kind: .prometheus, prometheusQuery: prometheusQuery, prometheusURL: prometheusURL, forSeconds: forSeconds)
+        case (false, false, true):
+            guard httpURL != nil else { throw ValidationError("--expect-status and --failures need --http-url.") }
+            return AlarmDefinition(kind: .http, httpURL: httpURL, expectStatus: expectStatus, failures: failures)
+        default:
+            throw ValidationError(
+                "Give one kind of alarm: --manual, --prometheus-query with --prometheus-url [--for], or --http-url [--expect-status] [--failures].")
         }
+    }
+
+    func validate() throws {
+        _ = try definition()
     }
 
     func run() async throws {
         let registry = try global.openAlarmRegistry()
-        try await CLIFailure.calling("PutAlarm") { try await registry.putAlarm(name: alarmName, kind: "manual") }
+        let definition = try definition()
+        try await CLIFailure.calling("PutAlarm") { try await registry.putAlarm(name: alarmName, definition: definition) }
     }
 }
 

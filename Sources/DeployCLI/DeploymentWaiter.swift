@@ -1,3 +1,4 @@
+import AlarmProbes
 import ArgumentParser
 import DeployModel
 import Foundation
@@ -11,6 +12,14 @@ struct DeploymentWaiter {
 
     func wait(for deploymentId: String) async throws {
         let api = try global.openAPI(readOnly: true)
+        // On a state file nothing else evaluates Prometheus and HTTP alarms: the process following the deployment
+        // does, every two seconds, while it waits (deployctl server does it itself).
+        var alarms: Task<Void, Never>?
+        if case .stateFile = try global.destination(for: .api), let plane = try? global.openLocal().plane {
+            let evaluator = AlarmEvaluator(plane: plane, interval: .seconds(2))
+            alarms = Task { await evaluator.run() }
+        }
+        defer { alarms?.cancel() }
         let live = isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
         let colored = global.color == .on || (global.color == .auto && live && ProcessInfo.processInfo.environment["NO_COLOR"] == nil)
         let start = Date()

@@ -104,6 +104,12 @@ struct ServerCommand: AsyncParsableCommand {
 
     @OptionGroup(title: "Traffic control") var traffic: TrafficOptions
 
+    @Option(
+        name: .customLong("alarm-interval"),
+        help: ArgumentHelp(
+            "Seconds between evaluations of the Prometheus and HTTP alarms deployments watch (1-300, default 5).", valueName: "seconds"))
+    var alarmInterval: Double = 5
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -115,6 +121,7 @@ struct ServerCommand: AsyncParsableCommand {
         try NumberRange.check("--agent-grace", agentGrace, 1...86_400)
         try NumberRange.check("--event-retention-days", eventRetentionDays, 1...3650)
         try NumberRange.check("--poll-hold", pollHold, 1...50)
+        try NumberRange.check("--alarm-interval", alarmInterval, 1...300)
         try NumberRange.check("--idle-timeout", Double(idleTimeout), 1...3600)
         try NumberRange.check("--header-timeout", Double(headerTimeout), 1...300)
         if let maxConnections { try NumberRange.check("--max-connections", Double(maxConnections), 1...1_000_000) }
@@ -198,6 +205,7 @@ struct ServerCommand: AsyncParsableCommand {
             externalChanges: { file.externalChangeCount() })
         configuration.headerTimeout = .seconds(headerTimeout)
         configuration.balancers = try traffic.balancers()
+        configuration.alarmInterval = .milliseconds(Int64(alarmInterval * 1000))
         let server: DeployServer
         do {
             server = try DeployServer(plane: plane, artifacts: artifacts, configuration: configuration, logger: logger)

@@ -129,8 +129,10 @@ extension RemoteCodeDeploy: EventStreamSource {
 }
 
 extension RemoteCodeDeploy: AlarmRegistry {
-    public func putAlarm(name: String, kind: String) async throws {
-        _ = try await callDeployctl("PutAlarm", .members([("AlarmName", .string(name)), ("Kind", .string(kind))]))
+    public func putAlarm(name: String, definition: AlarmDefinition) async throws {
+        var members: [(String, JSONValue)] = [("AlarmName", .string(name))]
+        if case .object(let fields) = try JSONValueEncoder().encode(definition) { members += fields.map { ($0.key, $0.value) } }
+        _ = try await callDeployctl("PutAlarm", .members(members))
     }
 
     public func describeAlarms(names: [String]?) async throws -> [AlarmDescription] {

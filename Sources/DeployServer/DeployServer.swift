@@ -1,3 +1,4 @@
+import AlarmProbes
 import ArtifactStore
 import ControlPlane
 import Foundation
@@ -78,6 +79,8 @@ public struct ServerConfiguration: Sendable {
     public var headerTimeout: Duration = .seconds(10)
     /// The load balancers deployments with traffic control name (`--load-balancer`), driven by this server.
     public var balancers = Balancers()
+    /// How often the Prometheus and HTTP alarms that deployments watch are evaluated (`--alarm-interval`).
+    public var alarmInterval: Duration = .seconds(5)
 
     public init(
         listen: ListenAddress, tls: TLSMaterial?, signingDirectory: String, maxObjectBytes: Int64 = 5 << 30, idleTimeout: Duration = .seconds(60),
@@ -211,9 +214,20 @@ public struct DeployServer: Sendable {
                 }
             }
         }
+        // Prometheus and HTTP alarms: evaluated off the store's threads, read and recorded on them.
+        let evaluator = AlarmEvaluator(
+            interval: configuration.alarmInterval,
+            watched: { try await responder.readers.perform { try plane.evaluatedAlarms() } },
+            record: { alarm, observation in
+                try await writer.perform {
+                    try plane.recordAlarmEvaluation(name: alarm.name, definition: alarm.definition, observation: observation)
+                }
+            })
+        let alarms = Task { await evaluator.run { _ in waiters.wakeAll() } }
         defer {
             clock.cancel()
             traffic.cancel()
+            alarms.cancel()
             for executor in responder.executors { executor.shutdown() }
         }
         // SIGTERM/SIGINT: held polls answer at once, so draining in-flight requests does not wait out their hold.

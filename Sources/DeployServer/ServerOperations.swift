@@ -174,8 +174,17 @@ struct DeployctlOperation: Sendable {
     /// member names; SetAlarmState answers the deployments it stopped, and wakes their agents' held polls.
     static let putAlarm = DeployctlOperation(name: "PutAlarm") { responder, input throws(OperationRefusal) in
         let name = try alarmName(input)
-        let kind = input["Kind"]?.stringValue ?? "manual"
-        try await storeWork { try await responder.onWriter { plane in try plane.putAlarmNow(name: name, kind: kind) } }
+        guard case .object(let given) = input else { throw OperationRefusal(code: "InvalidParameterValue", message: "PutAlarm takes an object.") }
+        var members = given.filter { $0.key != "AlarmName" }
+        if !members.contains(where: { $0.key == "Kind" }) { members.append(JSONMember("Kind", .string("manual"))) }
+        let definition: AlarmDefinition
+        do {
+            definition = try JSONValueDecoder().decode(AlarmDefinition.self, from: .object(members))
+        } catch {
+            throw OperationRefusal(
+                code: "InvalidParameterValue", message: "PutAlarm takes Kind (manual, prometheus or http) and that kind's members: \(error)")
+        }
+        try await storeWork { try await responder.onWriter { plane in try plane.putAlarmNow(name: name, definition: definition) } }
         return .object([])
     }
 

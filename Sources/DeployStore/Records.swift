@@ -256,8 +256,11 @@ public struct AlarmRecord: Sendable, Equatable {
     public var reason: String
     /// Seconds since 1970.
     public var updated: Double
+    /// What an evaluated alarm watches: AlarmDefinition as JSON; empty for a manual alarm.
+    public var definition: String
 
-    public init(name: String, kind: String, state: String, reason: String, updated: Double) {
+    public init(name: String, kind: String, state: String, reason: String, updated: Double, definition: String = "") {
+        self.definition = definition
         self.name = name
         self.kind = kind
         self.state = state

@@ -701,16 +701,18 @@ struct SQLiteTransaction: StoreTransaction {
     }
 
     static func alarm(_ row: Row) -> AlarmRecord {
-        AlarmRecord(name: row["name"], kind: row["kind"], state: row["state"], reason: row["reason"], updated: row["updated"])
+        AlarmRecord(
+            name: row["name"], kind: row["kind"], state: row["state"], reason: row["reason"], updated: row["updated"], definition: row["definition"])
     }
 
     func saveAlarm(_ record: AlarmRecord) throws {
         try db.cachedStatement(
             sql: """
-                INSERT INTO alarms (name, kind, state, reason, updated) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, state = excluded.state, reason = excluded.reason, updated = excluded.updated
+                INSERT INTO alarms (name, kind, state, reason, updated, definition) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, state = excluded.state, reason = excluded.reason,
+                    updated = excluded.updated, definition = excluded.definition
                 """
-        ).execute(arguments: [record.name, record.kind, record.state, record.reason, record.updated])
+        ).execute(arguments: [record.name, record.kind, record.state, record.reason, record.updated, record.definition])
     }
 
     func deleteAlarm(named name: String) throws {

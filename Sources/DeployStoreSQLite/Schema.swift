@@ -5,8 +5,13 @@ import GRDB
 /// file at the same moment cannot both apply one. Never edit a migration that has shipped: append a new one.
 enum Schema {
     static let migrations: [@Sendable (Database) throws -> Void] = [
-        v1, v2, v3, v4, v5, v6, v7, v8, v9, v10,
+        v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11,
     ]
+
+    /// What an evaluated alarm watches (AlarmDefinition as JSON; empty for a manual alarm).
+    static func v11(_ db: Database) throws {
+        try db.execute(sql: "ALTER TABLE alarms ADD COLUMN definition TEXT NOT NULL DEFAULT ''")
+    }
 
     /// Alarms deployments watch (`alarmConfiguration`), defined once server-wide, with their state.
     static func v10(_ db: Database) throws {

@@ -51,7 +51,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func anAlarmStopsTheDeploymentInFlightAndRollsBack(_ store: StoreKind) throws {
         let (plane, dir) = try fixture(store, alarms: Self.watching)
         defer { try? FileManager.default.removeItem(at: dir) }
-        try plane.putAlarmNow(name: "errors-high", kind: "manual")
+        try plane.putAlarmNow(name: "errors-high", definition: .manual)
         let good = try deploy(plane)
         try finish(plane)
         #expect(try info(plane, good)?.status == .succeeded)
@@ -76,7 +76,7 @@ import Testing
     @Test(arguments: StoreKind.allCases) func anAlarmAlreadyActiveStopsADeploymentAtOnceUnlessOverridden(_ store: StoreKind) throws {
         let (plane, dir) = try fixture(store, alarms: Self.watching, rollbackOnAlarm: false)
         defer { try? FileManager.default.removeItem(at: dir) }
-        try plane.putAlarmNow(name: "errors-high", kind: "manual")
+        try plane.putAlarmNow(name: "errors-high", definition: .manual)
         try plane.setAlarmStateNow(name: "errors-high", state: "ALARM", reason: "still broken")
         let blocked = try deploy(plane)
         #expect(try info(plane, blocked)?.status == .stopped)
@@ -106,10 +106,20 @@ import Testing
     @Test(arguments: StoreKind.allCases) func badAlarmInputIsRefusedAndChangesNothing(_ store: StoreKind) throws {
         let (plane, dir) = try fixture(store, alarms: nil)
         defer { try? FileManager.default.removeItem(at: dir) }
-        #expect(serviceErrorCode { try plane.putAlarmNow(name: "", kind: "manual") } == "InvalidParameterValue")
-        #expect(serviceErrorCode { try plane.putAlarmNow(name: "p99", kind: "prometheus") } == "InvalidParameterValue")
+        #expect(serviceErrorCode { try plane.putAlarmNow(name: "", definition: .manual) } == "InvalidParameterValue")
+        // A Prometheus alarm needs its query and an http(s) URL; an HTTP alarm sane numbers; a manual one nothing else.
+        for bad in [
+            AlarmDefinition(kind: .prometheus),
+            AlarmDefinition(kind: .prometheus, prometheusQuery: "up == 0", prometheusURL: "file:///etc/passwd"),
+            AlarmDefinition(kind: .prometheus, prometheusQuery: "up == 0", prometheusURL: "http://127.0.0.1:9090", forSeconds: -1),
+            AlarmDefinition(kind: .http, httpURL: "http://127.0.0.1/health", failures: 0),
+            AlarmDefinition(kind: .http, httpURL: "http://127.0.0.1/health", expectStatus: 99),
+            AlarmDefinition(kind: .manual, httpURL: "http://127.0.0.1/health"),
+        ] {
+            #expect(serviceErrorCode { try plane.putAlarmNow(name: "p99", definition: bad) } == "InvalidParameterValue", "\(bad)")
+        }
         #expect(serviceErrorCode { try plane.setAlarmStateNow(name: "missing", state: "ALARM", reason: "") } == "ResourceNotFound")
-        try plane.putAlarmNow(name: "cpu", kind: "manual")
+        try plane.putAlarmNow(name: "cpu", definition: .manual)
         #expect(serviceErrorCode { try plane.setAlarmStateNow(name: "cpu", state: "RED", reason: "") } == "InvalidParameterValue")
         #expect(serviceErrorCode { try plane.deleteAlarmsNow(names: ["cpu", "missing"]) } == "ResourceNotFound")
         #expect(try plane.describeAlarmsNow(names: nil).map(\.alarmName) == ["cpu"], "an all-or-nothing delete deleted nothing")
@@ -123,5 +133,35 @@ import Testing
             } == "InvalidAlarmConfigException")
         #expect(
             serviceErrorCode { _ = try deploy(plane, override: AlarmConfiguration(enabled: true, alarms: [])) } == "InvalidAlarmConfigException")
+    }
+
+    @Test(arguments: StoreKind.allCases) func evaluationsAreRecordedAndActedOn(_ store: StoreKind) throws {
+        let (plane, dir) = try fixture(store, alarms: Self.watching, rollbackOnAlarm: false)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let probe = AlarmDefinition(kind: .http, httpURL: "http://127.0.0.1:9/health")
+        try plane.putAlarmNow(name: "errors-high", definition: probe)
+        let stored = try #require(try plane.evaluatedAlarms().first)
+        #expect(stored.definition == AlarmDefinition(kind: .http, httpURL: "http://127.0.0.1:9/health", expectStatus: 200, failures: 3))
+        // An evaluation of an older definition is dropped.
+        let first = try deploy(plane)
+        #expect(
+            try plane.recordAlarmEvaluation(name: "errors-high", definition: probe, observation: AlarmObservation(state: "ALARM", reason: "x"))
+                .isEmpty)
+        #expect(try info(plane, first)?.status == .created)
+        // Unreadable: the deployment stops unless it ignores poll failures.
+        let unreadable = AlarmObservation(state: "INSUFFICIENT_DATA", reason: "Prometheus cannot be read", unreadable: true)
+        #expect(try plane.recordAlarmEvaluation(name: "errors-high", definition: stored.definition, observation: unreadable) == [first])
+        #expect(try info(plane, first)?.errorInformation?.code == .codedeployResourceCannotBeFound)
+        #expect(try plane.describeAlarmsNow(names: ["errors-high"]).first?.stateValue == "INSUFFICIENT_DATA")
+        let ignoring = try deploy(
+            plane, key: "v2.zip", override: AlarmConfiguration(enabled: true, ignorePollAlarmFailure: true, alarms: [Alarm(name: "errors-high")]))
+        #expect(try plane.recordAlarmEvaluation(name: "errors-high", definition: stored.definition, observation: unreadable).isEmpty)
+        #expect(try info(plane, ignoring)?.status == .created)
+        // ALARM stops it even so, and the evaluation is in its event stream.
+        let alarm = AlarmObservation(state: "ALARM", reason: "3 of 3 in a row")
+        #expect(try plane.recordAlarmEvaluation(name: "errors-high", definition: stored.definition, observation: alarm) == [ignoring])
+        #expect(try info(plane, ignoring)?.errorInformation?.code == .alarmActive)
+        let stream = try plane.events(StreamEventQuery(deploymentId: ignoring)).map { "\($0.event)" }
+        #expect(stream.contains { $0.contains("deployctl Alarm Evaluation") && $0.contains("3 of 3 in a row") })
     }
 }

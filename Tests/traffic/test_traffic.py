@@ -659,6 +659,16 @@ def test_blue_green_moves_all_traffic_to_the_green_fleet_without_dropping_a_requ
     assert failed == 0 and "bg3" not in load.answers, (load.failures[:5], load.answers)
     assert serving() == web_ports
 
+    # A green selection that is empty or overlaps blue is refused before anything starts.
+    for tag, expected in ((("color", "purple"), "not currently applied to any instances"),
+                          (("fleet", "web"), "which the deployment group's tags select too")):
+        refused = remote(server, "create-deployment", "--application-name", "shop", "--deployment-group-name", "bg",
+                         "--s3-location", "bucket=releases,key=bg3.zip,bundleType=zip",
+                         "--target-instances", json.dumps({"tagFilters": [{"Key": tag[0], "Value": tag[1], "Type": "KEY_AND_VALUE"}]}),
+                         check=False)
+        assert refused.returncode != 0 and "InvalidTargetInstancesException" in refused.stderr and expected in refused.stderr, \
+            refused.stderr
+
 
 def test_a_canary_moves_ten_percent_then_all_and_an_alarm_mid_shift_moves_it_back(fleet):
     """Runs after the blue/green test: web-1..3 serve, green-1..3 wait drained."""
