@@ -140,8 +140,7 @@ extension ControlPlane {
         let second = targets.filter { $0.instanceLabel != firstLabel }
         if try moveFirstFleet(tx, &info, first, previous: previousStatus) { return }
         if try moveSecondFleet(tx, &info, second, firstLabel: firstLabel, previous: previousStatus) { return }
-        info.status = .succeeded
-        info.completeTime = stamp
+        try succeedOrBake(tx, &info, at: stamp)
         info = try withOverview(tx, info)
         try saveDeployment(tx, info, previous: previousStatus ?? .inProgress)
     }
@@ -286,19 +285,8 @@ extension ControlPlane {
         _ tx: any StoreTransaction, _ info: inout DeploymentInfo, code: ErrorCode, message: String, previous: DeploymentStatus?
     ) throws {
         let stamp = now()
-        for var target in try tx.targets(deploymentId: info.deploymentId ?? "") where target.status == .pending || target.status == .ready {
-            let before = target
-            target.status = .skipped
-            target.lastUpdatedAt = stamp
-            target.lifecycleEvents = target.lifecycleEvents?.map { event in
-                var event = event
-                if event.status == .pending {
-                    event.status = .skipped
-                    event.endTime = stamp
-                }
-                return event
-            }
-            try saveTarget(tx, target, previous: before)
+        for target in try tx.targets(deploymentId: info.deploymentId ?? "") where target.status == .pending || target.status == .ready {
+            try skip(tx, target, at: stamp)
         }
         info.status = .failed
         info.completeTime = stamp

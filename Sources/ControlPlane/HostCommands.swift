@@ -171,6 +171,7 @@ extension ControlPlane: HostCommandService {
         guard expiresOnRead else { return }
         _ = try? expireOverdueCommands()
         _ = try? expireBlueGreenWaits()
+        _ = try? expireBakes()
     }
 
     /// Fails commands whose agent did not acknowledge or complete them in time.
@@ -421,28 +422,16 @@ extension ControlPlane: HostCommandService {
         case .running:
             break
         case .succeeded:
-            info.status = .succeeded
-            info.completeTime = stamp
+            try succeedOrBake(tx, &info, at: stamp)
         case .failed(let code, let message):
             info.status = .failed
             info.completeTime = stamp
             info.errorInformation = ErrorInformation(code: code, message: message)
             for entry in statuses where entry.status == TargetStatus.pending.rawValue {
-                guard var target = try targetRow(tx, deploymentId: deploymentId, instance: entry.targetId), target.status == .pending else {
+                guard let target = try targetRow(tx, deploymentId: deploymentId, instance: entry.targetId), target.status == .pending else {
                     continue
                 }
-                let previous = target
-                target.status = .skipped
-                target.lastUpdatedAt = stamp
-                target.lifecycleEvents = target.lifecycleEvents?.map { event in
-                    var event = event
-                    if event.status == .pending {
-                        event.status = .skipped
-                        event.endTime = stamp
-                    }
-                    return event
-                }
-                try saveTarget(tx, target, previous: previous)
+                try skip(tx, target, at: stamp)
             }
         }
         info = try withOverview(tx, info)
@@ -451,6 +440,23 @@ extension ControlPlane: HostCommandService {
         if case .failed = decision.outcome {
             try rollBackIfConfigured(tx, info, event: .deploymentFailure)
         }
+    }
+
+    /// Marks a target that will not run Skipped, with its pending events.
+    func skip(_ tx: any StoreTransaction, _ target: InstanceTarget, at stamp: Date) throws {
+        var target = target
+        let previous = target
+        target.status = .skipped
+        target.lastUpdatedAt = stamp
+        target.lifecycleEvents = target.lifecycleEvents?.map { event in
+            var event = event
+            if event.status == .pending {
+                event.status = .skipped
+                event.endTime = stamp
+            }
+            return event
+        }
+        try saveTarget(tx, target, previous: previous)
     }
 
     /// Starts a deployment of the group's last successful revision when the configuration asks for it.

@@ -186,7 +186,7 @@ public struct DeployServer: Sendable {
                 if tick % 5 == 0 { await writeContacts() }
                 var expired = 0
                 do {
-                    expired = try await writer.perform { try plane.expireOverdueCommands() + plane.expireBlueGreenWaits() }
+                    expired = try await writer.perform { try plane.expireOverdueCommands() + plane.expireBlueGreenWaits() + plane.expireBakes() }
                     failures.recovered("command expiry")
                 } catch {
                     failures.failed("command expiry", error)

@@ -164,4 +164,51 @@ import Testing
         let stream = try plane.events(StreamEventQuery(deploymentId: ignoring)).map { "\($0.event)" }
         #expect(stream.contains { $0.contains("deployctl Alarm Evaluation") && $0.contains("3 of 3 in a row") })
     }
+
+    /// Bake time (zonalConfig.monitorDurationInSeconds): Baking after the last instance, alarms still watched.
+    @Test(arguments: StoreKind.allCases) func aBakingDeploymentIsStoppedByAnAlarmOrSucceedsWhenItsTimeIsOver(_ store: StoreKind) throws {
+        let clock = ManualClock()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bake-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let plane = ControlPlane(store: try store.make(in: dir), clock: { clock.now })
+        _ = try plane.createApplication(CreateApplicationInput(applicationName: "shop"))
+        try plane.registerOnPremisesInstance(RegisterOnPremisesInstanceInput(instanceName: "a"))
+        try plane.addTagsToOnPremisesInstances(AddTagsToOnPremisesInstancesInput(tags: [Tag(key: "k", value: "v")], instanceNames: ["a"]))
+        _ = try plane.createDeploymentConfig(
+            CreateDeploymentConfigInput(
+                deploymentConfigName: "Bake60", minimumHealthyHosts: MinimumHealthyHosts(type: .hostCount, value: 0),
+                zonalConfig: ZonalConfig(monitorDurationInSeconds: 60)))
+        _ = try plane.createDeploymentGroup(
+            CreateDeploymentGroupInput(
+                applicationName: "shop", deploymentGroupName: "web", deploymentConfigName: "Bake60",
+                onPremisesInstanceTagFilters: [TagFilter(key: "k", type: .keyOnly)], alarmConfiguration: Self.watching,
+                autoRollbackConfiguration: AutoRollbackConfiguration(enabled: true, events: [.deploymentStopOnAlarm])))
+        try plane.putAlarmNow(name: "errors-high", definition: .manual)
+        func run() throws -> String {
+            let id = try deploy(plane, key: "v\(UUID().uuidString.prefix(4)).zip")
+            while let command = try plane.pollHostCommand(instanceName: "a") {
+                try plane.completeHostCommand(id: command.id, report: HostCommandReport(status: .succeeded))
+            }
+            return id
+        }
+        let first = try run()
+        var baking = try info(plane, first)
+        #expect(baking?.status == .baking && baking?.completeTime == nil)
+        #expect(baking?.deploymentStatusMessages?.last?.hasPrefix("Baking: watching its alarms for 60 s") == true)
+        // The group stays busy while it bakes.
+        #expect(serviceErrorCode { _ = try deploy(plane, key: "other.zip") } == "DeploymentLimitExceededException")
+        clock.advance(59)
+        #expect(try plane.expireBakes() == 0)
+        clock.advance(2)
+        #expect(try plane.expireBakes() == 1)
+        #expect(try info(plane, first)?.status == .succeeded)
+
+        let second = try run()
+        #expect(try info(plane, second)?.status == .baking)
+        #expect(try plane.setAlarmStateNow(name: "errors-high", state: "ALARM", reason: "5xx") == [second])
+        baking = try info(plane, second)
+        #expect(baking?.status == .stopped && baking?.errorInformation?.code == .alarmActive)
+        #expect(baking?.rollbackInfo?.rollbackDeploymentId != nil, "rolled back to the first release")
+    }
 }

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,9 +17,10 @@ import urllib.request
 import pytest
 
 _here = os.path.dirname(os.path.abspath(__file__))
-_spec = importlib.util.spec_from_file_location("server_conftest", os.path.join(os.path.dirname(_here), "server", "conftest.py"))
-_server = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_server)
+_support_spec = importlib.util.spec_from_file_location("e2e_support", os.path.join(os.path.dirname(_here), "e2e_support.py"))
+_support = importlib.util.module_from_spec(_support_spec)
+_support_spec.loader.exec_module(_support)
+_server = _support.server_conftest()
 BINARY, Server, deployctl = _server.BINARY, _server.Server, _server.deployctl
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -45,28 +45,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 '''
 
-START = """#!/bin/sh
-set -eu
-port=$(cat "$DEPLOYCTL_INSTALL_ROOT/port")
-setsid python3 "$DEPLOYCTL_INSTALL_ROOT/srv/svc/server.py" "$port" >/dev/null 2>&1 < /dev/null &
-echo $! > "$DEPLOYCTL_INSTALL_ROOT/service.pid"
-for _ in $(seq 1 100); do
-  python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && exit 0
-  sleep 0.05
-done
-exit 1
-"""
-
-STOP = """#!/bin/sh
-pidfile="$DEPLOYCTL_INSTALL_ROOT/service.pid"
-if [ -f "$pidfile" ]; then
-  pid=$(cat "$pidfile")
-  kill "$pid" 2>/dev/null
-  while [ -e "/proc/$pid" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]; do sleep 0.02; done
-  rm -f "$pidfile"
-fi
-exit 0
-"""
+START = _support.start_script("srv/svc")
+STOP = _support.STOP
 
 # ValidateService watches the new service for a few seconds, as a real check would: the alarms are polled meanwhile.
 VALIDATE = """#!/bin/sh
@@ -74,10 +54,7 @@ sleep 8
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = _support.free_port
 
 
 def make_revision(folder, version):
@@ -168,12 +145,7 @@ def setup():
             agent.send_signal(signal.SIGTERM)
             agent.wait(timeout=60)
             agent_log.close()
-        pidfile = os.path.join(directory, "host", "fs", "service.pid")
-        if os.path.exists(pidfile):
-            try:
-                os.kill(int(open(pidfile).read()), signal.SIGTERM)
-            except (ProcessLookupError, ValueError):
-                pass
+        _support.stop_service(os.path.join(directory, "host", "fs"))
         if server:
             assert server.stop() == 0
             subprocess.run(["rm", "-rf", server.directory])

@@ -20,10 +20,11 @@ import time
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "server_conftest", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "server", "conftest.py"))
-_server = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_server)
+_support_spec = importlib.util.spec_from_file_location(
+    "e2e_support", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "e2e_support.py"))
+_support = importlib.util.module_from_spec(_support_spec)
+_support_spec.loader.exec_module(_support)
+_server = _support.server_conftest()
 BINARY, Server, deployctl = _server.BINARY, _server.Server, _server.deployctl
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -56,48 +57,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 '''
 
-START = """#!/bin/sh
-set -eu
-app="$DEPLOYCTL_INSTALL_ROOT/srv/app"
-port=$(cat "$DEPLOYCTL_INSTALL_ROOT/port")
-# A service another deployment group left running (the blue/green test's fleets take turns) is replaced.
-if [ -f "$DEPLOYCTL_INSTALL_ROOT/service.pid" ]; then
-  old=$(cat "$DEPLOYCTL_INSTALL_ROOT/service.pid")
-  kill "$old" 2>/dev/null || true
-  while [ -e "/proc/$old" ] && [ "$(cut -d' ' -f3 "/proc/$old/stat" 2>/dev/null)" != Z ]; do sleep 0.02; done
-fi
-sleep 0.5  # a service that takes a moment to start, as real ones do
-setsid python3 "$app/server.py" "$port" >/dev/null 2>&1 < /dev/null &
-echo $! > "$DEPLOYCTL_INSTALL_ROOT/service.pid"
-for _ in $(seq 1 100); do
-  python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && exit 0
-  sleep 0.05
-done
-echo "the service did not open 127.0.0.1:$port" >&2
-exit 1
-"""
-
-STOP = """#!/bin/sh
-pidfile="$DEPLOYCTL_INSTALL_ROOT/service.pid"
-if [ -f "$pidfile" ]; then
-  pid=$(cat "$pidfile")
-  kill "$pid" 2>/dev/null
-  # Gone, or a zombie (the agent may be its reaper).
-  while [ -e "/proc/$pid" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]; do sleep 0.02; done
-  rm -f "$pidfile"
-fi
-exit 0
-"""
+START = _support.start_script("srv/app", delay=0.5)
+STOP = _support.STOP
 
 HOOK_LOG = """#!/bin/sh
 echo "$LIFECYCLE_EVENT" >> "$DEPLOYCTL_INSTALL_ROOT/hooks.log"
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = _support.free_port
 
 
 def make_revision(folder, version):
@@ -268,12 +236,7 @@ class Host:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=60)
         self.log.close()
-        pidfile = self.dir + "/fs/service.pid"
-        if os.path.exists(pidfile):
-            try:
-                os.kill(int(open(pidfile).read()), signal.SIGTERM)
-            except (ProcessLookupError, ValueError):
-                pass
+        _support.stop_service(self.dir + "/fs")
 
 
 @pytest.fixture(scope="module")
@@ -544,12 +507,7 @@ def test_on_a_state_file_each_agent_drives_the_balancer_for_its_own_instance(fle
             process.wait(timeout=60)
             log.close()
         for name in LOCAL_HOSTS:
-            pidfile = f"{folder}/{name}/fs/service.pid"
-            if os.path.exists(pidfile):
-                try:
-                    os.kill(int(open(pidfile).read()), signal.SIGTERM)
-                except (ProcessLookupError, ValueError):
-                    pass
+            _support.stop_service(f"{folder}/{name}/fs")
 
 
 def test_a_malformed_load_balancer_flag_is_a_usage_error():
@@ -561,6 +519,23 @@ def test_a_malformed_load_balancer_flag_is_a_usage_error():
         assert result.returncode == 252 and expected in result.stderr, (flag, result.returncode, result.stderr)
     result = deployctl("server", "--load-balancer", "web=unix:/x", "--traffic-drain-timeout", "-1", check=False)
     assert result.returncode == 252 and "--traffic-drain-timeout must be a number of seconds from 0 to 3600" in result.stderr
+
+
+def release(server, version, green_tag):
+    """A blue/green release of `version` to the instances tagged `green_tag` (group bg)."""
+    return remote(server, "create-deployment", "--application-name", "shop", "--deployment-group-name", "bg",
+                  "--s3-location", f"bucket=releases,key={version}.zip,bundleType=zip", "--file-exists-behavior", "OVERWRITE",
+                  "--target-instances", json.dumps({"tagFilters": [
+                      {"Key": green_tag[0], "Value": green_tag[1], "Type": "KEY_AND_VALUE"}]}),
+                  "--output", "text").stdout.strip()
+
+
+def serving(haproxy):
+    """The ports that answer through HAProxy for a second."""
+    probe = Load(haproxy.port, path="/who")
+    time.sleep(1)
+    probe.stop()
+    return {int(body.split()[1]) for body in probe.answers}
 
 
 def test_blue_green_moves_all_traffic_to_the_green_fleet_without_dropping_a_request(fleet):
@@ -579,22 +554,8 @@ def test_blue_green_moves_all_traffic_to_the_green_fleet_without_dropping_a_requ
                    "terminateBlueInstancesOnDeploymentSuccess": {"action": "KEEP_ALIVE"},
                    "greenFleetProvisioningOption": {"action": "DISCOVER_EXISTING"}}))
 
-    def release(version, green_tag):
-        return remote(server, "create-deployment", "--application-name", "shop", "--deployment-group-name", "bg",
-                      "--s3-location", f"bucket=releases,key={version}.zip,bundleType=zip", "--file-exists-behavior", "OVERWRITE",
-                      "--target-instances", json.dumps({"tagFilters": [
-                          {"Key": green_tag[0], "Value": green_tag[1], "Type": "KEY_AND_VALUE"}]}),
-                      "--output", "text").stdout.strip()
-
     def wait(deployment):
         return remote(server, "wait", "deployment-successful", "--deployment-id", deployment, "--timeout", "120", check=False)
-
-    def serving():
-        """The ports that answer through HAProxy for a second."""
-        probe = Load(haproxy.port, path="/who")
-        time.sleep(1)
-        probe.stop()
-        return {int(body.split()[1]) for body in probe.answers}
 
     remote(server, "create-deployment-group", "--application-name", "shop", "--deployment-group-name", "bg",
            "--on-premises-instance-tag-filters", "Key=fleet,Value=web,Type=KEY_AND_VALUE",
@@ -606,9 +567,9 @@ def test_blue_green_moves_all_traffic_to_the_green_fleet_without_dropping_a_requ
 
     # 1. Blue web-1..3 serve; green-1..3 (in maintenance) get bg1 and all the traffic.
     configure(("fleet", "web"), {"actionOnTimeout": "CONTINUE_DEPLOYMENT"})
-    assert serving() <= web_ports
+    assert serving(haproxy) <= web_ports
     load = Load(haproxy.port)
-    first = release("bg1", ("color", "green"))
+    first = release(server, "bg1", ("color", "green"))
     wait(first)
     served, failed = load.stop()
     detail = info(server, first)
@@ -617,7 +578,7 @@ def test_blue_green_moves_all_traffic_to_the_green_fleet_without_dropping_a_requ
     assert detail["deploymentOverview"]["Succeeded"] == 6 and detail["targetInstances"]["tagFilters"][0]["Value"] == "green"
     assert failed == 0, f"{failed} of {served + failed} requests failed during blue/green: {load.failures[:5]}"
     assert load.answers.get("bg1", 0) > 0
-    assert serving() == green_ports
+    assert serving(haproxy) == green_ports
     states = haproxy.states(names=everyone)
     assert {states[name] for name in HOSTS} == {"MAINT"} and {states[name] for name in GREEN_HOSTS} == {"UP"}, states
     target = json.loads(remote(server, "get-deployment-target", "--deployment-id", first, "--target-id", "web-1").stdout)
@@ -630,26 +591,26 @@ def test_blue_green_moves_all_traffic_to_the_green_fleet_without_dropping_a_requ
     # 2. The other way (the group's tags now name the serving fleet): bg2 waits Ready until continue-deployment.
     configure(("color", "green"), {"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60})
     load = Load(haproxy.port)
-    second = release("bg2", ("fleet", "web"))
+    second = release(server, "bg2", ("fleet", "web"))
     waited = wait(second)
     assert waited.returncode != 0 and "is Ready" in waited.stderr, waited.stderr
     assert f"deployctl continue-deployment --deployment-id {second} --deployment-wait-type READY_WAIT" in waited.stderr
     detail = info(server, second)
     assert detail["status"] == "Ready" and detail["deploymentOverview"]["Ready"] == 3, detail
-    assert serving() == green_ports, "traffic moved before continue-deployment"
+    assert serving(haproxy) == green_ports, "traffic moved before continue-deployment"
     remote(server, "continue-deployment", "--deployment-id", second, "--deployment-wait-type", "READY_WAIT")
     wait(second)
     served, failed = load.stop()
     assert info(server, second)["status"] == "Succeeded", failures(server, second)
     assert failed == 0, load.failures[:5]
-    assert serving() == web_ports
+    assert serving(haproxy) == web_ports
     states = haproxy.states(names=everyone)
     assert {states[name] for name in GREEN_HOSTS} == {"MAINT"}, states
 
     # 3. Not continued within its wait (0 minutes here): Stopped, and traffic stays where it was.
     configure(("fleet", "web"), {"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 0})
     load = Load(haproxy.port)
-    third = release("bg3", ("color", "green"))
+    third = release(server, "bg3", ("color", "green"))
     deadline = time.monotonic() + 60
     while info(server, third)["status"] not in ("Stopped", "Succeeded", "Failed") and time.monotonic() < deadline:
         time.sleep(0.3)  # the server's clock ends the wait
@@ -657,7 +618,7 @@ def test_blue_green_moves_all_traffic_to_the_green_fleet_without_dropping_a_requ
     detail = info(server, third)
     assert detail["status"] == "Stopped" and detail["errorInformation"]["code"] == "TIMEOUT", detail
     assert failed == 0 and "bg3" not in load.answers, (load.failures[:5], load.answers)
-    assert serving() == web_ports
+    assert serving(haproxy) == web_ports
 
     # A green selection that is empty or overlaps blue is refused before anything starts.
     for tag, expected in ((("color", "purple"), "not currently applied to any instances"),
@@ -673,7 +634,6 @@ def test_blue_green_moves_all_traffic_to_the_green_fleet_without_dropping_a_requ
 def test_a_canary_moves_ten_percent_then_all_and_an_alarm_mid_shift_moves_it_back(fleet):
     """Runs after the blue/green test: web-1..3 serve, green-1..3 wait drained."""
     server, haproxy, hosts, directory, ports = fleet
-    web_ports = {ports[name] for name in HOSTS}
     green_ports = {ports[name] for name in GREEN_HOSTS}
     remote(server, "create-deployment-config", "--deployment-config-name", "Canary10", "--compute-platform", "Server",
            "--traffic-routing-config", "type=TimeBasedCanary,timeBasedCanary={canaryPercentage=10,canaryInterval=1}")
@@ -687,13 +647,6 @@ def test_a_canary_moves_ten_percent_then_all_and_an_alarm_mid_shift_moves_it_bac
                "--blue-green-deployment-configuration", json.dumps({
                    "deploymentReadyOption": {"actionOnTimeout": "CONTINUE_DEPLOYMENT"},
                    "terminateBlueInstancesOnDeploymentSuccess": {"action": "KEEP_ALIVE"}}), *extra)
-
-    def release(version, green_tag):
-        return remote(server, "create-deployment", "--application-name", "shop", "--deployment-group-name", "bg",
-                      "--s3-location", f"bucket=releases,key={version}.zip,bundleType=zip", "--file-exists-behavior", "OVERWRITE",
-                      "--target-instances", json.dumps({"tagFilters": [
-                          {"Key": green_tag[0], "Value": green_tag[1], "Type": "KEY_AND_VALUE"}]}),
-                      "--output", "text").stdout.strip()
 
     def until(deployment, predicate, seconds=120):
         deadline = time.monotonic() + seconds
@@ -710,7 +663,7 @@ def test_a_canary_moves_ten_percent_then_all_and_an_alarm_mid_shift_moves_it_bac
     # 10 %, measured from the responses, then everything.
     configure(("fleet", "web"))
     load = Load(haproxy.port)
-    canary = release("c1", ("color", "green"))
+    canary = release(server, "c1", ("color", "green"))
     until(canary, shifted(10))
     probe = Load(haproxy.port, path="/who")
     time.sleep(20)
@@ -725,10 +678,7 @@ def test_a_canary_moves_ten_percent_then_all_and_an_alarm_mid_shift_moves_it_bac
     served, failed = load.stop()
     assert detail["status"] == "Succeeded", failures(server, canary)
     assert failed == 0, load.failures[:5]
-    probe = Load(haproxy.port, path="/who")
-    time.sleep(1)
-    probe.stop()
-    assert {int(body.split()[1]) for body in probe.answers} == green_ports, probe.answers
+    assert serving(haproxy) == green_ports
     print(f"\ncanary: green answered {green_share:.1%} of {total} requests at the 10% step")
 
     # An alarm while 10 % goes to the new fleet: stopped, rolled back, all traffic on the old fleet again.
@@ -736,7 +686,7 @@ def test_a_canary_moves_ten_percent_then_all_and_an_alarm_mid_shift_moves_it_bac
     configure(("color", "green"), "--alarm-configuration", "enabled=true,alarms=[{name=errors-high}]",
               "--auto-rollback-configuration", "enabled=true,events=DEPLOYMENT_STOP_ON_ALARM")
     load = Load(haproxy.port)
-    sick = release("c2", ("fleet", "web"))
+    sick = release(server, "c2", ("fleet", "web"))
     until(sick, shifted(10))
     time.sleep(2)
     remote(server, "set-alarm-state", "--alarm-name", "errors-high", "--state-value", "ALARM", "--state-reason", "5xx above 1 %")
@@ -749,10 +699,6 @@ def test_a_canary_moves_ten_percent_then_all_and_an_alarm_mid_shift_moves_it_bac
     assert done["status"] == "Succeeded", failures(server, rollback)
     assert failed == 0, load.failures[:5]
     assert load.answers.get("c2", 0) > 0, "the canary never got a request"
-    probe = Load(haproxy.port, path="/who")
-    time.sleep(1)
-    probe.stop()
-    assert {int(body.split()[1]) for body in probe.answers} == green_ports
+    assert serving(haproxy) == green_ports, "traffic is not back on the fleet that served before the canary"
     states = haproxy.states(names=HOSTS)
     assert set(states.values()) == {"MAINT"}, states
-    assert web_ports.isdisjoint({int(body.split()[1]) for body in probe.answers})

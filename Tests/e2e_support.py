@@ -1,0 +1,72 @@
+"""What the end-to-end suites outside Tests/server share: the server fixture's module, free ports, and the hook
+scripts that run a small HTTP service under an agent's install root (its port in $DEPLOYCTL_INSTALL_ROOT/port, its
+PID in service.pid). Loaded by path (importlib), as each suite's own conftest-free module."""
+import importlib.util
+import os
+import signal
+import socket
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def server_conftest():
+    """Tests/server/conftest.py as a module: BINARY, Server, deployctl."""
+    spec = importlib.util.spec_from_file_location("server_conftest", os.path.join(TESTS, "server", "conftest.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Waits until the PID is gone or a zombie (the agent may be its reaper, so kill -0 alone would wait forever).
+_WAIT_GONE = """while [ -e "/proc/$pid" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat" 2>/dev/null)" != Z ]; do sleep 0.02; done"""
+
+STOP = f"""#!/bin/sh
+pidfile="$DEPLOYCTL_INSTALL_ROOT/service.pid"
+if [ -f "$pidfile" ]; then
+  pid=$(cat "$pidfile")
+  kill "$pid" 2>/dev/null
+  {_WAIT_GONE}
+  rm -f "$pidfile"
+fi
+exit 0
+"""
+
+
+def start_script(app, delay=0.0):
+    """ApplicationStart: replaces a service another deployment group left running, waits `delay` seconds (a service
+    that takes a moment to start, as real ones do), starts `$DEPLOYCTL_INSTALL_ROOT/<app>/server.py` detached and
+    waits until its port answers."""
+    return f"""#!/bin/sh
+set -eu
+port=$(cat "$DEPLOYCTL_INSTALL_ROOT/port")
+if [ -f "$DEPLOYCTL_INSTALL_ROOT/service.pid" ]; then
+  pid=$(cat "$DEPLOYCTL_INSTALL_ROOT/service.pid")
+  kill "$pid" 2>/dev/null || true
+  {_WAIT_GONE}
+fi
+sleep {delay}
+setsid python3 "$DEPLOYCTL_INSTALL_ROOT/{app}/server.py" "$port" >/dev/null 2>&1 < /dev/null &
+echo $! > "$DEPLOYCTL_INSTALL_ROOT/service.pid"
+for _ in $(seq 1 100); do
+  python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && exit 0
+  sleep 0.05
+done
+echo "the service did not open 127.0.0.1:$port" >&2
+exit 1
+"""
+
+
+def stop_service(install_root):
+    """Ends the service a test's deployments left running under `install_root`, by its PID."""
+    pidfile = os.path.join(install_root, "service.pid")
+    if os.path.exists(pidfile):
+        try:
+            os.kill(int(open(pidfile).read()), signal.SIGTERM)
+        except (ProcessLookupError, ValueError):
+            pass
