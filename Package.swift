@@ -159,7 +159,7 @@ let package = Package(
         .testTarget(name: "DeployCLITests", dependencies: ["DeployCLI", "DeployModel", "ControlPlane", "DeployClient", "DeployStoreSQLite"]),
         .testTarget(name: "DeployClientTests", dependencies: ["DeployClient", "AWSWire", "DeployModel", "HostCommandModel"]),
         .testTarget(name: "RevisionsTests", dependencies: ["Revisions", "AppSpec", "Bundles"]),
-        .testTarget(name: "TrafficControlTests", dependencies: ["TrafficControl"]),
+        .testTarget(name: "TrafficControlTests", dependencies: ["TrafficControl", "ControlPlane", "DeployStore"]),
         .testTarget(
             name: "AWSWireTests", dependencies: ["AWSWire", "ControlPlane", "DeployStore", "DeployModel"], exclude: ["botocore_sign.py"]),
         .testTarget(name: "EndToEndTests", dependencies: ["DeployModel", "TestSupport"]),

@@ -1,5 +1,21 @@
 import Foundation
 
+/// One node of a balancer as a traffic step drives it: read its servers, change one's state or weight, wait for its
+/// sessions to end (DESIGN.md: the balancer behind a protocol). HAProxy's runtime API is the one implementation; the
+/// driver's unit tests use a fake.
+public protocol BalancerNode: Sendable {
+    var address: RuntimeAddress { get }
+    func servers(backend: String) throws(TrafficControlError) -> [ServerStatus]
+    func status(backend: String, server: String) throws(TrafficControlError) -> ServerStatus
+    /// `ready`, `drain` or `maint`.
+    func setState(backend: String, server: String, _ state: String) throws(TrafficControlError)
+    /// 0 to 256, or a percentage of the configured weight (`100%`).
+    func setWeight(backend: String, server: String, _ weight: String) throws(TrafficControlError)
+    func waitUntilIdle(backend: String, server: String, timeout: TimeInterval, poll: TimeInterval) throws(TrafficControlError) -> ServerStatus
+}
+
+extension HAProxyRuntime: BalancerNode {}
+
 /// The balancers deployctl may drive, by the name a deployment group's `loadBalancerInfo` gives them: what
 /// `--load-balancer NAME=ADDRESS` says (repeatable; the same NAME given twice is an HA pair, and every change goes to
 /// both nodes).

@@ -195,11 +195,28 @@ public struct HAProxyRuntime: Sendable {
             defer { freeaddrinfo(found) }
             let fd = socket(first.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw .unreachable(address, String(cString: strerror(errno))) }
-            guard Glibc.connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
-                let reason = String(cString: strerror(errno))
-                close(fd)
-                throw .unreachable(address, reason)
+            // Bounded by `timeout`: a balancer address that drops packets must not hold a step for the kernel's
+            // minutes-long connect timeout.
+            let flags = fcntl(fd, F_GETFL)
+            _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+            if Glibc.connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) != 0 {
+                guard errno == EINPROGRESS else {
+                    let reason = String(cString: strerror(errno))
+                    close(fd)
+                    throw .unreachable(address, reason)
+                }
+                var wanted = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                let ready = poll(&wanted, 1, Int32(timeout * 1000))
+                var failure: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &failure, &length)
+                guard ready == 1, failure == 0 else {
+                    let reason = ready == 0 ? "no answer within \(Int(timeout)) s" : String(cString: strerror(failure == 0 ? errno : failure))
+                    close(fd)
+                    throw .unreachable(address, reason)
+                }
             }
+            _ = fcntl(fd, F_SETFL, flags)
             return fd
         }
     }

@@ -23,13 +23,27 @@ public final class TrafficDriver: Sendable {
     public let maxConcurrent: Int
     /// How often drains and health checks are looked at.
     public let pollInterval: TimeInterval
+    /// The node at an address, reporting each command it sends (HAProxy's runtime API; a fake in unit tests).
+    let connect: @Sendable (RuntimeAddress, @escaping @Sendable (String) -> Void) -> any BalancerNode
     private let running = Mutex<Set<String>>([])
 
-    public init(plane: ControlPlane, balancers: Balancers, maxConcurrent: Int = 32, pollInterval: TimeInterval = 0.1) {
+    public convenience init(plane: ControlPlane, balancers: Balancers, maxConcurrent: Int = 32, pollInterval: TimeInterval = 0.1) {
+        self.init(plane: plane, balancers: balancers, maxConcurrent: maxConcurrent, pollInterval: pollInterval) { address, sent in
+            var runtime = HAProxyRuntime(address: address)
+            runtime.onCommand = sent
+            return runtime
+        }
+    }
+
+    init(
+        plane: ControlPlane, balancers: Balancers, maxConcurrent: Int = 32, pollInterval: TimeInterval = 0.1,
+        connect: @escaping @Sendable (RuntimeAddress, @escaping @Sendable (String) -> Void) -> any BalancerNode
+    ) {
         self.plane = plane
         self.balancers = balancers
         self.maxConcurrent = max(1, maxConcurrent)
         self.pollInterval = pollInterval
+        self.connect = connect
     }
 
     /// Starts every outstanding step (of `instanceName` only, when given) not already running, each on its own
@@ -96,9 +110,7 @@ public final class TrafficDriver: Sendable {
         do {
             let nodes = try step.targets.flatMap { target throws(TrafficControlError) in
                 try balancers.addresses(of: target).map { address in
-                    var runtime = HAProxyRuntime(address: address)
-                    runtime.onCommand = { transcript.append("\(address) \($0)") }
-                    return (backend: target, runtime: runtime)
+                    (backend: target, runtime: connect(address) { transcript.append("\(address) \($0)") })
                 }
             }
             let summary: String
@@ -116,7 +128,7 @@ public final class TrafficDriver: Sendable {
         }
     }
 
-    typealias Node = (backend: String, runtime: HAProxyRuntime)
+    typealias Node = (backend: String, runtime: any BalancerNode)
 
     func block(_ step: TrafficStep, nodes: [Node]) throws(TrafficControlError) -> String {
         // Every instance's server must be there before the first is drained.
