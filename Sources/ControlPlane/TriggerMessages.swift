@@ -13,7 +13,7 @@ public struct TriggerNotification: Sendable, Equatable {
     public var message: String
 }
 
-/// Builds trigger notifications (issue 24). The delivery of them (SNS topics and HTTP subscriptions) is not built yet.
+/// Builds trigger notifications (issue 24). Their delivery (SNS topics and HTTP subscriptions) is still to come.
 public enum TriggerMessages {
     /// The message status of a deployment status (`CREATED`, `IN_PROGRESS`, `SUCCEEDED`, `FAILED`, `STOPPED`, `READY`).
     static func status(_ status: DeploymentStatus?) -> String {

@@ -9,7 +9,8 @@ public enum LifecycleEventName {
     public static let reserved: Set<String> = ["DownloadBundle", "Install", "BlockTraffic", "AllowTraffic"]
     /// Events an appspec may attach scripts to.
     public static var hookable: [String] { all.filter { !reserved.contains($0) } }
-    /// Events that need a load balancer, which deployctl does not manage: reported Skipped.
+    /// Events that act on a load balancer: Skipped without traffic control; with it, BlockTraffic and AllowTraffic are the
+    /// balancer driver's (TrafficSteps.swift) and the other four are hooks the agent runs.
     public static let traffic: Set<String> = [
         "BeforeBlockTraffic", "BlockTraffic", "AfterBlockTraffic", "BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic",
     ]
