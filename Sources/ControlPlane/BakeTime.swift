@@ -25,10 +25,7 @@ extension ControlPlane {
     func succeedOrBake(_ tx: any StoreTransaction, _ info: inout DeploymentInfo, at stamp: Date) throws {
         if let seconds = try bakeSeconds(tx, info) {
             info.status = .baking
-            info.deploymentStatusMessages =
-                (info.deploymentStatusMessages ?? []).filter { !$0.hasPrefix(Self.bakePrefix) } + [
-                    "\(Self.bakePrefix)watching its alarms for \(seconds) s after the last instance, since \(Timestamp.format(stamp))"
-                ]
+            info.setPhase(Self.bakePrefix, "watching its alarms for \(seconds) s after the last instance,", since: stamp, first: false)
             return
         }
         info.status = .succeeded
@@ -38,8 +35,7 @@ extension ControlPlane {
     /// When a Baking deployment's bake time is over.
     func bakeDue(_ tx: any StoreTransaction, _ info: DeploymentInfo) throws -> Bool {
         guard info.status == .baking, let seconds = try bakeSeconds(tx, info),
-            let message = info.deploymentStatusMessages?.last(where: { $0.hasPrefix(Self.bakePrefix) }),
-            let since = message.split(separator: " ").last.flatMap({ Timestamp.parse(String($0)) })
+            let since = info.phase(Self.bakePrefix)?.since
         else { return info.status == .baking }
         return now() >= since.addingTimeInterval(Double(seconds))
     }

@@ -42,15 +42,9 @@ extension ControlPlane {
 
     /// Where the shift stands: the share green has and since when; nil before the first step.
     static func shiftState(_ info: DeploymentInfo) -> (percent: Int, since: Date)? {
-        guard let message = info.deploymentStatusMessages?.first(where: { $0.hasPrefix(shiftPrefix) }) else { return nil }
-        let words = message.dropFirst(shiftPrefix.count).split(separator: " ")
-        guard let percent = words.first.flatMap({ Int($0.dropLast()) }), let stamp = words.last.flatMap({ Timestamp.parse(String($0)) })
+        guard let phase = info.phase(shiftPrefix), let percent = phase.text.split(separator: " ").first.flatMap({ Int($0.dropLast()) })
         else { return nil }
-        return (percent, stamp)
-    }
-
-    static func shiftMessage(percent: Int, since: Date) -> String {
-        "\(shiftPrefix)\(percent)% of requests on the replacement (green) instances since \(Timestamp.format(since))"
+        return (percent, phase.since)
     }
 
     /// The share the next step gives green, or nil when the shift is done.
@@ -87,8 +81,7 @@ extension ControlPlane {
                 tx, &info, code: .healthConstraints, message: "Traffic shifting to \(share)% failed: \(report.message ?? "")", previous: .inProgress)
             return
         }
-        info.deploymentStatusMessages =
-            [Self.shiftMessage(percent: share, since: now())] + (info.deploymentStatusMessages ?? []).filter { !$0.hasPrefix(Self.shiftPrefix) }
+        info.setPhase(Self.shiftPrefix, "\(share)% of requests on the replacement (green) instances", since: now(), first: true)
         try tx.updateDeployment(info)
         try appendShiftEvent(tx, info, share: share, report: report)
     }

@@ -12,13 +12,7 @@ struct DeploymentWaiter {
 
     func wait(for deploymentId: String) async throws {
         let api = try global.openAPI(readOnly: true)
-        // On a state file nothing else evaluates Prometheus and HTTP alarms: the process following the deployment
-        // does, every two seconds, while it waits (deployctl server does it itself).
-        var alarms: Task<Void, Never>?
-        if case .stateFile = try global.destination(for: .api), let plane = try? global.openLocal().plane {
-            let evaluator = AlarmEvaluator(plane: plane, interval: .seconds(2))
-            alarms = Task { await evaluator.run() }
-        }
+        let alarms = try evaluateAlarmsOnStateFile()
         defer { alarms?.cancel() }
         let live = isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
         let colored = global.color == .on || (global.color == .auto && live && ProcessInfo.processInfo.environment["NO_COLOR"] == nil)
@@ -111,6 +105,14 @@ struct DeploymentWaiter {
             }
             try await Task.sleep(nanoseconds: UInt64(interval * 1_000_000_000))
         }
+    }
+
+    /// On a state file nothing else evaluates Prometheus and HTTP alarms: the process following the deployment does,
+    /// every two seconds, while it waits (deployctl server does it itself). Nil with a server, or a read-only file.
+    func evaluateAlarmsOnStateFile() throws -> Task<Void, Never>? {
+        guard case .stateFile = try global.destination(for: .api), let plane = try? global.openLocal().plane else { return nil }
+        let evaluator = AlarmEvaluator(plane: plane, interval: .seconds(2))
+        return Task { await evaluator.run() }
     }
 
     /// A deployment, the ids of its targets and those targets (`only`: just that one), in batches of 25; nil when

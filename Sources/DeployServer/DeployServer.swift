@@ -196,34 +196,8 @@ public struct DeployServer: Sendable {
                 seen = now ?? seen
             }
         }
-        // BlockTraffic and AllowTraffic are the server's to run (TrafficDriver): looked for four times a second, each
-        // run on a thread of its own, the instance's held poll woken when it ends.
-        let driver = TrafficDriver(plane: plane, balancers: configuration.balancers)
-        let traffic = Task {
-            while !Task.isCancelled {
-                do {
-                    try await Task.sleep(for: .milliseconds(250))
-                } catch {
-                    break
-                }
-                do {
-                    _ = try await writer.perform { try driver.startOutstanding { waiters.wake($0) } }
-                    failures.recovered("traffic steps")
-                } catch {
-                    failures.failed("traffic steps", error)
-                }
-            }
-        }
-        // Prometheus and HTTP alarms: evaluated off the store's threads, read and recorded on them.
-        let evaluator = AlarmEvaluator(
-            interval: configuration.alarmInterval,
-            watched: { try await responder.readers.perform { try plane.evaluatedAlarms() } },
-            record: { alarm, observation in
-                try await writer.perform {
-                    try plane.recordAlarmEvaluation(name: alarm.name, definition: alarm.definition, observation: observation)
-                }
-            })
-        let alarms = Task { await evaluator.run { _ in waiters.wakeAll() } }
+        let traffic = driveTraffic(failures: failures)
+        let alarms = evaluateAlarms()
         defer {
             clock.cancel()
             traffic.cancel()
@@ -246,6 +220,48 @@ public struct DeployServer: Sendable {
         clock.cancel()
         await clock.value
         await writeContacts()
+    }
+}
+
+extension DeployServer {
+    /// BlockTraffic, AllowTraffic and traffic shifts are the server's to run (TrafficDriver): looked for four times a
+    /// second, each run on a thread of its own, the instance's held poll woken when it ends.
+    func driveTraffic(failures: RepeatedFailures) -> Task<Void, Never> {
+        let driver = TrafficDriver(plane: responder.plane, balancers: configuration.balancers)
+        let writer = responder.writer
+        let waiters = responder.waiters
+        return Task {
+            while !Task.isCancelled {
+                do {
+                    try await Task.sleep(for: .milliseconds(250))
+                } catch {
+                    break
+                }
+                do {
+                    _ = try await writer.perform { try driver.startOutstanding { waiters.wake($0) } }
+                    failures.recovered("traffic steps")
+                } catch {
+                    failures.failed("traffic steps", error)
+                }
+            }
+        }
+    }
+
+    /// Prometheus and HTTP alarms, every `--alarm-interval`: probed off the store's threads, read and recorded on them.
+    func evaluateAlarms() -> Task<Void, Never> {
+        let plane = responder.plane
+        let writer = responder.writer
+        let readers = responder.readers
+        let waiters = responder.waiters
+        let evaluator = AlarmEvaluator(
+            interval: configuration.alarmInterval,
+            watched: { try await readers.perform { try plane.evaluatedAlarms() } },
+            record: { alarm, observation in
+                try await writer.perform {
+                    try plane.recordAlarmEvaluation(name: alarm.name, definition: alarm.definition, observation: observation)
+                }
+            })
+        return Task { await evaluator.run { _ in waiters.wakeAll() } }
     }
 }
 
