@@ -77,13 +77,21 @@ let package = Package(
                 "ControlPlane", "DeployModel", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ]),
+        // Delivers the deliveries outbox (triggers, Publish) to HTTP(S) subscriptions: SNS's envelope, signed.
+        .target(
+            name: "TopicDelivery",
+            dependencies: [
+                "ControlPlane", "DeployModel", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         // The AWS wire formats: SigV4 signing and verification, the JSON 1.1 codec, the command protocol, S3 XML errors.
         .target(name: "AWSWire", dependencies: ["DeployModel", "HostCommandModel", .product(name: "Crypto", package: "swift-crypto")]),
         // `deployctl server`: the API (JSON 1.1), S3 routes and /metrics over HTTPS, every request SigV4-verified.
         .target(
             name: "DeployServer",
             dependencies: [
-                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "ArtifactStore", "AWSWire", "TrafficControl", "AlarmProbes",
+                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "ArtifactStore", "AWSWire", "TrafficControl", "AlarmProbes", "TopicDelivery",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
@@ -110,7 +118,7 @@ let package = Package(
             dependencies: [
                 "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "DeployStoreSQLite", "AppSpec", "Bundles", "ArtifactStore",
                 "Revisions", "Agent",
-                "DeployServer", "DeployClient", "JMESPath", "TrafficControl", "AlarmProbes",
+                "DeployServer", "DeployClient", "JMESPath", "TrafficControl", "AlarmProbes", "TopicDelivery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log"),
             ]
@@ -148,6 +156,7 @@ let package = Package(
             name: "DeployStoreTests",
             dependencies: ["DeployStore", "DeployStoreSQLite", "DeployModel", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),
+        .testTarget(name: "TopicDeliveryTests", dependencies: ["TopicDelivery", "ControlPlane", "DeployStore"]),
         .testTarget(name: "AppSpecTests", dependencies: ["AppSpec", "HostCommandModel", "TestSupport"]),
         .testTarget(name: "BundlesTests", dependencies: ["Bundles"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "AppSpec", "Bundles", "DeployModel", "TestSupport"]),

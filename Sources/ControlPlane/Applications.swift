@@ -74,6 +74,7 @@ extension ControlPlane {
                 throw ServiceError("ApplicationAlreadyExistsException", "The application \(newName) already exists with the user or AWS account.")
             }
             try tx.renameApplication(id: app.id, to: newName)
+            eventSubjects.forget()
         }
     }
 
@@ -83,6 +84,7 @@ extension ControlPlane {
         try store.write { tx in
             guard let app = try findApplication(tx, name) else { return }
             try tx.deleteApplication(id: app.id)
+            eventSubjects.forget()
         }
     }
 }

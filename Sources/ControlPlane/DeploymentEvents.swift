@@ -49,6 +49,8 @@ struct EventSubject {
     var applicationName: String
     var groupName: String
     var groupId: String
+    /// The group's `triggerConfigurations` (the cache is emptied when a group is updated or deleted).
+    var triggers: [TriggerConfig] = []
 }
 
 /// The subjects of recent deployments' events, so announcing an instance's change reads nothing more. A deployment's
@@ -66,6 +68,9 @@ final class EventSubjects: Sendable {
         }
         return made
     }
+
+    /// Forgets every subject: a group's triggers changed.
+    func forget() { known.withLock { $0.removeAll(keepingCapacity: true) } }
 }
 
 extension ControlPlane {
@@ -74,7 +79,8 @@ extension ControlPlane {
         let made = try eventSubjects.subject(id) {
             EventSubject(
                 deploymentId: id, applicationName: info.applicationName ?? "", groupName: info.deploymentGroupName ?? "",
-                groupId: try tx.groupId(ofDeployment: id) ?? "")
+                groupId: try tx.groupId(ofDeployment: id) ?? "",
+                triggers: try groupTriggers(tx, applicationName: info.applicationName, groupName: info.deploymentGroupName))
         }
         return made ?? EventSubject(deploymentId: id, applicationName: "", groupName: "", groupId: "")
     }
@@ -85,8 +91,17 @@ extension ControlPlane {
             guard let info = try tx.deployment(id: deploymentId) else { return nil }
             return EventSubject(
                 deploymentId: deploymentId, applicationName: info.applicationName ?? "", groupName: info.deploymentGroupName ?? "",
-                groupId: try tx.groupId(ofDeployment: deploymentId) ?? "")
+                groupId: try tx.groupId(ofDeployment: deploymentId) ?? "",
+                triggers: try groupTriggers(tx, applicationName: info.applicationName, groupName: info.deploymentGroupName))
         }
+    }
+
+    /// The triggers of a deployment's group as it is now (none when the group is gone).
+    func groupTriggers(_ tx: any StoreTransaction, applicationName: String?, groupName: String?) throws -> [TriggerConfig] {
+        guard let applicationName, let groupName, let app = try tx.application(named: applicationName),
+            let group = try tx.group(applicationId: app.id, name: groupName)
+        else { return [] }
+        return group.info.triggerConfigurations ?? []
     }
 
     func applicationArn(_ name: String) -> String { "arn:aws:codedeploy:\(region):\(account):application:\(name)" }
@@ -122,6 +137,12 @@ extension ControlPlane {
                 ("instanceGroupId", .string(subject.groupId)), ("region", .string(region)), ("application", .string(subject.applicationName)),
                 ("deploymentId", .string(subject.deploymentId)), ("state", .string(state)), ("deploymentGroup", .string(subject.groupName)),
             ] + extra)
+        // ROLLBACK is this deployment's news about another one, whose own CREATED sends DeploymentRollback.
+        if !subject.triggers.isEmpty, state != "ROLLBACK" {
+            try publishTriggers(
+                tx, TriggerMessages.forDeployment(info, triggers: subject.triggers, region: region, account: account),
+                deploymentId: subject.deploymentId)
+        }
     }
 
     /// Saves the deployment and announces its status when it changed from `previous`.
@@ -170,6 +191,12 @@ extension ControlPlane {
                     ("application", .string(subject.applicationName)), ("deploymentId", .string(subject.deploymentId)),
                     ("instanceGroupId", .string(subject.groupId)), ("deploymentGroup", .string(subject.groupName)),
                 ], instanceName: instance)
+            if !subject.triggers.isEmpty {
+                let fired = TriggerMessages.forInstance(
+                    target, deploymentId: subject.deploymentId, applicationName: subject.applicationName, triggers: subject.triggers, region: region,
+                    account: account)
+                try publishTriggers(tx, fired, deploymentId: subject.deploymentId)
+            }
         }
     }
 }

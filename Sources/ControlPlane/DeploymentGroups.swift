@@ -191,6 +191,7 @@ extension ControlPlane {
             try validateGroupSettings(info, platform: platform)
             try tx.updateGroup(
                 GroupRecord(id: group.id, applicationId: group.applicationId, name: group.name, configName: group.configName, info: info))
+            eventSubjects.forget()
             return UpdateDeploymentGroupOutput(hooksNotCleanedUp: [])
         }
     }
@@ -202,6 +203,7 @@ extension ControlPlane {
             let app = try requireApplication(tx, input.applicationName)
             if let group = try findGroup(tx, app: app, name: name) {
                 try tx.deleteGroup(id: group.id)
+                eventSubjects.forget()
             }
             return DeleteDeploymentGroupOutput(hooksNotCleanedUp: [])
         }

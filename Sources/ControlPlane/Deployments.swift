@@ -59,6 +59,7 @@ extension ControlPlane {
         }
         return try store.write { tx in
             try tx.deleteEvents(before: now().timeIntervalSince1970 - eventRetention, limit: 1000)
+            try tx.deleteFinishedDeliveries(before: now().timeIntervalSince1970 - eventRetention, limit: 1000)
             return CreateDeploymentOutput(deploymentId: try insertDeployment(tx, input, creator: .user))
         }
     }

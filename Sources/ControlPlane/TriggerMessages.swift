@@ -13,7 +13,7 @@ public struct TriggerNotification: Sendable, Equatable {
     public var message: String
 }
 
-/// Builds trigger notifications (issue 24). Their delivery (SNS topics and HTTP subscriptions) is still to come.
+/// Builds trigger notifications; `publishTriggers` (Topics.swift) queues them for their topic's subscriptions.
 public enum TriggerMessages {
     /// The message status of a deployment status (`CREATED`, `IN_PROGRESS`, `SUCCEEDED`, `FAILED`, `STOPPED`, `READY`).
     static func status(_ status: DeploymentStatus?) -> String {
@@ -157,7 +157,7 @@ public enum TriggerMessages {
 
     /// The notifications an instance's new status sends.
     public static func forInstance(
-        _ target: InstanceTarget, deployment info: DeploymentInfo, triggers: [TriggerConfig], region: String, account: String
+        _ target: InstanceTarget, deploymentId: String, applicationName: String, triggers: [TriggerConfig], region: String, account: String
     ) -> [TriggerNotification] {
         guard let type = eventType(target.status) else { return [] }
         return triggers.compactMap { trigger in
@@ -166,9 +166,9 @@ public enum TriggerMessages {
             return TriggerNotification(
                 triggerName: name, targetArn: trigger.triggerTargetArn ?? "", eventType: type,
                 subject: subject(
-                    status: (target.status?.rawValue ?? "").uppercased(), deploymentId: info.deploymentId ?? "", region: region,
-                    applicationName: info.applicationName ?? ""),
-                message: instanceMessage(target, deploymentId: info.deploymentId ?? "", triggerName: name, region: region, account: account))
+                    status: (target.status?.rawValue ?? "").uppercased(), deploymentId: deploymentId, region: region,
+                    applicationName: applicationName),
+                message: instanceMessage(target, deploymentId: deploymentId, triggerName: name, region: region, account: account))
         }
     }
 }

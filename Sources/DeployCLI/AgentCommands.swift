@@ -145,7 +145,18 @@ struct AgentGroupCommand: AsyncParsableCommand {
             // balancer for the instance's traffic steps (without --load-balancer they fail, saying so).
             let driver = TrafficDriver(plane: plane, balancers: try traffic.balancers())
             agent.betweenPolls = { try await driver.runOutstanding(instanceName: instanceName) }
-            try await Self.serve(agent, instance: instanceName)
+            // And it delivers trigger notifications (LocalDeliveries), beside its polls so a slow receiver never holds them.
+            let deliveries = LocalDeliveries(plane: plane)
+            let delivering = deliveries.start()
+            do {
+                try await Self.serve(agent, instance: instanceName)
+            } catch {
+                delivering.cancel()
+                await deliveries.finish()
+                throw error
+            }
+            delivering.cancel()
+            await deliveries.finish()
         }
 
         /// The agent's logger on stderr, in `--log-format` at `--log-level`, every line naming the instance.

@@ -11,9 +11,23 @@ struct DeploymentWaiter {
     var interval: Double = 0.2
 
     func wait(for deploymentId: String) async throws {
-        let api = try global.openAPI(readOnly: true)
         let alarms = try evaluateAlarmsOnStateFile()
+        let deliveries = LocalDeliveries(global: global)
+        let delivering = deliveries?.start()
         defer { alarms?.cancel() }
+        do {
+            try await follow(deploymentId)
+        } catch {
+            delivering?.cancel()
+            await deliveries?.finish()
+            throw error
+        }
+        delivering?.cancel()
+        await deliveries?.finish()
+    }
+
+    func follow(_ deploymentId: String) async throws {
+        let api = try global.openAPI(readOnly: true)
         let live = isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
         let colored = global.color == .on || (global.color == .auto && live && ProcessInfo.processInfo.environment["NO_COLOR"] == nil)
         let start = Date()

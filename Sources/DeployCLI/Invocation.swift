@@ -212,7 +212,7 @@ public struct GlobalOptions: ParsableArguments {
 
     /// Everything a command asks of the API's destination: CodeDeploy's operations and deployctl's own (the agents'
     /// presence, the event stream, alarms). A server's client and the control plane over the state file both serve it.
-    typealias DeployService = CodeDeployAPI & AgentDirectory & EventStreamSource & AlarmRegistry
+    typealias DeployService = CodeDeployAPI & AgentDirectory & EventStreamSource & AlarmRegistry & TopicRegistry
 
     /// The API's destination: a server, or the control plane over the state file (`readOnly`: a command that only
     /// reads never makes up a state file it was told to use).
@@ -234,6 +234,9 @@ public struct GlobalOptions: ParsableArguments {
 
     /// Where alarms are defined and set.
     func openAlarmRegistry() throws -> any AlarmRegistry { try openService() }
+
+    /// Where topics and subscriptions are made and deliveries listed.
+    func openTopicRegistry(readOnly: Bool = false) throws -> any TopicRegistry { try openService(readOnly: readOnly) }
 
     /// Where `push` stores bundles: the server's S3 API, or the store beside the state file.
     func openUploader() throws -> any ObjectUploading {

@@ -28,6 +28,9 @@ struct ServerCommand: AsyncParsableCommand {
             each balancer's runtime API is, and the server drains and re-admits each instance's server (the backend server \
             named after the instance, or after its haproxy-server tag) in BlockTraffic and AllowTraffic.
 
+            Triggers notify SNS topics (deployctl sns, or aws sns --endpoint-url against this server): the server delivers \
+            each notification to the topic's confirmed HTTP(S) subscriptions, retrying for --delivery-retry-window seconds.
+
             Example:
               deployctl server --listen 0.0.0.0:8443 --tls-san deploy.example.com
               deployctl server --load-balancer web=unix:/run/haproxy/admin.sock
@@ -110,6 +113,28 @@ struct ServerCommand: AsyncParsableCommand {
             "Seconds between evaluations of the Prometheus and HTTP alarms deployments watch (1-300, default 5).", valueName: "seconds"))
     var alarmInterval: Double = 5
 
+    @Option(
+        name: .customLong("public-url"),
+        help: ArgumentHelp(
+            "The URL receivers reach this server at, for subscription confirmations' SubscribeURL (default: the URL served).", valueName: "url"))
+    var publicURL: String?
+
+    @Option(
+        name: .customLong("delivery-timeout"),
+        help: ArgumentHelp("Seconds a notification's receiver has to answer (1-120, default 10).", valueName: "seconds"))
+    var deliveryTimeout: Double = 10
+
+    @Option(
+        name: .customLong("delivery-first-retry"),
+        help: ArgumentHelp(
+            "Seconds before a failed delivery's first retry; each next wait doubles, up to 600 (1-600, default 5).", valueName: "seconds"))
+    var deliveryFirstRetry: Double = 5
+
+    @Option(
+        name: .customLong("delivery-retry-window"),
+        help: ArgumentHelp("Seconds a failed delivery is retried for before it is given up (10-604800, default 3600).", valueName: "seconds"))
+    var deliveryRetryWindow: Double = 3600
+
     @OptionGroup var global: GlobalOptions
 
     func validate() throws {
@@ -122,6 +147,12 @@ struct ServerCommand: AsyncParsableCommand {
         try NumberRange.check("--event-retention-days", eventRetentionDays, 1...3650)
         try NumberRange.check("--poll-hold", pollHold, 1...50)
         try NumberRange.check("--alarm-interval", alarmInterval, 1...300)
+        try NumberRange.check("--delivery-timeout", deliveryTimeout, 1...120)
+        try NumberRange.check("--delivery-first-retry", deliveryFirstRetry, 1...600)
+        try NumberRange.check("--delivery-retry-window", deliveryRetryWindow, 10...604_800)
+        if let publicURL, !(publicURL.hasPrefix("https://") || publicURL.hasPrefix("http://")) || URL(string: publicURL)?.host == nil {
+            throw ValidationError("--public-url '\(publicURL.prefix(100))': expected an http:// or https:// URL with a host")
+        }
         try NumberRange.check("--idle-timeout", Double(idleTimeout), 1...3600)
         try NumberRange.check("--header-timeout", Double(headerTimeout), 1...300)
         if let maxConnections { try NumberRange.check("--max-connections", Double(maxConnections), 1...1_000_000) }
@@ -206,6 +237,9 @@ struct ServerCommand: AsyncParsableCommand {
         configuration.headerTimeout = .seconds(headerTimeout)
         configuration.balancers = try traffic.balancers()
         configuration.alarmInterval = .milliseconds(Int64(alarmInterval * 1000))
+        configuration.deliveryPolicy = DeliveryPolicy(
+            firstRetry: deliveryFirstRetry, retryWindow: deliveryRetryWindow, attemptTimeout: deliveryTimeout)
+        configuration.publicURL = publicURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         let server: DeployServer
         do {
             server = try DeployServer(plane: plane, artifacts: artifacts, configuration: configuration, logger: logger)

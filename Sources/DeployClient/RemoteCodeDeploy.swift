@@ -150,3 +150,50 @@ extension RemoteCodeDeploy: AlarmRegistry {
         return (answer["StoppedDeployments"]?.arrayValue ?? []).compactMap(\.stringValue)
     }
 }
+
+extension RemoteCodeDeploy: TopicRegistry {
+    public func createTopic(name: String) async throws -> String {
+        try await callDeployctl("CreateTopic", .members([("Name", .string(name))]))["TopicArn"]?.stringValue ?? ""
+    }
+
+    public func deleteTopic(arn: String) async throws {
+        _ = try await callDeployctl("DeleteTopic", .members([("TopicArn", .string(arn))]))
+    }
+
+    public func listTopics() async throws -> [String] {
+        (try await callDeployctl("ListTopics", .object([]))["Topics"]?.arrayValue ?? []).compactMap { $0["TopicArn"]?.stringValue }
+    }
+
+    public func subscribe(topicArn: String, protocolName: String, endpoint: String, signingSecret: String?, owner: String) async throws
+        -> SubscribeResult
+    {
+        var members: [(String, JSONValue)] = [("TopicArn", .string(topicArn)), ("Protocol", .string(protocolName)), ("Endpoint", .string(endpoint))]
+        if let signingSecret { members.append(("SigningSecret", .string(signingSecret))) }
+        return try JSONValueDecoder().decode(SubscribeResult.self, from: try await callDeployctl("Subscribe", .members(members)))
+    }
+
+    public func confirmSubscription(topicArn: String, token: String) async throws -> String {
+        try await callDeployctl("ConfirmSubscription", .members([("TopicArn", .string(topicArn)), ("Token", .string(token))]))["SubscriptionArn"]?
+            .stringValue ?? ""
+    }
+
+    public func unsubscribe(subscriptionArn: String) async throws {
+        _ = try await callDeployctl("Unsubscribe", .members([("SubscriptionArn", .string(subscriptionArn))]))
+    }
+
+    public func listSubscriptionsByTopic(topicArn: String) async throws -> [SubscriptionSummary] {
+        let answer = try await callDeployctl("ListSubscriptionsByTopic", .members([("TopicArn", .string(topicArn))]))
+        return try JSONValueDecoder().decode([SubscriptionSummary].self, from: answer["Subscriptions"] ?? .array([]))
+    }
+
+    public func publish(topicArn: String, message: String, subject: String?) async throws -> String {
+        var members: [(String, JSONValue)] = [("TopicArn", .string(topicArn)), ("Message", .string(message))]
+        if let subject { members.append(("Subject", .string(subject))) }
+        return try await callDeployctl("Publish", .members(members))["MessageId"]?.stringValue ?? ""
+    }
+
+    public func listDeliveries(_ query: DeliveryQuery) async throws -> ListDeliveriesOutput {
+        try JSONValueDecoder().decode(
+            ListDeliveriesOutput.self, from: try await callDeployctl("ListDeliveries", try JSONValueEncoder().encode(query)))
+    }
+}

@@ -10,6 +10,7 @@ import NIOCore
 import NIOSSL
 import ServiceLifecycle
 import Synchronization
+import TopicDelivery
 import TrafficControl
 
 /// Why the server cannot start.
@@ -81,6 +82,11 @@ public struct ServerConfiguration: Sendable {
     public var balancers = Balancers()
     /// How often the Prometheus and HTTP alarms that deployments watch are evaluated (`--alarm-interval`).
     public var alarmInterval: Duration = .seconds(5)
+    /// How trigger and Publish deliveries are timed out and retried (`--delivery-timeout`, `--delivery-retry-window`).
+    public var deliveryPolicy = DeliveryPolicy()
+    /// The URL receivers reach this server at, for a `SubscriptionConfirmation`'s `SubscribeURL` (`--public-url`);
+    /// nil: the URL served, with a wildcard address replaced by this host's name.
+    public var publicURL: String?
 
     public init(
         listen: ListenAddress, tls: TLSMaterial?, signingDirectory: String, maxObjectBytes: Int64 = 5 << 30, idleTimeout: Duration = .seconds(60),
@@ -146,11 +152,14 @@ public struct DeployServer: Sendable {
         } else {
             server = .http1(configuration: http1)
         }
+        let served = Mutex<String?>(nil)
         let app = Application(
             responder: responder, server: server,
             configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port), serverName: nil, reuseAddress: true),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? listen.port
+                let reachable = ["0.0.0.0", "::"].contains(listen.host) ? ProcessInfo.processInfo.hostName : listen.host
+                served.withLock { $0 = "\(scheme)://\(ListenAddress(host: reachable, port: port))" }
                 await onRunning("\(scheme)://\(ListenAddress(host: listen.host, port: port))")
             },
             logger: logger)
@@ -198,10 +207,13 @@ public struct DeployServer: Sendable {
         }
         let traffic = driveTraffic(failures: failures)
         let alarms = evaluateAlarms()
+        let publicURL = configuration.publicURL
+        let deliveries = deliverNotifications(failures: failures, confirmationBase: { publicURL ?? served.withLock { $0 } })
         defer {
             clock.cancel()
             traffic.cancel()
             alarms.cancel()
+            deliveries.cancel()
             for executor in responder.executors { executor.shutdown() }
         }
         // SIGTERM/SIGINT: held polls answer at once, so draining in-flight requests does not wait out their hold.
@@ -262,6 +274,49 @@ extension DeployServer {
                 }
             })
         return Task { await evaluator.run { _ in waiters.wakeAll() } }
+    }
+}
+
+extension DeployServer {
+    /// Trigger and Publish deliveries: looked for twice a second (a read), claimed and recorded on the writer
+    /// thread, sent off the store's threads; each attempt is counted in `/metrics` by outcome, and the deliveries by
+    /// state.
+    func deliverNotifications(failures: RepeatedFailures, confirmationBase: @escaping @Sendable () -> String?) -> Task<Void, Never> {
+        let plane = responder.plane
+        let writer = responder.writer
+        let readers = responder.readers
+        let policy = configuration.deliveryPolicy
+        let metrics = responder.metrics
+        let help = "Attempts at delivering trigger and Publish notifications, by outcome (delivered, retry, gave_up)."
+        let delivered = metrics.counter("notification_attempts", help, labels: [("outcome", "delivered")])
+        let retried = metrics.counter("notification_attempts", help, labels: [("outcome", "retry")])
+        let gaveUp = metrics.counter("notification_attempts", help, labels: [("outcome", "gave_up")])
+        let deliverer = NotificationDeliverer(
+            policy: policy, confirmationBase: confirmationBase, hasDue: { try await readers.perform { try plane.hasDueDeliveries() } },
+            claim: { limit in try await writer.perform { try plane.claimDeliveries(limit: limit, policy: policy) } },
+            record: { outcomes in
+                let given = try await writer.perform { try plane.recordDeliveryAttempts(outcomes, policy: policy) }
+                gaveUp.increment(by: Int64(given))
+                let good = outcomes.filter { $0.1.delivered }.count
+                delivered.increment(by: Int64(good))
+                retried.increment(by: Int64(outcomes.filter { $0.1.attempted }.count - good - given))
+            })
+        return Task {
+            let counts = Task {
+                while !Task.isCancelled {
+                    if let states = try? await readers.perform({ try plane.deliveryStateCounts() }) {
+                        for state in ["pending", "delivered", "failed"] {
+                            metrics.gauge("notification_deliveries", "Trigger and Publish deliveries by state.", labels: [("state", state)])
+                                .set(Int64(states[state] ?? 0))
+                        }
+                    }
+                    try? await Task.sleep(for: .seconds(5))
+                }
+            }
+            await deliverer.run { _ in failures.recovered("deliveries") }
+            counts.cancel()
+            await deliverer.shutdown()
+        }
     }
 }
 

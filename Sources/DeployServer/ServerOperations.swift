@@ -52,8 +52,8 @@ struct DeployctlOperation: Sendable {
     }
 
     static let all: [String: DeployctlOperation] = Dictionary(
-        uniqueKeysWithValues: [listAgents, listEvents, registerInstance, deregisterInstance, putAlarm, describeAlarms, deleteAlarms, setAlarmState]
-            .map { ($0.name, $0) })
+        uniqueKeysWithValues: ([listAgents, listEvents, registerInstance, deregisterInstance, putAlarm, describeAlarms, deleteAlarms, setAlarmState]
+            + topicOperations).map { ($0.name, $0) })
 
     /// Parses the body, runs the operation, and turns every failure into the error the JSON protocol sends.
     func handle(_ responder: ServerResponder, body: Data) async -> JSONProtocol.Response {
@@ -79,7 +79,7 @@ struct DeployctlOperation: Sendable {
         } catch let failure as RegistrationFailure {
             throw OperationRefusal(code: failure.error.code, message: "\(failure.operation): \(failure.error.message)")
         } catch let error as ServiceError {
-            throw OperationRefusal(code: error.code, message: error.message)
+            throw OperationRefusal(code: error.code, message: error.message, status: error.code == "NotFound" ? 404 : 400)
         } catch let refusal as BlockingExecutor.Refusal {
             throw OperationRefusal(code: "ThrottlingException", message: refusal.description, status: 503)
         } catch {

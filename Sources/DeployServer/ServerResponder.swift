@@ -213,6 +213,8 @@ struct ServerResponder: HTTPResponder {
                 request, wire, operation: operation, keyId: &keyId)
         } else if wire.method == "POST", wire.path == "/", let target = wire.header("x-amz-target") {
             answer = await api(request, wire, target: target, requestId: requestId, keyId: &keyId)
+        } else if SNSRoutes.matches(wire) {
+            answer = await SNSRoutes(responder: self, requestId: requestId).handle(request, wire, keyId: &keyId)
         } else if wire.method == "GET", wire.path == "/metrics" {
             answer = metricsResponse(wire, keyId: &keyId)
         } else if wire.method == "GET", wire.path == "/events" {

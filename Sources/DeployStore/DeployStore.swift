@@ -168,6 +168,39 @@ public protocol StoreTransaction {
     func saveAlarm(_ record: AlarmRecord) throws
     func deleteAlarm(named name: String) throws
 
+    // MARK: Topics, subscriptions and deliveries (triggers' SNS face)
+    func topic(arn: String) throws -> TopicRecord?
+    /// By ARN.
+    func topics() throws -> [TopicRecord]
+    func insertTopic(_ record: TopicRecord) throws
+    /// Removes the topic and its subscriptions (their pending deliveries fail when they come due).
+    func deleteTopic(arn: String) throws
+    func subscription(arn: String) throws -> SubscriptionRecord?
+    /// In creation order.
+    func subscriptions(topicArn: String) throws -> [SubscriptionRecord]
+    /// Inserts or replaces.
+    func saveSubscription(_ record: SubscriptionRecord) throws
+    func deleteSubscription(arn: String) throws
+    /// Inserts the delivery and answers its id.
+    @discardableResult func insertDelivery(_ record: DeliveryRecord) throws -> Int64
+    func updateDelivery(_ record: DeliveryRecord) throws
+    /// Pending deliveries due at `now`, oldest first, at most `limit`.
+    func dueDeliveries(now: Double, limit: Int) throws -> [DeliveryRecord]
+    /// The id of the subscription's oldest pending delivery: its deliveries go in order, so none overtakes it.
+    func firstPendingDelivery(subscriptionArn: String) throws -> Int64?
+    /// The soonest `nextAttempt` of a pending delivery.
+    func nextDeliveryTime() throws -> Double?
+    func deliveries(_ filter: DeliveryFilter) throws -> [DeliveryRecord]
+    /// How many deliveries are in each state.
+    func deliveryStateCounts() throws -> [String: Int]
+    /// Inserts or replaces (delivery, attempt).
+    func insertDeliveryAttempt(_ record: DeliveryAttemptRecord) throws
+    func deleteDeliveryAttempt(deliveryId: Int64, attempt: Int) throws
+    /// In attempt order.
+    func deliveryAttempts(deliveryId: Int64) throws -> [DeliveryAttemptRecord]
+    /// Deletes delivered and failed deliveries (and their attempts) published before `time`, at most `limit`.
+    @discardableResult func deleteFinishedDeliveries(before time: Double, limit: Int) throws -> Int
+
     /// Deletes the oldest events written before `time`, at most `limit` of them (looking at no more than `limit`
     /// rows, so it costs nothing when there is nothing to delete); answers how many went.
     @discardableResult func deleteEvents(before time: Double, limit: Int) throws -> Int

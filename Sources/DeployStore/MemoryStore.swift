@@ -52,6 +52,11 @@ struct MemoryTables {
     var events: [EventRecord] = []
     var alarms: [String: AlarmRecord] = [:]
     var lastEventSequence: Int64 = 0
+    var topics: [String: TopicRecord] = [:]
+    var subscriptions: [SubscriptionRecord] = []
+    var deliveries: [Int64: DeliveryRecord] = [:]
+    var deliveryAttempts: [DeliveryAttemptRecord] = []
+    var lastDeliveryId: Int64 = 0
 }
 
 final class TablesBox {

@@ -5,8 +5,61 @@ import GRDB
 /// file at the same moment cannot both apply one. Never edit a migration that has shipped: append a new one.
 enum Schema {
     static let migrations: [@Sendable (Database) throws -> Void] = [
-        v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11,
+        v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12,
     ]
+
+    /// Topics, their HTTP(S) subscriptions, and the deliveries of what is published to them (an outbox written in
+    /// the transaction of the change a trigger announces), with every attempt.
+    static func v12(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE topics (
+                    arn TEXT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    created REAL NOT NULL
+                );
+                CREATE TABLE subscriptions (
+                    arn TEXT PRIMARY KEY,
+                    topic_arn TEXT NOT NULL REFERENCES topics(arn) ON DELETE CASCADE,
+                    protocol TEXT NOT NULL,
+                    endpoint TEXT NOT NULL,
+                    confirmed INTEGER NOT NULL,
+                    token TEXT NOT NULL,
+                    secret TEXT NOT NULL,
+                    owner TEXT NOT NULL,
+                    created REAL NOT NULL
+                );
+                CREATE INDEX subscriptions_by_topic ON subscriptions(topic_arn, created);
+                CREATE TABLE deliveries (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    message_id TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    topic_arn TEXT NOT NULL,
+                    subscription_arn TEXT NOT NULL,
+                    endpoint TEXT NOT NULL,
+                    subject TEXT,
+                    message TEXT NOT NULL,
+                    created REAL NOT NULL,
+                    state TEXT NOT NULL,
+                    attempts INTEGER NOT NULL,
+                    next_attempt REAL NOT NULL,
+                    last_error TEXT,
+                    origin TEXT NOT NULL,
+                    deployment_id TEXT
+                );
+                CREATE INDEX deliveries_due ON deliveries(state, next_attempt);
+                CREATE INDEX deliveries_by_subscription ON deliveries(subscription_arn, state, id);
+                CREATE TABLE delivery_attempts (
+                    delivery_id INTEGER NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+                    attempt INTEGER NOT NULL,
+                    time REAL NOT NULL,
+                    milliseconds INTEGER NOT NULL,
+                    status INTEGER,
+                    error TEXT,
+                    PRIMARY KEY (delivery_id, attempt)
+                );
+                """)
+    }
 
     /// What an evaluated alarm watches (AlarmDefinition as JSON; empty for a manual alarm).
     static func v11(_ db: Database) throws {

@@ -93,7 +93,7 @@ import Testing
                 == #"{"region":"us-east-2","accountId":"111222333444","eventTriggerName":"trigger-group-us-east-instance-succeeded","deploymentId":"d-75I7MBT7C","instanceId":"arn:aws:codedeploy:us-east-2:444455556666:instance/web-1","lastUpdatedAt":"1446744207.564","instanceStatus":"Succeeded","lifecycleEvents":[{"LifecycleEvent":"ApplicationStop","LifecycleEventStatus":"Succeeded","StartTime":"1446744188.595","EndTime":"1446744188.711"}]}"#
         )
         let fired = TriggerMessages.forInstance(
-            target, deployment: DeploymentInfo(applicationName: "shop", deploymentId: "d-75I7MBT7C"),
+            target, deploymentId: "d-75I7MBT7C", applicationName: "shop",
             triggers: [TriggerConfig(triggerName: "i", triggerTargetArn: "arn:aws:sns:x:0:t", triggerEvents: [.instanceSuccess])],
             region: "us-east-2", account: "1")
         #expect(fired.first?.subject == "SUCCEEDED: AWS CodeDeploy d-75I7MBT7C in us-east-2 to shop")

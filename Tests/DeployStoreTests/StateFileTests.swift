@@ -205,7 +205,8 @@ import Testing
                 sql: """
                     DROP TRIGGER deployment_targets_counted_on_insert; DROP TRIGGER deployment_targets_counted_on_delete;
                     DROP TRIGGER deployment_targets_counted_on_update; DROP TABLE deployment_target_counts; DROP TABLE agent_contacts;
-                    DROP TABLE events; DROP TABLE alarms;
+                    DROP TABLE events; DROP TABLE alarms; DROP TABLE delivery_attempts; DROP TABLE deliveries; DROP TABLE subscriptions;
+                    DROP TABLE topics;
                     INSERT INTO applications (id, name, compute_platform, create_time) VALUES ('a', 'web', 'Server', 0);
                     PRAGMA user_version = 6;
                     """)
