@@ -11,7 +11,7 @@ within 5 minutes) or it is refused with 401. A notification whose id (`webhook-i
 forwarded is acknowledged and not forwarded again: deliveries are at least once.
 
 Usage: python3 Scripts/slack-receiver.py --listen 127.0.0.1:8088 --slack-url https://hooks.slack.com/services/... \\
-           [--secret-file /etc/deployctl/webhook-secret]
+           [--secret-file /etc/deployctl/webhook-secret] [--ca-file /var/lib/deployctl/tls/ca.pem]
 
 Standard library only; an example to adapt, not part of deployctl.
 """
@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import ssl
 import sys
 import threading
 import time
@@ -82,6 +83,7 @@ class Receiver(http.server.ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.slack_url = slack_url
         self.secret = secret
+        self.context = None
         self.seen = collections.OrderedDict()
         self.lock = threading.Lock()
 
@@ -110,7 +112,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             url = envelope.get("SubscribeURL", "")
             if not url.startswith(("http://", "https://")):
                 return self.answer(400, "no SubscribeURL")
-            urllib.request.urlopen(url, timeout=10).read()
+            urllib.request.urlopen(url, timeout=10, context=self.server.context).read()
             print(f"confirmed the subscription to {envelope.get('TopicArn')}", file=sys.stderr)
             return self.answer(200, "confirmed")
         if kind != "Notification":
@@ -152,10 +154,12 @@ def main():
     parser.add_argument("--listen", default="127.0.0.1:8088", help="HOST:PORT to listen on")
     parser.add_argument("--slack-url", required=True, help="the incoming webhook's URL")
     parser.add_argument("--secret-file", help="the webhook secret (whsec_...); notifications must be signed with it")
+    parser.add_argument("--ca-file", help="a CA to trust when confirming a subscription (deployctl server's tls/ca.pem)")
     args = parser.parse_args()
     host, _, port = args.listen.rpartition(":")
     secret = open(args.secret_file).read().strip() if args.secret_file else None
     server = Receiver((host, int(port)), args.slack_url, secret)
+    server.context = ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
     print(f"slack-receiver: listening on {host}:{server.server_address[1]}", flush=True)
     server.serve_forever()
 
