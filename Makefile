@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release startup-order demo demo-release test test-traffic test-notify lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks bench-traffic man clean
+.PHONY: all setup build release startup-order demo demo-release test test-traffic test-notify lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks bench-traffic bench-notify man clean
 
 all: build
 
@@ -108,6 +108,10 @@ bench-attacks: release
 # from AllowTraffic's start to the first request the new version serves.
 bench-traffic: release
 	python3 bench/traffic.py
+
+# Triggers (issue 24): create-deployment with and without triggers, and delivery throughput to local receivers.
+bench-notify: release
+	python3 bench/notify.py
 
 bench-server: release
 	command -v wrk >/dev/null || apt-get install -y -qq wrk

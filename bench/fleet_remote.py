@@ -9,7 +9,7 @@ connections idle over 5 s are reopened. Real TLS and SigV4, each agent with its 
 Measures an AllAtOnce deployment to all N agents and a OneAtATime deployment to 10: time from CreateDeployment to
 Succeeded, the server's CPU-seconds (from /proc), requests and TLS handshakes per instance-event, the server's RSS;
 then connects `--idle-agents` in all and measures the server's CPU with nothing to deploy.
-Usage: `make bench-fleet-remote` or `python3 bench/fleet_remote.py [--binary PATH] [--agents N] [--idle-agents N]`;
+Usage: `make bench-fleet-remote` or `python3 bench/fleet_remote.py [--binary PATH] [--agents N] [--idle-agents N] [--triggers]`;
 with FLEET_PERF=FILE it also records `perf record -g` of the server during the AllAtOnce deployment, with
 FLEET_PERF_IDLE=FILE during the idle measurement.
 """
@@ -29,6 +29,7 @@ import time
 
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from notify import Receiver, sns_client, subscribe_confirmed
 from serving import codedeploy_client, start_server, stop_server
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -302,12 +303,15 @@ def main():
                         help="after the deployments, connect this many agents in all and measure the server idle (0: skip)")
     parser.add_argument("--idle-seconds", type=float, default=30)
     parser.add_argument("--poll-hold", type=int, help="the server's --poll-hold (seconds; default: the server's own)")
+    parser.add_argument("--triggers", action="store_true",
+                        help="give both groups triggers on every deployment and instance event, to a topic a local receiver subscribes to")
     args = parser.parse_args()
     kind = AwsAgent if args.agent == "aws" else DeployctlAgent
 
     directory = tempfile.mkdtemp(prefix="deployctl-bench-fleet-")
     state = os.path.join(directory, "state.db")
     server, url, ca, admin = start_server(args.binary, state, extra=("--poll-hold", str(args.poll_hold)) if args.poll_hold else ())
+    receiver = None
     try:
         port = int(url.rsplit(":", 1)[1])
         client = codedeploy_client(url, ca, admin)
@@ -319,6 +323,17 @@ def main():
         client.create_deployment_group(applicationName="fleet", deploymentGroupName="fifty", serviceRoleArn=role,
                                        deploymentConfigName="CodeDeployDefault.OneAtATime",
                                        onPremisesInstanceTagFilters=[{"Key": "subset", "Value": "yes", "Type": "KEY_AND_VALUE"}])
+        if args.triggers:
+            receiver = Receiver(directory)
+            receiver.start()
+            sns = sns_client(url, ca, admin)
+            topic = sns.create_topic(Name="fleet")["TopicArn"]
+            subscribe_confirmed(sns, state, topic, receiver.url)
+            events = ["DeploymentStart", "DeploymentSuccess", "DeploymentFailure", "DeploymentStop", "InstanceStart", "InstanceSuccess",
+                      "InstanceFailure"]
+            for group in ("all", "fifty"):
+                client.update_deployment_group(applicationName="fleet", currentDeploymentGroupName=group,
+                                               triggerConfigurations=[{"triggerName": "fleet", "triggerTargetArn": topic, "triggerEvents": events}])
         bundle = os.path.join(directory, "bundle")
         os.makedirs(bundle)
         open(os.path.join(bundle, "appspec.yml"), "w").write("version: 0.0\nos: linux\n")
@@ -402,9 +417,13 @@ def main():
         if idle:
             print(f"  server CPU with {args.idle_agents} agents connected and nothing to deploy: {idle[0] * 100:.1f} % of a core "
                   f"({idle[1]:.0f} requests/s, RSS {idle[2]:.1f} MiB)")
+        if receiver:
+            print(f"  triggers: {receiver.state()[0]} notifications delivered to the receiver by the end")
         print(f"  (agents in one process, this host's 2 cores shared; events = instance-events the agents completed; "
               f"server RSS before the agents connected: {idle_rss:.1f} MiB; non-200 answers: {errors})")
     finally:
+        if receiver:
+            receiver.stop()
         code = stop_server(server)
         subprocess.run(["rm", "-rf", directory])
         if code != 0:
