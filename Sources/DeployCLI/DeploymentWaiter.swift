@@ -11,12 +11,14 @@ struct DeploymentWaiter {
     var interval: Double = 0.2
 
     func wait(for deploymentId: String) async throws {
+        // Read-only first: a state file named by mistake is refused before anything could make it up.
+        let api = try global.openAPI(readOnly: true)
         let alarms = try evaluateAlarmsOnStateFile()
         let deliveries = LocalDeliveries(global: global)
         let delivering = deliveries?.start()
         defer { alarms?.cancel() }
         do {
-            try await follow(deploymentId)
+            try await follow(deploymentId, api: api)
         } catch {
             delivering?.cancel()
             await deliveries?.finish()
@@ -26,8 +28,7 @@ struct DeploymentWaiter {
         await deliveries?.finish()
     }
 
-    func follow(_ deploymentId: String) async throws {
-        let api = try global.openAPI(readOnly: true)
+    func follow(_ deploymentId: String, api: any CodeDeployAPI) async throws {
         let live = isatty(STDERR_FILENO) == 1 && ProcessInfo.processInfo.environment["TERM"] != "dumb"
         let colored = global.color == .on || (global.color == .auto && live && ProcessInfo.processInfo.environment["NO_COLOR"] == nil)
         let start = Date()
