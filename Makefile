@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release startup-order demo demo-release test test-traffic test-notify lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks bench-traffic bench-notify man clean
+.PHONY: all setup build release startup-order demo demo-release test test-traffic test-notify test-dashboard lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks bench-traffic bench-notify man clean
 
 all: build
 
@@ -46,6 +46,13 @@ test: setup lint check-generated check-layering
 	python3 -m pytest -q Tests/server
 	python3 -m pytest -q Tests/traffic
 	python3 -m pytest -q Tests/notify
+	python3 -m pytest -q Tests/dashboard
+
+# The dashboard's browser tests alone: headless Chromium (Debian's chromium and chromium-driver, Selenium) against a
+# real server and agent; screenshots of each page go to docs/dashboard/.
+test-dashboard: setup
+	$(SWIFT) build
+	python3 -m pytest -q Tests/dashboard
 
 # Issue 25's end-to-end tests alone: a real HAProxy in front of three agents, under load (installs haproxy if missing).
 test-traffic: setup

@@ -85,13 +85,15 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
+        // The web dashboard's pages, rendered from the control plane's API calls; its sessions and assets.
+        .target(name: "Dashboard", dependencies: ["ControlPlane", "DeployModel", "DeployStore"]),
         // The AWS wire formats: SigV4 signing and verification, the JSON 1.1 codec, the command protocol, S3 XML errors.
         .target(name: "AWSWire", dependencies: ["DeployModel", "HostCommandModel", .product(name: "Crypto", package: "swift-crypto")]),
         // `deployctl server`: the API (JSON 1.1), S3 routes and /metrics over HTTPS, every request SigV4-verified.
         .target(
             name: "DeployServer",
             dependencies: [
-                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "ArtifactStore", "AWSWire", "TrafficControl", "AlarmProbes", "TopicDelivery",
+                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "ArtifactStore", "AWSWire", "TrafficControl", "AlarmProbes", "TopicDelivery", "Dashboard",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
@@ -157,6 +159,7 @@ let package = Package(
             dependencies: ["DeployStore", "DeployStoreSQLite", "DeployModel", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),
         .testTarget(name: "TopicDeliveryTests", dependencies: ["TopicDelivery", "ControlPlane", "DeployStore"]),
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "ControlPlane", "DeployStore", "DeployModel"]),
         .testTarget(name: "AppSpecTests", dependencies: ["AppSpec", "HostCommandModel", "TestSupport"]),
         .testTarget(name: "BundlesTests", dependencies: ["Bundles"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "AppSpec", "Bundles", "DeployModel", "TestSupport"]),

@@ -1,6 +1,7 @@
 import AWSWire
 import ArtifactStore
 import ControlPlane
+import Dashboard
 import DeployModel
 import DeployStore
 import Foundation
@@ -157,6 +158,10 @@ struct ServerResponder: HTTPResponder {
     let agentContacts = AgentContacts()
     /// The open `GET /events` streams.
     let eventStreams = EventStreams()
+    /// The dashboard's signed-in browsers.
+    let sessions = DashboardSessions()
+    /// The control plane the dashboard's pages read through: the same store, its reads counted per page.
+    let dashboardPlane: ControlPlane
 
     init(
         plane: ControlPlane, artifacts: ArtifactStore, maxObjectBytes: Int64, signer: SpecificationSigner,
@@ -171,6 +176,9 @@ struct ServerResponder: HTTPResponder {
         }
         let connectionsRefused = metrics.counter("connections_refused", "Connections closed at once because --max-connections were open.")
         self.plane = plane
+        self.dashboardPlane = ControlPlane(
+            store: CountedReads(plane.store), region: plane.region, account: plane.account, expiresOnRead: false, agentGrace: plane.agentGrace,
+            eventRetention: plane.eventRetention)
         self.artifacts = artifacts
         self.maxObjectBytes = maxObjectBytes
         let writer = executor(threads: 1, name: "store-write")
@@ -213,6 +221,8 @@ struct ServerResponder: HTTPResponder {
                 request, wire, operation: operation, keyId: &keyId)
         } else if wire.method == "POST", wire.path == "/", let target = wire.header("x-amz-target") {
             answer = await api(request, wire, target: target, requestId: requestId, keyId: &keyId)
+        } else if DashboardRoutes.matches(wire) {
+            answer = await DashboardRoutes(responder: self).handle(request, wire, keyId: &keyId)
         } else if SNSRoutes.matches(wire) {
             answer = await SNSRoutes(responder: self, requestId: requestId).handle(request, wire, keyId: &keyId)
         } else if wire.method == "GET", wire.path == "/metrics" {
@@ -346,6 +356,12 @@ struct ServerResponder: HTTPResponder {
                     keyId = id
                 }
             }
+        } else if authorization.isEmpty, let session = DashboardSessions.id(inCookieHeader: wire.header("cookie")).flatMap(sessions.session),
+            let entry = credentials.lookup(session.accessKeyId)
+        {
+            // The dashboard's page following its deployment (the session cookie, SameSite=Strict).
+            role = entry.role
+            keyId = session.accessKeyId
         } else {
             let signed = SigV4.Request(method: wire.method, path: wire.path, query: wire.query, headers: wire.headers, body: Data())
             if let signer = try? credentials.verify(signed, services: ["codedeploy", "s3"]) {

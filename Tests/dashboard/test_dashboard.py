@@ -1,0 +1,267 @@
+"""The dashboard (issue 27) in a real headless Chromium (Debian's chromium and chromium-driver, driven by Selenium)
+against a real `deployctl server` over TLS with a real agent: sign-in, the pages, a running deployment's grid
+updating without a reload, stop with rollback and redeploy, a read-only key's refusals, the CSRF check, and a hook's
+`<script>` shown as text. Each page is photographed at desktop and phone width into docs/dashboard/.
+"""
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+_here = os.path.dirname(os.path.abspath(__file__))
+_support_spec = importlib.util.spec_from_file_location("e2e_support", os.path.join(os.path.dirname(_here), "e2e_support.py"))
+_support = importlib.util.module_from_spec(_support_spec)
+_support_spec.loader.exec_module(_support)
+_server = _support.server_conftest()
+BINARY, Server, deployctl = _server.BINARY, _server.Server, _server.deployctl
+
+SHOTS = os.path.join(os.path.dirname(os.path.dirname(_here)), "docs", "dashboard")
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def revision(folder, validate):
+    os.makedirs(folder + "/site", exist_ok=True)
+    open(folder + "/site/index.html", "w").write(os.path.basename(folder) + "\n")
+    open(folder + "/validate.sh", "w").write("#!/bin/sh\n" + validate + "\n")
+    os.chmod(folder + "/validate.sh", 0o755)
+    open(folder + "/appspec.yml", "w").write(
+        "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: /srv/site\n"
+        "hooks:\n  ValidateService:\n    - location: validate.sh\n      timeout: 120\n")
+
+
+@pytest.fixture(scope="module")
+def setup():
+    if not os.access(CHROMEDRIVER, os.X_OK):
+        pytest.fail("chromium-driver is not installed (apt-get install chromium chromium-driver python3-selenium; .ci/run does it)")
+    directory = tempfile.mkdtemp(prefix="deployctl-dashboard-")
+    server = agent = browser = None
+    try:
+        server = Server(extra_args=("--poll-hold", "5"))
+        host = os.path.join(directory, "host")
+        os.makedirs(host + "/fs", exist_ok=True)
+        deployctl("register", "--state", server.state, "--instance-name", "web-1", "--tags", "Key=app,Value=web",
+                  "--endpoint-url", server.url, "--output-dir", host)
+        config = os.path.join(host, "codedeployagent.yml")
+        text = open(config).read().replace("/etc/codedeploy-agent/conf/", host + "/")
+        open(config, "w").write(text.replace("/opt/codedeploy-agent/deployment-root", host + "/root"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("DEPLOYCTL_")}
+        agent_log = open(os.path.join(host, "agent.log"), "w")
+        agent = subprocess.Popen([BINARY, "agent", "run", "--config", config, "--install-root", host + "/fs"], stderr=agent_log, env=env)
+        remote(server, "create-application", "--application-name", "web")
+        remote(server, "create-deployment-group", "--application-name", "web", "--deployment-group-name", "prod",
+               "--on-premises-instance-tag-filters", "Key=app,Value=web,Type=KEY_AND_VALUE",
+               "--auto-rollback-configuration", "enabled=true,events=DEPLOYMENT_FAILURE")
+        for name, validate in (("good", "sleep 4"), ("slow", "sleep 60"),
+                               ("evil", "echo '<script>window.pwned=1</script><img src=x onerror=window.pwned=2>'; exit 1")):
+            folder = os.path.join(directory, name)
+            revision(folder, validate)
+            remote(server, "push", "--application-name", "web", "--s3-location", f"s3://releases/{name}.zip", "--source", folder)
+        options = webdriver.ChromeOptions()
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
+            options.add_argument(flag)
+        options.accept_insecure_certs = True
+        options.binary_location = "/usr/bin/chromium"
+        browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        browser.set_page_load_timeout(30)
+        os.makedirs(SHOTS, exist_ok=True)
+        yield server, browser
+    finally:
+        if browser:
+            browser.quit()
+        if agent:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(timeout=90)
+            agent_log.close()
+        if server:
+            server.stop()
+            subprocess.run(["rm", "-rf", server.directory])
+        subprocess.run(["rm", "-rf", directory])
+
+
+def remote(server, *args, check=True):
+    return deployctl(*args, "--endpoint-url", server.url, env=server.env("admin"), check=check, timeout=300)
+
+
+def deploy(server, name):
+    return remote(server, "create-deployment", "--application-name", "web", "--deployment-group-name", "prod",
+                  "--s3-location", f"bucket=releases,key={name}.zip,bundleType=zip", "--output", "text").stdout.strip()
+
+
+def info(server, deployment):
+    return json.loads(remote(server, "get-deployment", "--deployment-id", deployment).stdout)["deploymentInfo"]
+
+
+def until(server, deployment, statuses=("Succeeded", "Failed", "Stopped"), seconds=120):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        detail = info(server, deployment)
+        if detail["status"] in statuses:
+            return detail
+        time.sleep(0.3)
+    raise AssertionError(f"{deployment} still {info(server, deployment)['status']}")
+
+
+def sign_in(server, browser, role="admin"):
+    browser.delete_all_cookies()
+    browser.get(server.url + "/ui/")
+    key = server.keys[role]
+    field = browser.find_element(By.XPATH, "//label[text()='Access key ID']")
+    browser.find_element(By.ID, field.get_attribute("for")).send_keys(key["AccessKeyId"])
+    field = browser.find_element(By.XPATH, "//label[text()='Secret access key']")
+    browser.find_element(By.ID, field.get_attribute("for")).send_keys(key["SecretAccessKey"])
+    browser.find_element(By.CSS_SELECTOR, "form.signin button").click()
+    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith("/ui/deployments"))
+
+
+def shoot(browser, name):
+    for label, width, height in (("desktop", 1280, 900), ("phone", 375, 812)):
+        browser.set_window_size(width, height)
+        time.sleep(0.2)
+        # No line of the page may need sideways scrolling but the tables' own boxes.
+        overflow = browser.execute_script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 1, f"{name} at {width} px overflows by {overflow} px"
+        browser.save_screenshot(os.path.join(SHOTS, f"{name}-{label}.png"))
+    browser.set_window_size(1280, 900)
+
+
+def post_from_page(browser, path, fields):
+    """Posts a form from the page's own script (same origin, the session cookie sent): what a forged form would do."""
+    return browser.execute_async_script("""
+        const [path, fields, done] = arguments;
+        fetch(path, {method: 'POST', body: new URLSearchParams(fields), credentials: 'same-origin', redirect: 'manual'})
+            .then(r => r.text().then(t => done([r.status, t]))).catch(e => done([0, String(e)]));""", path, fields)
+
+
+def test_sign_in_and_the_four_pages(setup):
+    server, browser = setup
+    browser.delete_all_cookies()
+    browser.get(server.url + "/ui/deployments")
+    assert browser.current_url.endswith("/ui/signin")
+    assert browser.find_element(By.XPATH, "//label[text()='Access key ID']") and browser.find_element(By.XPATH, "//label[text()='Secret access key']")
+    shoot(browser, "signin")
+    # A wrong secret is refused, saying so, and no secret appears in the URL.
+    browser.find_element(By.ID, "key").send_keys(server.keys["admin"]["AccessKeyId"])
+    browser.find_element(By.ID, "secret").send_keys("wrong")
+    browser.find_element(By.CSS_SELECTOR, "form.signin button").click()
+    assert "do not match an active key" in browser.page_source and "wrong" not in browser.current_url
+    sign_in(server, browser)
+    cookie = browser.get_cookie("deployctl_session")
+    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict", cookie
+
+    first = deploy(server, "good")
+    assert until(server, first)["status"] == "Succeeded"
+    browser.get(server.url + "/ui/deployments")
+    row = browser.find_element(By.XPATH, f"//a[text()='{first}']/ancestor::tr")
+    assert "Succeeded" in row.text and "web / prod" in row.text and "s3://releases/good.zip" in row.text and "user" in row.text
+    shoot(browser, "deployments")
+    browser.find_element(By.LINK_TEXT, first).click()
+    assert browser.find_element(By.TAG_NAME, "h1").text == f"Deployment {first}"
+    cell = browser.find_element(By.CSS_SELECTOR, "td[data-instance='web-1'][data-event='ValidateService']")
+    assert cell.text.startswith("Succeeded") and "c-succeeded" in cell.get_attribute("class")
+    shoot(browser, "deployment")
+    browser.find_element(By.LINK_TEXT, "Applications").click()
+    assert "prod" in browser.page_source and "s3://releases/good.zip" in browser.page_source
+    shoot(browser, "applications")
+    browser.find_element(By.LINK_TEXT, "prod").click()
+    assert "Matching instances" in browser.page_source and "DEPLOYMENT_FAILURE" in browser.page_source
+    shoot(browser, "group")
+    browser.find_element(By.LINK_TEXT, "Instances").click()
+    row = browser.find_element(By.XPATH, "//a[text()='web-1']/ancestor::tr")
+    assert "app=web" in row.text and re.search(r"Online|Running", row.text), row.text
+    shoot(browser, "instances")
+    browser.find_element(By.LINK_TEXT, "web-1").click()
+    assert first in browser.page_source
+    # Keyboard: the navigation is reachable with Tab.
+    browser.find_element(By.TAG_NAME, "body").send_keys("\t")
+    assert browser.switch_to.active_element.tag_name == "a"
+
+
+def test_a_running_deployment_updates_without_a_reload(setup):
+    server, browser = setup
+    sign_in(server, browser)
+    deployment = deploy(server, "good")
+    browser.get(server.url + f"/ui/deployments/{deployment}")
+    browser.execute_script("window.__sameDocument = 'yes'")
+    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "live").get_attribute("data-following") == "yes")
+    selector = "td[data-instance='web-1'][data-event='ValidateService']"
+    WebDriverWait(browser, 60).until(lambda b: "c-succeeded" in b.find_element(By.CSS_SELECTOR, selector).get_attribute("class"))
+    assert browser.execute_script("return window.__sameDocument") == "yes", "the page reloaded"
+    assert "Status: Succeeded" in browser.find_element(By.ID, "live").text
+
+
+def test_stop_with_rollback_and_redeploy(setup):
+    server, browser = setup
+    sign_in(server, browser)
+    slow = deploy(server, "slow")
+    until(server, slow, statuses=("InProgress",), seconds=30)
+    browser.get(server.url + f"/ui/deployments/{slow}")
+    browser.find_element(By.LINK_TEXT, "Stop…").click()
+    assert "Stop deployment" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.find_element(By.NAME, "rollback").click()
+    browser.find_element(By.XPATH, "//button[text()='Stop the deployment']").click()
+    WebDriverWait(browser, 20).until(lambda b: "Rollback of" in b.page_source)
+    rollback = re.search(r"/ui/deployments/(d-[A-Z0-9]+)$", browser.current_url).group(1)
+    assert rollback != slow and info(server, slow)["status"] == "Stopped"
+    assert until(server, rollback)["status"] == "Succeeded"
+    browser.get(server.url + f"/ui/deployments/{slow}")
+    browser.find_element(By.LINK_TEXT, "Redeploy this revision…").click()
+    browser.find_element(By.XPATH, "//button[text()='Deploy']").click()
+    WebDriverWait(browser, 20).until(lambda b: re.search(r"/ui/deployments/(d-[A-Z0-9]+)$", b.current_url)
+                                     and not b.current_url.endswith(slow))
+    again = re.search(r"/ui/deployments/(d-[A-Z0-9]+)$", browser.current_url).group(1)
+    detail = info(server, again)
+    assert detail["revision"]["s3Location"]["key"] == "slow.zip" and "dashboard" in detail["description"]
+    remote(server, "stop-deployment", "--deployment-id", again)
+    until(server, again)
+
+
+def test_a_read_only_key_sees_no_actions_and_is_refused_and_forms_need_the_csrf_token(setup):
+    server, browser = setup
+    done = until(server, json.loads(remote(server, "list-deployments").stdout)["deployments"][0])
+    deployment = done["deploymentId"]
+    sign_in(server, browser, role="read-only")
+    browser.get(server.url + f"/ui/deployments/{deployment}")
+    assert not browser.find_elements(By.CSS_SELECTOR, "p.actions a")
+    browser.get(server.url + f"/ui/deployments/{deployment}/redeploy")
+    assert "Not found" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.get(server.url + "/ui/deployments")
+    token = browser.find_element(By.CSS_SELECTOR, "form.signout input[name=csrf]").get_attribute("value")
+    status, text = post_from_page(browser, f"/ui/deployments/{deployment}/redeploy", {"csrf": token})
+    assert status == 403 and "may not call CreateDeployment" in text, (status, text)
+    # An admin's form without the session's token, or with another one, is refused and changes nothing.
+    sign_in(server, browser)
+    before = len(json.loads(remote(server, "list-deployments").stdout)["deployments"])
+    for fields in ({}, {"csrf": "0" * 64}):
+        status, text = post_from_page(browser, f"/ui/deployments/{deployment}/redeploy", fields)
+        assert status == 403 and "CSRF" in text, (status, text)
+    assert len(json.loads(remote(server, "list-deployments").stdout)["deployments"]) == before
+    # Sign-out ends the session.
+    browser.find_element(By.XPATH, "//button[text()='Sign out']").click()
+    browser.get(server.url + "/ui/deployments")
+    assert browser.current_url.endswith("/ui/signin")
+
+
+def test_a_hooks_script_tag_is_shown_as_text(setup):
+    server, browser = setup
+    sign_in(server, browser)
+    evil = deploy(server, "evil")
+    failed = until(server, evil)
+    assert failed["status"] == "Failed"
+    browser.get(server.url + f"/ui/deployments/{evil}")
+    log = browser.find_element(By.CSS_SELECTOR, "pre.log").text
+    assert "<script>window.pwned=1</script>" in log and "<img src=x onerror=window.pwned=2>" in log
+    assert browser.execute_script("return typeof window.pwned") == "undefined"
+    assert not browser.find_elements(By.CSS_SELECTOR, "main script, main img")
+    rollback = failed.get("rollbackInfo", {}).get("rollbackDeploymentId")
+    if rollback:
+        until(server, rollback)
