@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release startup-order demo demo-release test test-traffic test-notify test-dashboard lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks bench-traffic bench-notify man clean
+.PHONY: all setup build release startup-order demo demo-release test test-traffic test-notify test-dashboard lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks bench-traffic bench-notify bench-dashboard man clean
 
 all: build
 
@@ -119,6 +119,10 @@ bench-traffic: release
 # Triggers (issue 24): create-deployment with and without triggers, and delivery throughput to local receivers.
 bench-notify: release
 	python3 bench/notify.py
+
+# The dashboard (issue 27): server render time and store reads of its pages over 10,000 deployments and 500 instances.
+bench-dashboard: release
+	python3 bench/dashboard.py
 
 bench-server: release
 	command -v wrk >/dev/null || apt-get install -y -qq wrk

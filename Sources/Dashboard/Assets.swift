@@ -38,7 +38,7 @@ public enum DashboardAssets {
         .filters { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: end; margin-bottom: 1rem; }
         .signin { max-width: 24rem; } .signin label { display: block; font-weight: 600; } .signin input { width: 100%; padding: .4rem; font: inherit; }
         .visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
-        @media (max-width: 40rem) { body { font-size: 15px; } main { padding: .5rem; } th, td { padding: .2rem .3rem; } }
+        @media (max-width: 40rem) { body { font-size: 15px; } h1 { font-size: 1.4rem; } main { padding: .5rem; } th, td { padding: .2rem .3rem; } }
         @media (min-width: 160rem) { body { font-size: 20px; } }
         """
 

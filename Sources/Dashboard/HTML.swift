@@ -5,6 +5,10 @@ import Foundation
 /// is hostile input).
 enum HTML {
     static func escape(_ text: String) -> String {
+        // Most text (ids, statuses, names) has nothing to escape: answered as it is.
+        if !text.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 || ($0 < 0x20 && $0 != 0x09 && $0 != 0x0A) }) {
+            return text
+        }
         var out = ""
         out.reserveCapacity(text.utf8.count)
         for scalar in text.unicodeScalars {
@@ -48,10 +52,14 @@ enum HTML {
     static func duration(from start: Date?, to end: Date?) -> String {
         guard let start else { return "—" }
         let seconds = max(0, (end ?? Date()).timeIntervalSince(start))
-        if seconds < 10 { return String(format: "%.1f s", seconds) }
+        func two(_ value: Int) -> String { value < 10 ? "0\(value)" : String(value) }
+        if seconds < 10 {
+            let tenths = Int((seconds * 10).rounded())
+            return "\(tenths / 10).\(tenths % 10) s"
+        }
         if seconds < 60 { return "\(Int(seconds)) s" }
-        if seconds < 3600 { return String(format: "%d min %02d s", Int(seconds) / 60, Int(seconds) % 60) }
-        return String(format: "%d h %02d min", Int(seconds) / 3600, Int(seconds) % 3600 / 60)
+        if seconds < 3600 { return "\(Int(seconds) / 60) min \(two(Int(seconds) % 60)) s" }
+        return "\(Int(seconds) / 3600) h \(two(Int(seconds) % 3600 / 60)) min"
     }
 
     /// A status as text and as a class (colour is never the only sign).

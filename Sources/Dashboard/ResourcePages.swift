@@ -134,8 +134,9 @@ extension Dashboard {
     }
 
     /// Every instance: registration, tags, and its agent (last contact, version, the event it runs).
-    public func instances(viewer: Viewer) throws -> String {
-        let names = try plane.listOnPremisesInstances(ListOnPremisesInstancesInput()).instanceNames ?? []
+    public func instances(_ query: [String: String] = [:], viewer: Viewer) throws -> String {
+        let page = try plane.listOnPremisesInstances(ListOnPremisesInstancesInput(nextToken: query["next"].flatMap { $0.isEmpty ? nil : $0 }))
+        let names = page.instanceNames ?? []
         var infos: [InstanceInfo] = []
         for chunk in names.chunks(of: 25) {
             infos += try plane.batchGetOnPremisesInstances(BatchGetOnPremisesInstancesInput(instanceNames: chunk)).instanceInfos ?? []
@@ -157,6 +158,9 @@ extension Dashboard {
             body += "<td>\(HTML.time(agent?.lastSeen))</td><td>\(HTML.escape(agent?.lifecycleEventName ?? "—"))</td></tr>"
         }
         body += "</tbody></table></div>"
+        if let next = page.nextToken {
+            body += "<p><a href=\"/ui/instances?next=\(HTML.escape(HTML.component(next)))\" rel=\"next\">More instances</a></p>"
+        }
         return Layout.page(title: "Instances", viewer: viewer, current: "instances", body: body)
     }
 

@@ -138,7 +138,7 @@ struct DashboardRoutes {
         case 1 where parts[0] == "applications": return try dashboard.applications(viewer: viewer)
         case 4 where parts[0] == "applications" && parts[2] == "groups":
             return try dashboard.group(application: parts[1], name: parts[3], viewer: viewer)
-        case 1 where parts[0] == "instances": return try dashboard.instances(viewer: viewer)
+        case 1 where parts[0] == "instances": return try dashboard.instances(query, viewer: viewer)
         case 2 where parts[0] == "instances": return try dashboard.instance(parts[1], viewer: viewer)
         default: return nil
         }

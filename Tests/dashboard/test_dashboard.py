@@ -3,13 +3,17 @@ against a real `deployctl server` over TLS with a real agent: sign-in, the pages
 updating without a reload, stop with rollback and redeploy, a read-only key's refusals, the CSRF check, and a hook's
 `<script>` shown as text. Each page is photographed at desktop and phone width into docs/dashboard/.
 """
+import http.server
 import importlib.util
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -27,6 +31,51 @@ BINARY, Server, deployctl = _server.BINARY, _server.Server, _server.deployctl
 
 SHOTS = os.path.join(os.path.dirname(os.path.dirname(_here)), "docs", "dashboard")
 CHROMEDRIVER = "/usr/bin/chromedriver"
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+class Health(http.server.BaseHTTPRequestHandler):
+    """What HAProxy's checks of the green instance reach: the test's own stand-in for its service."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class HAProxy:
+    """HAProxy with one backend, `web`, whose one server (green-1, in maintenance at first) is checked every 100 ms."""
+
+    def __init__(self, directory, port):
+        self.socket = os.path.join(directory, "admin.sock")
+        config = os.path.join(directory, "haproxy.cfg")
+        open(config, "w").write(f"""global
+  stats socket {self.socket} mode 600 level admin
+defaults
+  mode http
+  timeout connect 100ms
+  timeout client 10s
+  timeout server 10s
+backend web
+  option httpchk GET /health
+  default-server check inter 100ms rise 2 fall 2
+  server green-1 127.0.0.1:{port} disabled
+""")
+        self.log = open(os.path.join(directory, "haproxy.log"), "w")
+        self.process = subprocess.Popen([HAPROXY, "-db", "-f", config], stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.socket):
+            assert self.process.poll() is None and time.monotonic() < deadline, "haproxy did not start"
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=10)
+        self.log.close()
 
 
 def revision(folder, validate):
@@ -44,19 +93,24 @@ def setup():
     if not os.access(CHROMEDRIVER, os.X_OK):
         pytest.fail("chromium-driver is not installed (apt-get install chromium chromium-driver python3-selenium; .ci/run does it)")
     directory = tempfile.mkdtemp(prefix="deployctl-dashboard-")
-    server = agent = browser = None
+    server = browser = haproxy = health = None
+    agents = []
     try:
-        server = Server(extra_args=("--poll-hold", "5"))
-        host = os.path.join(directory, "host")
-        os.makedirs(host + "/fs", exist_ok=True)
-        deployctl("register", "--state", server.state, "--instance-name", "web-1", "--tags", "Key=app,Value=web",
-                  "--endpoint-url", server.url, "--output-dir", host)
-        config = os.path.join(host, "codedeployagent.yml")
-        text = open(config).read().replace("/etc/codedeploy-agent/conf/", host + "/")
-        open(config, "w").write(text.replace("/opt/codedeploy-agent/deployment-root", host + "/root"))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("DEPLOYCTL_")}
-        agent_log = open(os.path.join(host, "agent.log"), "w")
-        agent = subprocess.Popen([BINARY, "agent", "run", "--config", config, "--install-root", host + "/fs"], stderr=agent_log, env=env)
+        health = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+        threading.Thread(target=health.serve_forever, daemon=True).start()
+        haproxy = HAProxy(directory, health.server_address[1])
+        server = Server(extra_args=("--poll-hold", "5", "--load-balancer", f"web=unix:{haproxy.socket}", "--traffic-health-timeout", "30"))
+        for name, tags in (("web-1", "Key=app,Value=web"), ("green-1", "Key=color,Value=green")):
+            host = os.path.join(directory, name)
+            os.makedirs(host + "/fs", exist_ok=True)
+            deployctl("register", "--state", server.state, "--instance-name", name, "--tags", tags,
+                      "--endpoint-url", server.url, "--output-dir", host)
+            config = os.path.join(host, "codedeployagent.yml")
+            text = open(config).read().replace("/etc/codedeploy-agent/conf/", host + "/")
+            open(config, "w").write(text.replace("/opt/codedeploy-agent/deployment-root", host + "/root"))
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("DEPLOYCTL_")}
+            log = open(os.path.join(host, "agent.log"), "w")
+            agents.append((subprocess.Popen([BINARY, "agent", "run", "--config", config, "--install-root", host + "/fs"], stderr=log, env=env), log))
         remote(server, "create-application", "--application-name", "web")
         remote(server, "create-deployment-group", "--application-name", "web", "--deployment-group-name", "prod",
                "--on-premises-instance-tag-filters", "Key=app,Value=web,Type=KEY_AND_VALUE",
@@ -78,13 +132,18 @@ def setup():
     finally:
         if browser:
             browser.quit()
-        if agent:
+        for agent, log in agents:
             agent.send_signal(signal.SIGTERM)
             agent.wait(timeout=90)
-            agent_log.close()
+            log.close()
         if server:
             server.stop()
             subprocess.run(["rm", "-rf", server.directory])
+        if haproxy:
+            haproxy.stop()
+        if health:
+            health.shutdown()
+            health.server_close()
         subprocess.run(["rm", "-rf", directory])
 
 
@@ -265,3 +324,31 @@ def test_a_hooks_script_tag_is_shown_as_text(setup):
     rollback = failed.get("rollbackInfo", {}).get("rollbackDeploymentId")
     if rollback:
         until(server, rollback)
+
+
+def test_continue_a_blue_green_deployment_waiting_in_ready(setup):
+    server, browser = setup
+    remote(server, "create-deployment-group", "--application-name", "web", "--deployment-group-name", "bg",
+           "--on-premises-instance-tag-filters", "Key=color,Value=blue,Type=KEY_AND_VALUE",
+           "--deployment-style", "deploymentType=BLUE_GREEN,deploymentOption=WITH_TRAFFIC_CONTROL",
+           "--load-balancer-info", "targetGroupInfoList=[{name=web}]",
+           "--blue-green-deployment-configuration", json.dumps({
+               "deploymentReadyOption": {"actionOnTimeout": "STOP_DEPLOYMENT", "waitTimeInMinutes": 60},
+               "terminateBlueInstancesOnDeploymentSuccess": {"action": "KEEP_ALIVE"},
+               "greenFleetProvisioningOption": {"action": "DISCOVER_EXISTING"}}))
+    deployment = remote(server, "create-deployment", "--application-name", "web", "--deployment-group-name", "bg",
+                        "--s3-location", "bucket=releases,key=good.zip,bundleType=zip",
+                        "--target-instances", json.dumps({"tagFilters": [{"Key": "color", "Value": "green", "Type": "KEY_AND_VALUE"}]}),
+                        "--output", "text").stdout.strip()
+    assert until(server, deployment, statuses=("Ready", "Failed", "Stopped"), seconds=60)["status"] == "Ready"
+    sign_in(server, browser)
+    browser.get(server.url + f"/ui/deployments/{deployment}")
+    assert "Green" in browser.find_element(By.CSS_SELECTOR, "table.grid").text
+    browser.find_element(By.PARTIAL_LINK_TEXT, "Continue").click()
+    browser.find_element(By.XPATH, "//button[text()='Continue']").click()
+    WebDriverWait(browser, 20).until(lambda b: b.current_url.endswith(f"/ui/deployments/{deployment}"))
+    finished = until(server, deployment, seconds=60)
+    assert finished["status"] == "Succeeded", finished
+    # The grid shows the traffic step that ran once the deployment was continued.
+    WebDriverWait(browser, 20).until(lambda b: "c-succeeded" in b.find_element(
+        By.CSS_SELECTOR, "td[data-instance='green-1'][data-event='AllowTraffic']").get_attribute("class"))
