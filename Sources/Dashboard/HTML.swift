@@ -6,7 +6,9 @@ import Foundation
 enum HTML {
     static func escape(_ text: String) -> String {
         // Most text (ids, statuses, names) has nothing to escape: answered as it is.
-        if !text.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 || ($0 < 0x20 && $0 != 0x09 && $0 != 0x0A) }) {
+        if !text.utf8.contains(where: {
+            $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 || ($0 < 0x20 && $0 != 0x09 && $0 != 0x0A)
+        }) {
             return text
         }
         var out = ""

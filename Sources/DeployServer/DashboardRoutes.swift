@@ -18,7 +18,7 @@ struct DashboardRoutes {
             "Content-Security-Policy",
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; form-action 'self'"
         ),
-        ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "no-referrer"), ("X-Frame-Options", "DENY"), ("Cache-Control", "no-store"),
+        ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"), ("X-Frame-Options", "DENY"), ("Cache-Control", "no-store"),
     ]
 
     let responder: ServerResponder
@@ -67,6 +67,17 @@ struct DashboardRoutes {
             var answer = WireResponse(status: 200, contentType: asset.contentType, text: asset.text, operation: "Dashboard")
             answer.headers += [("Cache-Control", "max-age=300"), ("X-Content-Type-Options", "nosniff")]
             return answer
+        }
+        // A browser says where a form came from: a POST from another site is refused before anything else (the
+        // session's CSRF token is the check for forms; this one also covers the sign-in form, which has no session).
+        if wire.method == "POST", let origin = wire.header("origin"),
+            URL(string: origin)?.host.map({ host in
+                let port = URL(string: origin)?.port.map { ":\($0)" } ?? ""
+                let named = host.contains(":") ? "[\(host)]" : host
+                return wire.header("host")?.lowercased() != (named + port).lowercased()
+            }) ?? true
+        {
+            return page(403, Dashboard.message("Refused", "This form was sent from another site (Origin \(origin.prefix(100))).", viewer: nil))
         }
         if parts == ["signin"] {
             if wire.method == "GET" { return page(200, Dashboard.signIn(error: nil)) }

@@ -3,6 +3,7 @@ against a real `deployctl server` over TLS with a real agent: sign-in, the pages
 updating without a reload, stop with rollback and redeploy, a read-only key's refusals, the CSRF check, and a hook's
 `<script>` shown as text. Each page is photographed at desktop and phone width into docs/dashboard/.
 """
+import http.client
 import http.server
 import importlib.util
 import json
@@ -11,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -303,6 +305,14 @@ def test_a_read_only_key_sees_no_actions_and_is_refused_and_forms_need_the_csrf_
     for fields in ({}, {"csrf": "0" * 64}):
         status, text = post_from_page(browser, f"/ui/deployments/{deployment}/redeploy", fields)
         assert status == 403 and "CSRF" in text, (status, text)
+    # A form with the right cookie and token but sent from another site (its Origin) is refused too.
+    token = browser.find_element(By.CSS_SELECTOR, "form.signout input[name=csrf]").get_attribute("value")
+    cookie = browser.get_cookie("deployctl_session")["value"]
+    connection = http.client.HTTPSConnection("127.0.0.1", server.port, context=ssl.create_default_context(cafile=server.ca))
+    connection.request("POST", f"/ui/deployments/{deployment}/redeploy", body=f"csrf={token}", headers={
+        "Content-Type": "application/x-www-form-urlencoded", "Cookie": f"deployctl_session={cookie}", "Origin": "https://evil.example"})
+    answer = connection.getresponse()
+    assert answer.status == 403 and b"another site" in answer.read()
     assert len(json.loads(remote(server, "list-deployments").stdout)["deployments"]) == before
     # Sign-out ends the session.
     browser.find_element(By.XPATH, "//button[text()='Sign out']").click()
