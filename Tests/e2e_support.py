@@ -2,9 +2,12 @@
 scripts that run a small HTTP service under an agent's install root (its port in $DEPLOYCTL_INSTALL_ROOT/port, its
 PID in service.pid). Loaded by path (importlib), as each suite's own conftest-free module."""
 import importlib.util
+import json
 import os
 import signal
 import socket
+import subprocess
+import time
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -70,3 +73,52 @@ def stop_service(install_root):
             os.kill(int(open(pidfile).read()), signal.SIGTERM)
         except (ProcessLookupError, ValueError):
             pass
+
+
+_conftest = None
+
+
+def _server_module():
+    global _conftest
+    if _conftest is None:
+        _conftest = server_conftest()
+    return _conftest
+
+
+def start_agent(server, name, tags, host, port=None):
+    """Registers `name` with `server` (its files written to `host`), points its codedeployagent.yml at `host`, and
+    starts `deployctl agent run --config` with the install root `host`/fs (its service port in fs/port when given).
+    Answers the process and its log file; the caller stops it by its PID and closes the log."""
+    module = _server_module()
+    os.makedirs(host + "/fs", exist_ok=True)
+    if port is not None:
+        open(host + "/fs/port", "w").write(str(port))
+    module.deployctl("register", "--state", server.state, "--instance-name", name, "--tags", tags,
+                     "--endpoint-url", server.url, "--output-dir", host)
+    config = os.path.join(host, "codedeployagent.yml")
+    text = open(config).read().replace("/etc/codedeploy-agent/conf/", host + "/")
+    open(config, "w").write(text.replace("/opt/codedeploy-agent/deployment-root", host + "/root"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("DEPLOYCTL_")}
+    log = open(os.path.join(host, "agent.log"), "w")
+    process = subprocess.Popen([module.BINARY, "agent", "run", "--config", config, "--install-root", host + "/fs"], stderr=log, env=env)
+    return process, log
+
+
+def remote(server, *args, check=True):
+    """deployctl with the admin key against `server`."""
+    return _server_module().deployctl(*args, "--endpoint-url", server.url, env=server.env("admin"), check=check, timeout=300)
+
+
+def deployment_info(server, deployment):
+    return json.loads(remote(server, "get-deployment", "--deployment-id", deployment).stdout)["deploymentInfo"]
+
+
+def until(server, deployment, statuses=("Succeeded", "Failed", "Stopped"), seconds=90):
+    """The deployment's info once its status is one of `statuses` (fails after `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        detail = deployment_info(server, deployment)
+        if detail["status"] in statuses:
+            return detail
+        time.sleep(0.3)
+    raise AssertionError(f"{deployment} still {deployment_info(server, deployment)['status']} after {seconds} s")

@@ -82,9 +82,9 @@ def main():
 
         print(f"\n{'page':<44} {'render (server)':>15} {'store reads':>11} {'client waited':>13} {'HTML':>9}")
         for label, path in ((f"deployments (of {args.deployments}), first page", "/ui/deployments"),
-                            (f"deployments, status Failed", "/ui/deployments?status=Failed"),
+                            ("deployments, status Failed", "/ui/deployments?status=Failed"),
                             (f"a deployment to {args.instances} instances", f"/ui/deployments/{big}"),
-                            (f"  its live part (what the script fetches)", f"/ui/deployments/{big}?part=live"),
+                            ("  its live part (what the script fetches)", f"/ui/deployments/{big}?part=live"),
                             (f"instances ({args.instances})", "/ui/instances")):
             render, reads, wait, size = measure(path)
             print(f"{label:<44} {render:>12.1f} ms {reads:>11} {wait:>10.1f} ms {size / 1024:>6.0f} KiB")

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -103,16 +102,7 @@ def setup():
         haproxy = HAProxy(directory, health.server_address[1])
         server = Server(extra_args=("--poll-hold", "5", "--load-balancer", f"web=unix:{haproxy.socket}", "--traffic-health-timeout", "30"))
         for name, tags in (("web-1", "Key=app,Value=web"), ("green-1", "Key=color,Value=green")):
-            host = os.path.join(directory, name)
-            os.makedirs(host + "/fs", exist_ok=True)
-            deployctl("register", "--state", server.state, "--instance-name", name, "--tags", tags,
-                      "--endpoint-url", server.url, "--output-dir", host)
-            config = os.path.join(host, "codedeployagent.yml")
-            text = open(config).read().replace("/etc/codedeploy-agent/conf/", host + "/")
-            open(config, "w").write(text.replace("/opt/codedeploy-agent/deployment-root", host + "/root"))
-            env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("DEPLOYCTL_")}
-            log = open(os.path.join(host, "agent.log"), "w")
-            agents.append((subprocess.Popen([BINARY, "agent", "run", "--config", config, "--install-root", host + "/fs"], stderr=log, env=env), log))
+            agents.append(_support.start_agent(server, name, tags, os.path.join(directory, name)))
         remote(server, "create-application", "--application-name", "web")
         remote(server, "create-deployment-group", "--application-name", "web", "--deployment-group-name", "prod",
                "--on-premises-instance-tag-filters", "Key=app,Value=web,Type=KEY_AND_VALUE",
@@ -149,27 +139,12 @@ def setup():
         subprocess.run(["rm", "-rf", directory])
 
 
-def remote(server, *args, check=True):
-    return deployctl(*args, "--endpoint-url", server.url, env=server.env("admin"), check=check, timeout=300)
+remote, info, until = _support.remote, _support.deployment_info, _support.until
 
 
 def deploy(server, name):
     return remote(server, "create-deployment", "--application-name", "web", "--deployment-group-name", "prod",
                   "--s3-location", f"bucket=releases,key={name}.zip,bundleType=zip", "--output", "text").stdout.strip()
-
-
-def info(server, deployment):
-    return json.loads(remote(server, "get-deployment", "--deployment-id", deployment).stdout)["deploymentInfo"]
-
-
-def until(server, deployment, statuses=("Succeeded", "Failed", "Stopped"), seconds=120):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        detail = info(server, deployment)
-        if detail["status"] in statuses:
-            return detail
-        time.sleep(0.3)
-    raise AssertionError(f"{deployment} still {info(server, deployment)['status']}")
 
 
 def sign_in(server, browser, role="admin"):

@@ -119,17 +119,7 @@ def setup():
     try:
         prometheus = Prometheus(directory, service_port)
         server = Server(extra_args=("--alarm-interval", "1", "--poll-hold", "5"))
-        host = os.path.join(directory, "host")
-        os.makedirs(host + "/fs", exist_ok=True)
-        open(host + "/fs/port", "w").write(str(service_port))
-        deployctl("register", "--state", server.state, "--instance-name", "svc-1", "--tags", "Key=app,Value=svc",
-                  "--endpoint-url", server.url, "--output-dir", host)
-        config = os.path.join(host, "codedeployagent.yml")
-        text = open(config).read().replace("/etc/codedeploy-agent/conf/", host + "/")
-        open(config, "w").write(text.replace("/opt/codedeploy-agent/deployment-root", host + "/root"))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("DEPLOYCTL_")}
-        agent_log = open(os.path.join(host, "agent.log"), "w")
-        agent = subprocess.Popen([BINARY, "agent", "run", "--config", config, "--install-root", host + "/fs"], stderr=agent_log, env=env)
+        agent, agent_log = _support.start_agent(server, "svc-1", "Key=app,Value=svc", os.path.join(directory, "host"), port=service_port)
         remote(server, "create-application", "--application-name", "svc")
         remote(server, "create-deployment-group", "--application-name", "svc", "--deployment-group-name", "prod",
                "--on-premises-instance-tag-filters", "Key=app,Value=svc,Type=KEY_AND_VALUE",
@@ -154,28 +144,13 @@ def setup():
         subprocess.run(["rm", "-rf", directory])
 
 
-def remote(server, *args, check=True):
-    return deployctl(*args, "--endpoint-url", server.url, env=server.env("admin"), check=check, timeout=300)
+remote, info, until = _support.remote, _support.deployment_info, _support.until
 
 
 def deploy(server, version):
     deployment = remote(server, "create-deployment", "--application-name", "svc", "--deployment-group-name", "prod",
                         "--s3-location", f"bucket=releases,key={version}.zip,bundleType=zip", "--output", "text").stdout.strip()
     return deployment
-
-
-def info(server, deployment):
-    return json.loads(remote(server, "get-deployment", "--deployment-id", deployment).stdout)["deploymentInfo"]
-
-
-def until(server, deployment, statuses=("Succeeded", "Failed", "Stopped"), seconds=90):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        detail = info(server, deployment)
-        if detail["status"] in statuses:
-            return detail
-        time.sleep(0.3)
-    raise AssertionError(f"{deployment} still {info(server, deployment)['status']} after {seconds} s")
 
 
 def alarm(server, name):

@@ -95,8 +95,7 @@ class Receiver:
         self.server.server_close()
 
 
-def remote(server, *args, check=True):
-    return deployctl(*args, "--endpoint-url", server.url, env=server.env("admin"), check=check, timeout=300)
+remote = _support.remote
 
 
 def restart(server):
@@ -127,16 +126,7 @@ def setup():
     try:
         server = Server(extra_args=SERVER_ARGS)
         receiver = Receiver(server.ca)
-        host = os.path.join(directory, "host")
-        os.makedirs(host + "/fs", exist_ok=True)
-        deployctl("register", "--state", server.state, "--instance-name", "web-1", "--tags", "Key=app,Value=web",
-                  "--endpoint-url", server.url, "--output-dir", host)
-        config = os.path.join(host, "codedeployagent.yml")
-        text = open(config).read().replace("/etc/codedeploy-agent/conf/", host + "/")
-        open(config, "w").write(text.replace("/opt/codedeploy-agent/deployment-root", host + "/root"))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("DEPLOYCTL_")}
-        agent_log = open(os.path.join(host, "agent.log"), "w")
-        agent = subprocess.Popen([BINARY, "agent", "run", "--config", config, "--install-root", host + "/fs"], stderr=agent_log, env=env)
+        agent, agent_log = _support.start_agent(server, "web-1", "Key=app,Value=web", os.path.join(directory, "host"))
         revision = os.path.join(directory, "revision")
         os.makedirs(revision + "/site")
         open(revision + "/site/index.html", "w").write("hello\n")
