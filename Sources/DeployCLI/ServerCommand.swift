@@ -13,10 +13,11 @@ struct ServerCommand: AsyncParsableCommand {
         _superCommandName: "deployctl",
         abstract: "Serve the CodeDeploy API (aws deploy, boto3) and an S3-compatible artifact store over HTTPS (deployctl extension).",
         discussion: """
-            One port speaks three protocols: POST / with X-Amz-Target CodeDeploy_20141006.* (the API, AWS JSON 1.1), path-style \
-            S3 (/<bucket>/<key>, the same store as the local artifacts/ folder) and GET /metrics (Prometheus; send \
-            'Authorization: Bearer <access key id>:<secret>'). Every request is checked with SigV4 against the access keys in \
-            the state file (deployctl create-access-key).
+            One port speaks these protocols: POST / with X-Amz-Target CodeDeploy_20141006.* (the API, AWS JSON 1.1), path-style \
+            S3 (/<bucket>/<key>, the same store as the local artifacts/ folder), SNS's Query API (a form POST to /, signed for \
+            sns) and GET /metrics (Prometheus; send 'Authorization: Bearer <access key id>:<secret>'). Every API request is \
+            checked with SigV4 against the access keys in the state file (deployctl create-access-key); the dashboard's pages \
+            by the session its sign-in opened, a subscription's SubscribeURL by its random token.
 
             On first start it makes a CA and a server certificate in --tls-dir (default: tls/ beside the state file), with \
             names for the listen address, localhost, this host's name and each --tls-san; clients trust ca.pem \
@@ -27,6 +28,9 @@ struct ServerCommand: AsyncParsableCommand {
             Deployment groups WITH_TRAFFIC_CONTROL name HAProxy backends in loadBalancerInfo; --load-balancer says where \
             each balancer's runtime API is, and the server drains and re-admits each instance's server (the backend server \
             named after the instance, or after its haproxy-server tag) in BlockTraffic and AllowTraffic.
+
+            GET /ui/ serves the dashboard (deployments, their live grid, groups, instances, and actions): sign in with an \
+            access key ID and secret access key of a read-only, deployer or admin key.
 
             Triggers notify SNS topics (deployctl sns, or aws sns --endpoint-url against this server): the server delivers \
             each notification to the topic's confirmed HTTP(S) subscriptions, retrying for --delivery-retry-window seconds.
