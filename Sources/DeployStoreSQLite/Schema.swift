@@ -5,8 +5,14 @@ import GRDB
 /// file at the same moment cannot both apply one. Never edit a migration that has shipped: append a new one.
 enum Schema {
     static let migrations: [@Sendable (Database) throws -> Void] = [
-        v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12,
+        v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13,
     ]
+
+    /// A group's deployments by status: "is one active?" (every create-deployment asks) and "the newest succeeded"
+    /// walked every deployment of the group without it when none matched.
+    static func v13(_ db: Database) throws {
+        try db.execute(sql: "CREATE INDEX IF NOT EXISTS deployments_by_group_status ON deployments(group_id, status, create_time, seq)")
+    }
 
     /// Topics, their HTTP(S) subscriptions, and the deliveries of what is published to them (an outbox written in
     /// the transaction of the change a trigger announces), with every attempt.
