@@ -159,6 +159,11 @@ def sign_in(server, browser, role="admin"):
     WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith("/ui/deployments"))
 
 
+def heading(browser, text, seconds=10):
+    """Waits for the page whose h1 contains `text` (a click's navigation may still be under way)."""
+    WebDriverWait(browser, seconds).until(lambda b: any(text in h.text for h in b.find_elements(By.TAG_NAME, "h1")))
+
+
 def shoot(browser, name):
     for label, width, height in (("desktop", 1280, 900), ("phone", 375, 812)):
         browser.set_window_size(width, height)
@@ -189,7 +194,8 @@ def test_sign_in_and_the_four_pages(setup):
     browser.find_element(By.ID, "key").send_keys(server.keys["admin"]["AccessKeyId"])
     browser.find_element(By.ID, "secret").send_keys("wrong")
     browser.find_element(By.CSS_SELECTOR, "form.signin button").click()
-    assert "do not match an active key" in browser.page_source and "wrong" not in browser.current_url
+    WebDriverWait(browser, 10).until(lambda b: "do not match an active key" in b.page_source)
+    assert "wrong" not in browser.current_url
     sign_in(server, browser)
     cookie = browser.get_cookie("deployctl_session")
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict", cookie
@@ -201,21 +207,25 @@ def test_sign_in_and_the_four_pages(setup):
     assert "Succeeded" in row.text and "web / prod" in row.text and "s3://releases/good.zip" in row.text and "user" in row.text
     shoot(browser, "deployments")
     browser.find_element(By.LINK_TEXT, first).click()
-    assert browser.find_element(By.TAG_NAME, "h1").text == f"Deployment {first}"
+    heading(browser, f"Deployment {first}")
     cell = browser.find_element(By.CSS_SELECTOR, "td[data-instance='web-1'][data-event='ValidateService']")
     assert cell.text.startswith("Succeeded") and "c-succeeded" in cell.get_attribute("class")
     shoot(browser, "deployment")
     browser.find_element(By.LINK_TEXT, "Applications").click()
+    heading(browser, "Applications")
     assert "prod" in browser.page_source and "s3://releases/good.zip" in browser.page_source
     shoot(browser, "applications")
     browser.find_element(By.LINK_TEXT, "prod").click()
+    heading(browser, "web / prod")
     assert "Matching instances" in browser.page_source and "DEPLOYMENT_FAILURE" in browser.page_source
     shoot(browser, "group")
     browser.find_element(By.LINK_TEXT, "Instances").click()
+    heading(browser, "Instances")
     row = browser.find_element(By.XPATH, "//a[text()='web-1']/ancestor::tr")
     assert "app=web" in row.text and re.search(r"Online|Running", row.text), row.text
     shoot(browser, "instances")
     browser.find_element(By.LINK_TEXT, "web-1").click()
+    heading(browser, "Instance web-1")
     assert first in browser.page_source
     # Keyboard: the navigation is reachable with Tab.
     browser.find_element(By.TAG_NAME, "body").send_keys("\t")
@@ -242,7 +252,7 @@ def test_stop_with_rollback_and_redeploy(setup):
     until(server, slow, statuses=("InProgress",), seconds=30)
     browser.get(server.url + f"/ui/deployments/{slow}")
     browser.find_element(By.LINK_TEXT, "Stop…").click()
-    assert "Stop deployment" in browser.find_element(By.TAG_NAME, "h1").text
+    heading(browser, "Stop deployment")
     browser.find_element(By.NAME, "rollback").click()
     browser.find_element(By.XPATH, "//button[text()='Stop the deployment']").click()
     WebDriverWait(browser, 20).until(lambda b: "Rollback of" in b.page_source)
@@ -251,6 +261,7 @@ def test_stop_with_rollback_and_redeploy(setup):
     assert until(server, rollback)["status"] == "Succeeded"
     browser.get(server.url + f"/ui/deployments/{slow}")
     browser.find_element(By.LINK_TEXT, "Redeploy this revision…").click()
+    heading(browser, "again?")
     browser.find_element(By.XPATH, "//button[text()='Deploy']").click()
     WebDriverWait(browser, 20).until(lambda b: re.search(r"/ui/deployments/(d-[A-Z0-9]+)$", b.current_url)
                                      and not b.current_url.endswith(slow))
@@ -269,7 +280,7 @@ def test_a_read_only_key_sees_no_actions_and_is_refused_and_forms_need_the_csrf_
     browser.get(server.url + f"/ui/deployments/{deployment}")
     assert not browser.find_elements(By.CSS_SELECTOR, "p.actions a")
     browser.get(server.url + f"/ui/deployments/{deployment}/redeploy")
-    assert "Not found" in browser.find_element(By.TAG_NAME, "h1").text
+    heading(browser, "Not found")
     browser.get(server.url + "/ui/deployments")
     token = browser.find_element(By.CSS_SELECTOR, "form.signout input[name=csrf]").get_attribute("value")
     status, text = post_from_page(browser, f"/ui/deployments/{deployment}/redeploy", {"csrf": token})
@@ -291,6 +302,7 @@ def test_a_read_only_key_sees_no_actions_and_is_refused_and_forms_need_the_csrf_
     assert len(json.loads(remote(server, "list-deployments").stdout)["deployments"]) == before
     # Sign-out ends the session.
     browser.find_element(By.XPATH, "//button[text()='Sign out']").click()
+    heading(browser, "Sign in")
     browser.get(server.url + "/ui/deployments")
     assert browser.current_url.endswith("/ui/signin")
 
@@ -330,6 +342,7 @@ def test_continue_a_blue_green_deployment_waiting_in_ready(setup):
     browser.get(server.url + f"/ui/deployments/{deployment}")
     assert "Green" in browser.find_element(By.CSS_SELECTOR, "table.grid").text
     browser.find_element(By.PARTIAL_LINK_TEXT, "Continue").click()
+    heading(browser, "Continue deployment")
     browser.find_element(By.XPATH, "//button[text()='Continue']").click()
     WebDriverWait(browser, 20).until(lambda b: b.current_url.endswith(f"/ui/deployments/{deployment}"))
     finished = until(server, deployment, seconds=60)
