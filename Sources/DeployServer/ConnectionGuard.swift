@@ -31,6 +31,19 @@ final class ConnectionLimiter: Sendable {
     func close() { count.wrappingSubtract(1, ordering: .relaxed) }
 
     var openCount: Int { count.load(ordering: .relaxed) }
+
+    private let sweeps = Mutex<[ObjectIdentifier: NIOLoopBound<ConnectionSweep>]>([:])
+
+    /// The sweep of `eventLoop` (made, and its once-a-second task started, on first use). Call on `eventLoop`.
+    func sweep(on eventLoop: any EventLoop) -> ConnectionSweep {
+        let key = ObjectIdentifier(eventLoop)
+        if let bound = sweeps.withLock({ $0[key] }) { return bound.value }
+        let sweep = ConnectionSweep()
+        let bound = NIOLoopBound(sweep, eventLoop: eventLoop)
+        sweeps.withLock { $0[key] = bound }
+        eventLoop.scheduleRepeatedTask(initialDelay: ConnectionSweep.period, delay: ConnectionSweep.period) { _ in bound.value.run() }
+        return sweep
+    }
 }
 
 /// The time limits a connection must keep (SECURITY.md, "Limits").
@@ -46,7 +59,9 @@ struct ConnectionDeadlines: Sendable {
 /// Per connection: counts it against the ``ConnectionLimiter``, closes it when its first request head has not
 /// arrived within ``ConnectionDeadlines/firstHeader`` (slow headers, a TLS handshake that never ends) or when a request
 /// body arrives slower than the minimum rate (a trickled upload). Idle keep-alive connections are closed by
-/// Hummingbird's idle timeout (`--idle-timeout`).
+/// Hummingbird's idle timeout (`--idle-timeout`). The deadlines are checked by its event loop's
+/// ``ConnectionSweep``, which sees a connection only while it waits for its first head or reads a body: a connection
+/// holding a long poll or idle between requests costs no timer.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -57,10 +72,13 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     let deadlines: ConnectionDeadlines
     private var counted = false
     private var started = false
-    private var headerTimer: Scheduled<Void>?
-    private var bodyTimer: RepeatedTask?
-    private var bodyBytes = 0
+    private var channel: (any Channel)?
+    private var sweep: ConnectionSweep?
+    private var awaitingFirstHead = false
     private var inBody = false
+    /// Since when the current deadline runs: the connection's opening, then the current body window's start.
+    private var since = NIODeadline.now()
+    private var bodyBytes = 0
 
     init(limiter: ConnectionLimiter, deadlines: ConnectionDeadlines) {
         self.limiter = limiter
@@ -85,7 +103,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         counted = true
-        headerTimer = context.eventLoop.scheduleTask(in: deadlines.firstHeader) { channel.close(promise: nil) }
+        self.channel = channel
+        sweep = limiter.sweep(on: context.eventLoop)
+        awaitingFirstHead = true
+        since = .now()
+        sweep?.watch(self)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -98,10 +120,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func stop() {
-        headerTimer?.cancel()
-        headerTimer = nil
-        bodyTimer?.cancel()
-        bodyTimer = nil
+        sweep?.unwatch(self)
+        sweep = nil
+        channel = nil
         if counted {
             counted = false
             limiter.close()
@@ -111,27 +132,56 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head:
-            headerTimer?.cancel()
-            headerTimer = nil
+            awaitingFirstHead = false
             inBody = true
             bodyBytes = 0
-            if bodyTimer == nil {
-                let channel = context.channel
-                let minimum = deadlines.minimumBodyBytes
-                // Cancelled in stop(), when the connection ends: the loop-bound reference lives no longer.
-                let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-                bodyTimer = context.eventLoop.scheduleRepeatedTask(initialDelay: deadlines.bodyWindow, delay: deadlines.bodyWindow) { _ in
-                    let guarding = handler.value
-                    if guarding.inBody, guarding.bodyBytes < minimum { channel.close(promise: nil) }
-                    guarding.bodyBytes = 0
-                }
-            }
+            since = .now()
+            sweep?.watch(self)
         case .body(let buffer):
             bodyBytes += buffer.readableBytes
         case .end:
             inBody = false
+            sweep?.unwatch(self)
         }
         context.fireChannelRead(data)
+    }
+
+    /// Called by the sweep on the connection's event loop: closes the connection when a deadline has passed.
+    fileprivate func check(now: NIODeadline) {
+        if awaitingFirstHead {
+            if now - since >= deadlines.firstHeader { close() }
+        } else if inBody, now - since >= deadlines.bodyWindow {
+            if bodyBytes < deadlines.minimumBodyBytes {
+                close()
+            } else {
+                bodyBytes = 0
+                since = now
+            }
+        }
+    }
+
+    private func close() {
+        let channel = self.channel
+        sweep?.unwatch(self)
+        channel?.close(promise: nil)
+    }
+}
+
+/// The connections of one event loop that have a deadline running (waiting for a first request head, or reading a
+/// body), checked once a second by one repeated task. Per-connection timers made NIO's timer heap as large as the
+/// fleet (10,000 idle agents: a thousand timer firings a second, each sifting a 10,000-entry heap). Used only on its
+/// event loop.
+final class ConnectionSweep {
+    static let period: TimeAmount = .seconds(1)
+    private var watched: [ObjectIdentifier: ConnectionGuard] = [:]
+
+    fileprivate func watch(_ connection: ConnectionGuard) { watched[ObjectIdentifier(connection)] = connection }
+    fileprivate func unwatch(_ connection: ConnectionGuard) { watched[ObjectIdentifier(connection)] = nil }
+
+    fileprivate func run() {
+        guard !watched.isEmpty else { return }
+        let now = NIODeadline.now()
+        for connection in Array(watched.values) { connection.check(now: now) }
     }
 }
 
