@@ -76,6 +76,15 @@ public enum SigV4 {
         return "\(algorithm) Credential=\(accessKeyId)/\(scope.text), SignedHeaders=\(signed.joined(separator: ";")), Signature=\(signature)"
     }
 
+    /// Whether `names` are lowercase, sorted and without repeats (what ``signedHeaderNames(_:)`` makes).
+    static func isSortedLowercaseUnique(_ names: [String]) -> Bool {
+        for (index, name) in names.enumerated() {
+            if name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) { return false }
+            if index > 0, !(names[index - 1] < name) { return false }
+        }
+        return true
+    }
+
     static func signedHeaderNames(_ names: [String]) -> [String] {
         Array(Set(names.map { $0.lowercased() })).sorted()
     }
@@ -99,7 +108,7 @@ public enum SigV4 {
         if let known = signingKeys.withLock({ $0[cacheKey] }) { return known }
         let key = deriveSigningKey(secretAccessKey: secretAccessKey, scope: scope)
         signingKeys.withLock { keys in
-            if keys.count >= 4096 { keys.removeAll() }
+            if keys.count >= 65_536 { keys.removeAll() }
             keys[cacheKey] = key
         }
         return key
@@ -115,14 +124,24 @@ public enum SigV4 {
 
     /// The canonical request of SigV4, as botocore builds it.
     public static func canonicalRequest(_ request: Request, signedHeaders: [String], service: String) -> String {
-        var lines = [request.method.uppercased(), canonicalPath(request.path, service: service), canonicalQuery(request.query)]
-        var values: [String: [String]] = [:]
-        for (name, value) in request.headers { values[name.lowercased(), default: []].append(trimmed(value)) }
-        for name in signedHeaders { lines.append("\(name):\(values[name]?.joined(separator: ",") ?? "")") }
-        lines.append("")
-        lines.append(signedHeaders.joined(separator: ";"))
-        lines.append(request.payloadHash)
-        return lines.joined(separator: "\n")
+        var text = request.method.uppercased()
+        text.reserveCapacity(512)
+        text += "\n" + canonicalPath(request.path, service: service) + "\n" + canonicalQuery(request.query) + "\n"
+        for name in signedHeaders {
+            // Every value of the header in the order sent, joined by commas; names compared case-insensitively
+            // (a server's headers are lowercase already, so the cheap comparison is tried first).
+            var first = true
+            text += name + ":"
+            for header in request.headers where header.name == name || (header.name.utf8.count == name.utf8.count && header.name.lowercased() == name)
+            {
+                if !first { text += "," }
+                text += trimmed(header.value)
+                first = false
+            }
+            text += "\n"
+        }
+        text += "\n" + signedHeaders.joined(separator: ";") + "\n" + request.payloadHash
+        return text
     }
 
     /// S3 signs the path as sent; other services sign it normalized (`.`, `..`, empty segments removed) and encoded
@@ -286,7 +305,7 @@ public enum SigV4 {
             )
         }
         let signedHeaders = signedList.split(separator: ";").map(String.init)
-        guard signedHeaders.contains("host"), signedHeaders == signedHeaderNames(signedHeaders) else {
+        guard signedHeaders.contains("host"), isSortedLowercaseUnique(signedHeaders) else {
             throw .invalidSignature("SignedHeaders must be sorted, lowercase, and include host.")
         }
         if let declared = request.header("x-amz-content-sha256"), declared != "UNSIGNED-PAYLOAD", declared != request.payloadHash {

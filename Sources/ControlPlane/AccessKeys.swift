@@ -82,6 +82,7 @@ extension ControlPlane {
         if try tx.accessKey(id: key.accessKeyId) != nil {
             throw ServiceError("EntityAlreadyExists", "The access key \(key.accessKeyId) already exists.")
         }
+        noteAccessChange()
         try tx.insertAccessKey(
             AccessKeyRecord(
                 accessKeyId: key.accessKeyId, userName: key.userName, secretAccessKey: key.secretAccessKey ?? "", status: key.status,
@@ -145,6 +146,7 @@ extension ControlPlane {
                 throw ServiceError("NoSuchEntity", "The access key \(accessKeyId.prefix(128)) does not exist.")
             }
             record.status = status
+            noteAccessChange()
             try tx.updateAccessKey(record)
         }
     }
@@ -154,6 +156,7 @@ extension ControlPlane {
             guard try tx.accessKey(id: accessKeyId) != nil else {
                 throw ServiceError("NoSuchEntity", "The access key \(accessKeyId.prefix(128)) does not exist.")
             }
+            noteAccessChange()
             try tx.deleteAccessKey(id: accessKeyId)
         }
     }

@@ -1,6 +1,7 @@
 import DeployModel
 import DeployStore
 import Foundation
+import Synchronization
 
 /// The CodeDeploy API operations over a ``DeployStore``. Every operation takes the model's input shape and returns
 /// its output shape (or throws a `ServiceError` with the model's exception name), and runs as one store
@@ -22,6 +23,7 @@ public final class ControlPlane: Sendable {
     /// `create-deployment` (so a state file that deploys keeps a bounded stream with nothing else running).
     public let eventRetention: TimeInterval
     let eventSubjects = EventSubjects()
+    private let accessChangeCount = Atomic<UInt64>(0)
 
     public static let defaultEventRetention: TimeInterval = 14 * 86_400
 
@@ -49,6 +51,16 @@ public final class ControlPlane: Sendable {
     public func batched<T>(_ body: () throws -> T) throws -> T {
         try store.batched(body)
     }
+
+    /// Changes to who may sign and as what (access keys created, deactivated or deleted; instances registered or
+    /// deregistered) counted so far. A cache of credentials or of instance identities (the server's) stays valid
+    /// while this is unchanged: take it *before* reading what to cache. It moves inside the change's transaction,
+    /// and a server that commits in groups moves it again after the commit (``noteAccessChange()``), so a read made
+    /// between the two is not kept.
+    public var accessChanges: UInt64 { accessChangeCount.load(ordering: .acquiring) }
+
+    /// Counts a change to access (see ``accessChanges``); also for a change made by another process.
+    public func noteAccessChange() { accessChangeCount.add(1, ordering: .releasing) }
 
     func arnPrefix() -> String { "arn:aws:codedeploy:\(region):\(account):" }
 }

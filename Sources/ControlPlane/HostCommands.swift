@@ -64,6 +64,18 @@ extension ControlPlane: HostCommandService {
         return try store.read { tx in try tx.hasWork(instance: instanceName, now: stamp, redeliverBefore: redeliverBefore) }
     }
 
+    /// ``mayHaveHostCommand(instanceName:)``, and whether its answer holds until deployments, targets or host
+    /// commands change (`settled`): false while a command of the instance waits for its acknowledgement, since that
+    /// command comes due again with time alone.
+    public func lookForHostCommand(instanceName: String) throws -> (mayHave: Bool, settled: Bool) {
+        let stamp = now().timeIntervalSince1970
+        let redeliverBefore = stamp + acknowledgeWindow - redeliveryDelay
+        return try store.read { tx in
+            let mayHave = try tx.hasWork(instance: instanceName, now: stamp, redeliverBefore: redeliverBefore)
+            return (mayHave, mayHave ? false : !(try tx.hasUnacknowledgedCommand(instance: instanceName)))
+        }
+    }
+
     /// The agent has started the command and expects it to take at most `expectedSeconds` (its hooks' timeouts).
     public func acknowledgeHostCommand(id: String, expectedSeconds: Int) throws {
         try acknowledgeHostCommand(id: id, caller: nil, expectedSeconds: expectedSeconds)

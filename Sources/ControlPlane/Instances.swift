@@ -47,6 +47,7 @@ extension ControlPlane {
         let info = InstanceInfo(
             instanceName: name, iamSessionArn: input.iamSessionArn, iamUserArn: input.iamUserArn,
             instanceArn: arnPrefix() + "instance/\(name)_\(Identifier.suffix(10))", registerTime: now())
+        noteAccessChange()
         try tx.insertInstance(InstanceRecord(name: name, registered: true, info: info))
     }
 
@@ -60,6 +61,7 @@ extension ControlPlane {
         guard var info = try findInstance(tx, name), info.deregisterTime == nil else { return }
         info.deregisterTime = now()
         info.tags = nil
+        noteAccessChange()
         try tx.updateInstance(InstanceRecord(name: name, registered: false, info: info))
     }
 
@@ -149,9 +151,11 @@ extension ControlPlane {
 extension ControlPlane {
     /// The ARNs an agent of `instanceName` may present as its HostIdentifier (its IAM user or session ARN).
     public func instanceIdentities(instanceName: String) throws -> [String] {
-        try store.read { tx in
-            guard let record = try tx.instance(named: instanceName), record.registered else { return [] }
-            return [record.info.iamUserArn, record.info.iamSessionArn].compactMap { $0 }
-        }
+        try store.read { tx in try identities(tx, instanceName) }
+    }
+
+    func identities(_ tx: any StoreTransaction, _ instanceName: String) throws -> [String] {
+        guard let record = try tx.instance(named: instanceName), record.registered else { return [] }
+        return [record.info.iamUserArn, record.info.iamSessionArn].compactMap { $0 }
     }
 }

@@ -40,6 +40,7 @@ extension ControlPlane {
             try markDeregistered(tx, name)
             step = "DeleteAccessKey"
             for record in try tx.accessKeys(userName: name) where record.role == AccessRole.instance.rawValue {
+                noteAccessChange()
                 try tx.deleteAccessKey(id: record.accessKeyId)
             }
         }

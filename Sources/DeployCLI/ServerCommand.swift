@@ -85,8 +85,10 @@ struct ServerCommand: AsyncParsableCommand {
 
     @Option(
         name: .customLong("poll-hold"),
-        help: ArgumentHelp("Seconds an agent's poll with nothing to do is held before the empty answer (1-50, default 20).", valueName: "seconds"))
-    var pollHold: Double = 20
+        help: ArgumentHelp(
+            "Seconds an agent's poll with nothing to do is held before the empty answer (1-50, default 45: AWS's agent reads for 80 s; a balancer in front must allow more).",
+            valueName: "seconds"))
+    var pollHold: Double = 45
 
     @Option(
         name: .customLong("max-connections"),
@@ -237,7 +239,7 @@ struct ServerCommand: AsyncParsableCommand {
         var configuration = ServerConfiguration(
             listen: address, tls: tls, signingDirectory: signingDirectory, maxObjectBytes: maxObjectSize, idleTimeout: .seconds(idleTimeout),
             pollHold: .milliseconds(Int64(pollHold * 1000)), maxConnections: connectionCap,
-            externalChanges: { file.externalChangeCount() })
+            externalChanges: { file.externalChangeCount() }, workChanges: { file.workChanges })
         configuration.headerTimeout = .seconds(headerTimeout)
         configuration.balancers = try traffic.balancers()
         configuration.alarmInterval = .milliseconds(Int64(alarmInterval * 1000))

@@ -16,8 +16,6 @@ struct CommandRoutes {
     let requestId: String
     let channel: any Channel
 
-    /// A poll with nothing to do is held this long at most (AWS's agent reads for 80 s).
-    static let defaultHold: Duration = .seconds(20)
     /// The longest body an agent sends (diagnostics are at most 8 KB).
     static let maxBodyBytes = 64 << 10
 
@@ -123,7 +121,7 @@ struct CommandRoutes {
         guard let host = input["HostIdentifier"]?.stringValue, !host.isEmpty, host.count <= 2048 else {
             throw Refusal(status: 400, code: "ClientException", message: "HostIdentifier is required.")
         }
-        let arns = try await responder.onReaders { plane in try plane.instanceIdentities(instanceName: instance) }
+        let arns = try await responder.credentials.identities(of: instance, readers: responder.readers)
         guard arns.contains(host) else {
             throw Refusal(
                 status: 400, code: "AccessDeniedException",
@@ -165,9 +163,15 @@ struct CommandRoutes {
             guard channel.isActive, responder.waiters.isNewest(poll, for: instance) else { return .object([]) }
             // Taken before looking: a wake between the look and the wait is not missed.
             let ticket = responder.waiters.ticket(for: instance)
+            // Taken before the look too: a commit during it makes the look's answer stale.
+            let mark = responder.waiters.mark(for: instance)
             var found: HostCommand?
-            if try await responder.onReaders({ plane in try plane.mayHaveHostCommand(instanceName: instance) }) {
-                found = try await responder.onWriter { plane in try plane.pollHostCommand(instanceName: instance) }
+            if !responder.waiters.isSettled(instance, now: mark) {
+                let look = try await responder.onReaders { plane in try plane.lookForHostCommand(instanceName: instance) }
+                responder.waiters.settle(instance, at: look.settled ? mark : nil)
+                if look.mayHave {
+                    found = try await responder.onWriter { plane in try plane.pollHostCommand(instanceName: instance) }
+                }
             }
             if let command = found {
                 let identifier = CommandProtocol.CommandIdentifier(

@@ -2,13 +2,25 @@ import Synchronization
 
 /// Long polls: a `PollHostCommand` that finds nothing waits here until there may be work for its instance (a
 /// deployment was created, another target started, a command expired) or its hold time ends.
+///
+/// A wait is one continuation in a table; the hold times are kept by one sweep task for all of them (it looks every
+/// ``sweepPeriod``, so a hold may end that much late), not a timer and two child tasks per poll: an idle fleet of
+/// 10,000 agents is 500 held polls begun and ended every second.
 final class PollWaiters: Sendable {
+    /// How often the sweep ends the waits whose time ran out.
+    static let sweepPeriod: Duration = .milliseconds(250)
+
+    struct Waiting {
+        var continuation: CheckedContinuation<Bool, Never>
+        var deadline: ContinuousClock.Instant
+    }
+
     struct State {
-        var waiting: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
-        /// Waits whose time ran out before their continuation was registered.
-        var finished: Set<Int> = []
-        /// Waits whose continuation was registered (and perhaps already resumed by a wake).
-        var registered: Set<Int> = []
+        var waiting: [String: [Int: Waiting]] = [:]
+        var count = 0
+        /// Waits by the sweep period their deadline falls in (entries of waits already resumed are skipped).
+        var expiring: [Int64: [(instance: String, id: Int)]] = [:]
+        var sweeping = false
         var next = 0
         var closed = false
         /// How often each instance was woken, and every instance at once: a ``Ticket`` compares them.
@@ -16,10 +28,65 @@ final class PollWaiters: Sendable {
         var allWakes: UInt64 = 0
         /// The newest poll of each instance (see ``begin(for:)``).
         var newest: [String: Int] = [:]
+        /// Per instance, the last look that found nothing and holds until something changes (see ``isSettled``).
+        var settled: [String: Settled] = [:]
+        /// Cancelled before they were registered (the registration resumes them at once), with the slot of the cancel.
+        var cancelled: [Int: Int64] = [:]
 
         func ticket(for instance: String) -> Ticket { Ticket(instance: wakes[instance] ?? 0, all: allWakes) }
+
+        mutating func remove(_ instance: String, _ id: Int) -> Waiting? {
+            guard let found = waiting[instance]?.removeValue(forKey: id) else { return nil }
+            if waiting[instance]?.isEmpty == true { waiting[instance] = nil }
+            count -= 1
+            return found
+        }
+
+        mutating func removeAll(_ instance: String) -> [Waiting] {
+            guard let all = waiting.removeValue(forKey: instance) else { return [] }
+            count -= all.count
+            return Array(all.values)
+        }
     }
     let state = Mutex(State())
+    let origin = ContinuousClock.now
+    private let workChanges: (@Sendable () -> UInt64?)?
+    private let externalChanges = Atomic<UInt64>(0)
+
+    /// `workChanges` counts the store's commits that changed what a poll looks at (nil: unknown, every poll looks).
+    init(workChanges: (@Sendable () -> UInt64?)? = nil) {
+        self.workChanges = workChanges
+    }
+
+    /// When a look found nothing that holds: the wakes and the store's changes it was taken at.
+    struct Settled: Equatable {
+        var ticket: Ticket
+        var work: UInt64
+    }
+
+    /// What a look taken now compares with later: the instance's wakes and the store's changes; nil when the store's
+    /// changes are not counted.
+    func mark(for instance: String) -> Settled? {
+        guard let work = workChanges?() else { return nil }
+        let ticket = self.ticket(for: instance)
+        return Settled(ticket: ticket, work: work &+ externalChanges.load(ordering: .acquiring))
+    }
+
+    /// Whether the last look of `instance` found nothing that holds (no command waits for its acknowledgement) and
+    /// neither a wake nor a commit of deployments, targets or host commands (here or, as the clock saw, by another
+    /// process) came since: a look now would find nothing again. An idle fleet's polls then cost no store read.
+    func isSettled(_ instance: String, now mark: Settled?) -> Bool {
+        guard let mark else { return false }
+        return state.withLock { $0.settled[instance] == mark }
+    }
+
+    /// Records a look taken at `mark` that found nothing and holds (or, nil, forgets the last one).
+    func settle(_ instance: String, at mark: Settled?) {
+        state.withLock { $0.settled[instance] = mark }
+    }
+
+    /// Another process committed to the store (the server's clock saw it): no settled look holds any more.
+    func noteExternalChange() { externalChanges.add(1, ordering: .releasing) }
 
     /// The wakes an instance has had so far: a poll takes one before it looks for work, and its wait returns at once
     /// if a wake came in between (the completion that made the work committed after the look).
@@ -36,13 +103,13 @@ final class PollWaiters: Sendable {
     /// still held is one its agent left (killed and restarted, or gone): it is superseded, answers nothing and takes
     /// no command (handed to a connection nobody reads, a command would wait out the acknowledgement window).
     func begin(for instance: String) -> Int {
-        let (poll, older) = state.withLock { state -> (Int, [CheckedContinuation<Void, Never>]) in
+        let (poll, older) = state.withLock { state -> (Int, [Waiting]) in
             state.next += 1
             state.newest[instance] = state.next
-            return (state.next, state.waiting.removeValue(forKey: instance).map { Array($0.values) } ?? [])
+            return (state.next, state.removeAll(instance))
         }
         // Woken, the older polls find they are superseded and answer nothing.
-        for continuation in older { continuation.resume() }
+        for waiting in older { waiting.continuation.resume(returning: true) }
         return poll
     }
 
@@ -51,74 +118,107 @@ final class PollWaiters: Sendable {
         state.withLock { $0.newest[instance] == poll }
     }
 
-    /// Returns when woken (true), at once when woken since `ticket`, or after `timeout` (false).
+    /// How many polls wait now.
+    var waitingCount: Int { state.withLock { $0.count } }
+
+    /// The sweep period an instant falls in, counted from this table's creation.
+    private func slot(_ instant: ContinuousClock.Instant) -> Int64 {
+        func milliseconds(_ duration: Duration) -> Int64 {
+            duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        }
+        return milliseconds(instant - origin) / max(1, milliseconds(Self.sweepPeriod))
+    }
+
+    /// Returns when woken (true), at once when woken since `ticket` or when the task is cancelled, or after `timeout`
+    /// (false).
     @discardableResult
     func wait(for instance: String, since ticket: Ticket? = nil, timeout: Duration) async -> Bool {
         let id = state.withLock { state -> Int in
             state.next += 1
             return state.next
         }
-        return await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                    let resumeNow = self.state.withLock { state -> Bool in
-                        if state.closed || state.finished.remove(id) != nil { return true }
-                        if let ticket, state.ticket(for: instance) != ticket { return true }
-                        state.registered.insert(id)
-                        state.waiting[instance, default: [:]][id] = continuation
-                        return false
-                    }
-                    if resumeNow { continuation.resume() }
+        let deadline = ContinuousClock.now + timeout
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let (answerNow, startSweep) = state.withLock { state -> (Bool?, Bool) in
+                    if state.closed || state.cancelled.removeValue(forKey: id) != nil { return (true, false) }
+                    if let ticket, state.ticket(for: instance) != ticket { return (true, false) }
+                    if timeout <= .zero { return (false, false) }
+                    state.waiting[instance, default: [:]][id] = Waiting(continuation: continuation, deadline: deadline)
+                    state.count += 1
+                    // The slot after the deadline's: the sweep ends a wait only once its deadline has passed.
+                    state.expiring[slot(deadline) + 1, default: []].append((instance, id))
+                    let start = !state.sweeping
+                    state.sweeping = true
+                    return (nil, start)
                 }
-                return true
+                if let answerNow { continuation.resume(returning: answerNow) }
+                if startSweep { Task { await self.sweep() } }
             }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
+        } onCancel: {
+            let found = state.withLock { state -> Waiting? in
+                if let found = state.remove(instance, id) { return found }
+                state.cancelled[id] = slot(.now)
+                return nil
             }
-            let woken = await group.next() ?? false
-            self.resume(instance: instance, id: id)
-            group.cancelAll()
-            return woken
+            found?.continuation.resume(returning: true)
         }
     }
 
-    private func resume(instance: String, id: Int) {
-        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            let wasRegistered = state.registered.remove(id) != nil
-            if let found = state.waiting[instance]?.removeValue(forKey: id) {
-                if state.waiting[instance]?.isEmpty == true { state.waiting[instance] = nil }
-                return found
+    /// Ends the waits whose deadline passed, every ``sweepPeriod``, while any wait is held.
+    private func sweep() async {
+        while true {
+            try? await Task.sleep(for: Self.sweepPeriod)
+            let now = ContinuousClock.now
+            let current = slot(now)
+            let (due, more) = state.withLock { state -> ([Waiting], Bool) in
+                var due: [Waiting] = []
+                for key in state.expiring.keys.filter({ $0 <= current }) {
+                    for (instance, id) in state.expiring.removeValue(forKey: key) ?? [] {
+                        if let waiting = state.waiting[instance]?[id], waiting.deadline <= now, let found = state.remove(instance, id) {
+                            due.append(found)
+                        } else if let waiting = state.waiting[instance]?[id] {
+                            // Not yet (the slot rounds): the next one.
+                            state.expiring[slot(waiting.deadline) + 1, default: []].append((instance, id))
+                        }
+                    }
+                }
+                // A cancel that came after its wait had ended is not waited for by anything.
+                if !state.cancelled.isEmpty { state.cancelled = state.cancelled.filter { $0.value >= current - 4 } }
+                if state.count == 0 {
+                    state.expiring.removeAll()
+                    state.sweeping = false
+                    return (due, false)
+                }
+                return (due, true)
             }
-            // Not registered yet: the registration will see this and return at once. Registered and gone: a wake
-            // already resumed it.
-            if !wasRegistered { state.finished.insert(id) }
-            return nil
+            for waiting in due { waiting.continuation.resume(returning: false) }
+            if !more { return }
         }
-        continuation?.resume()
     }
 
     /// Wakes the polls of these instances.
     func wake(_ instances: some Sequence<String>) {
-        var resumed: [CheckedContinuation<Void, Never>] = []
+        var resumed: [Waiting] = []
         state.withLock { state in
             for instance in instances {
                 state.wakes[instance, default: 0] &+= 1
-                if let waiting = state.waiting.removeValue(forKey: instance) { resumed += waiting.values }
+                resumed += state.removeAll(instance)
             }
         }
-        for continuation in resumed { continuation.resume() }
+        for waiting in resumed { waiting.continuation.resume(returning: true) }
     }
 
     /// Wakes every poll (a new deployment, an expiry, a change made by another process).
     func wakeAll() {
-        let resumed = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let resumed = state.withLock { state -> [Waiting] in
             state.allWakes &+= 1
             let all = state.waiting.values.flatMap(\.values)
             state.waiting.removeAll()
+            state.count = 0
             return all
         }
-        for continuation in resumed { continuation.resume() }
+        for waiting in resumed { waiting.continuation.resume(returning: true) }
     }
 
     /// At shutdown: every held poll answers now, and no new one waits.

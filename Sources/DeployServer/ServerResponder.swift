@@ -87,28 +87,118 @@ struct WireResponse {
     }
 }
 
-/// Credentials looked up in the state file, remembered for a moment so a busy server does not read the key table on
-/// every request: a deactivated or deleted key stops working within ``Credentials/lifetime``.
+/// Credentials and instance identities looked up in the store and remembered until access changes
+/// (``ControlPlane/accessChanges``: a key created, deactivated or deleted, an instance registered or deregistered, in
+/// this process or — seen by the server's clock within a second — in another one). An idle fleet's agents poll every
+/// 20 s or so; re-reading each key on every poll was a store read per request. Unknown key ids are remembered
+/// briefly and in a bounded table, so strangers cannot grow it.
 final class Credentials: Sendable {
-    static let lifetime: TimeInterval = 2
+    typealias Key = (secret: String, role: AccessRole, userName: String)
+    /// A backstop: even with no change counted, an entry is read again after this long.
+    static let lifetime: TimeInterval = 600
+    /// How long an unknown key id is remembered as unknown, and how many at most.
+    static let unknownLifetime: TimeInterval = 2
+    static let maxUnknown = 4096
+    static let maxEntries = 200_000
+
+    struct Entry<Value> {
+        var value: Value
+        var changes: UInt64
+        var expires: Date
+    }
+
     let plane: ControlPlane
-    let cache = Mutex<[String: (secret: String, role: AccessRole, userName: String, expires: Date)?]>([:])
-    let misses = Mutex<[String: Date]>([:])
+    private let keys = Mutex<[String: Entry<Key>]>([:])
+    private let unknown = Mutex<[String: Entry<Void>]>([:])
+    private let identities = Mutex<[String: Entry<[String]>]>([:])
 
     init(plane: ControlPlane) { self.plane = plane }
 
-    func lookup(_ accessKeyId: String) -> (secret: String, role: AccessRole, userName: String)? {
+    /// The active key `accessKeyId`, from memory when nothing changed since it was read, else from the store (on the
+    /// caller's thread: request paths call ``prepare(_:on:)`` first, which reads on the readers).
+    func lookup(_ accessKeyId: String) -> Key? {
+        switch cached(accessKeyId) {
+        case .some(let hit): return hit
+        case .none: return load(accessKeyId)
+        }
+    }
+
+    /// Nil when memory does not know; `.some(nil)` for a key known not to be active.
+    private func cached(_ accessKeyId: String) -> Key?? {
         let now = Date()
-        if let cached = cache.withLock({ $0[accessKeyId] }), let entry = cached, entry.expires > now {
-            return (entry.secret, entry.role, entry.userName)
-        }
+        let changes = plane.accessChanges
+        if let entry = keys.withLock({ $0[accessKeyId] }), entry.changes == changes, entry.expires > now { return .some(entry.value) }
+        if let entry = unknown.withLock({ $0[accessKeyId] }), entry.changes == changes, entry.expires > now { return .some(nil) }
+        return nil
+    }
+
+    /// Reads `accessKeyId` from the store and remembers what it found.
+    @discardableResult
+    func load(_ accessKeyId: String) -> Key? {
         guard accessKeyId.count <= 128 else { return nil }
-        let found = try? plane.activeCredentials(accessKeyId: accessKeyId)
-        cache.withLock { entries in
-            if entries.count > 10_000 { entries.removeAll() }
-            entries[accessKeyId] = found.map { ($0.secret, $0.role, $0.userName, now.addingTimeInterval(Self.lifetime)) }
+        // Taken before the read: a change that commits during it makes this entry stale at once.
+        let changes = plane.accessChanges
+        let now = Date()
+        let found = (try? plane.activeCredentials(accessKeyId: accessKeyId)).flatMap { $0 }
+        if let found {
+            keys.withLock { entries in
+                if entries.count >= Self.maxEntries { entries.removeAll(keepingCapacity: true) }
+                entries[accessKeyId] = Entry(value: found, changes: changes, expires: now.addingTimeInterval(Self.lifetime))
+            }
+            unknown.withLock { _ = $0.removeValue(forKey: accessKeyId) }
+        } else {
+            keys.withLock { _ = $0.removeValue(forKey: accessKeyId) }
+            unknown.withLock { entries in
+                if entries.count >= Self.maxUnknown { entries.removeAll(keepingCapacity: true) }
+                entries[accessKeyId] = Entry(value: (), changes: changes, expires: now.addingTimeInterval(Self.unknownLifetime))
+            }
         }
-        return found.flatMap { $0 }
+        return found
+    }
+
+    var unknownCount: Int { unknown.withLock { $0.count } }
+
+    /// Makes sure the key a request names (SigV4's `Credential=`, a `Bearer` token, or a dashboard session's) is in
+    /// memory, reading it on the store's reader threads when it is not, so that ``verify(_:services:)`` and
+    /// ``lookup(_:)`` after it never read the store on the event loops or the cooperative pool.
+    func prepare(_ wire: WireRequest, on readers: BlockingExecutor, sessions: DashboardSessions) async {
+        guard let id = Self.keyId(wire, sessions: sessions), cached(id) == nil else { return }
+        _ = try? await readers.perform { self.load(id) }
+    }
+
+    /// The access key id a request names, without checking anything.
+    static func keyId(_ wire: WireRequest, sessions: DashboardSessions) -> String? {
+        if let authorization = wire.header("authorization") {
+            if authorization.hasPrefix("Bearer ") {
+                let token = authorization.dropFirst("Bearer ".count)
+                return token.firstIndex(of: ":").map { String(token[..<$0]) }
+            }
+            // `AWS4-HMAC-SHA256 Credential=KEY/date/...`, read by bytes (Foundation's range(of:) was a visible share
+            // of an idle poll).
+            let bytes = Array(authorization.utf8)
+            let marker = Array("Credential=".utf8)
+            guard bytes.count > marker.count,
+                let start = (0...(bytes.count - marker.count)).first(where: { bytes[$0..<($0 + marker.count)].elementsEqual(marker) })
+            else { return nil }
+            let from = start + marker.count
+            guard let slash = bytes[from...].firstIndex(of: UInt8(ascii: "/")), slash - from <= 128 else { return nil }
+            return String(decoding: bytes[from..<slash], as: UTF8.self)
+        }
+        return DashboardSessions.id(inCookieHeader: wire.header("cookie")).flatMap(sessions.session)?.accessKeyId
+    }
+
+    /// The IAM ARNs a registered instance signs as (its HostIdentifier), remembered like keys; empty when it is
+    /// not registered. Read on the readers when memory does not know.
+    func identities(of instance: String, readers: BlockingExecutor) async throws -> [String] {
+        let changes = plane.accessChanges
+        if let entry = identities.withLock({ $0[instance] }), entry.changes == changes, entry.expires > Date() { return entry.value }
+        let plane = self.plane
+        let found = try await readers.perform { try plane.instanceIdentities(instanceName: instance) }
+        identities.withLock { entries in
+            if entries.count >= Self.maxEntries { entries.removeAll(keepingCapacity: true) }
+            entries[instance] = Entry(value: found, changes: changes, expires: Date().addingTimeInterval(Self.lifetime))
+        }
+        return found
     }
 
     /// Who signed `request` for one of `services`: the key, its role and its user (an instance's name for its key).
@@ -151,7 +241,7 @@ struct ServerResponder: HTTPResponder {
     let logger: Logger
     let credentials: Credentials
     let metrics: ServerMetrics
-    let waiters = PollWaiters()
+    let waiters: PollWaiters
     let signer: SpecificationSigner
     let pollHold: Duration
     /// When each instance's agent last polled (for `deployctl agent list` and the `--wait` view).
@@ -165,7 +255,7 @@ struct ServerResponder: HTTPResponder {
 
     init(
         plane: ControlPlane, artifacts: ArtifactStore, maxObjectBytes: Int64, signer: SpecificationSigner,
-        pollHold: Duration, maxConnections: Int, logger: Logger
+        pollHold: Duration, maxConnections: Int, logger: Logger, workChanges: (@Sendable () -> UInt64?)? = nil
     ) {
         let metrics = ServerMetrics()
         func executor(threads: Int, name: String) -> BlockingExecutor {
@@ -192,11 +282,18 @@ struct ServerResponder: HTTPResponder {
         self.metrics = metrics
         self.signer = signer
         self.pollHold = pollHold
+        self.waiters = PollWaiters(workChanges: workChanges)
     }
 
     /// Runs store work that may write (and so wait for another process's lock) on the one writer thread.
     func onWriter<T: Sendable>(_ body: @escaping @Sendable (ControlPlane) throws -> T) async throws -> T {
-        try await groupCommit.perform(body)
+        let changes = plane.accessChanges
+        defer {
+            // The change was counted inside its transaction, which committed with its group just now: count it
+            // again, so a key or identity read between the two is not kept (``ControlPlane/accessChanges``).
+            if plane.accessChanges != changes { plane.noteAccessChange() }
+        }
+        return try await groupCommit.perform(body)
     }
 
     /// Runs a store read on the reader threads (WAL: it never waits for a writer).
@@ -211,6 +308,7 @@ struct ServerResponder: HTTPResponder {
     func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
         let wire = WireRequest(request)
+        await credentials.prepare(wire, on: readers, sessions: sessions)
         let requestId = RequestIDs.next()
         var keyId = "-"
         var answer: WireResponse
@@ -433,39 +531,64 @@ final class ServerMetrics: Sendable {
 }
 
 /// When each instance's agent last called the command service, from where and as what; kept in memory on every call
-/// and written to the state file every few seconds (``flush()``), so a fleet's polls cost no writes of their own.
+/// and written to the state file every few seconds (``take(all:)``), so a fleet's polls cost no writes of their own.
+/// An agent heard from again within ``rewriteAfter`` of what the file holds (same address and User-Agent) is not
+/// written again: an idle fleet of 10,000 agents calls about 400 times a second, and the file stays well inside
+/// ``AgentPresence/onlineWindow`` without a row for each call. Answers from this process see the newest contact.
 final class AgentContacts: Sendable {
+    static let rewriteAfter: TimeInterval = 30
+
     private struct Entries {
         var latest: [String: AgentContactRecord] = [:]
-        var unwritten: Set<String> = []
+        /// What the file holds (or will, once the write in flight commits) for each instance.
+        var written: [String: AgentContactRecord] = [:]
+        var due: Set<String> = []
     }
     private let entries = Mutex(Entries())
 
     func record(_ instance: String, address: String, agent: String) {
         let contact = AgentContactRecord(
             instanceName: instance, lastSeen: Date().timeIntervalSince1970, address: address, agent: String(agent.prefix(200)))
-        entries.withLock {
-            $0.latest[instance] = contact
-            $0.unwritten.insert(instance)
+        entries.withLock { e in
+            e.latest[instance] = contact
+            if let stored = e.written[instance], stored.address == contact.address, stored.agent == contact.agent,
+                contact.lastSeen - stored.lastSeen < Self.rewriteAfter
+            {
+                return
+            }
+            e.due.insert(instance)
         }
     }
 
-    /// Contacts not written yet (for answers that must not lag the file).
+    /// Contacts newer in memory than in the file (for answers that must not lag the file).
     var unwritten: [AgentContactRecord] {
-        entries.withLock { e in e.unwritten.compactMap { e.latest[$0] } }
+        entries.withLock { e in
+            e.latest.values.filter { contact in (e.written[contact.instanceName]?.lastSeen ?? -1) < contact.lastSeen }
+        }
     }
 
-    /// Takes the contacts to write; `restore` puts them back when the write failed.
-    func take() -> [AgentContactRecord] {
+    /// Takes the contacts to write: those due, or (`all`, at shutdown) every one newer than the file's; `restore`
+    /// puts them back when the write failed.
+    func take(all: Bool = false) -> [AgentContactRecord] {
         entries.withLock { e in
-            defer { e.unwritten.removeAll() }
-            return e.unwritten.compactMap { e.latest[$0] }
+            let names = all ? Set(e.latest.keys) : e.due
+            e.due.removeAll()
+            var taken: [AgentContactRecord] = []
+            for name in names {
+                guard let contact = e.latest[name], (e.written[name]?.lastSeen ?? -1) < contact.lastSeen else { continue }
+                taken.append(contact)
+                e.written[name] = contact
+            }
+            return taken
         }
     }
 
     func restore(_ contacts: [AgentContactRecord]) {
         entries.withLock { e in
-            for contact in contacts where e.latest[contact.instanceName] == contact { e.unwritten.insert(contact.instanceName) }
+            for contact in contacts {
+                if e.written[contact.instanceName] == contact { e.written[contact.instanceName] = nil }
+                if e.latest[contact.instanceName] != nil { e.due.insert(contact.instanceName) }
+            }
         }
     }
 }

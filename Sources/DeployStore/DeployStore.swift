@@ -105,6 +105,9 @@ public protocol StoreTransaction {
     /// outstanding, or a command of the instance never acknowledged whose deadline is before `redeliverBefore` (its
     /// poll was lost with the connection that carried it; it is handed out again).
     func hasWork(instance: String, now: Double, redeliverBefore: Double) throws -> Bool
+    /// Whether a command of `instance` was handed out and not acknowledged yet (it may be handed out again once its
+    /// redelivery time comes: a look that found nothing may find it later without any write).
+    func hasUnacknowledgedCommand(instance: String) throws -> Bool
     /// Deployments that may have a command for the instance (Created, or InProgress with its target InProgress),
     /// oldest first.
     func pollCandidates(instance: String) throws -> [String]

@@ -246,6 +246,9 @@ struct MemoryTransaction: StoreTransaction {
                 || !(t.commands.values.contains { $0.deploymentId == id && $0.instanceName == instance })
         }
     }
+    func hasUnacknowledgedCommand(instance: String) throws -> Bool {
+        t.commands.values.contains { $0.instanceName == instance && !$0.acknowledged }
+    }
     func pollCandidates(instance: String) throws -> [String] {
         t.deployments.values.filter { d in
             guard let target = t.targets[d.record.id]?.first(where: { $0.target.targetId == instance })?.target else { return false }

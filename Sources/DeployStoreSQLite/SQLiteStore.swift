@@ -446,6 +446,12 @@ struct SQLiteTransaction: StoreTransaction {
                     """), arguments: [now, instance, redeliverBefore, instance]) ?? false
     }
 
+    func hasUnacknowledgedCommand(instance: String) throws -> Bool {
+        try Bool.fetchOne(
+            try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM host_commands WHERE instance_name = ? AND acknowledged = 0)"),
+            arguments: [instance]) ?? false
+    }
+
     func outstandingCommand(deploymentId: String, instance: String) throws -> HostCommandRecord? {
         try Row.fetchOne(
             try db.cachedStatement(sql: "SELECT * FROM host_commands WHERE deployment_id = ? AND instance_name = ?"),

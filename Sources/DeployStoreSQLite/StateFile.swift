@@ -1,6 +1,7 @@
 public import Foundation
 package import GRDB
 import ProcFS
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -71,6 +72,10 @@ public final class StateFile: Sendable {
         return min(value, 3600)
     }
 
+    /// Counts this process's commits that changed deployments, targets or host commands (a server's; nil for a
+    /// single connection).
+    let workObserver: WorkChangeObserver?
+
     /// The device and inode the file had when it was opened.
     let identity: (device: UInt64, inode: UInt64)
 
@@ -105,9 +110,14 @@ public final class StateFile: Sendable {
         do {
             if concurrentReaders > 1 {
                 config.maximumReaderCount = concurrentReaders
-                queue = try DatabasePool(path: path, configuration: config)
+                let pool = try DatabasePool(path: path, configuration: config)
+                let observer = WorkChangeObserver()
+                pool.add(transactionObserver: observer, extent: .databaseLifetime)
+                queue = pool
+                workObserver = observer
             } else {
                 queue = try DatabaseQueue(path: path, configuration: config)
+                workObserver = nil
             }
         } catch {
             throw Self.openFailure(path, error)
@@ -278,6 +288,11 @@ public final class StateFile: Sendable {
         try? queue.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA data_version") }
     }
 
+    /// How many commits of this process changed deployments, their targets or host commands so far: what an agent's
+    /// poll looks at. A look that found nothing holds while this (and what other processes commit, see
+    /// ``externalChangeCount()``) is unchanged. Nil when the file was opened with one connection.
+    public var workChanges: UInt64? { workObserver?.commits.load(ordering: .acquiring) }
+
     /// The schema version this build writes.
     public static var schemaVersion: Int { Schema.migrations.count }
 
@@ -369,4 +384,28 @@ final class BatchConnection: @unchecked Sendable {
             return db
         }
     }
+}
+
+/// Counts the commits that changed a table an agent's poll looks at, after they commit (GRDB calls it on the writer
+/// connection, one transaction at a time). A change rolled back with its savepoint may still be counted: a count too
+/// many only costs a look.
+final class WorkChangeObserver: TransactionObserver, @unchecked Sendable {
+    static let tables: Set<String> = ["deployments", "deployment_targets", "host_commands"]
+    let commits = Atomic<UInt64>(0)
+    /// Touched only on the writer connection.
+    private var changed = false
+
+    func observes(eventsOfKind eventKind: DatabaseEventKind) -> Bool { Self.tables.contains(eventKind.tableName) }
+
+    func databaseDidChange(with event: DatabaseEvent) {
+        changed = true
+        stopObservingDatabaseChangesUntilNextTransaction()
+    }
+
+    func databaseDidCommit(_ db: Database) {
+        if changed { commits.add(1, ordering: .releasing) }
+        changed = false
+    }
+
+    func databaseDidRollback(_ db: Database) { changed = false }
 }

@@ -66,6 +66,24 @@ final class ManualClock: @unchecked Sendable {
 
     /// Issue 9, item 7: with no agent polling at all, reading or writing a deployment applies expiry, so a dead
     /// agent neither leaves the deployment InProgress nor blocks the group's next deployment.
+    /// A look that found nothing holds (a server may skip the next look until the store changes) only while no
+    /// command of the instance waits for its acknowledgement: that one comes due again with time alone.
+    @Test(arguments: StoreKind.allCases) func aLookThatFindsNothingHoldsOnlyWhileNoCommandAwaitsItsAcknowledgement(_ store: StoreKind) throws {
+        let clock = ManualClock()
+        let (plane, dir) = try fixture(clock, store)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(try plane.lookForHostCommand(instanceName: "a") == (mayHave: false, settled: true))
+        _ = try deploy(plane)
+        #expect(try plane.lookForHostCommand(instanceName: "a").mayHave)
+        let command = try #require(try plane.pollHostCommand(instanceName: "a"))
+        // Handed out, not acknowledged: nothing now, but not settled.
+        #expect(try plane.lookForHostCommand(instanceName: "a") == (mayHave: false, settled: false))
+        clock.advance(plane.redeliveryDelay + 1)
+        #expect(try plane.lookForHostCommand(instanceName: "a").mayHave)
+        try plane.acknowledgeHostCommand(id: command.id, expectedSeconds: 10)
+        #expect(try plane.lookForHostCommand(instanceName: "a") == (mayHave: false, settled: true))
+    }
+
     @Test(arguments: StoreKind.allCases) func expiryNeedsNoPollingAgent(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store)
