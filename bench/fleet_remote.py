@@ -301,8 +301,11 @@ def main():
                         help="model AWS's agent 1.8.1 (default) or deployctl's own agent")
     parser.add_argument("--idle-agents", type=int, default=10000,
                         help="after the deployments, connect this many agents in all and measure the server idle (0: skip)")
-    parser.add_argument("--idle-seconds", type=float, default=30)
-    parser.add_argument("--poll-hold", type=int, help="the server's --poll-hold (seconds; default: the server's own)")
+    parser.add_argument("--idle-seconds", type=float,
+                        help="how long the idle fleet is measured (default: two poll cycles, 2 x (hold + 1) s, after one cycle to settle)")
+    parser.add_argument("--poll-hold", type=int, default=45,
+                        help="the server's --poll-hold (seconds; default 45, the server's default; given explicitly so that an older binary "
+                             "with another default is measured at the same hold)")
     parser.add_argument("--triggers", action="store_true",
                         help="give both groups triggers on every deployment and instance event, to a topic a local receiver subscribes to")
     args = parser.parse_args()
@@ -310,7 +313,9 @@ def main():
 
     directory = tempfile.mkdtemp(prefix="deployctl-bench-fleet-")
     state = os.path.join(directory, "state.db")
-    server, url, ca, admin = start_server(args.binary, state, extra=("--poll-hold", str(args.poll_hold)) if args.poll_hold else ())
+    if args.idle_seconds is None:
+        args.idle_seconds = 2 * (args.poll_hold + 1)
+    server, url, ca, admin = start_server(args.binary, state, extra=("--poll-hold", str(args.poll_hold)))
     receiver = None
     try:
         port = int(url.rsplit(":", 1)[1])
@@ -388,7 +393,9 @@ def main():
                 more_agents, more_tasks = await start_agents(kind, dict(sorted(extra.items())), port, context, counters, stop, per_second=500)
                 agents += more_agents
                 tasks += more_tasks
-                await asyncio.sleep(25)  # every agent past its probe and first poll, and the first holds renewed
+                # Every agent past its probe and first poll, and every first hold renewed: the steady state, where each
+                # agent polls once per hold + 1 s.
+                await asyncio.sleep(args.poll_hold + 5)
                 counters.update(requests=0)
                 if os.environ.get("FLEET_PERF_IDLE"):
                     subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(server.pid), "-o", os.environ["FLEET_PERF_IDLE"], "--", "sleep",
