@@ -279,15 +279,11 @@ public enum SigV4 {
         secret: (String) -> String?
     ) throws(Refusal) -> Signer {
         guard let header = request.header("authorization"), header.hasPrefix(algorithm + " ") else { throw .missing }
-        var fields: [String: String] = [:]
-        for part in header.dropFirst(algorithm.count + 1).split(separator: ",") {
-            let pieces = part.drop(while: { $0 == " " || $0 == "\t" }).split(separator: "=", maxSplits: 1)
-            if pieces.count == 2 { fields[String(pieces[0])] = String(pieces[1]) }
-        }
+        let fields = authorizationFields(header.utf8.dropFirst(algorithm.utf8.count + 1))
         guard let credential = fields["Credential"], let signedList = fields["SignedHeaders"], let signature = fields["Signature"] else {
             throw .invalidSignature("Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters.")
         }
-        let parts = credential.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        let parts = split(credential, on: UInt8(ascii: "/"))
         guard parts.count == 5, parts[4] == "aws4_request" else {
             throw .invalidSignature("Credential should be scoped to a valid date, region, service and 'aws4_request'.")
         }
@@ -304,7 +300,7 @@ public enum SigV4 {
                 "Signature expired: \(amzDate) is now earlier than \(formatAmzDate(now.addingTimeInterval(-allowedSkew))) (\(formatAmzDate(now)) - \(Int(allowedSkew / 60)) min.)"
             )
         }
-        let signedHeaders = signedList.split(separator: ";").map(String.init)
+        let signedHeaders = split(signedList, on: UInt8(ascii: ";")).filter { !$0.isEmpty }
         guard signedHeaders.contains("host"), isSortedLowercaseUnique(signedHeaders) else {
             throw .invalidSignature("SignedHeaders must be sorted, lowercase, and include host.")
         }
@@ -321,6 +317,24 @@ public enum SigV4 {
             )
         }
         return Signer(accessKeyId: parts[0], scope: scope, signedHeaders: signedHeaders)
+    }
+
+    /// The `name=value` fields of an `Authorization` header after its algorithm, split on commas, blanks before a
+    /// name skipped; read by bytes (splitting by `Character` was a visible share of verifying).
+    static func authorizationFields(_ bytes: Substring.UTF8View) -> [String: String] {
+        var fields: [String: String] = [:]
+        for part in bytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
+            let field = part.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            guard let equals = field.firstIndex(of: UInt8(ascii: "=")), equals != field.startIndex, field.index(after: equals) != field.endIndex
+            else { continue }
+            fields[String(decoding: field[..<equals], as: UTF8.self)] = String(decoding: field[field.index(after: equals)...], as: UTF8.self)
+        }
+        return fields
+    }
+
+    /// `text` split on a byte, empty pieces kept.
+    static func split(_ text: String, on separator: UInt8) -> [String] {
+        text.utf8.split(separator: separator, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Compares two secrets or signatures without leaking where they differ.

@@ -135,6 +135,33 @@ import Testing
         #expect(verify(retargeted)?.code == "InvalidSignatureException")
     }
 
+    /// The Authorization header's fields are read by bytes: blanks and tabs before a name are skipped, a field
+    /// without a name or a value is no field, a value keeps everything after the first `=`, and a header missing
+    /// one of the three fields (or with unsorted or uppercase SignedHeaders) is refused before any key is looked up.
+    @Test func authorizationFieldsAreReadByBytes() throws {
+        let fields = SigV4.authorizationFields(
+            "Credential=AKID/20261207/local/codedeploy/aws4_request,\t SignedHeaders=host;x-amz-date, Signature=ab=c,=x,Empty=".dropFirst(0).utf8)
+        #expect(fields == ["Credential": "AKID/20261207/local/codedeploy/aws4_request", "SignedHeaders": "host;x-amz-date", "Signature": "ab=c"])
+        #expect(SigV4.split("a//b", on: UInt8(ascii: "/")) == ["a", "", "b"])
+        let amzDate = SigV4.formatAmzDate(Date())
+        for authorization in [
+            "AWS4-HMAC-SHA256 Credential=AKID/\(amzDate.prefix(8))/local/codedeploy/aws4_request, SignedHeaders=host",
+            "AWS4-HMAC-SHA256 Credential=AKID/\(amzDate.prefix(8))/local/codedeploy/aws4_request, SignedHeaders=x-amz-date;host, Signature=00",
+            "AWS4-HMAC-SHA256 Credential=AKID/\(amzDate.prefix(8))/local/codedeploy/aws4_request, SignedHeaders=Host;x-amz-date, Signature=00",
+        ] {
+            let request = SigV4.Request(
+                method: "POST", path: "/", headers: [("host", "h"), ("x-amz-date", amzDate), ("authorization", authorization)], body: Data())
+            var looked = false
+            #expect(throws: SigV4.Refusal.self) {
+                try SigV4.verify(request, services: ["codedeploy"]) { _ in
+                    looked = true
+                    return "secret"
+                }
+            }
+            if !authorization.contains("Signature=") { #expect(!looked) }
+        }
+    }
+
     /// X-Amz-Date: exactly `YYYYMMDDTHHMMSSZ`, calendar ranges checked, the same instant `formatAmzDate` wrote.
     @Test func amzDatesAreReadExactlyAndNothingElseIs() {
         for seconds in stride(from: 0.0, to: 4_000_000_000, by: 37_777_777) {
