@@ -5,8 +5,18 @@ import GRDB
 /// file at the same moment cannot both apply one. Never edit a migration that has shipped: append a new one.
 enum Schema {
     static let migrations: [@Sendable (Database) throws -> Void] = [
-        v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13,
+        v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14,
     ]
+
+    /// The next `seq` of a deployment or revision is `MAX(seq) + 1`, which without an index on `seq` read the whole
+    /// table on every create-deployment (2.3 ms growing to 6.9 ms over 8,000 deployments).
+    static func v14(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE INDEX IF NOT EXISTS deployments_by_seq ON deployments(seq);
+                CREATE INDEX IF NOT EXISTS revisions_by_seq ON revisions(seq);
+                """)
+    }
 
     /// A group's deployments by status: "is one active?" (every create-deployment asks) and "the newest succeeded"
     /// walked every deployment of the group without it when none matched.
