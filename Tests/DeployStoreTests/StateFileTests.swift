@@ -24,6 +24,20 @@ import Testing
         _ = try StateFile(path: path)
     }
 
+    /// Creating a deployment or a revision takes the next `seq` as `MAX(seq) + 1`: answered from an index that starts
+    /// with `seq` (a search of one entry), never by reading every deployment or revision.
+    @Test func theNextSeqIsFoundInAnIndexNotByReadingTheTable() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let state = try StateFile(path: path)
+        for (table, index) in [("deployments", "deployments_by_seq"), ("revisions", "revisions_by_seq")] {
+            let plan = try state.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT COALESCE(MAX(seq), 0) + 1 FROM \(table)").map { $0["detail"] as String? ?? "" }
+            }
+            #expect(plan.contains { $0.hasPrefix("SEARCH \(table) USING COVERING INDEX \(index)") }, "\(plan)")
+        }
+    }
+
     @Test func aFileFromANewerDeployctlIsRefused() throws {
         let path = temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
