@@ -156,7 +156,7 @@ def test_a_deactivated_key_stops_working(shared_server):
     assert s.aws("deploy", "list-applications", env=env).returncode == 0
     s_deployctl(s, "update-access-key", "--access-key-id", created["AccessKeyId"], "--status", "Inactive")
     import time
-    time.sleep(2.5)  # the server remembers a looked-up key for 2 s
+    time.sleep(2.5)  # the server remembers keys until it sees a change; another process's write within a second
     refused = s.aws("deploy", "list-applications", env=env)
     assert "(UnrecognizedClientException)" in refused.stderr
 
