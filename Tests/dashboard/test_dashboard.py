@@ -161,7 +161,15 @@ def sign_in(server, browser, role="admin"):
 
 def heading(browser, text, seconds=10):
     """Waits for the page whose h1 contains `text` (a click's navigation may still be under way)."""
-    WebDriverWait(browser, seconds).until(lambda b: any(text in h.text for h in b.find_elements(By.TAG_NAME, "h1")))
+    WebDriverWait(browser, seconds).until(lambda b: text in b.execute_script(
+        "return Array.from(document.querySelectorAll('h1'), h => h.textContent).join('\\n')"))
+
+
+def attribute(browser, selector, name):
+    """The attribute of the element `selector` finds, read in one step inside the page ("" when there is none): the
+    live view replaces the grid as the deployment moves, so an element found in one call may be gone by the next."""
+    return browser.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? (e.getAttribute(arguments[1]) || '') : ''", selector, name)
 
 
 def shoot(browser, name):
@@ -238,11 +246,11 @@ def test_a_running_deployment_updates_without_a_reload(setup):
     deployment = deploy(server, "good")
     browser.get(server.url + f"/ui/deployments/{deployment}")
     browser.execute_script("window.__sameDocument = 'yes'")
-    WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "live").get_attribute("data-following") == "yes")
+    WebDriverWait(browser, 10).until(lambda b: attribute(b, "#live", "data-following") == "yes")
     selector = "td[data-instance='web-1'][data-event='ValidateService']"
-    WebDriverWait(browser, 60).until(lambda b: "c-succeeded" in b.find_element(By.CSS_SELECTOR, selector).get_attribute("class"))
+    WebDriverWait(browser, 60).until(lambda b: "c-succeeded" in attribute(b, selector, "class"))
     assert browser.execute_script("return window.__sameDocument") == "yes", "the page reloaded"
-    assert "Status: Succeeded" in browser.find_element(By.ID, "live").text
+    WebDriverWait(browser, 10).until(lambda b: "Status: Succeeded" in b.execute_script("return document.getElementById('live').innerText"))
 
 
 def test_stop_with_rollback_and_redeploy(setup):
@@ -340,7 +348,7 @@ def test_continue_a_blue_green_deployment_waiting_in_ready(setup):
     assert until(server, deployment, statuses=("Ready", "Failed", "Stopped"), seconds=60)["status"] == "Ready"
     sign_in(server, browser)
     browser.get(server.url + f"/ui/deployments/{deployment}")
-    assert "Green" in browser.find_element(By.CSS_SELECTOR, "table.grid").text
+    assert "Green" in browser.execute_script("return document.querySelector('table.grid').innerText")
     browser.find_element(By.PARTIAL_LINK_TEXT, "Continue").click()
     heading(browser, "Continue deployment")
     browser.find_element(By.XPATH, "//button[text()='Continue']").click()
@@ -348,5 +356,4 @@ def test_continue_a_blue_green_deployment_waiting_in_ready(setup):
     finished = until(server, deployment, seconds=60)
     assert finished["status"] == "Succeeded", finished
     # The grid shows the traffic step that ran once the deployment was continued.
-    WebDriverWait(browser, 20).until(lambda b: "c-succeeded" in b.find_element(
-        By.CSS_SELECTOR, "td[data-instance='green-1'][data-event='AllowTraffic']").get_attribute("class"))
+    WebDriverWait(browser, 20).until(lambda b: "c-succeeded" in attribute(b, "td[data-instance='green-1'][data-event='AllowTraffic']", "class"))
