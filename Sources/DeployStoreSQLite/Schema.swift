@@ -8,8 +8,8 @@ enum Schema {
         v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, v12, v13, v14,
     ]
 
-    /// The next `seq` of a deployment or revision is `MAX(seq) + 1`, which without an index on `seq` read the whole
-    /// table on every create-deployment (2.3 ms growing to 6.9 ms over 8,000 deployments).
+    /// The next `seq` of a deployment or revision is `MAX(seq) + 1`, which without an index on `seq` read an index of
+    /// the whole table on every create-deployment (775 µs over 10,000 deployments; 13 µs with this one).
     static func v14(_ db: Database) throws {
         try db.execute(
             sql: """
