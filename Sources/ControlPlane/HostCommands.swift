@@ -59,19 +59,21 @@ extension ControlPlane: HostCommandService {
     /// Whether a poll of `instanceName` may find a command now (a read; ``pollHostCommand(instanceName:)`` decides):
     /// a server asks it first on its reader threads, so the polls that find nothing never queue for the writer.
     public func mayHaveHostCommand(instanceName: String) throws -> Bool {
+        try store.read { tx in try hasWork(tx, instanceName) }
+    }
+
+    /// The store's answer to ``mayHaveHostCommand(instanceName:)`` in `tx`, at the current time.
+    private func hasWork(_ tx: any StoreTransaction, _ instanceName: String) throws -> Bool {
         let stamp = now().timeIntervalSince1970
-        let redeliverBefore = stamp + acknowledgeWindow - redeliveryDelay
-        return try store.read { tx in try tx.hasWork(instance: instanceName, now: stamp, redeliverBefore: redeliverBefore) }
+        return try tx.hasWork(instance: instanceName, now: stamp, redeliverBefore: stamp + acknowledgeWindow - redeliveryDelay)
     }
 
     /// ``mayHaveHostCommand(instanceName:)``, and whether its answer holds until deployments, targets or host
     /// commands change (`settled`): false while a command of the instance waits for its acknowledgement, since that
     /// command comes due again with time alone.
     public func lookForHostCommand(instanceName: String) throws -> (mayHave: Bool, settled: Bool) {
-        let stamp = now().timeIntervalSince1970
-        let redeliverBefore = stamp + acknowledgeWindow - redeliveryDelay
-        return try store.read { tx in
-            let mayHave = try tx.hasWork(instance: instanceName, now: stamp, redeliverBefore: redeliverBefore)
+        try store.read { tx in
+            let mayHave = try hasWork(tx, instanceName)
             return (mayHave, mayHave ? false : !(try tx.hasUnacknowledgedCommand(instance: instanceName)))
         }
     }

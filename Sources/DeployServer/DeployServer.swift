@@ -169,55 +169,9 @@ public struct DeployServer: Sendable {
                 await onRunning("\(scheme)://\(ListenAddress(host: listen.host, port: port))")
             },
             logger: logger)
-        // Host commands whose agent went quiet are failed on the server's own clock (its reads do not do it); an
-        // expiry, or a commit by another process, may mean work for held polls.
-        let plane = responder.plane
-        let writer = responder.writer
         let waiters = responder.waiters
-        let externalChanges = configuration.externalChanges
-        let contacts = responder.agentContacts
-        let logger = self.logger
         let failures = RepeatedFailures(logger: logger)
-        @Sendable func writeContacts(all: Bool = false) async {
-            let taken = contacts.take(all: all)
-            if taken.isEmpty { return }
-            do {
-                try await writer.perform { try plane.recordAgentContacts(taken) }
-                failures.recovered("agent contacts")
-            } catch {
-                contacts.restore(taken)
-                failures.failed("agent contacts", error)
-            }
-        }
-        let clock = Task {
-            var seen = externalChanges?()
-            var tick = 0
-            while !Task.isCancelled {
-                do {
-                    try await Task.sleep(for: .seconds(1))
-                } catch {
-                    break
-                }
-                tick += 1
-                if tick % 5 == 0 { await writeContacts() }
-                var expired = 0
-                do {
-                    expired = try await writer.perform { try plane.expireOverdueCommands() + plane.expireBlueGreenWaits() + plane.expireBakes() }
-                    failures.recovered("command expiry")
-                } catch {
-                    failures.failed("command expiry", error)
-                }
-                let now = try? await writer.perform { externalChanges?() }
-                if now != seen {
-                    // Another process wrote the store (`deployctl register --state`, a key deactivated): what the
-                    // server remembers of keys and identities may be stale.
-                    plane.noteAccessChange()
-                    waiters.noteExternalChange()
-                }
-                if expired > 0 || now != seen { waiters.wakeAll() }
-                seen = now ?? seen
-            }
-        }
+        let clock = keepTime(failures: failures)
         let traffic = driveTraffic(failures: failures)
         let alarms = evaluateAlarms()
         let publicURL = configuration.publicURL
@@ -244,11 +198,67 @@ public struct DeployServer: Sendable {
         try await group.run()
         clock.cancel()
         await clock.value
-        await writeContacts(all: true)
+        await writeContacts(all: true, failures: failures)
     }
 }
 
 extension DeployServer {
+    /// The server's clock, once a second: host commands whose agent went quiet are failed (its reads do not do it),
+    /// and so are blue/green waits and bakes that ran out; agent contacts are written every five seconds. An expiry,
+    /// or a commit by another process, may mean work for held polls; another process's commit may also have changed
+    /// keys and identities the server remembers.
+    func keepTime(failures: RepeatedFailures) -> Task<Void, Never> {
+        let plane = responder.plane
+        let writer = responder.writer
+        let waiters = responder.waiters
+        let externalChanges = configuration.externalChanges
+        return Task {
+            var seen = externalChanges?()
+            var tick = 0
+            while !Task.isCancelled {
+                do {
+                    try await Task.sleep(for: .seconds(1))
+                } catch {
+                    break
+                }
+                tick += 1
+                if tick % 5 == 0 { await writeContacts(failures: failures) }
+                var expired = 0
+                do {
+                    expired = try await writer.perform { try plane.expireOverdueCommands() + plane.expireBlueGreenWaits() + plane.expireBakes() }
+                    failures.recovered("command expiry")
+                } catch {
+                    failures.failed("command expiry", error)
+                }
+                let now = try? await writer.perform { externalChanges?() }
+                if now != seen {
+                    // Another process wrote the store (`deployctl register --state`, a key deactivated): what the
+                    // server remembers of keys and identities may be stale.
+                    plane.noteAccessChange()
+                    waiters.noteExternalChange()
+                }
+                if expired > 0 || now != seen { waiters.wakeAll() }
+                seen = now ?? seen
+            }
+        }
+    }
+
+    /// Writes the agent contacts that are due (``AgentContacts/take(all:)``; at shutdown, every newer one); a failed
+    /// write puts them back for the next round.
+    func writeContacts(all: Bool = false, failures: RepeatedFailures) async {
+        let contacts = responder.agentContacts
+        let taken = contacts.take(all: all)
+        if taken.isEmpty { return }
+        let plane = responder.plane
+        do {
+            try await responder.writer.perform { try plane.recordAgentContacts(taken) }
+            failures.recovered("agent contacts")
+        } catch {
+            contacts.restore(taken)
+            failures.failed("agent contacts", error)
+        }
+    }
+
     /// BlockTraffic, AllowTraffic and traffic shifts are the server's to run (TrafficDriver): looked for four times a
     /// second, each run on a thread of its own, the instance's held poll woken when it ends.
     func driveTraffic(failures: RepeatedFailures) -> Task<Void, Never> {

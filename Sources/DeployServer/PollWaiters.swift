@@ -5,7 +5,7 @@ import Synchronization
 ///
 /// A wait is one continuation in a table; the hold times are kept by one sweep task for all of them (it looks every
 /// ``sweepPeriod``, so a hold may end that much late), not a timer and two child tasks per poll: an idle fleet of
-/// 10,000 agents is 500 held polls begun and ended every second.
+/// 10,000 agents begins and ends hundreds of held polls every second.
 final class PollWaiters: Sendable {
     /// How often the sweep ends the waits whose time ran out.
     static let sweepPeriod: Duration = .milliseconds(250)

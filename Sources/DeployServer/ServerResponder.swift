@@ -89,8 +89,8 @@ struct WireResponse {
 
 /// Credentials and instance identities looked up in the store and remembered until access changes
 /// (``ControlPlane/accessChanges``: a key created, deactivated or deleted, an instance registered or deregistered, in
-/// this process or — seen by the server's clock within a second — in another one). An idle fleet's agents poll every
-/// 20 s or so; re-reading each key on every poll was a store read per request. Unknown key ids are remembered
+/// this process or — seen by the server's clock within a second — in another one). An idle fleet's agents poll once
+/// per hold (45 s) plus a second; re-reading each key on every poll was a store read per request. Unknown key ids are remembered
 /// briefly and in a bounded table, so strangers cannot grow it.
 final class Credentials: Sendable {
     typealias Key = (secret: String, role: AccessRole, userName: String)
@@ -115,7 +115,7 @@ final class Credentials: Sendable {
     init(plane: ControlPlane) { self.plane = plane }
 
     /// The active key `accessKeyId`, from memory when nothing changed since it was read, else from the store (on the
-    /// caller's thread: request paths call ``prepare(_:on:)`` first, which reads on the readers).
+    /// caller's thread: request paths call ``prepare(_:on:sessions:)`` first, which reads on the readers).
     func lookup(_ accessKeyId: String) -> Key? {
         switch cached(accessKeyId) {
         case .some(let hit): return hit
