@@ -46,6 +46,10 @@ let package = Package(
         .target(
             name: "DeployStoreSQLite", dependencies: ["DeployStore", "DeployModel", "ProcFS", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]),
+        // libpq from the system, loaded on first use (libpq-dev to build this target only, libpq5 to run).
+        .target(name: "CLibPQ", cSettings: [.unsafeFlags(["-I/usr/include/postgresql"])]),
+        // The store on PostgreSQL, for several server replicas: schema, migrations, SQL, LISTEN/NOTIFY. libpq is used here only.
+        .target(name: "DeployStorePostgres", dependencies: ["DeployStore", "DeployModel", "CLibPQ"]),
         // The built-in S3-like artifact store beside the state file.
         .target(name: "ArtifactStore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // libarchive from the system (libarchive-dev to build, libarchive13 to run), loaded on first use.
@@ -156,7 +160,9 @@ let package = Package(
         .testTarget(name: "JMESPathTests", dependencies: ["JMESPath", "DeployModel", "TestSupport"]),
         .testTarget(
             name: "DeployStoreTests",
-            dependencies: ["DeployStore", "DeployStoreSQLite", "DeployModel", .product(name: "GRDB", package: "GRDB.swift")]),
+            dependencies: [
+                "DeployStore", "DeployStoreSQLite", "DeployStorePostgres", "DeployModel", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
         .testTarget(name: "ArtifactStoreTests", dependencies: ["ArtifactStore"]),
         .testTarget(name: "TopicDeliveryTests", dependencies: ["TopicDelivery", "ControlPlane", "DeployStore"]),
         .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "ControlPlane", "DeployStore", "DeployModel"]),
@@ -166,7 +172,8 @@ let package = Package(
         .testTarget(
             name: "ControlPlaneTests",
             dependencies: [
-                "ControlPlane", "DeployModel", "DeployStore", "DeployStoreSQLite", "HostCommandModel", "ArtifactStore", "Agent", "Bundles",
+                "ControlPlane", "DeployModel", "DeployStore", "DeployStoreSQLite", "DeployStorePostgres", "HostCommandModel", "ArtifactStore",
+                "Agent", "Bundles", "TestSupport",
             ]),
         .testTarget(name: "DeployCLITests", dependencies: ["DeployCLI", "DeployModel", "ControlPlane", "DeployClient", "DeployStoreSQLite"]),
         .testTarget(name: "DeployClientTests", dependencies: ["DeployClient", "AWSWire", "DeployModel", "HostCommandModel"]),

@@ -66,6 +66,8 @@ public enum JSONProtocol {
             return Response(status: 200, body: output.compact(), errorCode: nil)
         } catch let error as ServiceError {
             return .error(error.code, error.message)
+        } catch let error as ServiceUnavailable {
+            return .error("ServiceUnavailable", error.message, status: 503)
         } catch let error as ParameterValidationError {
             if let refusal = error.serviceError(operation: operation.name) { return .error(refusal.code, refusal.message) }
             return .error("ValidationException", error.description)

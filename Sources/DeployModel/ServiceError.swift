@@ -17,3 +17,14 @@ public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible 
 public struct EmptyOutput: Codable, Sendable, Equatable {
     public init() {}
 }
+
+/// A failure the client may retry: the service could not complete the request now (its database is restarting or
+/// unreachable), and nothing the request asked for was done. The server answers 503 `ServiceUnavailable`, which the
+/// aws CLI, the SDKs and both agents retry with back-off.
+public struct ServiceUnavailable: Error, Sendable, CustomStringConvertible {
+    public var message: String
+
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { "ServiceUnavailable: \(message)" }
+}

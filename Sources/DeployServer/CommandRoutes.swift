@@ -97,6 +97,9 @@ struct CommandRoutes {
         } catch let refusal as BlockingExecutor.Refusal {
             // The agent retries a ThrottlingException with backoff, as it does against AWS.
             return fail(503, "ThrottlingException", refusal.description, operation: operation)
+        } catch let error as ServiceUnavailable {
+            // The store cannot be reached now (PostgreSQL restarting): nothing was done, and the agent retries.
+            return fail(503, "ThrottlingException", error.message, operation: operation)
         } catch {
             responder.logger.error(
                 "command service failed", metadata: ["request_id": .string(requestId), "operation": .string(operation), "error": .string("\(error)")])

@@ -82,6 +82,8 @@ struct DeployctlOperation: Sendable {
             throw OperationRefusal(code: error.code, message: error.message, status: error.code == "NotFound" ? 404 : 400)
         } catch let refusal as BlockingExecutor.Refusal {
             throw OperationRefusal(code: "ThrottlingException", message: refusal.description, status: 503)
+        } catch let error as ServiceUnavailable {
+            throw OperationRefusal(code: "ServiceUnavailable", message: error.message, status: 503)
         } catch {
             throw OperationRefusal(code: "InternalFailure", message: "\(error)", status: 500)
         }

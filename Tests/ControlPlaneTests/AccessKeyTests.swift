@@ -5,7 +5,7 @@ import Testing
 
 /// Access keys and roles for `deployctl server` (issue 10), on both stores.
 @Suite struct AccessKeyTests {
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.selected)
     func keysAreCreatedImportedDeactivatedAndDeleted(_ store: StoreKind) throws {
         let f = try PlaneFixture(store)
         let made = try f.plane.createAccessKey(userName: "ci")

@@ -10,7 +10,7 @@ import Testing
 /// The agent's loop against the control plane in process, through the seams the server and remote agents will use
 /// (`HostCommandService`, `HostCommandAdapter`, `ArtifactStorage`), on each store: a deployment runs to its end.
 @Suite struct AgentLoopTests {
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.selected)
     func aDeploymentRunsToItsEndThroughTheHostCommandService(_ store: StoreKind) async throws {
         let f = try PlaneFixture(store)
         let base = f.directory.path
@@ -53,7 +53,7 @@ import Testing
         #expect(try await loop.runPending() == 0)
     }
 
-    @Test(arguments: StoreKind.allCases)
+    @Test(arguments: StoreKind.selected)
     func aBundleWithAnotherETagFailsDownloadBundleWithTheReason(_ store: StoreKind) async throws {
         let f = try PlaneFixture(store)
         try f.app()

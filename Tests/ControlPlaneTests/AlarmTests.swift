@@ -48,7 +48,7 @@ import Testing
     static let activatedMessage =
         "One or more alarms have been activated according to the Amazon CloudWatch metrics you selected, and the affected deployments have been stopped. Activated alarms: <errors-high>"
 
-    @Test(arguments: StoreKind.allCases) func anAlarmStopsTheDeploymentInFlightAndRollsBack(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func anAlarmStopsTheDeploymentInFlightAndRollsBack(_ store: StoreKind) throws {
         let (plane, dir) = try fixture(store, alarms: Self.watching)
         defer { try? FileManager.default.removeItem(at: dir) }
         try plane.putAlarmNow(name: "errors-high", definition: .manual)
@@ -73,7 +73,7 @@ import Testing
         #expect(try plane.describeAlarmsNow(names: ["errors-high"]).first?.stateReason == "5xx above 1 %")
     }
 
-    @Test(arguments: StoreKind.allCases) func anAlarmAlreadyActiveStopsADeploymentAtOnceUnlessOverridden(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func anAlarmAlreadyActiveStopsADeploymentAtOnceUnlessOverridden(_ store: StoreKind) throws {
         let (plane, dir) = try fixture(store, alarms: Self.watching, rollbackOnAlarm: false)
         defer { try? FileManager.default.removeItem(at: dir) }
         try plane.putAlarmNow(name: "errors-high", definition: .manual)
@@ -91,7 +91,7 @@ import Testing
         #expect(try info(plane, fix)?.status == .succeeded)
     }
 
-    @Test(arguments: StoreKind.allCases) func anUndefinedAlarmStopsUnlessItsFailureIsIgnored(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func anUndefinedAlarmStopsUnlessItsFailureIsIgnored(_ store: StoreKind) throws {
         let (plane, dir) = try fixture(store, alarms: AlarmConfiguration(enabled: true, alarms: [Alarm(name: "nobody-defined-me")]))
         defer { try? FileManager.default.removeItem(at: dir) }
         let stopped = try deploy(plane)
@@ -103,7 +103,7 @@ import Testing
         #expect(try info(plane, ignored)?.status == .created)
     }
 
-    @Test(arguments: StoreKind.allCases) func badAlarmInputIsRefusedAndChangesNothing(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func badAlarmInputIsRefusedAndChangesNothing(_ store: StoreKind) throws {
         let (plane, dir) = try fixture(store, alarms: nil)
         defer { try? FileManager.default.removeItem(at: dir) }
         #expect(serviceErrorCode { try plane.putAlarmNow(name: "", definition: .manual) } == "InvalidParameterValue")
@@ -135,7 +135,7 @@ import Testing
             serviceErrorCode { _ = try deploy(plane, override: AlarmConfiguration(enabled: true, alarms: [])) } == "InvalidAlarmConfigException")
     }
 
-    @Test(arguments: StoreKind.allCases) func evaluationsAreRecordedAndActedOn(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func evaluationsAreRecordedAndActedOn(_ store: StoreKind) throws {
         let (plane, dir) = try fixture(store, alarms: Self.watching, rollbackOnAlarm: false)
         defer { try? FileManager.default.removeItem(at: dir) }
         let probe = AlarmDefinition(kind: .http, httpURL: "http://127.0.0.1:9/health")
@@ -166,7 +166,7 @@ import Testing
     }
 
     /// Bake time (zonalConfig.monitorDurationInSeconds): Baking after the last instance, alarms still watched.
-    @Test(arguments: StoreKind.allCases) func aBakingDeploymentIsStoppedByAnAlarmOrSucceedsWhenItsTimeIsOver(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func aBakingDeploymentIsStoppedByAnAlarmOrSucceedsWhenItsTimeIsOver(_ store: StoreKind) throws {
         let clock = ManualClock()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bake-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -74,7 +74,7 @@ import Testing
 
     static let install = ["ApplicationStop", "DownloadBundle", "BeforeInstall", "Install", "AfterInstall", "ApplicationStart", "ValidateService"]
 
-    @Test(arguments: StoreKind.allCases) func greenIsInstalledThenTakesTrafficThenBlueIsDrained(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func greenIsInstalledThenTakesTrafficThenBlueIsDrained(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store, configuration: nil)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -101,7 +101,7 @@ import Testing
             try plane.getDeploymentInstance(GetDeploymentInstanceInput(deploymentId: id, instanceId: "g2")).instanceSummary?.instanceType == .green)
     }
 
-    @Test(arguments: StoreKind.allCases) func aReadyDeploymentWaitsForContinueOrIsStoppedAfterItsWait(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func aReadyDeploymentWaitsForContinueOrIsStoppedAfterItsWait(_ store: StoreKind) throws {
         let clock = ManualClock()
         let configuration = BlueGreenDeploymentConfiguration(
             deploymentReadyOption: DeploymentReadyOption(actionOnTimeout: .stopDeployment, waitTimeInMinutes: 10))
@@ -139,7 +139,7 @@ import Testing
         #expect(try target(plane, second, "b1")?.status == .skipped)
     }
 
-    @Test(arguments: StoreKind.allCases) func terminateRunsTheOriginalsApplicationStopAfterItsWait(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func terminateRunsTheOriginalsApplicationStopAfterItsWait(_ store: StoreKind) throws {
         let clock = ManualClock()
         let configuration = BlueGreenDeploymentConfiguration(
             terminateBlueInstancesOnDeploymentSuccess: BlueInstanceTerminationOption(action: .terminate, terminationWaitTimeInMinutes: 5))
@@ -164,7 +164,7 @@ import Testing
         #expect(try info(plane, second)?.status == .succeeded)
     }
 
-    @Test(arguments: StoreKind.allCases) func aFailedRerouteRollsTrafficBackToBlue(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func aFailedRerouteRollsTrafficBackToBlue(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store, configuration: nil)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -192,7 +192,7 @@ import Testing
         #expect(try target(plane, rollback, "b1")?.instanceLabel == .blue)
     }
 
-    @Test(arguments: StoreKind.allCases) func aCanaryShiftsWeightsInStepsBeforeBlueIsDrained(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func aCanaryShiftsWeightsInStepsBeforeBlueIsDrained(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store, configuration: nil)
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -2,20 +2,33 @@ import ArtifactStore
 import ControlPlane
 import DeployModel
 import DeployStore
+import DeployStorePostgres
 import DeployStoreSQLite
 import Foundation
+import TestSupport
 
-/// The stores every control-plane test runs against: the same rules must hold on each.
+/// The stores every control-plane test runs against: the same rules must hold on each. PostgreSQL's is a schema of
+/// its own in the test process's cluster (``PostgresCluster``). `DEPLOYCTL_TEST_STORES=postgres` (a comma-separated
+/// list) runs the tests on those stores only (`make test-postgres`).
 enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
-    case sqlite, memory
+    case sqlite, memory, postgres
 
     var description: String { rawValue }
+
+    /// The kinds the tests run on.
+    static let selected: [StoreKind] = {
+        guard let names = ProcessInfo.processInfo.environment["DEPLOYCTL_TEST_STORES"], !names.isEmpty else { return allCases }
+        return names.split(separator: ",").compactMap { StoreKind(rawValue: String($0)) }
+    }()
 
     /// A fresh store of this kind (SQLite in a new file under `directory`).
     func make(in directory: URL) throws -> any DeployStore {
         switch self {
         case .sqlite: return SQLiteStore(file: try StateFile(path: directory.appendingPathComponent("state.db").path))
         case .memory: return MemoryStore()
+        case .postgres:
+            let cluster = try PostgresCluster.shared.get()
+            return try PostgresStore(url: try DatabaseURL(try cluster.freshURL(), allowPassword: false), maxConnections: 4)
         }
     }
 }

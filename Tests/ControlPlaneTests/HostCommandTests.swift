@@ -39,7 +39,7 @@ final class ManualClock: @unchecked Sendable {
         ).deploymentId ?? ""
     }
 
-    @Test(arguments: StoreKind.allCases) func eventsAreHandedOutInOrderOneTargetAtATimeAndTheDeploymentEnds(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func eventsAreHandedOutInOrderOneTargetAtATimeAndTheDeploymentEnds(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -68,7 +68,7 @@ final class ManualClock: @unchecked Sendable {
     /// agent neither leaves the deployment InProgress nor blocks the group's next deployment.
     /// A look that found nothing holds (a server may skip the next look until the store changes) only while no
     /// command of the instance waits for its acknowledgement: that one comes due again with time alone.
-    @Test(arguments: StoreKind.allCases) func aLookThatFindsNothingHoldsOnlyWhileNoCommandAwaitsItsAcknowledgement(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func aLookThatFindsNothingHoldsOnlyWhileNoCommandAwaitsItsAcknowledgement(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -84,7 +84,7 @@ final class ManualClock: @unchecked Sendable {
         #expect(try plane.lookForHostCommand(instanceName: "a") == (mayHave: false, settled: true))
     }
 
-    @Test(arguments: StoreKind.allCases) func expiryNeedsNoPollingAgent(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func expiryNeedsNoPollingAgent(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -106,7 +106,7 @@ final class ManualClock: @unchecked Sendable {
 
     /// A stopped deployment whose running event's agent died: once the command expires, no target is left
     /// InProgress, whichever call comes first.
-    @Test(arguments: StoreKind.allCases) func aStoppedDeploymentLeavesNoTargetInProgressOnceItsEventsExpire(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func aStoppedDeploymentLeavesNoTargetInProgressOnceItsEventsExpire(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -126,7 +126,7 @@ final class ManualClock: @unchecked Sendable {
         #expect(info.deploymentOverview?.inProgress == 0)
     }
 
-    @Test(arguments: StoreKind.allCases) func aCommandWhoseAgentVanishedIsFailedAfterItsTimeoutPlusAMargin(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func aCommandWhoseAgentVanishedIsFailedAfterItsTimeoutPlusAMargin(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -156,7 +156,7 @@ final class ManualClock: @unchecked Sendable {
         #expect(try plane.pollHostCommand(instanceName: "b") != nil)
     }
 
-    @Test(arguments: StoreKind.allCases) func targetInstancesAndIgnoreApplicationStopFailuresReachTheAgent(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func targetInstancesAndIgnoreApplicationStopFailuresReachTheAgent(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -178,7 +178,7 @@ final class ManualClock: @unchecked Sendable {
 
     /// `agent list`: Never until an agent is heard from (a local lease or a server's recorded call), Online within
     /// 90 s, Quiet after, Running while an acknowledged command is out; a contact never moves back in time.
-    @Test(arguments: StoreKind.allCases) func agentPresenceFollowsContactsLeasesAndRunningCommands(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func agentPresenceFollowsContactsLeasesAndRunningCommands(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -211,7 +211,7 @@ final class ManualClock: @unchecked Sendable {
 
     /// Issue 22, item 1: a caller authenticated as one instance never acknowledges, notes or completes another
     /// instance's command, nor its own through another deployment's identifier; nothing changes when refused.
-    @Test(arguments: StoreKind.allCases) func aCommandIsOnlyItsOwnInstancesToHandBack(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func aCommandIsOnlyItsOwnInstancesToHandBack(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }

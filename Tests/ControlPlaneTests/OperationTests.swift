@@ -5,7 +5,7 @@ import HostCommandModel
 import Testing
 
 @Suite struct ApplicationTests {
-    @Test(arguments: StoreKind.allCases) func createGetRenameDelete(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func createGetRenameDelete(_ store: StoreKind) throws {
         let f = try PlaneFixture(store)
         let id = try f.plane.createApplication(CreateApplicationInput(applicationName: "shop")).applicationId
         #expect(id?.count == 36)
@@ -25,7 +25,7 @@ import Testing
 
     /// Tools that manage CodeDeploy as code create Lambda and ECS resources: they are kept and returned as AWS does,
     /// with AWS's predefined configurations; only a deployment to them is refused.
-    @Test(arguments: StoreKind.allCases) func lambdaAndECSResourcesAreKeptButNotDeployed(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func lambdaAndECSResourcesAreKeptButNotDeployed(_ store: StoreKind) throws {
         let f = try PlaneFixture(store)
         let revision = RevisionLocation(
             revisionType: .s3, s3Location: S3Location(bucket: "b", key: "k.zip", bundleType: .zip))
@@ -107,7 +107,7 @@ import Testing
                 .deploymentConfigInfo?.trafficRoutingConfig?.timeBasedCanary == TimeBasedCanary(canaryPercentage: 10, canaryInterval: 5))
     }
 
-    @Test(arguments: StoreKind.allCases) func errors(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func errors(_ store: StoreKind) throws {
         let f = try PlaneFixture(store)
         try f.app("a")
         try f.app("b")
@@ -126,7 +126,7 @@ import Testing
             } == "BatchLimitExceededException")
     }
 
-    @Test(arguments: StoreKind.allCases) func deletingAnApplicationRemovesItsGroupsAndRevisions(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func deletingAnApplicationRemovesItsGroupsAndRevisions(_ store: StoreKind) throws {
         let f = try PlaneFixture(store)
         try f.app()
         try f.group()
@@ -140,7 +140,7 @@ import Testing
         #expect(try f.plane.listApplicationRevisions(ListApplicationRevisionsInput(applicationName: "app")).revisions == [])
     }
 
-    @Test(arguments: StoreKind.allCases) func listsArePagedWithNextToken(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func listsArePagedWithNextToken(_ store: StoreKind) throws {
         let f = try PlaneFixture(store)
         for i in 0..<150 { try f.app(String(format: "app-%03d", i)) }
         let first = try f.plane.listApplications(ListApplicationsInput())
@@ -155,7 +155,7 @@ import Testing
 }
 
 @Suite struct DeploymentConfigTests {
-    @Test(arguments: StoreKind.allCases) func predefinedConfigsExistAndCannotBeDeleted(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func predefinedConfigsExistAndCannotBeDeleted(_ store: StoreKind) throws {
         let f = try PlaneFixture(store)
         let names = try f.plane.listDeploymentConfigs(ListDeploymentConfigsInput()).deploymentConfigsList ?? []
         #expect(names.contains("CodeDeployDefault.OneAtATime"))
@@ -169,7 +169,7 @@ import Testing
                 == "InvalidOperationException")
     }
 
-    @Test(arguments: StoreKind.allCases) func customConfigLifecycle(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func customConfigLifecycle(_ store: StoreKind) throws {
         let f = try PlaneFixture(store)
         let create = { (name: String, type: MinimumHealthyHostsType, value: Int) in
             _ = try f.plane.createDeploymentConfig(
@@ -201,7 +201,7 @@ import Testing
 }
 
 @Suite struct DeploymentGroupTests {
-    @Test(arguments: StoreKind.allCases) func createUpdateRenameDelete(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func createUpdateRenameDelete(_ store: StoreKind) throws {
         let f = try PlaneFixture(store)
         try f.app()
         try f.group(filters: [TagFilter(key: "env", value: "prod", type: .keyAndValue)])
@@ -228,7 +228,7 @@ import Testing
                 == "DeploymentGroupDoesNotExistException")
     }
 
-    @Test(arguments: StoreKind.allCases) func invalidTagSettingsAreRefused(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func invalidTagSettingsAreRefused(_ store: StoreKind) throws {
         let f = try PlaneFixture(store)
         try f.app()
         let filter = TagFilter(key: "a", value: "b", type: .keyAndValue)
@@ -240,7 +240,7 @@ import Testing
 }
 
 @Suite struct InstanceTests {
-    @Test(arguments: StoreKind.allCases) func registerTagListDeregister(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func registerTagListDeregister(_ store: StoreKind) throws {
         let f = try PlaneFixture(store)
         try f.instance("web-1", tags: [("env", "prod"), ("role", "web")])
         try f.instance("db-1", tags: [("env", "prod"), ("role", "db")])
@@ -297,7 +297,7 @@ import Testing
         try f.plane.listDeploymentTargets(ListDeploymentTargetsInput(deploymentId: id)).targetIds ?? []
     }
 
-    @Test(arguments: StoreKind.allCases) func targetsFollowTheGroupsFiltersAndEveryEventStartsPending(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func targetsFollowTheGroupsFiltersAndEveryEventStartsPending(_ store: StoreKind) throws {
         let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "role", value: "db", type: .keyAndValue), TagFilter(value: "staging", type: .valueOnly)])
         let id = try f.deploy()
@@ -318,13 +318,13 @@ import Testing
                 == "DeploymentTargetDoesNotExistException")
     }
 
-    @Test(arguments: StoreKind.allCases) func aTagSetIsAndAcrossGroups(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func aTagSetIsAndAcrossGroups(_ store: StoreKind) throws {
         let f = try fleet(store)
         try f.group(tagSet: [[TagFilter(key: "env", value: "prod", type: .keyAndValue)], [TagFilter(key: "role", value: "web", type: .keyAndValue)]])
         #expect(try targetIds(f, try f.deploy()).sorted() == ["web-1", "web-2"])
     }
 
-    @Test(arguments: StoreKind.allCases) func noMatchingInstanceFailsAtOnceWithNoInstances(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func noMatchingInstanceFailsAtOnceWithNoInstances(_ store: StoreKind) throws {
         let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "env", value: "nowhere", type: .keyAndValue)])
         let id = try f.deploy()
@@ -336,7 +336,7 @@ import Testing
         _ = try f.deploy(key: "v2.zip")
     }
 
-    @Test(arguments: StoreKind.allCases) func onlyOneActiveDeploymentPerGroup(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func onlyOneActiveDeploymentPerGroup(_ store: StoreKind) throws {
         let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "role", type: .keyOnly)])
         try f.group("other", filters: [TagFilter(key: "role", type: .keyOnly)])
@@ -358,7 +358,7 @@ import Testing
         #expect(info?.status == .created)
     }
 
-    @Test(arguments: StoreKind.allCases) func createDeploymentErrors(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func createDeploymentErrors(_ store: StoreKind) throws {
         let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "role", type: .keyOnly)])
         #expect(serviceErrorCode { _ = try f.deploy(app: "nope") } == "ApplicationDoesNotExistException")
@@ -393,7 +393,7 @@ import Testing
         #expect(serviceErrorCode { _ = try f.plane.getDeployment(GetDeploymentInput(deploymentId: "d-../../x")) } == "InvalidDeploymentIdException")
     }
 
-    @Test(arguments: StoreKind.allCases) func listDeploymentsFilters(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func listDeploymentsFilters(_ store: StoreKind) throws {
         let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "role", type: .keyOnly)])
         try f.group("empty", filters: [TagFilter(key: "none", type: .keyOnly)])
@@ -413,7 +413,7 @@ import Testing
                 == "ApplicationNameRequiredException")
     }
 
-    @Test(arguments: StoreKind.allCases) func revisionsAreRegisteredAndTracked(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func revisionsAreRegisteredAndTracked(_ store: StoreKind) throws {
         let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "role", type: .keyOnly)])
         let manual = RevisionLocation(revisionType: .s3, s3Location: S3Location(bucket: "releases", key: "manual.zip", bundleType: .zip))
@@ -459,7 +459,7 @@ import Testing
         #expect(stored.revision?.appSpecContent?.sha256?.count == 64)
     }
 
-    @Test(arguments: StoreKind.allCases) func previousRevisionAndLastDeploymentsOnTheGroup(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func previousRevisionAndLastDeploymentsOnTheGroup(_ store: StoreKind) throws {
         let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "role", type: .keyOnly)])
         let id = try f.deploy()
@@ -469,7 +469,7 @@ import Testing
         #expect(group?.targetRevision?.s3Location?.key == "app.zip")
     }
 
-    @Test(arguments: StoreKind.allCases) func deprecatedInstanceViews(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func deprecatedInstanceViews(_ store: StoreKind) throws {
         let f = try fleet(store)
         try f.group(filters: [TagFilter(key: "role", value: "web", type: .keyAndValue)])
         let id = try f.deploy()
@@ -487,7 +487,7 @@ import Testing
 }
 
 @Suite struct ResourceTagTests {
-    @Test(arguments: StoreKind.allCases) func tagsOnApplicationsAndGroupsByArn(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func tagsOnApplicationsAndGroupsByArn(_ store: StoreKind) throws {
         let f = try PlaneFixture(store)
         _ = try f.plane.createApplication(CreateApplicationInput(applicationName: "app", tags: [Tag(key: "team", value: "ops")]))
         try f.group()

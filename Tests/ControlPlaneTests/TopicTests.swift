@@ -30,7 +30,7 @@ import Testing
         return (topic, arn)
     }
 
-    @Test(arguments: StoreKind.allCases) func publishReachesConfirmedSubscriptionsAndAMissingTopicIsARecordedFailure(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func publishReachesConfirmedSubscriptionsAndAMissingTopicIsARecordedFailure(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -86,7 +86,7 @@ import Testing
         #expect(try plane.listDeliveriesNow(DeliveryQuery()).deliveries.count == before)
     }
 
-    @Test(arguments: StoreKind.allCases) func aSubscriptionsDeliveriesGoInOrderWithBackOffUntilTheWindowEnds(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func aSubscriptionsDeliveriesGoInOrderWithBackOffUntilTheWindowEnds(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -137,7 +137,7 @@ import Testing
         #expect(waits.dropFirst().allSatisfy { $0 <= 661 } && waits.contains { $0 >= 540 })
     }
 
-    @Test(arguments: StoreKind.allCases) func aDeliveryClaimedByAKilledDelivererComesDueAgain(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func aDeliveryClaimedByAKilledDelivererComesDueAgain(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store)
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -48,7 +48,7 @@ import Testing
         return seen
     }
 
-    @Test(arguments: StoreKind.allCases) func trafficStepsAreTheDriversAndTheHooksAroundThemTheAgents(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func trafficStepsAreTheDriversAndTheHooksAroundThemTheAgents(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store, style: Self.controlled, balancers: Self.web)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -92,7 +92,7 @@ import Testing
         #expect(stream.contains { "\($0.event)".contains("set server web/a state drain") })
     }
 
-    @Test(arguments: StoreKind.allCases) func aFailedStepFailsTheTargetAndLeavesTheRestUndone(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func aFailedStepFailsTheTargetAndLeavesTheRestUndone(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store, style: Self.controlled, balancers: Self.web)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -110,7 +110,7 @@ import Testing
         #expect(target?.lifecycleEvents?.first { $0.lifecycleEventName == "BlockTraffic" }?.diagnostics?.message?.contains("no server 'a'") == true)
     }
 
-    @Test(arguments: StoreKind.allCases) func aStepNobodyClaimsFailsNamingTheFlag(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func aStepNobodyClaimsFailsNamingTheFlag(_ store: StoreKind) throws {
         let clock = ManualClock()
         let (plane, dir) = try fixture(clock, store, style: Self.controlled, balancers: Self.web)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -124,7 +124,7 @@ import Testing
         #expect(try plane.getDeployment(GetDeploymentInput(deploymentId: id)).deploymentInfo?.status == .failed)
     }
 
-    @Test(arguments: StoreKind.allCases) func withoutTrafficControlNothingChanges(_ store: StoreKind) throws {
+    @Test(arguments: StoreKind.selected) func withoutTrafficControlNothingChanges(_ store: StoreKind) throws {
         let clock = ManualClock()
         // Load balancers named but WITHOUT_TRAFFIC_CONTROL: AWS ignores them, and so does deployctl.
         let style = DeploymentStyle(deploymentType: .inPlace, deploymentOption: .withoutTrafficControl)

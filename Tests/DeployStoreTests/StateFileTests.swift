@@ -1,8 +1,10 @@
 import DeployModel
 import DeployStore
+import DeployStorePostgres
 import Foundation
 import GRDB
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import DeployStoreSQLite
@@ -126,11 +128,12 @@ import Testing
     }
 }
 
-/// The store contract, on both stores: a write commits whole or not at all; a read cannot write.
+/// The store contract, on every store: a write commits whole or not at all; a read cannot write.
 @Suite struct StoreContractTests {
     static func stores() throws -> [(String, any DeployStore)] {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)/state.db").path
-        return [("sqlite", SQLiteStore(file: try StateFile(path: path))), ("memory", MemoryStore())]
+        let postgres = try PostgresStore(url: try DatabaseURL(try PostgresCluster.shared.get().freshURL(), allowPassword: false), maxConnections: 2)
+        return [("sqlite", SQLiteStore(file: try StateFile(path: path))), ("memory", MemoryStore()), ("postgres", postgres)]
     }
 
     @Test func aThrowingWriteLeavesNothingAndAReadCannotWrite() throws {

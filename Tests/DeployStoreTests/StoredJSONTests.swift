@@ -1,8 +1,7 @@
 import DeployModel
+import DeployStore
 import Foundation
 import Testing
-
-@testable import DeployStoreSQLite
 
 /// The store remembers what it wrote as the decoded value of the text it wrote (`StoredJSONCache.remember`): that
 /// is only right if stored JSON decodes to exactly the value it was encoded from, times included (the control plane

@@ -1,0 +1,86 @@
+#include <libpq-fe.h>
+
+#include "CLibPQ.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+_Static_assert(PGRES_COMMAND_OK == 1 && PGRES_TUPLES_OK == 2, "libpq's result statuses");
+_Static_assert(PQTRANS_IDLE == 0 && PQTRANS_INTRANS == 2 && PQTRANS_INERROR == 3 && PQTRANS_UNKNOWN == 4,
+               "libpq's transaction statuses");
+
+/* Each function deployctl calls, by name, typed by libpq-fe.h's declarations. */
+#define LIBPQ_SYMBOLS(X)                                                                                              \
+    X(PQconnectdb) X(PQstatus) X(PQerrorMessage) X(PQfinish) X(PQexec) X(PQexecParams) X(PQprepare)                 \
+    X(PQexecPrepared) X(PQresultStatus) X(PQresultErrorField) X(PQresultErrorMessage) X(PQntuples) X(PQnfields)     \
+    X(PQgetvalue) X(PQgetisnull) X(PQcmdTuples) X(PQclear) X(PQsocket) X(PQconsumeInput) X(PQnotifies)              \
+    X(PQfreemem) X(PQtransactionStatus) X(PQbackendPID)
+
+#define DECLARE(name) static __typeof__(&name) real_##name;
+LIBPQ_SYMBOLS(DECLARE)
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static char failure[512];
+static int loaded;
+
+static void load(void) {
+    void *library = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL);
+    if (!library) {
+        snprintf(failure, sizeof failure, "cannot load libpq (%s); on Debian or Ubuntu: apt-get install libpq5", dlerror());
+        return;
+    }
+#define RESOLVE(name)                                                                                                 \
+    real_##name = (__typeof__(&name))dlsym(library, #name);                                                           \
+    if (!real_##name) {                                                                                               \
+        snprintf(failure, sizeof failure, "the installed libpq has no %s; deployctl needs libpq 12 or later", #name); \
+        return;                                                                                                       \
+    }
+    LIBPQ_SYMBOLS(RESOLVE)
+    loaded = 1;
+}
+
+const char *deployctl_libpq_load(void) {
+    pthread_once(&once, load);
+    return loaded ? NULL : failure;
+}
+
+PGconn *deployctl_pq_connect(const char *conninfo) { return deployctl_libpq_load() ? NULL : real_PQconnectdb(conninfo); }
+int deployctl_pq_status_ok(const PGconn *c) { return real_PQstatus(c) == CONNECTION_OK; }
+const char *deployctl_pq_error_message(const PGconn *c) { return real_PQerrorMessage(c); }
+void deployctl_pq_finish(PGconn *c) { real_PQfinish(c); }
+PGresult *deployctl_pq_exec(PGconn *c, const char *query) { return real_PQexec(c, query); }
+PGresult *deployctl_pq_exec_params(PGconn *c, const char *query, int count, const char *const *values) {
+    return real_PQexecParams(c, query, count, NULL, values, NULL, NULL, 0);
+}
+PGresult *deployctl_pq_prepare(PGconn *c, const char *name, const char *query, int count) {
+    (void)count;
+    return real_PQprepare(c, name, query, 0, NULL);
+}
+PGresult *deployctl_pq_exec_prepared(PGconn *c, const char *name, int count, const char *const *values) {
+    return real_PQexecPrepared(c, name, count, values, NULL, NULL, 0);
+}
+int deployctl_pq_result_status(const PGresult *r) { return r ? (int)real_PQresultStatus(r) : -1; }
+const char *deployctl_pq_sqlstate(const PGresult *r) { return r ? real_PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL; }
+const char *deployctl_pq_result_error(const PGresult *r) { return r ? real_PQresultErrorMessage(r) : ""; }
+int deployctl_pq_rows(const PGresult *r) { return real_PQntuples(r); }
+int deployctl_pq_columns(const PGresult *r) { return real_PQnfields(r); }
+const char *deployctl_pq_value(const PGresult *r, int row, int column) { return real_PQgetvalue(r, row, column); }
+int deployctl_pq_is_null(const PGresult *r, int row, int column) { return real_PQgetisnull(r, row, column); }
+const char *deployctl_pq_affected(PGresult *r) { return real_PQcmdTuples(r); }
+void deployctl_pq_clear(PGresult *r) {
+    if (r) real_PQclear(r);
+}
+int deployctl_pq_socket(const PGconn *c) { return real_PQsocket(c); }
+int deployctl_pq_consume_input(PGconn *c) { return real_PQconsumeInput(c); }
+int deployctl_pq_next_notification(PGconn *c, char *channel, int size, int *sender) {
+    PGnotify *notify = real_PQnotifies(c);
+    if (!notify) return 0;
+    snprintf(channel, (size_t)size, "%s", notify->relname);
+    *sender = notify->be_pid;
+    real_PQfreemem(notify);
+    return 1;
+}
+int deployctl_pq_transaction_status(const PGconn *c) { return (int)real_PQtransactionStatus(c); }
+int deployctl_pq_backend_pid(const PGconn *c) { return real_PQbackendPID(c); }

@@ -1,0 +1,41 @@
+#ifndef DEPLOYCTL_CLIBPQ_H
+#define DEPLOYCTL_CLIBPQ_H
+
+/* The part of libpq the PostgreSQL store uses. libpq is loaded on first use (dlopen), like libarchive: only
+   `--database postgres://...` needs it, and linking it would make every command load libpq, libssl, GSSAPI and LDAP
+   at start-up. This header names no libpq header, so nothing but LibPQLoader.c needs libpq-dev to build; enums are
+   ints here (the values below are libpq's, checked by LibPQLoader.c against libpq-fe.h). */
+typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
+
+/* NULL once loaded, or why it could not be (what to install). */
+const char *deployctl_libpq_load(void);
+
+/* PQconnectdb; NULL when libpq could not be loaded. */
+PGconn *deployctl_pq_connect(const char *conninfo);
+int deployctl_pq_status_ok(const PGconn *c);
+const char *deployctl_pq_error_message(const PGconn *c);
+void deployctl_pq_finish(PGconn *c);
+PGresult *deployctl_pq_exec(PGconn *c, const char *query);
+PGresult *deployctl_pq_exec_params(PGconn *c, const char *query, int count, const char *const *values);
+PGresult *deployctl_pq_prepare(PGconn *c, const char *name, const char *query, int count);
+PGresult *deployctl_pq_exec_prepared(PGconn *c, const char *name, int count, const char *const *values);
+/* 1: a command without rows; 2: rows; anything else failed. */
+int deployctl_pq_result_status(const PGresult *r);
+/* The five-character SQLSTATE, or NULL. */
+const char *deployctl_pq_sqlstate(const PGresult *r);
+const char *deployctl_pq_result_error(const PGresult *r);
+int deployctl_pq_rows(const PGresult *r);
+int deployctl_pq_columns(const PGresult *r);
+const char *deployctl_pq_value(const PGresult *r, int row, int column);
+int deployctl_pq_is_null(const PGresult *r, int row, int column);
+const char *deployctl_pq_affected(PGresult *r);
+void deployctl_pq_clear(PGresult *r);
+int deployctl_pq_socket(const PGconn *c);
+int deployctl_pq_consume_input(PGconn *c);
+/* The channel of the next notification received (1), or none (0); `channel` gets at most `size` - 1 bytes. */
+int deployctl_pq_next_notification(PGconn *c, char *channel, int size, int *sender);
+/* 0 idle, 2 in a transaction, 3 in a failed transaction, 4 the connection is bad (libpq's PGTransactionStatusType). */
+int deployctl_pq_transaction_status(const PGconn *c);
+int deployctl_pq_backend_pid(const PGconn *c);
+#endif

@@ -1,0 +1,280 @@
+import DeployModel
+public import DeployStore
+import Foundation
+import Synchronization
+
+/// The ``DeployStore`` on PostgreSQL, for several `deployctl server` replicas on one database (ARCHITECTURE.md,
+/// "Several servers"). libpq, synchronous, on the caller's thread: the store protocol is synchronous and the server
+/// already runs every store call on its bounded blocking executors.
+///
+/// **Writes** are serialized across every replica by a transaction-level advisory lock taken first in each write
+/// transaction (READ COMMITTED under it: each statement sees every write committed before the lock was granted).
+/// That is SQLite's one-writer model on a shared database, and it gives each invariant ``DeployStore`` states for
+/// any number of replicas without relying on each rule's queries: a command is inserted once (and the unique key
+/// says so twice), a group gets one active deployment, an overdue command is failed once, an event's sequence
+/// number commits in order. A replica killed inside a write loses its session, and PostgreSQL releases the lock.
+/// **Reads** run in REPEATABLE READ READ ONLY transactions: one snapshot, never waiting for a writer.
+/// A serialization failure or deadlock is retried here; a lost connection or a database that is down is a
+/// ``ServiceUnavailable`` (the server answers 503, which clients retry), and the pool reconnects with back-off.
+public final class PostgresStore: DeployStore, Sendable {
+    public let url: DatabaseURL
+    private let pool: ConnectionPool
+    private let state = Mutex(Counters())
+    /// The advisory lock key every write transaction takes ("dcwrite" in ASCII).
+    static let writeLock: Int64 = 0x64_63_77_72_69_74_65
+    /// The channel write transactions notify when they change work or access (deployments, targets, commands, keys,
+    /// instances); replicas LISTEN on it.
+    static let channel = "deployctl_changes"
+
+    struct Counters {
+        /// Commits of this process that changed work, plus changes announced by other replicas.
+        var workChanges: UInt64 = 0
+        /// Changes announced by other replicas (and listener reconnections, which may have missed some).
+        var externalChanges = 0
+        var retries = 0
+        var listenerReconnects = 0
+        var listening = false
+    }
+
+    /// Connects (at most `maxConnections` at once) and brings the schema up to date (once, whatever the number of
+    /// replicas starting together: ``PostgresSchema``).
+    public init(url: DatabaseURL, maxConnections: Int = 16) throws(PostgresError) {
+        self.url = url
+        pool = ConnectionPool(conninfo: url.conninfo, capacity: maxConnections)
+        let connection = try pool.take()
+        defer { pool.give(connection) }
+        try PostgresSchema.migrate(connection)
+    }
+
+    /// What the server's `/metrics` shows of the store.
+    public struct Statistics: Sendable {
+        public var connectionsOpen: Int
+        public var connectionFailures: Int
+        public var reconnects: Int
+        public var retries: Int
+        public var listenerReconnects: Int
+        public var available: Bool
+    }
+
+    public var statistics: Statistics {
+        let pool = pool.statistics
+        return state.withLock {
+            Statistics(
+                connectionsOpen: pool.open, connectionFailures: pool.failures, reconnects: pool.reconnects, retries: $0.retries,
+                listenerReconnects: $0.listenerReconnects, available: pool.available)
+        }
+    }
+
+    /// Counts commits that changed deployments, targets or host commands, by this process or (once notified) by
+    /// another replica: the server's settled-poll memo is keyed on it.
+    public var workChanges: UInt64 { state.withLock { $0.workChanges } }
+
+    /// Changes another replica announced (a key deactivated, a deployment created): the server drops what it
+    /// remembers of keys and wakes held polls when it moves.
+    public var externalChangeCount: Int { state.withLock { $0.externalChanges } }
+
+    public func read<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
+        try transaction(writing: false, body)
+    }
+
+    public func write<T>(_ body: (any StoreTransaction) throws -> T) throws -> T {
+        try transaction(writing: true, body)
+    }
+
+    private func transaction<T>(writing: Bool, _ body: (any StoreTransaction) throws -> T) throws -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let connection: PostgresConnection
+            do {
+                connection = try pool.take()
+            } catch {
+                throw ServiceUnavailable("the database is unavailable: \(error.message)")
+            }
+            var healthy = true
+            var committing = false
+            defer { pool.give(connection, healthy: healthy) }
+            do {
+                if writing {
+                    try connection.run("BEGIN")
+                    try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [Self.writeLock])
+                } else {
+                    try connection.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                }
+                let transaction = PostgresTransaction(connection: connection)
+                let value: T
+                do {
+                    value = try body(transaction)
+                } catch {
+                    try? connection.run("ROLLBACK")
+                    if let failure = error as? PostgresError { throw failure }
+                    throw BodyError(error: error)
+                }
+                if transaction.changedWork || transaction.changedAccess {
+                    try connection.query("SELECT pg_notify($1, $2)", [Self.channel, transaction.changedAccess ? "access" : "work"])
+                }
+                committing = true
+                try connection.run("COMMIT")
+                if transaction.changedWork || transaction.changedAccess { state.withLock { $0.workChanges &+= 1 } }
+                return value
+            } catch let failure as PostgresError {
+                try? connection.run("ROLLBACK")
+                if failure.isRetryable, attempt < 20 {
+                    state.withLock { $0.retries += 1 }
+                    usleep(UInt32.random(in: 1_000...(5_000 * UInt32(min(attempt, 10)))))
+                    continue
+                }
+                if failure.isConnectionLoss {
+                    healthy = false
+                    // Nothing was committed before COMMIT was sent: once more on a new connection (the old one may
+                    // have died with a restart the database has already recovered from).
+                    if !committing, attempt < 3 {
+                        state.withLock { $0.retries += 1 }
+                        continue
+                    }
+                    throw ServiceUnavailable("the database connection was lost (\(failure.message)); the request may be retried")
+                }
+                throw failure
+            } catch let wrapped as BodyError {
+                throw wrapped.error
+            }
+        }
+    }
+
+    /// An error of the transaction's body (a rule refusing), carried past the retry logic unchanged.
+    private struct BodyError: Error { let error: any Error }
+
+    /// Starts a thread that LISTENs for other replicas' changes (``externalChangeCount``, ``workChanges``); it
+    /// reconnects by itself with back-off, counting a reconnection as a change (notifications may have been missed).
+    public func listen() {
+        let start = state.withLock { state -> Bool in
+            if state.listening { return false }
+            state.listening = true
+            return true
+        }
+        guard start else { return }
+        let thread = Thread { [self] in listenForever() }
+        thread.name = "deployctl-postgres-listen"
+        thread.start()
+    }
+
+    private func listenForever() {
+        var backoff = 0.1
+        var first = true
+        while true {
+            do {
+                let connection = try PostgresConnection(conninfo: url.conninfo)
+                try connection.run("LISTEN \(Self.channel)")
+                backoff = 0.1
+                if !first {
+                    state.withLock {
+                        $0.listenerReconnects += 1
+                        $0.externalChanges += 1
+                        $0.workChanges &+= 1
+                    }
+                }
+                first = false
+                while true {
+                    var descriptor = pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0)
+                    _ = poll(&descriptor, 1, 1000)
+                    let received = try connection.notifications()
+                    let own = pool.backendPIDs
+                    let foreign = received.filter { !own.contains($0.sender) }
+                    if !foreign.isEmpty {
+                        state.withLock {
+                            $0.externalChanges += 1
+                            $0.workChanges &+= 1
+                        }
+                    }
+                }
+            } catch {
+                Thread.sleep(forTimeInterval: backoff)
+                backoff = min(backoff * 2, 5)
+            }
+        }
+    }
+}
+
+/// Connections to one database, at most `capacity` open; a caller waits for one when all are in use. After a failed
+/// connection attempt, callers fail at once (no new attempt) until a back-off of 0.1 s doubling to 5 s has passed,
+/// so a database that is down costs requests nothing but a quick 503.
+final class ConnectionPool: @unchecked Sendable {
+    private let conninfo: String
+    private let capacity: Int
+    private let condition = NSCondition()
+    private var idle: [PostgresConnection] = []
+    private var open = 0
+    private var pids: Set<Int32> = []
+    private var failures = 0
+    private var reconnects = 0
+    private var lastFailure: (time: Double, backoff: Double, error: PostgresError)?
+
+    init(conninfo: String, capacity: Int) {
+        self.conninfo = conninfo
+        self.capacity = max(1, capacity)
+    }
+
+    var statistics: (open: Int, failures: Int, reconnects: Int, available: Bool) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (open, failures, reconnects, lastFailure == nil)
+    }
+
+    var backendPIDs: Set<Int32> {
+        condition.lock()
+        defer { condition.unlock() }
+        return pids
+    }
+
+    func take() throws(PostgresError) -> PostgresConnection {
+        condition.lock()
+        while idle.isEmpty, open >= capacity { condition.wait() }
+        if let connection = idle.popLast() {
+            condition.unlock()
+            return connection
+        }
+        let now = Date().timeIntervalSince1970
+        if let last = lastFailure, now < last.time + last.backoff {
+            condition.unlock()
+            throw last.error
+        }
+        open += 1
+        condition.unlock()
+        do {
+            let connection = try PostgresConnection(conninfo: conninfo)
+            condition.lock()
+            pids.insert(connection.backendPID)
+            if lastFailure != nil { reconnects += 1 }
+            lastFailure = nil
+            condition.unlock()
+            return connection
+        } catch {
+            condition.lock()
+            open -= 1
+            failures += 1
+            let backoff = min((lastFailure?.backoff ?? 0.05) * 2, 5)
+            lastFailure = (now, backoff, error)
+            condition.signal()
+            condition.unlock()
+            throw error
+        }
+    }
+
+    /// Returns a connection; one that is broken (or was left inside a transaction) is closed instead.
+    func give(_ connection: PostgresConnection, healthy: Bool = true) {
+        condition.lock()
+        defer { condition.unlock() }
+        if healthy, connection.isUsable {
+            idle.append(connection)
+        } else {
+            open -= 1
+            pids.remove(connection.backendPID)
+            // Every idle connection of the same server is likely broken too (a restart): drop them, so the next
+            // transactions connect anew rather than each failing once on a dead socket.
+            for stale in idle { pids.remove(stale.backendPID) }
+            open -= idle.count
+            idle.removeAll()
+        }
+        condition.signal()
+    }
+}
