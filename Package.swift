@@ -122,7 +122,7 @@ let package = Package(
         .target(
             name: "DeployCLI",
             dependencies: [
-                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "DeployStoreSQLite", "AppSpec", "Bundles", "ArtifactStore",
+                "DeployModel", "HostCommandModel", "ControlPlane", "DeployStore", "DeployStoreSQLite", "DeployStorePostgres", "AppSpec", "Bundles", "ArtifactStore",
                 "Revisions", "Agent",
                 "DeployServer", "DeployClient", "JMESPath", "TrafficControl", "AlarmProbes", "TopicDelivery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Yams", package: "Yams"),

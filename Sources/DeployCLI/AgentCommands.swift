@@ -123,6 +123,11 @@ struct AgentGroupCommand: AsyncParsableCommand {
                 return
             }
             _ = try global.destination(for: .stateFileOnly(command: "deployctl agent run"))
+            if global.namesDatabase {
+                throw CLIFailure.usage(
+                    "deployctl agent run works on a state file or through a server (--config); with a database, run deployctl server --database and point the agent at it"
+                )
+            }
             let instanceName = self.instanceName ?? ""
             let (plane, store) = try global.openLocal()
             try CLIFailure.calling("GetOnPremisesInstance") {

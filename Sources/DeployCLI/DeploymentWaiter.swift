@@ -125,7 +125,7 @@ struct DeploymentWaiter {
     /// On a state file nothing else evaluates Prometheus and HTTP alarms: the process following the deployment does,
     /// every two seconds, while it waits (deployctl server does it itself). Nil with a server, or a read-only file.
     func evaluateAlarmsOnStateFile() throws -> Task<Void, Never>? {
-        guard case .stateFile = try global.destination(for: .api), let plane = try? global.openLocal().plane else { return nil }
+        guard case .stateFile = try global.destination(for: .api), let plane = try? global.openStore() else { return nil }
         let evaluator = AlarmEvaluator(plane: plane, interval: .seconds(2))
         return Task { await evaluator.run() }
     }

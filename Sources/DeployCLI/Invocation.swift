@@ -4,6 +4,7 @@ import ControlPlane
 import DeployClient
 import DeployModel
 import DeployStore
+import DeployStorePostgres
 import DeployStoreSQLite
 import Foundation
 import JMESPath
@@ -26,6 +27,13 @@ public struct GlobalOptions: ParsableArguments {
             "The SQLite state file (default: $DEPLOYCTL_STATE, else $XDG_STATE_HOME/deployctl/state.db, ~/.local/state/deployctl/state.db, or /var/lib/deployctl/state.db for root).",
             valueName: "path"))
     var state: String?
+
+    @Option(
+        name: .customLong("database"),
+        help: ArgumentHelp(
+            "A PostgreSQL database instead of the state file, for several servers: postgres://USER@HOST:PORT/DATABASE?sslmode=... (default: $DEPLOYCTL_DATABASE_URL). The password comes from PGPASSWORD or ~/.pgpass, never from this flag.",
+            valueName: "url"))
+    var database: String?
 
     @Option(
         name: .customLong("output"),
@@ -219,8 +227,17 @@ public struct GlobalOptions: ParsableArguments {
     func openService(readOnly: Bool = false) throws -> any DeployService {
         switch try destination(for: .api) {
         case .server(let endpoint): return RemoteCodeDeploy(client: try remoteClient(endpoint))
-        case .stateFile: return try openLocal(readOnly: readOnly).plane
+        case .stateFile: return try openStore(readOnly: readOnly)
         }
+    }
+
+    /// The control plane over the named database, else over this host's state file.
+    func openStore(readOnly: Bool = false) throws -> ControlPlane {
+        if let url = try databaseURL() {
+            let region = region ?? ProcessInfo.processInfo.environment["DEPLOYCTL_REGION"] ?? "local"
+            return ControlPlane(store: try openDatabase(url), region: region)
+        }
+        return try openLocal(readOnly: readOnly).plane
     }
 
     /// The API the commands talk to.
@@ -251,7 +268,36 @@ public struct GlobalOptions: ParsableArguments {
 
     /// Commands that work on the state file only refuse an explicit --endpoint-url instead of ignoring it.
     /// Whether the state file was named on purpose (`--state`, `$DEPLOYCTL_STATE`) rather than defaulted.
-    var namesStateFile: Bool { state != nil || !(ProcessInfo.processInfo.environment["DEPLOYCTL_STATE"] ?? "").isEmpty }
+    var namesStateFile: Bool {
+        state != nil || !(ProcessInfo.processInfo.environment["DEPLOYCTL_STATE"] ?? "").isEmpty || namesDatabase
+    }
+
+    /// Whether a PostgreSQL database was named (`--database`, `$DEPLOYCTL_DATABASE_URL`): it stands where the state
+    /// file would.
+    var namesDatabase: Bool { database != nil || !(ProcessInfo.processInfo.environment["DEPLOYCTL_DATABASE_URL"] ?? "").isEmpty }
+
+    /// The database named, checked: a password in `--database` is refused (a command line is visible to every user
+    /// of the host); `$DEPLOYCTL_DATABASE_URL` may carry one.
+    func databaseURL() throws -> DatabaseURL? {
+        do {
+            if let database { return try DatabaseURL(database, allowPassword: false) }
+            if let text = ProcessInfo.processInfo.environment["DEPLOYCTL_DATABASE_URL"], !text.isEmpty {
+                return try DatabaseURL(text, allowPassword: true)
+            }
+            return nil
+        } catch {
+            throw CLIFailure.usage("--database: \(error.description)")
+        }
+    }
+
+    /// The PostgreSQL store of the named database (connected, its schema brought up to date).
+    func openDatabase(_ url: DatabaseURL, maxConnections: Int = 4) throws -> PostgresStore {
+        do {
+            return try PostgresStore(url: url, maxConnections: maxConnections)
+        } catch {
+            throw CLIFailure.other("database \(url.redacted): \(error.description)")
+        }
+    }
 
     /// The CA bundle a remote client trusts: --ca-bundle, else $AWS_CA_BUNDLE, else the profile's `ca_bundle`.
     func trustedCABundle(_ chain: CredentialChain? = nil) -> String? {
@@ -262,7 +308,7 @@ public struct GlobalOptions: ParsableArguments {
     /// The control plane over this host's state file, for a command whose ``destination(for:)`` is the state file.
     func openControlPlane(for purpose: Purpose) throws -> ControlPlane {
         guard try destination(for: purpose) == .stateFile else { throw CLIFailure.usage("this command works on the state file of this host") }
-        return try openLocal().plane
+        return try openStore()
     }
 
     /// The local control plane over the state file, and the store under it (an agent watches the file). Called by

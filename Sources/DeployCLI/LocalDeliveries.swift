@@ -11,7 +11,7 @@ struct LocalDeliveries {
 
     /// Nil when the commands talk to a server (it delivers) or the state file cannot be opened for writing.
     init?(global: GlobalOptions) {
-        guard case .stateFile? = try? global.destination(for: .api), let plane = try? global.openLocal().plane else { return nil }
+        guard case .stateFile? = try? global.destination(for: .api), let plane = try? global.openStore() else { return nil }
         deliverer = NotificationDeliverer(plane: plane)
     }
 

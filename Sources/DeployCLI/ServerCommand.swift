@@ -2,6 +2,8 @@ import ArgumentParser
 import ArtifactStore
 import ControlPlane
 import DeployServer
+import DeployStore
+import DeployStorePostgres
 import DeployStoreSQLite
 import Foundation
 import Logging
@@ -35,8 +37,13 @@ struct ServerCommand: AsyncParsableCommand {
             Triggers notify SNS topics (deployctl sns, or aws sns --endpoint-url against this server): the server delivers \
             each notification to the topic's confirmed HTTP(S) subscriptions, retrying for --delivery-retry-window seconds.
 
+            With --database postgres://... (or $DEPLOYCTL_DATABASE_URL) the state is in PostgreSQL instead of the state \
+            file, and any number of servers can serve it at once, each on its own address behind a TCP balancer: give \
+            them the same --tls-dir and --artifacts-dir (shared directories). README.md, "Running several servers".
+
             Example:
               deployctl server --listen 0.0.0.0:8443 --tls-san deploy.example.com
+              PGPASSWORD=... deployctl server --database postgres://deployctl@db:5432/deployctl --tls-dir /shared/tls --artifacts-dir /shared/artifacts
               deployctl server --load-balancer web=unix:/run/haproxy/admin.sock
             """)
 
@@ -48,6 +55,13 @@ struct ServerCommand: AsyncParsableCommand {
         name: .customLong("tls-dir"),
         help: ArgumentHelp("Where the CA and server certificate live (default: tls/ beside the state file).", valueName: "dir"))
     var tlsDirectory: String?
+
+    @Option(
+        name: .customLong("artifacts-dir"),
+        help: ArgumentHelp(
+            "Where bundles (the S3 face) are kept (default: artifacts/ beside the state file). Replicas on one --database must all see the same directory (a shared mount).",
+            valueName: "dir"))
+    var artifactsDirectory: String?
 
     @Option(
         name: .customLong("tls-cert"), help: ArgumentHelp("Serve this certificate (PEM, chain allowed) instead of making one.", valueName: "file"))
@@ -177,17 +191,34 @@ struct ServerCommand: AsyncParsableCommand {
         }
         let statePath = global.statePath
         let region = global.region ?? ProcessInfo.processInfo.environment["DEPLOYCTL_REGION"] ?? "local"
-        let file: StateFile
-        do {
-            // Reads run on Swift's cooperative pool (one thread per core), so that many reader connections are all
-            // that is ever used at once; each holds its own page cache.
-            file = try StateFile(path: statePath, concurrentReaders: max(2, ProcessInfo.processInfo.activeProcessorCount))
-        } catch {
-            throw CLIFailure.other(error.description)
+        let store: any DeployStore
+        var externalChanges: @Sendable () -> Int?
+        var workChanges: @Sendable () -> UInt64?
+        var database: PostgresStore?
+        if let url = try global.databaseURL() {
+            // One replica of several on one database: connections for the readers and the writer, and a listener that
+            // hears what the other replicas change.
+            let postgres = try global.openDatabase(url, maxConnections: max(4, ProcessInfo.processInfo.activeProcessorCount) + 4)
+            postgres.listen()
+            store = postgres
+            database = postgres
+            externalChanges = { postgres.externalChangeCount }
+            workChanges = { postgres.workChanges }
+        } else {
+            let file: StateFile
+            do {
+                // Reads run on Swift's cooperative pool (one thread per core), so that many reader connections are all
+                // that is ever used at once; each holds its own page cache.
+                file = try StateFile(path: statePath, concurrentReaders: max(2, ProcessInfo.processInfo.activeProcessorCount))
+            } catch {
+                throw CLIFailure.other(error.description)
+            }
+            store = SQLiteStore(file: file)
+            externalChanges = { file.externalChangeCount() }
+            workChanges = { file.workChanges }
         }
         let plane = ControlPlane(
-            store: SQLiteStore(file: file), region: region, expiresOnRead: false, agentGrace: agentGrace,
-            eventRetention: eventRetentionDays * 86_400)
+            store: store, region: region, expiresOnRead: false, agentGrace: agentGrace, eventRetention: eventRetentionDays * 86_400)
         let tls: TLSMaterial?
         let stateDirectory = (statePath as NSString).deletingLastPathComponent
         let chosenTLS = tlsDirectory ?? ((stateDirectory.isEmpty ? "." : stateDirectory) + "/tls")
@@ -231,7 +262,7 @@ struct ServerCommand: AsyncParsableCommand {
                 "deployctl server: --max-connections \(connectionCap) leaves fewer than \(OpenFileLimit.reserve) of the \(files.after.soft) open files for the store and objects; connections may fail with 'too many open files'\n"
             )
         }
-        let artifacts = ArtifactStore(besideStateFile: statePath)
+        let artifacts = artifactsDirectory.map { ArtifactStore(root: URL(fileURLWithPath: $0, isDirectory: true)) } ?? ArtifactStore(besideStateFile: statePath)
         // Uploads cut short by a killed server leave their temporary files: nothing can complete them now.
         for removed in artifacts.sweepIncoming() {
             StandardStreams.err("deployctl server: removed \(removed), an upload left unfinished by an earlier run\n")
@@ -239,7 +270,15 @@ struct ServerCommand: AsyncParsableCommand {
         var configuration = ServerConfiguration(
             listen: address, tls: tls, signingDirectory: signingDirectory, maxObjectBytes: maxObjectSize, idleTimeout: .seconds(idleTimeout),
             pollHold: .milliseconds(Int64(pollHold * 1000)), maxConnections: connectionCap,
-            externalChanges: { file.externalChangeCount() }, workChanges: { file.workChanges })
+            externalChanges: externalChanges, workChanges: workChanges)
+        if let database {
+            configuration.storeStatistics = {
+                let statistics = database.statistics
+                return StoreStatistics(
+                    available: statistics.available, connectionsOpen: statistics.connectionsOpen, connectionFailures: statistics.connectionFailures,
+                    reconnects: statistics.reconnects, retries: statistics.retries, listenerReconnects: statistics.listenerReconnects)
+            }
+        }
         configuration.headerTimeout = .seconds(headerTimeout)
         configuration.balancers = try traffic.balancers()
         configuration.alarmInterval = .milliseconds(Int64(alarmInterval * 1000))

@@ -213,7 +213,7 @@ struct TopicGroupCommand: AsyncParsableCommand {
 
         func run() async throws {
             _ = try global.destination(for: .stateFileOnly(command: "deployctl sns deliver"))
-            let plane = try global.openLocal().plane
+            let plane = try global.openStore()
             let deliverer = NotificationDeliverer(plane: plane, policy: DeliveryPolicy(attemptTimeout: timeout))
             var attempted = 0
             var delivered = 0

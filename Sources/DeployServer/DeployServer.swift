@@ -92,6 +92,8 @@ public struct ServerConfiguration: Sendable {
     /// The URL receivers reach this server at, for a `SubscriptionConfirmation`'s `SubscribeURL` (`--public-url`);
     /// nil: the URL served, with a wildcard address replaced by this host's name.
     public var publicURL: String?
+    /// What a database store says of its connections, for `/metrics` (nil on a state file).
+    public var storeStatistics: (@Sendable () -> StoreStatistics)?
 
     public init(
         listen: ListenAddress, tls: TLSMaterial?, signingDirectory: String, maxObjectBytes: Int64 = 5 << 30, idleTimeout: Duration = .seconds(60),
@@ -107,6 +109,26 @@ public struct ServerConfiguration: Sendable {
         self.pollHold = pollHold
         self.externalChanges = externalChanges
         self.workChanges = workChanges
+    }
+}
+
+/// A database store's connections as `/metrics` shows them (`deployctl_store_*`): whether it is reachable now, and
+/// how often it was not.
+public struct StoreStatistics: Sendable {
+    public var available: Bool
+    public var connectionsOpen: Int
+    public var connectionFailures: Int
+    public var reconnects: Int
+    public var retries: Int
+    public var listenerReconnects: Int
+
+    public init(available: Bool, connectionsOpen: Int, connectionFailures: Int, reconnects: Int, retries: Int, listenerReconnects: Int) {
+        self.available = available
+        self.connectionsOpen = connectionsOpen
+        self.connectionFailures = connectionFailures
+        self.reconnects = reconnects
+        self.retries = retries
+        self.listenerReconnects = listenerReconnects
     }
 }
 
@@ -134,7 +156,8 @@ public struct DeployServer: Sendable {
         }
         self.responder = ServerResponder(
             plane: plane, artifacts: artifacts, maxObjectBytes: configuration.maxObjectBytes, signer: signer, pollHold: configuration.pollHold,
-            maxConnections: configuration.maxConnections, logger: logger, workChanges: configuration.workChanges)
+            maxConnections: configuration.maxConnections, logger: logger, workChanges: configuration.workChanges,
+            storeStatistics: configuration.storeStatistics)
     }
 
     /// Serves until SIGTERM or SIGINT, then drains in-flight requests and returns. `onRunning` gets the URL served

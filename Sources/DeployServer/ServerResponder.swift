@@ -242,6 +242,8 @@ struct ServerResponder: HTTPResponder {
     let credentials: Credentials
     let metrics: ServerMetrics
     let waiters: PollWaiters
+    /// A database store's connection figures for `/metrics`.
+    let storeStatistics: (@Sendable () -> StoreStatistics)?
     let signer: SpecificationSigner
     let pollHold: Duration
     /// When each instance's agent last polled (for `deployctl agent list` and the `--wait` view).
@@ -255,8 +257,10 @@ struct ServerResponder: HTTPResponder {
 
     init(
         plane: ControlPlane, artifacts: ArtifactStore, maxObjectBytes: Int64, signer: SpecificationSigner,
-        pollHold: Duration, maxConnections: Int, logger: Logger, workChanges: (@Sendable () -> UInt64?)? = nil
+        pollHold: Duration, maxConnections: Int, logger: Logger, workChanges: (@Sendable () -> UInt64?)? = nil,
+        storeStatistics: (@Sendable () -> StoreStatistics)? = nil
     ) {
+        self.storeStatistics = storeStatistics
         let metrics = ServerMetrics()
         func executor(threads: Int, name: String) -> BlockingExecutor {
             let refused = metrics.counter(
@@ -436,7 +440,7 @@ struct ServerResponder: HTTPResponder {
                 operation: "Metrics", errorCode: "AccessDenied")
         }
         return WireResponse(
-            status: 200, contentType: "text/plain; version=0.0.4", text: metrics.text(sampling: executors, connections: connections),
+            status: 200, contentType: "text/plain; version=0.0.4", text: metrics.text(sampling: executors, connections: connections, store: storeStatistics?()),
             operation: "Metrics")
     }
 
@@ -520,7 +524,16 @@ final class ServerMetrics: Sendable {
     }
 
     /// The text to serve, with the gauges read now: the blocking executors' queues and the open connections.
-    func text(sampling executors: [BlockingExecutor], connections: ConnectionLimiter) -> String {
+    func text(sampling executors: [BlockingExecutor], connections: ConnectionLimiter, store: StoreStatistics? = nil) -> String {
+        if let store {
+            gauge("store_up", "1 when the database answered the last connection attempt, 0 while it is unreachable.").set(Int64(store.available ? 1 : 0))
+            gauge("store_connections", "Open connections to the database.").set(Int64(store.connectionsOpen))
+            gauge("store_connection_failures", "Failed attempts to connect to the database since start.").set(Int64(store.connectionFailures))
+            gauge("store_reconnects", "Connections made again after the database was unreachable.").set(Int64(store.reconnects))
+            gauge("store_retries", "Transactions run again after a serialization failure, deadlock or lost connection.").set(Int64(store.retries))
+            gauge("store_listener_reconnects", "Times the LISTEN connection for other replicas' changes was made again.")
+                .set(Int64(store.listenerReconnects))
+        }
         for executor in executors {
             gauge("blocking_queue_length", "Jobs waiting for a thread of a blocking executor.", labels: [("executor", executor.name)])
                 .set(Int64(executor.queueLength))

@@ -86,6 +86,9 @@ final class PostgresConnection: @unchecked Sendable {
         }
         self.handle = handle
         backendPID = deployctl_pq_backend_pid(handle)
+        // Notices ("relation already exists, skipping") are not for deployctl's users. A session that stops talking
+        // inside a transaction (a replica hung while holding the write lock) is ended by the server, lock and all.
+        try run("SET client_min_messages TO warning; SET idle_in_transaction_session_timeout TO '60s'")
     }
 
     deinit { deployctl_pq_finish(handle) }
