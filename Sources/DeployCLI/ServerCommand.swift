@@ -262,7 +262,8 @@ struct ServerCommand: AsyncParsableCommand {
                 "deployctl server: --max-connections \(connectionCap) leaves fewer than \(OpenFileLimit.reserve) of the \(files.after.soft) open files for the store and objects; connections may fail with 'too many open files'\n"
             )
         }
-        let artifacts = artifactsDirectory.map { ArtifactStore(root: URL(fileURLWithPath: $0, isDirectory: true)) } ?? ArtifactStore(besideStateFile: statePath)
+        let artifacts =
+            artifactsDirectory.map { ArtifactStore(root: URL(fileURLWithPath: $0, isDirectory: true)) } ?? ArtifactStore(besideStateFile: statePath)
         // Uploads cut short by a killed server leave their temporary files: nothing can complete them now.
         for removed in artifacts.sweepIncoming() {
             StandardStreams.err("deployctl server: removed \(removed), an upload left unfinished by an earlier run\n")

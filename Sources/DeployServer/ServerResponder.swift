@@ -440,7 +440,8 @@ struct ServerResponder: HTTPResponder {
                 operation: "Metrics", errorCode: "AccessDenied")
         }
         return WireResponse(
-            status: 200, contentType: "text/plain; version=0.0.4", text: metrics.text(sampling: executors, connections: connections, store: storeStatistics?()),
+            status: 200, contentType: "text/plain; version=0.0.4",
+            text: metrics.text(sampling: executors, connections: connections, store: storeStatistics?()),
             operation: "Metrics")
     }
 
@@ -526,7 +527,8 @@ final class ServerMetrics: Sendable {
     /// The text to serve, with the gauges read now: the blocking executors' queues and the open connections.
     func text(sampling executors: [BlockingExecutor], connections: ConnectionLimiter, store: StoreStatistics? = nil) -> String {
         if let store {
-            gauge("store_up", "1 when the database answered the last connection attempt, 0 while it is unreachable.").set(Int64(store.available ? 1 : 0))
+            gauge("store_up", "1 when the database answered the last connection attempt, 0 while it is unreachable.").set(
+                Int64(store.available ? 1 : 0))
             gauge("store_connections", "Open connections to the database.").set(Int64(store.connectionsOpen))
             gauge("store_connection_failures", "Failed attempts to connect to the database since start.").set(Int64(store.connectionFailures))
             gauge("store_reconnects", "Connections made again after the database was unreachable.").set(Int64(store.reconnects))
