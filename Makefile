@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release startup-order demo demo-release test test-traffic test-notify test-dashboard lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks bench-traffic bench-notify bench-dashboard man clean
+.PHONY: all setup build release startup-order demo demo-release demo-replicas test test-postgres test-traffic test-notify test-dashboard lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks bench-traffic bench-notify bench-dashboard man clean
 
 all: build
 
@@ -35,6 +35,11 @@ release: setup
 demo: build
 	./Scripts/demo.sh
 
+# Failover: PostgreSQL, two replicas behind HAProxy, three agents, kill -9 of the replica serving them mid-deployment,
+# and the deployment finishing through the other (README.md, "Running several servers").
+demo-replicas: build
+	./Scripts/demo-replicas.sh
+
 # The same demo with the shipped (release, static) binary.
 demo-release: release
 	DEPLOYCTL=.build/release/deployctl ./Scripts/demo.sh
@@ -47,6 +52,14 @@ test: setup lint check-generated check-layering
 	python3 -m pytest -q Tests/traffic
 	python3 -m pytest -q Tests/notify
 	python3 -m pytest -q Tests/dashboard
+	python3 -m pytest -q Tests/postgres
+
+# Issue 26's tests alone: the store contract and control-plane tests on a real PostgreSQL cluster each test process
+# starts (initdb into a temporary directory, a Unix socket only), then replicas of deployctl server on one database.
+test-postgres: setup
+	$(SWIFT) build --build-tests
+	DEPLOYCTL_TEST_STORES=postgres $(SWIFT) test --skip-build --filter 'ControlPlaneTests|DeployStoreTests'
+	python3 -m pytest -q Tests/postgres
 
 # The dashboard's browser tests alone: headless Chromium (Debian's chromium and chromium-driver, Selenium) against a
 # real server and agent; screenshots of each page go to docs/dashboard/.

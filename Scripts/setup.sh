@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing deployctl needs on Debian 12 with the Swift toolchain on PATH (haproxy and
 # prometheus: the traffic-control and alarm tests start their own, on loopback; the packages' services are not used;
-# chromium and chromium-driver: the dashboard's browser tests drive the system's headless Chromium with Selenium).
+# chromium and chromium-driver: the dashboard's browser tests drive the system's headless Chromium with Selenium;
+# libpq-dev builds the PostgreSQL store's loader, postgresql gives the replica tests their own cluster).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
-packages=(libsqlite3-dev libarchive-dev libyaml-dev python3 python3-pip acl openssl haproxy prometheus chromium chromium-driver)
+packages=(libsqlite3-dev libarchive-dev libyaml-dev libpq-dev postgresql python3 python3-pip acl openssl haproxy prometheus chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -19,7 +19,7 @@ public struct DeployctlCommand: AsyncParsableCommand {
             PushCommand.self, ValidateCommand.self, BundleCommand.self, LocalCommand.self, AgentGroupCommand.self, WaitCommand.self, LogsCommand.self,
             EventsCommand.self, PutAlarmCommand.self, DescribeAlarmsCommand.self, DeleteAlarmsCommand.self, SetAlarmStateCommand.self,
             CreateAccessKeyCommand.self, ListAccessKeysCommand.self, UpdateAccessKeyCommand.self, DeleteAccessKeyCommand.self, ServerCommand.self,
-            RegisterCommand.self, DeregisterCommand.self, InstallCommand.self, UninstallCommand.self, TopicGroupCommand.self,
+            RegisterCommand.self, DeregisterCommand.self, InstallCommand.self, UninstallCommand.self, TopicGroupCommand.self, MigrateCommand.self,
         ]
     )
 

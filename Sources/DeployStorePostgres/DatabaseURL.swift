@@ -44,7 +44,8 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         return text + (text.contains("?") ? "&" : "?") + extra.joined(separator: "&")
     }
 
-    static func redact(_ text: String) -> String {
+    /// `text` without its password (for any message that names a URL).
+    public static func redact(_ text: String) -> String {
         guard var components = URLComponents(string: text), components.password != nil else { return text }
         components.password = "***"
         return components.string ?? "postgres://***"

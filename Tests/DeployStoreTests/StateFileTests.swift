@@ -242,3 +242,33 @@ import Testing
         #expect(try upgraded.read { try $0.targetStatusCounts(deploymentId: "d-1") } == ["Succeeded": 2, "Failed": 1, "Pending": 1])
     }
 }
+
+/// `--database`: a URL's password never reaches a command line or a message.
+@Suite struct DatabaseURLTests {
+    @Test func aPasswordIsRefusedOnTheCommandLineAndRedactedEverywhere() throws {
+        #expect(throws: DatabaseURLError.self) { try DatabaseURL("postgres://deploy:hunter2@db:5432/deployctl", allowPassword: false) }
+        let fromEnvironment = try DatabaseURL("postgres://deploy:hunter2@db:5432/deployctl", allowPassword: true)
+        #expect(!fromEnvironment.redacted.contains("hunter2"))
+        #expect(!"\(fromEnvironment)".contains("hunter2"))
+        do {
+            _ = try DatabaseURL("postgres://deploy:hunter2@db:5432/deployctl", allowPassword: false)
+        } catch {
+            #expect(!error.description.contains("hunter2"))
+            #expect(error.description.contains("PGPASSWORD"))
+        }
+        #expect(throws: DatabaseURLError.self) { try DatabaseURL("postgres://db:5432", allowPassword: false) }
+        #expect(throws: DatabaseURLError.self) { try DatabaseURL("mysql://db/x", allowPassword: false) }
+        #expect(try DatabaseURL("postgresql:///x?host=/tmp/s", allowPassword: false).redacted == "postgresql:///x?host=/tmp/s")
+    }
+
+    /// A database that is down answers at once with the reason, and the password is not in it.
+    @Test func anUnreachableDatabaseIsAClearErrorWithoutThePassword() {
+        do {
+            _ = try PostgresStore(url: try DatabaseURL("postgres://u:hunter2@127.0.0.1:1/db", allowPassword: true))
+            Issue.record("connected to nothing")
+        } catch {
+            #expect("\(error)".contains("cannot connect"))
+            #expect(!"\(error)".contains("hunter2"))
+        }
+    }
+}
