@@ -38,7 +38,7 @@ def call(replica, key, operation, body, timeout=60):
     return response.status_code, response.json() if response.content else {}
 
 
-def make_app(directory, hook_body="true", content="v1"):
+def make_app(directory, hook_body="true", content="v1", timeout=120):
     os.makedirs(os.path.join(directory, "scripts"), exist_ok=True)
     os.makedirs(os.path.join(directory, "site"), exist_ok=True)
     open(os.path.join(directory, "site", "index.html"), "w").write(content + "\n")
@@ -47,7 +47,7 @@ def make_app(directory, hook_body="true", content="v1"):
     os.chmod(script, 0o755)
     open(os.path.join(directory, "appspec.yml"), "w").write(
         "version: 0.0\nos: linux\nfiles:\n  - source: site\n    destination: /srv/app\nhooks:\n"
-        "  AfterInstall:\n    - location: scripts/hook.sh\n      timeout: 120\n")
+        f"  AfterInstall:\n    - location: scripts/hook.sh\n      timeout: {timeout}\n")
 
 
 def register(shared, name, endpoint):
@@ -63,12 +63,12 @@ def register(shared, name, endpoint):
             "arn": registration["IamUserArn"]}
 
 
-def prepare(replica, shared, hook_body="true", config="CodeDeployDefault.AllAtOnce"):
+def prepare(replica, shared, hook_body="true", config="CodeDeployDefault.AllAtOnce", timeout=120):
     remote(replica, "create-application", "--application-name", "web")
     remote(replica, "create-deployment-group", "--application-name", "web", "--deployment-group-name", "fleet",
            "--on-premises-instance-tag-filters", "Key=fleet,Value=web,Type=KEY_AND_VALUE", "--deployment-config-name", config)
     app = os.path.join(shared.directory, "app")
-    make_app(app, hook_body)
+    make_app(app, hook_body, timeout=timeout)
     remote(replica, "push", "--application-name", "web", "--s3-location", "s3://releases/v1.zip", "--source", app)
 
 
@@ -348,3 +348,58 @@ def test_postgresql_restarted_under_load_loses_nothing_and_the_replicas_reconnec
         stop.set()
         for agent in agents:
             agent.stop()
+
+
+def test_an_expired_command_is_failed_exactly_once_by_three_replicas_clocks(shared):
+    replicas = [shared.replica(("--agent-grace", "3", "--poll-hold", "2")) for _ in range(3)]
+    host = register(shared, "web-1", replicas[0].url)
+    # The hook outlives its 2 s timeout; the agent is killed while it runs, so only the servers' clocks can end it.
+    prepare(replicas[1], shared, hook_body="sleep 60", timeout=2)
+    agent = Agent(host)
+    try:
+        deployment = create_deployment(replicas[2]).stdout.strip()
+        assert wait_for(lambda: shared.sql(
+            f"SELECT COUNT(*) FROM host_commands WHERE deployment_id = '{deployment}' AND event_name = 'AfterInstall' AND acknowledged = 1")
+            == "1", 30)
+        agent.process.send_signal(signal.SIGKILL)
+        agent.process.wait()
+        # Hook timeout 2 s + grace 3 s, then every replica's clock looks once a second.
+        assert wait_for(lambda: deployment_status(replicas[0], deployment) == "Failed", 20, interval=0.5)
+        out = remote(replicas[0], "get-deployment-instance", "--deployment-id", deployment, "--instance-id", "web-1").stdout
+        after_install = {e["lifecycleEventName"]: e for e in json.loads(out)["instanceSummary"]["lifecycleEvents"]}["AfterInstall"]
+        assert after_install["status"] == "Failed"
+        assert "presumed gone" in after_install["diagnostics"]["message"]
+        time.sleep(3)  # every replica's clock has had its turns since
+        bodies = shared.sql(
+            f"SELECT body FROM events WHERE deployment_id = '{deployment}' AND body LIKE '%\"lifecycleEvent\":\"AfterInstall\"%'"
+            " AND body LIKE '%\"state\":\"FAILURE\"%'")
+        failures = [line for line in bodies.split("\n") if line]
+        assert len(failures) == 1, f"the expired command was failed {len(failures)} times: {failures}"
+        assert shared.sql(f"SELECT COUNT(*) FROM host_commands WHERE deployment_id = '{deployment}'") == "0"
+    finally:
+        agent.stop()
+
+
+def test_reads_never_wait_for_a_writer_holding_the_write_lock(shared):
+    replica = shared.replica()
+    remote(replica, "create-application", "--application-name", "web")
+    # Another session holds the write lock every replica's writes take (as a long write transaction would).
+    holder = subprocess.Popen(
+        [f"{shared.cluster.bin}/psql", "-h", shared.cluster.directory, "-U", "postgres", "-XAtq", "-c",
+         "BEGIN; SELECT pg_advisory_xact_lock(x'64637772697465'::bigint); SELECT pg_sleep(3); COMMIT;", shared.database],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        client = replica.client()
+        started = time.monotonic()
+        for _ in range(20):
+            assert client.get_application(applicationName="web")["application"]["applicationName"] == "web"
+            assert client.list_applications()["applications"] == ["web"]
+        reads = time.monotonic() - started
+        assert reads < 1.5, f"40 reads took {reads:.2f} s while the write lock was held"
+        started = time.monotonic()
+        client.create_application(applicationName="later")
+        waited = time.monotonic() - started
+        assert waited > 1.0, f"a write did not wait for the lock ({waited:.2f} s)"
+    finally:
+        holder.wait(timeout=10)
