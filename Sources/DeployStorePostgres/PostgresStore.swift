@@ -81,7 +81,71 @@ public final class PostgresStore: DeployStore, Sendable {
         try transaction(writing: true, body)
     }
 
+    /// Group commit, as on the state file (`GroupCommit` in the server): the writes `body` makes on this thread run
+    /// in one transaction (one lock, one commit, one fsync), each in a savepoint of its own, so a failed one leaves no
+    /// trace and the others stay; reads inside see them. A lost connection fails the whole group (the server then
+    /// answers each request with the error).
+    public func batched<T>(_ body: () throws -> T) throws -> T {
+        if batches.current != nil { return try body() }
+        let connection: PostgresConnection
+        do {
+            connection = try pool.take()
+        } catch {
+            throw ServiceUnavailable("the database is unavailable: \(error.message)")
+        }
+        var healthy = true
+        defer { pool.give(connection, healthy: healthy) }
+        let batch = Batch(connection: connection)
+        do {
+            try connection.run("BEGIN")
+            try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [Self.writeLock])
+        } catch {
+            try? connection.run("ROLLBACK")
+            healthy = !error.isConnectionLoss
+            throw ServiceUnavailable("the database is unavailable: \(error.message)")
+        }
+        batches.current = batch
+        defer { batches.current = nil }
+        let value: T
+        do {
+            value = try body()
+            if batch.changed {
+                try connection.query("SELECT pg_notify($1, $2)", [Self.channel, "work"])
+            }
+            try connection.run("COMMIT")
+        } catch let failure as PostgresError {
+            try? connection.run("ROLLBACK")
+            healthy = !failure.isConnectionLoss
+            throw ServiceUnavailable("the database connection was lost before the group committed (\(failure.message)); the requests may be retried")
+        } catch {
+            try? connection.run("ROLLBACK")
+            throw error
+        }
+        if batch.changed { state.withLock { $0.workChanges &+= 1 } }
+        return value
+    }
+
+    /// The group ``batched(_:)`` runs on each thread.
+    private let batches = ThreadBatches()
+
+    /// One write (or read) inside the current group: a savepoint on the group's connection.
+    private func inBatch<T>(_ batch: Batch, writing: Bool, _ body: (any StoreTransaction) throws -> T) throws -> T {
+        let transaction = PostgresTransaction(connection: batch.connection)
+        guard writing else { return try body(transaction) }
+        try batch.connection.run("SAVEPOINT write")
+        do {
+            let value = try body(transaction)
+            try batch.connection.run("RELEASE SAVEPOINT write")
+            if transaction.changedWork || transaction.changedAccess { batch.changed = true }
+            return value
+        } catch {
+            try? batch.connection.run("ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write")
+            throw error
+        }
+    }
+
     private func transaction<T>(writing: Bool, _ body: (any StoreTransaction) throws -> T) throws -> T {
+        if let batch = batches.current { return try inBatch(batch, writing: writing, body) }
         var attempt = 0
         while true {
             attempt += 1
@@ -191,6 +255,33 @@ public final class PostgresStore: DeployStore, Sendable {
                 Thread.sleep(forTimeInterval: backoff)
                 backoff = min(backoff * 2, 5)
             }
+        }
+    }
+}
+
+/// A group of writes on one connection (``PostgresStore/batched(_:)``).
+final class Batch {
+    let connection: PostgresConnection
+    var changed = false
+
+    init(connection: PostgresConnection) { self.connection = connection }
+}
+
+/// The group each thread is running, if any (only the thread that opened a group uses it).
+final class ThreadBatches: @unchecked Sendable {
+    private let lock = NSLock()
+    private var byThread: [pthread_t: Batch] = [:]
+
+    var current: Batch? {
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return byThread[pthread_self()]
+        }
+        set {
+            lock.lock()
+            defer { lock.unlock() }
+            byThread[pthread_self()] = newValue
         }
     }
 }
