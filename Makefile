@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 SYSTEMD_DIR ?= /etc/systemd/system
 
-.PHONY: all setup build release startup-order demo demo-release demo-replicas test test-postgres test-traffic test-notify test-dashboard lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-server bench-fleet-remote bench-remote-agents bench-attacks bench-traffic bench-notify bench-dashboard man clean
+.PHONY: all setup build release startup-order demo demo-release demo-replicas test test-postgres test-traffic test-notify test-dashboard lint install install-agent generate refresh-model check-generated graph check-layering bench bench-extract bench-local bench-fleet bench-replicas bench-server bench-fleet-remote bench-remote-agents bench-attacks bench-traffic bench-notify bench-dashboard man clean
 
 all: build
 
@@ -112,6 +112,13 @@ bench-fleet: release
 bench-fleet-remote: release
 	python3 -c 'import cryptography' 2>/dev/null || apt-get install -y -qq python3-cryptography
 	python3 bench/fleet_remote.py
+
+# Issue 26: reads, writes and a 1,000-agent deployment on SQLite, on PostgreSQL with one replica, and with two
+# replicas behind HAProxy (TCP), in one run (BENCHMARKS.md, "Several servers on PostgreSQL").
+bench-replicas: release
+	python3 -c 'import cryptography' 2>/dev/null || apt-get install -y -qq python3-cryptography
+	command -v wrk >/dev/null || apt-get install -y -qq wrk
+	python3 bench/replicas.py
 
 # Three real `deployctl agent run --config` processes against a server over HTTPS (BENCHMARKS.md).
 bench-remote-agents: release

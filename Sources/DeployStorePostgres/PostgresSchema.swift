@@ -46,7 +46,10 @@ enum PostgresSchema {
         }
     }
 
-    /// The whole of the state file's schema at its version 14.
+    /// The whole of the state file's schema at its version 14. The tables a deployment updates on every event (its row,
+    /// its targets', counts and commands, the event counter) leave room in each page (fillfactor 70), so an update
+    /// that changes no indexed column stays on its page (a HOT update, no index writes), and are vacuumed early: a
+    /// 1,000-agent deployment updates the deployment's row about 20,000 times.
     static let v1 = """
         CREATE TABLE applications (
             id text COLLATE "C" PRIMARY KEY,
@@ -109,7 +112,7 @@ enum PostgresSchema {
             create_time double precision NOT NULL,
             info text COLLATE "C" NOT NULL,
             seq bigint NOT NULL
-        );
+        ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 200);
         CREATE INDEX deployments_by_group_seq ON deployments(group_id, create_time, seq);
         CREATE INDEX deployments_by_group_status ON deployments(group_id, status, create_time, seq);
         CREATE INDEX deployments_by_status ON deployments(status, create_time);
@@ -122,8 +125,32 @@ enum PostgresSchema {
             status text COLLATE "C" NOT NULL,
             info text COLLATE "C" NOT NULL,
             PRIMARY KEY (deployment_id, target_id)
-        );
+        ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 200);
         CREATE INDEX deployment_targets_by_target ON deployment_targets(target_id, status);
+        -- Target statuses counted per deployment, kept by a trigger in the transaction that changes a target (as the
+        -- state file's v7): the control plane reads them on every event of a deployment, and counting 1,000 targets
+        -- each time was a third of the database's time in a 1,000-agent deployment. Zero counts stay as rows.
+        CREATE TABLE deployment_target_counts (
+            deployment_id text COLLATE "C" NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
+            status text COLLATE "C" NOT NULL,
+            n integer NOT NULL,
+            PRIMARY KEY (deployment_id, status)
+        ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 200);
+        CREATE FUNCTION deployment_targets_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP IN ('UPDATE', 'DELETE') THEN
+                UPDATE deployment_target_counts SET n = n - 1 WHERE deployment_id = OLD.deployment_id AND status = OLD.status;
+            END IF;
+            IF TG_OP IN ('UPDATE', 'INSERT') THEN
+                INSERT INTO deployment_target_counts (deployment_id, status, n) VALUES (NEW.deployment_id, NEW.status, 1)
+                    ON CONFLICT (deployment_id, status) DO UPDATE SET n = deployment_target_counts.n + 1;
+            END IF;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER deployment_targets_counted_on_insert_or_delete AFTER INSERT OR DELETE ON deployment_targets
+            FOR EACH ROW EXECUTE FUNCTION deployment_targets_counted();
+        CREATE TRIGGER deployment_targets_counted_on_update AFTER UPDATE OF status ON deployment_targets
+            FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION deployment_targets_counted();
         CREATE TABLE host_commands (
             id text COLLATE "C" PRIMARY KEY,
             deployment_id text COLLATE "C" NOT NULL REFERENCES deployments(id) ON DELETE CASCADE,
@@ -132,7 +159,7 @@ enum PostgresSchema {
             acknowledged integer NOT NULL DEFAULT 0,
             deadline double precision NOT NULL,
             UNIQUE (deployment_id, instance_name)
-        );
+        ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 200);
         CREATE INDEX host_commands_by_instance ON host_commands(instance_name);
         CREATE INDEX host_commands_by_deadline ON host_commands(deadline);
         CREATE TABLE agent_leases (
@@ -169,7 +196,7 @@ enum PostgresSchema {
         CREATE INDEX events_by_deployment ON events(deployment_id, sequence);
         CREATE INDEX events_by_application ON events(application_name, sequence);
         -- The last sequence number given (never reused, even once its rows are deleted, like SQLite's AUTOINCREMENT).
-        CREATE TABLE event_sequence (last bigint NOT NULL);
+        CREATE TABLE event_sequence (last bigint NOT NULL) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 200);
         INSERT INTO event_sequence (last) VALUES (0);
         CREATE TABLE alarms (
             name text COLLATE "C" PRIMARY KEY,

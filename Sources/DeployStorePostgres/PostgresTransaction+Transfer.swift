@@ -52,7 +52,7 @@ extension PostgresTransaction: TransferableTransaction {
         try connection.run(
             """
             TRUNCATE delivery_attempts, deliveries, subscriptions, topics, alarms, events, agent_contacts, agent_leases, access_keys,
-                host_commands, deployment_targets, deployments, revisions, resource_tags, instance_tags, instances, deployment_groups,
+                host_commands, deployment_target_counts, deployment_targets, deployments, revisions, resource_tags, instance_tags, instances, deployment_groups,
                 deployment_configs, applications RESTART IDENTITY;
             UPDATE event_sequence SET last = 0;
             """)

@@ -284,7 +284,7 @@ final class PostgresTransaction: StoreTransaction {
 
     func targetStatusCounts(deploymentId: String) throws -> [String: Int] {
         var counts: [String: Int] = [:]
-        for row in try rows("SELECT status, COUNT(*) FROM deployment_targets WHERE deployment_id = $1 GROUP BY status", [deploymentId]) {
+        for row in try rows("SELECT status, n FROM deployment_target_counts WHERE deployment_id = $1 AND n > 0", [deploymentId]) {
             counts[row.string(0)] = row.int(1)
         }
         return counts
@@ -297,7 +297,7 @@ final class PostgresTransaction: StoreTransaction {
     }
 
     func targetCount(deploymentId: String, status: String) throws -> Int {
-        try rows("SELECT COUNT(*) FROM deployment_targets WHERE deployment_id = $1 AND status = $2", [deploymentId, status]).first?.int(0) ?? 0
+        try rows("SELECT n FROM deployment_target_counts WHERE deployment_id = $1 AND status = $2", [deploymentId, status]).first?.int(0) ?? 0
     }
 
     func targets(deploymentId: String) throws -> [InstanceTarget] {
@@ -335,7 +335,7 @@ final class PostgresTransaction: StoreTransaction {
     func hasWork(instance: String, now: Double, redeliverBefore: Double) throws -> Bool {
         try exists(
             """
-            SELECT EXISTS (SELECT 1 FROM host_commands WHERE deadline < $1)
+            SELECT COALESCE((SELECT MIN(deadline) FROM host_commands) < $1, FALSE)
                 OR EXISTS (SELECT 1 FROM host_commands WHERE instance_name = $2 AND acknowledged = 0 AND deadline < $3)
                 OR EXISTS (
                     SELECT 1 FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
@@ -392,7 +392,8 @@ final class PostgresTransaction: StoreTransaction {
     }
 
     func hasOverdueCommands(now: Double) throws -> Bool {
-        try exists("SELECT EXISTS (SELECT 1 FROM host_commands WHERE deadline < $1)", [now])
+        // MIN over the deadline index reads one entry; "EXISTS ... deadline < $1" got a generic plan that scanned the table.
+        try exists("SELECT COALESCE((SELECT MIN(deadline) FROM host_commands) < $1, FALSE)", [now])
     }
 
     func overdueCommands(now: Double) throws -> [HostCommandRecord] {

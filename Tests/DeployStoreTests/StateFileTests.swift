@@ -155,6 +155,47 @@ import Testing
         }
     }
 
+    /// Group commit on PostgreSQL (the state file's is `StateFileTests.aGroupCommitsItsWritesTogetherEachWholeOrNothing`, on a file opened
+    /// with reader connections): inside `batched`, a failed write leaves no trace and the others stay, reads see the
+    /// group's writes, another thread sees none of them until the group commits, and a group that throws leaves nothing.
+    @Test func aGroupCommitsItsGoodWritesTogether() throws {
+        struct Boom: Error {}
+        func record(_ id: String) -> ApplicationRecord {
+            ApplicationRecord(id: id, name: "app-\(id)", computePlatform: "Server", createTime: Date(timeIntervalSince1970: 1))
+        }
+        for (name, store) in try Self.stores() where name == "postgres" {
+            let seenOutside = Mutex<[String]?>(nil)
+            var seenInside: [String] = []
+            try store.batched {
+                try store.write { try $0.insertApplication(record("1")) }
+                #expect(throws: Boom.self, "\(name)") {
+                    try store.write { tx in
+                        try tx.insertApplication(record("2"))
+                        throw Boom()
+                    }
+                }
+                try store.write { try $0.insertApplication(record("3")) }
+                seenInside = try store.read { try $0.applicationNames() }
+                let outside = Thread {
+                    let seen = try? store.read { try $0.applicationNames() }
+                    seenOutside.withLock { $0 = seen }
+                }
+                outside.start()
+                while !outside.isFinished { usleep(1000) }
+            }
+            #expect(seenInside == ["app-1", "app-3"], "\(name)")
+            #expect(seenOutside.withLock { $0 } == [], "\(name)")
+            #expect(try store.read { try $0.applicationNames() } == ["app-1", "app-3"], "\(name)")
+            #expect(throws: Boom.self, "\(name)") {
+                try store.batched {
+                    try store.write { try $0.insertApplication(record("4")) }
+                    throw Boom()
+                }
+            }
+            #expect(try store.read { try $0.applicationNames() } == ["app-1", "app-3"], "\(name)")
+        }
+    }
+
     /// Equal creation times are ordered by creation order, newest first, on both stores.
     @Test func deploymentsAreNewestFirstWithExplicitTieBreaks() throws {
         for (name, store) in try Self.stores() {
