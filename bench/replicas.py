@@ -63,6 +63,18 @@ class Cluster:
         subprocess.run([f"{self.bin}/psql", "-h", self.directory, "-U", "postgres", "-qc", f"CREATE DATABASE {name}", "postgres"], check=True)
         return f"postgresql:///{name}?host={self.directory}&user=postgres"
 
+    def cpu_seconds(self):
+        """CPU-seconds of the postmaster and every backend it started (a backend that ended since is not counted)."""
+        total = cpu_seconds(self.pid)
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                fields = open(stat).read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == self.pid:
+                    total += cpu_seconds(int(stat.split("/")[2]))
+            except (OSError, ValueError, IndexError):
+                pass
+        return total
+
     def stop(self):
         os.kill(self.pid, signal.SIGINT)
         while os.path.exists(f"/proc/{self.pid}"):
@@ -110,7 +122,7 @@ backend replicas
     return process, f"https://127.0.0.1:{port}"
 
 
-def measure(label, url, ca, key, pids, args, directory):
+def measure(label, url, ca, key, pids, args, directory, database_cpu=lambda: 0.0):
     """The reads, the writes and the fleet deployment against `url`; `pids` are the servers (for their CPU)."""
     client = codedeploy_client(url, ca, key, region="us-east-1")
     role = "arn:aws:iam::000000000000:role/bench"
@@ -135,11 +147,11 @@ def measure(label, url, ca, key, pids, args, directory):
         "revision": {"revisionType": "S3", "s3Location": {"bucket": "releases", "key": "w.zip", "bundleType": "zip"}}}).encode())
         for i in range(args.writes)]
     results["CreateDeployment"] = wrk_sequence(url, writes, args.write_seconds, args.connections, 1, directory)
-    results["fleet"] = fleet(url, ca, key, pids, args)
+    results["fleet"] = fleet(url, ca, key, pids, args, database_cpu)
     return results
 
 
-def fleet(url, ca, key, pids, args):
+def fleet(url, ca, key, pids, args, database_cpu=lambda: 0.0):
     """An AllAtOnce deployment to `args.agents` AWS-model agents: seconds from CreateDeployment to Succeeded, servers' CPU."""
     host, port = url.split("://", 1)[1].rsplit(":", 1)
     client = codedeploy_client(url, ca, key)
@@ -165,6 +177,7 @@ def fleet(url, ca, key, pids, args):
         _, tasks = await start_agents(AwsAgent, dict(sorted(keys.items())), int(port), context, counters, stop, per_second=500)
         await asyncio.sleep(3)
         cpu_before = sum(cpu_seconds(pid) for pid in pids)
+        database_before, own_before = database_cpu(), cpu_seconds(os.getpid())
         t0 = time.perf_counter()
         deployment = await loop.run_in_executor(None, lambda: client.create_deployment(
             applicationName="fleet", deploymentGroupName="all",
@@ -175,11 +188,12 @@ def fleet(url, ca, key, pids, args):
             status = (await loop.run_in_executor(None, lambda: client.get_deployment(deploymentId=deployment)))["deploymentInfo"]["status"]
         elapsed = time.perf_counter() - t0
         cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+        database, own = database_cpu() - database_before, cpu_seconds(os.getpid()) - own_before
         stop.set()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        return {"status": status, "seconds": elapsed, "server_cpu": cpu, "events": counters["events"]}
+        return {"status": status, "seconds": elapsed, "server_cpu": cpu, "database_cpu": database, "agents_cpu": own, "events": counters["events"]}
 
     return asyncio.run(run())
 
@@ -224,7 +238,7 @@ def main():
                 if count > 1:
                     balancer, url = start_haproxy(shared, [r[1] for r in replicas])
                 label = f"postgres, {count} replica{'s' if count > 1 else ''}" + (" behind HAProxy" if count > 1 else "")
-                rows.append((label, measure(label, url, ca, key, [r[0].pid for r in replicas], args, directory)))
+                rows.append((label, measure(label, url, ca, key, [r[0].pid for r in replicas], args, directory, cluster.cpu_seconds)))
             finally:
                 if balancer:
                     balancer.send_signal(signal.SIGTERM)
@@ -238,11 +252,11 @@ def main():
     base = rows[0][1]
     print()
     print(f"{'set-up':<38} {'GetDeployment/s':>15} {'p50':>8} {'p99':>8} {'CreateDeployment/s':>18} {'p99':>8} "
-          f"{'AllAtOnce to ' + str(args.agents):>18} {'server CPU':>10}")
+          f"{'AllAtOnce to ' + str(args.agents):>18} {'servers CPU':>11} {'database CPU':>12} {'agents CPU':>10}")
     for label, r in rows:
         g, c, f = r["GetDeployment"], r["CreateDeployment"], r["fleet"]
         print(f"{label:<38} {g['rate']:>15.0f} {g['p50']:>6.2f}ms {g['p99']:>6.2f}ms {c['rate']:>18.0f} {c['p99']:>6.2f}ms "
-              f"{f['seconds']:>16.1f} s {f['server_cpu']:>8.1f} s  {f['status']}" + (f" (non-200: {g['non200']}/{c['non200']})" if g["non200"] or c["non200"] else ""))
+              f"{f['seconds']:>16.1f} s {f['server_cpu']:>9.1f} s {f['database_cpu']:>10.1f} s {f['agents_cpu']:>8.1f} s  {f['status']}" + (f" (non-200: {g['non200']}/{c['non200']})" if g["non200"] or c["non200"] else ""))
     print()
     for label, r in rows[1:]:
         print(f"{label}: reads {r['GetDeployment']['rate'] / base['GetDeployment']['rate']:.2f}x SQLite's, "

@@ -74,10 +74,11 @@ void deployctl_pq_clear(PGresult *r) {
 }
 int deployctl_pq_socket(const PGconn *c) { return real_PQsocket(c); }
 int deployctl_pq_consume_input(PGconn *c) { return real_PQconsumeInput(c); }
-int deployctl_pq_next_notification(PGconn *c, char *channel, int size, int *sender) {
+int deployctl_pq_next_notification(PGconn *c, char *channel, int channel_size, char *payload, int payload_size, int *sender) {
     PGnotify *notify = real_PQnotifies(c);
     if (!notify) return 0;
-    snprintf(channel, (size_t)size, "%s", notify->relname);
+    snprintf(channel, (size_t)channel_size, "%s", notify->relname);
+    snprintf(payload, (size_t)payload_size, "%s", notify->extra ? notify->extra : "");
     *sender = notify->be_pid;
     real_PQfreemem(notify);
     return 1;

@@ -192,7 +192,7 @@ struct ServerCommand: AsyncParsableCommand {
         let statePath = global.statePath
         let region = global.region ?? ProcessInfo.processInfo.environment["DEPLOYCTL_REGION"] ?? "local"
         let store: any DeployStore
-        var externalChanges: @Sendable () -> Int?
+        var externalChanges: (@Sendable () -> Int?)?
         var workChanges: @Sendable () -> UInt64?
         var database: PostgresStore?
         if let url = try global.databaseURL() {
@@ -202,7 +202,9 @@ struct ServerCommand: AsyncParsableCommand {
             postgres.listen()
             store = postgres
             database = postgres
-            externalChanges = { postgres.externalChangeCount }
+            // Other replicas' commits arrive as notifications naming the instances they concern (externalWork below),
+            // not as a bare count that would wake every held poll.
+            externalChanges = nil
             workChanges = { postgres.workChanges }
         } else {
             let file: StateFile
@@ -273,6 +275,10 @@ struct ServerCommand: AsyncParsableCommand {
             pollHold: .milliseconds(Int64(pollHold * 1000)), maxConnections: connectionCap,
             externalChanges: externalChanges, workChanges: workChanges)
         if let database {
+            configuration.externalWork = {
+                let changes = database.takeExternalChanges()
+                return ExternalWork(access: changes.access, allInstances: changes.allInstances, instances: changes.instances)
+            }
             configuration.storeStatistics = {
                 let statistics = database.statistics
                 return StoreStatistics(

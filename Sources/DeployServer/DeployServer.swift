@@ -94,6 +94,10 @@ public struct ServerConfiguration: Sendable {
     public var publicURL: String?
     /// What a database store says of its connections, for `/metrics` (nil on a state file).
     public var storeStatistics: (@Sendable () -> StoreStatistics)?
+    /// What other servers on the same database changed since the last call (asked once a second): the server forgets
+    /// cached keys when they changed, and wakes the held polls of the instances named (all of them for
+    /// `allInstances`) instead of every held poll. Nil on a state file (``externalChanges`` covers it).
+    public var externalWork: (@Sendable () -> ExternalWork)?
 
     public init(
         listen: ListenAddress, tls: TLSMaterial?, signingDirectory: String, maxObjectBytes: Int64 = 5 << 30, idleTimeout: Duration = .seconds(60),
@@ -109,6 +113,19 @@ public struct ServerConfiguration: Sendable {
         self.pollHold = pollHold
         self.externalChanges = externalChanges
         self.workChanges = workChanges
+    }
+}
+
+/// What another server's commits changed, as its notifications said.
+public struct ExternalWork: Sendable {
+    public var access: Bool
+    public var allInstances: Bool
+    public var instances: Set<String>
+
+    public init(access: Bool, allInstances: Bool, instances: Set<String>) {
+        self.access = access
+        self.allInstances = allInstances
+        self.instances = instances
     }
 }
 
@@ -235,6 +252,7 @@ extension DeployServer {
         let writer = responder.writer
         let waiters = responder.waiters
         let externalChanges = configuration.externalChanges
+        let externalWork = configuration.externalWork
         return Task {
             var seen = externalChanges?()
             var tick = 0
@@ -262,6 +280,16 @@ extension DeployServer {
                 }
                 if expired > 0 || now != seen { waiters.wakeAll() }
                 seen = now ?? seen
+                if let work = externalWork?() {
+                    // Another replica committed: only the polls it concerns look again.
+                    if work.access { plane.noteAccessChange() }
+                    if work.allInstances || !work.instances.isEmpty { waiters.noteExternalChange() }
+                    if work.allInstances, expired == 0 {
+                        waiters.wakeAll()
+                    } else if !work.instances.isEmpty {
+                        waiters.wake(work.instances)
+                    }
+                }
             }
         }
     }

@@ -147,16 +147,19 @@ final class PostgresConnection: @unchecked Sendable {
     var socket: Int32 { deployctl_pq_socket(handle) }
 
     /// Reads what the server sent and answers the notifications' senders; throws when the connection is lost.
-    func notifications() throws(PostgresError) -> [(channel: String, sender: Int32)] {
+    func notifications() throws(PostgresError) -> [(channel: String, sender: Int32, payload: String)] {
         guard deployctl_pq_consume_input(handle) != 0 else {
             throw PostgresError(sqlState: "08006", message: String(cString: deployctl_pq_error_message(handle)))
         }
-        var received: [(String, Int32)] = []
+        var received: [(String, Int32, String)] = []
         var channel = [CChar](repeating: 0, count: 64)
+        var payload = [CChar](repeating: 0, count: 8_192)
         var sender: Int32 = 0
-        while deployctl_pq_next_notification(handle, &channel, Int32(channel.count), &sender) != 0 {
-            let bytes = channel.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
-            received.append((String(decoding: bytes, as: UTF8.self), sender))
+        func text(_ buffer: [CChar]) -> String {
+            String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        while deployctl_pq_next_notification(handle, &channel, Int32(channel.count), &payload, Int32(payload.count), &sender) != 0 {
+            received.append((text(channel), sender, text(payload)))
         }
         return received
     }

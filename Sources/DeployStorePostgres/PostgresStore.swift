@@ -34,6 +34,49 @@ public final class PostgresStore: DeployStore, Sendable {
         var retries = 0
         var listenerReconnects = 0
         var listening = false
+        /// What other replicas changed since ``takeExternalChanges()`` last answered.
+        var pending = ExternalChanges()
+    }
+
+    /// What other replicas committed: whether keys or instances changed, and whose polls may find new work (every
+    /// instance's when `allInstances`).
+    public struct ExternalChanges: Sendable, Equatable {
+        public var access = false
+        public var allInstances = false
+        public var instances: Set<String> = []
+
+        public init() {}
+
+        public var isEmpty: Bool { !access && !allInstances && instances.isEmpty }
+
+        mutating func merge(payload: String) {
+            let parts = payload.split(separator: "\n", omittingEmptySubsequences: false)
+            guard let head = parts.first else { return }
+            if head.contains("a") { access = true }
+            if head.contains("*") { allInstances = true }
+            if head.contains("w") { instances.formUnion(parts.dropFirst().map(String.init)) }
+        }
+    }
+
+    /// Takes what other replicas announced since the last call (the server's clock asks once a second).
+    public func takeExternalChanges() -> ExternalChanges {
+        state.withLock { state in
+            let taken = state.pending
+            state.pending = ExternalChanges()
+            return taken
+        }
+    }
+
+    /// The notification's text: a head of flags (`a` access, `w` work, `*` every instance) and the instances whose
+    /// polls may find new work, one per line; `*` when they do not fit PostgreSQL's 8,000-byte payload.
+    static func payload(access: Bool, work: Bool, instances: Set<String>?) -> String {
+        var head = (access ? "a" : "") + (work ? "w" : "")
+        guard work else { return head }
+        guard let instances else { return head + "*" }
+        let body = instances.sorted().joined(separator: "\n")
+        if body.utf8.count > 7_000 { return head + "*" }
+        head += instances.isEmpty ? "" : "\n" + body
+        return head
     }
 
     /// Connects (at most `maxConnections` at once) and brings the schema up to date (once, whatever the number of
@@ -110,7 +153,8 @@ public final class PostgresStore: DeployStore, Sendable {
         do {
             value = try body()
             if batch.changed {
-                try connection.query("SELECT pg_notify($1, $2)", [Self.channel, "work"])
+                try connection.query(
+                    "SELECT pg_notify($1, $2)", [Self.channel, Self.payload(access: batch.access, work: true, instances: batch.instances)])
             }
             try connection.run("COMMIT")
         } catch let failure as PostgresError {
@@ -132,11 +176,20 @@ public final class PostgresStore: DeployStore, Sendable {
     private func inBatch<T>(_ batch: Batch, writing: Bool, _ body: (any StoreTransaction) throws -> T) throws -> T {
         let transaction = PostgresTransaction(connection: batch.connection)
         guard writing else { return try body(transaction) }
+        // Savepoints of one name nest; a success leaves its own in place (a RELEASE would be one more round trip for
+        // each request of the group), and a failure rolls back to its own, the newest of that name.
         try batch.connection.run("SAVEPOINT write")
         do {
             let value = try body(transaction)
-            try batch.connection.run("RELEASE SAVEPOINT write")
-            if transaction.changedWork || transaction.changedAccess { batch.changed = true }
+            if transaction.changedWork || transaction.changedAccess {
+                batch.changed = true
+                batch.access = batch.access || transaction.changedAccess
+                if let touched = transaction.touchedInstances, transaction.changedWork {
+                    batch.instances?.formUnion(touched)
+                } else if transaction.changedWork {
+                    batch.instances = nil
+                }
+            }
             return value
         } catch {
             try? batch.connection.run("ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write")
@@ -175,7 +228,12 @@ public final class PostgresStore: DeployStore, Sendable {
                     throw BodyError(error: error)
                 }
                 if transaction.changedWork || transaction.changedAccess {
-                    try connection.query("SELECT pg_notify($1, $2)", [Self.channel, transaction.changedAccess ? "access" : "work"])
+                    try connection.query(
+                        "SELECT pg_notify($1, $2)",
+                        [
+                            Self.channel,
+                            Self.payload(access: transaction.changedAccess, work: transaction.changedWork, instances: transaction.touchedInstances),
+                        ])
                 }
                 committing = true
                 try connection.run("COMMIT")
@@ -235,6 +293,9 @@ public final class PostgresStore: DeployStore, Sendable {
                         $0.listenerReconnects += 1
                         $0.externalChanges += 1
                         $0.workChanges &+= 1
+                        // Notifications may have been missed: keys may have changed, any poll may have work.
+                        $0.pending.access = true
+                        $0.pending.allInstances = true
                     }
                 }
                 first = false
@@ -248,6 +309,7 @@ public final class PostgresStore: DeployStore, Sendable {
                         state.withLock {
                             $0.externalChanges += 1
                             $0.workChanges &+= 1
+                            for notification in foreign { $0.pending.merge(payload: notification.payload) }
                         }
                     }
                 }
@@ -263,6 +325,8 @@ public final class PostgresStore: DeployStore, Sendable {
 final class Batch {
     let connection: PostgresConnection
     var changed = false
+    var access = false
+    var instances: Set<String>? = []
 
     init(connection: PostgresConnection) { self.connection = connection }
 }

@@ -13,6 +13,20 @@ final class PostgresTransaction: StoreTransaction {
     let connection: PostgresConnection
     private(set) var changedWork = false
     private(set) var changedAccess = false
+    /// The instances whose polls may find something new after this transaction (nil: any instance's may, as when a
+    /// deployment's status changes).
+    private(set) var touchedInstances: Set<String>? = []
+
+    private func touch(_ instance: String?) {
+        guard let instance else { return touchEverything() }
+        touchedInstances?.insert(instance)
+    }
+
+    private func touchEverything() { touchedInstances = nil }
+    /// Deployments and targets already read in this transaction (an agent's event reads the same deployment several
+    /// times); every write of them goes through this transaction and updates the entry, as on the state file.
+    private var deployments: [String: DeploymentInfo?] = [:]
+    private var targetRows: [String: InstanceTarget?] = [:]
 
     init(connection: PostgresConnection) {
         self.connection = connection
@@ -199,7 +213,10 @@ final class PostgresTransaction: StoreTransaction {
     // MARK: Deployments
 
     func deployment(id: String) throws -> DeploymentInfo? {
-        try rows("SELECT info FROM deployments WHERE id = $1", [id]).first.map { try decodedDeployments.decode($0.string(0)) }
+        if let known = deployments[id] { return known }
+        let info = try rows("SELECT info FROM deployments WHERE id = $1", [id]).first.map { try decodedDeployments.decode($0.string(0)) }
+        deployments[id] = info
+        return info
     }
 
     func groupId(ofDeployment id: String) throws -> String? {
@@ -217,13 +234,20 @@ final class PostgresTransaction: StoreTransaction {
                 record.id, record.applicationId, record.groupId, record.info.status?.rawValue ?? "Created", record.createTime.timeIntervalSince1970,
                 try storedJSON(record.info),
             ])
+        deployments[record.id] = nil
         changedWork = true
     }
 
     func updateDeployment(_ info: DeploymentInfo) throws {
         let text = try storedJSON(info)
-        try run("UPDATE deployments SET status = $1, info = $2 WHERE id = $3", [info.status?.rawValue ?? "Created", text, info.deploymentId])
+        // The status before the update (the FROM sees the row as it was): a status change concerns every target's poll.
+        let before = try rows(
+            "UPDATE deployments d SET status = $1, info = $2 FROM (SELECT status FROM deployments WHERE id = $3) old WHERE d.id = $3 RETURNING old.status",
+            [info.status?.rawValue ?? "Created", text, info.deploymentId])
+        let changed = before.count
+        if let old = before.first?.string(0), old != (info.status?.rawValue ?? "Created") { touchEverything() }
         decodedDeployments.remember(text, as: info)
+        if let id = info.deploymentId { deployments[id] = changed > 0 ? info : nil }
         changedWork = true
     }
 
@@ -279,6 +303,8 @@ final class PostgresTransaction: StoreTransaction {
         try run(
             "INSERT INTO deployment_targets (deployment_id, target_id, position, status, info) VALUES ($1, $2, $3, $4, $5)",
             [deploymentId, target.targetId, position, target.status?.rawValue ?? "Pending", try storedJSON(target)])
+        targetRows[deploymentId + "\u{0}" + (target.targetId ?? "")] = nil
+        touch(target.targetId)
         changedWork = true
     }
 
@@ -307,17 +333,25 @@ final class PostgresTransaction: StoreTransaction {
     }
 
     func target(deploymentId: String, instance: String) throws -> InstanceTarget? {
-        try rows("SELECT info FROM deployment_targets WHERE deployment_id = $1 AND target_id = $2", [deploymentId, instance]).first.map {
+        let key = deploymentId + "\u{0}" + instance
+        if let known = targetRows[key] { return known }
+        let target = try rows("SELECT info FROM deployment_targets WHERE deployment_id = $1 AND target_id = $2", [deploymentId, instance]).first.map {
             try decodedTargets.decode($0.string(0))
         }
+        targetRows[key] = target
+        return target
     }
 
     func updateTarget(_ target: InstanceTarget) throws {
         let text = try storedJSON(target)
-        try run(
+        let changed = try run(
             "UPDATE deployment_targets SET status = $1, info = $2 WHERE deployment_id = $3 AND target_id = $4",
             [target.status?.rawValue ?? "Pending", text, target.deploymentId, target.targetId])
         decodedTargets.remember(text, as: target)
+        if let deploymentId = target.deploymentId, let instance = target.targetId {
+            targetRows[deploymentId + "\u{0}" + instance] = changed > 0 ? target : nil
+        }
+        touch(target.targetId)
         changedWork = true
     }
 
@@ -374,6 +408,7 @@ final class PostgresTransaction: StoreTransaction {
         try run(
             "INSERT INTO host_commands (id, deployment_id, instance_name, event_name, acknowledged, deadline) VALUES ($1, $2, $3, $4, $5, $6)",
             [command.id, command.deploymentId, command.instanceName, command.eventName, command.acknowledged, command.deadline])
+        touch(command.instanceName)
         changedWork = true
     }
 
@@ -382,13 +417,19 @@ final class PostgresTransaction: StoreTransaction {
     }
 
     func deleteCommand(id: String) throws {
-        if try run("DELETE FROM host_commands WHERE id = $1", [id]) > 0 { changedWork = true }
+        for row in try rows("DELETE FROM host_commands WHERE id = $1 RETURNING instance_name", [id]) {
+            touch(row.string(0))
+            changedWork = true
+        }
     }
 
     func acknowledgeCommand(id: String, deadline: Double) throws -> Bool {
-        let changed = try run("UPDATE host_commands SET acknowledged = 1, deadline = $1 WHERE id = $2", [deadline, id]) == 1
-        if changed { changedWork = true }
-        return changed
+        let changed = try rows("UPDATE host_commands SET acknowledged = 1, deadline = $1 WHERE id = $2 RETURNING instance_name", [deadline, id])
+        for row in changed {
+            touch(row.string(0))
+            changedWork = true
+        }
+        return changed.count == 1
     }
 
     func hasOverdueCommands(now: Double) throws -> Bool {

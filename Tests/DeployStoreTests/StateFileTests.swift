@@ -1,12 +1,12 @@
 import DeployModel
 import DeployStore
-import DeployStorePostgres
 import Foundation
 import GRDB
 import Synchronization
 import TestSupport
 import Testing
 
+@testable import DeployStorePostgres
 @testable import DeployStoreSQLite
 
 @Suite struct StateFileTests {
@@ -311,5 +311,24 @@ import Testing
             #expect("\(error)".contains("cannot connect"))
             #expect(!"\(error)".contains("hunter2"))
         }
+    }
+}
+
+/// What replicas tell each other in a notification: the instances whose polls may find new work, or all of them.
+@Suite struct ReplicaNotificationTests {
+    @Test func aNotificationNamesTheInstancesItConcernsOrAll() {
+        var changes = PostgresStore.ExternalChanges()
+        changes.merge(payload: PostgresStore.payload(access: false, work: true, instances: ["web-2", "web-1"]))
+        #expect(changes.instances == ["web-1", "web-2"] && !changes.allInstances && !changes.access)
+        changes.merge(payload: PostgresStore.payload(access: true, work: false, instances: []))
+        #expect(changes.access && !changes.allInstances)
+        changes.merge(payload: PostgresStore.payload(access: false, work: true, instances: nil))
+        #expect(changes.allInstances)
+        // Too many names for PostgreSQL's 8,000-byte payload: every instance instead.
+        let many = Set((0..<2_000).map { "instance-\($0)" })
+        #expect(PostgresStore.payload(access: false, work: true, instances: many) == "w*")
+        var empty = PostgresStore.ExternalChanges()
+        empty.merge(payload: PostgresStore.payload(access: false, work: true, instances: []))
+        #expect(empty.isEmpty)
     }
 }

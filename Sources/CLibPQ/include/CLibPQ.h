@@ -33,8 +33,8 @@ const char *deployctl_pq_affected(PGresult *r);
 void deployctl_pq_clear(PGresult *r);
 int deployctl_pq_socket(const PGconn *c);
 int deployctl_pq_consume_input(PGconn *c);
-/* The channel of the next notification received (1), or none (0); `channel` gets at most `size` - 1 bytes. */
-int deployctl_pq_next_notification(PGconn *c, char *channel, int size, int *sender);
+/* The next notification received (1), or none (0): its channel and payload, each cut to its buffer's size - 1. */
+int deployctl_pq_next_notification(PGconn *c, char *channel, int channel_size, char *payload, int payload_size, int *sender);
 /* 0 idle, 2 in a transaction, 3 in a failed transaction, 4 the connection is bad (libpq's PGTransactionStatusType). */
 int deployctl_pq_transaction_status(const PGconn *c);
 int deployctl_pq_backend_pid(const PGconn *c);
