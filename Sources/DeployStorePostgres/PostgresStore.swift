@@ -254,7 +254,10 @@ public final class PostgresStore: DeployStore, Sendable {
                         state.withLock { $0.retries += 1 }
                         continue
                     }
-                    throw ServiceUnavailable("the database connection was lost (\(failure.message)); the request may be retried")
+                    throw ServiceUnavailable(
+                        committing
+                            ? "the database connection was lost while committing (\(failure.message)): the change may or may not be saved; read before retrying a change that is not idempotent"
+                            : "the database connection was lost (\(failure.message)); nothing was changed, and the request may be retried")
                 }
                 throw failure
             } catch let wrapped as BodyError {
