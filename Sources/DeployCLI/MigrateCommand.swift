@@ -8,6 +8,7 @@ import Foundation
 struct MigrateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "migrate",
+        _superCommandName: "deployctl",
         abstract: "Copy all state between a SQLite state file and a PostgreSQL database, verified.",
         discussion: """
             Copies applications, deployment groups and configurations, instances and tags, revisions, deployments with \

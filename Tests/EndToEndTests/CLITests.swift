@@ -239,7 +239,7 @@ import Testing
             "update-access-key": "--access-key-id", "delete-access-key": "--access-key-id", "server": "--tls-san",
             "register": "--instance-name", "deregister": "--instance-name", "install": "--config-file", "uninstall": "--prefix",
             "logs": "--deployment-id", "events": "--follow", "put-alarm": "--manual", "describe-alarms": "--alarm-names",
-            "delete-alarms": "--alarm-names", "set-alarm-state": "--state-value", "sns": "list-deliveries",
+            "delete-alarms": "--alarm-names", "set-alarm-state": "--state-value", "sns": "list-deliveries", "migrate": "--replace",
         ]
         #expect(commands.count >= 41 + extensions.count)
         for command in commands {
