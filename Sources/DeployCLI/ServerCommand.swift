@@ -191,36 +191,9 @@ struct ServerCommand: AsyncParsableCommand {
         }
         let statePath = global.statePath
         let region = global.region ?? ProcessInfo.processInfo.environment["DEPLOYCTL_REGION"] ?? "local"
-        let store: any DeployStore
-        var externalChanges: (@Sendable () -> Int?)?
-        var workChanges: @Sendable () -> UInt64?
-        var database: PostgresStore?
-        if let url = try global.databaseURL() {
-            // One replica of several on one database: connections for the readers and the writer, and a listener that
-            // hears what the other replicas change.
-            let postgres = try global.openDatabase(url, maxConnections: max(4, ProcessInfo.processInfo.activeProcessorCount) + 4)
-            postgres.listen()
-            store = postgres
-            database = postgres
-            // Other replicas' commits arrive as notifications naming the instances they concern (externalWork below),
-            // not as a bare count that would wake every held poll.
-            externalChanges = nil
-            workChanges = { postgres.workChanges }
-        } else {
-            let file: StateFile
-            do {
-                // Reads run on Swift's cooperative pool (one thread per core), so that many reader connections are all
-                // that is ever used at once; each holds its own page cache.
-                file = try StateFile(path: statePath, concurrentReaders: max(2, ProcessInfo.processInfo.activeProcessorCount))
-            } catch {
-                throw CLIFailure.other(error.description)
-            }
-            store = SQLiteStore(file: file)
-            externalChanges = { file.externalChangeCount() }
-            workChanges = { file.workChanges }
-        }
+        let served = try openServedStore(statePath: statePath)
         let plane = ControlPlane(
-            store: store, region: region, expiresOnRead: false, agentGrace: agentGrace, eventRetention: eventRetentionDays * 86_400)
+            store: served.store, region: region, expiresOnRead: false, agentGrace: agentGrace, eventRetention: eventRetentionDays * 86_400)
         let tls: TLSMaterial?
         let stateDirectory = (statePath as NSString).deletingLastPathComponent
         let chosenTLS = tlsDirectory ?? ((stateDirectory.isEmpty ? "." : stateDirectory) + "/tls")
@@ -273,19 +246,8 @@ struct ServerCommand: AsyncParsableCommand {
         var configuration = ServerConfiguration(
             listen: address, tls: tls, signingDirectory: signingDirectory, maxObjectBytes: maxObjectSize, idleTimeout: .seconds(idleTimeout),
             pollHold: .milliseconds(Int64(pollHold * 1000)), maxConnections: connectionCap,
-            externalChanges: externalChanges, workChanges: workChanges)
-        if let database {
-            configuration.externalWork = {
-                let changes = database.takeExternalChanges()
-                return ExternalWork(access: changes.access, allInstances: changes.allInstances, instances: changes.instances)
-            }
-            configuration.storeStatistics = {
-                let statistics = database.statistics
-                return StoreStatistics(
-                    available: statistics.available, connectionsOpen: statistics.connectionsOpen, connectionFailures: statistics.connectionFailures,
-                    reconnects: statistics.reconnects, retries: statistics.retries, listenerReconnects: statistics.listenerReconnects)
-            }
-        }
+            externalChanges: served.externalChanges, workChanges: served.workChanges)
+        served.configure(&configuration)
         configuration.headerTimeout = .seconds(headerTimeout)
         configuration.balancers = try traffic.balancers()
         configuration.alarmInterval = .milliseconds(Int64(alarmInterval * 1000))
@@ -307,6 +269,52 @@ struct ServerCommand: AsyncParsableCommand {
             }
         } catch {
             throw CLIFailure.other("deployctl server: \(error)")
+        }
+    }
+
+    /// The state file, or (`--database`) this replica's PostgreSQL store with its listener for the other replicas.
+    func openServedStore(statePath: String) throws -> ServedStore {
+        if let url = try global.databaseURL() {
+            // Connections for the readers and the writer, and a listener that hears what the other replicas change.
+            let postgres = try global.openDatabase(url, maxConnections: max(4, ProcessInfo.processInfo.activeProcessorCount) + 4)
+            postgres.listen()
+            // Other replicas' commits arrive as notifications naming the instances they concern (externalWork), not as
+            // a bare count that would wake every held poll.
+            return ServedStore(store: postgres, externalChanges: nil, workChanges: { postgres.workChanges }, database: postgres)
+        }
+        let file: StateFile
+        do {
+            // Reads run on Swift's cooperative pool (one thread per core), so that many reader connections are all
+            // that is ever used at once; each holds its own page cache.
+            file = try StateFile(path: statePath, concurrentReaders: max(2, ProcessInfo.processInfo.activeProcessorCount))
+        } catch {
+            throw CLIFailure.other(error.description)
+        }
+        return ServedStore(
+            store: SQLiteStore(file: file), externalChanges: { file.externalChangeCount() }, workChanges: { file.workChanges }, database: nil)
+    }
+}
+
+/// The store `deployctl server` runs on, and how it hears what other processes (a local `deployctl` on the state
+/// file) or other replicas (on the database) changed.
+struct ServedStore {
+    let store: any DeployStore
+    let externalChanges: (@Sendable () -> Int?)?
+    let workChanges: @Sendable () -> UInt64?
+    let database: PostgresStore?
+
+    /// On a database: other replicas' changes by instance, and the connections' figures for `/metrics`.
+    func configure(_ configuration: inout ServerConfiguration) {
+        guard let database else { return }
+        configuration.externalWork = {
+            let changes = database.takeExternalChanges()
+            return ExternalWork(access: changes.access, allInstances: changes.allInstances, instances: changes.instances)
+        }
+        configuration.storeStatistics = {
+            let statistics = database.statistics
+            return StoreStatistics(
+                available: statistics.available, connectionsOpen: statistics.connectionsOpen, connectionFailures: statistics.connectionFailures,
+                reconnects: statistics.reconnects, retries: statistics.retries, listenerReconnects: statistics.listenerReconnects)
         }
     }
 }

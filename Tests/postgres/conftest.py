@@ -8,7 +8,6 @@ several hosts share a mounted directory.
 import glob
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -102,16 +101,7 @@ class Replica(Server):
             self.wait_started()
 
     def wait_started(self):
-        line = self.process.stdout.readline()
-        self.start_line = line
-        match = re.search(r"serving (\S+)(?: \(CA: (\S+)\))?", line)
-        if not match:
-            self.process.kill()
-            raise AssertionError(f"deployctl server did not start: {line!r}; {open(self.stderr_path).read()}")
-        self.url = match.group(1)
-        self.ca = match.group(2).rstrip(")") if match.group(2) else None
-        self.port = int(self.url.rsplit(":", 1)[1])
-        return self
+        return self.read_start_line()
 
     def kill9(self):
         self.process.send_signal(signal.SIGKILL)

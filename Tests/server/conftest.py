@@ -42,6 +42,10 @@ class Server:
         self.process = subprocess.Popen(
             [BINARY, "server", "--state", self.state, "--listen", "127.0.0.1:0", *extra_args],
             stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        self.read_start_line()
+
+    def read_start_line(self):
+        """Reads the one line the server prints when it serves: its URL and CA file."""
         line = self.process.stdout.readline()
         self.start_line = line
         match = re.search(r"serving (\S+)(?: \(CA: (\S+)\))?", line)
@@ -51,6 +55,7 @@ class Server:
         self.url = match.group(1)
         self.ca = match.group(2).rstrip(")") if match.group(2) else None
         self.port = int(self.url.rsplit(":", 1)[1])
+        return self
 
     def env(self, role="admin", **overrides):
         """An environment for the aws CLI or deployctl acting with `role`'s key against this server."""
