@@ -40,7 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class Cluster:
     """A PostgreSQL cluster of this run (as the tests start one), stopped by its postmaster's PID."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, statements=False, settings=()):
         self.bin = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))[-1]
         self.directory = os.path.join(directory, "pg")
         os.makedirs(self.directory)
@@ -53,7 +53,11 @@ class Cluster:
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # The package's defaults but for the socket and max_connections: durability on (fsync, synchronous_commit),
         # as a production database runs.
-        subprocess.run([*prefix, f"{self.bin}/pg_ctl", "-D", data, "-o", f"-k {self.directory} -c listen_addresses='' -c max_connections=200",
+        options = f"-k {self.directory} -c listen_addresses='' -c max_connections=200"
+        if statements:  # --statements: what each query costs, printed after each fleet deployment
+            options += " -c shared_preload_libraries=pg_stat_statements"
+        options += "".join(f" -c {setting}" for setting in settings)
+        subprocess.run([*prefix, f"{self.bin}/pg_ctl", "-D", data, "-o", options,
                         "-l", os.path.join(self.directory, "log"), "-w", "start"], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
         self.pid = int(open(os.path.join(data, "postmaster.pid")).readline())
@@ -62,6 +66,12 @@ class Cluster:
         name = "b_" + uuid.uuid4().hex[:10]
         subprocess.run([f"{self.bin}/psql", "-h", self.directory, "-U", "postgres", "-qc", f"CREATE DATABASE {name}", "postgres"], check=True)
         return f"postgresql:///{name}?host={self.directory}&user=postgres"
+
+    def psql(self, url, sql):
+        """What `sql` prints on the database `url` names (as psql's aligned table)."""
+        name = url.split("///", 1)[1].split("?", 1)[0]
+        return subprocess.run([f"{self.bin}/psql", "-h", self.directory, "-U", "postgres", "-c", sql, name],
+                              check=True, capture_output=True, text=True).stdout
 
     def cpu_seconds(self):
         """CPU-seconds of the postmaster and every backend it started (a backend that ended since is not counted)."""
@@ -122,8 +132,33 @@ backend replicas
     return process, f"https://127.0.0.1:{port}"
 
 
-def measure(label, url, ca, key, pids, args, directory, database_cpu=lambda: 0.0):
+def measure(label, url, ca, key, pids, args, directory, cluster=None, database=None):
     """The reads, the writes and the fleet deployment against `url`; `pids` are the servers (for their CPU)."""
+    results = {"GetDeployment": None, "CreateDeployment": None}
+    if not args.fleet_only:
+        results.update(reads_and_writes(label, url, ca, key, args, directory))
+    statements = cluster is not None and args.statements
+    if statements:
+        cluster.psql(database, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()")
+    results["fleet"] = fleet(url, ca, key, pids, args, cluster.cpu_seconds if cluster else lambda: 0.0)
+    if statements:
+        print(f"\n{label}: the fleet deployment's 20 costliest statements (pg_stat_statements)")
+        print(cluster.psql(database, STATEMENTS_REPORT))
+    return results
+
+
+# Per statement: calls, execution and planning milliseconds in all, and the statement (its first 110 characters).
+STATEMENTS_REPORT = """
+SELECT calls, round(total_exec_time::numeric) AS exec_ms, round(total_plan_time::numeric) AS plan_ms,
+       round((total_exec_time / greatest(calls, 1) * 1000)::numeric) AS us_per_call, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) AS query
+FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY total_exec_time + total_plan_time DESC LIMIT 20;
+SELECT sum(calls) AS calls, round(sum(total_exec_time)::numeric) AS exec_ms, count(*) AS statements
+FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+
+
+def reads_and_writes(label, url, ca, key, args, directory):
+    """Signed GetDeployment reads (wrk) and distinct CreateDeployment writes against `url`."""
     client = codedeploy_client(url, ca, key, region="us-east-1")
     role = "arn:aws:iam::000000000000:role/bench"
     client.create_application(applicationName="bench")
@@ -147,7 +182,6 @@ def measure(label, url, ca, key, pids, args, directory, database_cpu=lambda: 0.0
         "revision": {"revisionType": "S3", "s3Location": {"bucket": "releases", "key": "w.zip", "bundleType": "zip"}}}).encode())
         for i in range(args.writes)]
     results["CreateDeployment"] = wrk_sequence(url, writes, args.write_seconds, args.connections, 1, directory)
-    results["fleet"] = fleet(url, ca, key, pids, args, database_cpu)
     return results
 
 
@@ -207,61 +241,85 @@ def main():
     parser.add_argument("--write-seconds", type=int, default=2)
     parser.add_argument("--deployments", type=int, default=200, help="deployments in the group GetDeployment reads")
     parser.add_argument("--writes", type=int, default=2500, help="deployment groups, one per distinct CreateDeployment")
+    parser.add_argument("--setups", default="sqlite,postgres-1,postgres-2",
+                        help="which set-ups, in order (comma-separated): sqlite, postgres-1 (one replica), postgres-2 (two behind HAProxy)")
+    parser.add_argument("--fleet-only", action="store_true", help="only the fleet deployment (no wrk reads and writes)")
+    parser.add_argument("--statements", action="store_true",
+                        help="load pg_stat_statements and print the fleet deployment's costliest statements on PostgreSQL")
+    parser.add_argument("--postgres-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the cluster (postgres -c), as many as needed")
+    parser.add_argument("--keep", action="store_true", help="leave the temporary directory (the cluster's log) in place")
     args = parser.parse_args()
+    setups = args.setups.split(",")
+    unknown = [s for s in setups if s not in ("sqlite", "postgres-1", "postgres-2")]
+    if unknown:
+        sys.exit(f"--setups: unknown set-up {unknown[0]!r} (expected sqlite, postgres-1 or postgres-2)")
     for tool in ("wrk", "haproxy"):
         if subprocess.run(["which", tool], capture_output=True).returncode != 0:
             sys.exit(f"bench-replicas needs {tool}: apt-get install {tool}")
     directory = tempfile.mkdtemp(prefix="deployctl-bench-replicas-")
     os.chmod(directory, 0o755)  # the postgres user reaches its cluster below it
-    cluster = Cluster(directory)
+    cluster = Cluster(directory, statements=args.statements, settings=args.postgres_setting)
     rows = []
     try:
-        # 1. SQLite.
-        server, url, ca, key = start_server(args.binary, os.path.join(directory, "state.db"))
-        try:
-            rows.append(("sqlite", measure("sqlite", url, ca, key, [server.pid], args, directory)))
-        finally:
-            stop_server(server)
-        # 2 and 3. PostgreSQL, one replica, then two behind HAProxy, each on a database of its own.
-        for count in (1, 2):
-            database = cluster.database()
-            shared = os.path.join(directory, f"shared-{count}")
-            os.makedirs(shared)
-            key = json.loads(subprocess.run([args.binary, "create-access-key", "--database", database, "--user-name", "bench", "--role", "admin"],
-                                            capture_output=True, text=True, check=True).stdout)["AccessKey"]
-            replicas = [start_replica(args.binary, database, shared)]
-            for _ in range(count - 1):
-                replicas.append(start_replica(args.binary, database, shared))
-            balancer = None
-            try:
-                url, ca = replicas[0][1], replicas[0][2]
-                if count > 1:
-                    balancer, url = start_haproxy(shared, [r[1] for r in replicas])
-                label = f"postgres, {count} replica{'s' if count > 1 else ''}" + (" behind HAProxy" if count > 1 else "")
-                rows.append((label, measure(label, url, ca, key, [r[0].pid for r in replicas], args, directory, cluster.cpu_seconds)))
-            finally:
-                if balancer:
-                    balancer.send_signal(signal.SIGTERM)
-                    balancer.wait()
-                for replica in replicas:
-                    stop_server(replica[0])
+        for setup in setups:
+            if setup == "sqlite":
+                server, url, ca, key = start_server(args.binary, os.path.join(tempfile.mkdtemp(dir=directory), "state.db"))
+                try:
+                    rows.append(("sqlite", measure("sqlite", url, ca, key, [server.pid], args, directory)))
+                finally:
+                    stop_server(server)
+            else:
+                rows.append(measure_replicas(int(setup.rsplit("-", 1)[1]), cluster, args, directory))
     finally:
         cluster.stop()
-        subprocess.run(["rm", "-rf", directory])
+        if args.keep:
+            print(f"kept {directory}")
+        else:
+            subprocess.run(["rm", "-rf", directory])
+    report(rows, args)
 
-    base = rows[0][1]
+
+def measure_replicas(count, cluster, args, directory):
+    """`count` replicas on a database of their own (behind HAProxy when more than one): (label, results)."""
+    database = cluster.database()
+    shared = tempfile.mkdtemp(prefix=f"shared-{count}-", dir=directory)
+    key = json.loads(subprocess.run([args.binary, "create-access-key", "--database", database, "--user-name", "bench", "--role", "admin"],
+                                    capture_output=True, text=True, check=True).stdout)["AccessKey"]
+    replicas = [start_replica(args.binary, database, shared) for _ in range(count)]
+    balancer = None
+    try:
+        url, ca = replicas[0][1], replicas[0][2]
+        if count > 1:
+            balancer, url = start_haproxy(shared, [r[1] for r in replicas])
+        label = f"postgres, {count} replica{'s' if count > 1 else ''}" + (" behind HAProxy" if count > 1 else "")
+        return label, measure(label, url, ca, key, [r[0].pid for r in replicas], args, directory, cluster, database)
+    finally:
+        if balancer:
+            balancer.send_signal(signal.SIGTERM)
+            balancer.wait()
+        for replica in replicas:
+            stop_server(replica[0])
+
+
+def report(rows, args):
     print()
     print(f"{'set-up':<38} {'GetDeployment/s':>15} {'p50':>8} {'p99':>8} {'CreateDeployment/s':>18} {'p99':>8} "
           f"{'AllAtOnce to ' + str(args.agents):>18} {'servers CPU':>11} {'database CPU':>12} {'agents CPU':>10}")
     for label, r in rows:
         g, c, f = r["GetDeployment"], r["CreateDeployment"], r["fleet"]
-        print(f"{label:<38} {g['rate']:>15.0f} {g['p50']:>6.2f}ms {g['p99']:>6.2f}ms {c['rate']:>18.0f} {c['p99']:>6.2f}ms "
-              f"{f['seconds']:>16.1f} s {f['server_cpu']:>9.1f} s {f['database_cpu']:>10.1f} s {f['agents_cpu']:>8.1f} s  {f['status']}" + (f" (non-200: {g['non200']}/{c['non200']})" if g["non200"] or c["non200"] else ""))
+        http = (f"{g['rate']:>15.0f} {g['p50']:>6.2f}ms {g['p99']:>6.2f}ms {c['rate']:>18.0f} {c['p99']:>6.2f}ms" if g
+                else f"{'-':>15} {'-':>8} {'-':>8} {'-':>18} {'-':>8}")
+        print(f"{label:<38} {http} {f['seconds']:>16.1f} s {f['server_cpu']:>9.1f} s {f['database_cpu']:>10.1f} s {f['agents_cpu']:>8.1f} s  "
+              f"{f['status']}" + (f" (non-200: {g['non200']}/{c['non200']})" if g and (g["non200"] or c["non200"]) else ""))
     print()
+    base = rows[0][1]
     for label, r in rows[1:]:
-        print(f"{label}: reads {r['GetDeployment']['rate'] / base['GetDeployment']['rate']:.2f}x SQLite's, "
-              f"writes {r['CreateDeployment']['rate'] / base['CreateDeployment']['rate']:.2f}x, "
-              f"the fleet deployment {r['fleet']['seconds'] / base['fleet']['seconds']:.2f}x SQLite's time")
+        line = f"{label}: "
+        if r["GetDeployment"] and base["GetDeployment"]:
+            line += (f"reads {r['GetDeployment']['rate'] / base['GetDeployment']['rate']:.2f}x {rows[0][0]}'s, "
+                     f"writes {r['CreateDeployment']['rate'] / base['CreateDeployment']['rate']:.2f}x, ")
+        print(line + f"the fleet deployment {r['fleet']['seconds'] / base['fleet']['seconds']:.2f}x {rows[0][0]}'s time")
     print(f"(wrk: 1 thread, {args.connections} connections, reads {args.seconds} s, writes {args.write_seconds} s; {os.cpu_count()} cores shared by "
           "every process: client, servers, PostgreSQL, HAProxy)")
 
