@@ -33,6 +33,13 @@ extension ControlPlane: HostCommandService {
     public func pollHostCommand(instanceName: String) throws -> HostCommand? {
         // Most polls find nothing: answer those from a read, without taking the write lock.
         guard try mayHaveHostCommand(instanceName: instanceName) else { return nil }
+        return try takeHostCommand(instanceName: instanceName)
+    }
+
+    /// The write half of ``pollHostCommand(instanceName:)``, for a caller that has just looked
+    /// (``lookForHostCommand(instanceName:)``) and found that the instance may have a command: the server, whose
+    /// look runs on its reader threads and leaves the one writer only the writes.
+    public func takeHostCommand(instanceName: String) throws -> HostCommand? {
         let stamp = now().timeIntervalSince1970
         let redeliverBefore = stamp + acknowledgeWindow - redeliveryDelay
         return try store.write { tx in

@@ -173,7 +173,7 @@ struct CommandRoutes {
                 let look = try await responder.onReaders { plane in try plane.lookForHostCommand(instanceName: instance) }
                 responder.waiters.settle(instance, at: look.settled ? mark : nil)
                 if look.mayHave {
-                    found = try await responder.onWriter { plane in try plane.pollHostCommand(instanceName: instance) }
+                    found = try await responder.onWriter { plane in try plane.takeHostCommand(instanceName: instance) }
                 }
             }
             if let command = found {
