@@ -16,7 +16,8 @@ _Static_assert(PQTRANS_IDLE == 0 && PQTRANS_INTRANS == 2 && PQTRANS_INERROR == 3
     X(PQconnectdb) X(PQstatus) X(PQerrorMessage) X(PQfinish) X(PQexec) X(PQexecParams) X(PQprepare)                 \
     X(PQexecPrepared) X(PQresultStatus) X(PQresultErrorField) X(PQresultErrorMessage) X(PQntuples) X(PQnfields)     \
     X(PQgetvalue) X(PQgetisnull) X(PQcmdTuples) X(PQclear) X(PQsocket) X(PQconsumeInput) X(PQnotifies)              \
-    X(PQfreemem) X(PQtransactionStatus) X(PQbackendPID)
+    X(PQfreemem) X(PQtransactionStatus) X(PQbackendPID) X(PQenterPipelineMode) X(PQexitPipelineMode)              \
+    X(PQpipelineSync) X(PQpipelineStatus) X(PQsendQueryParams) X(PQsendQueryPrepared) X(PQgetResult)
 
 #define DECLARE(name) static __typeof__(&name) real_##name;
 LIBPQ_SYMBOLS(DECLARE)
@@ -34,7 +35,7 @@ static void load(void) {
 #define RESOLVE(name)                                                                                                 \
     real_##name = (__typeof__(&name))dlsym(library, #name);                                                           \
     if (!real_##name) {                                                                                               \
-        snprintf(failure, sizeof failure, "the installed libpq has no %s; deployctl needs libpq 12 or later", #name); \
+        snprintf(failure, sizeof failure, "the installed libpq has no %s; deployctl needs libpq 14 or later", #name); \
         return;                                                                                                       \
     }
     LIBPQ_SYMBOLS(RESOLVE)
@@ -61,6 +62,39 @@ PGresult *deployctl_pq_prepare(PGconn *c, const char *name, const char *query, i
 PGresult *deployctl_pq_exec_prepared(PGconn *c, const char *name, int count, const char *const *values) {
     return real_PQexecPrepared(c, name, count, values, NULL, NULL, 0);
 }
+PGresult *deployctl_pq_exec_prepared_after(PGconn *c, const char *prefix, const char *name, int count, const char *const *values) {
+    if (!real_PQenterPipelineMode(c)) return NULL;
+    PGresult *answer = NULL;
+    if (real_PQsendQueryParams(c, prefix, 0, NULL, NULL, NULL, NULL, 0) &&
+        real_PQsendQueryPrepared(c, name, count, values, NULL, NULL, 0) && real_PQpipelineSync(c)) {
+        /* The prefix's results up to its NULL, then the statement's (aborted when the prefix failed), then the sync. */
+        for (int step = 0; step < 2; step++) {
+            PGresult *r;
+            while ((r = real_PQgetResult(c)) != NULL) {
+                ExecStatusType status = real_PQresultStatus(r);
+                int failed = status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK;
+                if (!answer && (step == 1 || failed)) {
+                    answer = r;
+                } else {
+                    real_PQclear(r);
+                }
+            }
+        }
+        PGresult *r;
+        while ((r = real_PQgetResult(c)) != NULL) {
+            int sync = real_PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+            real_PQclear(r);
+            if (sync) break;
+        }
+    }
+    if (!real_PQexitPipelineMode(c) && answer) {
+        /* Results left unread: the connection is not in a state to reuse (deployctl_pq_pipeline_off says so). */
+        real_PQclear(answer);
+        answer = NULL;
+    }
+    return answer;
+}
+int deployctl_pq_pipeline_off(const PGconn *c) { return real_PQpipelineStatus(c) == PQ_PIPELINE_OFF; }
 int deployctl_pq_result_status(const PGresult *r) { return r ? (int)real_PQresultStatus(r) : -1; }
 const char *deployctl_pq_sqlstate(const PGresult *r) { return r ? real_PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL; }
 const char *deployctl_pq_result_error(const PGresult *r) { return r ? real_PQresultErrorMessage(r) : ""; }

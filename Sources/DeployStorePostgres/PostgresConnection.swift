@@ -93,11 +93,43 @@ final class PostgresConnection: @unchecked Sendable {
 
     deinit { deployctl_pq_finish(handle) }
 
-    /// Whether the connection can still be used (it is not broken, and not left inside a transaction).
-    var isUsable: Bool { deployctl_pq_status_ok(handle) != 0 && deployctl_pq_transaction_status(handle) == 0 }
+    /// Whether the connection can still be used (it is not broken, not left inside a transaction or a pipeline, and
+    /// owes no statement).
+    var isUsable: Bool {
+        deployctl_pq_status_ok(handle) != 0 && deployctl_pq_transaction_status(handle) == 0 && deployctl_pq_pipeline_off(handle) != 0
+            && pending == nil
+    }
 
-    /// Runs one or more statements without parameters or rows (BEGIN, COMMIT, the schema's DDL).
+    /// A statement without parameters or rows (BEGIN, SAVEPOINT) not sent yet: it goes with the next statement, in
+    /// the same round trip (``sendWithNext(_:)``).
+    private var pending: String?
+
+    /// Sends `sql` together with the next statement rather than on its own: a transaction's BEGIN or a request's
+    /// SAVEPOINT then costs no round trip of its own, and nothing at all when no statement follows
+    /// (``takeBackUnsent()``).
+    func sendWithNext(_ sql: String) throws(PostgresError) {
+        if let earlier = pending {
+            pending = nil
+            try run(earlier)
+        }
+        pending = sql
+    }
+
+    /// Forgets the statement ``sendWithNext(_:)`` left unsent, if one is: true when there was one (then the BEGIN or
+    /// SAVEPOINT never reached the server, and its COMMIT or ROLLBACK must not either).
+    func takeBackUnsent() -> Bool {
+        defer { pending = nil }
+        return pending != nil
+    }
+
+    /// Runs one or more statements without parameters or rows (BEGIN, COMMIT, the schema's DDL); a statement left
+    /// by ``sendWithNext(_:)`` goes first, in the same message.
     func run(_ sql: String) throws(PostgresError) {
+        var sql = sql
+        if let earlier = pending {
+            pending = nil
+            sql = earlier + "; " + sql
+        }
         let result = deployctl_pq_exec(handle, sql)
         defer { deployctl_pq_clear(result) }
         try check(result)
@@ -117,8 +149,13 @@ final class PostgresConnection: @unchecked Sendable {
             prepared[sql] = name
         }
         let texts = parameters.map { $0?.postgresText }
+        let earlier = pending
+        pending = nil
         let result = withCStrings(texts) { pointers in
-            deployctl_pq_exec_prepared(handle, name, Int32(pointers.count), pointers)
+            if let earlier {
+                return deployctl_pq_exec_prepared_after(handle, earlier, name, Int32(pointers.count), pointers)
+            }
+            return deployctl_pq_exec_prepared(handle, name, Int32(pointers.count), pointers)
         }
         defer { deployctl_pq_clear(result) }
         try check(result)

@@ -11,7 +11,7 @@ enum PostgresSchema {
     /// The advisory lock key of migrations ("dcmigrate" folded into 63 bits).
     static let migrationLock: Int64 = 0x64_63_6d_69_67_72_61
 
-    static let migrations: [String] = [v1]
+    static let migrations: [String] = [v1, v2]
 
     static func migrate(_ connection: PostgresConnection) throws(PostgresError) {
         try connection.run("BEGIN")
@@ -252,5 +252,22 @@ enum PostgresSchema {
             error text COLLATE "C",
             PRIMARY KEY (delivery_id, attempt)
         );
+        """
+
+    /// A lower bound of every host command's deadline, in one row, for the polls' and the clock's "has any deadline
+    /// passed?" (``PostgresTransaction/hasOverdueCommands(now:)``). A trigger lowers it whenever a command gets an
+    /// earlier deadline; a sweep that finds it passed sets it to the earliest deadline there is. Deletions leave it
+    /// low, which only costs one sweep that finds nothing. It stays at or below every deadline.
+    static let v2 = """
+        CREATE TABLE host_command_deadline (next double precision NOT NULL)
+            WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_threshold = 200);
+        INSERT INTO host_command_deadline SELECT COALESCE(MIN(deadline), 'Infinity') FROM host_commands;
+        CREATE FUNCTION host_command_deadline_lowered() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE host_command_deadline SET next = NEW.deadline WHERE next > NEW.deadline;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER host_commands_lower_deadline AFTER INSERT OR UPDATE OF deadline ON host_commands
+            FOR EACH ROW EXECUTE FUNCTION host_command_deadline_lowered();
         """
 }

@@ -140,7 +140,7 @@ public final class PostgresStore: DeployStore, Sendable {
         defer { pool.give(connection, healthy: healthy) }
         let batch = Batch(connection: connection)
         do {
-            try connection.run("BEGIN")
+            try connection.sendWithNext("BEGIN")
             try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [Self.writeLock])
         } catch {
             try? connection.run("ROLLBACK")
@@ -174,13 +174,15 @@ public final class PostgresStore: DeployStore, Sendable {
 
     /// One write (or read) inside the current group: a savepoint on the group's connection.
     private func inBatch<T>(_ batch: Batch, writing: Bool, _ body: (any StoreTransaction) throws -> T) throws -> T {
-        let transaction = PostgresTransaction(connection: batch.connection)
+        let transaction = PostgresTransaction(connection: batch.connection, writable: true, cache: batch.cache)
         guard writing else { return try body(transaction) }
         // Savepoints of one name nest; a success leaves its own in place (a RELEASE would be one more round trip for
         // each request of the group), and a failure rolls back to its own, the newest of that name.
-        try batch.connection.run("SAVEPOINT write")
+        // Sent with the request's first statement; a request that sends none needs no savepoint.
+        try batch.connection.sendWithNext("SAVEPOINT write")
         do {
             let value = try body(transaction)
+            _ = batch.connection.takeBackUnsent()
             if transaction.changedWork || transaction.changedAccess {
                 batch.changed = true
                 batch.access = batch.access || transaction.changedAccess
@@ -192,7 +194,10 @@ public final class PostgresStore: DeployStore, Sendable {
             }
             return value
         } catch {
-            try? batch.connection.run("ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write")
+            if !batch.connection.takeBackUnsent() {
+                try? batch.connection.run("ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write")
+            }
+            batch.cache = RowCache()
             throw error
         }
     }
@@ -212,18 +217,19 @@ public final class PostgresStore: DeployStore, Sendable {
             var committing = false
             defer { pool.give(connection, healthy: healthy) }
             do {
+                // BEGIN goes with the first statement (the write lock, or the read's first query): one round trip.
                 if writing {
-                    try connection.run("BEGIN")
+                    try connection.sendWithNext("BEGIN")
                     try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [Self.writeLock])
                 } else {
-                    try connection.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    try connection.sendWithNext("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 }
-                let transaction = PostgresTransaction(connection: connection)
+                let transaction = PostgresTransaction(connection: connection, writable: writing)
                 let value: T
                 do {
                     value = try body(transaction)
                 } catch {
-                    try? connection.run("ROLLBACK")
+                    if !connection.takeBackUnsent() { try? connection.run("ROLLBACK") }
                     if let failure = error as? PostgresError { throw failure }
                     throw BodyError(error: error)
                 }
@@ -235,12 +241,15 @@ public final class PostgresStore: DeployStore, Sendable {
                             Self.payload(access: transaction.changedAccess, work: transaction.changedWork, instances: transaction.touchedInstances),
                         ])
                 }
-                committing = true
-                try connection.run("COMMIT")
+                // A read that ran no statement never began.
+                if !connection.takeBackUnsent() {
+                    committing = true
+                    try connection.run("COMMIT")
+                }
                 if transaction.changedWork || transaction.changedAccess { state.withLock { $0.workChanges &+= 1 } }
                 return value
             } catch let failure as PostgresError {
-                try? connection.run("ROLLBACK")
+                if !connection.takeBackUnsent() { try? connection.run("ROLLBACK") }
                 if failure.isRetryable, attempt < 20 {
                     state.withLock { $0.retries += 1 }
                     usleep(UInt32.random(in: 1_000...(5_000 * UInt32(min(attempt, 10)))))
@@ -330,6 +339,8 @@ final class Batch {
     var changed = false
     var access = false
     var instances: Set<String>? = []
+    /// What the group's requests read and wrote so far (``RowCache``).
+    var cache = RowCache()
 
     init(connection: PostgresConnection) { self.connection = connection }
 }

@@ -23,13 +23,16 @@ final class PostgresTransaction: StoreTransaction {
     }
 
     private func touchEverything() { touchedInstances = nil }
-    /// Deployments and targets already read in this transaction (an agent's event reads the same deployment several
-    /// times); every write of them goes through this transaction and updates the entry, as on the state file.
-    private var deployments: [String: DeploymentInfo?] = [:]
-    private var targetRows: [String: InstanceTarget?] = [:]
+    /// The rows every agent request reads, as this transaction (or its group) last read or wrote them.
+    let cache: RowCache
 
-    init(connection: PostgresConnection) {
+    /// Whether this transaction holds the write lock (and may write): reads are READ ONLY.
+    let writable: Bool
+
+    init(connection: PostgresConnection, writable: Bool, cache: RowCache = RowCache()) {
         self.connection = connection
+        self.writable = writable
+        self.cache = cache
     }
 
     static let activeStatuses = "('Created', 'Queued', 'InProgress', 'Baking', 'Ready')"
@@ -213,14 +216,17 @@ final class PostgresTransaction: StoreTransaction {
     // MARK: Deployments
 
     func deployment(id: String) throws -> DeploymentInfo? {
-        if let known = deployments[id] { return known }
+        if let known = cache.deployments[id] { return known }
         let info = try rows("SELECT info FROM deployments WHERE id = $1", [id]).first.map { try decodedDeployments.decode($0.string(0)) }
-        deployments[id] = info
+        cache.deployments[id] = info
         return info
     }
 
     func groupId(ofDeployment id: String) throws -> String? {
-        try rows("SELECT group_id FROM deployments WHERE id = $1", [id]).first?.string(0)
+        if let known = cache.groupIds[id] { return known }
+        let group = try rows("SELECT group_id FROM deployments WHERE id = $1", [id]).first?.string(0)
+        cache.groupIds[id] = group
+        return group
     }
 
     func insertDeployment(_ record: DeploymentRecord) throws {
@@ -234,7 +240,8 @@ final class PostgresTransaction: StoreTransaction {
                 record.id, record.applicationId, record.groupId, record.info.status?.rawValue ?? "Created", record.createTime.timeIntervalSince1970,
                 try storedJSON(record.info),
             ])
-        deployments[record.id] = nil
+        cache.deployments[record.id] = nil
+        cache.groupIds[record.id] = nil
         changedWork = true
     }
 
@@ -247,7 +254,7 @@ final class PostgresTransaction: StoreTransaction {
         let changed = before.count
         if let old = before.first?.string(0), old != (info.status?.rawValue ?? "Created") { touchEverything() }
         decodedDeployments.remember(text, as: info)
-        if let id = info.deploymentId { deployments[id] = changed > 0 ? info : nil }
+        if let id = info.deploymentId { cache.deployments[id] = changed > 0 ? info : nil }
         changedWork = true
     }
 
@@ -303,16 +310,19 @@ final class PostgresTransaction: StoreTransaction {
         try run(
             "INSERT INTO deployment_targets (deployment_id, target_id, position, status, info) VALUES ($1, $2, $3, $4, $5)",
             [deploymentId, target.targetId, position, target.status?.rawValue ?? "Pending", try storedJSON(target)])
-        targetRows[deploymentId + "\u{0}" + (target.targetId ?? "")] = nil
+        cache.targets[deploymentId + "\u{0}" + (target.targetId ?? "")] = nil
+        cache.counts[deploymentId] = nil
         touch(target.targetId)
         changedWork = true
     }
 
     func targetStatusCounts(deploymentId: String) throws -> [String: Int] {
+        if let known = cache.counts[deploymentId] { return known }
         var counts: [String: Int] = [:]
         for row in try rows("SELECT status, n FROM deployment_target_counts WHERE deployment_id = $1 AND n > 0", [deploymentId]) {
             counts[row.string(0)] = row.int(1)
         }
+        cache.counts[deploymentId] = counts
         return counts
     }
 
@@ -323,7 +333,7 @@ final class PostgresTransaction: StoreTransaction {
     }
 
     func targetCount(deploymentId: String, status: String) throws -> Int {
-        try rows("SELECT n FROM deployment_target_counts WHERE deployment_id = $1 AND status = $2", [deploymentId, status]).first?.int(0) ?? 0
+        try targetStatusCounts(deploymentId: deploymentId)[status] ?? 0
     }
 
     func targets(deploymentId: String) throws -> [InstanceTarget] {
@@ -334,11 +344,11 @@ final class PostgresTransaction: StoreTransaction {
 
     func target(deploymentId: String, instance: String) throws -> InstanceTarget? {
         let key = deploymentId + "\u{0}" + instance
-        if let known = targetRows[key] { return known }
+        if let known = cache.targets[key] { return known }
         let target = try rows("SELECT info FROM deployment_targets WHERE deployment_id = $1 AND target_id = $2", [deploymentId, instance]).first.map {
             try decodedTargets.decode($0.string(0))
         }
-        targetRows[key] = target
+        cache.targets[key] = target
         return target
     }
 
@@ -348,8 +358,13 @@ final class PostgresTransaction: StoreTransaction {
             "UPDATE deployment_targets SET status = $1, info = $2 WHERE deployment_id = $3 AND target_id = $4",
             [target.status?.rawValue ?? "Pending", text, target.deploymentId, target.targetId])
         decodedTargets.remember(text, as: target)
-        if let deploymentId = target.deploymentId, let instance = target.targetId {
-            targetRows[deploymentId + "\u{0}" + instance] = changed > 0 ? target : nil
+        if let deploymentId = target.deploymentId {
+            // The counts follow the targets' statuses (a trigger): kept while this target's status is known not to move.
+            let key = deploymentId + "\u{0}" + (target.targetId ?? "")
+            var statusBefore: String?
+            if case .some(.some(let old)) = cache.targets[key] { statusBefore = old.status?.rawValue ?? "Pending" }
+            if changed == 0 || statusBefore != (target.status?.rawValue ?? "Pending") { cache.counts[deploymentId] = nil }
+            cache.targets[key] = changed > 0 ? target : nil
         }
         touch(target.targetId)
         changedWork = true
@@ -366,15 +381,20 @@ final class PostgresTransaction: StoreTransaction {
 
     // MARK: Host commands
 
+    /// The SQLite query's clauses, with the "nothing outstanding" test alone under its `AND`s: inside an `OR` it
+    /// could not be an anti-join, and its generic plan hashed every row of `host_commands` on each poll.
     func hasWork(instance: String, now: Double, redeliverBefore: Double) throws -> Bool {
         try exists(
             """
-            SELECT COALESCE((SELECT MIN(deadline) FROM host_commands) < $1, FALSE)
+            SELECT (SELECT next FROM host_command_deadline) < $1
                 OR EXISTS (SELECT 1 FROM host_commands WHERE instance_name = $2 AND acknowledged = 0 AND deadline < $3)
                 OR EXISTS (
                     SELECT 1 FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
-                    WHERE t.target_id = $2 AND (d.status = 'Created' OR (d.status = 'InProgress' AND t.status = 'InProgress'
-                        AND NOT EXISTS (SELECT 1 FROM host_commands h WHERE h.deployment_id = d.id AND h.instance_name = t.target_id))))
+                    WHERE t.target_id = $2 AND d.status = 'Created')
+                OR EXISTS (
+                    SELECT 1 FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
+                    WHERE t.target_id = $2 AND t.status = 'InProgress' AND d.status = 'InProgress'
+                        AND NOT EXISTS (SELECT 1 FROM host_commands h WHERE h.deployment_id = t.deployment_id AND h.instance_name = t.target_id))
             """, [now, instance, redeliverBefore])
     }
 
@@ -408,15 +428,20 @@ final class PostgresTransaction: StoreTransaction {
         try run(
             "INSERT INTO host_commands (id, deployment_id, instance_name, event_name, acknowledged, deadline) VALUES ($1, $2, $3, $4, $5, $6)",
             [command.id, command.deploymentId, command.instanceName, command.eventName, command.acknowledged, command.deadline])
+        cache.commands[command.id] = command
         touch(command.instanceName)
         changedWork = true
     }
 
     func command(id: String) throws -> HostCommandRecord? {
-        try rows("SELECT \(Self.commandColumns) FROM host_commands WHERE id = $1", [id]).first.map(commandRecord)
+        if let known = cache.commands[id] { return known }
+        let command = try rows("SELECT \(Self.commandColumns) FROM host_commands WHERE id = $1", [id]).first.map(commandRecord)
+        cache.commands[id] = command
+        return command
     }
 
     func deleteCommand(id: String) throws {
+        cache.commands[id] = .some(nil)
         for row in try rows("DELETE FROM host_commands WHERE id = $1 RETURNING instance_name", [id]) {
             touch(row.string(0))
             changedWork = true
@@ -424,6 +449,7 @@ final class PostgresTransaction: StoreTransaction {
     }
 
     func acknowledgeCommand(id: String, deadline: Double) throws -> Bool {
+        cache.commands[id] = nil
         let changed = try rows("UPDATE host_commands SET acknowledged = 1, deadline = $1 WHERE id = $2 RETURNING instance_name", [deadline, id])
         for row in changed {
             touch(row.string(0))
@@ -432,13 +458,24 @@ final class PostgresTransaction: StoreTransaction {
         return changed.count == 1
     }
 
+    /// Against the lower bound of every command's deadline (``PostgresSchema``, v2), one row: `MIN(deadline)` over
+    /// the index walked the dead versions every acknowledgement and completion leaves at its low end, and was half
+    /// the database's time in a 1,000-agent deployment.
     func hasOverdueCommands(now: Double) throws -> Bool {
-        // MIN over the deadline index reads one entry; "EXISTS ... deadline < $1" got a generic plan that scanned the table.
-        try exists("SELECT COALESCE((SELECT MIN(deadline) FROM host_commands) < $1, FALSE)", [now])
+        try exists("SELECT (SELECT next FROM host_command_deadline) < $1", [now])
     }
 
+    /// Nothing, after one row's read, while the bound says no deadline has passed. Otherwise the overdue commands,
+    /// and (in a write) the bound set to the earliest deadline there is, so that it stops saying so once the caller
+    /// has failed them.
     func overdueCommands(now: Double) throws -> [HostCommandRecord] {
-        try rows("SELECT \(Self.commandColumns) FROM host_commands WHERE deadline < $1 ORDER BY deadline, id", [now]).map(commandRecord)
+        guard try hasOverdueCommands(now: now) else { return [] }
+        let overdue = try rows("SELECT \(Self.commandColumns) FROM host_commands WHERE deadline < $1 ORDER BY deadline, id", [now]).map(
+            commandRecord)
+        if writable {
+            try run("UPDATE host_command_deadline SET next = COALESCE((SELECT MIN(deadline) FROM host_commands), 'Infinity')")
+        }
+        return overdue
     }
 
     func hasCommand(deploymentId: String, instance: String) throws -> Bool {
@@ -597,11 +634,14 @@ final class PostgresTransaction: StoreTransaction {
 
     func appendEvent(_ event: EventRecord) throws -> Int64 {
         // Writes are serialized (the store's write lock), so sequence numbers commit in the order they are given.
-        let sequence = try rows("UPDATE event_sequence SET last = last + 1 RETURNING last").first?.int64(0) ?? 0
-        try run(
-            "INSERT INTO events (sequence, time, deployment_id, application_name, instance_name, body) VALUES ($1, $2, $3, $4, $5, $6)",
-            [sequence, event.time, event.deploymentId, event.applicationName, event.instanceName, event.body])
-        return sequence
+        // The counter and the row in one statement: one round trip per event.
+        try rows(
+            """
+            WITH next AS (UPDATE event_sequence SET last = last + 1 RETURNING last)
+            INSERT INTO events (sequence, time, deployment_id, application_name, instance_name, body)
+            SELECT last, $1::double precision, $2::text, $3::text, $4::text, $5::text FROM next RETURNING sequence
+            """, [event.time, event.deploymentId, event.applicationName, event.instanceName, event.body]
+        ).first?.int64(0) ?? 0
     }
 
     func events(_ filter: EventFilter) throws -> [EventRecord] {
@@ -837,4 +877,18 @@ final class PostgresTransaction: StoreTransaction {
                 limit, time,
             ])
     }
+}
+
+/// What a transaction has read of the rows an agent's request reads again and again (the deployment, its group, its
+/// targets' status counts, a target, a host command), kept for the rest of the transaction and, in a group
+/// (``PostgresStore/batched(_:)``), for the group's later requests: they all run under the write lock, and every
+/// change of those rows goes through these transactions, which update or forget the entry (a request that fails
+/// rolls back to its savepoint and the group starts a new cache).
+final class RowCache {
+    var deployments: [String: DeploymentInfo?] = [:]
+    var groupIds: [String: String?] = [:]
+    var targets: [String: InstanceTarget?] = [:]
+    /// Per deployment, its targets' counts by status (those above zero).
+    var counts: [String: [String: Int]] = [:]
+    var commands: [String: HostCommandRecord?] = [:]
 }

@@ -196,6 +196,60 @@ import Testing
         }
     }
 
+    /// Inside a group, a request that fails leaves nothing behind for the next ones either: what it wrote to the
+    /// deployment, a target (and so the status counts) and a host command is read back as the group's earlier
+    /// requests left it (PostgreSQL keeps what a group read and wrote for its later requests, ``RowCache``).
+    @Test func aFailedRequestInAGroupLeavesNothingTheNextRequestsRead() throws {
+        struct Boom: Error {}
+        for (name, store) in try Self.stores() {
+            try store.write { tx in
+                try tx.insertApplication(
+                    ApplicationRecord(id: "a", name: "web", computePlatform: "Server", createTime: Date(timeIntervalSince1970: 1)))
+                try tx.insertDeployment(
+                    DeploymentRecord(
+                        id: "d-1", applicationId: "a", groupId: "g", createTime: Date(timeIntervalSince1970: 2),
+                        info: DeploymentInfo(deploymentId: "d-1", status: .created)))
+                try tx.insertTarget(InstanceTarget(deploymentId: "d-1", targetId: "i-1", status: .pending), deploymentId: "d-1", position: 0)
+                try tx.insertCommand(HostCommandRecord(id: "c-1", deploymentId: "d-1", instanceName: "i-1", eventName: "Install", deadline: 100))
+            }
+            var seen: (DeploymentStatus?, TargetStatus?, [String: Int], HostCommandRecord?)?
+            try store.batched {
+                try store.write { tx in
+                    var info = try #require(try tx.deployment(id: "d-1"))
+                    info.status = .inProgress
+                    try tx.updateDeployment(info)
+                    _ = try tx.targetStatusCounts(deploymentId: "d-1")
+                    _ = try tx.command(id: "c-1")
+                }
+                #expect(throws: Boom.self, "\(name)") {
+                    try store.write { tx in
+                        var info = try #require(try tx.deployment(id: "d-1"))
+                        info.status = .failed
+                        try tx.updateDeployment(info)
+                        var target = try #require(try tx.target(deploymentId: "d-1", instance: "i-1"))
+                        target.status = .failed
+                        try tx.updateTarget(target)
+                        #expect(try tx.targetStatusCounts(deploymentId: "d-1") == ["Failed": 1], "\(name)")
+                        _ = try tx.acknowledgeCommand(id: "c-1", deadline: 500)
+                        _ = try tx.command(id: "c-1")
+                        throw Boom()
+                    }
+                }
+                try store.write { tx in
+                    seen = (
+                        try tx.deployment(id: "d-1")?.status, try tx.target(deploymentId: "d-1", instance: "i-1")?.status,
+                        try tx.targetStatusCounts(deploymentId: "d-1"), try tx.command(id: "c-1")
+                    )
+                }
+            }
+            #expect(seen?.0 == .inProgress, "\(name)")
+            #expect(seen?.1 == .pending, "\(name)")
+            #expect(seen?.2 == ["Pending": 1], "\(name)")
+            #expect(seen?.3?.acknowledged == false && seen?.3?.deadline == 100, "\(name)")
+            #expect(try store.read { try $0.deployment(id: "d-1")?.status } == .inProgress, "\(name)")
+        }
+    }
+
     /// Equal creation times are ordered by creation order, newest first, on both stores.
     @Test func deploymentsAreNewestFirstWithExplicitTieBreaks() throws {
         for (name, store) in try Self.stores() {
@@ -251,6 +305,89 @@ import Testing
                 }
             }
         }
+    }
+
+    /// "Has any command's deadline passed?" never misses one, and a sweep fails exactly the overdue commands,
+    /// through random inserts, acknowledgements (a later deadline), deletions and sweeps at a moving clock, on every
+    /// store (PostgreSQL answers from a lower bound of the deadlines that a trigger and the sweeps keep).
+    @Test func overdueCommandsAreFoundExactlyThroughEveryKindOfChange() throws {
+        for (name, store) in try Self.stores() {
+            try store.write { tx in
+                try tx.insertApplication(
+                    ApplicationRecord(id: "a", name: "web", computePlatform: "Server", createTime: Date(timeIntervalSince1970: 1)))
+                try tx.insertDeployment(
+                    DeploymentRecord(
+                        id: "d-1", applicationId: "a", groupId: "g", createTime: Date(timeIntervalSince1970: 2),
+                        info: DeploymentInfo(deploymentId: "d-1", status: .inProgress)))
+            }
+            var model: [String: Double] = [:]
+            var now = 1_000.0
+            var generator = SystemRandomNumberGenerator()
+            var swept = 0
+            for step in 0..<400 {
+                now += Double.random(in: 0...2, using: &generator)
+                let live = model.keys.sorted()
+                switch Int.random(in: 0..<4, using: &generator) {
+                case 0, 1:
+                    let deadline = now + Double.random(in: -3...20, using: &generator)
+                    try store.write { tx in
+                        try tx.insertCommand(
+                            HostCommandRecord(
+                                id: "c-\(step)", deploymentId: "d-1", instanceName: "i-\(step)", eventName: "Install", deadline: deadline))
+                    }
+                    model["c-\(step)"] = deadline
+                case 2 where !live.isEmpty:
+                    let id = live.randomElement(using: &generator) ?? ""
+                    let deadline = now + Double.random(in: 0...40, using: &generator)
+                    #expect(try store.write { try $0.acknowledgeCommand(id: id, deadline: deadline) }, "\(name)")
+                    model[id] = deadline
+                case 3 where !live.isEmpty && step % 3 == 0:
+                    let id = live.randomElement(using: &generator) ?? ""
+                    try store.write { try $0.deleteCommand(id: id) }
+                    model[id] = nil
+                default:
+                    let failed = try store.write { tx in
+                        let overdue = try tx.overdueCommands(now: now)
+                        for command in overdue { try tx.deleteCommand(id: command.id) }
+                        return overdue.map(\.id)
+                    }
+                    #expect(Set(failed) == Set(model.filter { $0.value < now }.keys), "\(name) step \(step)")
+                    for id in failed { model[id] = nil }
+                    swept += failed.count
+                }
+                if model.values.contains(where: { $0 < now }) {
+                    #expect(try store.read { try $0.hasOverdueCommands(now: now) }, "\(name) step \(step)")
+                    #expect(try store.read { try $0.hasWork(instance: "elsewhere", now: now, redeliverBefore: 0) }, "\(name) step \(step)")
+                }
+            }
+            // Once the overdue commands are failed, a sweep or two later nothing is said to be overdue.
+            for _ in 0..<2 {
+                _ = try store.write { tx in try tx.overdueCommands(now: now).map { try tx.deleteCommand(id: $0.id) } }
+            }
+            let remaining = try store.read { try $0.overdueCommands(now: .infinity) }.map(\.id)
+            #expect(Set(remaining) == Set(model.filter { $0.value >= now }.keys), "\(name)")
+            #expect(try store.read { try $0.hasOverdueCommands(now: now) } == false, "\(name)")
+            #expect(swept > 0, "\(name)")
+        }
+    }
+
+    /// A PostgreSQL database of schema 1 with commands in it gets the bound of their deadlines (schema 2) from them.
+    @Test func theDeadlineBoundOfAnOlderDatabaseIsMadeOnUpgrade() throws {
+        let url = try DatabaseURL(try PostgresCluster.shared.get().freshURL(), allowPassword: false)
+        let connection = try PostgresConnection(conninfo: url.conninfo)
+        try connection.run("CREATE TABLE deployctl_schema (version integer NOT NULL); INSERT INTO deployctl_schema VALUES (1)")
+        try connection.run(PostgresSchema.v1)
+        try connection.run(
+            """
+            INSERT INTO deployments (id, application_id, group_id, status, create_time, seq, info) VALUES ('d-1', 'a', 'g', 'InProgress', 2, 1, '{}');
+            INSERT INTO host_commands (id, deployment_id, instance_name, event_name, acknowledged, deadline)
+                VALUES ('c-1', 'd-1', 'i-1', 'Install', 1, 50), ('c-2', 'd-1', 'i-2', 'Install', 0, 20);
+            """)
+        let store = try PostgresStore(url: url, maxConnections: 1)
+        #expect(try connection.query("SELECT version FROM deployctl_schema").rows.first?.int(0) == 2)
+        #expect(try store.read { try $0.hasOverdueCommands(now: 19) } == false)
+        #expect(try store.read { try $0.hasOverdueCommands(now: 21) })
+        #expect(try store.write { try $0.overdueCommands(now: 21).map(\.id) } == ["c-2"])
     }
 
     /// A state file from before the counts (schema 6) gets them counted from its targets when it is opened.

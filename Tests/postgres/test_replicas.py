@@ -121,7 +121,7 @@ def test_three_replicas_starting_at_once_migrate_the_schema_once(shared):
     starting = [shared.replica(start=False) for _ in range(3)]
     for replica in starting:
         replica.wait_started()
-    assert shared.sql("SELECT version FROM deployctl_schema") == "1"
+    assert shared.sql("SELECT version FROM deployctl_schema") == "2"
     assert shared.sql("SELECT COUNT(*) FROM deployctl_schema") == "1"
     # The keys went with the dropped schema: a new one through the database, then every replica answers with it.
     out = deployctl("create-access-key", "--database", shared.url, "--user-name", "again", "--role", "admin").stdout

@@ -20,6 +20,12 @@ PGresult *deployctl_pq_exec(PGconn *c, const char *query);
 PGresult *deployctl_pq_exec_params(PGconn *c, const char *query, int count, const char *const *values);
 PGresult *deployctl_pq_prepare(PGconn *c, const char *name, const char *query, int count);
 PGresult *deployctl_pq_exec_prepared(PGconn *c, const char *name, int count, const char *const *values);
+/* `prefix` (a statement without parameters or rows, such as BEGIN or SAVEPOINT) and then the prepared statement
+   `name`, sent together in one pipeline: one round trip instead of two. Answers the prefix's result when it failed
+   (the statement did not run), else the statement's; NULL when the connection failed (PQerrorMessage says why). */
+PGresult *deployctl_pq_exec_prepared_after(PGconn *c, const char *prefix, const char *name, int count, const char *const *values);
+/* Whether the connection is out of pipeline mode (one left in it, after a failure, must not be reused). */
+int deployctl_pq_pipeline_off(const PGconn *c);
 /* 1: a command without rows; 2: rows; anything else failed. */
 int deployctl_pq_result_status(const PGresult *r);
 /* The five-character SQLSTATE, or NULL. */
