@@ -382,18 +382,22 @@ final class PostgresTransaction: StoreTransaction {
     // MARK: Host commands
 
     /// The SQLite query's clauses, with the "nothing outstanding" test alone under its `AND`s: inside an `OR` it
-    /// could not be an anti-join, and its generic plan hashed every row of `host_commands` on each poll.
+    /// could not be an anti-join, and its generic plan hashed every row of `host_commands` on each poll. Each
+    /// deployment's status is a subquery, which PostgreSQL never turns into a join: the look always starts from the
+    /// instance's own targets, as SQLite's does, where a cached generic plan made with few deployments scanned every
+    /// Created deployment once there were thousands.
     func hasWork(instance: String, now: Double, redeliverBefore: Double) throws -> Bool {
         try exists(
             """
             SELECT (SELECT next FROM host_command_deadline) < $1
                 OR EXISTS (SELECT 1 FROM host_commands WHERE instance_name = $2 AND acknowledged = 0 AND deadline < $3)
                 OR EXISTS (
-                    SELECT 1 FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
-                    WHERE t.target_id = $2 AND d.status = 'Created')
+                    SELECT 1 FROM deployment_targets t
+                    WHERE t.target_id = $2 AND (SELECT d.status FROM deployments d WHERE d.id = t.deployment_id) = 'Created')
                 OR EXISTS (
-                    SELECT 1 FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
-                    WHERE t.target_id = $2 AND t.status = 'InProgress' AND d.status = 'InProgress'
+                    SELECT 1 FROM deployment_targets t
+                    WHERE t.target_id = $2 AND t.status = 'InProgress'
+                        AND (SELECT d.status FROM deployments d WHERE d.id = t.deployment_id) = 'InProgress'
                         AND NOT EXISTS (SELECT 1 FROM host_commands h WHERE h.deployment_id = t.deployment_id AND h.instance_name = t.target_id))
             """, [now, instance, redeliverBefore])
     }
@@ -415,10 +419,13 @@ final class PostgresTransaction: StoreTransaction {
             .map(commandRecord)
     }
 
+    /// From the instance's own targets, each deployment looked up by its key (`OFFSET 0` keeps the lateral subquery
+    /// from becoming a join PostgreSQL could turn around), for the reason given at ``hasWork(instance:now:redeliverBefore:)``.
     func pollCandidates(instance: String) throws -> [String] {
         try strings(
             """
-            SELECT d.id FROM deployment_targets t JOIN deployments d ON d.id = t.deployment_id
+            SELECT t.deployment_id FROM deployment_targets t
+            CROSS JOIN LATERAL (SELECT d.status, d.create_time, d.seq FROM deployments d WHERE d.id = t.deployment_id OFFSET 0) d
             WHERE t.target_id = $1 AND (d.status = 'Created' OR (d.status = 'InProgress' AND t.status = 'InProgress'))
             ORDER BY d.create_time, d.seq
             """, [instance])
