@@ -13,8 +13,11 @@ chmod 755 "$demo"
 pids=()
 postmaster=""
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Newest first: the agents stop (finishing and reporting the event they run) while a replica still answers.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
   if [ -n "$postmaster" ]; then kill -INT "$postmaster" 2>/dev/null || true; while kill -0 "$postmaster" 2>/dev/null; do sleep 0.1; done; fi
   rm -rf "$demo"
 }
@@ -61,6 +64,9 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 cat >"$demo/haproxy.cfg" <<EOF
 defaults
     mode tcp
+    # A connection the dead replica refuses, before the health check has marked it down, goes to the other one.
+    option redispatch
+    retries 3
     timeout connect 2s
     timeout client 120s
     timeout server 120s
