@@ -198,8 +198,11 @@ def fleet(url, ca, key, pids, args, database_cpu=lambda: 0.0):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("DEPLOYCTL_")}
     env.update({"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"], "AWS_CA_BUNDLE": ca,
                 "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
-    subprocess.run([args.binary, "push", "--application-name", "fleet", "--s3-location", "s3://releases/fleet.zip", "--source", bundle,
-                    "--endpoint-url", url], check=True, capture_output=True, env=env)
+    try:
+        subprocess.run([args.binary, "push", "--application-name", "fleet", "--s3-location", "s3://releases/fleet.zip", "--source", bundle,
+                        "--endpoint-url", url], check=True, capture_output=True, env=env)
+    finally:
+        subprocess.run(["rm", "-rf", bundle])
 
     async def run():
         context = ssl.create_default_context(cafile=ca)
