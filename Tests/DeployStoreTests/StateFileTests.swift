@@ -136,6 +136,15 @@ import Testing
         return [("sqlite", SQLiteStore(file: try StateFile(path: path))), ("memory", MemoryStore()), ("postgres", postgres)]
     }
 
+    /// Application "a" and its deployment "d-1" in group "g", with `status`.
+    static func insertDeployment(_ tx: any StoreTransaction, status: DeploymentStatus) throws {
+        try tx.insertApplication(ApplicationRecord(id: "a", name: "web", computePlatform: "Server", createTime: Date(timeIntervalSince1970: 1)))
+        try tx.insertDeployment(
+            DeploymentRecord(
+                id: "d-1", applicationId: "a", groupId: "g", createTime: Date(timeIntervalSince1970: 2),
+                info: DeploymentInfo(deploymentId: "d-1", status: status)))
+    }
+
     @Test func aThrowingWriteLeavesNothingAndAReadCannotWrite() throws {
         struct Boom: Error {}
         for (name, store) in try Self.stores() {
@@ -203,12 +212,7 @@ import Testing
         struct Boom: Error {}
         for (name, store) in try Self.stores() {
             try store.write { tx in
-                try tx.insertApplication(
-                    ApplicationRecord(id: "a", name: "web", computePlatform: "Server", createTime: Date(timeIntervalSince1970: 1)))
-                try tx.insertDeployment(
-                    DeploymentRecord(
-                        id: "d-1", applicationId: "a", groupId: "g", createTime: Date(timeIntervalSince1970: 2),
-                        info: DeploymentInfo(deploymentId: "d-1", status: .created)))
+                try Self.insertDeployment(tx, status: .created)
                 try tx.insertTarget(InstanceTarget(deploymentId: "d-1", targetId: "i-1", status: .pending), deploymentId: "d-1", position: 0)
                 try tx.insertCommand(HostCommandRecord(id: "c-1", deploymentId: "d-1", instanceName: "i-1", eventName: "Install", deadline: 100))
             }
@@ -313,12 +317,7 @@ import Testing
     @Test func overdueCommandsAreFoundExactlyThroughEveryKindOfChange() throws {
         for (name, store) in try Self.stores() {
             try store.write { tx in
-                try tx.insertApplication(
-                    ApplicationRecord(id: "a", name: "web", computePlatform: "Server", createTime: Date(timeIntervalSince1970: 1)))
-                try tx.insertDeployment(
-                    DeploymentRecord(
-                        id: "d-1", applicationId: "a", groupId: "g", createTime: Date(timeIntervalSince1970: 2),
-                        info: DeploymentInfo(deploymentId: "d-1", status: .inProgress)))
+                try Self.insertDeployment(tx, status: .inProgress)
             }
             var model: [String: Double] = [:]
             var now = 1_000.0
