@@ -62,18 +62,28 @@ PGresult *deployctl_pq_prepare(PGconn *c, const char *name, const char *query, i
 PGresult *deployctl_pq_exec_prepared(PGconn *c, const char *name, int count, const char *const *values) {
     return real_PQexecPrepared(c, name, count, values, NULL, NULL, 0);
 }
-PGresult *deployctl_pq_exec_prepared_after(PGconn *c, const char *prefix, const char *name, int count, const char *const *values) {
-    if (!real_PQenterPipelineMode(c)) return NULL;
+PGresult *deployctl_pq_pipeline(PGconn *c, const deployctl_pq_step *steps, int count, int *failed) {
+    *failed = -1;
+    if (count <= 0 || !real_PQenterPipelineMode(c)) return NULL;
     PGresult *answer = NULL;
-    if (real_PQsendQueryParams(c, prefix, 0, NULL, NULL, NULL, NULL, 0) &&
-        real_PQsendQueryPrepared(c, name, count, values, NULL, NULL, 0) && real_PQpipelineSync(c)) {
-        /* The prefix's results up to its NULL, then the statement's (aborted when the prefix failed), then the sync. */
-        for (int step = 0; step < 2; step++) {
+    int sent = 1;
+    for (int i = 0; i < count && sent; i++) {
+        const deployctl_pq_step *step = &steps[i];
+        sent = step->name ? real_PQsendQueryPrepared(c, step->name, step->count, step->values, NULL, NULL, 0)
+                          : real_PQsendQueryParams(c, step->sql, 0, NULL, NULL, NULL, NULL, 0);
+    }
+    if (sent && real_PQpipelineSync(c)) {
+        /* Each step's results up to its NULL (a step after a failure answers PGRES_PIPELINE_ABORTED), then the sync. */
+        for (int i = 0; i < count; i++) {
             PGresult *r;
             while ((r = real_PQgetResult(c)) != NULL) {
                 ExecStatusType status = real_PQresultStatus(r);
-                int failed = status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK;
-                if (!answer && (step == 1 || failed)) {
+                int bad = status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK;
+                if (*failed < 0 && bad && status != PGRES_PIPELINE_ABORTED) {
+                    real_PQclear(answer);
+                    answer = r;
+                    *failed = i;
+                } else if (*failed < 0 && i == count - 1 && !answer) {
                     answer = r;
                 } else {
                     real_PQclear(r);
@@ -93,6 +103,28 @@ PGresult *deployctl_pq_exec_prepared_after(PGconn *c, const char *prefix, const 
         answer = NULL;
     }
     return answer;
+}
+int deployctl_pq_send_owing(PGconn *c, const char *sql) {
+    if (!real_PQenterPipelineMode(c)) return 0;
+    return real_PQsendQueryParams(c, sql, 0, NULL, NULL, NULL, NULL, 0) && real_PQpipelineSync(c);
+}
+int deployctl_pq_settle(PGconn *c) {
+    int ok = 1, results = 0;
+    PGresult *r;
+    while ((r = real_PQgetResult(c)) != NULL) {
+        ExecStatusType status = real_PQresultStatus(r);
+        if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) ok = 0;
+        results++;
+        real_PQclear(r);
+    }
+    if (results == 0) ok = 0;
+    int synced = 0;
+    while ((r = real_PQgetResult(c)) != NULL) {
+        synced = synced || real_PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        real_PQclear(r);
+        if (synced) break;
+    }
+    return real_PQexitPipelineMode(c) && ok && synced;
 }
 int deployctl_pq_pipeline_off(const PGconn *c) { return real_PQpipelineStatus(c) == PQ_PIPELINE_OFF; }
 int deployctl_pq_result_status(const PGresult *r) { return r ? (int)real_PQresultStatus(r) : -1; }

@@ -93,72 +93,148 @@ final class PostgresConnection: @unchecked Sendable {
 
     deinit { deployctl_pq_finish(handle) }
 
-    /// Whether the connection can still be used (it is not broken, not left inside a transaction or a pipeline, and
-    /// owes no statement).
+    /// Whether the connection can still be used: it is not broken, not left inside a transaction or a pipeline, and
+    /// has nothing queued (an answer it owes, ``commitOwing()``'s, is read on its next use).
     var isUsable: Bool {
-        deployctl_pq_status_ok(handle) != 0 && deployctl_pq_transaction_status(handle) == 0 && deployctl_pq_pipeline_off(handle) != 0
-            && pending == nil
+        guard deployctl_pq_status_ok(handle) != 0, queue.isEmpty else { return false }
+        return owing || (deployctl_pq_transaction_status(handle) == 0 && deployctl_pq_pipeline_off(handle) != 0)
     }
 
-    /// A statement without parameters or rows (BEGIN, SAVEPOINT) not sent yet: it goes with the next statement, in
-    /// the same round trip (``sendWithNext(_:)``).
-    private var pending: String?
+    /// A statement that goes to the server with the next round trip rather than on its own.
+    private struct Queued {
+        /// A statement without parameters, or (nil) the prepared statement `name`.
+        var sql: String?
+        var name: String?
+        var parameters: [String?] = []
+        /// BEGIN, the write lock, SAVEPOINT: they open something, and sending them is pointless when nothing follows.
+        var opening: Bool
+    }
 
-    /// Sends `sql` together with the next statement rather than on its own: a transaction's BEGIN or a request's
-    /// SAVEPOINT then costs no round trip of its own, and nothing at all when no statement follows
-    /// (``takeBackUnsent()``).
-    func sendWithNext(_ sql: String) throws(PostgresError) {
-        if let earlier = pending {
-            pending = nil
-            try run(earlier)
+    private var queue: [Queued] = []
+    /// How many times the queue was sent: a ``Mark`` taken before the latest send names statements already sent.
+    private var sends = 0
+    /// A COMMIT was sent and its answer not read yet (``commitOwing()``).
+    private var owing = false
+
+    /// Where a statement was queued (``sendWithNext(_:)``).
+    struct Mark {
+        fileprivate let sends: Int
+        fileprivate let index: Int
+    }
+
+    /// Queues `sql`, a statement without parameters that opens something (BEGIN, SAVEPOINT), to go with the next
+    /// statement: it costs no round trip of its own, and nothing at all when no statement follows (``dropIfIdle(_:)``).
+    @discardableResult
+    func sendWithNext(_ sql: String) -> Mark {
+        queue.append(Queued(sql: sql, opening: true))
+        return Mark(sends: sends, index: queue.count - 1)
+    }
+
+    /// Queues the statement `sql` with its parameters to go with the next round trip: a write whose answer the
+    /// caller does not need (its failure is seen by whatever statement or ``flush()`` sends it), or with `opening`,
+    /// one such as the write lock that is pointless alone.
+    @discardableResult
+    func sendWithNext(_ sql: String, _ parameters: [(any PostgresParameter)?], opening: Bool = false) throws(PostgresError) -> Mark {
+        let name = try preparedName(sql, count: parameters.count)
+        queue.append(Queued(sql: nil, name: name, parameters: parameters.map { $0?.postgresText }, opening: opening))
+        return Mark(sends: sends, index: queue.count - 1)
+    }
+
+    /// Whether what was queued at `mark` has not been sent.
+    private func isUnsent(_ mark: Mark) -> Bool { mark.sends == sends && queue.count > mark.index }
+
+    /// Success: drops what was queued from `mark` on when none of it was sent and all of it only opens something (a
+    /// request that ran no statement needs no savepoint, a transaction that ran none no BEGIN or COMMIT). True when
+    /// it did.
+    func dropIfIdle(_ mark: Mark) -> Bool {
+        guard isUnsent(mark), queue[mark.index...].allSatisfy(\.opening) else { return false }
+        queue.removeSubrange(mark.index...)
+        return true
+    }
+
+    /// Failure: drops everything still queued. True when what was queued at `mark` was among it (nothing from the
+    /// mark on reached the server, so there is nothing to roll back to it); false when the caller must roll back.
+    func takeBack(_ mark: Mark) -> Bool {
+        let unsent = isUnsent(mark)
+        if unsent { queue.removeSubrange(mark.index...) } else { queue.removeAll() }
+        return unsent
+    }
+
+    /// Sends the queue now if it holds a write (one round trip; its failure is thrown here).
+    func flush() throws(PostgresError) {
+        guard queue.contains(where: { !$0.opening }) else { return }
+        let result = try send(queue)
+        deployctl_pq_clear(result)
+    }
+
+    /// Sends COMMIT without waiting for its answer (a read-only transaction's, which has nothing to make durable:
+    /// the server ends the transaction as soon as the message arrives); the answer is read on the connection's next
+    /// use (``settle()``), so a read costs the round trips of its statements only.
+    func commitOwing() throws(PostgresError) {
+        try settle()
+        if !queue.isEmpty { try flush() }
+        guard deployctl_pq_send_owing(handle, "COMMIT") != 0 else {
+            throw PostgresError(sqlState: "08006", message: String(cString: deployctl_pq_error_message(handle)))
         }
-        pending = sql
+        owing = true
     }
 
-    /// Forgets the statement ``sendWithNext(_:)`` left unsent, if one is: true when there was one (then the BEGIN or
-    /// SAVEPOINT never reached the server, and its COMMIT or ROLLBACK must not either).
-    func takeBackUnsent() -> Bool {
-        defer { pending = nil }
-        return pending != nil
+    /// Reads the answer ``commitOwing()`` left; throws when it was a failure or the connection is gone.
+    func settle() throws(PostgresError) {
+        guard owing else { return }
+        owing = false
+        guard deployctl_pq_settle(handle) != 0 else {
+            let message = String(cString: deployctl_pq_error_message(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw PostgresError(sqlState: "08006", message: message.isEmpty ? "a read-only transaction's COMMIT failed" : message)
+        }
     }
 
-    /// Runs one or more statements without parameters or rows (BEGIN, COMMIT, the schema's DDL); a statement left
-    /// by ``sendWithNext(_:)`` goes first, in the same message.
+    /// Runs one or more statements without parameters or rows (BEGIN, COMMIT, the schema's DDL); what is queued goes
+    /// first, in the same round trip when `sql` is one statement.
     func run(_ sql: String) throws(PostgresError) {
-        var sql = sql
-        if let earlier = pending {
-            pending = nil
-            sql = earlier + "; " + sql
+        try settle()
+        if !queue.isEmpty {
+            if !sql.contains(";") {
+                let result = try send(queue + [Queued(sql: sql, opening: false)])
+                deployctl_pq_clear(result)
+                return
+            }
+            deployctl_pq_clear(try send(queue))
         }
         let result = deployctl_pq_exec(handle, sql)
         defer { deployctl_pq_clear(result) }
         try check(result)
     }
 
-    /// Runs a statement with parameters; answers its rows and how many rows it changed.
-    @discardableResult
-    func query(_ sql: String, _ parameters: [(any PostgresParameter)?] = []) throws(PostgresError) -> (rows: [PostgresRow], affected: Int) {
-        let name: String
-        if let known = prepared[sql] {
-            name = known
-        } else {
-            name = "s\(prepared.count + 1)"
-            let result = deployctl_pq_prepare(handle, name, sql, Int32(parameters.count))
-            defer { deployctl_pq_clear(result) }
-            try check(result)
-            prepared[sql] = name
-        }
-        let texts = parameters.map { $0?.postgresText }
-        let earlier = pending
-        pending = nil
-        let result = withCStrings(texts) { pointers in
-            if let earlier {
-                return deployctl_pq_exec_prepared_after(handle, earlier, name, Int32(pointers.count), pointers)
-            }
-            return deployctl_pq_exec_prepared(handle, name, Int32(pointers.count), pointers)
-        }
+    private func preparedName(_ sql: String, count: Int) throws(PostgresError) -> String {
+        if let known = prepared[sql] { return known }
+        try settle()
+        let name = "s\(prepared.count + 1)"
+        let result = deployctl_pq_prepare(handle, name, sql, Int32(count))
         defer { deployctl_pq_clear(result) }
         try check(result)
+        prepared[sql] = name
+        return name
+    }
+
+    /// Runs a statement with parameters (after what is queued, in the same round trip); answers its rows and how
+    /// many rows it changed.
+    @discardableResult
+    func query(_ sql: String, _ parameters: [(any PostgresParameter)?] = []) throws(PostgresError) -> (rows: [PostgresRow], affected: Int) {
+        try settle()
+        let name = try preparedName(sql, count: parameters.count)
+        let texts = parameters.map { $0?.postgresText }
+        let result: OpaquePointer?
+        if queue.isEmpty {
+            result = withCStrings(texts) { pointers in deployctl_pq_exec_prepared(handle, name, Int32(pointers.count), pointers) }
+            do { try check(result) } catch {
+                deployctl_pq_clear(result)
+                throw error
+            }
+        } else {
+            result = try send(queue + [Queued(sql: nil, name: name, parameters: texts, opening: false)])
+        }
+        defer { deployctl_pq_clear(result) }
         guard let result else { return ([], 0) }
         let rowCount = Int(deployctl_pq_rows(result))
         let columnCount = Int(deployctl_pq_columns(result))
@@ -178,6 +254,40 @@ final class PostgresConnection: @unchecked Sendable {
         }
         let affected = Int(String(cString: deployctl_pq_affected(result))) ?? 0
         return (rows, affected)
+    }
+
+    /// Sends `steps` in one pipeline (the queue is emptied: it is part of them) and answers the last one's result,
+    /// or throws the first failure.
+    private func send(_ steps: [Queued]) throws(PostgresError) -> OpaquePointer? {
+        queue.removeAll()
+        sends += 1
+        var owned: [UnsafeMutablePointer<CChar>?] = []
+        var lists: [UnsafeMutablePointer<UnsafePointer<CChar>?>] = []
+        defer {
+            for pointer in owned { free(pointer) }
+            for list in lists { list.deallocate() }
+        }
+        func copy(_ text: String?) -> UnsafePointer<CChar>? {
+            guard let text, let pointer = strdup(text) else { return nil }
+            owned.append(pointer)
+            return UnsafePointer(pointer)
+        }
+        var cSteps: [deployctl_pq_step] = []
+        cSteps.reserveCapacity(steps.count)
+        for step in steps {
+            let list = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: max(step.parameters.count, 1))
+            lists.append(list)
+            for (index, value) in step.parameters.enumerated() { list[index] = copy(value) }
+            cSteps.append(
+                deployctl_pq_step(sql: copy(step.sql), name: copy(step.name), count: Int32(step.parameters.count), values: UnsafePointer(list)))
+        }
+        var failed: Int32 = -1
+        let result = cSteps.withUnsafeBufferPointer { buffer in deployctl_pq_pipeline(handle, buffer.baseAddress, Int32(buffer.count), &failed) }
+        do { try check(result) } catch {
+            deployctl_pq_clear(result)
+            throw error
+        }
+        return result
     }
 
     /// The socket libpq reads notifications from.

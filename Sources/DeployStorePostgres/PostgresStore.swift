@@ -139,11 +139,12 @@ public final class PostgresStore: DeployStore, Sendable {
         var healthy = true
         defer { pool.give(connection, healthy: healthy) }
         let batch = Batch(connection: connection)
+        // BEGIN and the lock go with the group's first statement; a group that runs none sends nothing.
+        let begin = connection.sendWithNext("BEGIN")
         do {
-            try connection.sendWithNext("BEGIN")
-            try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [Self.writeLock])
+            try connection.sendWithNext("SELECT pg_advisory_xact_lock($1::bigint)", [Self.writeLock], opening: true)
         } catch {
-            try? connection.run("ROLLBACK")
+            _ = connection.takeBack(begin)
             healthy = !error.isConnectionLoss
             throw ServiceUnavailable("the database is unavailable: \(error.message)")
         }
@@ -153,16 +154,17 @@ public final class PostgresStore: DeployStore, Sendable {
         do {
             value = try body()
             if batch.changed {
-                try connection.query(
+                try connection.sendWithNext(
                     "SELECT pg_notify($1, $2)", [Self.channel, Self.payload(access: batch.access, work: true, instances: batch.instances)])
             }
-            try connection.run("COMMIT")
+            // The notification and COMMIT in one round trip.
+            if !connection.dropIfIdle(begin) { try connection.run("COMMIT") }
         } catch let failure as PostgresError {
-            try? connection.run("ROLLBACK")
+            if !connection.takeBack(begin) { try? connection.run("ROLLBACK") }
             healthy = !failure.isConnectionLoss
             throw ServiceUnavailable("the database connection was lost before the group committed (\(failure.message)); the requests may be retried")
         } catch {
-            try? connection.run("ROLLBACK")
+            if !connection.takeBack(begin) { try? connection.run("ROLLBACK") }
             throw error
         }
         if batch.changed { state.withLock { $0.workChanges &+= 1 } }
@@ -179,10 +181,11 @@ public final class PostgresStore: DeployStore, Sendable {
         // Savepoints of one name nest; a success leaves its own in place (a RELEASE would be one more round trip for
         // each request of the group), and a failure rolls back to its own, the newest of that name.
         // Sent with the request's first statement; a request that sends none needs no savepoint.
-        try batch.connection.sendWithNext("SAVEPOINT write")
+        let savepoint = batch.connection.sendWithNext("SAVEPOINT write")
         do {
             let value = try body(transaction)
-            _ = batch.connection.takeBackUnsent()
+            // The request's writes still queued go now: a failure among them is this request's, not the next one's.
+            if !batch.connection.dropIfIdle(savepoint) { try batch.connection.flush() }
             if transaction.changedWork || transaction.changedAccess {
                 batch.changed = true
                 batch.access = batch.access || transaction.changedAccess
@@ -194,7 +197,7 @@ public final class PostgresStore: DeployStore, Sendable {
             }
             return value
         } catch {
-            if !batch.connection.takeBackUnsent() {
+            if !batch.connection.takeBack(savepoint) {
                 try? batch.connection.run("ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write")
             }
             batch.cache = RowCache()
@@ -216,40 +219,42 @@ public final class PostgresStore: DeployStore, Sendable {
             var healthy = true
             var committing = false
             defer { pool.give(connection, healthy: healthy) }
+            // BEGIN (and a write's lock) go with the first statement: one round trip.
+            let begin = connection.sendWithNext(writing ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             do {
-                // BEGIN goes with the first statement (the write lock, or the read's first query): one round trip.
-                if writing {
-                    try connection.sendWithNext("BEGIN")
-                    try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [Self.writeLock])
-                } else {
-                    try connection.sendWithNext("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                }
+                if writing { try connection.sendWithNext("SELECT pg_advisory_xact_lock($1::bigint)", [Self.writeLock], opening: true) }
                 let transaction = PostgresTransaction(connection: connection, writable: writing)
                 let value: T
                 do {
                     value = try body(transaction)
                 } catch {
-                    if !connection.takeBackUnsent() { try? connection.run("ROLLBACK") }
+                    if !connection.takeBack(begin) { try? connection.run("ROLLBACK") }
                     if let failure = error as? PostgresError { throw failure }
                     throw BodyError(error: error)
                 }
                 if transaction.changedWork || transaction.changedAccess {
-                    try connection.query(
+                    try connection.sendWithNext(
                         "SELECT pg_notify($1, $2)",
                         [
                             Self.channel,
                             Self.payload(access: transaction.changedAccess, work: transaction.changedWork, instances: transaction.touchedInstances),
                         ])
                 }
-                // A read that ran no statement never began.
-                if !connection.takeBackUnsent() {
-                    committing = true
-                    try connection.run("COMMIT")
+                // A transaction that ran no statement never began. A write's queued statements, its notification and
+                // COMMIT go in one round trip; a read's COMMIT is not waited for.
+                if !connection.dropIfIdle(begin) {
+                    if writing {
+                        committing = true
+                        try connection.run("COMMIT")
+                    } else {
+                        // The snapshot's reads are done: a connection lost now costs the connection, not the answer.
+                        do { try connection.commitOwing() } catch { healthy = false }
+                    }
                 }
                 if transaction.changedWork || transaction.changedAccess { state.withLock { $0.workChanges &+= 1 } }
                 return value
             } catch let failure as PostgresError {
-                if !connection.takeBackUnsent() { try? connection.run("ROLLBACK") }
+                if !connection.takeBack(begin) { try? connection.run("ROLLBACK") }
                 if failure.isRetryable, attempt < 20 {
                     state.withLock { $0.retries += 1 }
                     usleep(UInt32.random(in: 1_000...(5_000 * UInt32(min(attempt, 10)))))
@@ -397,10 +402,19 @@ final class ConnectionPool: @unchecked Sendable {
 
     func take() throws(PostgresError) -> PostgresConnection {
         condition.lock()
-        while idle.isEmpty, open >= capacity { condition.wait() }
-        if let connection = idle.popLast() {
+        while true {
+            while idle.isEmpty, open >= capacity { condition.wait() }
+            guard let connection = idle.popLast() else { break }
             condition.unlock()
-            return connection
+            // The answer to the COMMIT of the read it last ran (``PostgresConnection/commitOwing()``), long arrived.
+            do {
+                try connection.settle()
+                return connection
+            } catch {
+                condition.lock()
+                open -= 1
+                pids.remove(connection.backendPID)
+            }
         }
         let now = Date().timeIntervalSince1970
         if let last = lastFailure, now < last.time + last.backoff {

@@ -19,6 +19,7 @@ extension PostgresTransaction: TransferableTransaction {
 
     func advanceEventSequence(to sequence: Int64) throws {
         try connection.query("UPDATE event_sequence SET last = GREATEST(last, $1::bigint)", [sequence])
+        cache.lastEventSequence = nil
     }
 
     func importDelivery(_ record: DeliveryRecord) throws {

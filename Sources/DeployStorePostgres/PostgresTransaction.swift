@@ -42,6 +42,14 @@ final class PostgresTransaction: StoreTransaction {
         try connection.query(sql, parameters).affected
     }
 
+    /// Sends the write `sql` with the next statement rather than on its own (``PostgresConnection/sendWithNext(_:_:opening:)``):
+    /// for writes whose outcome the cache already knows (the row is there, under the write lock nobody else can
+    /// change it), so nothing waits for the answer; a failure is thrown by the statement it travels with, still
+    /// inside the same request (a request's queued writes are sent before it ends).
+    private func later(_ sql: String, _ parameters: [(any PostgresParameter)?]) throws {
+        try connection.sendWithNext(sql, parameters)
+    }
+
     private func rows(_ sql: String, _ parameters: [(any PostgresParameter)?] = []) throws -> [PostgresRow] {
         try connection.query(sql, parameters).rows
     }
@@ -78,6 +86,7 @@ final class PostgresTransaction: StoreTransaction {
         try run("DELETE FROM resource_tags WHERE resource_id IN (SELECT id FROM deployment_groups WHERE application_id = $1)", [id])
         try run("DELETE FROM resource_tags WHERE resource_id = $1", [id])
         try run("DELETE FROM applications WHERE id = $1", [id])
+        cache.removeAll()
     }
 
     // MARK: Groups
@@ -122,6 +131,7 @@ final class PostgresTransaction: StoreTransaction {
     func deleteGroup(id: String) throws {
         try run("DELETE FROM resource_tags WHERE resource_id = $1", [id])
         try run("DELETE FROM deployment_groups WHERE id = $1", [id])
+        cache.removeAll()
     }
 
     // MARK: Configs
@@ -354,15 +364,21 @@ final class PostgresTransaction: StoreTransaction {
 
     func updateTarget(_ target: InstanceTarget) throws {
         let text = try storedJSON(target)
-        let changed = try run(
-            "UPDATE deployment_targets SET status = $1, info = $2 WHERE deployment_id = $3 AND target_id = $4",
-            [target.status?.rawValue ?? "Pending", text, target.deploymentId, target.targetId])
+        let key = (target.deploymentId ?? "") + "\u{0}" + (target.targetId ?? "")
+        let sql = "UPDATE deployment_targets SET status = $1, info = $2 WHERE deployment_id = $3 AND target_id = $4"
+        let parameters: [(any PostgresParameter)?] = [target.status?.rawValue ?? "Pending", text, target.deploymentId, target.targetId]
+        var statusBefore: String?
+        let changed: Int
+        if case .some(.some(let old)) = cache.targets[key] {
+            statusBefore = old.status?.rawValue ?? "Pending"
+            try later(sql, parameters)
+            changed = 1
+        } else {
+            changed = try run(sql, parameters)
+        }
         decodedTargets.remember(text, as: target)
         if let deploymentId = target.deploymentId {
             // The counts follow the targets' statuses (a trigger): kept while this target's status is known not to move.
-            let key = deploymentId + "\u{0}" + (target.targetId ?? "")
-            var statusBefore: String?
-            if case .some(.some(let old)) = cache.targets[key] { statusBefore = old.status?.rawValue ?? "Pending" }
             if changed == 0 || statusBefore != (target.status?.rawValue ?? "Pending") { cache.counts[deploymentId] = nil }
             cache.targets[key] = changed > 0 ? target : nil
         }
@@ -386,8 +402,11 @@ final class PostgresTransaction: StoreTransaction {
     /// deployment's status is a subquery, which PostgreSQL never turns into a join: the look always starts from the
     /// instance's own targets, as SQLite's does, where a cached generic plan made with few deployments scanned every
     /// Created deployment once there were thousands.
+    ///
+    /// A read also learns whether the instance has a command it has not acknowledged, which a look that finds no work
+    /// asks next (``hasUnacknowledgedCommand(instance:)``): one round trip for both, in one snapshot.
     func hasWork(instance: String, now: Double, redeliverBefore: Double) throws -> Bool {
-        try exists(
+        let row = try rows(
             """
             SELECT (SELECT next FROM host_command_deadline) < $1
                 OR EXISTS (SELECT 1 FROM host_commands WHERE instance_name = $2 AND acknowledged = 0 AND deadline < $3)
@@ -398,12 +417,17 @@ final class PostgresTransaction: StoreTransaction {
                     SELECT 1 FROM deployment_targets t
                     WHERE t.target_id = $2 AND t.status = 'InProgress'
                         AND (SELECT d.status FROM deployments d WHERE d.id = t.deployment_id) = 'InProgress'
-                        AND NOT EXISTS (SELECT 1 FROM host_commands h WHERE h.deployment_id = t.deployment_id AND h.instance_name = t.target_id))
-            """, [now, instance, redeliverBefore])
+                        AND NOT EXISTS (SELECT 1 FROM host_commands h WHERE h.deployment_id = t.deployment_id AND h.instance_name = t.target_id)),
+                EXISTS (SELECT 1 FROM host_commands WHERE instance_name = $2 AND acknowledged = 0)
+            """, [now, instance, redeliverBefore]
+        ).first
+        if !writable { cache.unacknowledged[instance] = row?.bool(1) }
+        return row?.bool(0) ?? false
     }
 
     func hasUnacknowledgedCommand(instance: String) throws -> Bool {
-        try exists("SELECT EXISTS (SELECT 1 FROM host_commands WHERE instance_name = $1 AND acknowledged = 0)", [instance])
+        if !writable, let known = cache.unacknowledged[instance] { return known }
+        return try exists("SELECT EXISTS (SELECT 1 FROM host_commands WHERE instance_name = $1 AND acknowledged = 0)", [instance])
     }
 
     private static let commandColumns = "id, deployment_id, instance_name, event_name, acknowledged, deadline"
@@ -432,7 +456,7 @@ final class PostgresTransaction: StoreTransaction {
     }
 
     func insertCommand(_ command: HostCommandRecord) throws {
-        try run(
+        try later(
             "INSERT INTO host_commands (id, deployment_id, instance_name, event_name, acknowledged, deadline) VALUES ($1, $2, $3, $4, $5, $6)",
             [command.id, command.deploymentId, command.instanceName, command.eventName, command.acknowledged, command.deadline])
         cache.commands[command.id] = command
@@ -448,7 +472,13 @@ final class PostgresTransaction: StoreTransaction {
     }
 
     func deleteCommand(id: String) throws {
-        cache.commands[id] = .some(nil)
+        defer { cache.commands[id] = .some(nil) }
+        if case .some(.some(let known)) = cache.commands[id] {
+            try later("DELETE FROM host_commands WHERE id = $1", [id])
+            touch(known.instanceName)
+            changedWork = true
+            return
+        }
         for row in try rows("DELETE FROM host_commands WHERE id = $1 RETURNING instance_name", [id]) {
             touch(row.string(0))
             changedWork = true
@@ -456,6 +486,15 @@ final class PostgresTransaction: StoreTransaction {
     }
 
     func acknowledgeCommand(id: String, deadline: Double) throws -> Bool {
+        if case .some(.some(var known)) = cache.commands[id] {
+            try later("UPDATE host_commands SET acknowledged = 1, deadline = $1 WHERE id = $2", [deadline, id])
+            known.acknowledged = true
+            known.deadline = deadline
+            cache.commands[id] = known
+            touch(known.instanceName)
+            changedWork = true
+            return true
+        }
         cache.commands[id] = nil
         let changed = try rows("UPDATE host_commands SET acknowledged = 1, deadline = $1 WHERE id = $2 RETURNING instance_name", [deadline, id])
         for row in changed {
@@ -640,15 +679,24 @@ final class PostgresTransaction: StoreTransaction {
     // MARK: The event stream
 
     func appendEvent(_ event: EventRecord) throws -> Int64 {
-        // Writes are serialized (the store's write lock), so sequence numbers commit in the order they are given.
-        // The counter and the row in one statement: one round trip per event.
-        try rows(
-            """
+        // Writes are serialized (the store's write lock), so sequence numbers commit in the order they are given, and
+        // once this transaction knows the last one, it knows the next without asking.
+        // The counter and the row in one statement: one round trip for the first event, none for the others.
+        let sql = """
             WITH next AS (UPDATE event_sequence SET last = last + 1 RETURNING last)
             INSERT INTO events (sequence, time, deployment_id, application_name, instance_name, body)
             SELECT last, $1::double precision, $2::text, $3::text, $4::text, $5::text FROM next RETURNING sequence
-            """, [event.time, event.deploymentId, event.applicationName, event.instanceName, event.body]
-        ).first?.int64(0) ?? 0
+            """
+        let parameters: [(any PostgresParameter)?] = [event.time, event.deploymentId, event.applicationName, event.instanceName, event.body]
+        let sequence: Int64
+        if let last = cache.lastEventSequence {
+            try later(sql, parameters)
+            sequence = last + 1
+        } else {
+            sequence = try rows(sql, parameters).first?.int64(0) ?? 0
+        }
+        cache.lastEventSequence = sequence
+        return sequence
     }
 
     func events(_ filter: EventFilter) throws -> [EventRecord] {
@@ -898,4 +946,19 @@ final class RowCache {
     /// Per deployment, its targets' counts by status (those above zero).
     var counts: [String: [String: Int]] = [:]
     var commands: [String: HostCommandRecord?] = [:]
+    /// The event stream's last sequence number, once an event was appended.
+    var lastEventSequence: Int64?
+    /// In a read-only transaction (one snapshot), whether an instance has a command it has not acknowledged.
+    var unacknowledged: [String: Bool] = [:]
+
+    /// Forgets everything (a delete that cascades to deployments, targets and commands).
+    func removeAll() {
+        deployments = [:]
+        groupIds = [:]
+        targets = [:]
+        counts = [:]
+        commands = [:]
+        lastEventSequence = nil
+        unacknowledged = [:]
+    }
 }

@@ -254,6 +254,75 @@ import Testing
         }
     }
 
+    /// A write the database refuses fails its own request, whether its answer is read at once or (PostgreSQL, which
+    /// sends writes whose outcome it knows with the next statement) at the request's next statement, at its end, or
+    /// with the COMMIT of a transaction of its own: never another request of the group, never silently. The event
+    /// sequence numbers a group's requests are given are the ones stored, across a request rolled back between them.
+    @Test func aRefusedWriteFailsItsOwnRequestWheneverItsAnswerIsRead() throws {
+        struct Boom: Error {}
+        func event(_ n: Int) -> EventRecord {
+            EventRecord(time: Double(n), deploymentId: "d-1", applicationName: "web", instanceName: "i-1", body: "{\"n\":\(n)}")
+        }
+        let duplicate = HostCommandRecord(id: "c-1", deploymentId: "d-1", instanceName: "i-2", eventName: "Install", deadline: 1)
+        for (name, store) in try Self.stores() where name != "memory" {  // the memory store has no unique keys
+            try store.write { tx in
+                try Self.insertDeployment(tx, status: .inProgress)
+                for (position, instance) in ["i-1", "i-2"].enumerated() {
+                    try tx.insertTarget(
+                        InstanceTarget(deploymentId: "d-1", targetId: instance, status: .pending), deploymentId: "d-1", position: position)
+                }
+                try tx.insertCommand(HostCommandRecord(id: "c-1", deploymentId: "d-1", instanceName: "i-1", eventName: "Install", deadline: 100))
+            }
+            var given: [Int64] = []
+            try store.batched {
+                try store.write { tx in given.append(try tx.appendEvent(event(1))) }
+                // Refused at the request's end: nothing is read after the duplicate.
+                #expect(throws: (any Error).self, "\(name)") {
+                    try store.write { tx in
+                        var target = try #require(try tx.target(deploymentId: "d-1", instance: "i-1"))
+                        target.status = .failed
+                        try tx.updateTarget(target)
+                        _ = try tx.appendEvent(event(2))
+                        try tx.insertCommand(duplicate)
+                    }
+                }
+                try store.write { tx in
+                    given.append(try tx.appendEvent(event(3)))
+                    given.append(try tx.appendEvent(event(4)))
+                    var target = try #require(try tx.target(deploymentId: "d-1", instance: "i-2"))
+                    target.status = .inProgress
+                    try tx.updateTarget(target)
+                    _ = try tx.acknowledgeCommand(id: "c-1", deadline: 300)
+                }
+                // Refused at the next statement, which throws it.
+                #expect(throws: (any Error).self, "\(name)") {
+                    try store.write { tx in
+                        _ = try tx.command(id: "c-1")
+                        _ = try tx.acknowledgeCommand(id: "c-1", deadline: 900)
+                        try tx.insertCommand(duplicate)
+                        _ = try tx.targetStatusCounts(deploymentId: "d-1")
+                    }
+                }
+                try store.write { tx in given.append(try tx.appendEvent(event(5))) }
+            }
+            // Refused with the COMMIT of a write of its own.
+            #expect(throws: (any Error).self, "\(name)") {
+                try store.write { tx in
+                    _ = try tx.appendEvent(event(6))
+                    try tx.insertCommand(duplicate)
+                }
+            }
+            let stored = try store.read { try $0.events(EventFilter()) }
+            #expect(stored.map(\.body) == ["{\"n\":1}", "{\"n\":3}", "{\"n\":4}", "{\"n\":5}"], "\(name)")
+            #expect(stored.map(\.sequence) == given, "\(name)")
+            #expect(Set(given).count == 4, "\(name)")
+            let (counts, command) = try store.read { tx in (try tx.targetStatusCounts(deploymentId: "d-1"), try tx.command(id: "c-1")) }
+            #expect(counts == ["Pending": 1, "InProgress": 1], "\(name)")
+            #expect(command?.instanceName == "i-1" && command?.acknowledged == true && command?.deadline == 300, "\(name)")
+            #expect(try store.read { try $0.target(deploymentId: "d-1", instance: "i-1")?.status } == .pending, "\(name)")
+        }
+    }
+
     /// Equal creation times are ordered by creation order, newest first, on both stores.
     @Test func deploymentsAreNewestFirstWithExplicitTieBreaks() throws {
         for (name, store) in try Self.stores() {

@@ -20,10 +20,24 @@ PGresult *deployctl_pq_exec(PGconn *c, const char *query);
 PGresult *deployctl_pq_exec_params(PGconn *c, const char *query, int count, const char *const *values);
 PGresult *deployctl_pq_prepare(PGconn *c, const char *name, const char *query, int count);
 PGresult *deployctl_pq_exec_prepared(PGconn *c, const char *name, int count, const char *const *values);
-/* `prefix` (a statement without parameters or rows, such as BEGIN or SAVEPOINT) and then the prepared statement
-   `name`, sent together in one pipeline: one round trip instead of two. Answers the prefix's result when it failed
-   (the statement did not run), else the statement's; NULL when the connection failed (PQerrorMessage says why). */
-PGresult *deployctl_pq_exec_prepared_after(PGconn *c, const char *prefix, const char *name, int count, const char *const *values);
+/* One statement of a pipeline: a prepared statement by `name` with `count` parameters, or (name NULL) `sql`, one
+   statement without parameters (BEGIN, SAVEPOINT, COMMIT). */
+typedef struct {
+    const char *sql;
+    const char *name;
+    int count;
+    const char *const *values;
+} deployctl_pq_step;
+/* Sends `count` steps in one pipeline with one Sync: one round trip however many there are. Answers the result of the
+   first step that failed (its index in *failed; the steps after it did not run) or, when none did, the last step's
+   (*failed = -1); NULL when the connection failed (PQerrorMessage says why). */
+PGresult *deployctl_pq_pipeline(PGconn *c, const deployctl_pq_step *steps, int count, int *failed);
+/* Sends `sql` (one statement without parameters) and returns without waiting for its answer, which
+   deployctl_pq_settle reads later: 1 when it was sent. The connection stays in pipeline mode until then. */
+int deployctl_pq_send_owing(PGconn *c, const char *sql);
+/* Reads the answer deployctl_pq_send_owing left unread and leaves pipeline mode: 1 when the statement succeeded and
+   the connection can be used again, 0 when it failed or the connection did. */
+int deployctl_pq_settle(PGconn *c);
 /* Whether the connection is out of pipeline mode (one left in it, after a failure, must not be reused). */
 int deployctl_pq_pipeline_off(const PGconn *c);
 /* 1: a command without rows; 2: rows; anything else failed. */
