@@ -169,6 +169,13 @@ extension JSONValue {
             out += "\""
             return
         }
+        // Escapes with every other byte copied as it is (a UTF-8 sequence's bytes are all above 0x7F): a byte at a
+        // time into one buffer, where appending scalar by scalar to a String cost a tenth of the server's time.
+        if !asciiOnly || s.utf8.allSatisfy({ $0 <= 0x7E }) {
+            out += escapedBytes(s)
+            out += "\""
+            return
+        }
         func hex(_ value: UInt32) {
             let digits = String(value, radix: 16)
             out += "\\u" + String(repeating: "0", count: max(0, 4 - digits.count)) + digits
@@ -200,6 +207,29 @@ extension JSONValue {
         }
         out += "\""
     }
+}
+
+/// `s` with JSON's escapes for quotes, backslashes and control characters (short forms where JSON has them,
+/// `\u00xx` otherwise), everything else unchanged.
+private func escapedBytes(_ s: String) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(s.utf8.count + 16)
+    for byte in s.utf8 {
+        switch byte {
+        case UInt8(ascii: "\""): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+        case UInt8(ascii: "\\"): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+        case 0x0A: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+        case 0x0D: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+        case 0x09: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+        case 0x08: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "b")]
+        case 0x0C: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "f")]
+        case ..<0x20:
+            bytes += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), digits[Int(byte >> 4)], digits[Int(byte & 0xF)]]
+        default: bytes.append(byte)
+        }
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 // MARK: - Parsing

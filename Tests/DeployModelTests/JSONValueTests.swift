@@ -55,6 +55,13 @@ import Testing
             #expect(foundation?.first as? String == text)
         }
         #expect(try JSONValue.parse(#""\ud83d\ude00 \u00E9\/\b\f""#) == .string("😀 é/\u{08}\u{0C}"))
+        // The escapes written, exactly (short forms where JSON has them, lower-case hex otherwise), with and without
+        // asciiOnly.
+        let escaped = JSONValue.string("a\"b\\c/\n\r\t\u{08}\u{0C}\u{01}\u{1F}\u{7F}é😀").compact()
+        #expect(escaped == #""a\"b\\c/\n\r\t\b\f\u0001\u001f\#u{7F}é😀""#)
+        var ascii = ""
+        JSONValue.writeString("a\"\u{01}é😀", into: &ascii, asciiOnly: true)
+        #expect(ascii == #""a\"\u0001\u00e9\ud83d\ude00""#)
         #expect(
             try JSONValue.parse(" [ -1.5e3 , 42 , true , false , null ] ") == .array([.double(-1500), .int(42), .bool(true), .bool(false), .null]))
     }
