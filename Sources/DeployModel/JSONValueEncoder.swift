@@ -21,6 +21,8 @@ public struct JSONValueEncoder: Sendable {
     }
 
     public func encode<T: Encodable>(_ value: T) throws -> JSONValue {
+        // Only the top-level value is asked: a dynamic cast for every nested value would cost every other shape.
+        if let direct = value as? any DirectJSONEncodable { return direct.jsonValue(dates: dateEncoding) }
         let node = EncodingNode()
         try EncoderCore(node: node, codingPath: [], dateEncoding: dateEncoding).encodeAny(value)
         return node.resolve()
