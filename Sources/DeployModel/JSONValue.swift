@@ -95,66 +95,79 @@ extension JSONValue {
 extension JSONValue {
     /// Renders like Python's `json.dumps(value, indent=4, ensure_ascii=False)`, which is what the aws CLI prints.
     public func rendered(indent: Int = 4) -> String {
-        var out = ""
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
         write(into: &out, level: 0, indent: indent)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Renders on one line with no spaces, for storage.
     public func compact() -> String {
-        var out = ""
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
         write(into: &out, level: 0, indent: nil)
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
-    private func write(into out: inout String, level: Int, indent: Int?) {
+    /// Into bytes, not a String: appending to a String checks its storage and encoding at every step, and the server
+    /// renders every response and every stored row this way.
+    private func write(into out: inout [UInt8], level: Int, indent: Int?) {
         switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .int(let i): out += String(i)
-        case .double(let d): out += JSONValue.format(d)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let i): out.append(contentsOf: String(i).utf8)
+        case .double(let d): out.append(contentsOf: JSONValue.format(d).utf8)
         case .string(let s): JSONValue.writeString(s, into: &out)
         case .array(let items):
             if items.isEmpty {
-                out += "[]"
+                out.append(contentsOf: "[]".utf8)
                 return
             }
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 JSONValue.newline(into: &out, level: level + 1, indent: indent)
                 item.write(into: &out, level: level + 1, indent: indent)
             }
             JSONValue.newline(into: &out, level: level, indent: indent)
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let members):
             if members.isEmpty {
-                out += "{}"
+                out.append(contentsOf: "{}".utf8)
                 return
             }
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             for (i, member) in members.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 JSONValue.newline(into: &out, level: level + 1, indent: indent)
                 JSONValue.writeString(member.key, into: &out)
-                out += indent == nil ? ":" : ": "
+                out.append(UInt8(ascii: ":"))
+                if indent != nil { out.append(UInt8(ascii: " ")) }
                 member.value.write(into: &out, level: level + 1, indent: indent)
             }
             JSONValue.newline(into: &out, level: level, indent: indent)
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    private static func newline(into out: inout String, level: Int, indent: Int?) {
+    private static func newline(into out: inout [UInt8], level: Int, indent: Int?) {
         guard let indent else { return }
-        out += "\n"
-        out += String(repeating: " ", count: level * indent)
+        out.append(0x0A)
+        out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: level * indent))
+    }
+
+    /// A JSON string literal of `s` (only what JSON requires escaped), in bytes.
+    private static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        appendEscaped(s, to: &out)
+        out.append(UInt8(ascii: "\""))
     }
 
     static func format(_ d: Double) -> String {
         if d.isNaN { return "NaN" }
         if d.isInfinite { return d > 0 ? "Infinity" : "-Infinity" }
-        if d == d.rounded(), abs(d) < 1e16 { return String(format: "%.1f", d) }
+        // What "%.1f" prints for a whole number, without formatting through Foundation.
+        if d == d.rounded(), abs(d) < 1e16 { return (d == 0 && d.sign == .minus ? "-" : "") + String(Int64(d)) + ".0" }
         return "\(d)"
     }
 
@@ -172,7 +185,10 @@ extension JSONValue {
         // Escapes with every other byte copied as it is (a UTF-8 sequence's bytes are all above 0x7F): a byte at a
         // time into one buffer, where appending scalar by scalar to a String cost a tenth of the server's time.
         if !asciiOnly || s.utf8.allSatisfy({ $0 <= 0x7E }) {
-            out += escapedBytes(s)
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(s.utf8.count + 16)
+            appendEscaped(s, to: &bytes)
+            out += String(decoding: bytes, as: UTF8.self)
             out += "\""
             return
         }
@@ -209,27 +225,34 @@ extension JSONValue {
     }
 }
 
-/// `s` with JSON's escapes for quotes, backslashes and control characters (short forms where JSON has them,
-/// `\u00xx` otherwise), everything else unchanged.
-private func escapedBytes(_ s: String) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(s.utf8.count + 16)
-    for byte in s.utf8 {
-        switch byte {
-        case UInt8(ascii: "\""): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-        case UInt8(ascii: "\\"): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-        case 0x0A: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-        case 0x0D: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-        case 0x09: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-        case 0x08: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "b")]
-        case 0x0C: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "f")]
-        case ..<0x20:
-            bytes += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), digits[Int(byte >> 4)], digits[Int(byte & 0xF)]]
-        default: bytes.append(byte)
+extension JSONValue {
+    /// Appends `s` with JSON's escapes for quotes, backslashes and control characters (short forms where JSON has
+    /// them, `\u00xx` otherwise) and every other byte as it is (a UTF-8 sequence's bytes are all above 0x7F); a
+    /// string that needs no escape is copied whole.
+    fileprivate static func appendEscaped(_ s: String, to bytes: inout [UInt8]) {
+        let utf8 = s.utf8
+        guard utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+            bytes.append(contentsOf: utf8)
+            return
+        }
+        let digits = Array("0123456789abcdef".utf8)
+        for byte in utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case 0x0A: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case 0x0D: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case 0x09: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0x08: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "b")]
+            case 0x0C: bytes += [UInt8(ascii: "\\"), UInt8(ascii: "f")]
+            case ..<0x20:
+                bytes += [
+                    UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), digits[Int(byte >> 4)], digits[Int(byte & 0xF)],
+                ]
+            default: bytes.append(byte)
+            }
         }
     }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 // MARK: - Parsing

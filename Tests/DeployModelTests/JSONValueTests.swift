@@ -59,6 +59,10 @@ import Testing
         // asciiOnly.
         let escaped = JSONValue.string("a\"b\\c/\n\r\t\u{08}\u{0C}\u{01}\u{1F}\u{7F}é😀").compact()
         #expect(escaped == #""a\"b\\c/\n\r\t\b\f\u0001\u001f\#u{7F}é😀""#)
+        // Whole numbers as "%.1f" prints them.
+        #expect(
+            JSONValue.array([.double(1_700_000_000), .double(-0.0), .double(-5), .double(1e15), .double(0.25)]).compact()
+                == "[1700000000.0,-0.0,-5.0,1000000000000000.0,0.25]")
         var ascii = ""
         JSONValue.writeString("a\"\u{01}é😀", into: &ascii, asciiOnly: true)
         #expect(ascii == #""a\"\u0001\u00e9\ud83d\ude00""#)
