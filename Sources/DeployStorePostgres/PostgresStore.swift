@@ -404,9 +404,11 @@ final class ConnectionPool: @unchecked Sendable {
         condition.lock()
         while true {
             while idle.isEmpty, open >= capacity { condition.wait() }
-            guard let connection = idle.popLast() else { break }
+            // The one given back longest ago: the answer to the COMMIT of the read it last ran
+            // (``PostgresConnection/commitOwing()``) has had the most time to arrive.
+            guard !idle.isEmpty else { break }
+            let connection = idle.removeFirst()
             condition.unlock()
-            // The answer to the COMMIT of the read it last ran (``PostgresConnection/commitOwing()``), long arrived.
             do {
                 try connection.settle()
                 return connection
