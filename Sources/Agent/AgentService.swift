@@ -116,7 +116,11 @@ public struct AgentService: Service {
             } catch is CancellationError where Task.isShuttingDownGracefully {
                 break
             } catch {
-                if Task.isShuttingDownGracefully { break }
+                if Task.isShuttingDownGracefully {
+                    // Said even when stopping: a result left on disk for the next start is the operator's to know.
+                    logger.warning("\(error)")
+                    break
+                }
                 logger.error("\(error)")
                 failures += 1
             }

@@ -234,7 +234,9 @@ struct AgentGroupCommand: AsyncParsableCommand {
             }
             let root = agentRoot ?? configuration.rootDirectory ?? DeploymentRoot.defaultPath()
             let engine = engineOptions.engine(root: DeploymentRoot(path: root))
-            let service = RemoteHostCommands(client: commands, hostIdentifier: identity.hostIdentifier)
+            // Stopping, a result the server cannot take waits on disk for the next start rather than holding the stop.
+            let service = RemoteHostCommands(
+                client: commands, hostIdentifier: identity.hostIdentifier, stopping: { Task.isShuttingDownGracefully })
             let adapter = HostCommandAdapter(
                 service: service, artifacts: nil, fetcher: RemoteBundles(client: bundles, directory: root + "/downloads"), installRoot: installRoot)
             let logger = try makeLogger(instance: instance)

@@ -20,13 +20,23 @@ public final class RemoteHostCommands: HostCommandService {
     let specifications = Mutex<[String: DeploymentSpecification]>([:])
     /// How long a `Complete` is retried while the server cannot be reached (a result is never dropped early).
     let completeRetryLimit: Duration
+    /// Whether the agent has been asked to stop (SIGTERM): then a `Complete` the server cannot take is retried for
+    /// ``stopGrace`` only, and the result waits on disk for the agent's next start (`AgentLoop` keeps it in the
+    /// event's marker), rather than holding the stop for up to ``completeRetryLimit``.
+    let stopping: @Sendable () -> Bool
+    let stopGrace: Duration
 
     public static let target = "CodeDeployCommandService_v20141006."
 
-    public init(client: SignedClient, hostIdentifier: String, completeRetryLimit: Duration = .seconds(3600)) {
+    public init(
+        client: SignedClient, hostIdentifier: String, completeRetryLimit: Duration = .seconds(3600),
+        stopping: @escaping @Sendable () -> Bool = { false }, stopGrace: Duration = .seconds(10)
+    ) {
         self.client = client
         self.hostIdentifier = hostIdentifier
         self.completeRetryLimit = completeRetryLimit
+        self.stopping = stopping
+        self.stopGrace = stopGrace
     }
 
     func call(_ operation: String, _ body: JSONValue) async throws -> JSONValue {
@@ -110,21 +120,32 @@ public final class RemoteHostCommands: HostCommandService {
     }
 
     /// Retried with backoff and jitter until the server answers (a completed result is never lost to a network
-    /// error); a refusal by the server ends it.
+    /// error); a refusal by the server ends it, and so does a stop once ``stopGrace`` has passed (the result then
+    /// waits on disk for the next start).
     public func completeHostCommand(id: String, report: HostCommandReport) async throws {
         let body = JSONValue.members([
             ("HostCommandIdentifier", .string(id)), ("CommandStatus", .string(report.status == .failed ? "Failed" : "Succeeded")),
             ("Diagnostics", CommandProtocol.diagnostics(report)),
         ])
         let started = ContinuousClock.now
+        var stopSeen: ContinuousClock.Instant?
         var delay = 0.2
         while true {
             do {
                 _ = try await call("PutHostCommandComplete", body)
                 return
             } catch let error as RemoteError {
-                guard ContinuousClock.now - started < completeRetryLimit else { throw error }
-                try await Task.sleep(for: .milliseconds(Int(delay * 1000 * Double.random(in: 0.5...1.5))))
+                let now = ContinuousClock.now
+                guard now - started < completeRetryLimit else { throw error }
+                if stopSeen == nil, stopping() { stopSeen = now }
+                if let stopSeen, now - stopSeen >= stopGrace {
+                    throw RemoteError(
+                        "stopping: the result of host command \(id.prefix(200)) could not be reported (\(error.description)); it stays on disk and is reported when the agent next starts"
+                    )
+                }
+                var pause = delay * Double.random(in: 0.5...1.5)
+                if stopSeen != nil { pause = min(pause, 1) }
+                try await Task.sleep(for: .milliseconds(Int(pause * 1000)))
                 delay = min(delay * 2, 30)
             }
         }

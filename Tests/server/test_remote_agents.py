@@ -293,9 +293,12 @@ def test_install_puts_the_files_where_aws_agent_keeps_them_and_uninstall_removes
         subprocess.run(["rm", "-rf", s.directory])
 
 
-def test_a_result_the_server_could_not_take_is_reported_after_a_restart(tmp_path):
-    """The server goes down while a hook runs and the agent is killed before it can report: the result waits on
-    disk and the restarted agent reports it (the event Succeeded, not 'the agent restarted')."""
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["killed", "stopped"])
+def test_a_result_the_server_could_not_take_is_reported_after_a_restart(tmp_path, stop):
+    """The server goes down while a hook runs and the agent is killed, or asked to stop, before it can report: the
+    result waits on disk and the restarted agent reports it (the event Succeeded, not 'the agent restarted'). Asked
+    to stop, the agent tries for a few seconds more, then exits rather than retrying for the hour it would while
+    running."""
     import socket
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
@@ -321,7 +324,13 @@ def test_a_result_the_server_could_not_take_is_reported_after_a_restart(tmp_path
         s.process.send_signal(signal.SIGTERM)
         s.process.wait(timeout=30)
         time.sleep(5)  # the hook ends; the report cannot be delivered
-        host.stop(signal.SIGKILL)
+        asked = time.monotonic()
+        host.stop(stop)
+        if stop == signal.SIGTERM:
+            assert time.monotonic() - asked < 25
+            assert host.process.returncode == 0
+            log = open(os.path.join(host.dir, "agent.log")).read()
+            assert "stays on disk and is reported when the agent next starts" in log, log
         ongoing = os.path.join(host.dir, "root", "ongoing-deployment")
         markers = os.listdir(ongoing)
         assert len(markers) == 1
