@@ -259,6 +259,7 @@ final class PostgresConnection: @unchecked Sendable {
     /// Sends `steps` in one pipeline (the queue is emptied: it is part of them) and answers the last one's result,
     /// or throws the first failure.
     private func send(_ steps: [Queued]) throws(PostgresError) -> OpaquePointer? {
+        try settle()
         queue.removeAll()
         sends += 1
         var owned: [UnsafeMutablePointer<CChar>?] = []
