@@ -20,42 +20,40 @@ extension JSONValueEncoder.DateEncoding {
     }
 }
 
+extension JSONValue {
+    /// An object of the members whose value is there, in the order given (what the encoder writes for a shape's
+    /// optional members: a nil one is left out).
+    static func present(_ members: [(String, JSONValue?)]) -> JSONValue {
+        .object(members.compactMap { key, value in value.map { JSONMember(key, $0) } })
+    }
+}
+
 extension InstanceTarget: DirectJSONEncodable {
     public func jsonValue(dates: JSONValueEncoder.DateEncoding) -> JSONValue {
-        var members: [JSONMember] = []
-        members.reserveCapacity(7)
-        if let deploymentId { members.append(JSONMember("deploymentId", .string(deploymentId))) }
-        if let targetId { members.append(JSONMember("targetId", .string(targetId))) }
-        if let targetArn { members.append(JSONMember("targetArn", .string(targetArn))) }
-        if let status { members.append(JSONMember("status", .string(status.rawValue))) }
-        if let lastUpdatedAt { members.append(JSONMember("lastUpdatedAt", dates.value(lastUpdatedAt))) }
-        if let lifecycleEvents { members.append(JSONMember("lifecycleEvents", .array(lifecycleEvents.map { $0.jsonValue(dates: dates) }))) }
-        if let instanceLabel { members.append(JSONMember("instanceLabel", .string(instanceLabel.rawValue))) }
-        return .object(members)
+        .present([
+            ("deploymentId", deploymentId.map(JSONValue.string)), ("targetId", targetId.map(JSONValue.string)),
+            ("targetArn", targetArn.map(JSONValue.string)), ("status", status.map { .string($0.rawValue) }),
+            ("lastUpdatedAt", lastUpdatedAt.map(dates.value)),
+            ("lifecycleEvents", lifecycleEvents.map { .array($0.map { $0.jsonValue(dates: dates) }) }),
+            ("instanceLabel", instanceLabel.map { .string($0.rawValue) }),
+        ])
     }
 }
 
 extension LifecycleEvent: DirectJSONEncodable {
     public func jsonValue(dates: JSONValueEncoder.DateEncoding) -> JSONValue {
-        var members: [JSONMember] = []
-        members.reserveCapacity(5)
-        if let lifecycleEventName { members.append(JSONMember("lifecycleEventName", .string(lifecycleEventName))) }
-        if let diagnostics { members.append(JSONMember("diagnostics", diagnostics.jsonValue(dates: dates))) }
-        if let startTime { members.append(JSONMember("startTime", dates.value(startTime))) }
-        if let endTime { members.append(JSONMember("endTime", dates.value(endTime))) }
-        if let status { members.append(JSONMember("status", .string(status.rawValue))) }
-        return .object(members)
+        .present([
+            ("lifecycleEventName", lifecycleEventName.map(JSONValue.string)), ("diagnostics", diagnostics.map { $0.jsonValue(dates: dates) }),
+            ("startTime", startTime.map(dates.value)), ("endTime", endTime.map(dates.value)), ("status", status.map { .string($0.rawValue) }),
+        ])
     }
 }
 
 extension Diagnostics: DirectJSONEncodable {
     public func jsonValue(dates: JSONValueEncoder.DateEncoding) -> JSONValue {
-        var members: [JSONMember] = []
-        members.reserveCapacity(4)
-        if let errorCode { members.append(JSONMember("errorCode", .string(errorCode.rawValue))) }
-        if let scriptName { members.append(JSONMember("scriptName", .string(scriptName))) }
-        if let message { members.append(JSONMember("message", .string(message))) }
-        if let logTail { members.append(JSONMember("logTail", .string(logTail))) }
-        return .object(members)
+        .present([
+            ("errorCode", errorCode.map { .string($0.rawValue) }), ("scriptName", scriptName.map(JSONValue.string)),
+            ("message", message.map(JSONValue.string)), ("logTail", logTail.map(JSONValue.string)),
+        ])
     }
 }

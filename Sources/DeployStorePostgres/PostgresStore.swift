@@ -22,6 +22,11 @@ public final class PostgresStore: DeployStore, Sendable {
     private let state = Mutex(Counters())
     /// The advisory lock key every write transaction takes ("dcwrite" in ASCII).
     static let writeLock: Int64 = 0x64_63_77_72_69_74_65
+    /// Queues the write lock to go with the transaction's first statement (BEGIN is queued before it).
+    static func queueWriteLock(on connection: PostgresConnection) throws(PostgresError) {
+        try connection.sendWithNext("SELECT pg_advisory_xact_lock($1::bigint)", [writeLock], opening: true)
+    }
+
     /// The channel write transactions notify when they change work or access (deployments, targets, commands, keys,
     /// instances); replicas LISTEN on it.
     static let channel = "deployctl_changes"
@@ -142,7 +147,7 @@ public final class PostgresStore: DeployStore, Sendable {
         // BEGIN and the lock go with the group's first statement; a group that runs none sends nothing.
         let begin = connection.sendWithNext("BEGIN")
         do {
-            try connection.sendWithNext("SELECT pg_advisory_xact_lock($1::bigint)", [Self.writeLock], opening: true)
+            try Self.queueWriteLock(on: connection)
         } catch {
             _ = connection.takeBack(begin)
             healthy = !error.isConnectionLoss
@@ -222,7 +227,7 @@ public final class PostgresStore: DeployStore, Sendable {
             // BEGIN (and a write's lock) go with the first statement: one round trip.
             let begin = connection.sendWithNext(writing ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             do {
-                if writing { try connection.sendWithNext("SELECT pg_advisory_xact_lock($1::bigint)", [Self.writeLock], opening: true) }
+                if writing { try Self.queueWriteLock(on: connection) }
                 let transaction = PostgresTransaction(connection: connection, writable: writing)
                 let value: T
                 do {
